@@ -1,0 +1,183 @@
+// One zod schema for the whole configuration, shared by `pullguard check` and `pullguard serve`.
+// Sources, lowest first: defaults, the file (YAML or JSON), PULLGUARD_* environment, command flags.
+
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { REASONS } from './findings.ts';
+
+const duration = z.union([
+  z.number().int().nonnegative(),
+  z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as 500ms, 8s, 5m or 1h'),
+]).transform((v) => (typeof v === 'number' ? v : parseDuration(v)));
+
+export function parseDuration(text: string): number {
+  const m = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a duration (use 500ms, 8s, 5m or 1h)`);
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return n * unit;
+}
+
+export const MODES = ['enforce', 'warn', 'audit'] as const;
+export type Mode = (typeof MODES)[number];
+export const ACTIONS = ['deny', 'warn', 'ignore'] as const;
+export type Action = (typeof ACTIONS)[number];
+
+const hostPort = z.string().regex(/^[A-Za-z0-9.\-[\]:]+$/, 'a registry host, optionally with :port');
+
+export const configSchema = z.strictObject({
+  /** enforce: deny fail, warn risk; warn: warn everything; audit: allow everything, record only */
+  mode: z.enum(MODES).default('enforce'),
+  /** a namespace label whose value (enforce|warn|audit|off) overrides the mode for that namespace */
+  namespaceModeLabel: z.string().default('pullguard.io/mode'),
+  /** per-reason action overrides in enforce mode, e.g. { "platform-not-found": "warn" } */
+  actions: z.partialRecord(z.enum(REASONS), z.enum(ACTIONS)).default({}),
+  /** a check's overall deadline; unfinished images become `timeout` risks */
+  deadline: duration.default(8000),
+
+  registry: z.strictObject({
+    /** hosts reached over plain HTTP or with TLS verification off, as containerd's insecure registries */
+    insecure: z.array(hostPort).default([]),
+    /** extra CA certificate files (PEM) trusted for every registry */
+    caFiles: z.array(z.string()).default([]),
+    /** at most this many requests in flight to one registry host */
+    concurrency: z.number().int().positive().default(8),
+    /** report `rate-limited` when a registry says fewer pulls than this remain */
+    rateLimitThreshold: z.number().int().nonnegative().default(10),
+    /** how many tags to read at most when suggesting a missing tag's neighbours */
+    maxTagsForSuggestions: z.number().int().nonnegative().default(1000),
+    /** hosts that may be contacted although they resolve to link-local/metadata addresses */
+    allowLinkLocal: z.array(hostPort).default([]),
+  }).prefault({}),
+
+  cache: z.strictObject({
+    maxEntries: z.number().int().positive().default(10_000),
+    /** an image that exists, by tag */
+    positiveTtl: duration.prefault('5m'),
+    /** an image that exists, by digest (immutable) */
+    digestTtl: duration.prefault('1h'),
+    /** an image that is missing or denied: short, so that a push is seen soon */
+    negativeTtl: duration.prefault('10s'),
+  }).prefault({}),
+
+  credentials: z.strictObject({
+    /** docker config files the nodes use (mounted into pullguard), joined after the pod's secrets */
+    nodeDockerConfigs: z.array(z.string()).default([]),
+    /**
+     * image patterns (kubelet matchImages globs) served by node credential provider plugins: an image
+     * they match is `unverifiable` when no pull secret opens it
+     */
+    providerImages: z.array(z.string()).default([
+      '*.dkr.ecr.*.amazonaws.com',
+      '*.dkr.ecr.*.amazonaws.com.cn',
+      '*.pkg.dev',
+      'gcr.io',
+      '*.gcr.io',
+      '*.azurecr.io',
+    ]),
+  }).prefault({}),
+
+  /** platforms to require (os/arch[/variant]); empty: the nodes' platforms when in a cluster */
+  platforms: z.array(z.string()).default([]),
+
+  cluster: z.strictObject({
+    /** path of a kubeconfig; empty: KUBECONFIG, then in-cluster, then none */
+    kubeconfig: z.string().optional(),
+    /** cache secrets and service accounts this long */
+    cacheTtl: duration.prefault('30s'),
+    /** watch Node objects for platforms and images */
+    watchNodes: z.boolean().default(true),
+  }).prefault({}),
+
+  server: z.strictObject({
+    host: z.string().default('0.0.0.0'),
+    port: z.number().int().min(0).max(65535).default(8443),
+    tlsCert: z.string().optional(),
+    tlsKey: z.string().optional(),
+    /** AdmissionReview bodies carry object and oldObject; a 1.5 MiB object needs ~3 MiB, allow more */
+    bodyLimit: z.number().int().positive().default(16 * 1024 * 1024),
+    /** the webhook's name as registered, used in auditAnnotations keys and messages */
+    webhookName: z.string().default('images.pullguard.io'),
+  }).prefault({}),
+
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+export class ConfigError extends Error {
+  readonly issues: string[];
+  constructor(source: string, issues: string[]) {
+    super(`invalid configuration in ${source}: ${issues.join('; ')}`);
+    this.issues = issues;
+  }
+}
+
+/** Validates raw input; the error lists the path of every wrong field. */
+export function validateConfig(input: unknown, source = 'configuration'): Config {
+  const result = configSchema.safeParse(input ?? {});
+  if (result.success) return result.data;
+  const issues = result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
+  throw new ConfigError(source, issues);
+}
+
+export function readConfigFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read: ${(err as Error).message}`]);
+  }
+  try {
+    return parseYaml(text) ?? {};
+  } catch (err) {
+    throw new ConfigError(file, [(err as Error).message.split('\n')[0] ?? 'not YAML or JSON']);
+  }
+}
+
+/**
+ * PULLGUARD_* variables override the file: PULLGUARD_MODE, PULLGUARD_DEADLINE,
+ * PULLGUARD_LOG_LEVEL, PULLGUARD_SERVER_PORT, PULLGUARD_SERVER_TLS_CERT, PULLGUARD_SERVER_TLS_KEY,
+ * PULLGUARD_CLUSTER_KUBECONFIG.
+ */
+export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, Record<string, unknown> | unknown> = {};
+  const set = (path: string[], value: unknown) => {
+    let node = out as Record<string, unknown>;
+    for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
+    node[path[path.length - 1]!] = value;
+  };
+  if (env.PULLGUARD_MODE) set(['mode'], env.PULLGUARD_MODE);
+  if (env.PULLGUARD_DEADLINE) set(['deadline'], env.PULLGUARD_DEADLINE);
+  if (env.PULLGUARD_LOG_LEVEL) set(['log', 'level'], env.PULLGUARD_LOG_LEVEL);
+  if (env.PULLGUARD_SERVER_PORT) set(['server', 'port'], Number(env.PULLGUARD_SERVER_PORT));
+  if (env.PULLGUARD_SERVER_TLS_CERT) set(['server', 'tlsCert'], env.PULLGUARD_SERVER_TLS_CERT);
+  if (env.PULLGUARD_SERVER_TLS_KEY) set(['server', 'tlsKey'], env.PULLGUARD_SERVER_TLS_KEY);
+  if (env.PULLGUARD_CLUSTER_KUBECONFIG) set(['cluster', 'kubeconfig'], env.PULLGUARD_CLUSTER_KUBECONFIG);
+  return out;
+}
+
+/** Deep merge of plain objects; arrays and scalars of later layers replace earlier ones. */
+export function mergeLayers(...layers: unknown[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const layer of layers) {
+    if (!layer || typeof layer !== 'object' || Array.isArray(layer)) continue;
+    for (const [key, value] of Object.entries(layer)) {
+      if (value === undefined) continue;
+      const prev = out[key];
+      const isObj = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
+      out[key] = isObj(prev) && isObj(value) ? mergeLayers(prev, value) : value;
+    }
+  }
+  return out;
+}
+
+export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; flags?: unknown }): Config {
+  const fromFile = opts.file ? readConfigFile(opts.file) : {};
+  const merged = mergeLayers(fromFile, environmentOverrides(opts.env ?? {}), opts.flags ?? {});
+  return validateConfig(merged, opts.file ?? 'configuration');
+}

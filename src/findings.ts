@@ -1,0 +1,59 @@
+// The shared vocabulary of DESIGN.md: one finding per image use, with a stable reason word that
+// JSON output, metrics labels and configuration all use.
+
+export const VERDICTS = ['ok', 'risk', 'fail'] as const;
+export type Verdict = (typeof VERDICTS)[number];
+
+export const FAIL_REASONS = [
+  'invalid-reference',
+  'repository-not-found',
+  'tag-not-found',
+  'digest-not-found',
+  'access-denied',
+  'platform-not-found',
+] as const;
+export const RISK_REASONS = [
+  'rate-limited',
+  'registry-unreachable',
+  'registry-error',
+  'timeout',
+  'unverifiable',
+] as const;
+export const REASONS = [...FAIL_REASONS, ...RISK_REASONS, 'available'] as const;
+export type Reason = (typeof REASONS)[number];
+
+export function verdictOf(reason: Reason): Verdict {
+  if ((FAIL_REASONS as readonly string[]).includes(reason)) return 'fail';
+  if ((RISK_REASONS as readonly string[]).includes(reason)) return 'risk';
+  return 'ok';
+}
+
+/** Where an image is used: the object and the field path inside it. */
+export interface ImageUse {
+  object: { kind: string; namespace?: string; name?: string };
+  /** container (or volume) name */
+  container: string;
+  /** JSON path of the image field, e.g. spec.template.spec.initContainers[0].image */
+  field: string;
+  image: string;
+  pullPolicy?: string;
+}
+
+export interface Finding {
+  image: string;
+  /** the normalized reference actually pulled (empty when it does not parse) */
+  reference: string;
+  container: string;
+  field: string;
+  object: ImageUse['object'];
+  verdict: Verdict;
+  reason: Reason;
+  /** what happens, one line */
+  message: string;
+  /** what to do, one line */
+  hint: string;
+  /** facts behind the verdict: HTTP statuses, hosts, which credentials were tried */
+  evidence: string[];
+  digest?: string;
+  suggestions?: string[];
+}
