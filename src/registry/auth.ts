@@ -1,0 +1,130 @@
+// Answers a registry's WWW-Authenticate challenge the way containerd does: Basic with the credential
+// as is; Bearer through the token server (OAuth2 POST first when there is a secret, then GET with
+// Basic), anonymous GET when there is none. Tokens are kept until they expire.
+
+import { createHash } from 'node:crypto';
+import type { Challenge } from './challenge.ts';
+import { TransportError, type RegistryTransport } from './transport.ts';
+
+export interface RegistryCredential {
+  username: string;
+  password: string;
+}
+
+/** A stable, non-reversible identity for a credential: cache keys must never hold the secret. */
+export function credentialId(cred: RegistryCredential | null): string {
+  if (!cred) return 'anonymous';
+  return createHash('sha256').update(cred.username).update('\0').update(cred.password).digest('hex').slice(0, 24);
+}
+
+export type AuthOutcome =
+  | { ok: true; authorization: string }
+  | {
+      ok: false;
+      /** no-credentials: Basic challenge and nothing to offer; rejected: the token server refused them */
+      failure: 'no-credentials' | 'rejected' | 'token-error' | 'unsupported';
+      detail: string;
+      status?: number;
+    };
+
+interface CachedToken {
+  token: string;
+  expiresAt: number;
+}
+
+const TOKEN_MAX_BODY = 256 * 1024;
+
+export class Authenticator {
+  private readonly transport: RegistryTransport;
+  private readonly tokens = new Map<string, CachedToken>();
+  private readonly pending = new Map<string, Promise<AuthOutcome>>();
+  /** counted for benchmarks and metrics */
+  tokenRequests = 0;
+
+  constructor(transport: RegistryTransport) {
+    this.transport = transport;
+  }
+
+  async authorize(challenge: Challenge, scope: string, cred: RegistryCredential | null, signal?: AbortSignal): Promise<AuthOutcome> {
+    if (challenge.scheme === 'basic') {
+      if (!cred) return { ok: false, failure: 'no-credentials', detail: 'the registry asks for a username and password (no basic auth credentials)' };
+      return { ok: true, authorization: `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}` };
+    }
+    if (challenge.scheme !== 'bearer') return { ok: false, failure: 'unsupported', detail: `the registry asks for ${challenge.scheme} authentication, which the kubelet's runtime does not answer` };
+    const realm = challenge.params.realm;
+    if (!realm) return { ok: false, failure: 'token-error', detail: 'the Bearer challenge names no realm' };
+    const service = challenge.params.service ?? '';
+    const key = `${realm}|${service}|${scope}|${credentialId(cred)}`;
+    const cached = this.tokens.get(key);
+    if (cached && cached.expiresAt > Date.now()) return { ok: true, authorization: `Bearer ${cached.token}` };
+    let running = this.pending.get(key);
+    if (!running) {
+      running = this.fetchToken(key, realm, service, scope, cred, signal).finally(() => this.pending.delete(key));
+      this.pending.set(key, running);
+    }
+    return running;
+  }
+
+  /** Forget a token the registry refused (it may have been revoked before it expired). */
+  forget(challenge: Challenge, scope: string, cred: RegistryCredential | null): void {
+    this.tokens.delete(`${challenge.params.realm}|${challenge.params.service ?? ''}|${scope}|${credentialId(cred)}`);
+  }
+
+  private async fetchToken(key: string, realm: string, service: string, scope: string, cred: RegistryCredential | null, signal?: AbortSignal): Promise<AuthOutcome> {
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch {
+      return { ok: false, failure: 'token-error', detail: `the token realm "${realm.slice(0, 100)}" is not a URL` };
+    }
+    if (cred) {
+      const posted = await this.request(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'password', username: cred.username, password: cred.password, service, client_id: 'pullguard', scope }).toString(),
+        signal,
+      });
+      // Token servers without the OAuth2 endpoint answer 404, 401, 400 or 405 (GCR, JFrog, ACR): fall back to GET.
+      if (!('status' in posted) || ![400, 401, 404, 405].includes(posted.status)) return this.accept(key, posted);
+    }
+    const get = new URL(url);
+    if (service) get.searchParams.set('service', service);
+    if (scope) get.searchParams.set('scope', scope);
+    const headers: Record<string, string> = cred ? { authorization: `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}` } : {};
+    return this.accept(key, await this.request(get, { method: 'GET', headers, signal }));
+  }
+
+  private async request(url: URL, req: Parameters<RegistryTransport['request']>[1]): Promise<{ status: number; body: Buffer } | { error: TransportError }> {
+    this.tokenRequests++;
+    try {
+      const res = await this.transport.request(url, { ...req, maxBody: TOKEN_MAX_BODY });
+      return { status: res.status, body: res.body };
+    } catch (err) {
+      if (err instanceof TransportError) return { error: err };
+      throw err;
+    }
+  }
+
+  private accept(key: string, res: { status: number; body: Buffer } | { error: TransportError }): AuthOutcome {
+    if ('error' in res) throw res.error;
+    if (res.status === 401 || res.status === 403) {
+      return { ok: false, failure: 'rejected', status: res.status, detail: `the token server refused the credentials (HTTP ${res.status})` };
+    }
+    if (res.status !== 200) return { ok: false, failure: 'token-error', status: res.status, detail: `the token server answered HTTP ${res.status}` };
+    let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
+    try {
+      parsed = JSON.parse(res.body.toString('utf8')) as typeof parsed;
+    } catch {
+      return { ok: false, failure: 'token-error', detail: 'the token server answered with something that is not JSON' };
+    }
+    const token = typeof parsed.token === 'string' && parsed.token ? parsed.token : typeof parsed.access_token === 'string' ? parsed.access_token : '';
+    if (!token) return { ok: false, failure: 'token-error', detail: 'the token server answered without a token' };
+    // expires_in defaults to 60 s (token spec); keep a margin so a token never expires in flight.
+    const lifetime = typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : 60;
+    const issued = typeof parsed.issued_at === 'string' ? Date.parse(parsed.issued_at) : NaN;
+    const start = Number.isNaN(issued) || issued > Date.now() ? Date.now() : issued;
+    this.tokens.set(key, { token, expiresAt: start + Math.max(0, lifetime - 10) * 1000 });
+    if (this.tokens.size > 10_000) this.tokens.delete(this.tokens.keys().next().value as string);
+    return { ok: true, authorization: `Bearer ${token}` };
+  }
+}
