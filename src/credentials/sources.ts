@@ -1,0 +1,70 @@
+// The keyring the kubelet will build for a pod: its pull secrets (for a workload template with none,
+// its ServiceAccount's, as the admission plugin will copy them into each pod), then the node's.
+
+import type { ClusterReader } from '../cluster/reader.ts';
+import type { CredentialContext } from '../preflight/engine.ts';
+import type { PodSpecSite } from '../workload/images.ts';
+import { pullSecretNames } from '../workload/images.ts';
+import { Keyring } from './keyring.ts';
+
+export class PodCredentials {
+  private readonly reader: ClusterReader | null;
+  private readonly node: Keyring | null;
+
+  constructor(reader: ClusterReader | null, nodeKeyring: Keyring | null) {
+    this.reader = reader;
+    this.node = nodeKeyring;
+  }
+
+  async forSite(site: PodSpecSite, namespace: string, signal?: AbortSignal): Promise<CredentialContext> {
+    const problems: string[] = [];
+    const unreadSecrets: string[] = [];
+    const brokenSecrets: string[] = [];
+    let names = pullSecretNames(site.spec);
+    let scope = `namespace "${namespace}"`;
+    if (site.template && !names.length) {
+      const sa = typeof site.spec.serviceAccountName === 'string' && site.spec.serviceAccountName ? site.spec.serviceAccountName : typeof site.spec.serviceAccount === 'string' && site.spec.serviceAccount ? site.spec.serviceAccount : 'default';
+      scope = `namespace "${namespace}", ServiceAccount "${sa}"`;
+      if (this.reader) {
+        const read = await this.reader.serviceAccountPullSecrets(namespace, sa, signal ? { signal } : {});
+        if (read.status === 'ok') names = read.names;
+        else if (read.status === 'missing') problems.push(`ServiceAccount "${sa}" does not exist in namespace "${namespace}"`);
+        else problems.push(`ServiceAccount "${sa}" could not be read (${read.detail ?? read.status})`);
+      }
+    }
+    const pod = new Keyring();
+    if (!this.reader) {
+      unreadSecrets.push(...names);
+    } else if (names.length) {
+      for (const secret of await this.reader.readPullSecrets(namespace, names, signal ? { signal } : {})) {
+        const label = `imagePullSecret "${secret.name}"`;
+        switch (secret.status) {
+          case 'ok':
+            pod.addConfig(secret.entries ?? new Map(), `secret ${namespace}/${secret.name}`);
+            break;
+          case 'missing':
+            problems.push(`${label} does not exist in namespace "${namespace}"`);
+            break;
+          case 'wrong-type':
+            problems.push(`${label} has type ${secret.type ?? 'unknown'}, which the kubelet ignores (use kubernetes.io/dockerconfigjson)`);
+            break;
+          case 'unparseable':
+            brokenSecrets.push(secret.name);
+            problems.push(`${label} does not parse as a docker config`);
+            break;
+          default:
+            unreadSecrets.push(secret.name);
+            problems.push(`${label} could not be read (${secret.detail ?? secret.status})`);
+        }
+      }
+    }
+    return {
+      keyrings: this.node ? [pod, this.node] : [pod],
+      scope,
+      secretNames: names,
+      problems,
+      unreadSecrets,
+      brokenSecrets,
+    };
+  }
+}

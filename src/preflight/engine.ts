@@ -1,0 +1,289 @@
+// The engine: for every image a pod would pull, the finding the kubelet would agree with.
+// Per image: parse as the kubelet does, pick credentials with its keyring rules, ask the registry
+// (cached, shared, capped), then classify; all within one deadline after which the rest is `timeout`.
+
+import type { Config } from '../config.ts';
+import { unionLookup, urlsMatchStr, type Credential, type Keyring } from '../credentials/keyring.ts';
+import type { Finding, ImageUse, Reason } from '../findings.ts';
+import { verdictOf } from '../findings.ts';
+import { format as formatPlatform, fromOCI, indexHasPlatform, type Platform } from '../platform/index.ts';
+import { parseImage, type ImageRef } from '../reference/index.ts';
+import { credentialId } from '../registry/auth.ts';
+import { isIndexMediaType, RegistryClient, type Answer, type ClientOptions, type ManifestBody, type Outcome } from '../registry/client.ts';
+import { isDockerHub, registryHost } from '../registry/hosts.ts';
+import { AnswerCache } from './cache.ts';
+import { explain, type Explained } from './messages.ts';
+import { OFFICIAL_IMAGES } from './official-images.ts';
+import { nearest } from './suggest.ts';
+
+/** Where a check's credentials came from, so messages can say which secret was missing or refused. */
+export interface CredentialContext {
+  /** the kubelet's order: the pod's pull secrets first, then the node's */
+  keyrings: Keyring[];
+  /** e.g. `namespace "shop"` or `namespace "shop", ServiceAccount "default"` */
+  scope?: string;
+  /** names of the pull secrets the pod presents */
+  secretNames?: string[];
+  /** one line each, e.g. `imagePullSecret "regcred" does not exist in namespace "shop"` */
+  problems?: string[];
+  /** pull secrets the pod names that pullguard could not read (no cluster access): a denial may be ours alone */
+  unreadSecrets?: string[];
+  /** pull secrets that do not parse: the kubelet then fails every pull of the pod */
+  brokenSecrets?: string[];
+}
+
+export interface CheckOptions {
+  credentials: CredentialContext;
+  /** the platforms pods may land on (the nodes'); none: not checked */
+  platforms?: Platform[];
+  /** overall deadline in ms (default: the configured one) */
+  deadline?: number;
+  /** whether some node reports one of these image names (pullPolicy Never); undefined: unknown */
+  imageOnAnyNode?: (names: string[]) => boolean | undefined;
+}
+
+/** The part of a finding that does not depend on where the image is used. */
+export type ImageVerdict = Omit<Finding, 'container' | 'field' | 'object' | 'image'> & { image: string };
+
+type Resolved = Answer & { cred: Credential | null };
+
+export class Preflight {
+  readonly client: RegistryClient;
+  private readonly config: Config;
+  private readonly answers: AnswerCache<Answer>;
+  private readonly bodies: AnswerCache<{ body?: ManifestBody; platforms?: (Platform | undefined)[] }>;
+  private readonly tagLists: AnswerCache<Answer & { tags?: string[] }>;
+
+  constructor(config: Config, caPems: string[] = [], hooks: Pick<ClientOptions, 'onResponse' | 'onFailure'> = {}) {
+    this.config = config;
+    this.client = new RegistryClient({
+        ...hooks,
+        insecure: config.registry.insecure,
+        caPems,
+        concurrency: config.registry.concurrency,
+        allowLinkLocal: config.registry.allowLinkLocal,
+        requestTimeoutMs: config.deadline,
+      });
+    this.answers = new AnswerCache(config.cache.maxEntries);
+    this.bodies = new AnswerCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
+    this.tagLists = new AnswerCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
+  }
+
+  get cacheStats() {
+    return { answers: this.answers.stats, size: this.answers.size };
+  }
+
+  /** One finding per use; each distinct image is checked once. */
+  async check(uses: ImageUse[], opts: CheckOptions): Promise<Finding[]> {
+    const deadline = opts.deadline ?? this.config.deadline;
+    const byImage = new Map<string, Promise<ImageVerdict>>();
+    const key = (u: ImageUse) => `${u.image}\u0000${u.pullPolicy ?? ''}`;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), deadline);
+    });
+    try {
+      for (const use of uses) {
+        if (!byImage.has(key(use))) {
+          const work = this.evaluate(use.image, use.pullPolicy, opts);
+          byImage.set(key(use), Promise.race([work, expired]).then((v) => (v === 'timeout' ? timedOut(use.image, deadline) : v)));
+        }
+      }
+      const verdicts = await Promise.all(uses.map((u) => byImage.get(key(u))!));
+      return uses.map((u, i) => ({ ...verdicts[i]!, image: u.image, container: u.container, field: u.field, object: u.object }));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** One image, all the way to a verdict. Never throws: a surprise is a registry-error risk. */
+  async evaluate(image: string, pullPolicy: string | undefined, opts: CheckOptions): Promise<ImageVerdict> {
+    try {
+      return await this.evaluateUnsafe(image, pullPolicy, opts);
+    } catch (err) {
+      return verdict(image, '', 'registry-error', explain({ reason: 'registry-error', image, detail: `pullguard failed: ${(err as Error).message}` }), [String((err as Error).message)]);
+    }
+  }
+
+  private async evaluateUnsafe(image: string, pullPolicy: string | undefined, opts: CheckOptions): Promise<ImageVerdict> {
+    const parsed = parseImage(image);
+    if (!parsed.ok) {
+      return verdict(image, '', 'invalid-reference', explain({ reason: 'invalid-reference', image, detail: parsed.error }), [parsed.error]);
+    }
+    const ref = parsed.ref;
+    const base = { image, ref };
+
+    if (pullPolicy === 'Never') {
+      const present = opts.imageOnAnyNode?.(nodeImageNames(ref));
+      if (present) return verdict(image, ref.pullRef, 'available', explain({ reason: 'available', image, detail: 'pullPolicy Never: the image is on at least one node' }), []);
+      return verdict(image, ref.pullRef, 'unverifiable', explain({ ...base, reason: 'unverifiable', detail: present === false ? 'never-absent' : 'never-unknown' }), []);
+    }
+    if (ref.domain === 'localhost') {
+      return verdict(image, ref.pullRef, 'unverifiable', explain({ ...base, reason: 'unverifiable', detail: 'localhost' }), []);
+    }
+
+    if (opts.credentials.brokenSecrets?.length) {
+      return verdict(image, ref.pullRef, 'access-denied', explain({ ...base, reason: 'access-denied', credentials: opts.credentials, detail: 'broken-secrets' }), []);
+    }
+    const creds = unionLookup(opts.credentials.keyrings, ref.name);
+    const providerManaged = this.config.credentials.providerImages.some((p) => safeMatch(p, ref.name));
+    if (!creds.length && providerManaged) {
+      return verdict(image, ref.pullRef, 'unverifiable', explain({ ...base, reason: 'unverifiable', detail: 'provider' }), []);
+    }
+
+    // The kubelet tries every matching credential in order and stops at the first success; with
+    // none it pulls anonymously, and never falls back to anonymous after a failure.
+    const tried: Resolved[] = [];
+    for (const cred of creds.length ? creds : [null]) {
+      const answer = await this.resolve(ref, cred);
+      tried.push({ ...answer, cred });
+      if (answer.outcome.kind === 'found') break;
+    }
+    const found = tried.find((t) => t.outcome.kind === 'found');
+    const evidence = tried.flatMap((t) => t.evidence.map((e) => (t.cred ? `[${t.cred.source}] ${e}` : e)));
+    if (found) return this.onFound(image, ref, found, evidence, opts);
+    if (providerManaged) {
+      return verdict(image, ref.pullRef, 'unverifiable', explain({ ...base, reason: 'unverifiable', detail: 'provider-after-secrets' }), evidence);
+    }
+    return this.onFailure(image, ref, tried, evidence, opts);
+  }
+
+  /** The registry's answer for one reference and credential, from the cache when it may be. */
+  private resolve(ref: ImageRef, cred: Credential | null): Promise<Answer> {
+    const target = { domain: ref.domain, path: ref.path };
+    const key = `${ref.pullRef}|${credentialId(cred)}`;
+    return this.answers.get(key, () => this.client.resolve(target, ref.digest ?? ref.tag ?? 'latest', cred), (a) => this.ttlOf(a.outcome, Boolean(ref.digest)));
+  }
+
+  private ttlOf(outcome: Outcome, byDigest: boolean): number {
+    const c = this.config.cache;
+    if (outcome.kind === 'found') return byDigest ? c.digestTtl : c.positiveTtl;
+    // Negative and transient answers are kept briefly: a push is seen soon, and a dead registry
+    // does not cost every review a full deadline.
+    return c.negativeTtl;
+  }
+
+  private async onFound(image: string, ref: ImageRef, found: Resolved, evidence: string[], opts: CheckOptions): Promise<ImageVerdict> {
+    const outcome = found.outcome as Extract<Outcome, { kind: 'found' }>;
+    const digest = outcome.digest || undefined;
+    const extras = digest ? { digest } : {};
+    const wanted = opts.platforms ?? [];
+    if (wanted.length) {
+      const offered = await this.platformsOf(ref, outcome, found.cred);
+      if (offered) {
+        const missing = wanted.filter((w) => !indexHasPlatform(offered, w));
+        const offeredText = offered.filter((p): p is Platform => Boolean(p)).map(formatPlatform).filter((p) => p !== 'unknown/unknown');
+        if (missing.length === wanted.length) {
+          return { ...verdict(image, ref.pullRef, 'platform-not-found', explain({ image, ref, reason: 'platform-not-found', missing: missing.map(formatPlatform), offered: offeredText, single: !isIndexMediaType(outcome.mediaType) }), evidence), ...extras };
+        }
+        if (missing.length) {
+          return { ...verdict(image, ref.pullRef, 'platform-not-found', explain({ image, ref, reason: 'platform-not-found', missing: missing.map(formatPlatform), offered: offeredText, partial: true, single: !isIndexMediaType(outcome.mediaType) }), evidence, 'risk'), ...extras };
+        }
+      }
+    }
+    const rl = found.rateLimit;
+    if (rl && rl.remaining < this.config.registry.rateLimitThreshold) {
+      return { ...verdict(image, ref.pullRef, 'rate-limited', explain({ image, ref, reason: 'rate-limited', rateLimit: rl, credentialSource: found.cred?.source }), evidence), ...extras };
+    }
+    return { ...verdict(image, ref.pullRef, 'available', explain({ image, ref, reason: 'available' }), evidence), ...extras };
+  }
+
+  /** The platforms an image offers: the index's entries, or a single manifest's config. Cached by digest. */
+  private async platformsOf(ref: ImageRef, outcome: Extract<Outcome, { kind: 'found' }>, cred: Credential | null): Promise<(Platform | undefined)[] | undefined> {
+    const target = { domain: ref.domain, path: ref.path };
+    const got = await this.bodies.get(
+      `body|${registryHost(ref.domain)}|${outcome.digest}`,
+      async () => {
+        const res = await this.client.manifest(target, outcome.digest, cred);
+        if (!res.body) return {};
+        const json = res.body.json;
+        if (Array.isArray(json.manifests)) {
+          const platforms = (json.manifests as { platform?: Record<string, unknown> }[]).map((m) => (m.platform ? fromOCI(m.platform) : undefined));
+          return { body: res.body, platforms };
+        }
+        // A single manifest: its config says what it was built for.
+        const config = json.config as { digest?: unknown } | undefined;
+        if (typeof config?.digest !== 'string') return { body: res.body };
+        const blob = await this.client.blobJson(target, config.digest, cred);
+        if (!blob || typeof blob.architecture !== 'string' || typeof blob.os !== 'string') return { body: res.body };
+        return { body: res.body, platforms: [fromOCI(blob)] };
+      },
+      (v) => (v.platforms ? this.config.cache.digestTtl : this.config.cache.negativeTtl),
+    );
+    return got.platforms;
+  }
+
+  private async onFailure(image: string, ref: ImageRef, tried: Resolved[], evidence: string[], opts: CheckOptions): Promise<ImageVerdict> {
+    // Transient trouble with any credential means we cannot know what the kubelet will see.
+    const transient = tried.find((t) => ['rate-limited', 'error', 'unreachable', 'timeout'].includes(t.outcome.kind));
+    const ctx = { image, ref, credentials: opts.credentials, tried: tried.map((t) => t.cred?.source ?? 'anonymous') };
+    if (transient) {
+      const reason: Reason = ({ 'rate-limited': 'rate-limited', error: 'registry-error', unreachable: 'registry-unreachable', timeout: 'timeout' } as const)[transient.outcome.kind as 'rate-limited' | 'error' | 'unreachable' | 'timeout'];
+      const outcome = transient.outcome;
+      return verdict(image, ref.pullRef, reason, explain({ ...ctx, reason, outcome, detail: transient.evidence.at(-1) }), evidence);
+    }
+    // A 404 after authorization is definitive: the credentials worked and the thing is not there.
+    const notFound = tried.find((t) => t.outcome.kind === 'not-found');
+    if (notFound) {
+      const code = (notFound.outcome as Extract<Outcome, { kind: 'not-found' }>).code;
+      const list = await this.tagsOf(ref, notFound.cred);
+      const repositoryMissing = code === 'NAME_UNKNOWN' || (list.outcome.kind === 'not-found' && (list.outcome as { code?: string }).code === 'NAME_UNKNOWN');
+      if (repositoryMissing) {
+        const suggestions = isDockerHub(ref.domain) && ref.path.startsWith('library/') ? nearest(ref.path.slice(8), OFFICIAL_IMAGES) : [];
+        return withSuggestions(verdict(image, ref.pullRef, 'repository-not-found', explain({ ...ctx, reason: 'repository-not-found', suggestions }), evidence), suggestions);
+      }
+      if (ref.digest) return verdict(image, ref.pullRef, 'digest-not-found', explain({ ...ctx, reason: 'digest-not-found' }), evidence);
+      const suggestions = list.tags ? nearest(ref.tag ?? 'latest', list.tags) : [];
+      return withSuggestions(verdict(image, ref.pullRef, 'tag-not-found', explain({ ...ctx, reason: 'tag-not-found', suggestions, tagCount: list.tags?.length }), evidence), suggestions);
+    }
+    const denied = tried[tried.length - 1]!;
+    if (opts.credentials.unreadSecrets?.length) {
+      return verdict(image, ref.pullRef, 'unverifiable', explain({ ...ctx, reason: 'unverifiable', detail: 'unread-secrets' }), evidence);
+    }
+    const suggestions = isDockerHub(ref.domain) && ref.path.startsWith('library/') ? nearest(ref.path.slice(8), OFFICIAL_IMAGES) : [];
+    return withSuggestions(
+      verdict(image, ref.pullRef, 'access-denied', explain({ ...ctx, reason: 'access-denied', outcome: denied.outcome, suggestions, rejected: tried.filter((t) => t.outcome.kind === 'unauthorized' && t.outcome.rejected).map((t) => t.cred?.source ?? '') }), evidence),
+      suggestions,
+    );
+  }
+
+  private tagsOf(ref: ImageRef, cred: Credential | null): Promise<Answer & { tags?: string[] }> {
+    return this.tagLists.get(
+      `tags|${ref.name}|${credentialId(cred)}`,
+      () => this.client.tags({ domain: ref.domain, path: ref.path }, cred, this.config.registry.maxTagsForSuggestions || 1),
+      (a) => (a.tags ? this.config.cache.positiveTtl : this.config.cache.negativeTtl),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}
+
+function verdict(image: string, reference: string, reason: Reason, text: Explained, evidence: string[], override?: 'risk'): ImageVerdict {
+  return { image, reference, verdict: override ?? verdictOf(reason), reason, message: text.message, hint: text.hint, evidence };
+}
+
+function withSuggestions(v: ImageVerdict, suggestions: string[]): ImageVerdict {
+  return suggestions.length ? { ...v, suggestions } : v;
+}
+
+function timedOut(image: string, deadline: number): ImageVerdict {
+  return verdict(image, '', 'timeout', explain({ image, reason: 'timeout', detail: `${deadline} ms` }), [`no answer within the ${deadline} ms deadline`]);
+}
+
+function safeMatch(pattern: string, name: string): boolean {
+  try {
+    return urlsMatchStr(pattern, name);
+  } catch {
+    return false;
+  }
+}
+
+/** The names a node lists in status.images for this reference (runtimes report normalized names). */
+function nodeImageNames(ref: ImageRef): string[] {
+  const names = [ref.pullRef];
+  if (ref.tag && ref.digest) names.push(`${ref.name}:${ref.tag}`);
+  return names;
+}
+

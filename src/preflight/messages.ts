@@ -1,0 +1,189 @@
+// Words for people: per reason, what will happen (message) and what to do about it (hint).
+// Every message names the image; the caller adds the container. One line, no control characters.
+
+import { quote, type Reason } from '../findings.ts';
+import type { ImageRef } from '../reference/index.ts';
+import type { Outcome } from '../registry/client.ts';
+import { isDockerHub, registryHost } from '../registry/hosts.ts';
+import type { RateLimit } from '../registry/ratelimit.ts';
+import type { CredentialContext } from './engine.ts';
+
+export interface Explained {
+  message: string;
+  hint: string;
+}
+
+export interface ExplainInput {
+  reason: Reason;
+  image: string;
+  ref?: ImageRef;
+  detail?: string | undefined;
+  outcome?: Outcome;
+  credentials?: CredentialContext;
+  /** sources of the credentials tried, 'anonymous' for none */
+  tried?: string[];
+  /** sources whose credentials the registry or its token server refused */
+  rejected?: string[];
+  suggestions?: string[];
+  tagCount?: number | undefined;
+  missing?: string[];
+  offered?: string[];
+  partial?: boolean;
+  single?: boolean;
+  rateLimit?: RateLimit;
+  credentialSource?: string | undefined;
+}
+
+function didYouMean(suggestions: string[] | undefined): string {
+  return suggestions?.length ? ` Did you mean ${suggestions.map((s) => quote(s)).join(' or ')}?` : '';
+}
+
+function registryName(ref: ImageRef | undefined): string {
+  if (!ref) return 'the registry';
+  return isDockerHub(ref.domain) ? 'Docker Hub' : ref.domain;
+}
+
+function hours(seconds: number | undefined): string {
+  if (!seconds) return '';
+  return seconds % 3600 === 0 ? ` per ${seconds / 3600} h` : ` per ${seconds} s`;
+}
+
+/** What the credentials situation was, for access problems: the part people most often need. */
+function credentialStory(i: ExplainInput): { said: string; fix: string } {
+  const ref = i.ref;
+  const reg = ref ? ref.domain : 'the registry';
+  const scope = i.credentials?.scope ? ` in ${i.credentials.scope}` : '';
+  const problems = i.credentials?.problems ?? [];
+  const problemText = problems.length ? `; ${problems.join('; ')}` : '';
+  const rejected = (i.rejected ?? []).filter(Boolean);
+  const tried = (i.tried ?? []).filter((t) => t !== 'anonymous');
+  if (rejected.length) {
+    return { said: `the credentials from ${rejected.join(', ')} were refused${problemText}`, fix: `renew the credentials in ${rejected.join(', ')}` };
+  }
+  if (tried.length) {
+    return { said: `the credentials from ${tried.join(', ')} do not grant pull access${problemText}`, fix: 'use credentials allowed to pull this repository' };
+  }
+  if (problems.length) {
+    return { said: `no usable imagePullSecret${scope} matches ${reg}${problemText}`, fix: `create the pull secret with credentials for ${reg}` };
+  }
+  return { said: `no imagePullSecret${scope} matches ${reg}`, fix: `add an imagePullSecret for ${reg} to the pod or its ServiceAccount` };
+}
+
+export function explain(i: ExplainInput): Explained {
+  const img = `image ${quote(i.image)}`;
+  const ref = i.ref;
+  const name = ref?.name ?? '';
+  switch (i.reason) {
+    case 'available':
+      return { message: `${img} can be pulled${i.detail ? ` (${i.detail})` : ''}`, hint: '' };
+    case 'invalid-reference':
+      return {
+        message: `${img} is invalid, the kubelet reports InvalidImageName: ${i.detail ?? ''}`,
+        hint: 'write it as [registry/]repository[:tag][@digest], lowercase, without spaces',
+      };
+    case 'repository-not-found':
+      return {
+        message: `${img}: repository ${name} does not exist on ${registryName(ref)}.${didYouMean(i.suggestions)}`,
+        hint: 'correct the repository name, or push the image first',
+      };
+    case 'tag-not-found': {
+      const tag = ref?.tag ?? 'latest';
+      const others = i.suggestions?.length
+        ? `use an existing tag, or push ${quote(tag)}`
+        : `push tag ${quote(tag)}, or use a tag that exists${i.tagCount === 0 ? ' (the repository has none)' : ''}`;
+      return { message: `${img}: tag ${quote(tag)} does not exist in ${name}.${didYouMean(i.suggestions)}`, hint: others };
+    }
+    case 'digest-not-found':
+      return {
+        message: `${img}: manifest ${ref?.digest ?? ''} does not exist in ${name}`,
+        hint: 'pin a digest that exists in this repository',
+      };
+    case 'access-denied': {
+      if (i.detail === 'broken-secrets') {
+        const broken = (i.credentials?.brokenSecrets ?? []).map((n) => quote(n)).join(', ');
+        return {
+          message: `${img}: imagePullSecret ${broken} does not parse, and the kubelet then fails every image pull of the pod`,
+          hint: `recreate the secret with kubectl create secret docker-registry, or remove it from imagePullSecrets`,
+        };
+      }
+      const story = credentialStory(i);
+      const hub = ref && isDockerHub(ref.domain);
+      const status = i.outcome?.kind === 'denied' ? 'HTTP 403' : 'HTTP 401';
+      const what = hub
+        ? `repository ${name} does not exist or needs credentials (Docker Hub answers both the same way, ${status})`
+        : `${registryName(ref)} refused to let us pull ${name} (${status}${i.outcome?.kind === 'unauthorized' && i.outcome.noCredentials ? ', it asks for a username and password' : ''})`;
+      return {
+        message: `${img}: ${what}; ${story.said}.${didYouMean(i.suggestions)}`,
+        hint: hub ? `fix a typo in the name, or ${story.fix}` : story.fix,
+      };
+    }
+    case 'platform-not-found': {
+      const missing = (i.missing ?? []).join(', ');
+      const offered = (i.offered ?? []).join(', ') || 'no platform it declares';
+      if (i.single) {
+        return {
+          message: `${img} is built for ${offered} only; on ${missing} nodes the pull succeeds but the container fails with "exec format error"`,
+          hint: `push a multi-platform image with ${missing}, or pin the pod to ${offered} nodes`,
+        };
+      }
+      return {
+        message: i.partial
+          ? `${img} has no build for ${missing}, which some nodes run (it offers ${offered}); pods placed there will fail with "no match for platform in manifest"`
+          : `${img} has no build for the nodes' platform ${missing} (it offers ${offered}); the kubelet will fail with "no match for platform in manifest"`,
+        hint: `push a multi-platform image with ${missing}${i.partial ? `, or pin the pod to ${offered} nodes` : ''}`,
+      };
+    }
+    case 'rate-limited': {
+      const rl = i.rateLimit;
+      const reg = registryName(ref);
+      const message = rl
+        ? `${img}: ${reg} allows only ${rl.remaining} more pulls${hours(rl.window)} for ${i.credentialSource ? `the credentials from ${i.credentialSource}` : 'anonymous pulls from this address'} (limit ${rl.limit}); pulls beyond it fail with "toomanyrequests"`
+        : `${img}: ${reg} is refusing requests with HTTP 429 (rate limit reached${i.outcome?.kind === 'rate-limited' && i.outcome.retryAfter !== undefined ? `, retry after ${i.outcome.retryAfter} s` : ''}); the pull may fail with "toomanyrequests"`;
+      return { message, hint: 'pull with an account that has a higher limit, or mirror the image' };
+    }
+    case 'registry-unreachable':
+      return {
+        message: `${img}: the registry is unreachable: ${i.detail ?? 'connection failed'}`,
+        hint: 'check the registry host name, and that the nodes can reach it and trust its certificate',
+      };
+    case 'registry-error':
+      return {
+        message: `${img}: ${ref ? registryHost(ref.domain) : 'the registry'} answered with an error${i.outcome?.kind === 'error' && i.outcome.status ? ` (HTTP ${i.outcome.status})` : ''}${i.detail ? `: ${i.detail}` : ''}`,
+        hint: 'retry later, or check the registry',
+      };
+    case 'timeout':
+      return {
+        message: `${img}: the registry did not answer within ${i.detail ?? 'the deadline'}; the pull may still work`,
+        hint: 'check the registry\'s latency from the cluster',
+      };
+    case 'unverifiable': {
+      const why: Record<string, Explained> = {
+        localhost: {
+          message: `${img} names "localhost", which means each node's own registry; pullguard cannot see it`,
+          hint: 'make sure every node that may run the pod has the image, or push it to a shared registry',
+        },
+        provider: {
+          message: `${img}: credentials for ${ref?.domain ?? 'this registry'} come from the nodes' kubelet credential provider, which pullguard cannot use`,
+          hint: 'check that the nodes\' credential provider (or an imagePullSecret) grants pull access to this repository',
+        },
+        'provider-after-secrets': {
+          message: `${img}: the pod's pull secrets do not open ${name}; the nodes' kubelet credential provider may still do so`,
+          hint: 'check that the nodes\' credential provider grants pull access to this repository',
+        },
+        'unread-secrets': {
+          message: `${img}: ${ref ? registryName(ref) : 'the registry'} refused anonymous access to ${name}, and the pod's imagePullSecrets (${(i.credentials?.unreadSecrets ?? []).join(', ')}) could not be read here`,
+          hint: 'pass the same credentials with --docker-config, or check with --kubeconfig and --namespace so the secrets can be read',
+        },
+        'never-unknown': {
+          message: `${img} has imagePullPolicy Never, so it must already be on the node; pullguard cannot see the nodes' images`,
+          hint: 'pre-load the image on every node, or use imagePullPolicy IfNotPresent',
+        },
+        'never-absent': {
+          message: `${img} has imagePullPolicy Never and no node reports having it; the kubelet would fail with ErrImageNeverPull`,
+          hint: 'pre-load the image on the nodes, or use imagePullPolicy IfNotPresent (node image lists are capped, so it may still be there)',
+        },
+      };
+      return why[i.detail ?? ''] ?? { message: `${img} cannot be checked from here`, hint: 'check it from a node' };
+    }
+  }
+}

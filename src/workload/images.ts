@@ -1,0 +1,114 @@
+// Every image a pod spec would make the kubelet pull, wherever the spec sits in the object:
+// containers, init containers (sidecars included), ephemeral containers and image volumes.
+
+import { kindByName } from '../admission/kinds.ts';
+import type { ImageUse } from '../findings.ts';
+
+type Obj = Record<string, unknown>;
+
+export interface PodSpecSite {
+  kind: string;
+  namespace?: string;
+  name?: string;
+  /** dotted path of the pod spec, e.g. spec.template.spec */
+  specPath: string;
+  spec: Obj;
+  /** true for templates (workloads): the ServiceAccount admission plugin has not run on them */
+  template: boolean;
+}
+
+function isObj(v: unknown): v is Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** The pod spec of an object of a supported kind, or undefined (other kinds, or a nil template). */
+export function podSpecSite(object: unknown): PodSpecSite | undefined {
+  if (!isObj(object)) return undefined;
+  const kind = str(object.kind);
+  const info = kind ? kindByName(kind) : undefined;
+  if (!info) return undefined;
+  let node: unknown = object;
+  for (const key of info.specPath) node = isObj(node) ? node[key] : undefined;
+  if (!isObj(node)) return undefined;
+  const meta = isObj(object.metadata) ? object.metadata : {};
+  const namespace = str(meta.namespace);
+  const name = str(meta.name) ?? str(meta.generateName);
+  return {
+    kind: info.kind,
+    ...(namespace ? { namespace } : {}),
+    ...(name ? { name } : {}),
+    specPath: info.specPath.join('.'),
+    spec: node,
+    template: info.kind !== 'Pod',
+  };
+}
+
+/** The default the API server gives imagePullPolicy: Always for :latest or no tag, else IfNotPresent. */
+export function defaultPullPolicy(image: string): string {
+  const withoutDigest = image.split('@')[0] ?? '';
+  const lastSlash = withoutDigest.lastIndexOf('/');
+  const tagAt = withoutDigest.indexOf(':', lastSlash + 1);
+  const tag = tagAt >= 0 ? withoutDigest.slice(tagAt + 1) : '';
+  if (image.includes('@') && !tag) return 'IfNotPresent';
+  return !tag || tag === 'latest' ? 'Always' : 'IfNotPresent';
+}
+
+const CONTAINER_LISTS = ['initContainers', 'containers', 'ephemeralContainers'] as const;
+
+/** Image uses of one pod spec site. */
+export function imageUsesOf(site: PodSpecSite): ImageUse[] {
+  const object = { kind: site.kind, ...(site.namespace ? { namespace: site.namespace } : {}), ...(site.name ? { name: site.name } : {}) };
+  const uses: ImageUse[] = [];
+  for (const list of CONTAINER_LISTS) {
+    const containers = site.spec[list];
+    if (!Array.isArray(containers)) continue;
+    containers.forEach((c, i) => {
+      if (!isObj(c)) return;
+      const image = str(c.image);
+      // The API server allows an empty image on templates (config management fills it in later).
+      if (image === undefined || image === '') return;
+      uses.push({
+        object,
+        container: str(c.name) ?? `${list}[${i}]`,
+        field: `${site.specPath}.${list}[${i}].image`,
+        image,
+        pullPolicy: str(c.imagePullPolicy) ?? defaultPullPolicy(image),
+      });
+    });
+  }
+  const volumes = site.spec.volumes;
+  if (Array.isArray(volumes)) {
+    volumes.forEach((v, i) => {
+      if (!isObj(v) || !isObj(v.image)) return;
+      const image = str(v.image.reference);
+      if (!image) return;
+      uses.push({
+        object,
+        container: `volume ${str(v.name) ?? i}`,
+        field: `${site.specPath}.volumes[${i}].image.reference`,
+        image,
+        pullPolicy: str(v.image.pullPolicy) ?? defaultPullPolicy(image),
+      });
+    });
+  }
+  return uses;
+}
+
+/** The pull secret names a spec lists (empty names are ignored, as the kubelet does). */
+export function pullSecretNames(spec: Obj): string[] {
+  const list = spec.imagePullSecrets;
+  if (!Array.isArray(list)) return [];
+  return list.map((s) => (isObj(s) ? str(s.name) : undefined)).filter((n): n is string => Boolean(n));
+}
+
+/** Objects inside `List` kinds (kubectl get -o yaml, helm output), flattened. */
+export function flattenLists(object: unknown): unknown[] {
+  if (isObj(object) && typeof object.kind === 'string' && object.kind.endsWith('List') && Array.isArray(object.items)) {
+    return object.items.flatMap(flattenLists);
+  }
+  return [object];
+}
