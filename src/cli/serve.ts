@@ -1,0 +1,189 @@
+// `pullguard serve`: the validating admission webhook.
+
+import { parseArgs } from 'node:util';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { AdmissionHandler } from '../admission/handler.ts';
+import { loadKubeConfig } from '../cluster/kubeconfig.ts';
+import { NodeWatcher } from '../cluster/nodes.ts';
+import { ClusterReader } from '../cluster/reader.ts';
+import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { CredentialFileError, keyringFromFiles } from '../credentials/files.ts';
+import { PodCredentials } from '../credentials/sources.ts';
+import type { Platform } from '../platform/index.ts';
+import { Preflight } from '../preflight/engine.ts';
+import { buildApp } from '../server/app.ts';
+import { createLogger } from '../server/logger.ts';
+import { Metrics } from '../server/metrics.ts';
+import { readTlsPair, selfSigned, watchTls, type TlsPair } from '../server/tls.ts';
+import { parsePlatforms, readCaFiles, REGISTRY_FLAGS, registryOverrides, UsageError, type CliIO } from './check.ts';
+
+export const SERVE_USAGE = `Usage: pullguard serve [options]
+
+Runs the validating admission webhook (HTTPS): POST /validate, GET /healthz, /readyz, /metrics.
+
+Options:
+      --config FILE             configuration file (YAML or JSON); flags and PULLGUARD_* variables override it
+      --host ADDR               listen address (default 0.0.0.0)
+      --port N                  listen port (default 8443)
+      --mode enforce|warn|audit cluster-wide default mode (default enforce)
+      --tls-cert FILE           serving certificate (PEM); with --tls-key; reloaded when it changes
+      --tls-key FILE            its private key; without both, a self-signed certificate is made
+      --kubeconfig FILE         cluster access (default: KUBECONFIG, then in-cluster)
+      --docker-config FILE      the nodes' docker config (node credentials; repeatable)
+      --platform OS/ARCH[/VAR]  platforms to require instead of the nodes' (repeatable)
+      --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
+      --registry-ca FILE        extra CA certificate (PEM) for registries (repeatable)
+      --timeout DURATION        deadline per review, under the webhook's timeoutSeconds (default 8s)
+  -h, --help                    this help
+`;
+
+export interface Running {
+  app: FastifyInstance;
+  url: string;
+  config: Config;
+  engine: Preflight;
+  logger: Logger;
+  close: () => Promise<void>;
+}
+
+export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        ...REGISTRY_FLAGS,
+        host: { type: 'string' },
+        port: { type: 'string' },
+        mode: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        kubeconfig: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  if (Boolean(v['tls-cert']) !== Boolean(v['tls-key'])) throw new UsageError('--tls-cert and --tls-key go together');
+  const flags: Record<string, unknown> = registryOverrides(v);
+  const server: Record<string, unknown> = {};
+  if (v.host) server.host = v.host;
+  if (v.port) {
+    if (!/^\d+$/.test(v.port)) throw new UsageError(`--port must be a number, not "${v.port}"`);
+    server.port = Number(v.port);
+  }
+  if (v['tls-cert']) server.tlsCert = v['tls-cert'];
+  if (v['tls-key']) server.tlsKey = v['tls-key'];
+  flags.server = server;
+  if (v.mode) flags.mode = v.mode;
+  if (v.kubeconfig) flags.cluster = { kubeconfig: v.kubeconfig };
+  if (v['docker-config']?.length) flags.credentials = { nodeDockerConfigs: v['docker-config'] };
+  return loadConfig({ ...(v.config ? { file: v.config } : {}), env, flags });
+}
+
+/** Starts everything; resolves once listening. Used by the CLI and by the tests. */
+export async function startServer(config: Config, env: NodeJS.ProcessEnv, logger = createLogger(config.log.level)): Promise<Running> {
+  const caPems = readCaFiles(config.registry.caFiles);
+  const configuredPlatforms = parsePlatforms(config.platforms);
+  const nodeKeyring = config.credentials.nodeDockerConfigs.length ? keyringFromFiles(config.credentials.nodeDockerConfigs) : null;
+
+  const kube = loadKubeConfig({ ...(config.cluster.kubeconfig ? { kubeconfig: config.cluster.kubeconfig } : {}), env });
+  let reader: ClusterReader | null = null;
+  let nodes: NodeWatcher | null = null;
+  if (kube) {
+    reader = new ClusterReader(kube.kc, { cacheTtlMs: config.cluster.cacheTtl, negativeTtlMs: Math.min(config.cluster.cacheTtl, 10_000), requestTimeoutMs: Math.floor(config.deadline / 2), logger });
+    if (config.cluster.watchNodes && !configuredPlatforms.length) {
+      nodes = new NodeWatcher(kube.kc, { logger });
+      nodes.start();
+    }
+    logger.info({ source: kube.source }, 'reading pull secrets and service accounts from the cluster');
+  } else {
+    logger.warn('no cluster access (no --kubeconfig, KUBECONFIG or in-cluster service account): pull secrets cannot be read; a denial that they might change becomes a warning');
+  }
+
+  const metrics = new Metrics();
+  const engine = new Preflight(config, caPems, {
+    onResponse: (host, _method, status) => metrics.registryRequests.inc({ registry: host, status: String(status) }),
+    onFailure: (host, _method, kind) => metrics.registryRequests.inc({ registry: host, status: kind }),
+  });
+  metrics.observeEngine(engine);
+
+  const platforms = (): Platform[] =>
+    configuredPlatforms.length ? configuredPlatforms : (nodes?.platforms() ?? []).map((p) => ({ os: p.os, architecture: p.architecture }));
+  const handler = new AdmissionHandler({
+    config,
+    engine,
+    credentials: new PodCredentials(reader, nodeKeyring),
+    platforms,
+    ...(nodes ? { imageOnAnyNode: (names: string[]) => (nodes.ready ? nodes.imageOnAnyNode(names) : undefined) } : {}),
+    logger,
+    metrics,
+  });
+
+  let tls: TlsPair;
+  const { tlsCert, tlsKey } = config.server;
+  if (tlsCert && tlsKey) {
+    tls = readTlsPair(tlsCert, tlsKey);
+  } else {
+    tls = await selfSigned(['localhost', 'pullguard', 'pullguard.pullguard.svc']);
+    logger.warn('no certificate configured (server.tlsCert/server.tlsKey): serving with a new self-signed certificate for localhost; the API server will not trust it');
+  }
+  const app = await buildApp({ handler, metrics, logger, tls, bodyLimit: config.server.bodyLimit, ready: () => !nodes || nodes.ready });
+  const stopWatching = tlsCert && tlsKey ? watchTls(app.server as unknown as import('node:https').Server, tlsCert, tlsKey, logger) : () => undefined;
+  const address = await app.listen({ host: config.server.host, port: config.server.port });
+  logger.info({ address, mode: config.mode, deadlineMs: config.deadline }, 'pullguard webhook listening');
+  return {
+    app,
+    url: address,
+    config,
+    engine,
+    logger,
+    close: async () => {
+      stopWatching();
+      await app.close();
+      await nodes?.stop();
+      await engine.close();
+    },
+  };
+}
+
+export async function runServe(argv: string[], io: CliIO): Promise<number> {
+  let config: Config | 'help';
+  try {
+    config = parseServeArgs(argv, io.env);
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      io.stderr(`pullguard serve: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (config === 'help') {
+    io.stdout(SERVE_USAGE);
+    return 0;
+  }
+  let running: Running;
+  try {
+    running = await startServer(config, io.env);
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof CredentialFileError) {
+      io.stderr(`pullguard serve: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  // SIGTERM: stop accepting (readiness turns 503), finish the reviews in flight, then exit.
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      running.logger.info({ signal }, 'shutting down: finishing reviews in flight');
+      running.close().then(resolve, resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
