@@ -1,0 +1,86 @@
+// One admission review, start to end: what changed, whose credentials, the engine's findings under
+// the deadline, the policy's actions, the answer, and one log line.
+
+import type { Logger } from 'pino';
+import type { Config, Mode } from '../config.ts';
+import type { PodCredentials } from '../credentials/sources.ts';
+import type { Finding } from '../findings.ts';
+import type { Platform } from '../platform/index.ts';
+import { actionFor } from '../policy/policy.ts';
+import type { Preflight } from '../preflight/engine.ts';
+import type { Metrics } from '../server/metrics.ts';
+import { imagesToCheck, parseReview, respond, type ReviewResponse } from './review.ts';
+
+export interface HandlerDeps {
+  config: Config;
+  engine: Preflight;
+  credentials: PodCredentials;
+  /** the platforms pods may land on now (configured, or the nodes') */
+  platforms: () => Platform[];
+  imageOnAnyNode?: (names: string[]) => boolean | undefined;
+  logger: Logger;
+  metrics?: Metrics;
+}
+
+const WORST = ['ok', 'risk', 'fail'] as const;
+
+export class AdmissionHandler {
+  private readonly deps: HandlerDeps;
+
+  constructor(deps: HandlerDeps) {
+    this.deps = deps;
+  }
+
+  /** Throws BadReview for input that is not an AdmissionReview; everything else gets an answer. */
+  async review(body: unknown, pathMode?: Mode): Promise<ReviewResponse> {
+    const started = performance.now();
+    const { config, engine, logger, metrics } = this.deps;
+    const req = parseReview(body);
+    const mode = pathMode ?? config.mode;
+    const { site, uses, unchanged } = imagesToCheck(req);
+    const kind = req.kind.kind;
+    let findings: Finding[] = [];
+    if (site && uses.length) {
+      const namespace = site.namespace ?? req.namespace ?? 'default';
+      // Cluster reads get half the deadline at most, so the registry still has time.
+      const credentials = await this.deps.credentials.forSite(site, namespace, AbortSignal.timeout(Math.max(1, Math.floor(config.deadline / 2))));
+      const remaining = Math.max(1, config.deadline - (performance.now() - started));
+      findings = await engine.check(uses, {
+        credentials,
+        platforms: this.deps.platforms(),
+        deadline: remaining,
+        ...(this.deps.imageOnAnyNode ? { imageOnAnyNode: this.deps.imageOnAnyNode } : {}),
+      });
+    }
+    const decided = findings.map((finding) => ({ finding, action: actionFor(finding, mode, config.actions) }));
+    const answer = respond(req.uid, decided);
+    const verdict = WORST[Math.max(0, ...findings.map((f) => WORST.indexOf(f.verdict)))]!;
+    const action = !answer.response.allowed ? 'deny' : answer.response.warnings?.length ? 'warn' : decided.some((d) => d.action === 'record') ? 'record' : 'allow';
+    const ms = Math.round((performance.now() - started) * 10) / 10;
+    metrics?.reviews.inc({ kind, operation: req.operation, verdict, action });
+    metrics?.reviewSeconds.observe({ kind }, ms / 1000);
+    for (const d of decided) if (d.finding.verdict !== 'ok') metrics?.findings.inc({ reason: d.finding.reason, action: d.action });
+    logger.info(
+      {
+        uid: req.uid,
+        kind,
+        namespace: req.namespace ?? site?.namespace ?? '',
+        name: req.name || site?.name || '',
+        operation: req.operation,
+        ...(req.subResource ? { subResource: req.subResource } : {}),
+        ...(req.dryRun ? { dryRun: true } : {}),
+        mode,
+        images: uses.length,
+        unchanged,
+        verdict,
+        action,
+        ms,
+        ...(decided.some((d) => d.finding.verdict !== 'ok')
+          ? { findings: decided.filter((d) => d.finding.verdict !== 'ok').map((d) => ({ container: d.finding.container, image: d.finding.image, reason: d.finding.reason, action: d.action })) }
+          : {}),
+      },
+      'review',
+    );
+    return answer;
+  }
+}

@@ -1,0 +1,134 @@
+// AdmissionReview admission.k8s.io/v1 in and out. Input is validated with zod; the answer keeps the
+// request's uid, says why in one line per image, and stays inside the API server's warning limits.
+
+import { z } from 'zod';
+import { describe, oneLine, type Finding, type ImageUse } from '../findings.ts';
+import type { Outcome } from '../policy/policy.ts';
+import { imageUsesOf, podSpecSite, type PodSpecSite } from '../workload/images.ts';
+
+const groupVersionKind = z.looseObject({ group: z.string(), version: z.string(), kind: z.string() });
+
+export const admissionReviewSchema = z.looseObject({
+  apiVersion: z.literal('admission.k8s.io/v1', { error: 'apiVersion must be admission.k8s.io/v1' }),
+  kind: z.literal('AdmissionReview', { error: 'kind must be AdmissionReview' }),
+  request: z.looseObject({
+    uid: z.string({ error: 'request.uid is required' }).min(1, 'request.uid is required'),
+    kind: groupVersionKind,
+    resource: z.looseObject({ group: z.string(), version: z.string(), resource: z.string() }).optional(),
+    subResource: z.string().optional(),
+    name: z.string().optional(),
+    namespace: z.string().optional(),
+    operation: z.enum(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']),
+    object: z.record(z.string(), z.unknown()).nullable().optional(),
+    oldObject: z.record(z.string(), z.unknown()).nullable().optional(),
+    dryRun: z.boolean().optional(),
+  }, { error: 'request is required' }),
+});
+
+export type AdmissionReview = z.infer<typeof admissionReviewSchema>;
+export type AdmissionRequest = AdmissionReview['request'];
+
+export class BadReview extends Error {}
+
+export function parseReview(body: unknown): AdmissionRequest {
+  const result = admissionReviewSchema.safeParse(body);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
+    throw new BadReview(`not an AdmissionReview admission.k8s.io/v1: ${where}${issue.message}`);
+  }
+  return result.data.request;
+}
+
+/** The pod spec under review and the images to check: on UPDATE only those not already in oldObject. */
+export function imagesToCheck(req: AdmissionRequest): { site?: PodSpecSite; uses: ImageUse[]; unchanged: number } {
+  if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return { uses: [], unchanged: 0 };
+  const site = podSpecSite(req.object);
+  if (!site) return { uses: [], unchanged: 0 };
+  // The object may carry no namespace on CREATE; the request always does.
+  const namespace = site.namespace ?? req.namespace;
+  const named: PodSpecSite = { ...site, ...(namespace ? { namespace } : {}), ...(site.name ? {} : req.name ? { name: req.name } : {}) };
+  let uses = imageUsesOf(named);
+  let unchanged = 0;
+  if (req.operation === 'UPDATE' && req.oldObject) {
+    const oldSite = podSpecSite(req.oldObject);
+    // A scale, a label change or a server-side apply that leaves images alone must never be blocked,
+    // even when an old image has since gone from its registry.
+    const before = new Set(oldSite ? imageUsesOf(oldSite).map((u) => u.image) : []);
+    const fresh = uses.filter((u) => !before.has(u.image));
+    unchanged = uses.length - fresh.length;
+    uses = fresh;
+  }
+  return { site: named, uses, unchanged };
+}
+
+export interface Decided {
+  finding: Finding;
+  action: Outcome;
+}
+
+const WARNING_MAX = 256;
+const WARNINGS_TOTAL_MAX = 4096;
+
+function cut(text: string, max: number): string {
+  const chars = [...text];
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`;
+}
+
+/** Warnings as the API server keeps them: no control characters, each ≤ 256, all ≤ 4096, the rest summarised. */
+export function warningsFor(decided: Decided[]): string[] {
+  const lines = decided.filter((d) => d.action === 'warn').map((d) => {
+    const full = oneLine(`pullguard: ${describe(d.finding)}`);
+    // Over the limit, the cause matters more than the fix: drop the fix before cutting.
+    return cut([...full].length <= WARNING_MAX ? full : oneLine(`pullguard: ${describe({ ...d.finding, hint: '' })}`), WARNING_MAX);
+  });
+  const out: string[] = [];
+  let total = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const rest = lines.length - i - 1;
+    const summary = `pullguard: ${lines.length - i} more image warnings; run pullguard check on the manifest for all of them`;
+    if (total + [...line].length + (rest ? summary.length : 0) > WARNINGS_TOTAL_MAX) {
+      out.push(summary);
+      break;
+    }
+    out.push(line);
+    total += [...line].length;
+  }
+  return [...new Set(out)];
+}
+
+export function denialMessage(decided: Decided[]): string {
+  const denied = decided.filter((d) => d.action === 'deny');
+  const head = denied.length === 1 ? 'an image cannot be pulled' : `${denied.length} images cannot be pulled`;
+  return oneLine(`pullguard: ${head}: ${denied.map((d) => describe(d.finding)).join(' | ')}`);
+}
+
+export interface ReviewResponse {
+  apiVersion: 'admission.k8s.io/v1';
+  kind: 'AdmissionReview';
+  response: {
+    uid: string;
+    allowed: boolean;
+    status?: { code: number; reason: string; message: string };
+    warnings?: string[];
+    auditAnnotations?: Record<string, string>;
+  };
+}
+
+export function respond(uid: string, decided: Decided[]): ReviewResponse {
+  const deny = decided.some((d) => d.action === 'deny');
+  const response: ReviewResponse['response'] = { uid, allowed: !deny };
+  if (deny) response.status = { code: 403, reason: 'Forbidden', message: denialMessage(decided) };
+  const warnings = warningsFor(decided);
+  if (warnings.length) response.warnings = warnings;
+  const notable = decided.filter((d) => d.finding.verdict !== 'ok');
+  if (notable.length) {
+    // Keys become "<webhook name>/<key>" in the audit log; values are strings.
+    response.auditAnnotations = {
+      verdict: notable.some((d) => d.finding.verdict === 'fail') ? 'fail' : 'risk',
+      findings: JSON.stringify(notable.map((d) => ({ container: d.finding.container, image: d.finding.image, reason: d.finding.reason, action: d.action }))),
+    };
+  }
+  return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response };
+}

@@ -1,0 +1,82 @@
+// The webhook's HTTP face: POST /validate (and /validate/<mode> for namespaces that chose a mode by
+// label), health and readiness for the kubelet's probes, and Prometheus metrics.
+
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { BadReview } from '../admission/review.ts';
+import type { AdmissionHandler } from '../admission/handler.ts';
+import { isMode } from '../policy/policy.ts';
+import type { Metrics } from './metrics.ts';
+import type { TlsPair } from './tls.ts';
+
+export interface AppOptions {
+  handler: AdmissionHandler;
+  metrics: Metrics;
+  logger: Logger;
+  tls: TlsPair | null;
+  bodyLimit: number;
+  /** whether the server may take reviews (e.g. the node watch has listed once) */
+  ready?: () => boolean;
+}
+
+/** Parser and limit errors become a plain 400 that names the problem; nothing else leaks out. */
+function badRequest(err: FastifyError): string | undefined {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return `the request body is larger than the limit (${err.message.replace(/^.*?(\d+).*$/, '$1')} bytes)`;
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'the request body must be JSON (Content-Type: application/json)';
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'the request body is empty';
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return 'the Content-Length does not match the body';
+    default:
+      if (err.statusCode === 400 || err instanceof SyntaxError || err instanceof RangeError) return `the request body is not valid JSON: ${err.message.split('\n')[0]}`;
+      return undefined;
+  }
+}
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    // One line per review comes from the handler; per-request lines would double it.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.bodyLimit,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ...(opts.tls ? { https: { ...opts.tls, minVersion: 'TLSv1.2' as const } } : {}),
+  }) as unknown as FastifyInstance;
+
+  let closing = false;
+  app.addHook('onClose', async () => {
+    closing = true;
+  });
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const reason = err instanceof BadReview ? err.message : badRequest(err);
+    if (reason) {
+      request.log.warn({ reason, url: request.url }, 'bad admission request');
+      return reply.code(400).send({ error: reason });
+    }
+    request.log.error({ err }, 'review failed');
+    return reply.code(500).send({ error: 'internal error; see the pullguard log' });
+  });
+
+  const validate = async (body: unknown, mode?: string) => {
+    if (mode !== undefined && !isMode(mode)) throw new BadReview(`unknown mode "${mode.slice(0, 20)}" in the path; use enforce, warn or audit`);
+    return opts.handler.review(body, mode);
+  };
+  app.post('/validate', async (request) => validate(request.body));
+  app.post<{ Params: { mode: string } }>('/validate/:mode', async (request) => validate(request.body, request.params.mode));
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const ready = !closing && (opts.ready?.() ?? true);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready' });
+  });
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', opts.metrics.registry.contentType);
+    return opts.metrics.registry.metrics();
+  });
+  return app;
+}
