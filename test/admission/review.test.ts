@@ -1,0 +1,123 @@
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { BadReview, imagesToCheck, parseReview, respond, warningsFor, type Decided } from '../../src/admission/review.ts';
+import type { Finding } from '../../src/findings.ts';
+
+const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../fixtures/admission/${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
+
+function finding(over: Partial<Finding> = {}): Finding {
+  return {
+    image: 'registry.example/app:1',
+    reference: 'registry.example/app:1',
+    container: 'app',
+    field: 'spec.containers[0].image',
+    object: { kind: 'Pod', namespace: 'shop', name: 'p' },
+    verdict: 'fail',
+    reason: 'tag-not-found',
+    message: 'image "registry.example/app:1": tag "1" does not exist in registry.example/app',
+    hint: 'push tag "1", or use a tag that exists',
+    evidence: [],
+    ...over,
+  };
+}
+
+t.test('every captured AdmissionReview parses', async (t) => {
+  for (const name of ['pod-create.json', 'pod-create-dryrun.json', 'pod-create-init-digest.json', 'pod-update-set-image.json', 'pod-update-server-side-apply.json', 'deployment-create.json', 'deployment-create-latest.json', 'deployment-update.json', 'deployment-update-image.json']) {
+    const req = parseReview(fixture(name));
+    t.ok(req.uid, `${name}: uid`);
+  }
+  t.equal(parseReview(fixture('pod-create-dryrun.json')).dryRun, true);
+});
+
+t.test('malformed reviews are refused with a plain reason', async (t) => {
+  const base = fixture('pod-create.json');
+  const cases: [unknown, RegExp][] = [
+    [null, /request|AdmissionReview/],
+    ['text', /AdmissionReview/],
+    [{ ...base, apiVersion: 'admission.k8s.io/v1beta1' }, /apiVersion must be admission\.k8s\.io\/v1/],
+    [{ ...base, kind: 'Pod' }, /kind must be AdmissionReview/],
+    [{ ...base, request: { ...(base.request as object), uid: '' } }, /uid is required/],
+    [{ ...base, request: { ...(base.request as object), uid: undefined } }, /uid/],
+    [{ ...base, request: { ...(base.request as object), operation: 'EXPLODE' } }, /operation/],
+    [{ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, /request is required/],
+  ];
+  for (const [body, re] of cases) t.throws(() => parseReview(body), { name: 'Error', message: re }, String(re));
+  let caught: unknown;
+  try {
+    parseReview({});
+  } catch (err) {
+    caught = err;
+  }
+  t.ok(caught instanceof BadReview, 'a BadReview, which the server turns into a 400');
+});
+
+t.test('UPDATE checks only images new against oldObject', async (t) => {
+  const unchanged = imagesToCheck(parseReview(fixture('deployment-update.json')));
+  t.same(unchanged.uses, [], 'deployment update that keeps images: nothing to check');
+  t.equal(unchanged.unchanged, 1);
+  t.same(imagesToCheck(parseReview(fixture('pod-update-server-side-apply.json'))).uses, [], 'server-side apply keeping images');
+  const changed = imagesToCheck(parseReview(fixture('deployment-update-image.json')));
+  t.same(changed.uses.map((u) => u.image), ['127.0.0.1:5000/demo/bad-app:2.0']);
+  const setImage = imagesToCheck(parseReview(fixture('pod-update-set-image.json')));
+  t.same(setImage.uses.map((u) => u.image), ['127.0.0.1:5000/demo/bad:2'], 'the untouched sidecar image is not checked again');
+  t.equal(setImage.uses[0]!.object.namespace, 'lab-demo');
+});
+
+t.test('CREATE checks every image, namespace from the request when the object has none', async (t) => {
+  const body = fixture('pod-create-init-digest.json');
+  const uses = imagesToCheck(parseReview(body)).uses;
+  t.same(uses.map((u) => u.container), ['init', 'app', 'sidecar']);
+  const req = structuredClone(body.request) as { object: { metadata: { namespace?: string } }; namespace: string };
+  delete req.object.metadata.namespace;
+  const again = imagesToCheck(parseReview({ ...body, request: req }));
+  t.equal(again.uses[0]!.object.namespace, req.namespace);
+});
+
+t.test('ephemeral containers subresource: the new debug container is checked', async (t) => {
+  const body = fixture('pod-update-set-image.json');
+  const req = structuredClone(body.request) as Record<string, any>;
+  req.subResource = 'ephemeralcontainers';
+  req.oldObject = structuredClone(req.object);
+  req.object.spec.ephemeralContainers = [{ name: 'debugger', image: 'busybox:1.36', imagePullPolicy: 'IfNotPresent' }];
+  const uses = imagesToCheck(parseReview({ ...body, request: req })).uses;
+  t.same(uses.map((u) => [u.container, u.image, u.field]), [['debugger', 'busybox:1.36', 'spec.ephemeralContainers[0].image']]);
+});
+
+t.test('DELETE and CONNECT are never checked', async (t) => {
+  const body = fixture('pod-create.json');
+  t.same(imagesToCheck(parseReview({ ...body, request: { ...(body.request as object), operation: 'DELETE' } })).uses, []);
+});
+
+t.test('denial: 403 Forbidden naming container, image, cause and fix', async (t) => {
+  const res = respond('u1', [{ finding: finding(), action: 'deny' }]);
+  t.equal(res.response.uid, 'u1');
+  t.equal(res.response.allowed, false);
+  t.equal(res.response.status?.code, 403);
+  t.equal(res.response.status?.reason, 'Forbidden');
+  t.match(res.response.status?.message, /container "app": image "registry\.example\/app:1": tag "1" does not exist.*Fix: push tag/);
+  t.notMatch(res.response.status?.message, /[\u0000-\u001f]/);
+  t.equal(res.apiVersion, 'admission.k8s.io/v1');
+  t.equal(res.kind, 'AdmissionReview');
+});
+
+t.test('warnings: one per finding, no control characters, ≤256 each and ≤4096 in all', async (t) => {
+  const evil = finding({ image: 'x\n\u0007y', message: 'image "x\\ny": line\nbreak\ttab', verdict: 'risk', reason: 'timeout' });
+  const one = warningsFor([{ finding: evil, action: 'warn' }]);
+  t.equal(one.length, 1);
+  t.notMatch(one[0]!, /[\u0000-\u001f\u007f]/);
+  const many: Decided[] = Array.from({ length: 60 }, (_, i) => ({ finding: finding({ container: `c${i}`, message: `image "app-${i}": ${'slow '.repeat(60)}`, verdict: 'risk', reason: 'timeout' }), action: 'warn' }));
+  const out = warningsFor(many);
+  t.ok(out.every((w) => [...w].length <= 256), 'each under 256');
+  t.ok(out.reduce((n, w) => n + [...w].length, 0) <= 4096, 'all under 4096');
+  t.match(out.at(-1)!, /more image warnings/, 'the rest is summarised');
+  t.same(warningsFor([{ finding: finding(), action: 'deny' }, { finding: finding({ verdict: 'ok', reason: 'available' }), action: 'ignore' }]), [], 'denials and ok findings are not warnings');
+});
+
+t.test('audit annotations record what was found', async (t) => {
+  const res = respond('u2', [{ finding: finding(), action: 'record' }]);
+  t.equal(res.response.allowed, true);
+  t.equal(res.response.warnings, undefined);
+  t.equal(res.response.auditAnnotations?.verdict, 'fail');
+  t.same(JSON.parse(res.response.auditAnnotations!.findings!), [{ container: 'app', image: 'registry.example/app:1', reason: 'tag-not-found', action: 'record' }]);
+  t.equal(respond('u3', []).response.auditAnnotations, undefined, 'nothing to record');
+});
