@@ -1,0 +1,117 @@
+// Where the cluster connection comes from: --kubeconfig, then KUBECONFIG, then the in-cluster
+// service account. No ~/.kube/config fallback on purpose: a CI run must not reach a cluster
+// nobody asked for.
+import { existsSync, readFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { isIPv6 } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+export interface LoadKubeConfigOptions {
+  /** explicit path (--kubeconfig); an error if it cannot be loaded */
+  kubeconfig?: string;
+  env: NodeJS.ProcessEnv;
+  /** where the service account token, CA and namespace are mounted (tests point elsewhere) */
+  serviceAccountDir?: string;
+}
+
+export interface LoadedKubeConfig {
+  kc: KubeConfig;
+  /** human-readable origin, for logs and the CLI's "checking with …" line */
+  source: string;
+}
+
+export function loadKubeConfig(opts: LoadKubeConfigOptions): LoadedKubeConfig | null {
+  if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') {
+    const kc = new KubeConfig();
+    loadFile(kc, opts.kubeconfig);
+    requireCluster(kc, opts.kubeconfig);
+    return { kc, source: `kubeconfig ${opts.kubeconfig}` };
+  }
+
+  const fromEnv = opts.env.KUBECONFIG;
+  if (fromEnv !== undefined && fromEnv !== '') {
+    // kubectl semantics: a list of files, missing ones skipped, the first one's context wins.
+    const files = fromEnv.split(delimiter).filter((f) => f !== '' && existsSync(f));
+    const [first, ...rest] = files;
+    if (first !== undefined) {
+      const kc = new KubeConfig();
+      loadFile(kc, first);
+      for (const file of rest) {
+        const more = new KubeConfig();
+        loadFile(more, file);
+        mergeFirstWins(kc, more);
+      }
+      requireCluster(kc, `KUBECONFIG=${fromEnv}`);
+      return { kc, source: `KUBECONFIG ${files.join(delimiter)}` };
+    }
+  }
+
+  const saDir = opts.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
+  const host = opts.env.KUBERNETES_SERVICE_HOST;
+  const port = opts.env.KUBERNETES_SERVICE_PORT;
+  if (host && port && existsSync(join(saDir, 'token'))) {
+    return { kc: inClusterConfig(host, port, saDir), source: 'in-cluster service account' };
+  }
+  return null;
+}
+
+function loadFile(kc: KubeConfig, file: string): void {
+  try {
+    kc.loadFromFile(file);
+  } catch (err) {
+    // The YAML parser's message may quote file content (tokens), so only say what failed.
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(`cannot load kubeconfig ${file}${code ? ` (${code})` : ''}`, { cause: code });
+  }
+}
+
+// kubectl's merge: the first file that sets a name (or the current context) wins; client-node's
+// own mergeConfig throws on duplicates instead.
+function mergeFirstWins(kc: KubeConfig, more: KubeConfig): void {
+  if (!kc.currentContext && more.currentContext) kc.currentContext = more.currentContext;
+  for (const c of more.clusters) if (!kc.clusters.some((x) => x.name === c.name)) kc.clusters.push(c);
+  for (const u of more.users) if (!kc.users.some((x) => x.name === u.name)) kc.users.push(u);
+  for (const c of more.contexts) if (!kc.contexts.some((x) => x.name === c.name)) kc.contexts.push(c);
+}
+
+function requireCluster(kc: KubeConfig, what: string): void {
+  if (!kc.getCurrentCluster()) throw new Error(`${what}: no current context with a cluster`);
+}
+
+// Same shape as KubeConfig.loadFromCluster, but from the env we were given (not process.env)
+// and a configurable mount point. The tokenFile provider re-reads the rotated bound token.
+function inClusterConfig(host: string, port: string, saDir: string): KubeConfig {
+  const scheme = port === '80' || port === '8080' || port === '8001' ? 'http' : 'https';
+  const serverHost = isIPv6(host) ? `[${host}]` : host;
+  const nsFile = join(saDir, 'namespace');
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [
+      {
+        name: 'inCluster',
+        server: `${scheme}://${serverHost}:${port}`,
+        caFile: join(saDir, 'ca.crt'),
+        // client-node refuses http:// unless this is set; on https it stays false.
+        skipTLSVerify: scheme === 'http',
+      },
+    ],
+    users: [
+      {
+        name: 'inClusterUser',
+        authProvider: { name: 'tokenFile', config: { tokenFile: join(saDir, 'token') } },
+      },
+    ],
+    contexts: [
+      {
+        name: 'inClusterContext',
+        cluster: 'inCluster',
+        user: 'inClusterUser',
+        ...(existsSync(nsFile) ? { namespace: readFileSync(nsFile, 'utf8').trim() } : {}),
+      },
+    ],
+    currentContext: 'inClusterContext',
+  });
+  return kc;
+}

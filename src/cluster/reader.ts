@@ -1,0 +1,256 @@
+// Reads the objects that make up a pod's keyring: pull secrets and service accounts, with `get`
+// only (REQUIRED_ACCESS), cached briefly, one request per object however many reviews ask at once,
+// and never longer than a per-request timeout. Results never carry secret values in `detail`.
+import { ApiException, CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import { withSignal } from './signal.ts';
+import { DockerConfigError, parseDockercfg, parseDockerConfigJSON, type DockerConfigEntry } from '../credentials/dockerconfig.ts';
+
+export const SECRET_TYPE_DOCKERCONFIGJSON = 'kubernetes.io/dockerconfigjson';
+export const SECRET_TYPE_DOCKERCFG = 'kubernetes.io/dockercfg';
+
+export type PullSecretStatus = 'ok' | 'missing' | 'wrong-type' | 'unparseable' | 'forbidden' | 'error';
+
+export interface PullSecretRead {
+  name: string;
+  status: PullSecretStatus;
+  /** the secret's type, when it was read */
+  type?: string;
+  /** registry key -> credential; only with status 'ok'. Shared with the cache: do not mutate. */
+  entries?: Map<string, DockerConfigEntry>;
+  /** why it is not usable; never contains secret values */
+  detail?: string;
+}
+
+export interface ServiceAccountRead {
+  status: 'ok' | 'missing' | 'forbidden' | 'error';
+  /** the non-empty names in imagePullSecrets, in order */
+  names: string[];
+  detail?: string;
+}
+
+export interface ClusterReaderOptions {
+  /** how long an answer (found, or a missing/forbidden/wrong-type one) is reused */
+  cacheTtlMs: number;
+  /** TTL for negative answers (missing, forbidden, wrong type, unparseable); default cacheTtlMs */
+  negativeTtlMs?: number;
+  /** per API request; a slow API server yields status 'error' instead of a hung review */
+  requestTimeoutMs?: number;
+  /** bound on cached objects */
+  maxEntries?: number;
+  logger?: Logger;
+}
+
+export interface ReadOptions {
+  /** the caller's deadline; aborting it gives that caller an 'error' answer at once */
+  signal?: AbortSignal;
+}
+
+const DEFAULT_TIMEOUT_MS = 5_000;
+
+type Cached = PullSecretRead | ServiceAccountRead;
+
+export class ClusterReader {
+  readonly #api: CoreV1Api;
+  readonly #ttl: number;
+  readonly #negativeTtl: number;
+  readonly #timeoutMs: number;
+  readonly #log: Logger | undefined;
+  readonly #cache: LRUCache<string, Cached>;
+  readonly #inflight = new Map<string, Promise<Cached>>();
+
+  constructor(kc: KubeConfig, opts: ClusterReaderOptions) {
+    this.#api = kc.makeApiClient(CoreV1Api);
+    this.#ttl = opts.cacheTtlMs;
+    this.#negativeTtl = opts.negativeTtlMs ?? opts.cacheTtlMs;
+    this.#timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#log = opts.logger;
+    this.#cache = new LRUCache<string, Cached>({ max: opts.maxEntries ?? 10_000 });
+  }
+
+  /** One answer per distinct non-empty name, in the order given (empty names are skipped, as by the kubelet). */
+  async readPullSecrets(namespace: string, names: string[], opts: ReadOptions = {}): Promise<PullSecretRead[]> {
+    const distinct = [...new Set(names.filter((n) => n !== ''))];
+    return Promise.all(
+      distinct.map((name) =>
+        this.#shared<PullSecretRead>(
+          `secret\0${namespace}\0${name}`,
+          (signal) => this.#loadSecret(namespace, name, signal),
+          opts.signal,
+          (detail) => ({ name, status: 'error', detail }),
+        ),
+      ),
+    );
+  }
+
+  async serviceAccountPullSecrets(namespace: string, name: string, opts: ReadOptions = {}): Promise<ServiceAccountRead> {
+    return this.#shared<ServiceAccountRead>(
+      `sa\0${namespace}\0${name}`,
+      (signal) => this.#loadServiceAccount(namespace, name, signal),
+      opts.signal,
+      (detail) => ({ status: 'error', names: [], detail }),
+    );
+  }
+
+  /** Drop every cached answer (tests, or after an RBAC change). */
+  clear(): void {
+    this.#cache.clear();
+  }
+
+  // Cache, then in-flight de-duplication. The shared request runs on its own timeout, not on a
+  // caller's signal, so one caller giving up does not fail the others waiting on it.
+  async #shared<T extends Cached>(
+    key: string,
+    load: (signal: AbortSignal) => Promise<T>,
+    callerSignal: AbortSignal | undefined,
+    aborted: (detail: string) => T,
+  ): Promise<T> {
+    const hit = this.#cache.get(key);
+    if (hit !== undefined) return hit as T;
+    let pending = this.#inflight.get(key) as Promise<T> | undefined;
+    if (pending === undefined) {
+      const p: Promise<T> = load(AbortSignal.timeout(this.#timeoutMs))
+        .catch((err: unknown) => {
+          this.#log?.warn({ err: (err as Error)?.name }, 'cluster read failed unexpectedly');
+          return aborted('internal error reading from the API server');
+        })
+        .then((value) => {
+          if (this.#inflight.get(key) === p) this.#inflight.delete(key);
+          const ttl = this.#ttlFor(value);
+          if (ttl > 0) this.#cache.set(key, value, { ttl });
+          return value;
+        });
+      this.#inflight.set(key, p);
+      pending = p;
+    }
+    return callerSignal ? raceAbort(pending, callerSignal, () => aborted('the review deadline passed before the API server answered')) : pending;
+  }
+
+  // Transient failures ('error') are not cached: the next review asks again.
+  #ttlFor(value: Cached): number {
+    if (value.status === 'error') return 0;
+    if (value.status === 'ok') return this.#ttl;
+    return this.#negativeTtl;
+  }
+
+  async #loadSecret(namespace: string, name: string, signal: AbortSignal): Promise<PullSecretRead> {
+    let secret: V1Secret;
+    try {
+      secret = await this.#api.readNamespacedSecret({ name, namespace }, withSignal(signal));
+    } catch (err) {
+      const { status, detail } = describeFailure(err, `secret "${name}" in namespace "${namespace}"`, this.#timeoutMs);
+      this.#log?.debug({ namespace, secret: name, status }, 'pull secret not read');
+      return { name, status, detail };
+    }
+    const read = decodePullSecret(name, secret);
+    this.#log?.debug({ namespace, secret: name, status: read.status, type: read.type }, 'pull secret read');
+    return read;
+  }
+
+  async #loadServiceAccount(namespace: string, name: string, signal: AbortSignal): Promise<ServiceAccountRead> {
+    try {
+      const sa = await this.#api.readNamespacedServiceAccount({ name, namespace }, withSignal(signal));
+      const names = (sa.imagePullSecrets ?? []).map((ref) => ref.name ?? '').filter((n) => n !== '');
+      return { status: 'ok', names };
+    } catch (err) {
+      const { status, detail } = describeFailure(err, `service account "${name}" in namespace "${namespace}"`, this.#timeoutMs);
+      this.#log?.debug({ namespace, serviceAccount: name, status }, 'service account not read');
+      return { status: status === 'missing' || status === 'forbidden' ? status : 'error', names: [], detail };
+    }
+  }
+}
+
+/** Decode a Secret as the kubelet would for imagePullSecrets. Exported for the engine's tests. */
+export function decodePullSecret(name: string, secret: V1Secret): PullSecretRead {
+  const type = secret.type ?? 'Opaque'; // the API server defaults an empty type to Opaque
+  let key: string;
+  let parse: (text: string) => Map<string, DockerConfigEntry>;
+  if (type === SECRET_TYPE_DOCKERCONFIGJSON) {
+    key = '.dockerconfigjson';
+    parse = parseDockerConfigJSON;
+  } else if (type === SECRET_TYPE_DOCKERCFG) {
+    key = '.dockercfg';
+    parse = parseDockercfg;
+  } else {
+    return {
+      name,
+      status: 'wrong-type',
+      type,
+      detail: `secret "${name}" has type ${type}; the kubelet only uses ${SECRET_TYPE_DOCKERCONFIGJSON} and ${SECRET_TYPE_DOCKERCFG} secrets`,
+    };
+  }
+  const encoded = secret.data?.[key];
+  if (encoded === undefined) {
+    return { name, status: 'unparseable', type, detail: `secret "${name}" (${type}) has no ${key} key` };
+  }
+  try {
+    const entries = parse(Buffer.from(encoded, 'base64').toString('utf8'));
+    return { name, status: 'ok', type, entries };
+  } catch (err) {
+    // DockerConfigError messages name only keys and fields; anything else might quote the text.
+    const why = err instanceof DockerConfigError ? `: ${err.message}` : '';
+    return { name, status: 'unparseable', type, detail: `secret "${name}" (${type}): ${key} is not a valid docker config${why}` };
+  }
+}
+
+interface Failure {
+  status: 'missing' | 'forbidden' | 'error';
+  detail: string;
+}
+
+/**
+ * An API failure in words, without anything from a response body other than a Status message
+ * (error texts from body parsing may quote the body, which for a secret holds its values).
+ */
+export function describeFailure(err: unknown, what: string, timeoutMs: number): Failure {
+  if (err instanceof ApiException) {
+    const code = err.code;
+    const statusMessage = statusMessageOf(err.body);
+    if (code === 404) return { status: 'missing', detail: `${what} not found` };
+    if (code === 403) {
+      return {
+        status: 'forbidden',
+        detail: `pullguard may not get ${what}${statusMessage ? `: ${statusMessage}` : ''} (grant get on it, see manifests/)`,
+      };
+    }
+    if (code === 401) return { status: 'error', detail: `the API server rejected pullguard's credentials reading ${what} (401)` };
+    return { status: 'error', detail: `the API server answered ${code} reading ${what}${statusMessage ? `: ${statusMessage}` : ''}` };
+  }
+  const e = err as { name?: unknown; cause?: { code?: unknown; name?: unknown } } | undefined;
+  if (e?.name === 'TimeoutError' || e?.cause?.name === 'TimeoutError') {
+    return { status: 'error', detail: `the API server did not answer within ${timeoutMs}ms reading ${what}` };
+  }
+  if (e?.name === 'AbortError') return { status: 'error', detail: `reading ${what} was aborted` };
+  const code = typeof e?.cause?.code === 'string' ? e.cause.code : undefined;
+  if (code) return { status: 'error', detail: `cannot reach the API server reading ${what}: ${code}` };
+  return { status: 'error', detail: `reading ${what} failed (${typeof e?.name === 'string' ? e.name : 'unknown error'})` };
+}
+
+function statusMessageOf(body: unknown): string | undefined {
+  let parsed: unknown = body;
+  if (typeof body === 'string') {
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return undefined;
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const s = parsed as { kind?: unknown; message?: unknown };
+  if (s.kind !== 'Status' || typeof s.message !== 'string') return undefined;
+  return s.message.length > 300 ? `${s.message.slice(0, 300)}…` : s.message;
+}
+
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onAbort: () => T): Promise<T> {
+  if (signal.aborted) return Promise.resolve(onAbort());
+  return new Promise<T>((resolve) => {
+    const abort = () => resolve(onAbort());
+    signal.addEventListener('abort', abort, { once: true });
+    // p never rejects (#shared catches)
+    void p.then((v) => {
+      signal.removeEventListener('abort', abort);
+      resolve(v);
+    });
+  });
+}

@@ -1,0 +1,264 @@
+// NodeWatcher against the fixture API server: list + watch through the real client, platform
+// counts, image presence, reconnects (clean close, reset connection, 410 Expired), paging,
+// recovery from a failing list, and access limited to list/watch on nodes.
+import t from 'tap';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { NodeWatcher, type NodeWatcherOptions } from '../../src/cluster/nodes.ts';
+import { REQUIRED_ACCESS } from '../../src/cluster/access.ts';
+import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
+
+const NGINX_DIGEST = 'docker.io/library/nginx@sha256:4c0fdaa8b6341bfdeca5f18f7837462c80cff90527ee35ef185571e1c327beac';
+const NGINX_TAG = 'docker.io/library/nginx:1.25';
+const PAUSE = 'registry.k8s.io/pause:3.10';
+
+const servers: KubeApiServer[] = [];
+const dir = await mkdtemp(join(tmpdir(), 'pullguard-nodes-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+
+async function setup(t: Tap, opts: NodeWatcherOptions = {}): Promise<{ api: KubeApiServer; w: NodeWatcher }> {
+  const api = await KubeApiServer.start();
+  const kc = new KubeConfig();
+  kc.loadFromFile(await api.writeKubeconfig(join(dir, String(Math.random()))));
+  const w = new NodeWatcher(kc, { backoffInitialMs: 20, backoffMaxMs: 200, ...opts });
+  servers.push(api);
+  t.teardown(async () => {
+    await w.stop();
+    await api.close();
+  });
+  return { api, w };
+}
+type Tap = { teardown(fn: () => unknown): void };
+
+async function until(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+t.test('the first list gives platforms and images; ready flips once', async (t) => {
+  const { api, w } = await setup(t);
+  api.putNode(makeNode({ name: 'worker-1', images: [[NGINX_DIGEST, NGINX_TAG], [PAUSE]] }));
+  api.putNode(makeNode({ name: 'worker-2' }));
+  t.equal(w.ready, false);
+  w.start();
+  t.equal(await w.whenReady(5_000), true);
+  t.equal(w.ready, true);
+  t.same(w.platforms(), [{ os: 'linux', architecture: 'amd64', nodes: 2 }]);
+  t.equal(w.imageOnAnyNode([NGINX_TAG]), true);
+  t.equal(w.imageOnAnyNode(['docker.io/library/redis:7', NGINX_DIGEST]), true, 'any of the names');
+  t.equal(w.imageOnAnyNode(['docker.io/library/redis:7']), false);
+  t.equal(w.imageOnAnyNode([]), false);
+  t.same(
+    w.nodes().map((n) => [n.name, n.os, n.architecture, [...n.images].sort()]),
+    [
+      ['worker-1', 'linux', 'amd64', [NGINX_TAG, NGINX_DIGEST, PAUSE].sort()],
+      ['worker-2', 'linux', 'amd64', []],
+    ],
+  );
+  const list = api.requests.find((r) => r.verb === 'list');
+  t.equal(list?.path, '/api/v1/nodes');
+  await until(() => api.openWatches === 1, 'the watch');
+  const watch = api.requests.find((r) => r.verb === 'watch');
+  t.equal(watch?.path, '/api/v1/nodes');
+  t.equal(watch?.query.resourceVersion, api.resourceVersion, "watches from the list's resourceVersion");
+  t.ok(Number(watch?.query.timeoutSeconds) >= 300, 'asks the server to end the watch, as client-go does');
+  t.equal(watch?.query.allowWatchBookmarks, 'true');
+});
+
+t.test('watch events: an arm64 node comes and goes, images change', async (t) => {
+  const { api, w } = await setup(t);
+  api.putNode(makeNode({ name: 'amd-1' }));
+  let changes = 0;
+  w.onChange(() => changes++);
+  w.start();
+  await w.whenReady(5_000);
+  await until(() => api.openWatches === 1, 'the watch');
+
+  api.putNode(makeNode({ name: 'arm-1', architecture: 'arm64', images: [[NGINX_TAG]] }));
+  await until(() => w.platforms().length === 2, 'the arm64 node');
+  t.same(w.platforms(), [
+    { os: 'linux', architecture: 'amd64', nodes: 1 },
+    { os: 'linux', architecture: 'arm64', nodes: 1 },
+  ]);
+  t.equal(w.imageOnAnyNode([NGINX_TAG]), true);
+
+  // MODIFIED: the kubelet's image list changed (nginx garbage-collected)
+  api.putNode(makeNode({ name: 'arm-1', architecture: 'arm64', images: [[PAUSE]] }));
+  await until(() => !w.imageOnAnyNode([NGINX_TAG]), 'the image to go');
+  t.equal(w.imageOnAnyNode([PAUSE]), true);
+
+  api.deleteNode('arm-1');
+  await until(() => w.platforms().length === 1, 'the arm64 node to go');
+  t.same(w.platforms(), [{ os: 'linux', architecture: 'amd64', nodes: 1 }]);
+  t.equal(w.imageOnAnyNode([PAUSE]), false);
+  t.ok(changes >= 4, `listeners told (${changes})`);
+  t.equal(w.stats.lists, 1, 'events alone never needed a re-list');
+});
+
+t.test('a cleanly closed watch is resumed from the last resourceVersion, without a re-list', async (t) => {
+  const { api, w } = await setup(t);
+  api.putNode(makeNode({ name: 'a' }));
+  w.start();
+  await w.whenReady(5_000);
+  await until(() => api.openWatches === 1, 'the watch');
+  api.putNode(makeNode({ name: 'b' }));
+  await until(() => w.nodes().length === 2, 'node b');
+  const rvAfterB = api.resourceVersion;
+  t.equal(api.dropWatches(), 1);
+  // changes while no watch is open are replayed from the resourceVersion
+  api.putNode(makeNode({ name: 'c', architecture: 'arm64' }));
+  await until(() => w.nodes().length === 3, 'node c after the reconnect');
+  await until(() => api.openWatches === 1, 'a new watch');
+  const watches = api.requests.filter((r) => r.verb === 'watch');
+  t.equal(watches.length, 2);
+  t.equal(watches[1]?.query.resourceVersion, rvAfterB, 'resumed where the stream ended');
+  t.equal(w.stats.lists, 1);
+  api.putNode(makeNode({ name: 'd' }));
+  await until(() => w.nodes().length === 4, 'events on the new stream');
+});
+
+t.test('a reset connection leads to a re-list and a new watch', async (t) => {
+  const { api, w } = await setup(t);
+  api.putNode(makeNode({ name: 'a' }));
+  w.start();
+  await w.whenReady(5_000);
+  await until(() => api.openWatches === 1, 'the watch');
+  api.dropWatches({ abrupt: true });
+  api.deleteNode('a');
+  api.putNode(makeNode({ name: 'win-1', os: 'windows' }));
+  await until(() => w.stats.lists === 2, 'the re-list');
+  await until(() => api.openWatches === 1, 'a new watch');
+  t.same(
+    w.nodes().map((n) => n.name),
+    ['win-1'],
+  );
+  t.same(w.platforms(), [{ os: 'windows', architecture: 'amd64', nodes: 1 }]);
+  api.putNode(makeNode({ name: 'b' }));
+  await until(() => w.nodes().length === 2, 'events on the new stream');
+});
+
+t.test('410 Expired (history compacted) leads to a re-list', async (t) => {
+  const { api, w } = await setup(t);
+  api.putNode(makeNode({ name: 'a' }));
+  w.start();
+  await w.whenReady(5_000);
+  await until(() => api.openWatches === 1, 'the watch');
+  api.putNode(makeNode({ name: 'b' }));
+  await until(() => w.nodes().length === 2, 'node b');
+  // The stream ends, then the server forgets the history the watcher would resume from.
+  api.dropWatches();
+  api.putNode(makeNode({ name: 'c' }));
+  api.compact();
+  await until(() => w.stats.lists === 2, 'the re-list');
+  await until(() => w.nodes().length === 3, 'node c');
+  await until(() => api.openWatches === 1, 'a new watch');
+});
+
+t.test('a failing list is retried with back-off and the watcher recovers', async (t) => {
+  const { api, w } = await setup(t);
+  api.putNode(makeNode({ name: 'a', architecture: 'arm64' }));
+  api.forbid({ resource: 'nodes' });
+  w.start();
+  await until(() => api.countRequests({ verb: 'list' }) >= 3, 'retries');
+  t.equal(w.ready, false);
+  t.same(w.platforms(), []);
+  const times = api.requests.filter((r) => r.verb === 'list').length;
+  api.allowAll();
+  t.equal(await w.whenReady(5_000), true);
+  t.same(w.platforms(), [{ os: 'linux', architecture: 'arm64', nodes: 1 }]);
+  t.ok(times < 20, `backed off (${times} attempts)`);
+});
+
+t.test('a failing watch is retried with growing back-off, not in a hot loop', async (t) => {
+  const { api, w } = await setup(t, { backoffInitialMs: 50, backoffMaxMs: 400 });
+  api.putNode(makeNode({ name: 'a' }));
+  w.start();
+  await w.whenReady(5_000);
+  await until(() => api.openWatches === 1, 'the watch');
+  // A watch that the server keeps refusing (still listable): a list+watch cycle each time.
+  api.forbid({ resource: 'nodes' });
+  api.dropWatches();
+  await new Promise((r) => setTimeout(r, 700));
+  const attempts = api.requests.filter((r) => r.verb === 'list' || r.verb === 'watch').length;
+  t.ok(attempts < 25, `${attempts} attempts in 700ms`);
+  t.same(w.platforms(), [{ os: 'linux', architecture: 'amd64', nodes: 1 }], 'the last known state stays');
+  api.allowAll();
+  api.putNode(makeNode({ name: 'b' }));
+  await until(() => w.nodes().length === 2, 'recovery');
+});
+
+t.test('paging: limit and continue', async (t) => {
+  const { api, w } = await setup(t, { pageSize: 2 });
+  for (let i = 0; i < 5; i++) api.putNode(makeNode({ name: `n${i}`, architecture: i % 2 ? 'arm64' : 'amd64' }));
+  w.start();
+  await w.whenReady(5_000);
+  t.equal(w.nodes().length, 5);
+  t.same(w.platforms(), [
+    { os: 'linux', architecture: 'amd64', nodes: 3 },
+    { os: 'linux', architecture: 'arm64', nodes: 2 },
+  ]);
+  const lists = api.requests.filter((r) => r.verb === 'list');
+  t.equal(lists.length, 3);
+  t.same(
+    lists.map((r) => [r.query.limit, r.query.continue !== undefined]),
+    [
+      ['2', false],
+      ['2', true],
+      ['2', true],
+    ],
+  );
+});
+
+t.test('nodes without nodeInfo fall back to the os/arch labels', async (t) => {
+  const { api, w } = await setup(t);
+  const bare = makeNode({ name: 'new', architecture: 'arm64' });
+  delete (bare.status as Record<string, unknown>).nodeInfo;
+  api.putNode(bare);
+  api.putNode({ metadata: { name: 'nothing' } });
+  w.start();
+  await w.whenReady(5_000);
+  t.same(w.platforms(), [{ os: 'linux', architecture: 'arm64', nodes: 1 }], 'a node reporting nothing is left out');
+  t.equal(w.nodes().length, 2);
+});
+
+t.test('stop() ends the watch promptly and is idempotent; the last state stays readable', async (t) => {
+  const { api, w } = await setup(t);
+  api.putNode(makeNode({ name: 'a' }));
+  w.start();
+  w.start(); // a second start is a no-op
+  await w.whenReady(5_000);
+  await until(() => api.openWatches === 1, 'the watch');
+  const started = Date.now();
+  await w.stop();
+  t.ok(Date.now() - started < 1_000, 'stopped quickly');
+  await until(() => api.openWatches === 0, 'the server to see the watch closed');
+  await w.stop();
+  t.equal(w.nodes().length, 1);
+  const before = api.requests.length;
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(api.requests.length, before, 'no requests after stop');
+});
+
+t.test('whenReady times out while the API server is unreachable; stop() still returns', async (t) => {
+  const api = await KubeApiServer.start();
+  const kc = new KubeConfig();
+  kc.loadFromFile(await api.writeKubeconfig(join(dir, 'gone')));
+  await api.close();
+  const w = new NodeWatcher(kc, { backoffInitialMs: 20, backoffMaxMs: 100 });
+  w.start();
+  t.equal(await w.whenReady(200), false);
+  t.same(w.platforms(), []);
+  await w.stop();
+});
+
+t.test('every request of every test stayed inside REQUIRED_ACCESS', async (t) => {
+  const all = servers.flatMap((s) => s.requests);
+  t.ok(all.length > 30);
+  t.same(servers.flatMap((s) => s.requestsOutside(REQUIRED_ACCESS)), []);
+  t.same(new Set(all.map((r) => `${r.verb} ${r.resource}`)), new Set(['list nodes', 'watch nodes']));
+});
