@@ -1,0 +1,221 @@
+// The Dockerfile, checked statically (there is no container engine here): its stages, the user,
+// that what it copies exists and reaches the build context, and that it starts what package.json
+// defines, the way the Deployment expects.
+import t from 'tap';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { baseObjects, only, repoRoot, type Obj } from './lib.ts';
+
+interface Instruction {
+  op: string;
+  args: string;
+  flags: Record<string, string>;
+  line: number;
+}
+interface Stage {
+  base: string;
+  name?: string;
+  index: number;
+  body: Instruction[];
+}
+
+function parseDockerfile(text: string): { args: Record<string, string>; stages: Stage[] } {
+  const instructions: Instruction[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const start = i;
+    let line = lines[i]!;
+    if (/^\s*(#|$)/.test(line)) continue;
+    while (/\\\s*$/.test(line) && i + 1 < lines.length) {
+      line = line.replace(/\\\s*$/, ' ');
+      i++;
+      if (!/^\s*#/.test(lines[i]!)) line += lines[i]!; // comment lines inside a continuation are dropped
+    }
+    const m = /^\s*([A-Za-z]+)\s+(.*)$/.exec(line);
+    if (!m) throw new Error(`Dockerfile line ${start + 1}: cannot parse "${line}"`);
+    let rest = m[2]!.trim();
+    const flags: Record<string, string> = {};
+    for (let f; (f = /^--([a-z-]+)(?:=(\S+))?\s+/.exec(rest)); rest = rest.slice(f[0].length)) flags[f[1]!] = f[2] ?? 'true';
+    instructions.push({ op: m[1]!.toUpperCase(), args: rest, flags, line: start + 1 });
+  }
+  const args: Record<string, string> = {};
+  const stages: Stage[] = [];
+  for (const ins of instructions) {
+    if (ins.op === 'FROM') {
+      const [base, as, name] = ins.args.split(/\s+/);
+      stages.push({ base: base!, name: as?.toUpperCase() === 'AS' ? name : undefined, index: stages.length, body: [] });
+    } else if (!stages.length) {
+      if (ins.op !== 'ARG') throw new Error(`Dockerfile line ${ins.line}: only ARG may come before FROM`);
+      const [k, v] = ins.args.split('=');
+      args[k!] = v ?? '';
+    } else {
+      stages.at(-1)!.body.push(ins);
+    }
+  }
+  return { args, stages };
+}
+
+const expand = (s: string, vars: Record<string, string>) => s.replace(/\$\{?([A-Za-z_]+)\}?/g, (_, k: string) => vars[k] ?? '');
+const execForm = (ins: Instruction | undefined): string[] | undefined => {
+  if (!ins) return undefined;
+  const v = JSON.parse(ins.args) as unknown;
+  return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined;
+};
+
+/** Go's filepath.Match as Docker uses it (plus **): unlike shell globs, * also matches dotfiles. */
+function globRegExp(pattern: string): RegExp {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '*' && pattern[i + 1] === '*') {
+      re += '.*';
+      i++;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** .dockerignore as Docker applies it: the last matching pattern wins; a match on a folder covers its contents. */
+function dockerIgnored(path: string, patterns: string[]): boolean {
+  const ancestors = path.split('/').map((_, i, parts) => parts.slice(0, i + 1).join('/'));
+  let ignored = false;
+  for (const raw of patterns) {
+    const negate = raw.startsWith('!');
+    const pattern = globRegExp(posix.normalize(negate ? raw.slice(1) : raw).replace(/\/$/, ''));
+    if (ancestors.some((a) => pattern.test(a))) ignored = !negate;
+  }
+  return ignored;
+}
+
+const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+const { args: globalArgs, stages } = parseDockerfile(dockerfile);
+const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as Obj;
+const ignorePatterns = readFileSync(join(repoRoot, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+const runtime = stages.at(-1)!;
+const bodyOf = (stage: Stage, op: string) => stage.body.filter((i) => i.op === op);
+const stageByRef = (ref: string) => stages.find((s) => s.name === ref || String(s.index) === ref);
+
+t.test('multi-stage: build with the toolchain, ship on a Node.js 26 base', async (t) => {
+  t.ok(stages.length >= 2, `${stages.length} stages`);
+  const names = stages.map((s) => s.name);
+  t.equal(new Set(names).size, names.length, 'stage names are unique');
+  const nodeVersion = pkg.devDependencies.node as string;
+  const major = nodeVersion.split('.')[0];
+  t.equal(globalArgs.NODE_VERSION, nodeVersion, `NODE_VERSION is the node version package.json pins (${nodeVersion})`);
+  for (const s of stages.slice(0, -1)) {
+    t.match(expand(s.base, globalArgs), new RegExp(`^node:${nodeVersion.replace(/\./g, '\\.')}-[a-z]+-slim$`), `stage ${s.name}: official node slim image of that version`);
+  }
+  t.match(runtime.base, new RegExp(`^gcr\\.io/distroless/nodejs${major}-debian\\d+:nonroot(@sha256:[0-9a-f]{64})?$`), 'runtime: distroless Node.js of the same major, nonroot variant');
+  t.same(bodyOf(runtime, 'RUN'), [], 'the runtime stage runs nothing (it has no shell)');
+  const build = stages.find((s) => s.body.some((i) => i.op === 'RUN' && /\bnpm run build\b/.test(i.args)));
+  t.ok(build && build !== runtime, 'a build stage runs `npm run build`');
+  t.match(pkg.scripts.build, /tsc -p tsconfig\.build\.json/, 'which compiles with tsconfig.build.json');
+  const tsBuild = JSON.parse(readFileSync(join(repoRoot, 'tsconfig.build.json'), 'utf8')) as Obj;
+  t.same([tsBuild.compilerOptions.rootDir, tsBuild.compilerOptions.outDir], ['src', 'dist'], 'src/ -> dist/');
+  const deps = stages.find((s) => s.body.some((i) => i.op === 'RUN' && /\bnpm ci\b.*--omit=dev/.test(i.args)));
+  t.ok(deps && deps !== build, 'production dependencies are installed apart, without dev dependencies');
+});
+
+t.test('runs as a non-root user', async (t) => {
+  const users = bodyOf(runtime, 'USER');
+  t.equal(users.length, 1, 'the runtime stage sets USER');
+  const user = users[0]?.args ?? '';
+  const [uid, gid] = user.split(':');
+  t.match(uid, /^[1-9]\d*$/, 'numeric (the kubelet can only check runAsNonRoot for a numeric user)');
+  t.not(uid, '0');
+  const pod = only(baseObjects(), 'Deployment').spec.template.spec;
+  t.equal(String(pod.securityContext.runAsUser), uid, 'the Deployment runs as the same uid');
+  t.equal(String(pod.securityContext.runAsGroup), gid ?? uid, 'and group');
+});
+
+t.test('what it copies exists, reaches the build context, and comes from earlier stages', async (t) => {
+  for (const s of stages) {
+    for (const copy of bodyOf(s, 'COPY').concat(bodyOf(s, 'ADD'))) {
+      t.equal(copy.op, 'COPY', `line ${copy.line}: COPY, not ADD`);
+      const parts = copy.args.startsWith('[') ? (JSON.parse(copy.args) as string[]) : copy.args.split(/\s+/);
+      const sources = parts.slice(0, -1);
+      t.ok(sources.length > 0, `line ${copy.line}: has a source`);
+      if (copy.flags.from) {
+        const from = stageByRef(copy.flags.from);
+        t.ok(from && from.index < s.index, `line ${copy.line}: --from=${copy.flags.from} is an earlier stage`);
+        continue;
+      }
+      for (const src of sources) {
+        t.ok(existsSync(join(repoRoot, src)), `line ${copy.line}: ${src} exists`);
+        t.notOk(dockerIgnored(src, ignorePatterns), `line ${copy.line}: ${src} is not excluded by .dockerignore`);
+      }
+    }
+  }
+});
+
+t.test('.dockerignore keeps secrets and local state out of the build context', async (t) => {
+  for (const path of ['node_modules', 'dist', '.git', 'certs/out/ca.key', 'manifests/overlays/plain/tls-secret.yaml', 'coverage', '.tap', 'test/manifests/yaml.test.ts']) {
+    t.ok(dockerIgnored(path, ignorePatterns), `${path} excluded`);
+  }
+  for (const path of ['src/cli/main.ts', 'package.json', 'package-lock.json', 'tsconfig.build.json']) {
+    t.notOk(dockerIgnored(path, ignorePatterns), `${path} included`);
+  }
+});
+
+t.test('the entrypoint is `pullguard serve` as package.json defines it', async (t) => {
+  const entry = execForm(bodyOf(runtime, 'ENTRYPOINT').at(-1));
+  t.ok(entry, 'ENTRYPOINT in exec form (no shell to run a shell form)');
+  const bin = pkg.bin.pullguard as string;
+  t.equal(bin, 'dist/cli/main.js');
+  const script = entry?.find((a) => a.endsWith('.js'));
+  t.match(entry?.[0], /\/node$/, 'runs node');
+  t.equal(script, bin, 'the script is package.json bin.pullguard');
+  t.equal(entry?.[entry.indexOf(script ?? '') + 1], 'serve', 'with the serve command');
+  t.ok(entry?.slice(1, entry.indexOf(script ?? '')).every((a) => a.startsWith('--')), 'only node flags before the script');
+  const cmd = bodyOf(runtime, 'CMD');
+  t.ok(cmd.length === 0 || execForm(cmd.at(-1))?.every((a) => a.startsWith('-') || a.startsWith('/')), 'CMD, if any, only adds serve options');
+
+  // The script must be in the image: WORKDIR + the dist/ copied from the build stage.
+  const workdir = bodyOf(runtime, 'WORKDIR').at(-1)?.args;
+  t.equal(workdir, '/app', 'WORKDIR /app');
+  const distCopy = bodyOf(runtime, 'COPY').find((c) => c.flags.from && /\/dist\s/.test(c.args + ' '));
+  t.ok(distCopy, 'dist/ comes from the build stage');
+  t.match(distCopy?.args, /\s\.\/dist\/?$|\s\/app\/dist\/?$/, 'into /app/dist');
+  const src = join(repoRoot, bin.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts'));
+  t.ok(existsSync(src), `${bin} is compiled from ${src.slice(repoRoot.length + 1)}`);
+  t.ok(bodyOf(runtime, 'COPY').some((c) => !c.flags.from && c.args.split(/\s+/).includes('package.json')), 'package.json is in the image (it makes dist/ ESM)');
+  t.equal(pkg.type, 'module');
+
+  // The Deployment adds the configuration file: together `pullguard serve --config …`.
+  const container = only(baseObjects(), 'Deployment').spec.template.spec.containers[0];
+  t.equal(container.command, undefined, 'the Deployment keeps the entrypoint');
+  t.same([...(entry ?? []).slice((entry ?? []).indexOf('serve')), ...container.args], ['serve', '--config', '/etc/pullguard/config.yaml'], 'the pods run `serve --config /etc/pullguard/config.yaml`');
+  t.ok(bodyOf(runtime, 'EXPOSE').some((e) => e.args.split(/\s+/).includes('8443')), 'EXPOSE 8443');
+});
+
+t.test('OCI labels', async (t) => {
+  const labels: Record<string, string> = {};
+  for (const l of bodyOf(runtime, 'LABEL')) {
+    for (const m of l.args.matchAll(/([\w.-]+)="([^"]*)"/g)) labels[m[1]!] = m[2]!;
+  }
+  const stageArgs: Record<string, string> = {};
+  for (const a of bodyOf(runtime, 'ARG')) {
+    const [k, v] = a.args.split('=');
+    stageArgs[k!] = v ?? '';
+  }
+  for (const key of ['title', 'description', 'licenses', 'source', 'version', 'revision', 'created']) {
+    t.ok(labels[`org.opencontainers.image.${key}`], `org.opencontainers.image.${key}`);
+  }
+  t.equal(labels['org.opencontainers.image.licenses'], pkg.license, 'licenses == package.json license');
+  t.equal(expand(labels['org.opencontainers.image.version'] ?? '', stageArgs), pkg.version, 'version defaults to package.json version');
+  const image = only(baseObjects(), 'Deployment').spec.template.spec.containers[0].image;
+  const kustomization = readFileSync(join(repoRoot, 'manifests/base/kustomization.yaml'), 'utf8');
+  t.equal(image, 'pullguard', 'the Deployment names the image by its kustomize name');
+  t.match(kustomization, new RegExp(`newTag: ${pkg.version.replace(/\./g, '\\.')}\\b`), 'and the manifests install the package version');
+});
+
+t.test('production dependencies install without scripts', async (t) => {
+  // The deps stage uses --ignore-scripts; a production dependency that needs its install script
+  // would break at run time, so it must be noticed here.
+  const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as Obj;
+  const withScripts = Object.entries(lock.packages as Record<string, Obj>).filter(([, p]) => p.hasInstallScript && !p.dev).map(([k]) => k);
+  t.same(withScripts, [], 'no production dependency has an install script');
+  t.ok(stages.some((s) => s.body.some((i) => i.op === 'RUN' && /npm ci .*--omit=dev.*--ignore-scripts|npm ci .*--ignore-scripts.*--omit=dev/.test(i.args))), 'npm ci --omit=dev --ignore-scripts');
+});

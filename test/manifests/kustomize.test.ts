@@ -1,0 +1,89 @@
+// What `kubectl apply -k` would send: kustomize's rendering of manifests/ (= the cert-manager
+// overlay) and of the plain overlay after certs/gen.sh, with the install steps of docs/operating.md.
+// (`kubectl apply --dry-run=client` needs a reachable API server for discovery, so the rendering
+// is checked with `kubectl kustomize`, the renderer `apply -k` uses.)
+import t from 'tap';
+import { X509Certificate } from 'node:crypto';
+import { join } from 'node:path';
+import { validateConfig } from '../../src/config.ts';
+import { parse as parseYaml } from 'yaml';
+import { all, isNamespaced, kubectl, manifestsDir, only, openssl, renderKustomize, renderPlainOverlay, toolOptions, type Obj } from './lib.ts';
+import { objectProblems } from './schema.ts';
+
+// the subtest type (t.test's last overload takes only the callback)
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+
+const BASE_KINDS = ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Namespace', 'PodDisruptionBudget', 'Service', 'ServiceAccount', 'ValidatingWebhookConfiguration'];
+
+/** Checks every rendering must pass, whichever way the certificate arrives. */
+async function commonChecks(t: Tap, objects: Obj[]) {
+  for (const kind of BASE_KINDS) t.equal(all(objects, kind).length, 1, `one ${kind}`);
+  for (const o of objects) t.same(objectProblems(o, { rendered: true }), [], `${o.kind}/${o.metadata.name} has the required fields`);
+
+  const ns = only(objects, 'Namespace').metadata.name as string;
+  for (const o of objects.filter((o) => isNamespaced(o.kind))) t.equal(o.metadata.namespace, ns, `${o.kind}/${o.metadata.name} is in ${ns}`);
+  for (const o of objects) t.match(o.metadata.name, /^pullguard/, `${o.kind}/${o.metadata.name} is named pullguard…`);
+
+  const sa = only(objects, 'ServiceAccount');
+  const binding = only(objects, 'ClusterRoleBinding');
+  t.same(binding.subjects, [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: ns }], 'the binding names the ServiceAccount in its namespace');
+
+  const vwc = only(objects, 'ValidatingWebhookConfiguration');
+  t.equal(vwc.webhooks.length, 1, 'one webhook (a patch that missed would add a second)');
+  const svc = only(objects, 'Service');
+  t.same(vwc.webhooks[0].clientConfig.service, { name: svc.metadata.name, namespace: ns, path: '/validate', port: 443 }, 'the webhook calls the Service');
+  t.ok(vwc.webhooks[0].namespaceSelector.matchExpressions.some((e: Obj) => e.key === 'kubernetes.io/metadata.name' && e.operator === 'NotIn' && e.values.includes(ns)), 'its own namespace is excluded');
+
+  const dep = only(objects, 'Deployment');
+  const cm = only(objects, 'ConfigMap');
+  const config = validateConfig(parseYaml(cm.data['config.yaml']), 'ConfigMap config.yaml');
+  t.pass('the ConfigMap\'s config.yaml validates with validateConfig');
+  t.equal(config.mode, 'warn', 'shipped in warn mode');
+  t.equal(config.server.webhookName, vwc.webhooks[0].name, 'server.webhookName is the registered webhook name');
+  const sources = dep.spec.template.spec.volumes.flatMap((v: Obj) => v.projected?.sources ?? []);
+  t.ok(sources.some((s: Obj) => s.configMap?.name === cm.metadata.name), `the Deployment mounts the generated ConfigMap ${cm.metadata.name}`);
+  t.match(dep.spec.template.spec.containers[0].image, /^[a-z0-9.\-/]+\/pullguard:\d+\.\d+\.\d+$/, 'a full, versioned image reference');
+  return { ns, vwc, dep, svc };
+}
+
+t.test('kubectl is available to render the overlays', toolOptions('kubectl', kubectl), async (t) => {
+  t.ok(kubectl, kubectl ? `kubectl at ${kubectl}` : 'kubectl is required in CI (CI is set): install it in the pipeline');
+});
+
+t.test('manifests/ (the default install) renders with cert-manager', toolOptions('kubectl', kubectl), async (t) => {
+  const top = renderKustomize(manifestsDir);
+  const overlay = renderKustomize(join(manifestsDir, 'overlays', 'cert-manager'));
+  t.same(top, overlay, '`kubectl apply -k manifests/` installs the cert-manager overlay');
+  const { ns, vwc, dep, svc } = await commonChecks(t, top);
+
+  const annotation = vwc.metadata.annotations?.['cert-manager.io/inject-ca-from'] as string | undefined;
+  t.ok(annotation, 'cainjector is asked to fill the caBundle');
+  const [certNs, certName] = (annotation ?? '/').split('/');
+  t.equal(certNs, ns, 'inject-ca-from names the install namespace');
+  const cert = only(top, 'Certificate', certName);
+  t.equal(cert.metadata.namespace, ns);
+  const secretName = dep.spec.template.spec.volumes.flatMap((v: Obj) => v.projected?.sources ?? []).find((s: Obj) => s.secret)?.secret.name;
+  t.equal(cert.spec.secretName, secretName, 'the Certificate writes the Secret the pods mount');
+  t.ok(cert.spec.dnsNames.includes(`${svc.metadata.name}.${ns}.svc`), 'the certificate names <service>.<namespace>.svc, which the API server dials');
+  t.ok(cert.spec.usages?.includes('server auth'), 'for server auth');
+  const issuer = only(top, 'Issuer', cert.spec.issuerRef.name);
+  t.ok(issuer.spec.ca, 'signed by a CA Issuer, so renewals keep the caBundle');
+  const ca = all(top, 'Certificate').find((o) => o.spec.secretName === issuer.spec.ca.secretName);
+  t.equal(ca?.spec.isCA, true, 'whose CA is a cert-manager Certificate');
+  t.ok(only(top, 'Issuer', ca?.spec.issuerRef.name).spec.selfSigned, 'issued by a selfSigned Issuer');
+  t.equal(vwc.webhooks[0].clientConfig.caBundle, undefined, 'no caBundle in the manifests (cainjector fills it)');
+});
+
+t.test('manifests/overlays/plain renders after certs/gen.sh', { ...toolOptions('kubectl', kubectl), ...(kubectl ? toolOptions('openssl', openssl) : {}) }, async (t) => {
+  const objects = renderPlainOverlay(t);
+  const { ns, vwc, dep, svc } = await commonChecks(t, objects);
+  t.equal(all(objects, 'Certificate').length + all(objects, 'Issuer').length, 0, 'no cert-manager objects');
+  const secretName = dep.spec.template.spec.volumes.flatMap((v: Obj) => v.projected?.sources ?? []).find((s: Obj) => s.secret)?.secret.name;
+  const secret = only(objects, 'Secret', secretName);
+  t.equal(secret.type, 'kubernetes.io/tls');
+  const cert = new X509Certificate(Buffer.from(secret.data['tls.crt'], 'base64'));
+  t.ok(cert.checkHost(`${svc.metadata.name}.${ns}.svc`), 'the Secret\'s certificate is for the name the API server dials');
+  const bundle = Buffer.from(vwc.webhooks[0].clientConfig.caBundle, 'base64').toString();
+  const ca = new X509Certificate(bundle);
+  t.ok(cert.verify(ca.publicKey), 'the caBundle\'s CA signed the served certificate');
+});
