@@ -49,6 +49,11 @@ export const configSchema = z.strictObject({
     maxTagsForSuggestions: z.number().int().nonnegative().default(1000),
     /** hosts that may be contacted although they resolve to link-local/metadata addresses */
     allowLinkLocal: z.array(hostPort).default([]),
+    /**
+     * where the nodes really pull a registry's images from (containerd hosts.toml `server`, a
+     * pull-through mirror): domain -> base URL, e.g. { "docker.io": "https://mirror.internal:5000" }
+     */
+    endpoints: z.record(z.string(), z.url({ protocol: /^https?$/, error: 'an http(s) URL such as https://mirror.internal:5000' })).default({}),
   }).prefault({}),
 
   cache: z.strictObject({

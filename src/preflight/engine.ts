@@ -10,7 +10,7 @@ import { format as formatPlatform, fromOCI, indexHasPlatform, type Platform } fr
 import { parseImage, type ImageRef } from '../reference/index.ts';
 import { credentialId } from '../registry/auth.ts';
 import { isIndexMediaType, RegistryClient, type Answer, type ClientOptions, type ManifestBody, type Outcome } from '../registry/client.ts';
-import { isDockerHub, registryHost } from '../registry/hosts.ts';
+import { isDockerHub } from '../registry/hosts.ts';
 import { AnswerCache } from './cache.ts';
 import { explain, type Explained } from './messages.ts';
 import { OFFICIAL_IMAGES } from './official-images.ts';
@@ -62,6 +62,7 @@ export class Preflight {
         caPems,
         concurrency: config.registry.concurrency,
         allowLinkLocal: config.registry.allowLinkLocal,
+        endpoints: config.registry.endpoints,
         requestTimeoutMs: config.deadline,
       });
     this.answers = new AnswerCache(config.cache.maxEntries);
@@ -192,7 +193,7 @@ export class Preflight {
   private async platformsOf(ref: ImageRef, outcome: Extract<Outcome, { kind: 'found' }>, cred: Credential | null): Promise<(Platform | undefined)[] | undefined> {
     const target = { domain: ref.domain, path: ref.path };
     const got = await this.bodies.get(
-      `body|${registryHost(ref.domain)}|${outcome.digest}`,
+      `body|${this.client.hostFor(ref.domain)}|${outcome.digest}`,
       async () => {
         const res = await this.client.manifest(target, outcome.digest, cred);
         if (!res.body) return {};

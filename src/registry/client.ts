@@ -58,7 +58,10 @@ export interface Target {
   path: string;
 }
 
-export type ClientOptions = TransportOptions;
+export interface ClientOptions extends TransportOptions {
+  /** domain -> base URL the nodes pull from instead (a mirror); see config registry.endpoints */
+  endpoints?: Record<string, string>;
+}
 
 interface ErrorBody {
   code?: string;
@@ -74,14 +77,26 @@ export class RegistryClient {
   readonly rateLimits = new Map<string, RateLimit & { host: string; at: number }>();
   manifestRequests = 0;
 
+  private readonly endpoints = new Map<string, string>();
+
   constructor(options: ClientOptions) {
     this.transport = new RegistryTransport(options);
     this.auth = new Authenticator(this.transport);
+    for (const [domain, base] of Object.entries(options.endpoints ?? {})) {
+      const url = new URL(base);
+      this.endpoints.set(domain, url.host);
+      if (url.protocol === 'http:') this.transport.usePlainHttp(url.host);
+    }
+  }
+
+  /** The host requests for a domain go to: its configured endpoint, else containerd's default. */
+  hostFor(domain: string): string {
+    return this.endpoints.get(domain) ?? registryHost(domain);
   }
 
   /** HEAD the manifest for a tag or digest, answering auth challenges with `cred` (null: anonymous). */
   async resolve(target: Target, tagOrDigest: string, cred: RegistryCredential | null, signal?: AbortSignal): Promise<Answer> {
-    const host = registryHost(target.domain);
+    const host = this.hostFor(target.domain);
     const evidence: string[] = [];
     const manifestPath = `/v2/${target.path}/manifests/${tagOrDigest}`;
     try {
@@ -118,7 +133,7 @@ export class RegistryClient {
 
   /** GET a manifest by digest (indexes, to read platforms). Verifies the body against the digest. */
   async manifest(target: Target, digest: string, cred: RegistryCredential | null, signal?: AbortSignal): Promise<Answer & { body?: ManifestBody }> {
-    const host = registryHost(target.domain);
+    const host = this.hostFor(target.domain);
     const evidence: string[] = [];
     try {
       const res = await this.send(host, target.path, 'GET', `/v2/${target.path}/manifests/${digest}`, cred, evidence, signal, MAX_MANIFEST_SIZE);
@@ -139,7 +154,7 @@ export class RegistryClient {
 
   /** GET a small JSON blob (an image config) by digest. */
   async blobJson(target: Target, digest: string, cred: RegistryCredential | null, signal?: AbortSignal): Promise<Record<string, unknown> | undefined> {
-    const host = registryHost(target.domain);
+    const host = this.hostFor(target.domain);
     try {
       const res = await this.send(host, target.path, 'GET', `/v2/${target.path}/blobs/${digest}`, cred, [], signal, MAX_MANIFEST_SIZE);
       if (res.response?.status !== 200) return undefined;
@@ -154,7 +169,7 @@ export class RegistryClient {
    * `not-found` with code NAME_UNKNOWN tells a missing repository from a missing tag.
    */
   async tags(target: Target, cred: RegistryCredential | null, max: number, signal?: AbortSignal): Promise<Answer & { tags?: string[]; truncated?: boolean }> {
-    const host = registryHost(target.domain);
+    const host = this.hostFor(target.domain);
     const evidence: string[] = [];
     const tags: string[] = [];
     let path: string | undefined = `/v2/${target.path}/tags/list?n=${Math.min(Math.max(max, 1), 1000)}`;

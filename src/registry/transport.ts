@@ -112,6 +112,11 @@ export class RegistryTransport {
     this.ca = options.caPems.length ? [...rootCertificates, ...options.caPems] : [];
   }
 
+  /** A host whose configured endpoint is http:// is never tried over TLS. */
+  usePlainHttp(host: string): void {
+    this.plainHttp.add(host);
+  }
+
   isInsecure(host: string): boolean {
     return hostListed(host, this.options.insecure);
   }

@@ -1,0 +1,160 @@
+// The engine against a real anonymous registry (distribution, plain HTTP): every answer such a
+// registry can give, the kubelet's reference rules, and what the cache saves.
+import t from 'tap';
+import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { checkImage, engineFor, isOneLine } from './lib.ts';
+
+let reg: TestRegistry;
+let single: { digest: string };
+let multi: { digest: string };
+
+t.before(async () => {
+  reg = await startRegistry({ auth: 'none', proxy: true });
+  single = await reg.pushImage('demo/app', '1.0', { platform: 'linux/amd64' });
+  await reg.pushTags('demo/app', ['1.1', '1.2', '2.0', '2.0.1'], { platform: 'linux/amd64' });
+  multi = await reg.pushIndex('demo/app', 'multi', ['linux/amd64', 'linux/arm64/v8']);
+  reg.resetCounters();
+});
+t.teardown(() => reg.stop());
+
+const engine = () => engineFor({ registry: { insecure: [reg.host] } });
+
+t.test('an existing tag is available, with its digest', async (t) => {
+  const v = await checkImage(engine(), `${reg.host}/demo/app:1.0`);
+  t.equal(v.verdict, 'ok');
+  t.equal(v.reason, 'available');
+  t.equal(v.digest, single.digest);
+  t.equal(v.reference, `${reg.host}/demo/app:1.0`);
+});
+
+t.test('a missing tag fails with the nearest existing tags', async (t) => {
+  const v = await checkImage(engine(), `${reg.host}/demo/app:1.3`);
+  t.equal(v.verdict, 'fail');
+  t.equal(v.reason, 'tag-not-found');
+  t.same(v.suggestions, ['1.0', '1.1', '1.2']);
+  t.match(v.message, `tag "1.3" does not exist in ${reg.host}/demo/app`);
+  t.match(v.message, 'Did you mean "1.0" or "1.1" or "1.2"?');
+  t.ok(isOneLine(v.message) && isOneLine(v.hint));
+});
+
+t.test('a missing repository fails as repository-not-found', async (t) => {
+  const v = await checkImage(engine(), `${reg.host}/demo/nope:1.0`);
+  t.equal(v.reason, 'repository-not-found');
+  t.equal(v.verdict, 'fail');
+  t.match(v.message, `repository ${reg.host}/demo/nope does not exist`);
+});
+
+t.test('digests: pinned and present, pinned and missing, tag plus digest uses the digest', async (t) => {
+  const e = engine();
+  const ok = await checkImage(e, `${reg.host}/demo/app@${single.digest}`);
+  t.equal(ok.reason, 'available');
+  t.equal(ok.reference, `${reg.host}/demo/app@${single.digest}`);
+  const missing = await checkImage(e, `${reg.host}/demo/app@sha256:${'0'.repeat(64)}`);
+  t.equal(missing.reason, 'digest-not-found');
+  t.equal(missing.verdict, 'fail');
+  const both = await checkImage(e, `${reg.host}/demo/app:no-such-tag@${single.digest}`);
+  t.equal(both.reason, 'available', 'the kubelet pulls only the digest when both are given');
+});
+
+t.test('a malformed reference fails before any request', async (t) => {
+  reg.resetCounters();
+  const e = engine();
+  for (const image of [`${reg.host}/demo/App:1.0`, 'nginx:', ' nginx', `${reg.host}/demo/app@sha256:abc`, 'a'.repeat(300)]) {
+    const v = await checkImage(e, image);
+    t.equal(v.reason, 'invalid-reference', image.slice(0, 40));
+    t.match(v.message, 'InvalidImageName');
+    t.ok(isOneLine(v.message));
+  }
+  t.equal(reg.proxy!.count(), 0, 'no registry request');
+});
+
+t.test('platforms: index entries and single images against node platforms', async (t) => {
+  const e = engine();
+  const arm = await checkImage(e, `${reg.host}/demo/app:multi`, { platforms: ['linux/arm64'] });
+  t.equal(arm.reason, 'available', 'arm64 is in the index');
+  const s390 = await checkImage(e, `${reg.host}/demo/app:multi`, { platforms: ['linux/s390x'] });
+  t.equal(s390.reason, 'platform-not-found');
+  t.equal(s390.verdict, 'fail');
+  t.match(s390.message, 'no build for the nodes\' platform linux/s390x (it offers linux/amd64, linux/arm64/v8)');
+  const mixed = await checkImage(e, `${reg.host}/demo/app:multi`, { platforms: ['linux/amd64', 'linux/s390x'] });
+  t.equal(mixed.reason, 'platform-not-found');
+  t.equal(mixed.verdict, 'risk', 'some nodes can run it: a warning, not a denial');
+  const singleArm = await checkImage(e, `${reg.host}/demo/app:1.0`, { platforms: ['linux/arm64'] });
+  t.equal(singleArm.reason, 'platform-not-found');
+  t.equal(singleArm.verdict, 'fail');
+  t.match(singleArm.message, 'built for linux/amd64 only');
+  const singleAmd = await checkImage(e, `${reg.host}/demo/app:1.0`, { platforms: ['linux/amd64'] });
+  t.equal(singleAmd.reason, 'available');
+  t.equal(multi.digest, (await checkImage(e, `${reg.host}/demo/app:multi`)).digest);
+});
+
+t.test('index bodies are read once per digest', async (t) => {
+  const e = engine();
+  reg.resetCounters();
+  for (const p of ['linux/arm64', 'linux/s390x', 'linux/amd64']) await checkImage(e, `${reg.host}/demo/app:multi`, { platforms: [p] });
+  t.equal(reg.proxy!.count({ method: 'GET', path: new RegExp(`/manifests/${multi.digest}`) }), 1);
+  t.equal(reg.proxy!.count({ method: 'HEAD' }), 1, 'and the tag resolved once');
+});
+
+t.test('50 checks of one new image make one manifest request; a second check is served from the cache', async (t) => {
+  const e = engine();
+  reg.resetCounters();
+  const uses = Array.from({ length: 50 }, (_, i) => ({ object: { kind: 'Pod', namespace: 'shop', name: `p${i}` }, container: 'app', field: 'spec.containers[0].image', image: `${reg.host}/demo/app:1.2` }));
+  const findings = await e.check(uses, { credentials: { keyrings: [] } });
+  t.equal(findings.length, 50);
+  t.ok(findings.every((f) => f.reason === 'available' && f.object.name === `p${findings.indexOf(f)}`));
+  t.equal(reg.proxy!.count({ path: /\/manifests\// }), 1, 'one manifest request');
+  await Promise.all(Array.from({ length: 20 }, () => checkImage(e, `${reg.host}/demo/app:2.0`)));
+  t.equal(reg.proxy!.count({ path: /\/manifests\// }), 2, 'concurrent checks of another image share one request');
+  await checkImage(e, `${reg.host}/demo/app:1.2`);
+  t.equal(reg.proxy!.count({ path: /\/manifests\// }), 2, 'cached');
+  t.ok(e.cacheStats.answers.hits + e.cacheStats.answers.shared >= 20);
+});
+
+t.test('negative answers are kept only briefly, so a push is seen soon', async (t) => {
+  const e = engineFor({ registry: { insecure: [reg.host] }, cache: { negativeTtl: '300ms' } });
+  t.equal((await checkImage(e, `${reg.host}/demo/late:1`)).reason, 'repository-not-found');
+  await reg.pushImage('demo/late', '1', { seed: 'late' });
+  t.equal((await checkImage(e, `${reg.host}/demo/late:1`)).reason, 'repository-not-found', 'still cached');
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal((await checkImage(e, `${reg.host}/demo/late:1`)).reason, 'available', 'seen after the negative TTL');
+});
+
+t.test('the cache is bounded', async (t) => {
+  const e = engineFor({ registry: { insecure: [reg.host] }, cache: { maxEntries: 3 } });
+  for (const tag of ['1.0', '1.1', '1.2', '2.0', '2.0.1']) await checkImage(e, `${reg.host}/demo/app:${tag}`);
+  t.equal(e.cacheStats.size, 3);
+});
+
+t.test('pullPolicy Never and localhost images are not the registry\'s to answer', async (t) => {
+  reg.resetCounters();
+  const e = engine();
+  const never = await checkImage(e, `${reg.host}/demo/app:1.0`, { pullPolicy: 'Never' });
+  t.equal(never.reason, 'unverifiable');
+  t.match(never.message, 'imagePullPolicy Never');
+  const absent = await e.evaluate(`${reg.host}/demo/app:1.0`, 'Never', { credentials: { keyrings: [] }, imageOnAnyNode: () => false });
+  t.equal(absent.reason, 'unverifiable');
+  t.equal(absent.verdict, 'risk', 'node image lists are capped: never a denial');
+  t.match(absent.message, 'no node reports having it');
+  const present = await e.evaluate(`${reg.host}/demo/app:1.0`, 'Never', { credentials: { keyrings: [] }, imageOnAnyNode: (names) => names.includes(`${reg.host}/demo/app:1.0`) });
+  t.equal(present.reason, 'available');
+  const local = await checkImage(e, 'localhost/app:1');
+  t.equal(local.reason, 'unverifiable');
+  t.equal(reg.proxy!.count(), 0, 'none of them asked the registry');
+});
+
+t.test('the check deadline turns the unfinished into timeout risks', async (t) => {
+  const e = engine();
+  const rule = reg.proxy!.fault({ kind: 'hang' }, { path: /\/demo\/app\/manifests\/2\.0\.1$/ });
+  const started = Date.now();
+  const findings = await e.check(
+    [
+      { object: { kind: 'Pod' }, container: 'slow', field: 'f', image: `${reg.host}/demo/app:2.0.1` },
+      { object: { kind: 'Pod' }, container: 'fast', field: 'f', image: `${reg.host}/demo/app:1.0` },
+    ],
+    { credentials: { keyrings: [] }, deadline: 500 },
+  );
+  rule.remove();
+  t.ok(Date.now() - started < 3000, 'answered by the deadline');
+  t.same(findings.map((f) => [f.container, f.reason, f.verdict]), [['slow', 'timeout', 'risk'], ['fast', 'available', 'ok']]);
+});

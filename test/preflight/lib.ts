@@ -1,0 +1,28 @@
+// Shared set-up for the engine tests: a config from partial input, and one-image checks.
+import { validateConfig, type ConfigInput } from '../../src/config.ts';
+import { Keyring } from '../../src/credentials/keyring.ts';
+import { parsePlatform } from '../../src/platform/index.ts';
+import { Preflight, type CredentialContext, type ImageVerdict } from '../../src/preflight/engine.ts';
+
+export function engineFor(input: ConfigInput, caPems: string[] = []): Preflight {
+  return new Preflight(validateConfig({ deadline: 5000, ...input }), caPems);
+}
+
+export function keyring(entries: Record<string, { username: string; password: string }>, source = 'secret shop/regcred'): Keyring {
+  const k = new Keyring();
+  for (const [key, cred] of Object.entries(entries)) k.add(key, { ...cred, source });
+  return k;
+}
+
+export function checkImage(engine: Preflight, image: string, opts: Partial<CredentialContext> & { platforms?: string[]; pullPolicy?: string } = {}): Promise<ImageVerdict> {
+  const { platforms, pullPolicy, ...credentials } = opts;
+  return engine.evaluate(image, pullPolicy, {
+    credentials: { keyrings: [], ...credentials },
+    ...(platforms ? { platforms: platforms.map((p) => parsePlatform(p)) } : {}),
+  });
+}
+
+/** Every message and hint a person may read: one line, no control characters. */
+export function isOneLine(text: string): boolean {
+  return !/[\u0000-\u001f\u007f]/.test(text);
+}
