@@ -54,7 +54,7 @@ export class Preflight {
   private readonly bodies: AnswerCache<{ body?: ManifestBody; platforms?: (Platform | undefined)[] }>;
   private readonly tagLists: AnswerCache<Answer & { tags?: string[] }>;
 
-  constructor(config: Config, caPems: string[] = [], hooks: Pick<ClientOptions, 'onResponse' | 'onFailure'> = {}) {
+  constructor(config: Config, caPems: string[] = [], hooks: Pick<ClientOptions, 'onResponse' | 'onFailure' | 'lookup'> = {}) {
     this.config = config;
     this.client = new RegistryClient({
         ...hooks,

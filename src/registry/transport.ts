@@ -58,7 +58,11 @@ export interface TransportOptions {
   onResponse?: (host: string, method: string, status: number) => void;
   /** called for every transport failure (metrics) */
   onFailure?: (host: string, method: string, kind: TransportErrorKind) => void;
+  /** name resolution (default dns.lookup); tests resolve names without asking a DNS server */
+  lookup?: LookupFunction;
 }
+
+export type LookupFunction = (hostname: string, options: { all: true }, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
 
 const MAX_REDIRECTS = 5;
 
@@ -164,6 +168,9 @@ export class RegistryTransport {
     const host = url.host;
     this.assertAllowedLiteral(url);
     const release = await this.slot(host).acquire(req.signal);
+    // undici's bodyTimeout is per chunk: a registry trickling a byte at a time would never end.
+    const limit = AbortSignal.timeout(this.options.requestTimeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, limit]) : limit;
     try {
       const res = await this.agent(url).request({
         origin: url.origin,
@@ -171,7 +178,7 @@ export class RegistryTransport {
         method: req.method,
         headers: { 'user-agent': 'pullguard', ...req.headers },
         ...(req.body === undefined ? {} : { body: req.body }),
-        signal: req.signal,
+        signal,
         headersTimeout: this.options.requestTimeoutMs,
         bodyTimeout: this.options.requestTimeoutMs,
       });
@@ -179,7 +186,7 @@ export class RegistryTransport {
       this.options.onResponse?.(host, req.method, res.statusCode);
       return { status: res.statusCode, headers: res.headers as Headers, body, url };
     } catch (err) {
-      const failure = classify(err, url);
+      const failure = limit.aborted && !req.signal?.aborted ? new TransportError('timeout', `${host} did not answer in time (${this.options.requestTimeoutMs} ms)`) : classify(err, url);
       this.options.onFailure?.(host, req.method, failure.kind);
       throw failure;
     } finally {
@@ -214,7 +221,7 @@ export class RegistryTransport {
         timeout: this.options.requestTimeoutMs,
         rejectUnauthorized: !insecure,
         ...(this.ca.length ? { ca: this.ca } : {}),
-        ...(allowed ? {} : { lookup: guardedLookup }),
+        lookup: guardedLookup(this.options.lookup ?? (dnsLookup as unknown as LookupFunction), allowed),
       },
     });
     this.agents.set(key, agent);
@@ -229,11 +236,12 @@ export class RegistryTransport {
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
-/** dns.lookup that drops link-local and metadata answers and fails when nothing else is left. */
-function guardedLookup(hostname: string, options: { all?: boolean; family?: number | string }, callback: LookupCallback): void {
-  dnsLookup(hostname, { ...options, all: true } as { all: true }, (err, addresses) => {
+/** A lookup that drops link-local and metadata answers (unless allowed) and fails when nothing is left. */
+function guardedLookup(lookup: LookupFunction, allowLinkLocal: boolean) {
+  return (hostname: string, options: { all?: boolean; family?: number | string }, callback: LookupCallback): void => {
+    lookup(hostname, { ...options, all: true } as { all: true }, (err, addresses) => {
     if (err) return callback(err, []);
-    const usable = addresses.filter((a) => !isForbiddenAddress(a.address));
+    const usable = allowLinkLocal ? addresses : addresses.filter((a) => !isForbiddenAddress(a.address));
     if (!usable.length) {
       const e: NodeJS.ErrnoException = new Error(`${hostname} resolves only to link-local or metadata addresses`);
       e.code = 'EFORBIDDENADDRESS';
@@ -242,6 +250,7 @@ function guardedLookup(hostname: string, options: { all?: boolean; family?: numb
     if (options.all) return callback(null, usable);
     callback(null, usable[0]!.address, usable[0]!.family);
   });
+  };
 }
 
 async function readBody(body: Dispatcher.ResponseData['body'], max: number, truncate: boolean): Promise<Buffer> {

@@ -14,12 +14,14 @@ export function keyring(entries: Record<string, { username: string; password: st
   return k;
 }
 
-export function checkImage(engine: Preflight, image: string, opts: Partial<CredentialContext> & { platforms?: string[]; pullPolicy?: string } = {}): Promise<ImageVerdict> {
+/** One image through the engine's check, deadline included. */
+export async function checkImage(engine: Preflight, image: string, opts: Partial<CredentialContext> & { platforms?: string[]; pullPolicy?: string } = {}): Promise<ImageVerdict> {
   const { platforms, pullPolicy, ...credentials } = opts;
-  return engine.evaluate(image, pullPolicy, {
+  const [finding] = await engine.check([{ object: { kind: 'Pod' }, container: 'app', field: 'spec.containers[0].image', image, ...(pullPolicy ? { pullPolicy } : {}) }], {
     credentials: { keyrings: [], ...credentials },
     ...(platforms ? { platforms: platforms.map((p) => parsePlatform(p)) } : {}),
   });
+  return finding!;
 }
 
 /** Every message and hint a person may read: one line, no control characters. */
