@@ -6,6 +6,9 @@ import { delimiter, join } from 'node:path';
 import { isIPv6 } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 
+/** A kubeconfig that was asked for but cannot be used: bad usage, not a crash. */
+export class KubeConfigError extends Error {}
+
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export interface LoadKubeConfigOptions {
@@ -63,7 +66,7 @@ function loadFile(kc: KubeConfig, file: string): void {
   } catch (err) {
     // The YAML parser's message may quote file content (tokens), so only say what failed.
     const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(`cannot load kubeconfig ${file}${code ? ` (${code})` : ''}`, { cause: code });
+    throw new KubeConfigError(`cannot load kubeconfig ${file}${code ? ` (${code})` : ''}`, { cause: code });
   }
 }
 
@@ -77,7 +80,7 @@ function mergeFirstWins(kc: KubeConfig, more: KubeConfig): void {
 }
 
 function requireCluster(kc: KubeConfig, what: string): void {
-  if (!kc.getCurrentCluster()) throw new Error(`${what}: no current context with a cluster`);
+  if (!kc.getCurrentCluster()) throw new KubeConfigError(`${what}: no current context with a cluster`);
 }
 
 // Same shape as KubeConfig.loadFromCluster, but from the env we were given (not process.env)

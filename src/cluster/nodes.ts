@@ -253,6 +253,8 @@ export class NodeWatcher {
         this.#watchController?.abort();
         finish({ stopped: true });
       };
+      // stop() may come between the list and here: an aborted signal fires no more events.
+      if (stop.aborted) return resolve({ stopped: true, events, rv: latest, gone });
       stop.addEventListener('abort', onStop, { once: true });
 
       const timeoutSeconds = Math.floor(this.#watchTimeoutSeconds * (1 + Math.random()));

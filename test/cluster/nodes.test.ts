@@ -244,6 +244,17 @@ t.test('stop() ends the watch promptly and is idempotent; the last state stays r
   t.equal(api.requests.length, before, 'no requests after stop');
 });
 
+t.test('stop() right after the first list (before the watch starts) still returns', async (t) => {
+  // Regression: stop() in the gap between the list and the watch left a watch nobody could end.
+  const { api, w } = await setup(t);
+  api.putNode(makeNode({ name: 'n1' }));
+  w.start();
+  t.equal(await w.whenReady(5_000), true);
+  const stopped = await Promise.race([w.stop().then(() => 'stopped'), new Promise((r) => setTimeout(() => r('hung'), 3_000))]);
+  t.equal(stopped, 'stopped');
+  t.equal(api.openWatches, 0, 'no watch left open on the server');
+});
+
 t.test('whenReady times out while the API server is unreachable; stop() still returns', async (t) => {
   const api = await KubeApiServer.start();
   const kc = new KubeConfig();
