@@ -11,7 +11,12 @@ import { parsePlatform, type Platform } from '../platform/index.ts';
 import { Preflight, type CredentialContext } from '../preflight/engine.ts';
 import { explain } from '../preflight/messages.ts';
 import { parseImage } from '../reference/index.ts';
-import { imageUsesOf, podSpecSite, pullSecretNames } from '../workload/images.ts';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfigError, loadKubeConfig } from '../cluster/kubeconfig.ts';
+import { NodeWatcher } from '../cluster/nodes.ts';
+import { ClusterReader } from '../cluster/reader.ts';
+import { PodCredentials } from '../credentials/sources.ts';
+import { imageUsesOf, podSpecSite, pullSecretNames, type PodSpecSite } from '../workload/images.ts';
 import { InputError, readManifests } from './manifests.ts';
 import { toJson, toText } from './output.ts';
 
@@ -37,6 +42,9 @@ Options:
       --offline                 check references only, no network
       --strict                  treat risks as failures
   -o, --output text|json        output format (default text)
+      --kubeconfig FILE         read pull secrets, ServiceAccounts and node platforms from this cluster
+                                (default: KUBECONFIG; without either, docker config files only)
+  -n, --namespace NS            namespace of objects that name none (default: default)
       --config FILE             configuration file (YAML or JSON); flags override it
   -h, --help                    this help
 
@@ -53,6 +61,7 @@ export interface CheckArgs {
   offline: boolean;
   strict: boolean;
   output: 'text' | 'json';
+  namespace: string;
   config: Config;
 }
 
@@ -114,6 +123,8 @@ export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArg
         offline: { type: 'boolean' },
         strict: { type: 'boolean' },
         output: { type: 'string', short: 'o' },
+        kubeconfig: { type: 'string' },
+        namespace: { type: 'string', short: 'n' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -125,7 +136,9 @@ export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArg
   const output = v.output ?? 'text';
   if (output !== 'text' && output !== 'json') throw new UsageError(`--output must be text or json, not "${output}"`);
   if (!parsed.positionals.length && !v.filename?.length) throw new UsageError('name at least one IMAGE or -f FILE');
-  const config = loadConfig({ ...(v.config ? { file: v.config } : {}), env, flags: registryOverrides(v) });
+  const flags = registryOverrides(v);
+  if (v.kubeconfig) flags.cluster = { kubeconfig: v.kubeconfig };
+  const config = loadConfig({ ...(v.config ? { file: v.config } : {}), env, flags });
   return {
     images: parsed.positionals,
     files: v.filename ?? [],
@@ -134,22 +147,29 @@ export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArg
     offline: Boolean(v.offline),
     strict: Boolean(v.strict),
     output,
+    namespace: v.namespace ?? 'default',
     config,
   };
 }
 
-/** The image uses of the arguments and manifests, with the pull secrets each object names. */
-export function collectUses(args: CheckArgs, stdin: () => string): { uses: ImageUse[]; secretsByObject: Map<ImageUse['object'], string[]> } {
-  const uses: ImageUse[] = args.images.map((image, i) => ({ object: { kind: 'Image' }, container: '', field: `argument ${i + 1}`, image }));
-  const secretsByObject = new Map<ImageUse['object'], string[]>();
+export interface Group {
+  uses: ImageUse[];
+  /** the pod spec the uses come from; none for images named on the command line */
+  site?: PodSpecSite;
+}
+
+/** The image uses of the arguments and manifests, grouped by the object (pod spec) they belong to. */
+export function collectGroups(args: CheckArgs, stdin: () => string): Group[] {
+  const groups: Group[] = [];
+  const images: ImageUse[] = args.images.map((image, i) => ({ object: { kind: 'Image' }, container: '', field: `argument ${i + 1}`, image }));
+  if (images.length) groups.push({ uses: images });
   for (const { object } of readManifests(args.files, stdin)) {
     const site = podSpecSite(object);
     if (!site) continue;
-    const found = imageUsesOf(site);
-    if (found[0]) secretsByObject.set(found[0].object, pullSecretNames(site.spec));
-    uses.push(...found);
+    const uses = imageUsesOf(site);
+    if (uses.length) groups.push({ uses, site });
   }
-  return { uses, secretsByObject };
+  return groups;
 }
 
 function offlineFindings(uses: ImageUse[]): Finding[] {
@@ -166,21 +186,22 @@ function offlineFindings(uses: ImageUse[]): Finding[] {
 
 export async function runCheck(argv: string[], io: CliIO): Promise<number> {
   let args: CheckArgs | 'help';
-  let uses: ImageUse[];
-  let secretsByObject: Map<ImageUse['object'], string[]>;
+  let groups: Group[];
   let keyring: Keyring;
   let caPems: string[];
+  let cluster: ReturnType<typeof loadKubeConfig> = null;
   try {
     args = parseCheckArgs(argv, io.env);
     if (args === 'help') {
       io.stdout(CHECK_USAGE);
       return 0;
     }
-    ({ uses, secretsByObject } = collectUses(args, io.stdin));
+    groups = collectGroups(args, io.stdin);
     keyring = args.dockerConfigs.length ? keyringFromFiles(args.dockerConfigs) : new Keyring();
     caPems = readCaFiles(args.config.registry.caFiles);
+    if (!args.offline) cluster = loadKubeConfig({ ...(args.config.cluster.kubeconfig ? { kubeconfig: args.config.cluster.kubeconfig } : {}), env: io.env });
   } catch (err) {
-    if (err instanceof UsageError || err instanceof InputError || err instanceof ConfigError || err instanceof CredentialFileError) {
+    if (err instanceof UsageError || err instanceof InputError || err instanceof ConfigError || err instanceof CredentialFileError || err instanceof KubeConfigError) {
       io.stderr(`pullguard check: ${err.message}\n`);
       if (err instanceof UsageError) io.stderr('Run "pullguard check --help" for usage.\n');
       return 2;
@@ -190,11 +211,12 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
 
   let findings: Finding[];
   if (args.offline) {
-    findings = offlineFindings(uses);
+    findings = offlineFindings(groups.flatMap((g) => g.uses));
   } else {
+    if (!cluster && args.output === 'text') io.stderr('pullguard check: no cluster (no --kubeconfig or KUBECONFIG): checking with docker config files only\n');
     const engine = new Preflight(args.config, caPems);
     try {
-      findings = await checkByObject(engine, uses, secretsByObject, keyring, args);
+      findings = cluster ? await checkInCluster(engine, groups, keyring, args, cluster.kc) : await checkWithFiles(engine, groups, keyring, args);
     } finally {
       await engine.close();
     }
@@ -204,24 +226,47 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
   return findings.some((f) => f.verdict === 'fail') ? 1 : 0;
 }
 
-/** Objects that name pull secrets the CLI cannot read are checked with that said in their findings. */
-async function checkByObject(engine: Preflight, uses: ImageUse[], secretsByObject: Map<ImageUse['object'], string[]>, keyring: Keyring, args: CheckArgs): Promise<Finding[]> {
-  const groups = new Map<ImageUse['object'], ImageUse[]>();
-  for (const u of uses) groups.set(u.object, [...(groups.get(u.object) ?? []), u]);
+/**
+ * Without a cluster, the docker config files stand for the pods' pull secrets. A manifest that names
+ * secrets while none were given is checked with that said: a denial then is our uncertainty.
+ */
+async function checkWithFiles(engine: Preflight, groups: Group[], keyring: Keyring, args: CheckArgs): Promise<Finding[]> {
   const results = await Promise.all(
-    [...groups].map(([object, group]) => {
-      const named = secretsByObject.get(object) ?? [];
+    groups.map((group) => {
+      const named = group.site ? pullSecretNames(group.site.spec) : [];
       const credentials: CredentialContext = {
         keyrings: [keyring],
-        scope: args.dockerConfigs.length ? `the docker config files given` : 'the command line (no --docker-config given)',
+        scope: args.dockerConfigs.length ? 'the docker config files given' : 'the command line (no --docker-config given)',
         secretNames: named,
-        // Without a cluster the secrets a manifest names are unknown: a denial then is our uncertainty.
         unreadSecrets: named.length > 0 && !args.dockerConfigs.length ? named : [],
       };
-      return engine.check(group, { credentials, platforms: args.platforms });
+      return engine.check(group.uses, { credentials, platforms: args.platforms });
     }),
   );
-  const byUse = new Map<ImageUse, Finding>();
-  [...groups.values()].forEach((group, i) => group.forEach((u, j) => byUse.set(u, results[i]![j]!)));
-  return uses.map((u) => byUse.get(u)!);
+  return results.flat();
+}
+
+/** With a cluster: the same keyring the webhook builds (pod or ServiceAccount secrets, then the files as node credentials), and the nodes' platforms. */
+async function checkInCluster(engine: Preflight, groups: Group[], keyring: Keyring, args: CheckArgs, kc: KubeConfig): Promise<Finding[]> {
+  const reader = new ClusterReader(kc, { cacheTtlMs: args.config.cluster.cacheTtl, requestTimeoutMs: Math.floor(args.config.deadline / 2) });
+  const sources = new PodCredentials(reader, args.dockerConfigs.length ? keyring : null);
+  let platforms = args.platforms;
+  if (!platforms.length && args.config.cluster.watchNodes) {
+    const nodes = new NodeWatcher(kc, {});
+    nodes.start();
+    try {
+      if (await nodes.whenReady(args.config.deadline)) platforms = nodes.platforms().map((p) => ({ os: p.os, architecture: p.architecture }));
+    } finally {
+      await nodes.stop();
+    }
+  }
+  const results = await Promise.all(
+    groups.map(async (group) => {
+      const namespace = group.site?.namespace ?? args.namespace;
+      const site = group.site ?? { kind: 'Pod', specPath: 'spec', spec: {}, template: false };
+      const credentials = await sources.forSite(site, namespace, AbortSignal.timeout(args.config.deadline));
+      return engine.check(group.uses, { credentials, platforms });
+    }),
+  );
+  return results.flat();
 }
