@@ -37,6 +37,8 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
 
 const invokedDirectly = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (invokedDirectly) {
+  // `npm run pullguard -- check -f x.yaml` runs in the package folder; paths are the caller's.
+  if (process.env.npm_lifecycle_event === 'pullguard' && process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
   const io: CliIO = {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),
