@@ -4,7 +4,7 @@
 # Makes (once) a private CA and a serving certificate for pullguard.<namespace>.svc signed by it,
 # then writes for manifests/overlays/plain:
 #   tls-secret.yaml         Secret pullguard-tls (tls.crt, tls.key, ca.crt)
-#   webhook-ca-bundle.yaml  patch that sets the webhook's clientConfig.caBundle
+#   webhook-ca-bundle.yaml  patch that sets clientConfig.caBundle in each of the webhooks
 # Idempotent: a run keeps the CA and a serving certificate that is still good (right names, signed
 # by the CA, more than 30 days left) and only rewrites the two files. So running it again is also
 # how certificates are renewed; see docs/operating.md "Certificates and rotation".
@@ -29,9 +29,13 @@ out="$(cd "$here/.." && pwd)/manifests/overlays/plain"
 days=365
 renew=false
 renew_ca=false
-# must match webhooks[].name in manifests/base/validatingwebhookconfiguration.yaml
+# must match metadata.name and every webhooks[].name in
+# manifests/base/validatingwebhookconfiguration.yaml (test/manifests/certs.test.ts compares them):
+# the caBundle patch is merged by webhook name, so a name missing here would leave that webhook
+# without a caBundle, and a name unknown to the base would add an incomplete webhook that the API
+# server rejects.
 webhook_config=pullguard
-webhook_name=images.pullguard.io
+webhook_names=(images.pullguard.io enforce.images.pullguard.io warn.images.pullguard.io audit.images.pullguard.io)
 secret_name=pullguard-tls
 renew_within_days=30
 
@@ -166,17 +170,20 @@ data:
   tls.key: $(b64 "$pki/tls.key")
   ca.crt: $(b64 "$pki/ca.crt")
 EOF
-cat >"$out/webhook-ca-bundle.yaml.tmp" <<EOF
-# Written by certs/gen.sh: the CA(s) the API server trusts when calling pullguard.
+ca_bundle="$(b64 "$bundle")"
+{
+  cat <<EOF
+# Written by certs/gen.sh: the CA(s) the API server trusts when calling pullguard, for every webhook.
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingWebhookConfiguration
 metadata:
   name: $webhook_config
 webhooks:
-  - name: $webhook_name
-    clientConfig:
-      caBundle: $(b64 "$bundle")
 EOF
+  for name in "${webhook_names[@]}"; do
+    printf '  - name: %s\n    clientConfig:\n      caBundle: %s\n' "$name" "$ca_bundle"
+  done
+} >"$out/webhook-ca-bundle.yaml.tmp"
 chmod 600 "$out/tls-secret.yaml.tmp"
 mv -f "$out/tls-secret.yaml.tmp" "$out/tls-secret.yaml"
 mv -f "$out/webhook-ca-bundle.yaml.tmp" "$out/webhook-ca-bundle.yaml"

@@ -57,16 +57,21 @@ t.test('the manifests it writes fit the plain overlay', opts, async (t) => {
   const vwc = only(baseObjects(), 'ValidatingWebhookConfiguration');
   t.equal(patch.kind, 'ValidatingWebhookConfiguration');
   t.equal(patch.metadata.name, vwc.metadata.name, 'patches the base webhook configuration');
-  t.equal(patch.webhooks.length, 1);
-  t.equal(patch.webhooks[0].name, vwc.webhooks[0].name, 'and its webhook, by name (the strategic merge key)');
-  const bundle = Buffer.from(patch.webhooks[0].clientConfig.caBundle, 'base64').toString();
-  t.equal(bundle, read(pki, 'ca.crt'), 'caBundle is the CA');
+  // merged by name (the strategic merge key): a name missing here leaves a webhook without a
+  // caBundle, a name the base lacks would add an incomplete webhook
+  t.same(patch.webhooks.map((w: Obj) => w.name), (vwc.webhooks as Obj[]).map((w) => w.name), 'one entry for each webhook of the base, by name (all four)');
+  for (const w of patch.webhooks as Obj[]) {
+    t.same(Object.keys(w).sort(), ['clientConfig', 'name'], `${w.name}: sets nothing but clientConfig`);
+    t.same(Object.keys(w.clientConfig), ['caBundle'], `${w.name}: and in it only caBundle`);
+    t.equal(Buffer.from(w.clientConfig.caBundle, 'base64').toString(), read(pki, 'ca.crt'), `${w.name}: caBundle is the CA`);
+  }
 });
 
 t.test('a TLS client that trusts the caBundle connects to the Service name', opts, async (t) => {
   const { pki, out } = fresh(t);
   const [patch] = readYaml(join(out, 'webhook-ca-bundle.yaml')) as [Obj];
   const ca = Buffer.from(patch.webhooks[0].clientConfig.caBundle, 'base64');
+  t.equal(new Set(patch.webhooks.map((w: Obj) => w.clientConfig.caBundle)).size, 1, 'every webhook trusts the same bundle');
   const server = createServer({ cert: read(pki, 'tls.crt'), key: read(pki, 'tls.key') }, (_req, res) => res.end('ok'));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => server.close());
@@ -107,6 +112,7 @@ t.test('renewal keeps the caBundle; CA rotation trusts old and new', opts, async
   const rotated = runGen(pki, out, ['--renew-ca']);
   t.match(rotated.stdout, /previous CA/);
   const [patch] = readYaml(join(out, 'webhook-ca-bundle.yaml')) as [Obj];
+  t.equal(new Set(patch.webhooks.map((w: Obj) => w.clientConfig.caBundle)).size, 1, 'every webhook gets the same rotated bundle');
   const bundlePem = Buffer.from(patch.webhooks[0].clientConfig.caBundle, 'base64').toString();
   t.equal(certs(bundlePem).length, 2, 'the caBundle holds the new and the previous CA');
   const bundleFile = join(scratch(t), 'bundle.pem');

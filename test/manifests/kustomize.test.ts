@@ -4,10 +4,11 @@
 // is checked with `kubectl kustomize`, the renderer `apply -k` uses.)
 import t from 'tap';
 import { X509Certificate } from 'node:crypto';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { validateConfig } from '../../src/config.ts';
-import { parse as parseYaml } from 'yaml';
-import { all, isNamespaced, kubectl, manifestsDir, only, openssl, renderKustomize, renderPlainOverlay, toolOptions, type Obj } from './lib.ts';
+import { MODES, validateConfig } from '../../src/config.ts';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { all, isNamespaced, kubectl, manifestsDir, only, openssl, renderKustomize, renderPlainOverlay, repoRoot, scratch, toolOptions, type Obj } from './lib.ts';
 import { objectProblems } from './schema.ts';
 
 // the subtest type (t.test's last overload takes only the callback)
@@ -29,17 +30,22 @@ async function commonChecks(t: Tap, objects: Obj[]) {
   t.same(binding.subjects, [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: ns }], 'the binding names the ServiceAccount in its namespace');
 
   const vwc = only(objects, 'ValidatingWebhookConfiguration');
-  t.equal(vwc.webhooks.length, 1, 'one webhook (a patch that missed would add a second)');
+  const webhooks = vwc.webhooks as Obj[];
   const svc = only(objects, 'Service');
-  t.same(vwc.webhooks[0].clientConfig.service, { name: svc.metadata.name, namespace: ns, path: '/validate', port: 443 }, 'the webhook calls the Service');
-  t.ok(vwc.webhooks[0].namespaceSelector.matchExpressions.some((e: Obj) => e.key === 'kubernetes.io/metadata.name' && e.operator === 'NotIn' && e.values.includes(ns)), 'its own namespace is excluded');
-
-  const dep = only(objects, 'Deployment');
   const cm = only(objects, 'ConfigMap');
   const config = validateConfig(parseYaml(cm.data['config.yaml']), 'ConfigMap config.yaml');
+  const expected = new Map([[config.server.webhookName, '/validate'], ...MODES.map((m): [string, string] => [`${m}.${config.server.webhookName}`, `/validate/${m}`])]);
+  t.same(webhooks.map((w) => w.name), [...expected.keys()], 'four webhooks: the default, then enforce, warn, audit (a patch that missed a name would add a fifth)');
+  for (const w of webhooks) {
+    t.same(w.clientConfig.service, { name: svc.metadata.name, namespace: ns, path: expected.get(w.name), port: 443 }, `${w.name} calls the Service at ${expected.get(w.name)}`);
+    t.ok(w.namespaceSelector.matchExpressions.some((e: Obj) => e.key === 'kubernetes.io/metadata.name' && e.operator === 'NotIn' && e.values.includes(ns)), `${w.name}: its own namespace is excluded`);
+    t.equal(w.rules.length, webhooks[0]!.rules.length, `${w.name}: the rules survived rendering (anchors expanded)`);
+  }
+
+  const dep = only(objects, 'Deployment');
   t.pass('the ConfigMap\'s config.yaml validates with validateConfig');
   t.equal(config.mode, 'warn', 'shipped in warn mode');
-  t.equal(config.server.webhookName, vwc.webhooks[0].name, 'server.webhookName is the registered webhook name');
+  t.equal(config.server.webhookName, webhooks[0]!.name, 'server.webhookName is the default webhook\'s name');
   const sources = dep.spec.template.spec.volumes.flatMap((v: Obj) => v.projected?.sources ?? []);
   t.ok(sources.some((s: Obj) => s.configMap?.name === cm.metadata.name), `the Deployment mounts the generated ConfigMap ${cm.metadata.name}`);
   t.match(dep.spec.template.spec.containers[0].image, /^[a-z0-9.\-/]+\/pullguard:\d+\.\d+\.\d+$/, 'a full, versioned image reference');
@@ -71,7 +77,7 @@ t.test('manifests/ (the default install) renders with cert-manager', toolOptions
   const ca = all(top, 'Certificate').find((o) => o.spec.secretName === issuer.spec.ca.secretName);
   t.equal(ca?.spec.isCA, true, 'whose CA is a cert-manager Certificate');
   t.ok(only(top, 'Issuer', ca?.spec.issuerRef.name).spec.selfSigned, 'issued by a selfSigned Issuer');
-  t.equal(vwc.webhooks[0].clientConfig.caBundle, undefined, 'no caBundle in the manifests (cainjector fills it)');
+  for (const w of vwc.webhooks as Obj[]) t.equal(w.clientConfig.caBundle, undefined, `${w.name}: no caBundle in the manifests (cainjector fills every webhook's)`);
 });
 
 t.test('manifests/overlays/plain renders after certs/gen.sh', { ...toolOptions('kubectl', kubectl), ...(kubectl ? toolOptions('openssl', openssl) : {}) }, async (t) => {
@@ -83,7 +89,29 @@ t.test('manifests/overlays/plain renders after certs/gen.sh', { ...toolOptions('
   t.equal(secret.type, 'kubernetes.io/tls');
   const cert = new X509Certificate(Buffer.from(secret.data['tls.crt'], 'base64'));
   t.ok(cert.checkHost(`${svc.metadata.name}.${ns}.svc`), 'the Secret\'s certificate is for the name the API server dials');
-  const bundle = Buffer.from(vwc.webhooks[0].clientConfig.caBundle, 'base64').toString();
-  const ca = new X509Certificate(bundle);
-  t.ok(cert.verify(ca.publicKey), 'the caBundle\'s CA signed the served certificate');
+  for (const w of vwc.webhooks as Obj[]) {
+    t.ok(w.clientConfig.caBundle, `${w.name} has a caBundle`);
+    const ca = new X509Certificate(Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString());
+    t.ok(cert.verify(ca.publicKey), `${w.name}: the caBundle's CA signed the served certificate`);
+  }
+});
+
+t.test('the failurePolicy: Fail patch in docs/operating.md switches every webhook', toolOptions('kubectl', kubectl), async (t) => {
+  const doc = readFileSync(join(repoRoot, 'docs', 'operating.md'), 'utf8');
+  const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((b) => b.includes('failurePolicy'));
+  t.equal(blocks.length, 1, 'the docs show one failurePolicy patch');
+  const patches = (parseYaml(blocks[0] ?? '') as Obj | null)?.patches as Obj[] | undefined;
+  t.ok(Array.isArray(patches) && patches.length > 0, 'it is a kustomization `patches:` list');
+  // an overlay of the default install with the documented patch, in a copy of manifests/
+  const dir = scratch(t);
+  cpSync(manifestsDir, join(dir, 'manifests'), { recursive: true });
+  const overlay = join(dir, 'manifests', 'overlays', 'fail-closed');
+  mkdirSync(overlay);
+  writeFileSync(join(overlay, 'kustomization.yaml'), stringifyYaml({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: ['../cert-manager'], patches }));
+  const before = only(renderKustomize(join(dir, 'manifests', 'overlays', 'cert-manager')), 'ValidatingWebhookConfiguration');
+  const after = only(renderKustomize(overlay), 'ValidatingWebhookConfiguration');
+  t.equal(after.webhooks.length, before.webhooks.length, 'no webhook added or lost');
+  for (const w of after.webhooks as Obj[]) t.equal(w.failurePolicy, 'Fail', `${w.name}: failurePolicy Fail`);
+  const withoutPolicy = (v: Obj) => (v.webhooks as Obj[]).map((w) => ({ ...w, failurePolicy: undefined }));
+  t.same(withoutPolicy(after), withoutPolicy(before), 'and nothing else changed');
 });

@@ -83,6 +83,31 @@ export function labelsMatch(selector: Record<string, string>, labels: Record<str
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
+/**
+ * A metav1.LabelSelector against an object's labels, as the API server evaluates a webhook's
+ * namespaceSelector: matchLabels and every matchExpression must hold; NotIn and DoesNotExist also
+ * match when the label is absent; an absent or empty selector matches everything.
+ */
+export function selectorMatches(selector: Obj | undefined, labels: Record<string, string>): boolean {
+  if (!labelsMatch((selector?.matchLabels as Record<string, string> | undefined) ?? {}, labels)) return false;
+  return ((selector?.matchExpressions as Obj[] | undefined) ?? []).every((e) => {
+    const has = Object.hasOwn(labels, e.key);
+    const values = (e.values as string[] | undefined) ?? [];
+    switch (e.operator) {
+      case 'In':
+        return has && values.includes(labels[e.key]!);
+      case 'NotIn':
+        return !has || !values.includes(labels[e.key]!);
+      case 'Exists':
+        return has;
+      case 'DoesNotExist':
+        return !has;
+      default:
+        throw new Error(`unknown label selector operator ${e.operator}`);
+    }
+  });
+}
+
 // --- external tools ---------------------------------------------------------------------------
 
 function which(tool: string, extra: string[] = []): string | undefined {

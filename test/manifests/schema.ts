@@ -57,6 +57,35 @@ function podSpec(where: string, spec: Obj | undefined, problems: string[]) {
   }
 }
 
+/** A metav1.LabelSelector as the API server validates it (ValidateLabelSelector). */
+function labelSelector(where: string, selector: unknown, problems: string[]) {
+  if (selector === undefined) return;
+  if (!isMap(selector)) return void problems.push(`${where} must be a map`);
+  for (const k of Object.keys(selector)) if (!['matchLabels', 'matchExpressions'].includes(k)) problems.push(`${where}.${k} is not a label selector field`);
+  if (selector.matchLabels !== undefined) labels(`${where}.matchLabels`, selector.matchLabels, problems);
+  if (selector.matchExpressions === undefined) return;
+  if (!Array.isArray(selector.matchExpressions)) return void problems.push(`${where}.matchExpressions must be a list`);
+  for (const [i, e] of (selector.matchExpressions as Obj[]).entries()) {
+    const at = `${where}.matchExpressions[${i}]`;
+    if (!isMap(e)) {
+      problems.push(`${at} must be a map`);
+      continue;
+    }
+    if (!nonEmptyString(e.key) || !QUALIFIED_NAME.test(e.key)) problems.push(`${at}.key is not a valid label key`);
+    if (['In', 'NotIn'].includes(e.operator)) {
+      if (!nonEmptyArray(e.values)) problems.push(`${at}: ${e.operator} needs values`);
+    } else if (['Exists', 'DoesNotExist'].includes(e.operator)) {
+      if (e.values !== undefined && !(Array.isArray(e.values) && e.values.length === 0)) problems.push(`${at}: ${e.operator} takes no values`);
+    } else {
+      problems.push(`${at}.operator ${JSON.stringify(e.operator)} is not In, NotIn, Exists or DoesNotExist`);
+    }
+    for (const v of (Array.isArray(e.values) ? e.values : []) as unknown[]) {
+      if (typeof v !== 'string') problems.push(`${at}.values: ${JSON.stringify(v)} is not a string (quote it: YAML 1.1 reads off/on/yes/no as booleans)`);
+      else if (v.length > 63 || !LABEL_VALUE.test(v)) problems.push(`${at}.values: "${v}" is not a valid label value`);
+    }
+  }
+}
+
 function selectorMatches(where: string, selector: unknown, podLabels: unknown, problems: string[]) {
   const ml = isMap(selector) ? selector.matchLabels : undefined;
   labels(`${where}.matchLabels`, ml, problems, true);
@@ -155,6 +184,8 @@ export const KIND_CHECKS: Record<string, { apiVersion: string; check: Check }> =
         if (w.timeoutSeconds !== undefined && !(Number.isInteger(w.timeoutSeconds) && w.timeoutSeconds >= 1 && w.timeoutSeconds <= 30)) p.push(`${at}.timeoutSeconds must be 1-30`);
         if (w.failurePolicy !== undefined && !['Fail', 'Ignore'].includes(w.failurePolicy)) p.push(`${at}.failurePolicy must be Fail or Ignore`);
         if (w.matchPolicy !== undefined && !['Exact', 'Equivalent'].includes(w.matchPolicy)) p.push(`${at}.matchPolicy must be Exact or Equivalent`);
+        labelSelector(`${at}.namespaceSelector`, w.namespaceSelector, p);
+        labelSelector(`${at}.objectSelector`, w.objectSelector, p);
         for (const [j, r] of ((w.rules as Obj[] | undefined) ?? []).entries()) {
           for (const f of ['apiGroups', 'apiVersions', 'operations', 'resources']) {
             if (!nonEmptyArray(r[f])) p.push(`${at}.rules[${j}].${f} must not be empty`);

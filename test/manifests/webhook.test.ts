@@ -1,17 +1,25 @@
-// The ValidatingWebhookConfiguration against the code: the rules cover exactly the kinds the
-// admission code reads (src/admission/kinds.ts), and its settings agree with the configuration.
+// The ValidatingWebhookConfiguration against the code: four webhooks, one per way a namespace picks
+// its mode with the pullguard.io/mode label (so the server never reads Namespaces), whose rules
+// cover exactly the kinds the admission code reads (src/admission/kinds.ts), whose paths are the
+// modes the server knows (src/config.ts MODES), and whose namespaceSelectors never overlap.
 import t from 'tap';
 import { join } from 'node:path';
 import { POD_SPEC_KINDS, REVIEWED_SUBRESOURCES } from '../../src/admission/kinds.ts';
-import { loadConfig } from '../../src/config.ts';
-import { baseDir, baseObjects, only, readYaml, type Obj } from './lib.ts';
+import { loadConfig, MODES } from '../../src/config.ts';
+import { baseDir, baseObjects, only, readYaml, selectorMatches, type Obj } from './lib.ts';
 
 const objects = baseObjects();
 const vwc = only(objects, 'ValidatingWebhookConfiguration');
 const webhooks = vwc.webhooks as Obj[];
-const webhook = webhooks[0]!;
 const config = loadConfig({ file: join(baseDir, 'config.yaml'), env: {} });
 const namespace = readYaml(join(baseDir, 'kustomization.yaml'))[0]!.namespace as string;
+const label = config.namespaceModeLabel;
+const NAME_LABEL = 'kubernetes.io/metadata.name';
+
+/** The webhook for the configured default mode, and one per mode a namespace can choose. */
+const DEFAULT = { name: config.server.webhookName, path: '/validate' };
+const PER_MODE = MODES.map((mode) => ({ mode, name: `${mode}.${config.server.webhookName}`, path: `/validate/${mode}` }));
+const byName = (name: string) => webhooks.find((w) => w.name === name);
 
 /** One line per (group, version, resource, operation, scope), the unit the API server matches on. */
 function expand(rules: Obj[]): string[] {
@@ -24,63 +32,147 @@ function expand(rules: Obj[]): string[] {
   return [...out].sort();
 }
 
-t.test('one webhook, named as the server names itself', async (t) => {
-  t.equal(webhooks.length, 1, 'a single webhook entry');
-  t.equal(webhook.name, config.server.webhookName, 'webhooks[0].name == config server.webhookName (used in auditAnnotations keys)');
+/** The webhooks the API server would call for a namespace with these labels (it adds the name label). */
+function called(name: string, labels: Record<string, string> = {}): string[] {
+  const nsLabels = { ...labels, [NAME_LABEL]: name };
+  return webhooks.filter((w) => selectorMatches(w.namespaceSelector, nsLabels)).map((w) => w.name as string);
+}
+
+t.test('four webhooks: the default and one per mode, named as the server names itself', async (t) => {
   t.equal(vwc.metadata.name, 'pullguard');
+  t.same(webhooks.map((w) => w.name).sort(), [DEFAULT.name, ...PER_MODE.map((m) => m.name)].sort(), 'images.pullguard.io plus <mode>.images.pullguard.io for each of MODES');
+  t.equal(webhooks.length, 1 + MODES.length, `${1 + MODES.length} webhooks`);
+  t.equal(webhooks[0]?.name, config.server.webhookName, 'the first is the default one, server.webhookName in config.yaml');
+  for (const w of webhooks) t.ok(w.name.split('.').length >= 3, `${w.name} is fully qualified (at least three segments)`);
 });
 
-t.test('rules == POD_SPEC_KINDS (CREATE, UPDATE) + REVIEWED_SUBRESOURCES', async (t) => {
+t.test('each webhook calls the path of its mode; the paths\' modes are MODES', async (t) => {
+  t.equal(byName(DEFAULT.name)?.clientConfig.service.path, DEFAULT.path, `${DEFAULT.name} → ${DEFAULT.path} (the configured mode)`);
+  for (const m of PER_MODE) t.equal(byName(m.name)?.clientConfig.service.path, m.path, `${m.name} → ${m.path}`);
+  const pathModes = webhooks.map((w) => /^\/validate\/(.+)$/.exec(w.clientConfig.service.path)?.[1]).filter((m) => m !== undefined);
+  t.same([...pathModes].sort(), [...MODES].sort(), 'the modes in the paths are exactly src/config.ts MODES');
+});
+
+t.test('rules == POD_SPEC_KINDS (CREATE, UPDATE) + REVIEWED_SUBRESOURCES, in every webhook', async (t) => {
   const expected = new Set<string>();
   for (const k of POD_SPEC_KINDS) for (const op of ['CREATE', 'UPDATE']) expected.add(`${k.apiGroup || 'core'}/${k.apiVersion} ${k.resource} ${op} Namespaced`);
   for (const s of REVIEWED_SUBRESOURCES) for (const op of s.operations) expected.add(`${s.apiGroup || 'core'}/v1 ${s.resource} ${op} Namespaced`);
-  const actual = expand(webhook.rules as Obj[]);
-  t.same(actual, [...expected].sort(), 'the webhook rules and src/admission/kinds.ts list the same resources and operations');
-  // The same, said the other way round, so a failure names what to add or remove.
-  for (const e of expected) t.ok(actual.includes(e), `rule present: ${e}`);
-  for (const a of actual) t.ok(expected.has(a), `rule expected by the code: ${a}`);
-  t.notOk(actual.some((a) => a.includes('*')), 'no wildcards');
-  t.notOk(actual.some((a) => / (DELETE|CONNECT) /.test(a)), 'no DELETE or CONNECT (nothing to pull)');
-  t.ok(actual.includes('core/v1 pods/ephemeralcontainers UPDATE Namespaced'), 'kubectl debug (ephemeral containers) is reviewed');
+  for (const w of webhooks) {
+    const actual = expand(w.rules as Obj[]);
+    t.same(actual, [...expected].sort(), `${w.name}: the rules and src/admission/kinds.ts list the same resources and operations`);
+    // The same, said the other way round, so a failure names what to add or remove.
+    for (const e of expected) if (!actual.includes(e)) t.fail(`${w.name}: rule missing: ${e}`);
+    for (const a of actual) if (!expected.has(a)) t.fail(`${w.name}: rule not expected by the code: ${a}`);
+    t.notOk(actual.some((a) => a.includes('*')), `${w.name}: no wildcards`);
+    t.notOk(actual.some((a) => / (DELETE|CONNECT) /.test(a)), `${w.name}: no DELETE or CONNECT (nothing to pull)`);
+    t.ok(actual.includes('core/v1 pods/ephemeralcontainers UPDATE Namespaced'), `${w.name}: kubectl debug (ephemeral containers) is reviewed`);
+  }
+});
+
+t.test('the webhooks differ only in name, path and the mode expression', async (t) => {
+  const common = (w: Obj) => ({
+    ...w,
+    name: undefined,
+    clientConfig: { ...w.clientConfig, service: { ...w.clientConfig.service, path: undefined } },
+    namespaceSelector: { ...w.namespaceSelector, matchExpressions: (w.namespaceSelector?.matchExpressions as Obj[] | undefined)?.filter((e) => e.key !== label) },
+  });
+  const first = common(webhooks[0]!);
+  for (const w of webhooks.slice(1)) t.same(common(w), first, `${w.name} is ${webhooks[0]!.name} but for name, path and ${label}`);
+  for (const w of webhooks) {
+    const modeExprs = (w.namespaceSelector.matchExpressions as Obj[]).filter((e) => e.key === label);
+    t.equal(modeExprs.length, 1, `${w.name}: one expression on ${label}`);
+  }
 });
 
 t.test('settings that keep the cluster safe', async (t) => {
-  t.equal(webhook.failurePolicy, 'Ignore', 'failurePolicy Ignore: an outage of pullguard never blocks deployments');
-  t.equal(webhook.sideEffects, 'None', 'sideEffects None: dry-run requests are reviewed too');
-  t.same(webhook.admissionReviewVersions, ['v1']);
-  t.equal(webhook.matchPolicy, 'Equivalent');
-  t.equal(webhook.objectSelector, undefined, 'no objectSelector (users could bypass it with labels)');
-  const timeoutMs = (webhook.timeoutSeconds as number) * 1000;
-  t.ok(webhook.timeoutSeconds >= 1 && webhook.timeoutSeconds <= 30, 'timeoutSeconds within the API limits');
-  t.ok(timeoutMs > config.deadline, `timeoutSeconds (${webhook.timeoutSeconds}s) above the server deadline (${config.deadline}ms), so pullguard answers first`);
-  t.ok(timeoutMs - config.deadline >= 1000 && timeoutMs - config.deadline <= 5000, 'a little above: 1 to 5 seconds of margin');
+  for (const w of webhooks) {
+    t.equal(w.failurePolicy, 'Ignore', `${w.name}: failurePolicy Ignore, an outage of pullguard never blocks deployments`);
+    t.equal(w.sideEffects, 'None', `${w.name}: sideEffects None, dry-run requests are reviewed too`);
+    t.same(w.admissionReviewVersions, ['v1']);
+    t.equal(w.matchPolicy, 'Equivalent');
+    t.equal(w.objectSelector, undefined, `${w.name}: no objectSelector (users could bypass it with labels)`);
+    const timeoutMs = (w.timeoutSeconds as number) * 1000;
+    t.ok(w.timeoutSeconds >= 1 && w.timeoutSeconds <= 30, 'timeoutSeconds within the API limits');
+    t.ok(timeoutMs > config.deadline, `${w.name}: timeoutSeconds (${w.timeoutSeconds}s) above the server deadline (${config.deadline}ms), so pullguard answers first`);
+    t.ok(timeoutMs - config.deadline >= 1000 && timeoutMs - config.deadline <= 5000, 'a little above: 1 to 5 seconds of margin');
+  }
 });
 
-t.test('the webhook calls the Service on its HTTPS port', async (t) => {
-  const svc = only(objects, 'Service', webhook.clientConfig.service.name);
+t.test('every webhook calls the Service on its HTTPS port', async (t) => {
   const dep = only(objects, 'Deployment');
   const container = dep.spec.template.spec.containers[0];
-  t.equal(webhook.clientConfig.url, undefined, 'service reference, not a URL');
-  t.equal(webhook.clientConfig.service.path, '/validate');
-  const port = (svc.spec.ports as Obj[]).find((p) => p.port === (webhook.clientConfig.service.port ?? 443));
-  t.ok(port, 'the Service has the port the webhook calls');
-  const target = typeof port?.targetPort === 'string' ? (container.ports as Obj[]).find((p) => p.name === port.targetPort)?.containerPort : port?.targetPort;
-  t.equal(target, config.server.port, 'which leads to the server port');
-  t.ok(webhook.clientConfig.service.namespace === undefined || webhook.clientConfig.service.namespace === namespace, 'namespace left to kustomize, or the install namespace');
+  for (const w of webhooks) {
+    const svc = only(objects, 'Service', w.clientConfig.service.name);
+    t.equal(w.clientConfig.url, undefined, `${w.name}: service reference, not a URL`);
+    const port = (svc.spec.ports as Obj[]).find((p) => p.port === (w.clientConfig.service.port ?? 443));
+    t.ok(port, `${w.name}: the Service has the port the webhook calls`);
+    const target = typeof port?.targetPort === 'string' ? (container.ports as Obj[]).find((p) => p.name === port.targetPort)?.containerPort : port?.targetPort;
+    t.equal(target, config.server.port, 'which leads to the server port');
+    t.ok(w.clientConfig.service.namespace === undefined || w.clientConfig.service.namespace === namespace, 'namespace left to kustomize, or the install namespace');
+  }
 });
 
-t.test('namespaceSelector leaves out the control plane, pullguard itself and opted-out namespaces', async (t) => {
-  const exprs = webhook.namespaceSelector.matchExpressions as Obj[];
-  t.equal(webhook.namespaceSelector.matchLabels, undefined, 'no matchLabels: namespaces are in unless excluded');
-  const byName = exprs.find((e) => e.key === 'kubernetes.io/metadata.name');
-  t.equal(byName?.operator, 'NotIn');
-  t.ok(byName?.values.includes('kube-system'), 'kube-system excluded');
-  t.ok(byName?.values.includes(namespace), `pullguard's own namespace (${namespace}) excluded, so the webhook cannot block its own pods`);
-  const optOut = exprs.find((e) => e.key === config.namespaceModeLabel);
-  t.ok(optOut, `selector uses the label the server reads (${config.namespaceModeLabel})`);
-  t.equal(optOut?.operator, 'NotIn', 'NotIn also matches namespaces without the label');
-  t.same(optOut?.values, ['off'], `${config.namespaceModeLabel}=off opts a namespace out`);
+t.test('namespaceSelectors: the label picks the webhook, off and the system namespaces pick none', async (t) => {
+  for (const w of webhooks) {
+    t.equal(w.namespaceSelector.matchLabels, undefined, `${w.name}: no matchLabels`);
+    const exclusion = (w.namespaceSelector.matchExpressions as Obj[]).find((e) => e.key === NAME_LABEL);
+    t.equal(exclusion?.operator, 'NotIn', `${w.name}: excludes namespaces by name`);
+    t.ok(exclusion?.values.includes('kube-system'), `${w.name}: kube-system excluded`);
+    t.ok(exclusion?.values.includes(namespace), `${w.name}: pullguard's own namespace (${namespace}) excluded, so no label lets it block its own pods`);
+  }
+  const def = (byName(DEFAULT.name)?.namespaceSelector.matchExpressions as Obj[]).find((e) => e.key === label);
+  t.equal(def?.operator, 'NotIn', 'the default webhook: NotIn, which also matches namespaces without the label');
+  t.same([...(def?.values ?? [])].sort(), ['off', ...MODES].sort(), 'it leaves out off and every mode that has its own webhook');
+  for (const m of PER_MODE) {
+    const e = (byName(m.name)?.namespaceSelector.matchExpressions as Obj[]).find((x) => x.key === label);
+    t.same({ operator: e?.operator, values: e?.values }, { operator: 'In', values: [m.mode] }, `${m.name}: ${label} In [${m.mode}]`);
+  }
+
+  // Sample namespaces, as the API server sees them (it sets kubernetes.io/metadata.name itself).
+  const samples: [string, string, Record<string, string>, string | undefined][] = [
+    ['unlabelled namespace', 'shop', {}, DEFAULT.name],
+    ...MODES.map((mode): [string, string, Record<string, string>, string | undefined] => [`${label}=${mode}`, 'shop', { [label]: mode }, `${mode}.${config.server.webhookName}`]),
+    [`${label}=off`, 'legacy', { [label]: 'off' }, undefined],
+    [`${label}=bogus (unknown value: the default)`, 'shop', { [label]: 'bogus' }, DEFAULT.name],
+    [`${label}=Enforce (values are case-sensitive: the default)`, 'shop', { [label]: 'Enforce' }, DEFAULT.name],
+    [`${label}="" (empty value: the default)`, 'shop', { [label]: '' }, DEFAULT.name],
+    ['an unrelated label', 'shop', { team: 'payments' }, DEFAULT.name],
+    ['kube-public (only kube-system is left out)', 'kube-public', {}, DEFAULT.name],
+    ['kube-system', 'kube-system', {}, undefined],
+    [`kube-system labelled ${label}=enforce`, 'kube-system', { [label]: 'enforce' }, undefined],
+    [`pullguard's namespace, labelled off as shipped`, namespace, { [label]: 'off' }, undefined],
+    [`pullguard's namespace without its label`, namespace, {}, undefined],
+    [`pullguard's namespace labelled ${label}=enforce`, namespace, { [label]: 'enforce' }, undefined],
+  ];
+  for (const [what, name, labels, expected] of samples) {
+    t.same(called(name, labels), expected ? [expected] : [], `${what}: ${expected ? `only ${expected}` : 'no webhook'}`);
+  }
+
+  // Disjoint and complete, over every combination of namespace and label value.
+  const names = ['shop', 'default', 'kube-public', 'kube-node-lease', 'kube-system', namespace];
+  const values: (string | undefined)[] = [undefined, '', 'off', 'bogus', 'OFF', ...MODES];
+  let combinations = 0;
+  for (const name of names) {
+    for (const value of values) {
+      combinations++;
+      const hits = called(name, value === undefined ? {} : { [label]: value });
+      const excluded = name === 'kube-system' || name === namespace || value === 'off';
+      const mode = (MODES as readonly (string | undefined)[]).includes(value) ? value : undefined;
+      const want = excluded ? [] : [mode ? `${mode}.${config.server.webhookName}` : DEFAULT.name];
+      if (JSON.stringify(hits) !== JSON.stringify(want)) t.fail(`${name} ${label}=${value ?? '(absent)'}: called ${JSON.stringify(hits)}, expected ${JSON.stringify(want)}`);
+    }
+  }
+  t.pass(`at most one webhook for each of ${combinations} namespaces, and exactly one unless kube-system, ${namespace} or off`);
+
   const ns = only(objects, 'Namespace');
   t.equal(ns.metadata.name, namespace);
-  t.equal(ns.metadata.labels?.[config.namespaceModeLabel], 'off', 'pullguard\'s namespace is labelled off as well');
+  t.equal(ns.metadata.labels?.[label], 'off', 'pullguard\'s namespace is labelled off as well');
+});
+
+t.test('the selectors use the label the server is configured with', async (t) => {
+  t.equal(label, 'pullguard.io/mode');
+  for (const w of webhooks) {
+    const keys = (w.namespaceSelector.matchExpressions as Obj[]).map((e) => e.key).sort();
+    t.same(keys, [NAME_LABEL, label].sort(), `${w.name}: selects on ${NAME_LABEL} and ${label} only`);
+  }
 });
