@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { REASONS } from './findings.ts';
+import { FAIL_REASONS, REASONS } from './findings.ts';
 
 const duration = z.union([
   z.number().int().nonnegative(),
@@ -31,10 +31,22 @@ export const configSchema = z.strictObject({
   mode: z.enum(MODES).default('enforce'),
   /** a namespace label whose value (enforce|warn|audit|off) overrides the mode for that namespace */
   namespaceModeLabel: z.string().default('pullguard.io/mode'),
-  /** per-reason action overrides in enforce mode, e.g. { "platform-not-found": "warn" } */
-  actions: z.partialRecord(z.enum(REASONS), z.enum(ACTIONS)).default({}),
-  /** a check's overall deadline; unfinished images become `timeout` risks */
-  deadline: duration.default(8000),
+  /**
+   * per-reason action overrides in enforce mode, e.g. { "platform-not-found": "warn" }. Only a
+   * reason that is a certain failure may deny: a risk is pullguard's own uncertainty.
+   */
+  actions: z
+    .partialRecord(z.enum(REASONS), z.enum(ACTIONS))
+    .default({})
+    .check((ctx) => {
+      for (const [reason, action] of Object.entries(ctx.value)) {
+        if (action === 'deny' && !(FAIL_REASONS as readonly string[]).includes(reason)) {
+          ctx.issues.push({ code: 'custom', input: action, path: [reason], message: `"${reason}" is a risk, not a certain failure: it can warn or be ignored, never deny` });
+        }
+      }
+    }),
+  /** a check's overall deadline; unfinished images become `timeout` risks (the webhook's timeoutSeconds is at most 30 s) */
+  deadline: duration.pipe(z.number().min(100, 'at least 100ms').max(300_000, 'at most 5m')).default(8000),
 
   registry: z.strictObject({
     /** hosts reached over plain HTTP or with TLS verification off, as containerd's insecure registries */

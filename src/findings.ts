@@ -57,3 +57,22 @@ export interface Finding {
   digest?: string;
   suggestions?: string[];
 }
+
+/** Quotes text for a message: control characters escaped (the API server drops warnings with them), length capped. */
+export function quote(text: string, max = 200): string {
+  const cut = text.length > max ? `${text.slice(0, max)}…` : text;
+  return `"${cut.replace(/["\\]/g, (c) => `\\${c}`).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}"`;
+}
+
+/** Removes control characters from text meant for one line. */
+export function oneLine(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();
+}
+
+/** The one line a person reads: where, what happens, what to do. */
+export function describe(f: Pick<Finding, 'container' | 'message' | 'hint'>): string {
+  // Messages may end a sentence of their own ("… Did you mean "nginx"?"): never "?. Fix".
+  const message = oneLine(f.message).replace(/\.+$/, '');
+  const joint = /[?!]$/.test(message) ? ' ' : '. ';
+  return oneLine(`container ${quote(f.container, 63)}: ${message}${f.hint ? `${joint}Fix: ${f.hint}` : ''}`);
+}

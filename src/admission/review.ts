@@ -78,9 +78,9 @@ function cut(text: string, max: number): string {
 /** Warnings as the API server keeps them: no control characters, each ≤ 256, all ≤ 4096, the rest summarised. */
 export function warningsFor(decided: Decided[]): string[] {
   const lines = decided.filter((d) => d.action === 'warn').map((d) => {
-    const full = oneLine(`pullguard: ${describe(d.finding)}`);
+    const full = `pullguard: ${describe(d.finding)}`;
     // Over the limit, the cause matters more than the fix: drop the fix before cutting.
-    return cut([...full].length <= WARNING_MAX ? full : oneLine(`pullguard: ${describe({ ...d.finding, hint: '' })}`), WARNING_MAX);
+    return cut([...full].length <= WARNING_MAX ? full : `pullguard: ${describe({ ...d.finding, hint: '' })}`, WARNING_MAX);
   });
   const out: string[] = [];
   let total = 0;
@@ -127,7 +127,11 @@ export function respond(uid: string, decided: Decided[]): ReviewResponse {
     // Keys become "<webhook name>/<key>" in the audit log; values are strings.
     response.auditAnnotations = {
       verdict: notable.some((d) => d.finding.verdict === 'fail') ? 'fail' : 'risk',
-      findings: JSON.stringify(notable.map((d) => ({ container: d.finding.container, image: d.finding.image, reason: d.finding.reason, action: d.action }))),
+      // JSON.stringify leaves C1 controls (U+0080–U+009F) and U+2028/9 raw; an image name may carry them.
+      findings: JSON.stringify(notable.map((d) => ({ container: d.finding.container, image: d.finding.image, reason: d.finding.reason, action: d.action }))).replace(
+        /[\u007f-\u009f\u2028\u2029]/g,
+        (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+      ),
     };
   }
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response };

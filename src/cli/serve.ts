@@ -127,14 +127,32 @@ export async function startServer(config: Config, env: NodeJS.ProcessEnv, logger
   let tls: TlsPair;
   const { tlsCert, tlsKey } = config.server;
   if (tlsCert && tlsKey) {
-    tls = readTlsPair(tlsCert, tlsKey);
+    try {
+      tls = readTlsPair(tlsCert, tlsKey);
+    } catch (err) {
+      // A missing or mismatched pair is a configuration mistake: a plain message and exit 2, not a stack.
+      await nodes?.stop();
+      await engine.close();
+      throw new UsageError(`serving certificate ${tlsCert} and key ${tlsKey}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
   } else {
     tls = await selfSigned(['localhost', 'pullguard', 'pullguard.pullguard.svc']);
     logger.warn('no certificate configured (server.tlsCert/server.tlsKey): serving with a new self-signed certificate for localhost; the API server will not trust it');
   }
   const app = await buildApp({ handler, metrics, logger, tls, bodyLimit: config.server.bodyLimit, ready: () => !nodes || nodes.ready });
   const stopWatching = tlsCert && tlsKey ? watchTls(app.server as unknown as import('node:https').Server, tlsCert, tlsKey, logger) : () => undefined;
-  const address = await app.listen({ host: config.server.host, port: config.server.port });
+  let address: string;
+  try {
+    address = await app.listen({ host: config.server.host, port: config.server.port });
+  } catch (err) {
+    // Stop what was started (the certificate watch keeps the process alive otherwise: it hung
+    // instead of exiting), then say why in one line.
+    stopWatching();
+    await app.close();
+    await nodes?.stop();
+    await engine.close();
+    throw new UsageError(`cannot listen on ${config.server.host}:${config.server.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
   logger.info({ address, mode: config.mode, deadlineMs: config.deadline }, 'pullguard webhook listening');
   return {
     app,

@@ -20,10 +20,11 @@ export interface AppOptions {
 }
 
 /** Parser and limit errors become a plain 400 that names the problem; nothing else leaks out. */
-function badRequest(err: FastifyError): string | undefined {
+function badRequest(err: FastifyError, bodyLimit: number): string | undefined {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return `the request body is larger than the limit (${err.message.replace(/^.*?(\d+).*$/, '$1')} bytes)`;
+      // fastify's message carries no number ("Request body is too large"): name the limit ourselves.
+      return `the request body is larger than the limit (${bodyLimit} bytes)`;
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return 'the request body must be JSON (Content-Type: application/json)';
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -44,16 +45,25 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     bodyLimit: opts.bodyLimit,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // The API server's webhook client keeps idle connections 90 s (apimachinery SetOldTransportDefaults);
+    // fastify's 72 s default closed them first, and a review sent on a connection closing under it
+    // fails ("EOF"; a POST is not retried) and failurePolicy Ignore lets it through unchecked.
+    keepAliveTimeout: 120_000,
     ...(opts.tls ? { https: { ...opts.tls, minVersion: 'TLSv1.2' as const } } : {}),
   }) as unknown as FastifyInstance;
 
+  // fastify parses text/plain into a string by default, which then failed as "expected object,
+  // received string"; only JSON is an AdmissionReview, anything else gets the content-type reason.
+  app.removeContentTypeParser('text/plain');
+
+  // preClose runs before the server stops accepting, so probes see 503 while reviews finish.
   let closing = false;
-  app.addHook('onClose', async () => {
+  app.addHook('preClose', async () => {
     closing = true;
   });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const reason = err instanceof BadReview ? err.message : badRequest(err);
+    const reason = err instanceof BadReview ? err.message : badRequest(err, opts.bodyLimit);
     if (reason) {
       request.log.warn({ reason, url: request.url }, 'bad admission request');
       return reply.code(400).send({ error: reason });
@@ -64,6 +74,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   const validate = async (body: unknown, mode?: string) => {
     if (mode !== undefined && !isMode(mode)) throw new BadReview(`unknown mode "${mode.slice(0, 20)}" in the path; use enforce, warn or audit`);
+    // No body and no content type reaches here as undefined: say so rather than "received undefined".
+    if (body === undefined) throw new BadReview('the request body is empty');
     return opts.handler.review(body, mode);
   };
   app.post('/validate', async (request) => validate(request.body));

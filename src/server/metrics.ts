@@ -12,7 +12,8 @@ export class Metrics {
   readonly findings: Counter<'reason' | 'action'>;
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'pullguard_process_' });
+    // The default names already start with process_/nodejs_: prefix 'pullguard_' (not 'pullguard_process_', which stuttered).
+    collectDefaultMetrics({ register: this.registry, prefix: 'pullguard_' });
     this.reviews = new Counter({ name: 'pullguard_reviews_total', help: 'Admission reviews by kind, operation, worst verdict and resulting action', labelNames: ['kind', 'operation', 'verdict', 'action'], registers: [this.registry] });
     this.reviewSeconds = new Histogram({ name: 'pullguard_review_duration_seconds', help: 'Time to answer an admission review', labelNames: ['kind'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] });
     this.registryRequests = new Counter({ name: 'pullguard_registry_requests_total', help: 'Requests to registries by registry host and HTTP status (or transport failure kind)', labelNames: ['registry', 'status'], registers: [this.registry] });

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { actionFor, isMode } from '../../src/policy/policy.ts';
+import { validateConfig } from '../../src/config.ts';
 
 t.test('enforce denies fail, warns risk, ignores ok', async (t) => {
   t.equal(actionFor({ verdict: 'fail', reason: 'tag-not-found' }, 'enforce', {}), 'deny');
@@ -15,11 +16,19 @@ t.test('warn mode never denies; audit only records', async (t) => {
 });
 
 t.test('per-reason actions override the defaults', async (t) => {
-  const actions = { 'platform-not-found': 'warn', 'rate-limited': 'ignore', 'registry-error': 'deny' } as const;
+  const actions = validateConfig({ actions: { 'platform-not-found': 'warn', 'rate-limited': 'ignore', 'tag-not-found': 'ignore' } }).actions;
   t.equal(actionFor({ verdict: 'fail', reason: 'platform-not-found' }, 'enforce', actions), 'warn');
   t.equal(actionFor({ verdict: 'risk', reason: 'rate-limited' }, 'enforce', actions), 'ignore');
-  t.equal(actionFor({ verdict: 'risk', reason: 'registry-error' }, 'enforce', actions), 'deny', 'an operator may choose to deny a risk');
-  t.equal(actionFor({ verdict: 'risk', reason: 'registry-error' }, 'warn', actions), 'warn', 'warn mode still never denies');
+  t.equal(actionFor({ verdict: 'fail', reason: 'tag-not-found' }, 'enforce', actions), 'ignore');
+  t.equal(actionFor({ verdict: 'fail', reason: 'access-denied' }, 'enforce', actions), 'deny', 'the others keep their default');
+  t.equal(actionFor({ verdict: 'fail', reason: 'platform-not-found' }, 'warn', { 'platform-not-found': 'deny' }), 'warn', 'warn mode never denies');
+});
+
+t.test('a risk can never be configured to deny: it is pullguard\'s own uncertainty', async (t) => {
+  for (const reason of ['timeout', 'registry-error', 'registry-unreachable', 'rate-limited', 'unverifiable']) {
+    t.throws(() => validateConfig({ actions: { [reason]: 'deny' } }), { message: new RegExp(`actions\\.${reason}: "${reason}" is a risk`) }, reason);
+  }
+  t.doesNotThrow(() => validateConfig({ actions: { 'access-denied': 'deny', timeout: 'ignore' } }));
 });
 
 t.test('modes', async (t) => {
