@@ -172,7 +172,8 @@ export class RegistryClient {
     const host = this.hostFor(target.domain);
     const evidence: string[] = [];
     const tags: string[] = [];
-    let path: string | undefined = `/v2/${target.path}/tags/list?n=${Math.min(Math.max(max, 1), 1000)}`;
+    // Pages of 100: registries that page (distribution 3, Docker Hub) are followed by their Link header.
+    let path: string | undefined = `/v2/${target.path}/tags/list?n=${Math.min(Math.max(max, 1), 100)}`;
     try {
       for (let page = 0; path && tags.length < max && page < 50; page++) {
         const res = await this.send(host, target.path, 'GET', path, cred, evidence, signal);

@@ -158,3 +158,41 @@ t.test('the check deadline turns the unfinished into timeout risks', async (t) =
   t.ok(Date.now() - started < 3000, 'answered by the deadline');
   t.same(findings.map((f) => [f.container, f.reason, f.verdict]), [['slow', 'timeout', 'risk'], ['fast', 'available', 'ok']]);
 });
+
+t.test('tag suggestions follow paginated tag lists, bounded by maxTagsForSuggestions', async (t) => {
+  const tags = Array.from({ length: 150 }, (_, i) => `v${String(i).padStart(3, '0')}`);
+  await reg.pushTags('demo/paged', tags);
+  reg.proxy!.fault({ kind: 'paginate-tags' }, { path: /\/tags\/list/ });
+  t.teardown(() => reg.proxy!.clearRules());
+  reg.resetCounters();
+  const all = await checkImage(engineFor({ registry: { insecure: [reg.host] } }), `${reg.host}/demo/paged:v149x`);
+  t.equal(all.reason, 'tag-not-found');
+  t.same(all.suggestions?.[0], 'v149', 'found on the second page');
+  t.equal(reg.proxy!.count({ path: /\/tags\/list/ }), 2, 'two pages of 100');
+  reg.resetCounters();
+  const bounded = await checkImage(engineFor({ registry: { insecure: [reg.host], maxTagsForSuggestions: 50 } }), `${reg.host}/demo/paged:v149x`);
+  t.equal(reg.proxy!.count({ path: /\/tags\/list/ }), 1, 'one page when 50 tags are enough');
+  t.notOk(bounded.suggestions?.includes('v149'), 'tags past the bound are not read');
+});
+
+t.test('at most registry.concurrency requests are in flight to one registry', async (t) => {
+  let inFlight = 0;
+  let most = 0;
+  reg.proxy!.fault({
+    kind: 'handler',
+    handle: async (_req, res) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await new Promise((r) => setTimeout(r, 50));
+      inFlight--;
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'NAME_UNKNOWN', message: 'repository name not known to registry' }] }));
+    },
+  });
+  t.teardown(() => reg.proxy!.clearRules());
+  const e = engineFor({ registry: { insecure: [reg.host], concurrency: 2 } });
+  const uses = Array.from({ length: 12 }, (_, i) => ({ object: { kind: 'Pod' }, container: `c${i}`, field: 'f', image: `${reg.host}/demo/n${i}:1` }));
+  const findings = await e.check(uses, { credentials: { keyrings: [] } });
+  t.ok(findings.every((f) => f.reason === 'repository-not-found'));
+  t.equal(most, 2, 'never more than two at once');
+});
