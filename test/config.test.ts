@@ -1,0 +1,76 @@
+// The one configuration schema: defaults, layers (file < environment < flags), and errors that name
+// every wrong field.
+import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, environmentOverrides, loadConfig, mergeLayers, parseDuration, validateConfig } from '../src/config.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'pullguard-config-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+t.test('defaults', async (t) => {
+  const c = validateConfig({});
+  t.equal(c.mode, 'enforce');
+  t.equal(c.deadline, 8000);
+  t.same(c.cache, { maxEntries: 10_000, positiveTtl: 300_000, digestTtl: 3_600_000, negativeTtl: 10_000 });
+  t.equal(c.server.port, 8443);
+  t.ok(c.credentials.providerImages.includes('*.dkr.ecr.*.amazonaws.com'));
+});
+
+t.test('durations', async (t) => {
+  t.equal(parseDuration('500ms'), 500);
+  t.equal(parseDuration('8s'), 8000);
+  t.equal(parseDuration('5m'), 300_000);
+  t.equal(parseDuration('1h'), 3_600_000);
+  t.throws(() => parseDuration('soon'));
+  t.equal(validateConfig({ cache: { negativeTtl: 2500 } }).cache.negativeTtl, 2500, 'plain milliseconds');
+});
+
+t.test('every wrong field is named with its path', async (t) => {
+  try {
+    validateConfig({ mode: 'strict', registry: { concurrency: 0, insecure: ['bad host!'] }, cache: { positiveTtl: 'forever' }, bogus: true, registryy: {} }, 'pullguard.yaml');
+    t.fail('should throw');
+  } catch (err) {
+    t.ok(err instanceof ConfigError);
+    const e = err as ConfigError;
+    t.match(e.message, /^invalid configuration in pullguard\.yaml: /);
+    for (const path of ['mode:', 'registry.concurrency:', 'registry.insecure.0:', 'cache.positiveTtl:', '(top level): Unrecognized keys']) {
+      t.ok(e.issues.some((i) => i.startsWith(path)), path);
+    }
+  }
+});
+
+t.test('layers: file, then PULLGUARD_* environment, then flags', async (t) => {
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, 'mode: audit\ndeadline: 5s\nregistry:\n  insecure: [a.example:5000]\n  concurrency: 4\n');
+  const fromFile = loadConfig({ file });
+  t.equal(fromFile.mode, 'audit');
+  t.equal(fromFile.deadline, 5000);
+  const withEnv = loadConfig({ file, env: { PULLGUARD_MODE: 'warn', PULLGUARD_SERVER_PORT: '9443', PULLGUARD_DEADLINE: '3s' } });
+  t.same([withEnv.mode, withEnv.server.port, withEnv.deadline, withEnv.registry.concurrency], ['warn', 9443, 3000, 4], 'environment over file, untouched keys kept');
+  const withFlags = loadConfig({ file, env: { PULLGUARD_MODE: 'warn' }, flags: { mode: 'enforce', registry: { insecure: ['b.example'] } } });
+  t.equal(withFlags.mode, 'enforce', 'flags over environment');
+  t.same(withFlags.registry.insecure, ['b.example'], 'arrays are replaced, not merged');
+  t.equal(withFlags.registry.concurrency, 4);
+  t.same(environmentOverrides({}), {});
+  t.same(mergeLayers({ a: { b: 1, c: 2 } }, { a: { c: 3 } }, undefined), { a: { b: 1, c: 3 } });
+});
+
+t.test('a file that is not YAML, or missing, is a configuration error', async (t) => {
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'mode: [unclosed\n');
+  t.throws(() => loadConfig({ file: bad }), { message: /invalid configuration in .*bad\.yaml: Flow sequence/ });
+  t.throws(() => loadConfig({ file: join(dir, 'missing.yaml') }), { message: /cannot read/ });
+});
+
+t.test('JSON works as well as YAML', async (t) => {
+  const file = join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify({ mode: 'warn', actions: { 'platform-not-found': 'warn' } }));
+  t.same(loadConfig({ file }).actions, { 'platform-not-found': 'warn' });
+});
+
+t.test('registry endpoints must be http(s) URLs', async (t) => {
+  t.same(validateConfig({ registry: { endpoints: { 'docker.io': 'https://mirror.example:5000' } } }).registry.endpoints, { 'docker.io': 'https://mirror.example:5000' });
+  t.throws(() => validateConfig({ registry: { endpoints: { 'docker.io': 'ftp://mirror' } } }), { message: /registry\.endpoints\.docker\.io/ });
+});
