@@ -1,0 +1,57 @@
+// Where a cached review's time goes: the steps AdmissionHandler.review() takes, each timed alone
+// over many calls with the same inputs the handler gets. It mirrors src/admission/handler.ts; if
+// that changes, these steps are a guide, not the handler's exact cost.
+
+import { pino } from 'pino';
+import { imagesToCheck, parseReview, respond } from '../src/admission/review.ts';
+import type { Config } from '../src/config.ts';
+import { PodCredentials } from '../src/credentials/sources.ts';
+import { actionFor } from '../src/policy/policy.ts';
+import type { Preflight } from '../src/preflight/engine.ts';
+import { createLogger } from '../src/server/logger.ts';
+import { Metrics } from '../src/server/metrics.ts';
+
+export interface StageCost {
+  stage: string;
+  /** mean µs per call */
+  us: number;
+}
+
+async function time(n: number, fn: () => unknown): Promise<number> {
+  for (let i = 0; i < Math.ceil(n / 10); i++) await fn();
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await fn();
+  return ((performance.now() - t0) * 1000) / n;
+}
+
+export async function stageCosts(engine: Preflight, config: Config, bodyText: string, n: number): Promise<StageCost[]> {
+  const body = JSON.parse(bodyText) as unknown;
+  const req = parseReview(body);
+  const { site, uses } = imagesToCheck(req);
+  if (!site || !uses.length) throw new Error('stages: the review has no images');
+  const podCredentials = new PodCredentials(null, null);
+  const credentials = await podCredentials.forSite(site, req.namespace ?? 'default');
+  const findings = await engine.check(uses, { credentials, platforms: [], deadline: config.deadline });
+  const decided = findings.map((finding) => ({ finding, action: actionFor(finding, config.mode, config.actions) }));
+  // Synchronous here so that the write is inside the timed call.
+  const logger = createLogger('info', pino.destination({ dest: '/dev/null', sync: true }));
+  const metrics = new Metrics();
+  const line = { uid: req.uid, kind: req.kind.kind, namespace: req.namespace, name: req.name, operation: req.operation, mode: config.mode, images: uses.length, unchanged: 0, verdict: 'ok', action: 'allow', ms: 0.1 };
+  return [
+    { stage: 'JSON.parse of the body', us: await time(n, () => JSON.parse(bodyText)) },
+    { stage: 'parseReview (zod)', us: await time(n, () => parseReview(body)) },
+    { stage: 'imagesToCheck', us: await time(n, () => imagesToCheck(req)) },
+    { stage: 'PodCredentials.forSite (no cluster)', us: await time(n, () => podCredentials.forSite(site, req.namespace ?? 'default', AbortSignal.timeout(config.deadline))) },
+    { stage: 'engine.check (cached answer)', us: await time(n, () => engine.check(uses, { credentials, platforms: [], deadline: config.deadline })) },
+    { stage: 'actionFor + respond', us: await time(n, () => respond(req.uid, findings.map((finding) => ({ finding, action: actionFor(finding, config.mode, config.actions) })))) },
+    { stage: 'review log line (pino → /dev/null)', us: await time(n, () => logger.info(line, 'review')) },
+    {
+      stage: 'metrics (counter + histogram)',
+      us: await time(n, () => {
+        metrics.reviews.inc({ kind: 'Deployment', operation: 'CREATE', verdict: 'ok', action: 'allow' });
+        metrics.reviewSeconds.observe({ kind: 'Deployment' }, 0.0001);
+      }),
+    },
+    { stage: 'JSON.stringify of the answer', us: await time(n, () => JSON.stringify(respond(req.uid, decided))) },
+  ];
+}

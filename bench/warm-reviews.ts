@@ -1,0 +1,204 @@
+// warm-reviews: a cached Deployment review over HTTPS with keep-alive, against a fastify handler on
+// the same TLS settings that only echoes an allow. Each server runs in its own process so that its
+// CPU time per review can be read (the load generator shares the machine's cores); then both are
+// timed in-process without the network (server-side latency).
+
+import autocannon from 'autocannon';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+import { sharedPki } from '../test/helpers/pki.ts';
+import { startRegistry, type TestRegistry } from '../test/helpers/registry.ts';
+import { admissionBody, figure, mean, percentile, QUICK, round, type Recorder } from './lib.ts';
+import type { ChildMessage, ParentMessage } from './server-child.ts';
+import type { StageCost } from './stages.ts';
+
+const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url));
+
+interface LoadRun {
+  kind: 'pullguard' | 'baseline';
+  rps: number;
+  reviews: number;
+  durationS: number;
+  p50: number;
+  p99: number;
+  autocannonP50: number;
+  autocannonP99: number;
+  errors: number;
+  non2xx: number;
+  cpuUs: number;
+  cpuUsPerReview: number;
+  reviewsPerCoreSecond: number;
+  serverRssBytes: number;
+  registryRequests: number;
+  /** in-process (fastify inject) times in the same server process, after the load */
+  inProcess: number[];
+  handlerMs: number[];
+  stages?: StageCost[];
+}
+
+function ask<T extends ChildMessage['type']>(child: ChildProcess, message: ParentMessage, type: T): Promise<Extract<ChildMessage, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const on = (m: ChildMessage) => {
+      if (m.type !== type && m.type !== 'error') return;
+      child.off('message', on);
+      if (m.type === 'error') reject(new Error(m.message));
+      else resolve(m as Extract<ChildMessage, { type: T }>);
+    };
+    child.on('message', on);
+    child.send(message);
+  });
+}
+
+async function startChild(kind: LoadRun['kind'], settings: object): Promise<{ child: ChildProcess; url: string }> {
+  // stdout (pullguard's one log line per review) goes to /dev/null: written, as in production, but not read.
+  const child = fork(CHILD, [kind], { env: { ...process.env, BENCH_SERVER: JSON.stringify(settings) }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${kind} server exited (${code})`)));
+    child.on('message', (m: ChildMessage) => {
+      if (m.type === 'ready') resolve(m.url);
+      if (m.type === 'error') reject(new Error(`${kind} server: ${m.message}`));
+    });
+  });
+  child.removeAllListeners('exit');
+  return { child, url };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.send({ type: 'stop' });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await gone;
+  clearTimeout(timer);
+}
+
+async function load(url: string, body: string, durationS: number): Promise<{ result: Awaited<ReturnType<typeof autocannon>>; latencies: number[] }> {
+  const latencies: number[] = [];
+  const instance = autocannon({
+    url: `${url}/validate`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    connections: 10,
+    pipelining: 1,
+    duration: durationS,
+  });
+  // autocannon's own histogram has 1 ms resolution; keep every response time (float ms) as well.
+  instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
+    if (status === 200) latencies.push(ms);
+  });
+  const result = await instance;
+  return { result, latencies };
+}
+
+async function loadRun(kind: LoadRun['kind'], settings: object, body: string, caPem: string, reg: TestRegistry, warmS: number, durationS: number, n: number): Promise<LoadRun> {
+  const { child, url } = await startChild(kind, settings);
+  try {
+    // Warm once: pullguard asks the registry here and caches the answer.
+    const agent = new Agent({ connect: { ca: caPem } });
+    const res = await request(`${url}/validate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, dispatcher: agent });
+    const answer = (await res.body.json()) as { response?: { allowed?: boolean; uid?: string } };
+    await agent.close();
+    if (res.statusCode !== 200 || answer.response?.allowed !== true) throw new Error(`${kind}: warm review answered ${res.statusCode} ${JSON.stringify(answer)}`);
+
+    await load(url, body, warmS);
+    reg.resetCounters();
+    const cpu0 = await ask(child, { type: 'cpu' }, 'cpu');
+    const { result, latencies } = await load(url, body, durationS);
+    const cpu1 = await ask(child, { type: 'cpu' }, 'cpu');
+    const registryRequests = reg.proxy?.count() ?? -1;
+    const reviews = result['2xx'];
+    const cpuUs = cpu1.user - cpu0.user + (cpu1.system - cpu0.system);
+    // Server-side latency in the same process, JIT warm from the load, sequential.
+    const injected = await ask(child, { type: 'inject', n, warm: Math.ceil(n / 10), body }, 'inject');
+    const stages = kind === 'pullguard' ? (await ask(child, { type: 'stages', n: n * 5, body }, 'stages')).stages : undefined;
+    return {
+      kind,
+      rps: reviews / result.duration,
+      reviews,
+      durationS: result.duration,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+      autocannonP50: result.latency.p50,
+      autocannonP99: result.latency.p99,
+      errors: result.errors + result.timeouts,
+      non2xx: result.non2xx,
+      cpuUs,
+      cpuUsPerReview: cpuUs / reviews,
+      reviewsPerCoreSecond: reviews / (cpuUs / 1e6),
+      serverRssBytes: cpu1.rss,
+      registryRequests,
+      inProcess: injected.times,
+      handlerMs: injected.handlerMs,
+      ...(stages ? { stages } : {}),
+    };
+  } finally {
+    await stopChild(child);
+  }
+}
+
+export async function warmReviews(rec: Recorder): Promise<void> {
+  const durationS = QUICK ? 1 : 10;
+  const warmS = QUICK ? 1 : 2;
+  const n = QUICK ? 200 : 2000;
+  const pki = await sharedPki();
+  const reg = await startRegistry({ auth: 'none', proxy: true });
+  rec.settings = {
+    fixture: 'deployment-create.json',
+    registry: 'docker-registry on loopback, anonymous HTTP, behind the counting proxy',
+    tls: 'test CA server certificate (EC P-256), minVersion TLSv1.2, for both servers',
+    autocannon: { connections: 10, pipelining: 1, warmupSeconds: warmS, durationSeconds: durationS, keepAlive: true },
+    pullguardLogLevel: 'info (one line per review, written to /dev/null)',
+    inProcessReviews: n,
+  };
+  try {
+    await reg.pushImage('demo/app', '1.0');
+    const body = JSON.stringify(admissionBody('deployment-create.json', { host: reg.host }));
+    const settings = { certFile: pki.server.certFile, keyFile: pki.server.keyFile, registryHost: reg.host, logLevel: 'info' };
+
+    // Sequential, never together: the two servers must not share the cores with each other.
+    const baseline = await loadRun('baseline', settings, body, pki.caPem, reg, warmS, durationS, n);
+    const pullguard = await loadRun('pullguard', settings, body, pki.caPem, reg, warmS, durationS, n);
+
+    const pgTimes = pullguard.inProcess;
+    const baseTimes = baseline.inProcess;
+    const handlerMs = pullguard.handlerMs;
+
+    const b = (name: string, value: number, unit: string) => ({ name, value, unit });
+    rec.add(
+      figure('reviews/s over HTTPS', pullguard.rps, '/s', b('echo-allow fastify', baseline.rps, '/s'), { text: 'ratio ≥ 0.8', met: (f) => (f.ratio ?? 0) >= 0.8 }),
+      figure('client latency p50', pullguard.p50, 'ms', b('echo-allow fastify', baseline.p50, 'ms')),
+      figure('client latency p99', pullguard.p99, 'ms', b('echo-allow fastify', baseline.p99, 'ms'), { text: 'p99 < 5 ms', met: (f) => (f.value ?? Infinity) < 5 }),
+      figure('server CPU per review', pullguard.cpuUsPerReview, 'µs', b('echo-allow fastify', baseline.cpuUsPerReview, 'µs')),
+      figure('reviews per core-second', pullguard.reviewsPerCoreSecond, '/cpu-s', b('echo-allow fastify', baseline.reviewsPerCoreSecond, '/cpu-s'), { text: 'ratio ≥ 0.8', met: (f) => (f.ratio ?? 0) >= 0.8 }),
+      figure('server-side latency p50 (in-process)', percentile(pgTimes, 50), 'ms', b('echo-allow fastify', percentile(baseTimes, 50), 'ms')),
+      figure('server-side latency p99 (in-process)', percentile(pgTimes, 99), 'ms', b('echo-allow fastify', percentile(baseTimes, 99), 'ms')),
+      figure('handler review() p50 (log ms)', percentile(handlerMs, 50), 'ms', b('whole in-process request p50', percentile(pgTimes, 50), 'ms')),
+      figure('handler review() p99 (log ms)', percentile(handlerMs, 99), 'ms', b('whole in-process request p99', percentile(pgTimes, 99), 'ms')),
+      figure('registry requests while measured', pullguard.registryRequests, '', b('reviews served', pullguard.reviews, ''), { text: '0 (all cached)', met: (f) => f.value === 0 }),
+      figure('server RSS after the run', pullguard.serverRssBytes / 1048576, 'MiB', b('echo-allow fastify', baseline.serverRssBytes / 1048576, 'MiB')),
+    );
+    // Each step of a cached review beside the whole of the echo server's in-process request.
+    const echoP50 = percentile(baseTimes, 50) * 1000;
+    for (const st of pullguard.stages ?? []) {
+      rec.add(figure(`  step: ${st.stage}`, st.us, 'µs', b('echo-allow whole request p50', echoP50, 'µs')));
+    }
+    const strip = ({ inProcess: _i, handlerMs: _h, ...rest }: LoadRun) => rest;
+    rec.details = {
+      http: { pullguard: strip(pullguard), baseline: strip(baseline) },
+      inProcess: {
+        pullguard: { n: pgTimes.length, p50: round(percentile(pgTimes, 50), 4), p99: round(percentile(pgTimes, 99), 4), mean: round(mean(pgTimes), 4) },
+        baseline: { n: baseTimes.length, p50: round(percentile(baseTimes, 50), 4), p99: round(percentile(baseTimes, 99), 4), mean: round(mean(baseTimes), 4) },
+        handlerLogMs: { n: handlerMs.length, p50: percentile(handlerMs, 50), p99: percentile(handlerMs, 99), max: Math.max(...handlerMs) },
+      },
+    };
+    if (pullguard.errors || pullguard.non2xx || baseline.errors || baseline.non2xx) {
+      rec.note(`errors or non-2xx answers: pullguard ${pullguard.errors}/${pullguard.non2xx}, baseline ${baseline.errors}/${baseline.non2xx}`);
+    }
+    rec.note('autocannon and the server share the machine\'s cores; "server CPU per review" and "reviews per core-second" come from the server process\'s own process.cpuUsage() over the measured run');
+    rec.note('client latencies are autocannon\'s per-response times (float ms), over TLS with 10 keep-alive connections');
+    rec.note('the handler\'s log ms is rounded to 0.1 ms by the handler');
+  } finally {
+    await reg.stop();
+  }
+}
