@@ -4,7 +4,7 @@
 
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { hostListed, isForbiddenAddress, splitHostPort } from './hosts.ts';
 
@@ -108,12 +108,13 @@ export class RegistryTransport {
   private readonly slots = new Map<string, Semaphore>();
   /** insecure hosts found to speak plain HTTP */
   private readonly plainHttp = new Set<string>();
-  private readonly ca: string[];
+  /** with extra CAs: built once, since parsing ~140 roots again for every connection is costly */
+  private readonly secureContext: SecureContext | undefined;
 
   constructor(options: TransportOptions) {
     this.options = options;
-    // undici's `ca` replaces Node's bundle, so the public roots go along with the configured ones.
-    this.ca = options.caPems.length ? [...rootCertificates, ...options.caPems] : [];
+    // A given `ca` replaces Node's bundle, so the public roots go along with the configured ones.
+    this.secureContext = options.caPems.length ? createSecureContext({ ca: [...rootCertificates, ...options.caPems] }) : undefined;
   }
 
   /** A host whose configured endpoint is http:// is never tried over TLS. */
@@ -167,10 +168,18 @@ export class RegistryTransport {
   private async once(url: URL, req: HttpRequest): Promise<HttpResponse> {
     const host = url.host;
     this.assertAllowedLiteral(url);
-    const release = await this.slot(host).acquire(req.signal);
-    // undici's bodyTimeout is per chunk: a registry trickling a byte at a time would never end.
+    // One bound for the whole request, the wait for a slot included: undici's bodyTimeout is per
+    // chunk (a trickling registry would never end), and against a dead registry the queue for slots
+    // must not outgrow the deadline.
     const limit = AbortSignal.timeout(this.options.requestTimeoutMs);
     const signal = req.signal ? AbortSignal.any([req.signal, limit]) : limit;
+    let release: () => void;
+    try {
+      release = await this.slot(host).acquire(signal);
+    } catch (err) {
+      this.options.onFailure?.(host, req.method, 'timeout');
+      throw limit.aborted && !req.signal?.aborted ? new TransportError('timeout', `no free connection to ${host} in time (${this.options.concurrency} requests already in flight)`) : err;
+    }
     try {
       const res = await this.agent(url).request({
         origin: url.origin,
@@ -179,6 +188,9 @@ export class RegistryTransport {
         headers: { 'user-agent': 'pullguard', ...req.headers },
         ...(req.body === undefined ? {} : { body: req.body }),
         signal,
+        // undici closes the connection after every HEAD unless told otherwise (for servers that
+        // send a body anyway); registries do not, and a new TLS connection per HEAD costs more.
+        reset: false,
         headersTimeout: this.options.requestTimeoutMs,
         bodyTimeout: this.options.requestTimeoutMs,
       });
@@ -220,7 +232,7 @@ export class RegistryTransport {
       connect: {
         timeout: this.options.requestTimeoutMs,
         rejectUnauthorized: !insecure,
-        ...(this.ca.length ? { ca: this.ca } : {}),
+        ...(this.secureContext ? { secureContext: this.secureContext } : {}),
         lookup: guardedLookup(this.options.lookup ?? (dnsLookup as unknown as LookupFunction), allowed),
       },
     });

@@ -196,3 +196,17 @@ t.test('at most registry.concurrency requests are in flight to one registry', as
   t.ok(findings.every((f) => f.reason === 'repository-not-found'));
   t.equal(most, 2, 'never more than two at once');
 });
+
+t.test('one kept-alive connection serves successive HEADs (undici closes after a HEAD unless told not to)', async (t) => {
+  const { subscribe, unsubscribe } = await import('node:diagnostics_channel');
+  let connections = 0;
+  const onConnect = () => connections++;
+  subscribe('undici:client:connected', onConnect);
+  t.teardown(() => unsubscribe('undici:client:connected', onConnect));
+  const e = engine();
+  // The first check also learns that this insecure registry speaks plain HTTP (a TLS attempt first).
+  await checkImage(e, `${reg.host}/demo/app:multi`);
+  connections = 0;
+  for (const tag of ['1.0', '1.1', '1.2', '2.0', '2.0.1']) t.equal((await checkImage(e, `${reg.host}/demo/app:${tag}`)).reason, 'available');
+  t.equal(connections, 0, `five more HEADs on the same connection (saw ${connections} new)`);
+});
