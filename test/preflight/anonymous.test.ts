@@ -204,8 +204,10 @@ t.test('one kept-alive connection serves successive HEADs (undici closes after a
   subscribe('undici:client:connected', onConnect);
   t.teardown(() => unsubscribe('undici:client:connected', onConnect));
   const e = engine();
-  // The first check also learns that this insecure registry speaks plain HTTP (a TLS attempt first).
+  // The first check learns that this insecure registry speaks plain HTTP (a TLS attempt first), and
+  // undici drops the first connection's HEAD (Go's server sends no "Connection: keep-alive").
   await checkImage(e, `${reg.host}/demo/app:multi`);
+  await checkImage(e, `${reg.host}/demo/app@${single.digest}`);
   connections = 0;
   for (const tag of ['1.0', '1.1', '1.2', '2.0', '2.0.1']) t.equal((await checkImage(e, `${reg.host}/demo/app:${tag}`)).reason, 'available');
   t.equal(connections, 0, `five more HEADs on the same connection (saw ${connections} new)`);
