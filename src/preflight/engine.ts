@@ -2,6 +2,7 @@
 // Per image: parse as the kubelet does, pick credentials with its keyring rules, ask the registry
 // (cached, shared, capped), then classify; all within one deadline after which the rest is `timeout`.
 
+import { LRUCache } from 'lru-cache';
 import type { Config } from '../config.ts';
 import { unionLookup, urlsMatchStr, type Credential, type Keyring } from '../credentials/keyring.ts';
 import type { Finding, ImageUse, Reason } from '../findings.ts';
@@ -51,7 +52,7 @@ export class Preflight {
   readonly client: RegistryClient;
   private readonly config: Config;
   private readonly answers: AnswerCache<Answer>;
-  private readonly bodies: AnswerCache<{ body?: ManifestBody; platforms?: (Platform | undefined)[] }>;
+  private readonly bodies: AnswerCache<{ body?: ManifestBody; platforms?: (Platform | undefined)[]; failure?: Answer }>;
   private readonly tagLists: AnswerCache<Answer & { tags?: string[] }>;
 
   constructor(config: Config, caPems: string[] = [], hooks: Pick<ClientOptions, 'onResponse' | 'onFailure' | 'lookup'> = {}) {
@@ -106,8 +107,21 @@ export class Preflight {
     }
   }
 
+  /** Parsing and provider-pattern matching depend on the image string alone: done once per string. */
+  private readonly statics = new LRUCache<string, { parsed: ReturnType<typeof parseImage>; providerManaged: boolean }>({ max: 10_000 });
+
+  private staticsOf(image: string) {
+    let s = this.statics.get(image);
+    if (!s) {
+      const parsed = parseImage(image);
+      const providerManaged = parsed.ok && this.config.credentials.providerImages.some((p) => safeMatch(p, parsed.ref.name));
+      this.statics.set(image, (s = { parsed, providerManaged }));
+    }
+    return s;
+  }
+
   private async evaluateUnsafe(image: string, pullPolicy: string | undefined, opts: CheckOptions): Promise<ImageVerdict> {
-    const parsed = parseImage(image);
+    const { parsed, providerManaged } = this.staticsOf(image);
     if (!parsed.ok) {
       return verdict(image, '', 'invalid-reference', explain({ reason: 'invalid-reference', image, detail: parsed.error }), [parsed.error]);
     }
@@ -127,7 +141,6 @@ export class Preflight {
       return verdict(image, ref.pullRef, 'access-denied', explain({ ...base, reason: 'access-denied', credentials: opts.credentials, detail: 'broken-secrets' }), []);
     }
     const creds = unionLookup(opts.credentials.keyrings, ref.name);
-    const providerManaged = this.config.credentials.providerImages.some((p) => safeMatch(p, ref.name));
     if (!creds.length && providerManaged) {
       return verdict(image, ref.pullRef, 'unverifiable', explain({ ...base, reason: 'unverifiable', detail: 'provider' }), []);
     }
@@ -170,7 +183,12 @@ export class Preflight {
     const extras = digest ? { digest } : {};
     const wanted = opts.platforms ?? [];
     if (wanted.length) {
-      const offered = await this.platformsOf(ref, outcome, found.cred);
+      const { platforms: offered, failure } = await this.platformsOf(ref, outcome, found.cred);
+      if (failure) {
+        // The image exists but its platforms could not be read: not knowing is a risk, not an ok.
+        const reason = TRANSIENT_REASON[failure.outcome.kind as TransientKind] ?? 'registry-error';
+        return { ...verdict(image, ref.pullRef, reason, explain({ image, ref, reason, outcome: failure.outcome, ...(reason === 'timeout' ? {} : { detail: `its platforms could not be read: ${failure.evidence.at(-1) ?? failure.outcome.kind}` }) }), [...evidence, ...failure.evidence]), ...extras };
+      }
       if (offered) {
         const missing = wanted.filter((w) => !indexHasPlatform(offered, w));
         const offeredText = offered.filter((p): p is Platform => Boolean(p)).map(formatPlatform).filter((p) => p !== 'unknown/unknown');
@@ -190,13 +208,13 @@ export class Preflight {
   }
 
   /** The platforms an image offers: the index's entries, or a single manifest's config. Cached by digest. */
-  private async platformsOf(ref: ImageRef, outcome: Extract<Outcome, { kind: 'found' }>, cred: Credential | null): Promise<(Platform | undefined)[] | undefined> {
+  private async platformsOf(ref: ImageRef, outcome: Extract<Outcome, { kind: 'found' }>, cred: Credential | null): Promise<{ platforms?: (Platform | undefined)[]; failure?: Answer }> {
     const target = { domain: ref.domain, path: ref.path };
-    const got = await this.bodies.get(
+    return this.bodies.get(
       `body|${this.client.hostFor(ref.domain)}|${outcome.digest}`,
       async () => {
         const res = await this.client.manifest(target, outcome.digest, cred);
-        if (!res.body) return {};
+        if (!res.body) return TRANSIENT_REASON[res.outcome.kind as TransientKind] ? { failure: res } : {};
         const json = res.body.json;
         if (Array.isArray(json.manifests)) {
           const platforms = (json.manifests as { platform?: Record<string, unknown> }[]).map((m) => (m.platform ? fromOCI(m.platform) : undefined));
@@ -211,15 +229,14 @@ export class Preflight {
       },
       (v) => (v.platforms ? this.config.cache.digestTtl : this.config.cache.negativeTtl),
     );
-    return got.platforms;
   }
 
   private async onFailure(image: string, ref: ImageRef, tried: Resolved[], evidence: string[], opts: CheckOptions): Promise<ImageVerdict> {
     // Transient trouble with any credential means we cannot know what the kubelet will see.
-    const transient = tried.find((t) => ['rate-limited', 'error', 'unreachable', 'timeout'].includes(t.outcome.kind));
+    const transient = tried.find((t) => t.outcome.kind in TRANSIENT_REASON);
     const ctx = { image, ref, credentials: opts.credentials, tried: tried.map((t) => t.cred?.source ?? 'anonymous') };
     if (transient) {
-      const reason: Reason = ({ 'rate-limited': 'rate-limited', error: 'registry-error', unreachable: 'registry-unreachable', timeout: 'timeout' } as const)[transient.outcome.kind as 'rate-limited' | 'error' | 'unreachable' | 'timeout'];
+      const reason: Reason = TRANSIENT_REASON[transient.outcome.kind as TransientKind];
       const outcome = transient.outcome;
       return verdict(image, ref.pullRef, reason, explain({ ...ctx, reason, outcome, detail: transient.evidence.at(-1) }), evidence);
     }
@@ -260,6 +277,10 @@ export class Preflight {
     await this.client.close();
   }
 }
+
+/** Registry answers that say nothing certain about the image, and the risk each one is. */
+type TransientKind = 'rate-limited' | 'error' | 'unreachable' | 'timeout';
+const TRANSIENT_REASON: Record<TransientKind, Reason> = { 'rate-limited': 'rate-limited', error: 'registry-error', unreachable: 'registry-unreachable', timeout: 'timeout' };
 
 function verdict(image: string, reference: string, reason: Reason, text: Explained, evidence: string[], override?: 'risk'): ImageVerdict {
   return { image, reference, verdict: override ?? verdictOf(reason), reason, message: text.message, hint: text.hint, evidence };

@@ -135,6 +135,14 @@ t.test('hang in the body and a slow trickle of an index: timeout risks by the de
   }
 });
 
+t.test('an index whose body cannot be read leaves the platforms unknown: a risk, never ok', async (t) => {
+  anon.proxy!.fault(faults.serverError(500), { method: 'GET', path: /\/manifests\/sha256:/ });
+  const v = await checkImage(engine(), `${anon.host}/demo/app:multi`, { platforms: ['linux/arm64'] });
+  t.equal(v.reason, 'registry-error');
+  t.equal(v.verdict, 'risk');
+  t.match(v.message, 'its platforms could not be read');
+});
+
 t.test('TLS: a certificate from another CA, and an expired one', async (t) => {
   for (const cert of ['wrongServer', 'expiredServer'] as const) {
     const pki = basic.pki;
