@@ -41,7 +41,7 @@ export async function stageCosts(engine: Preflight, config: Config, bodyText: st
     { stage: 'JSON.parse of the body', us: await time(n, () => JSON.parse(bodyText)) },
     { stage: 'parseReview (zod)', us: await time(n, () => parseReview(body)) },
     { stage: 'imagesToCheck', us: await time(n, () => imagesToCheck(req)) },
-    { stage: 'PodCredentials.forSite (no cluster)', us: await time(n, () => podCredentials.forSite(site, req.namespace ?? 'default', AbortSignal.timeout(config.deadline))) },
+    { stage: 'PodCredentials.forSite (no cluster)', us: await time(n, () => podCredentials.forSite(site, req.namespace ?? 'default', config.deadline)) },
     { stage: 'engine.check (cached answer)', us: await time(n, () => engine.check(uses, { credentials, platforms: [], deadline: config.deadline })) },
     { stage: 'actionFor + respond', us: await time(n, () => respond(req.uid, findings.map((finding) => ({ finding, action: actionFor(finding, config.mode, config.actions) })))) },
     { stage: 'review log line (pino → /dev/null)', us: await time(n, () => logger.info(line, 'review')) },

@@ -43,7 +43,7 @@ export class AdmissionHandler {
     if (site && uses.length) {
       const namespace = site.namespace ?? req.namespace ?? 'default';
       // Cluster reads get half the deadline at most, so the registry still has time.
-      const credentials = await this.deps.credentials.forSite(site, namespace, AbortSignal.timeout(Math.max(1, Math.floor(config.deadline / 2))));
+      const credentials = await this.deps.credentials.forSite(site, namespace, Math.max(1, Math.floor(config.deadline / 2)));
       // Whole milliseconds: the engine puts this number in the timeout message ("within 1497.2016 ms").
       const remaining = Math.max(1, Math.floor(config.deadline - (performance.now() - started)));
       findings = await engine.check(uses, {

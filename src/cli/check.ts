@@ -264,7 +264,7 @@ async function checkInCluster(engine: Preflight, groups: Group[], keyring: Keyri
     groups.map(async (group) => {
       const namespace = group.site?.namespace ?? args.namespace;
       const site = group.site ?? { kind: 'Pod', specPath: 'spec', spec: {}, template: false };
-      const credentials = await sources.forSite(site, namespace, AbortSignal.timeout(args.config.deadline));
+      const credentials = await sources.forSite(site, namespace, args.config.deadline);
       return engine.check(group.uses, { credentials, platforms });
     }),
   );

@@ -16,7 +16,10 @@ export class PodCredentials {
     this.node = nodeKeyring;
   }
 
-  async forSite(site: PodSpecSite, namespace: string, signal?: AbortSignal): Promise<CredentialContext> {
+  /** `deadlineMs` bounds the cluster reads (a timer is only made when something is read). */
+  async forSite(site: PodSpecSite, namespace: string, deadlineMs?: number): Promise<CredentialContext> {
+    let signal: AbortSignal | undefined;
+    const bound = () => (deadlineMs === undefined ? {} : { signal: (signal ??= AbortSignal.timeout(deadlineMs)) });
     const problems: string[] = [];
     const unreadSecrets: string[] = [];
     const brokenSecrets: string[] = [];
@@ -26,7 +29,7 @@ export class PodCredentials {
       const sa = typeof site.spec.serviceAccountName === 'string' && site.spec.serviceAccountName ? site.spec.serviceAccountName : typeof site.spec.serviceAccount === 'string' && site.spec.serviceAccount ? site.spec.serviceAccount : 'default';
       scope = `namespace "${namespace}", ServiceAccount "${sa}"`;
       if (this.reader) {
-        const read = await this.reader.serviceAccountPullSecrets(namespace, sa, signal ? { signal } : {});
+        const read = await this.reader.serviceAccountPullSecrets(namespace, sa, bound());
         if (read.status === 'ok') names = read.names;
         else if (read.status === 'missing') problems.push(`ServiceAccount "${sa}" does not exist in namespace "${namespace}"`);
         else problems.push(`ServiceAccount "${sa}" could not be read (${read.detail ?? read.status})`);
@@ -36,7 +39,7 @@ export class PodCredentials {
     if (!this.reader) {
       unreadSecrets.push(...names);
     } else if (names.length) {
-      for (const secret of await this.reader.readPullSecrets(namespace, names, signal ? { signal } : {})) {
+      for (const secret of await this.reader.readPullSecrets(namespace, names, bound())) {
         const label = `imagePullSecret "${secret.name}"`;
         switch (secret.status) {
           case 'ok':
