@@ -29,8 +29,6 @@ const hostPort = z.string().regex(/^[A-Za-z0-9.\-[\]:]+$/, 'a registry host, opt
 export const configSchema = z.strictObject({
   /** enforce: deny fail, warn risk; warn: warn everything; audit: allow everything, record only */
   mode: z.enum(MODES).default('enforce'),
-  /** a namespace label whose value (enforce|warn|audit|off) overrides the mode for that namespace */
-  namespaceModeLabel: z.string().default('pullguard.io/mode'),
   /**
    * per-reason action overrides in enforce mode, e.g. { "platform-not-found": "warn" }. Only a
    * reason that is a certain failure may deny: a risk is pullguard's own uncertainty.
@@ -114,8 +112,6 @@ export const configSchema = z.strictObject({
     tlsKey: z.string().optional(),
     /** AdmissionReview bodies carry object and oldObject; a 1.5 MiB object needs ~3 MiB, allow more */
     bodyLimit: z.number().int().positive().default(16 * 1024 * 1024),
-    /** the webhook's name as registered, used in auditAnnotations keys and messages */
-    webhookName: z.string().default('images.pullguard.io'),
   }).prefault({}),
 
   log: z.strictObject({

@@ -25,6 +25,13 @@ export const POD_SPEC_KINDS: readonly PodSpecKind[] = [
 /** Subresources reviewed besides the kinds' main resources: ephemeral containers arrive as a whole Pod. */
 export const REVIEWED_SUBRESOURCES = [{ apiGroup: '', resource: 'pods/ephemeralcontainers', operations: ['UPDATE'] }] as const;
 
+/**
+ * The registered name of the default webhook; the per-mode ones are enforce.<name>, warn.<name>
+ * and audit.<name>, selected by MODE_LABEL on the namespace and calling /validate/<mode>.
+ */
+export const WEBHOOK_NAME = 'images.pullguard.io';
+export const MODE_LABEL = 'pullguard.io/mode';
+
 export function kindByName(kind: string): PodSpecKind | undefined {
   return POD_SPEC_KINDS.find((k) => k.kind === kind);
 }

@@ -10,6 +10,7 @@ import { MODES, validateConfig } from '../../src/config.ts';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { all, isNamespaced, kubectl, manifestsDir, only, openssl, renderKustomize, renderPlainOverlay, repoRoot, scratch, toolOptions, type Obj } from './lib.ts';
 import { objectProblems } from './schema.ts';
+import { WEBHOOK_NAME } from '../../src/admission/kinds.ts';
 
 // the subtest type (t.test's last overload takes only the callback)
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -34,7 +35,7 @@ async function commonChecks(t: Tap, objects: Obj[]) {
   const svc = only(objects, 'Service');
   const cm = only(objects, 'ConfigMap');
   const config = validateConfig(parseYaml(cm.data['config.yaml']), 'ConfigMap config.yaml');
-  const expected = new Map([[config.server.webhookName, '/validate'], ...MODES.map((m): [string, string] => [`${m}.${config.server.webhookName}`, `/validate/${m}`])]);
+  const expected = new Map([[WEBHOOK_NAME, '/validate'], ...MODES.map((m): [string, string] => [`${m}.${WEBHOOK_NAME}`, `/validate/${m}`])]);
   t.same(webhooks.map((w) => w.name), [...expected.keys()], 'four webhooks: the default, then enforce, warn, audit (a patch that missed a name would add a fifth)');
   for (const w of webhooks) {
     t.same(w.clientConfig.service, { name: svc.metadata.name, namespace: ns, path: expected.get(w.name), port: 443 }, `${w.name} calls the Service at ${expected.get(w.name)}`);
@@ -45,7 +46,7 @@ async function commonChecks(t: Tap, objects: Obj[]) {
   const dep = only(objects, 'Deployment');
   t.pass('the ConfigMap\'s config.yaml validates with validateConfig');
   t.equal(config.mode, 'warn', 'shipped in warn mode');
-  t.equal(config.server.webhookName, webhooks[0]!.name, 'server.webhookName is the default webhook\'s name');
+  t.equal(WEBHOOK_NAME, webhooks[0]!.name, 'WEBHOOK_NAME is the default webhook\'s name');
   const sources = dep.spec.template.spec.volumes.flatMap((v: Obj) => v.projected?.sources ?? []);
   t.ok(sources.some((s: Obj) => s.configMap?.name === cm.metadata.name), `the Deployment mounts the generated ConfigMap ${cm.metadata.name}`);
   t.match(dep.spec.template.spec.containers[0].image, /^[a-z0-9.\-/]+\/pullguard:\d+\.\d+\.\d+$/, 'a full, versioned image reference');

@@ -4,7 +4,7 @@
 // modes the server knows (src/config.ts MODES), and whose namespaceSelectors never overlap.
 import t from 'tap';
 import { join } from 'node:path';
-import { POD_SPEC_KINDS, REVIEWED_SUBRESOURCES } from '../../src/admission/kinds.ts';
+import { MODE_LABEL, POD_SPEC_KINDS, REVIEWED_SUBRESOURCES, WEBHOOK_NAME } from '../../src/admission/kinds.ts';
 import { loadConfig, MODES } from '../../src/config.ts';
 import { baseDir, baseObjects, only, readYaml, selectorMatches, type Obj } from './lib.ts';
 
@@ -13,12 +13,12 @@ const vwc = only(objects, 'ValidatingWebhookConfiguration');
 const webhooks = vwc.webhooks as Obj[];
 const config = loadConfig({ file: join(baseDir, 'config.yaml'), env: {} });
 const namespace = readYaml(join(baseDir, 'kustomization.yaml'))[0]!.namespace as string;
-const label = config.namespaceModeLabel;
+const label = MODE_LABEL;
 const NAME_LABEL = 'kubernetes.io/metadata.name';
 
 /** The webhook for the configured default mode, and one per mode a namespace can choose. */
-const DEFAULT = { name: config.server.webhookName, path: '/validate' };
-const PER_MODE = MODES.map((mode) => ({ mode, name: `${mode}.${config.server.webhookName}`, path: `/validate/${mode}` }));
+const DEFAULT = { name: WEBHOOK_NAME, path: '/validate' };
+const PER_MODE = MODES.map((mode) => ({ mode, name: `${mode}.${WEBHOOK_NAME}`, path: `/validate/${mode}` }));
 const byName = (name: string) => webhooks.find((w) => w.name === name);
 
 /** One line per (group, version, resource, operation, scope), the unit the API server matches on. */
@@ -42,7 +42,7 @@ t.test('four webhooks: the default and one per mode, named as the server names i
   t.equal(vwc.metadata.name, 'pullguard');
   t.same(webhooks.map((w) => w.name).sort(), [DEFAULT.name, ...PER_MODE.map((m) => m.name)].sort(), 'images.pullguard.io plus <mode>.images.pullguard.io for each of MODES');
   t.equal(webhooks.length, 1 + MODES.length, `${1 + MODES.length} webhooks`);
-  t.equal(webhooks[0]?.name, config.server.webhookName, 'the first is the default one, server.webhookName in config.yaml');
+  t.equal(webhooks[0]?.name, WEBHOOK_NAME, 'the first is the default one, WEBHOOK_NAME');
   for (const w of webhooks) t.ok(w.name.split('.').length >= 3, `${w.name} is fully qualified (at least three segments)`);
 });
 
@@ -131,7 +131,7 @@ t.test('namespaceSelectors: the label picks the webhook, off and the system name
   // Sample namespaces, as the API server sees them (it sets kubernetes.io/metadata.name itself).
   const samples: [string, string, Record<string, string>, string | undefined][] = [
     ['unlabelled namespace', 'shop', {}, DEFAULT.name],
-    ...MODES.map((mode): [string, string, Record<string, string>, string | undefined] => [`${label}=${mode}`, 'shop', { [label]: mode }, `${mode}.${config.server.webhookName}`]),
+    ...MODES.map((mode): [string, string, Record<string, string>, string | undefined] => [`${label}=${mode}`, 'shop', { [label]: mode }, `${mode}.${WEBHOOK_NAME}`]),
     [`${label}=off`, 'legacy', { [label]: 'off' }, undefined],
     [`${label}=bogus (unknown value: the default)`, 'shop', { [label]: 'bogus' }, DEFAULT.name],
     [`${label}=Enforce (values are case-sensitive: the default)`, 'shop', { [label]: 'Enforce' }, DEFAULT.name],
@@ -158,7 +158,7 @@ t.test('namespaceSelectors: the label picks the webhook, off and the system name
       const hits = called(name, value === undefined ? {} : { [label]: value });
       const excluded = name === 'kube-system' || name === namespace || value === 'off';
       const mode = (MODES as readonly (string | undefined)[]).includes(value) ? value : undefined;
-      const want = excluded ? [] : [mode ? `${mode}.${config.server.webhookName}` : DEFAULT.name];
+      const want = excluded ? [] : [mode ? `${mode}.${WEBHOOK_NAME}` : DEFAULT.name];
       if (JSON.stringify(hits) !== JSON.stringify(want)) t.fail(`${name} ${label}=${value ?? '(absent)'}: called ${JSON.stringify(hits)}, expected ${JSON.stringify(want)}`);
     }
   }
