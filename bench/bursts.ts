@@ -123,7 +123,7 @@ export async function bursts(rec: Recorder): Promise<void> {
       b: { bounded, unbounded },
     };
     rec.note('(b) RSS is the child process\'s own (engine, undici, node); the registry, proxy and token helpers live in the parent');
-    rec.note('(b) peak RSS follows the garbage of one new connection per HEAD (see "connections opened") more than the cache; the heap after GC shows what the cache keeps');
+    rec.note('(b) peak RSS includes garbage not yet collected; the heap after GC shows what the cache keeps, and "connections opened" that the HEADs reuse kept-alive connections');
   } finally {
     await reg.stop();
   }
