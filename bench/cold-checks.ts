@@ -188,7 +188,7 @@ export async function coldChecks(rec: Recorder): Promise<void> {
       figure('token cached: time per image p50', percentile(cached.map((p) => p.ms), 50), 'ms', b('raw HEAD, kept-alive conn. p50', percentile(floor, 50), 'ms')),
       figure('token cached: new connections per image', mean(cached.map((p) => p.connections ?? NaN)), '', b('kept-alive client', 0, ''), // undici keeps a HEAD's connection only when the answer says Connection: keep-alive, which Go's
       // server omits: the first HEAD on a connection may still close it, so at most one new one in all.
-      { text: '≤ 1 in all (keep-alive)', met: (f) => f.value * cached.length <= 1 }),
+      { text: '≤ 1 in all (keep-alive)', met: (f) => (f.value ?? Infinity) * cached.length <= 1 }),
       figure('cold: new connections per image', mean(cold.map((p) => p.connections ?? NaN)), '', b('requests to the registry', perImage(cold, 'registry'), '')),
       figure('CLI process: time per image p50', percentile(cli.map((p) => p.ms), 50), 'ms', b('skopeo process p50', percentile(skopeo.map((p) => p.ms), 50), 'ms')),
       figure('CLI process: requests per image', total(cli), '', b('skopeo', total(skopeo), '')),
