@@ -32,6 +32,16 @@ async function setup(t: Tap, opts: NodeWatcherOptions = {}): Promise<{ api: Kube
 }
 type Tap = { teardown(fn: () => unknown): void };
 
+/** A watcher started on a server with the named nodes, past its first list and with its watch open. */
+async function watching(t: Tap, ...names: string[]): Promise<{ api: KubeApiServer; w: NodeWatcher }> {
+  const { api, w } = await setup(t);
+  for (const name of names) api.putNode(makeNode({ name }));
+  w.start();
+  await w.whenReady(5_000);
+  await until(() => api.openWatches === 1, 'the watch');
+  return { api, w };
+}
+
 async function until(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
@@ -101,11 +111,7 @@ t.test('watch events: an arm64 node comes and goes, images change', async (t) =>
 });
 
 t.test('a cleanly closed watch is resumed from the last resourceVersion, without a re-list', async (t) => {
-  const { api, w } = await setup(t);
-  api.putNode(makeNode({ name: 'a' }));
-  w.start();
-  await w.whenReady(5_000);
-  await until(() => api.openWatches === 1, 'the watch');
+  const { api, w } = await watching(t, 'a');
   api.putNode(makeNode({ name: 'b' }));
   await until(() => w.nodes().length === 2, 'node b');
   const rvAfterB = api.resourceVersion;
@@ -123,11 +129,7 @@ t.test('a cleanly closed watch is resumed from the last resourceVersion, without
 });
 
 t.test('a reset connection leads to a re-list and a new watch', async (t) => {
-  const { api, w } = await setup(t);
-  api.putNode(makeNode({ name: 'a' }));
-  w.start();
-  await w.whenReady(5_000);
-  await until(() => api.openWatches === 1, 'the watch');
+  const { api, w } = await watching(t, 'a');
   api.dropWatches({ abrupt: true });
   api.deleteNode('a');
   api.putNode(makeNode({ name: 'win-1', os: 'windows' }));
@@ -143,11 +145,7 @@ t.test('a reset connection leads to a re-list and a new watch', async (t) => {
 });
 
 t.test('410 Expired (history compacted) leads to a re-list', async (t) => {
-  const { api, w } = await setup(t);
-  api.putNode(makeNode({ name: 'a' }));
-  w.start();
-  await w.whenReady(5_000);
-  await until(() => api.openWatches === 1, 'the watch');
+  const { api, w } = await watching(t, 'a');
   api.putNode(makeNode({ name: 'b' }));
   await until(() => w.nodes().length === 2, 'node b');
   // The stream ends, then the server forgets the history the watcher would resume from.
