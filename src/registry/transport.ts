@@ -252,16 +252,16 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | Look
 function guardedLookup(lookup: LookupFunction, allowLinkLocal: boolean) {
   return (hostname: string, options: { all?: boolean; family?: number | string }, callback: LookupCallback): void => {
     lookup(hostname, { ...options, all: true } as { all: true }, (err, addresses) => {
-    if (err) return callback(err, []);
-    const usable = allowLinkLocal ? addresses : addresses.filter((a) => !isForbiddenAddress(a.address));
-    if (!usable.length) {
-      const e: NodeJS.ErrnoException = new Error(`${hostname} resolves only to link-local or metadata addresses`);
-      e.code = 'EFORBIDDENADDRESS';
-      return callback(e, []);
-    }
-    if (options.all) return callback(null, usable);
-    callback(null, usable[0]!.address, usable[0]!.family);
-  });
+      if (err) return callback(err, []);
+      const usable = allowLinkLocal ? addresses : addresses.filter((a) => !isForbiddenAddress(a.address));
+      if (!usable.length) {
+        const e: NodeJS.ErrnoException = new Error(`${hostname} resolves only to link-local or metadata addresses`);
+        e.code = 'EFORBIDDENADDRESS';
+        return callback(e, []);
+      }
+      if (options.all) return callback(null, usable);
+      callback(null, usable[0]!.address, usable[0]!.family);
+    });
   };
 }
 
