@@ -120,7 +120,8 @@ export class RegistryClient {
         }
         return this.answer({ kind: 'found', digest, mediaType }, evidence, host, cred, r);
       }
-      if (r.status === 404 && tagOrDigest.includes(':') && tagOrDigest.includes('sha')) {
+      // A tag can never contain ':', a digest always does.
+      if (r.status === 404 && tagOrDigest.includes(':')) {
         // containerd retries a digest that is not a manifest on /blobs/.
         const blob = await this.send(host, target.path, 'HEAD', `/v2/${target.path}/blobs/${tagOrDigest}`, cred, evidence, signal);
         if (blob.response?.status === 200) return this.answer({ kind: 'found', digest: tagOrDigest, mediaType: header(blob.response, 'content-type') ?? '' }, evidence, host, cred, blob.response);
@@ -136,7 +137,7 @@ export class RegistryClient {
     const host = this.hostFor(target.domain);
     const evidence: string[] = [];
     try {
-      const res = await this.send(host, target.path, 'GET', `/v2/${target.path}/manifests/${digest}`, cred, evidence, signal, MAX_MANIFEST_SIZE);
+      const res = await this.send(host, target.path, 'GET', `/v2/${target.path}/manifests/${digest}`, cred, evidence, signal);
       if (!res.response) return res.answer;
       const r = res.response;
       if (r.status !== 200) return this.answer(this.outcomeOfStatus(r, res.authFailure), evidence, host, cred, r);
@@ -156,7 +157,7 @@ export class RegistryClient {
   async blobJson(target: Target, digest: string, cred: RegistryCredential | null, signal?: AbortSignal): Promise<Record<string, unknown> | undefined> {
     const host = this.hostFor(target.domain);
     try {
-      const res = await this.send(host, target.path, 'GET', `/v2/${target.path}/blobs/${digest}`, cred, [], signal, MAX_MANIFEST_SIZE);
+      const res = await this.send(host, target.path, 'GET', `/v2/${target.path}/blobs/${digest}`, cred, [], signal);
       if (res.response?.status !== 200) return undefined;
       return parseVerified(res.response.body, digest);
     } catch {
@@ -168,7 +169,7 @@ export class RegistryClient {
    * Lists tags, following `Link: <…>; rel="next"` pages up to `max` tags.
    * `not-found` with code NAME_UNKNOWN tells a missing repository from a missing tag.
    */
-  async tags(target: Target, cred: RegistryCredential | null, max: number, signal?: AbortSignal): Promise<Answer & { tags?: string[]; truncated?: boolean }> {
+  async tags(target: Target, cred: RegistryCredential | null, max: number, signal?: AbortSignal): Promise<Answer & { tags?: string[] }> {
     const host = this.hostFor(target.domain);
     const evidence: string[] = [];
     const tags: string[] = [];
@@ -190,7 +191,7 @@ export class RegistryClient {
         if (Array.isArray(json.tags)) for (const t of json.tags) if (typeof t === 'string') tags.push(t);
         path = nextLink(header(r, 'link'), host);
       }
-      return { outcome: { kind: 'found', digest: '', mediaType: '' }, evidence, tags: tags.slice(0, max), truncated: Boolean(path) || tags.length > max };
+      return { outcome: { kind: 'found', digest: '', mediaType: '' }, evidence, tags: tags.slice(0, max) };
     } catch (err) {
       return this.answer(transportOutcome(err, evidence), evidence, host, cred);
     }
@@ -208,7 +209,6 @@ export class RegistryClient {
     cred: RegistryCredential | null,
     evidence: string[],
     signal?: AbortSignal,
-    maxBody = 64 * 1024,
   ): Promise<{ response: HttpResponse; answer?: undefined; authFailure?: AuthFailure } | { response?: undefined; answer: Answer }> {
     const scope = `repository:${repo}:pull`;
     const headers: Record<string, string> = { accept: MANIFEST_ACCEPT };
@@ -218,9 +218,12 @@ export class RegistryClient {
       const auth = await this.auth.authorize(known, scope, cred, signal);
       if (auth.ok) headers.authorization = auth.authorization;
     }
+    // A GET body is used whole (manifests, configs, tag lists; Debian's registry sends every tag in
+    // one page), up to containerd's manifest limit; a HEAD's is only ever an error text.
+    const body = method === 'GET' ? { maxBody: MAX_MANIFEST_SIZE, truncateBody: false } : { maxBody: 64 * 1024, truncateBody: true };
     const request = () => {
       if (isManifest) this.manifestRequests++;
-      return this.transport.registryRequest(host, path, { method, headers, signal, maxBody, truncateBody: !isManifest || method === 'HEAD' });
+      return this.transport.registryRequest(host, path, { method, headers, signal, ...body });
     };
     let r = await request();
     evidence.push(`${method} ${path.split('?')[0]} → ${r.status}`);

@@ -212,3 +212,22 @@ t.test('one kept-alive connection serves successive HEADs (undici closes after a
   for (const tag of ['1.0', '1.1', '1.2', '2.0', '2.0.1']) t.equal((await checkImage(e, `${reg.host}/demo/app:${tag}`)).reason, 'available');
   t.equal(connections, 0, `five more HEADs on the same connection (saw ${connections} new)`);
 });
+
+t.test('a tag list in one page over 64 KiB (as Debian\'s registry sends it) still gives suggestions', async (t) => {
+  const tags = Array.from({ length: 4000 }, (_, i) => `release-2026.01.${String(i).padStart(4, '0')}`);
+  reg.proxy!.fault(
+    {
+      kind: 'handler',
+      handle: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ name: 'demo/app', tags }));
+      },
+    },
+    { path: /\/demo\/app\/tags\/list/ },
+  );
+  t.teardown(() => reg.proxy!.clearRules());
+  t.ok(JSON.stringify({ tags }).length > 64 * 1024, 'the answer is larger than 64 KiB');
+  const v = await checkImage(engineFor({ registry: { insecure: [reg.host], maxTagsForSuggestions: 5000 } }), `${reg.host}/demo/app:release-2026.01.3999x`);
+  t.equal(v.reason, 'tag-not-found');
+  t.equal(v.suggestions?.[0], 'release-2026.01.3999');
+});
