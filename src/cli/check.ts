@@ -237,7 +237,6 @@ async function checkWithFiles(engine: Preflight, groups: Group[], keyring: Keyri
       const credentials: CredentialContext = {
         keyrings: [keyring],
         scope: args.dockerConfigs.length ? 'the docker config files given' : 'the command line (no --docker-config given)',
-        secretNames: named,
         unreadSecrets: named.length > 0 && !args.dockerConfigs.length ? named : [],
       };
       return engine.check(group.uses, { credentials, platforms: args.platforms });
@@ -255,7 +254,7 @@ async function checkInCluster(engine: Preflight, groups: Group[], keyring: Keyri
     const nodes = new NodeWatcher(kc, {});
     nodes.start();
     try {
-      if (await nodes.whenReady(args.config.deadline)) platforms = nodes.platforms().map((p) => ({ os: p.os, architecture: p.architecture }));
+      if (await nodes.whenReady(args.config.deadline)) platforms = nodes.platforms();
     } finally {
       await nodes.stop();
     }

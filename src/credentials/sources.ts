@@ -64,7 +64,6 @@ export class PodCredentials {
     return {
       keyrings: this.node ? [pod, this.node] : [pod],
       scope,
-      secretNames: names,
       problems,
       unreadSecrets,
       brokenSecrets,

@@ -10,7 +10,7 @@ import { verdictOf } from '../findings.ts';
 import { format as formatPlatform, fromOCI, indexHasPlatform, type Platform } from '../platform/index.ts';
 import { parseImage, type ImageRef } from '../reference/index.ts';
 import { credentialId } from '../registry/auth.ts';
-import { isIndexMediaType, RegistryClient, type Answer, type ClientOptions, type ManifestBody, type Outcome } from '../registry/client.ts';
+import { isIndexMediaType, RegistryClient, type Answer, type ClientOptions, type Outcome } from '../registry/client.ts';
 import { isDockerHub } from '../registry/hosts.ts';
 import { AnswerCache } from './cache.ts';
 import { explain, type Explained } from './messages.ts';
@@ -23,8 +23,6 @@ export interface CredentialContext {
   keyrings: Keyring[];
   /** e.g. `namespace "shop"` or `namespace "shop", ServiceAccount "default"` */
   scope?: string;
-  /** names of the pull secrets the pod presents */
-  secretNames?: string[];
   /** one line each, e.g. `imagePullSecret "regcred" does not exist in namespace "shop"` */
   problems?: string[];
   /** pull secrets the pod names that pullguard could not read (no cluster access): a denial may be ours alone */
@@ -52,22 +50,23 @@ export class Preflight {
   readonly client: RegistryClient;
   private readonly config: Config;
   private readonly answers: AnswerCache<Answer>;
-  private readonly bodies: AnswerCache<{ body?: ManifestBody; platforms?: (Platform | undefined)[]; failure?: Answer }>;
+  /** per index or manifest digest: only the platforms it offers (bodies can be megabytes) */
+  private readonly platformLists: AnswerCache<PlatformList>;
   private readonly tagLists: AnswerCache<Answer & { tags?: string[] }>;
 
   constructor(config: Config, caPems: string[] = [], hooks: Pick<ClientOptions, 'onResponse' | 'onFailure' | 'lookup'> = {}) {
     this.config = config;
     this.client = new RegistryClient({
-        ...hooks,
-        insecure: config.registry.insecure,
-        caPems,
-        concurrency: config.registry.concurrency,
-        allowLinkLocal: config.registry.allowLinkLocal,
-        endpoints: config.registry.endpoints,
-        requestTimeoutMs: config.deadline,
-      });
+      ...hooks,
+      insecure: config.registry.insecure,
+      caPems,
+      concurrency: config.registry.concurrency,
+      allowLinkLocal: config.registry.allowLinkLocal,
+      endpoints: config.registry.endpoints,
+      requestTimeoutMs: config.deadline,
+    });
     this.answers = new AnswerCache(config.cache.maxEntries);
-    this.bodies = new AnswerCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
+    this.platformLists = new AnswerCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
     this.tagLists = new AnswerCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
   }
 
@@ -88,7 +87,7 @@ export class Preflight {
       for (const use of uses) {
         if (!byImage.has(key(use))) {
           const work = this.evaluate(use.image, use.pullPolicy, opts);
-          byImage.set(key(use), Promise.race([work, expired]).then((v) => (v === 'timeout' ? timedOut(use.image, deadline) : v)));
+          byImage.set(key(use), Promise.race([work, expired]).then((v) => (v === 'timeout' ? this.timedOut(use.image, deadline) : v)));
         }
       }
       const verdicts = await Promise.all(uses.map((u) => byImage.get(key(u))!));
@@ -208,9 +207,9 @@ export class Preflight {
   }
 
   /** The platforms an image offers: the index's entries, or a single manifest's config. Cached by digest. */
-  private async platformsOf(ref: ImageRef, outcome: Extract<Outcome, { kind: 'found' }>, cred: Credential | null): Promise<{ platforms?: (Platform | undefined)[]; failure?: Answer }> {
+  private async platformsOf(ref: ImageRef, outcome: Extract<Outcome, { kind: 'found' }>, cred: Credential | null): Promise<PlatformList> {
     const target = { domain: ref.domain, path: ref.path };
-    return this.bodies.get(
+    return this.platformLists.get(
       `body|${this.client.hostFor(ref.domain)}|${outcome.digest}`,
       async () => {
         const res = await this.client.manifest(target, outcome.digest, cred);
@@ -218,14 +217,14 @@ export class Preflight {
         const json = res.body.json;
         if (Array.isArray(json.manifests)) {
           const platforms = (json.manifests as { platform?: Record<string, unknown> }[]).map((m) => (m.platform ? fromOCI(m.platform) : undefined));
-          return { body: res.body, platforms };
+          return { platforms };
         }
         // A single manifest: its config says what it was built for.
         const config = json.config as { digest?: unknown } | undefined;
-        if (typeof config?.digest !== 'string') return { body: res.body };
+        if (typeof config?.digest !== 'string') return {};
         const blob = await this.client.blobJson(target, config.digest, cred);
-        if (!blob || typeof blob.architecture !== 'string' || typeof blob.os !== 'string') return { body: res.body };
-        return { body: res.body, platforms: [fromOCI(blob)] };
+        if (!blob || typeof blob.architecture !== 'string' || typeof blob.os !== 'string') return {};
+        return { platforms: [fromOCI(blob)] };
       },
       (v) => (v.platforms ? this.config.cache.digestTtl : this.config.cache.negativeTtl),
     );
@@ -247,18 +246,18 @@ export class Preflight {
       const list = await this.tagsOf(ref, notFound.cred);
       const repositoryMissing = code === 'NAME_UNKNOWN' || (list.outcome.kind === 'not-found' && (list.outcome as { code?: string }).code === 'NAME_UNKNOWN');
       if (repositoryMissing) {
-        const suggestions = isDockerHub(ref.domain) && ref.path.startsWith('library/') ? nearest(ref.path.slice(8), OFFICIAL_IMAGES) : [];
+        const suggestions = officialSuggestions(ref);
         return withSuggestions(verdict(image, ref.pullRef, 'repository-not-found', explain({ ...ctx, reason: 'repository-not-found', suggestions }), evidence), suggestions);
       }
       if (ref.digest) return verdict(image, ref.pullRef, 'digest-not-found', explain({ ...ctx, reason: 'digest-not-found' }), evidence);
       const suggestions = list.tags ? nearest(ref.tag ?? 'latest', list.tags) : [];
       return withSuggestions(verdict(image, ref.pullRef, 'tag-not-found', explain({ ...ctx, reason: 'tag-not-found', suggestions, tagCount: list.tags?.length }), evidence), suggestions);
     }
-    const denied = tried[tried.length - 1]!;
     if (opts.credentials.unreadSecrets?.length) {
       return verdict(image, ref.pullRef, 'unverifiable', explain({ ...ctx, reason: 'unverifiable', detail: 'unread-secrets' }), evidence);
     }
-    const suggestions = isDockerHub(ref.domain) && ref.path.startsWith('library/') ? nearest(ref.path.slice(8), OFFICIAL_IMAGES) : [];
+    const denied = tried[tried.length - 1]!;
+    const suggestions = officialSuggestions(ref);
     return withSuggestions(
       verdict(image, ref.pullRef, 'access-denied', explain({ ...ctx, reason: 'access-denied', outcome: denied.outcome, suggestions, rejected: tried.filter((t) => t.outcome.kind === 'unauthorized' && t.outcome.rejected).map((t) => t.cred?.source ?? '') }), evidence),
       suggestions,
@@ -273,9 +272,25 @@ export class Preflight {
     );
   }
 
+  private timedOut(image: string, deadline: number): ImageVerdict {
+    const { parsed } = this.staticsOf(image);
+    return verdict(image, parsed.ok ? parsed.ref.pullRef : '', 'timeout', explain({ image, reason: 'timeout', detail: `${deadline} ms` }), [`no answer within the ${deadline} ms deadline`]);
+  }
+
   async close(): Promise<void> {
     await this.client.close();
   }
+}
+
+/** The platforms an image offers (an entry without one matches any), or why they are unknown. */
+interface PlatformList {
+  platforms?: (Platform | undefined)[];
+  failure?: Answer;
+}
+
+/** A missing or denied Docker Hub official image: the nearest official names ("ngiinx" -> "nginx"). */
+function officialSuggestions(ref: ImageRef): string[] {
+  return isDockerHub(ref.domain) && ref.path.startsWith('library/') ? nearest(ref.path.slice('library/'.length), OFFICIAL_IMAGES) : [];
 }
 
 /** Registry answers that say nothing certain about the image, and the risk each one is. */
@@ -288,10 +303,6 @@ function verdict(image: string, reference: string, reason: Reason, text: Explain
 
 function withSuggestions(v: ImageVerdict, suggestions: string[]): ImageVerdict {
   return suggestions.length ? { ...v, suggestions } : v;
-}
-
-function timedOut(image: string, deadline: number): ImageVerdict {
-  return verdict(image, '', 'timeout', explain({ image, reason: 'timeout', detail: `${deadline} ms` }), [`no answer within the ${deadline} ms deadline`]);
 }
 
 function safeMatch(pattern: string, name: string): boolean {
