@@ -113,7 +113,7 @@ export async function startServer(config: Config, env: NodeJS.ProcessEnv, logger
   metrics.observeEngine(engine);
 
   const platforms = (): Platform[] =>
-    configuredPlatforms.length ? configuredPlatforms : (nodes?.platforms() ?? []).map((p) => ({ os: p.os, architecture: p.architecture }));
+    configuredPlatforms.length ? configuredPlatforms : (nodes?.platforms() ?? []);
   const handler = new AdmissionHandler({
     config,
     engine,
