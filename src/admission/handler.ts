@@ -9,7 +9,7 @@ import type { Platform } from '../platform/index.ts';
 import { actionFor } from '../policy/policy.ts';
 import type { Preflight } from '../preflight/engine.ts';
 import type { Metrics } from '../server/metrics.ts';
-import { imagesToCheck, parseReview, respond, type ReviewResponse } from './review.ts';
+import { imagesToCheck, notableFindings, parseReview, respond, type ReviewResponse } from './review.ts';
 
 export interface HandlerDeps {
   config: Config;
@@ -76,9 +76,7 @@ export class AdmissionHandler {
         verdict,
         action,
         ms,
-        ...(decided.some((d) => d.finding.verdict !== 'ok')
-          ? { findings: decided.filter((d) => d.finding.verdict !== 'ok').map((d) => ({ container: d.finding.container, image: d.finding.image, reason: d.finding.reason, action: d.action })) }
-          : {}),
+        ...(verdict === 'ok' ? {} : { findings: notableFindings(decided) }),
       },
       'review',
     );

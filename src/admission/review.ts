@@ -104,6 +104,11 @@ export function denialMessage(decided: Decided[]): string {
   return oneLine(`pullguard: ${head}: ${denied.map((d) => describe(d.finding)).join(' | ')}`);
 }
 
+/** What is worth recording of a review (audit annotations, the log line): every finding that is not ok. */
+export function notableFindings(decided: Decided[]): { container: string; image: string; reason: string; action: Outcome }[] {
+  return decided.filter((d) => d.finding.verdict !== 'ok').map((d) => ({ container: d.finding.container, image: d.finding.image, reason: d.finding.reason, action: d.action }));
+}
+
 export interface ReviewResponse {
   apiVersion: 'admission.k8s.io/v1';
   kind: 'AdmissionReview';
@@ -122,13 +127,13 @@ export function respond(uid: string, decided: Decided[]): ReviewResponse {
   if (deny) response.status = { code: 403, reason: 'Forbidden', message: denialMessage(decided) };
   const warnings = warningsFor(decided);
   if (warnings.length) response.warnings = warnings;
-  const notable = decided.filter((d) => d.finding.verdict !== 'ok');
+  const notable = notableFindings(decided);
   if (notable.length) {
     // Keys become "<webhook name>/<key>" in the audit log; values are strings.
     response.auditAnnotations = {
-      verdict: notable.some((d) => d.finding.verdict === 'fail') ? 'fail' : 'risk',
+      verdict: decided.some((d) => d.finding.verdict === 'fail') ? 'fail' : 'risk',
       // JSON.stringify leaves C1 controls (U+0080–U+009F) and U+2028/9 raw; an image name may carry them.
-      findings: JSON.stringify(notable.map((d) => ({ container: d.finding.container, image: d.finding.image, reason: d.finding.reason, action: d.action }))).replace(
+      findings: JSON.stringify(notable).replace(
         /[\u007f-\u009f\u2028\u2029]/g,
         (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
       ),
