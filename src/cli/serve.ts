@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AdmissionHandler } from '../admission/handler.ts';
-import { loadKubeConfig } from '../cluster/kubeconfig.ts';
+import { KubeConfigError, loadKubeConfig } from '../cluster/kubeconfig.ts';
 import { NodeWatcher } from '../cluster/nodes.ts';
 import { ClusterReader } from '../cluster/reader.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
@@ -91,6 +91,21 @@ export async function startServer(config: Config, env: NodeJS.ProcessEnv, logger
   const configuredPlatforms = parsePlatforms(config.platforms);
   const nodeKeyring = config.credentials.nodeDockerConfigs.length ? keyringFromFiles(config.credentials.nodeDockerConfigs) : null;
 
+  // The certificate first: a missing or mismatched pair is a configuration mistake (a plain message,
+  // exit 2), found before anything is started that would need stopping.
+  let tls: TlsPair;
+  const { tlsCert, tlsKey } = config.server;
+  if (tlsCert && tlsKey) {
+    try {
+      tls = readTlsPair(tlsCert, tlsKey);
+    } catch (err) {
+      throw new UsageError(`serving certificate ${tlsCert} and key ${tlsKey}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  } else {
+    tls = await selfSigned(['localhost', 'pullguard', 'pullguard.pullguard.svc']);
+    logger.warn('no certificate configured (server.tlsCert/server.tlsKey): serving with a new self-signed certificate for localhost; the API server will not trust it');
+  }
+
   const kube = loadKubeConfig({ ...(config.cluster.kubeconfig ? { kubeconfig: config.cluster.kubeconfig } : {}), env });
   let reader: ClusterReader | null = null;
   let nodes: NodeWatcher | null = null;
@@ -124,49 +139,24 @@ export async function startServer(config: Config, env: NodeJS.ProcessEnv, logger
     metrics,
   });
 
-  let tls: TlsPair;
-  const { tlsCert, tlsKey } = config.server;
-  if (tlsCert && tlsKey) {
-    try {
-      tls = readTlsPair(tlsCert, tlsKey);
-    } catch (err) {
-      // A missing or mismatched pair is a configuration mistake: a plain message and exit 2, not a stack.
-      await nodes?.stop();
-      await engine.close();
-      throw new UsageError(`serving certificate ${tlsCert} and key ${tlsKey}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  } else {
-    tls = await selfSigned(['localhost', 'pullguard', 'pullguard.pullguard.svc']);
-    logger.warn('no certificate configured (server.tlsCert/server.tlsKey): serving with a new self-signed certificate for localhost; the API server will not trust it');
-  }
   const app = await buildApp({ handler, metrics, logger, tls, bodyLimit: config.server.bodyLimit, ready: () => !nodes || nodes.ready });
   const stopWatching = tlsCert && tlsKey ? watchTls(app.server as unknown as import('node:https').Server, tlsCert, tlsKey, logger) : () => undefined;
-  let address: string;
-  try {
-    address = await app.listen({ host: config.server.host, port: config.server.port });
-  } catch (err) {
-    // Stop what was started (the certificate watch keeps the process alive otherwise: it hung
-    // instead of exiting), then say why in one line.
+  const close = async () => {
     stopWatching();
     await app.close();
     await nodes?.stop();
     await engine.close();
+  };
+  let address: string;
+  try {
+    address = await app.listen({ host: config.server.host, port: config.server.port });
+  } catch (err) {
+    // Stop what was started (the certificate watch would keep the process alive), then say why.
+    await close();
     throw new UsageError(`cannot listen on ${config.server.host}:${config.server.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   logger.info({ address, mode: config.mode, deadlineMs: config.deadline }, 'pullguard webhook listening');
-  return {
-    app,
-    url: address,
-    config,
-    engine,
-    logger,
-    close: async () => {
-      stopWatching();
-      await app.close();
-      await nodes?.stop();
-      await engine.close();
-    },
-  };
+  return { app, url: address, config, engine, logger, close };
 }
 
 export async function runServe(argv: string[], io: CliIO): Promise<number> {
@@ -188,7 +178,7 @@ export async function runServe(argv: string[], io: CliIO): Promise<number> {
   try {
     running = await startServer(config, io.env);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof CredentialFileError) {
+    if (err instanceof UsageError || err instanceof CredentialFileError || err instanceof KubeConfigError) {
       io.stderr(`pullguard serve: ${err.message}\n`);
       return 2;
     }

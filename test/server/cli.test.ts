@@ -99,6 +99,7 @@ const failures = {
   // A key that does not belong to the certificate.
   mismatchedKey: run(['serve', '--host', '127.0.0.1', '--port', '0', '--tls-cert', pki.server.certFile, '--tls-key', otherKey]),
   portTaken: run(['serve', '--host', '127.0.0.1', '--port', String(takenPort), '--tls-cert', pki.server.certFile, '--tls-key', pki.server.keyFile]),
+  badKubeconfig: run(['serve', '--host', '127.0.0.1', '--port', '0', '--tls-cert', pki.server.certFile, '--tls-key', pki.server.keyFile, '--kubeconfig', missingFile]),
 };
 
 t.test('a bad configuration file: exit 2 with the path of every wrong field', async (t) => {
@@ -127,8 +128,11 @@ t.test('a bad environment override is a bad configuration too', async (t) => {
   t.match(failures.badEnv.p.stderr(), /deadline: /);
 });
 
-t.test('start-up failures are one plain line and exit 2: certificate files, a port in use', async (t) => {
-  const { missingCert: r1, mismatchedKey: r2, portTaken: r3 } = failures;
+t.test('start-up failures are one plain line and exit 2: certificate files, a port in use, a kubeconfig', async (t) => {
+  const { missingCert: r1, mismatchedKey: r2, portTaken: r3, badKubeconfig: r4 } = failures;
+  t.equal((await r4.exit).code, 2, 'a kubeconfig that cannot be loaded: exit 2');
+  t.match(r4.p.stderr(), `cannot load kubeconfig ${missingFile} (ENOENT)`);
+  t.notMatch(r4.p.stderr(), /\n\s+at /, 'no stack trace');
   t.equal((await r1.exit).code, 2, 'missing certificate: exit 2');
   t.match(r1.p.stderr(), `serving certificate ${missingCert}`);
   t.match(r1.p.stderr(), /ENOENT/);
