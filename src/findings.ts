@@ -69,10 +69,24 @@ export function oneLine(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();
 }
 
-/** The one line a person reads: where, what happens, what to do. */
-export function describe(f: Pick<Finding, 'container' | 'message' | 'hint'>): string {
+/** Cuts text to `max` characters (code points), marking the cut with an ellipsis. */
+export function cut(text: string, max: number): string {
+  const chars = [...text];
+  return chars.length <= max ? text : `${chars.slice(0, Math.max(0, max - 1)).join('')}…`;
+}
+
+/**
+ * The one line a person reads: where, what happens, what to do. With `max`, a line too long is
+ * shortened in the cause (whose start names the image), never by dropping the fix.
+ */
+export function describe(f: Pick<Finding, 'container' | 'message' | 'hint'>, max = Infinity): string {
+  const head = `container ${quote(f.container, 63)}: `;
   // Messages may end a sentence of their own ("… Did you mean "nginx"?"): never "?. Fix".
   const message = oneLine(f.message).replace(/\.+$/, '');
-  const joint = /[?!]$/.test(message) ? ' ' : '. ';
-  return oneLine(`container ${quote(f.container, 63)}: ${message}${f.hint ? `${joint}Fix: ${f.hint}` : ''}`);
+  const fix = f.hint ? `Fix: ${oneLine(f.hint)}` : '';
+  const whole = `${head}${message}${fix ? `${/[?!]$/.test(message) ? ' ' : '. '}${fix}` : ''}`;
+  const length = (t: string) => [...t].length;
+  if (length(whole) <= max) return whole;
+  const fixPart = fix ? ` ${cut(fix, Math.floor(max / 2))}` : '';
+  return `${head}${cut(message, Math.max(20, max - length(head) - length(fixPart)))}${fixPart}`;
 }

@@ -70,18 +70,10 @@ export interface Decided {
 const WARNING_MAX = 256;
 const WARNINGS_TOTAL_MAX = 4096;
 
-function cut(text: string, max: number): string {
-  const chars = [...text];
-  return chars.length <= max ? text : `${chars.slice(0, max - 1).join('')}…`;
-}
-
 /** Warnings as the API server keeps them: no control characters, each ≤ 256, all ≤ 4096, the rest summarised. */
 export function warningsFor(decided: Decided[]): string[] {
-  const lines = decided.filter((d) => d.action === 'warn').map((d) => {
-    const full = `pullguard: ${describe(d.finding)}`;
-    // Over the limit, the cause matters more than the fix: drop the fix before cutting.
-    return cut([...full].length <= WARNING_MAX ? full : `pullguard: ${describe({ ...d.finding, hint: '' })}`, WARNING_MAX);
-  });
+  const prefix = 'pullguard: ';
+  const lines = decided.filter((d) => d.action === 'warn').map((d) => `${prefix}${describe(d.finding, WARNING_MAX - prefix.length)}`);
   const out: string[] = [];
   let total = 0;
   for (let i = 0; i < lines.length; i++) {

@@ -170,9 +170,11 @@ export function explain(i: ExplainInput): Explained {
           message: `${img}: the pod's pull secrets do not open ${name}; the nodes' kubelet credential provider may still do so`,
           hint: 'check that the nodes\' credential provider grants pull access to this repository',
         },
+        // Reached by the webhook when RBAC or the API server kept a secret from it, and by
+        // `pullguard check` without a cluster: the hint covers both.
         'unread-secrets': {
-          message: `${img}: ${ref ? registryName(ref) : 'the registry'} refused anonymous access to ${name}, and the pod's imagePullSecrets (${(i.credentials?.unreadSecrets ?? []).join(', ')}) could not be read here`,
-          hint: 'pass the same credentials with --docker-config, or check with --kubeconfig and --namespace so the secrets can be read',
+          message: `${img}: the pod's imagePullSecrets (${(i.credentials?.unreadSecrets ?? []).join(', ')}) could not be read, and the credentials pullguard has were refused`,
+          hint: 'let pullguard read them (RBAC get on secrets; for pullguard check, --kubeconfig or --docker-config)',
         },
         'never-unknown': {
           message: `${img} has imagePullPolicy Never, so it must already be on the node; pullguard cannot see the nodes' images`,

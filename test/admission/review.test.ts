@@ -108,6 +108,7 @@ t.test('warnings: one per finding, no control characters, ≤256 each and ≤409
   const many: Decided[] = Array.from({ length: 60 }, (_, i) => ({ finding: finding({ container: `c${i}`, message: `image "app-${i}": ${'slow '.repeat(60)}`, verdict: 'risk', reason: 'timeout' }), action: 'warn' }));
   const out = warningsFor(many);
   t.ok(out.every((w) => [...w].length <= 256), 'each under 256');
+  t.ok(out.slice(0, -1).every((w) => w.includes('Fix: push tag') && /image "app-\d+"/.test(w)), 'a long warning is cut in its cause, keeping the image and the fix');
   t.ok(out.reduce((n, w) => n + [...w].length, 0) <= 4096, 'all under 4096');
   t.match(out.at(-1)!, /more image warnings/, 'the rest is summarised');
   t.same(warningsFor([{ finding: finding(), action: 'deny' }, { finding: finding({ verdict: 'ok', reason: 'available' }), action: 'ignore' }]), [], 'denials and ok findings are not warnings');

@@ -128,6 +128,17 @@ t.test('pod pull secrets: right, legacy type, wrong, missing, wrong type, broken
   t.match(broken.response.status?.message, 'imagePullSecret "broken" does not parse');
 });
 
+t.test('a pull secret RBAC keeps from pullguard: a warning that says how to let it read, never a denial', async (t) => {
+  api.putSecret({ namespace: 'lab', name: 'locked', type: 'kubernetes.io/dockerconfigjson', stringData: dockerConfigJson({ [reg.host]: alice }) });
+  api.forbid({ resource: 'secrets', namespace: 'lab', name: 'locked' });
+  t.teardown(() => api.allowAll());
+  const handler = await handlerFor({ platforms: ['linux/amd64'] });
+  const r = await handler.review(pod('lab', `${reg.host}/private/app:1.0`, { imagePullSecrets: [{ name: 'locked' }] }));
+  t.equal(r.response.allowed, true, 'our own blindness is no reason to deny');
+  t.match(r.response.warnings?.[0], 'imagePullSecrets (locked) could not be read');
+  t.match(r.response.warnings?.[0], 'RBAC get on secrets');
+});
+
 t.test('node credentials join after the pod\'s', async (t) => {
   const file = join(dir, 'node-config.json');
   writeFileSync(file, JSON.stringify({ auths: { [reg.host]: { username: alice.username, password: alice.password } } }));
