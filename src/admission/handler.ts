@@ -16,7 +16,7 @@ export interface HandlerDeps {
   engine: Preflight;
   credentials: PodCredentials;
   /** the platforms pods may land on now (configured, or the nodes') */
-  platforms: () => Platform[];
+  platforms: () => readonly Platform[];
   imageOnAnyNode?: (names: string[]) => boolean | undefined;
   logger: Logger;
   metrics?: Metrics;

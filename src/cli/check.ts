@@ -249,7 +249,7 @@ async function checkWithFiles(engine: Preflight, groups: Group[], keyring: Keyri
 async function checkInCluster(engine: Preflight, groups: Group[], keyring: Keyring, args: CheckArgs, kc: KubeConfig): Promise<Finding[]> {
   const reader = new ClusterReader(kc, { cacheTtlMs: args.config.cluster.cacheTtl, requestTimeoutMs: Math.floor(args.config.deadline / 2) });
   const sources = new PodCredentials(reader, args.dockerConfigs.length ? keyring : null);
-  let platforms = args.platforms;
+  let platforms: readonly Platform[] = args.platforms;
   if (!platforms.length && args.config.cluster.watchNodes) {
     const nodes = new NodeWatcher(kc, {});
     nodes.start();

@@ -127,7 +127,7 @@ export async function startServer(config: Config, env: NodeJS.ProcessEnv, logger
   });
   metrics.observeEngine(engine);
 
-  const platforms = (): Platform[] =>
+  const platforms = (): readonly Platform[] =>
     configuredPlatforms.length ? configuredPlatforms : (nodes?.platforms() ?? []);
   const handler = new AdmissionHandler({
     config,

@@ -70,6 +70,7 @@ export class NodeWatcher {
   #listeners = new Set<() => void>();
   #stop: AbortController | undefined;
   #loop: Promise<void> | undefined;
+  #platforms: PlatformCount[] | undefined;
   #watchController: AbortController | undefined;
   #lists = 0;
   #watches = 0;
@@ -146,7 +147,12 @@ export class NodeWatcher {
   }
 
   /** Distinct os/architecture pairs with their node counts; nodes that report neither are left out. */
-  platforms(): PlatformCount[] {
+  /** Counted once per change of the node set, not per review (every review asks; clusters have thousands of nodes). */
+  platforms(): readonly PlatformCount[] {
+    return (this.#platforms ??= this.#countPlatforms());
+  }
+
+  #countPlatforms(): PlatformCount[] {
     const counts = new Map<string, PlatformCount>();
     for (const n of this.#nodes.values()) {
       if (n.os === '' && n.architecture === '') continue;
@@ -307,6 +313,7 @@ export class NodeWatcher {
   }
 
   #changed(): void {
+    this.#platforms = undefined;
     for (const l of this.#listeners) {
       try {
         l();

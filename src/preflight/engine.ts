@@ -34,7 +34,7 @@ export interface CredentialContext {
 export interface CheckOptions {
   credentials: CredentialContext;
   /** the platforms pods may land on (the nodes'); none: not checked */
-  platforms?: Platform[];
+  platforms?: readonly Platform[];
   /** overall deadline in ms (default: the configured one) */
   deadline?: number;
   /** whether some node reports one of these image names (pullPolicy Never); undefined: unknown */

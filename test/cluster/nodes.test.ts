@@ -271,3 +271,13 @@ t.test('every request of every test stayed inside REQUIRED_ACCESS', async (t) =>
   t.same(servers.flatMap((s) => s.requestsOutside(REQUIRED_ACCESS)), []);
   t.same(new Set(all.map((r) => `${r.verb} ${r.resource}`)), new Set(['list nodes', 'watch nodes']));
 });
+
+t.test('platform counts are computed once per change of the node set, not per call', async (t) => {
+  const { api, w } = await watching(t, 'a');
+  const first = w.platforms();
+  t.equal(w.platforms(), first, 'the same list while nothing changed');
+  api.putNode(makeNode({ name: 'arm', architecture: 'arm64' }));
+  await until(() => w.nodes().length === 2, 'node arm');
+  t.not(w.platforms(), first, 'recounted after a change');
+  t.same(w.platforms().map((p) => p.architecture).sort(), ['amd64', 'arm64']);
+});
