@@ -3,6 +3,7 @@
 
 import { kindByName } from '../admission/kinds.ts';
 import type { ImageUse } from '../findings.ts';
+import { parseImageName } from '../reference/index.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -47,14 +48,19 @@ export function podSpecSite(object: unknown): PodSpecSite | undefined {
   };
 }
 
-/** The default the API server gives imagePullPolicy: Always for :latest or no tag, else IfNotPresent. */
+/**
+ * The default the API server gives imagePullPolicy (SetDefaults_Container): the kubelet's own
+ * ParseImageName, then Always for tag latest (given or implied), else IfNotPresent. A reference that
+ * does not parse gets no tag, so IfNotPresent, as in the API server.
+ */
 export function defaultPullPolicy(image: string): string {
-  const withoutDigest = image.split('@')[0] ?? '';
-  const lastSlash = withoutDigest.lastIndexOf('/');
-  const tagAt = withoutDigest.indexOf(':', lastSlash + 1);
-  const tag = tagAt >= 0 ? withoutDigest.slice(tagAt + 1) : '';
-  if (image.includes('@') && !tag) return 'IfNotPresent';
-  return !tag || tag === 'latest' ? 'Always' : 'IfNotPresent';
+  let tag = '';
+  try {
+    tag = parseImageName(image).tag;
+  } catch {
+    // an invalid reference: the engine reports it; the policy stays IfNotPresent
+  }
+  return tag === 'latest' ? 'Always' : 'IfNotPresent';
 }
 
 const CONTAINER_LISTS = ['initContainers', 'containers', 'ephemeralContainers'] as const;

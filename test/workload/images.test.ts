@@ -41,6 +41,9 @@ t.test('pull policies: given, or defaulted as the API server does', async (t) =>
   t.equal(defaultPullPolicy('localhost:5000/app'), 'Always', 'a port is not a tag');
   t.equal(defaultPullPolicy('nginx@sha256:' + 'a'.repeat(64)), 'IfNotPresent');
   t.equal(defaultPullPolicy('nginx:latest@sha256:' + 'a'.repeat(64)), 'Always');
+  t.equal(defaultPullPolicy('localhost:5000'), 'IfNotPresent', 'no slash: image "localhost" with tag 5000, as the kubelet reads it');
+  t.equal(defaultPullPolicy('docker.io/library/nginx'), 'Always');
+  t.equal(defaultPullPolicy('Not A Reference'), 'IfNotPresent', 'unparseable: no tag, as in the API server');
 });
 
 t.test('other kinds, nil templates and junk give nothing', async (t) => {
