@@ -3,6 +3,7 @@
 // when a registry makes it necessary, tags and index bodies only when a finding needs them.
 
 import { createHash } from 'node:crypto';
+import { oneLine } from '../findings.ts';
 import { parseChallenges, pickChallenge, type Challenge } from './challenge.ts';
 import { Authenticator, credentialId, type RegistryCredential } from './auth.ts';
 import { registryHost } from './hosts.ts';
@@ -320,7 +321,7 @@ function errorBody(body: Buffer): ErrorBody | undefined {
     if (!first || typeof first !== 'object') return undefined;
     return {
       ...(typeof first.code === 'string' ? { code: first.code } : {}),
-      ...(typeof first.message === 'string' ? { message: first.message.replace(/[\u0000-\u001f\u007f]+/g, ' ') } : {}),
+      ...(typeof first.message === 'string' ? { message: oneLine(first.message) } : {}),
     };
   } catch {
     return undefined;

@@ -6,6 +6,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
+import { cut, oneLine } from '../findings.ts';
 import { hostListed, isForbiddenAddress, splitHostPort } from './hosts.ts';
 
 export type TransportErrorKind =
@@ -310,13 +311,14 @@ export function classify(err: unknown, url: URL): TransportError {
   if (has(DNS_CODES)) return new TransportError('dns', `the name ${splitHostPort(host).hostname} does not resolve (${codes[0]})`);
   if (has(TIMEOUT_CODES)) return new TransportError('timeout', `${host} did not answer in time (${codes.find((c) => TIMEOUT_CODES.has(c))})`);
   if (codes.some((c) => /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|EPROTO|HOSTNAME|ALTNAME/.test(c))) {
-    return new TransportError('tls', `TLS with ${host} failed: ${oneLine(text)}`);
+    return new TransportError('tls', `TLS with ${host} failed: ${short(text)}`);
   }
   if (has(CONNECT_CODES)) return new TransportError('connect', `cannot connect to ${host} (${codes.find((c) => CONNECT_CODES.has(c))})`);
   if (has(RESET_CODES)) return new TransportError('reset', `${host} closed the connection (${codes.find((c) => RESET_CODES.has(c))})`);
-  return new TransportError('connect', `request to ${host} failed: ${oneLine(text)}`);
+  return new TransportError('connect', `request to ${host} failed: ${short(text)}`);
 }
 
-function oneLine(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, 200);
+/** An error text from Node or a peer, fit for a one-line message. */
+function short(text: string): string {
+  return cut(oneLine(text), 200);
 }
