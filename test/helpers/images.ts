@@ -47,25 +47,23 @@ export interface PushIndexOptions {
 /** Whatever can be pushed to: a TestRegistry, or just its direct URL, dispatcher and admin. */
 export type PushTarget = Pick<TestRegistry, 'direct' | 'dispatcher' | 'admin'>;
 
-export interface PushedImage {
+/** What every push returns: where it went and the manifest bytes the registry now serves. */
+interface Pushed {
   repo: string;
   tag: string | undefined;
   digest: string;
   mediaType: string;
   size: number;
   manifest: Buffer;
+}
+
+export interface PushedImage extends Pushed {
   configDigest: string;
   layerDigest: string;
   platform: Platform;
 }
 
-export interface PushedIndex {
-  repo: string;
-  tag: string | undefined;
-  digest: string;
-  mediaType: string;
-  size: number;
-  manifest: Buffer;
+export interface PushedIndex extends Pushed {
   manifests: PushedImage[];
 }
 
