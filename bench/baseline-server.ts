@@ -11,7 +11,11 @@ export async function buildBaseline(tls: { key: string; cert: string }): Promise
   }) as unknown as FastifyInstance;
   app.post('/validate', async (request) => {
     const uid = (request.body as { request?: { uid?: unknown } } | null)?.request?.uid;
-    return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: typeof uid === 'string' ? uid : '', allowed: true } };
+    return {
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      response: { uid: typeof uid === 'string' ? uid : '', allowed: true },
+    };
   });
   return app;
 }

@@ -15,7 +15,8 @@ import type { MemoryReport, MemorySettings } from './memory-child.ts';
 
 const MEMORY_CHILD = fileURLToPath(new URL('./memory-child.ts', import.meta.url));
 
-const manifestRequests = (reg: TestRegistry, repo: string) => reg.proxy!.count({ path: new RegExp(`^/v2/${repo}/manifests/`) });
+const manifestRequests = (reg: TestRegistry, repo: string) =>
+  reg.proxy!.count({ path: new RegExp(`^/v2/${repo}/manifests/`) });
 
 interface Burst {
   ms: number;
@@ -35,15 +36,35 @@ async function burst(reg: TestRegistry, n: number, image: string): Promise<Burst
   });
   const running = await startServer(config, {}, logger);
   try {
-    const bodies = Array.from({ length: n }, (_, i) => JSON.stringify(admissionBody('pod-create.json', { host: reg.host, image, uid: `burst-${i}` })));
+    const bodies = Array.from({ length: n }, (_, i) =>
+      JSON.stringify(admissionBody('pod-create.json', { host: reg.host, image, uid: `burst-${i}` })),
+    );
     const once = async (): Promise<Burst> => {
       reg.resetCounters();
       const t0 = performance.now();
       // inject: every review reaches the handler at once, with no connection limit in between.
-      const answers = await Promise.all(bodies.map((payload) => running.app.inject({ method: 'POST', url: '/validate', headers: { 'content-type': 'application/json' }, payload })));
+      const answers = await Promise.all(
+        bodies.map((payload) =>
+          running.app.inject({
+            method: 'POST',
+            url: '/validate',
+            headers: { 'content-type': 'application/json' },
+            payload,
+          }),
+        ),
+      );
       const ms = since(t0);
-      const allowed = answers.filter((a) => a.statusCode === 200 && (JSON.parse(a.body) as { response?: { allowed?: boolean } }).response?.allowed === true).length;
-      return { ms, allowed, manifestRequests: manifestRequests(reg, 'bench/burst'), registryRequests: reg.proxy!.count() };
+      const allowed = answers.filter(
+        (a) =>
+          a.statusCode === 200 &&
+          (JSON.parse(a.body) as { response?: { allowed?: boolean } }).response?.allowed === true,
+      ).length;
+      return {
+        ms,
+        allowed,
+        manifestRequests: manifestRequests(reg, 'bench/burst'),
+        registryRequests: reg.proxy!.count(),
+      };
     };
     const cold = await once();
     const warm = await once();
@@ -55,11 +76,17 @@ async function burst(reg: TestRegistry, n: number, image: string): Promise<Burst
 
 function memoryRun(settings: MemorySettings): Promise<MemoryReport> {
   return new Promise((resolve, reject) => {
-    const child = fork(MEMORY_CHILD, [], { execArgv: ['--expose-gc'], env: { ...process.env, BENCH_MEMORY: JSON.stringify(settings) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(MEMORY_CHILD, [], {
+      execArgv: ['--expose-gc'],
+      env: { ...process.env, BENCH_MEMORY: JSON.stringify(settings) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     let report: MemoryReport | undefined;
     child.once('message', (m: MemoryReport) => (report = m));
     child.once('error', reject);
-    child.once('exit', (code) => (report ? resolve(report) : reject(new Error(`memory child exited ${code} without a report`))));
+    child.once('exit', (code) =>
+      report ? resolve(report) : reject(new Error(`memory child exited ${code} without a report`)),
+    );
   });
 }
 
@@ -87,8 +114,15 @@ export async function bursts(rec: Recorder): Promise<void> {
         kind: 'handler',
         handle: (req, res) => {
           req.resume();
-          const digest = `sha256:${createHash('sha256').update(req.url ?? '').digest('hex')}`;
-          res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': digest, 'content-length': '428', 'docker-distribution-api-version': 'registry/2.0' });
+          const digest = `sha256:${createHash('sha256')
+            .update(req.url ?? '')
+            .digest('hex')}`;
+          res.writeHead(200, {
+            'content-type': 'application/vnd.oci.image.manifest.v1+json',
+            'docker-content-digest': digest,
+            'content-length': '428',
+            'docker-distribution-api-version': 'registry/2.0',
+          });
           res.end();
         },
       },
@@ -103,27 +137,87 @@ export async function bursts(rec: Recorder): Promise<void> {
 
     const b = (name: string, value: number, unit: string) => ({ name, value, unit });
     rec.add(
-      figure(`(a) manifest requests for ${concurrent} concurrent reviews`, a.manifestRequests, '', b('reviews', concurrent, ''), { text: 'exactly 1', met: (f) => f.value === 1 }),
-      figure('(a) reviews allowed', a.allowed, '', b('reviews sent', concurrent, ''), { text: 'all', met: (f) => f.value === concurrent }),
+      figure(
+        `(a) manifest requests for ${concurrent} concurrent reviews`,
+        a.manifestRequests,
+        '',
+        b('reviews', concurrent, ''),
+        { text: 'exactly 1', met: (f) => f.value === 1 },
+      ),
+      figure('(a) reviews allowed', a.allowed, '', b('reviews sent', concurrent, ''), {
+        text: 'all',
+        met: (f) => f.value === concurrent,
+      }),
       figure('(a) burst elapsed, new image', a.ms, 'ms', b('same burst, cached', a.warmMs, 'ms')),
-      figure('(a) per review, new image', a.ms / concurrent, 'ms', b('same burst, cached', a.warmMs / concurrent, 'ms')),
-      figure(`(b) peak RSS, ${distinct} images, limit ${limit}`, bounded.peakRss / MiB, 'MiB', b('RSS before', bounded.rssBefore / MiB, 'MiB')),
-      figure('(b) RSS growth, bounded', (bounded.peakRss - bounded.rssBefore) / MiB, 'MiB', b(`growth, limit ${unbounded.maxEntries}`, (unbounded.peakRss - unbounded.rssBefore) / MiB, 'MiB')),
-      figure('(b) RSS after GC, bounded', bounded.rssAfterGc / MiB, 'MiB', b(`RSS after GC, limit ${unbounded.maxEntries}`, unbounded.rssAfterGc / MiB, 'MiB')),
-      figure('(b) heap after GC, bounded', bounded.heapAfterGc / MiB, 'MiB', b('heap before', bounded.heapBefore / MiB, 'MiB')),
-      figure('(b) heap after GC, bounded', bounded.heapAfterGc / MiB, 'MiB', b(`heap after GC, limit ${unbounded.maxEntries}`, unbounded.heapAfterGc / MiB, 'MiB')),
-      figure('(b) cache entries at the end', bounded.cacheSize, '', b('cache.maxEntries', limit, ''), { text: '≤ limit', met: (f) => (f.value ?? Infinity) <= limit }),
-      figure('(b) images answered ok', bounded.ok, '', b('images checked', distinct, ''), { text: 'all', met: (f) => f.value === distinct }),
-      figure('(b) manifest requests', boundedRequests, '', b('images checked (+ warm-up)', distinct + settings.warm, ''), { text: '1 per image', met: (f) => f.value === distinct + settings.warm }),
+      figure(
+        '(a) per review, new image',
+        a.ms / concurrent,
+        'ms',
+        b('same burst, cached', a.warmMs / concurrent, 'ms'),
+      ),
+      figure(
+        `(b) peak RSS, ${distinct} images, limit ${limit}`,
+        bounded.peakRss / MiB,
+        'MiB',
+        b('RSS before', bounded.rssBefore / MiB, 'MiB'),
+      ),
+      figure(
+        '(b) RSS growth, bounded',
+        (bounded.peakRss - bounded.rssBefore) / MiB,
+        'MiB',
+        b(`growth, limit ${unbounded.maxEntries}`, (unbounded.peakRss - unbounded.rssBefore) / MiB, 'MiB'),
+      ),
+      figure(
+        '(b) RSS after GC, bounded',
+        bounded.rssAfterGc / MiB,
+        'MiB',
+        b(`RSS after GC, limit ${unbounded.maxEntries}`, unbounded.rssAfterGc / MiB, 'MiB'),
+      ),
+      figure(
+        '(b) heap after GC, bounded',
+        bounded.heapAfterGc / MiB,
+        'MiB',
+        b('heap before', bounded.heapBefore / MiB, 'MiB'),
+      ),
+      figure(
+        '(b) heap after GC, bounded',
+        bounded.heapAfterGc / MiB,
+        'MiB',
+        b(`heap after GC, limit ${unbounded.maxEntries}`, unbounded.heapAfterGc / MiB, 'MiB'),
+      ),
+      figure('(b) cache entries at the end', bounded.cacheSize, '', b('cache.maxEntries', limit, ''), {
+        text: '≤ limit',
+        met: (f) => (f.value ?? Infinity) <= limit,
+      }),
+      figure('(b) images answered ok', bounded.ok, '', b('images checked', distinct, ''), {
+        text: 'all',
+        met: (f) => f.value === distinct,
+      }),
+      figure(
+        '(b) manifest requests',
+        boundedRequests,
+        '',
+        b('images checked (+ warm-up)', distinct + settings.warm, ''),
+        { text: '1 per image', met: (f) => f.value === distinct + settings.warm },
+      ),
       figure('(b) connections opened', bounded.connections, '', b('images checked', distinct, '')),
-      figure('(b) time per image (64 at a time)', bounded.elapsedMs / distinct, 'ms', b(`limit ${unbounded.maxEntries}`, unbounded.elapsedMs / distinct, 'ms')),
+      figure(
+        '(b) time per image (64 at a time)',
+        bounded.elapsedMs / distinct,
+        'ms',
+        b(`limit ${unbounded.maxEntries}`, unbounded.elapsedMs / distinct, 'ms'),
+      ),
     );
     rec.details = {
       a: { ...a, ms: round(a.ms, 2), warmMs: round(a.warmMs, 2) },
       b: { bounded, unbounded },
     };
-    rec.note('(b) RSS is the child process\'s own (engine, undici, node); the registry, proxy and token helpers live in the parent');
-    rec.note('(b) peak RSS includes garbage not yet collected; the heap after GC shows what the cache keeps, and "connections opened" that the HEADs reuse kept-alive connections');
+    rec.note(
+      "(b) RSS is the child process's own (engine, undici, node); the registry, proxy and token helpers live in the parent",
+    );
+    rec.note(
+      '(b) peak RSS includes garbage not yet collected; the heap after GC shows what the cache keeps, and "connections opened" that the HEADs reuse kept-alive connections',
+    );
   } finally {
     await reg.stop();
   }

@@ -19,7 +19,9 @@ import { figure, noClusterEnv, percentile, QUICK, repoRoot, round, since, type R
 function manifest(image: string): string {
   const docs: string[] = [];
   for (let d = 0; d < 10; d++) {
-    const containers = Array.from({ length: 5 }, (_, c) => `        - name: c${c}\n          image: ${image}`).join('\n');
+    const containers = Array.from({ length: 5 }, (_, c) => `        - name: c${c}\n          image: ${image}`).join(
+      '\n',
+    );
     docs.push(`apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -41,7 +43,14 @@ ${containers}
 
 function io(): CliIO & { out: string[] } {
   const out: string[] = [];
-  return { out, stdout: (s) => void out.push(s), stderr: (s) => void out.push(s), stdin: () => '', env: {}, isTTY: false };
+  return {
+    out,
+    stdout: (s) => void out.push(s),
+    stderr: (s) => void out.push(s),
+    stdin: () => '',
+    env: {},
+    isTTY: false,
+  };
 }
 
 interface Counted {
@@ -84,7 +93,14 @@ function usesOf(image: string): ImageUse[] {
 }
 
 /** Engine level: the same engine cold, then warm; `repeat` warm checks for a steadier figure. */
-async function engineRuns(reg: TestRegistry, image: string, config: ReturnType<typeof validateConfig>, keyring: Keyring, caPems: string[], repeat: number): Promise<{ cold: Counted; warm: Counted; warmTimes: number[] }> {
+async function engineRuns(
+  reg: TestRegistry,
+  image: string,
+  config: ReturnType<typeof validateConfig>,
+  keyring: Keyring,
+  caPems: string[],
+  repeat: number,
+): Promise<{ cold: Counted; warm: Counted; warmTimes: number[] }> {
   const uses = usesOf(image);
   const engine = new Preflight(config, caPems);
   const ctx = { credentials: { keyrings: [keyring] } };
@@ -121,7 +137,13 @@ export async function check50(rec: Recorder): Promise<void> {
   try {
     // Anonymous registry: each CLI run is a new engine, so each sees a new image.
     const files: Record<string, string> = {};
-    for (const [name, reg, tag] of [['anon', anon, 'v1'], ['anon2', anon, 'v2'], ['anon3', anon, 'v3'], ['token', tok, 'v1'], ['token2', tok, 'v2']] as const) {
+    for (const [name, reg, tag] of [
+      ['anon', anon, 'v1'],
+      ['anon2', anon, 'v2'],
+      ['anon3', anon, 'v3'],
+      ['token', tok, 'v1'],
+      ['token2', tok, 'v2'],
+    ] as const) {
       await reg.pushImage('bench/check50', tag);
       files[name] = join(dir, `${name}.yaml`);
       writeFileSync(files[name]!, manifest(`${reg.host}/bench/check50:${tag}`));
@@ -132,45 +154,131 @@ export async function check50(rec: Recorder): Promise<void> {
 
     // The real CLI process, as a CI job runs it (a new image, so the registry is asked).
     anon.resetCounters();
-    let t0 = performance.now();
+    const t0 = performance.now();
     const proc = await new Promise<{ code: number; stdout: string }>((resolve) => {
-      execFile(process.execPath, [join(repoRoot, 'src/cli/main.ts'), 'check', ...anonArgs(files.anon2!)], { env: noClusterEnv(), timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout) =>
-        resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout }),
+      execFile(
+        process.execPath,
+        [join(repoRoot, 'src/cli/main.ts'), 'check', ...anonArgs(files.anon2!)],
+        { env: noClusterEnv(), timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
+        (err, stdout) =>
+          resolve({
+            code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0,
+            stdout,
+          }),
       );
     });
     const processRun = counted(anon, since(t0), { exit: proc.code });
 
-    const anonEngine = await engineRuns(anon, `${anon.host}/bench/check50:v3`, validateConfig({ registry: { insecure: [anon.host] } }), new Keyring(), [], repeat);
+    const anonEngine = await engineRuns(
+      anon,
+      `${anon.host}/bench/check50:v3`,
+      validateConfig({ registry: { insecure: [anon.host] } }),
+      new Keyring(),
+      [],
+      repeat,
+    );
 
     // Token registry: the first request meets the challenge; then the token, then the HEAD again.
     const dockerConfig = join(dir, 'config.json');
-    writeFileSync(dockerConfig, JSON.stringify({ auths: { [tok.host]: { auth: Buffer.from(`${user.username}:${user.password}`).toString('base64') } } }));
+    writeFileSync(
+      dockerConfig,
+      JSON.stringify({
+        auths: { [tok.host]: { auth: Buffer.from(`${user.username}:${user.password}`).toString('base64') } },
+      }),
+    );
     writeFileSync(join(dir, 'ca.pem'), tok.caPem!);
-    const tokArgs = (file: string) => ['-f', file, '--docker-config', dockerConfig, '--registry-ca', join(dir, 'ca.pem'), '-o', 'json'];
+    const tokArgs = (file: string) => [
+      '-f',
+      file,
+      '--docker-config',
+      dockerConfig,
+      '--registry-ca',
+      join(dir, 'ca.pem'),
+      '-o',
+      'json',
+    ];
     const tokenCli = await cliRun(tok, tokArgs(files.token!));
-    const tokEngine = await engineRuns(tok, `${tok.host}/bench/check50:v2`, validateConfig({}), keyringFromFiles([dockerConfig]), [tok.caPem!], repeat);
+    const tokEngine = await engineRuns(
+      tok,
+      `${tok.host}/bench/check50:v2`,
+      validateConfig({}),
+      keyringFromFiles([dockerConfig]),
+      [tok.caPem!],
+      repeat,
+    );
 
     const b = (name: string, value: number, unit: string) => ({ name, value, unit });
     rec.add(
-      figure('anonymous: manifest requests, 1 check of 50', first.manifestRequests, '', b('image copies', 50, ''), { text: '1', met: (f) => f.value === 1 }),
+      figure('anonymous: manifest requests, 1 check of 50', first.manifestRequests, '', b('image copies', 50, ''), {
+        text: '1',
+        met: (f) => f.value === 1,
+      }),
       figure('anonymous: all registry requests', first.registryRequests, '', b('image copies', 50, '')),
-      figure('anonymous: findings ok (exit 0)', first.findings ?? null, '', b('image copies', 50, ''), { text: 'all, exit 0', met: (f) => f.value === 50 && first.exit === 0 }),
+      figure('anonymous: findings ok (exit 0)', first.findings ?? null, '', b('image copies', 50, ''), {
+        text: 'all, exit 0',
+        met: (f) => f.value === 50 && first.exit === 0,
+      }),
       figure('runCheck, first run', first.ms, 'ms', b('runCheck, second run (new engine)', again.ms, 'ms')),
-      figure('engine: warm check of 50 (p50)', anonEngine.warm.ms, 'ms', b('same engine, cold', anonEngine.cold.ms, 'ms')),
-      figure('engine: warm registry requests', anonEngine.warm.registryRequests, '', b('cold', anonEngine.cold.registryRequests, ''), { text: '0 warm', met: (f) => f.value === 0 }),
-      figure('CLI process (node src/cli/main.ts check)', processRun.ms, 'ms', b('runCheck in-process, first run', first.ms, 'ms')),
-      figure('CLI process: manifest requests', processRun.manifestRequests, '', b('image copies', 50, ''), { text: '1', met: (f) => f.value === 1 }),
+      figure(
+        'engine: warm check of 50 (p50)',
+        anonEngine.warm.ms,
+        'ms',
+        b('same engine, cold', anonEngine.cold.ms, 'ms'),
+      ),
+      figure(
+        'engine: warm registry requests',
+        anonEngine.warm.registryRequests,
+        '',
+        b('cold', anonEngine.cold.registryRequests, ''),
+        { text: '0 warm', met: (f) => f.value === 0 },
+      ),
+      figure(
+        'CLI process (node src/cli/main.ts check)',
+        processRun.ms,
+        'ms',
+        b('runCheck in-process, first run', first.ms, 'ms'),
+      ),
+      figure('CLI process: manifest requests', processRun.manifestRequests, '', b('image copies', 50, ''), {
+        text: '1',
+        met: (f) => f.value === 1,
+      }),
       figure('token: manifest requests, 1 check of 50', tokenCli.manifestRequests, '', b('image copies', 50, '')),
-      figure('token: all requests (registry + token)', tokenCli.registryRequests + tokenCli.tokenRequests, '', b('image copies', 50, ''), { text: '≤ 3', met: (f) => (f.value ?? Infinity) <= 3 }),
-      figure('token: engine warm check of 50 (p50)', tokEngine.warm.ms, 'ms', b('same engine, cold', tokEngine.cold.ms, 'ms')),
-      figure('token: engine warm requests', tokEngine.warm.registryRequests + tokEngine.warm.tokenRequests, '', b('cold', tokEngine.cold.registryRequests + tokEngine.cold.tokenRequests, ''), { text: '0 warm', met: (f) => f.value === 0 }),
+      figure(
+        'token: all requests (registry + token)',
+        tokenCli.registryRequests + tokenCli.tokenRequests,
+        '',
+        b('image copies', 50, ''),
+        { text: '≤ 3', met: (f) => (f.value ?? Infinity) <= 3 },
+      ),
+      figure(
+        'token: engine warm check of 50 (p50)',
+        tokEngine.warm.ms,
+        'ms',
+        b('same engine, cold', tokEngine.cold.ms, 'ms'),
+      ),
+      figure(
+        'token: engine warm requests',
+        tokEngine.warm.registryRequests + tokEngine.warm.tokenRequests,
+        '',
+        b('cold', tokEngine.cold.registryRequests + tokEngine.cold.tokenRequests, ''),
+        { text: '0 warm', met: (f) => f.value === 0 },
+      ),
     );
     const r = (c: Counted) => ({ ...c, ms: round(c.ms, 2) });
     rec.details = {
-      anonymous: { first: r(first), again: r(again), process: r(processRun), engineCold: r(anonEngine.cold), engineWarmP50: r(anonEngine.warm), engineWarmP99Ms: round(percentile(anonEngine.warmTimes, 99), 3) },
+      anonymous: {
+        first: r(first),
+        again: r(again),
+        process: r(processRun),
+        engineCold: r(anonEngine.cold),
+        engineWarmP50: r(anonEngine.warm),
+        engineWarmP99Ms: round(percentile(anonEngine.warmTimes, 99), 3),
+      },
       token: { cli: r(tokenCli), engineCold: r(tokEngine.cold), engineWarmP50: r(tokEngine.warm) },
     };
-    rec.note('runCheck builds a new engine per run, as every `pullguard check` process does: its second run is cold again; "warm" is the same engine checking the same 50 uses again');
+    rec.note(
+      'runCheck builds a new engine per run, as every `pullguard check` process does: its second run is cold again; "warm" is the same engine checking the same 50 uses again',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
     await anon.stop();

@@ -15,7 +15,19 @@ import { Preflight } from '../src/preflight/engine.ts';
 import { MANIFEST_ACCEPT } from '../src/registry/client.ts';
 import { Agent, request } from 'undici';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.ts';
-import { connectionCounter, figure, mean, noClusterEnv, percentile, QUICK, repoRoot, round, since, versions, type Recorder } from './lib.ts';
+import {
+  connectionCounter,
+  figure,
+  mean,
+  noClusterEnv,
+  percentile,
+  QUICK,
+  repoRoot,
+  round,
+  since,
+  versions,
+  type Recorder,
+} from './lib.ts';
 
 interface PerImage {
   image: string;
@@ -31,7 +43,12 @@ interface PerImage {
   ok: boolean;
 }
 
-const use = (image: string): ImageUse => ({ object: { kind: 'Pod', namespace: 'bench', name: 'p' }, container: 'app', field: 'spec.containers[0].image', image });
+const use = (image: string): ImageUse => ({
+  object: { kind: 'Pod', namespace: 'bench', name: 'p' },
+  container: 'app',
+  field: 'spec.containers[0].image',
+  image,
+});
 
 function counts(reg: TestRegistry): Omit<PerImage, 'image' | 'ms' | 'ok'> {
   const proxy = reg.proxy!;
@@ -43,7 +60,13 @@ function counts(reg: TestRegistry): Omit<PerImage, 'image' | 'ms' | 'ok'> {
   };
 }
 
-async function pullguardCheck(engine: Preflight, keyring: Keyring, image: string, reg: TestRegistry, conns: ReturnType<typeof connectionCounter>): Promise<PerImage> {
+async function pullguardCheck(
+  engine: Preflight,
+  keyring: Keyring,
+  image: string,
+  reg: TestRegistry,
+  conns: ReturnType<typeof connectionCounter>,
+): Promise<PerImage> {
   reg.resetCounters();
   conns.reset();
   const t0 = performance.now();
@@ -56,15 +79,28 @@ async function pullguardCheck(engine: Preflight, keyring: Keyring, image: string
  * The floor for one HEAD with a known token: plain undici on a connection kept alive
  * (`reset: false`; undici otherwise closes the connection after every HEAD).
  */
-async function keptAliveHeads(reg: TestRegistry, user: { username: string; password: string }, tags: string[]): Promise<number[]> {
+async function keptAliveHeads(
+  reg: TestRegistry,
+  user: { username: string; password: string },
+  tags: string[],
+): Promise<number[]> {
   const agent = new Agent({ connect: { ca: reg.caPem! }, keepAliveTimeout: 30_000 });
   try {
     const ts = reg.tokenServer!;
     const tokenUrl = `${ts.url}/token?service=${encodeURIComponent(ts.service)}&scope=${encodeURIComponent('repository:private/app:pull')}`;
-    const tok = await request(tokenUrl, { headers: { authorization: `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}` }, dispatcher: agent });
+    const tok = await request(tokenUrl, {
+      headers: { authorization: `Basic ${Buffer.from(`${user.username}:${user.password}`).toString('base64')}` },
+      dispatcher: agent,
+    });
     const token = ((await tok.body.json()) as { token: string }).token;
     const head = async (tag: string) => {
-      const r = await agent.request({ origin: reg.url, path: `/v2/private/app/manifests/${tag}`, method: 'HEAD', reset: false, headers: { authorization: `Bearer ${token}`, accept: MANIFEST_ACCEPT } });
+      const r = await agent.request({
+        origin: reg.url,
+        path: `/v2/private/app/manifests/${tag}`,
+        method: 'HEAD',
+        reset: false,
+        headers: { authorization: `Bearer ${token}`, accept: MANIFEST_ACCEPT },
+      });
       await r.body.dump();
       if (r.statusCode !== 200) throw new Error(`HEAD ${tag}: ${r.statusCode}`);
     };
@@ -81,10 +117,18 @@ async function keptAliveHeads(reg: TestRegistry, user: { username: string; passw
   }
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string; stdout: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number; stderr: string; stdout: string }> {
   return new Promise((resolve) => {
     execFile(cmd, args, { env, timeout: 30_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0, stdout, stderr }),
+      resolve({
+        code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0,
+        stdout,
+        stderr,
+      }),
     );
   });
 }
@@ -96,10 +140,12 @@ export async function coldChecks(rec: Recorder): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'pullguard-bench-cold-'));
   rec.settings = {
     images: n,
-    registry: 'docker-registry on loopback, TLS (test CA), token auth (in-process token server, RS256), private repository, behind the counting proxy',
+    registry:
+      'docker-registry on loopback, TLS (test CA), token auth (in-process token server, RS256), private repository, behind the counting proxy',
     credentials: 'docker config file with auths[host].auth, read with keyringFromFiles',
     cold: 'a new Preflight (new connection pool, no challenge or token known) per image',
-    tokenCached: 'one Preflight; one other tag of the repository checked first, then each image (new tags, same repository scope)',
+    tokenCached:
+      'one Preflight; one other tag of the repository checked first, then each image (new tags, same repository scope)',
     skopeo: 'skopeo inspect --raw --cert-dir <CA> --creds user:pass docker://host/repo:tag, one process per image',
     cli: `node src/cli/main.ts check --docker-config --registry-ca -o json IMAGE, one process per image, the first ${QUICK ? 1 : Math.min(n, 10)} images`,
   };
@@ -110,7 +156,12 @@ export async function coldChecks(rec: Recorder): Promise<void> {
     const images = tags.map((t) => `${reg.host}/private/app:${t}`);
 
     const dockerConfig = join(dir, 'config.json');
-    writeFileSync(dockerConfig, JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`${user.username}:${user.password}`).toString('base64') } } }));
+    writeFileSync(
+      dockerConfig,
+      JSON.stringify({
+        auths: { [reg.host]: { auth: Buffer.from(`${user.username}:${user.password}`).toString('base64') } },
+      }),
+    );
     const keyring = keyringFromFiles([dockerConfig]);
     const certDir = join(dir, 'certs');
     writeFileSync(join(dir, 'ca.pem'), reg.caPem!);
@@ -147,11 +198,24 @@ export async function coldChecks(rec: Recorder): Promise<void> {
     const env = { ...process.env, REGISTRY_AUTH_FILE: join(dir, 'no-auth.json') };
     const skopeo: PerImage[] = [];
     const haveSkopeo = !versions().skopeo.startsWith('unavailable');
-    if (!haveSkopeo) rec.note('skopeo is not installed (apt package skopeo, .ci/apt-packages.txt): its baselines are empty');
+    if (!haveSkopeo)
+      rec.note('skopeo is not installed (apt package skopeo, .ci/apt-packages.txt): its baselines are empty');
     for (const image of haveSkopeo ? images : []) {
       reg.resetCounters();
       const t0 = performance.now();
-      const r = await run('skopeo', ['inspect', '--raw', '--cert-dir', certDir, '--creds', `${user.username}:${user.password}`, `docker://${image}`], env);
+      const r = await run(
+        'skopeo',
+        [
+          'inspect',
+          '--raw',
+          '--cert-dir',
+          certDir,
+          '--creds',
+          `${user.username}:${user.password}`,
+          `docker://${image}`,
+        ],
+        env,
+      );
       const ms = since(t0);
       if (r.code !== 0) throw new Error(`skopeo inspect ${image} failed (${r.code}): ${r.stderr.trim()}`);
       skopeo.push({ image, ms, ...counts(reg), ok: r.code === 0 });
@@ -163,41 +227,167 @@ export async function coldChecks(rec: Recorder): Promise<void> {
     for (const image of cliImages) {
       reg.resetCounters();
       const t0 = performance.now();
-      const r = await run(process.execPath, [join(repoRoot, 'src/cli/main.ts'), 'check', '--docker-config', dockerConfig, '--registry-ca', join(dir, 'ca.pem'), '-o', 'json', image], noClusterEnv());
+      const r = await run(
+        process.execPath,
+        [
+          join(repoRoot, 'src/cli/main.ts'),
+          'check',
+          '--docker-config',
+          dockerConfig,
+          '--registry-ca',
+          join(dir, 'ca.pem'),
+          '-o',
+          'json',
+          image,
+        ],
+        noClusterEnv(),
+      );
       const ms = since(t0);
-      if (r.code !== 0) throw new Error(`pullguard check ${image} failed (${r.code}): ${r.stderr.trim()} ${r.stdout.slice(0, 300)}`);
+      if (r.code !== 0)
+        throw new Error(`pullguard check ${image} failed (${r.code}): ${r.stderr.trim()} ${r.stdout.slice(0, 300)}`);
       cli.push({ image, ms, ...counts(reg), ok: true });
     }
 
     const notOk = [...cold, ...cached].filter((p) => !p.ok);
     if (notOk.length) rec.note(`checks that did not answer ok: ${notOk.map((p) => p.image).join(', ')}`);
 
-    const perImage = (list: PerImage[], key: 'registry' | 'token' | 'manifestHeads' | 'manifestGets') => mean(list.map((p) => p[key]));
+    const perImage = (list: PerImage[], key: 'registry' | 'token' | 'manifestHeads' | 'manifestGets') =>
+      mean(list.map((p) => p[key]));
     const total = (list: PerImage[]) => mean(list.map((p) => p.registry + p.token));
     const max = (list: PerImage[]) => Math.max(...list.map((p) => p.registry + p.token));
     const b = (name: string, value: number, unit: string) => ({ name, value, unit });
     rec.add(
-      figure('cold: requests per image (registry + token)', total(cold), '', b('skopeo', total(skopeo), ''), { text: 'each ≤ 3', met: () => max(cold) <= 3 }),
-      figure('cold: manifest HEADs per image', perImage(cold, 'manifestHeads'), '', b('skopeo manifest GETs', perImage(skopeo, 'manifestGets'), '')),
+      figure('cold: requests per image (registry + token)', total(cold), '', b('skopeo', total(skopeo), ''), {
+        text: 'each ≤ 3',
+        met: () => max(cold) <= 3,
+      }),
+      figure(
+        'cold: manifest HEADs per image',
+        perImage(cold, 'manifestHeads'),
+        '',
+        b('skopeo manifest GETs', perImage(skopeo, 'manifestGets'), ''),
+      ),
       figure('cold: token requests per image', perImage(cold, 'token'), '', b('skopeo', perImage(skopeo, 'token'), '')),
-      figure('token cached: requests per image', total(cached), '', b('skopeo', total(skopeo), ''), { text: 'each = 1 HEAD', met: () => cached.every((p) => p.registry === 1 && p.manifestHeads === 1 && p.token === 0) }),
-      figure('cold: time per image p50', percentile(cold.map((p) => p.ms), 50), 'ms', b('skopeo p50', percentile(skopeo.map((p) => p.ms), 50), 'ms'), { text: 'ratio < 1', met: (f) => (f.ratio ?? Infinity) < 1 }),
-      figure('cold: time per image mean', mean(cold.map((p) => p.ms)), 'ms', b('skopeo mean', mean(skopeo.map((p) => p.ms)), 'ms'), { text: 'ratio < 1', met: (f) => (f.ratio ?? Infinity) < 1 }),
-      figure('token cached: time per image p50', percentile(cached.map((p) => p.ms), 50), 'ms', b('skopeo p50', percentile(skopeo.map((p) => p.ms), 50), 'ms'), { text: 'ratio < 1', met: (f) => (f.ratio ?? Infinity) < 1 }),
-      figure('token cached: time per image p50', percentile(cached.map((p) => p.ms), 50), 'ms', b('pullguard cold p50', percentile(cold.map((p) => p.ms), 50), 'ms')),
-      figure('token cached: time per image p50', percentile(cached.map((p) => p.ms), 50), 'ms', b('raw HEAD, kept-alive conn. p50', percentile(floor, 50), 'ms')),
-      figure('token cached: new connections per image', mean(cached.map((p) => p.connections ?? NaN)), '', b('kept-alive client', 0, ''), // undici keeps a HEAD's connection only when the answer says Connection: keep-alive, which Go's
-      // server omits: the first HEAD on a connection may still close it, so at most one new one in all.
-      { text: '≤ 1 in all (keep-alive)', met: (f) => (f.value ?? Infinity) * cached.length <= 1 }),
-      figure('cold: new connections per image', mean(cold.map((p) => p.connections ?? NaN)), '', b('requests to the registry', perImage(cold, 'registry'), '')),
-      figure('CLI process: time per image p50', percentile(cli.map((p) => p.ms), 50), 'ms', b('skopeo process p50', percentile(skopeo.map((p) => p.ms), 50), 'ms')),
+      figure('token cached: requests per image', total(cached), '', b('skopeo', total(skopeo), ''), {
+        text: 'each = 1 HEAD',
+        met: () => cached.every((p) => p.registry === 1 && p.manifestHeads === 1 && p.token === 0),
+      }),
+      figure(
+        'cold: time per image p50',
+        percentile(
+          cold.map((p) => p.ms),
+          50,
+        ),
+        'ms',
+        b(
+          'skopeo p50',
+          percentile(
+            skopeo.map((p) => p.ms),
+            50,
+          ),
+          'ms',
+        ),
+        { text: 'ratio < 1', met: (f) => (f.ratio ?? Infinity) < 1 },
+      ),
+      figure(
+        'cold: time per image mean',
+        mean(cold.map((p) => p.ms)),
+        'ms',
+        b('skopeo mean', mean(skopeo.map((p) => p.ms)), 'ms'),
+        { text: 'ratio < 1', met: (f) => (f.ratio ?? Infinity) < 1 },
+      ),
+      figure(
+        'token cached: time per image p50',
+        percentile(
+          cached.map((p) => p.ms),
+          50,
+        ),
+        'ms',
+        b(
+          'skopeo p50',
+          percentile(
+            skopeo.map((p) => p.ms),
+            50,
+          ),
+          'ms',
+        ),
+        { text: 'ratio < 1', met: (f) => (f.ratio ?? Infinity) < 1 },
+      ),
+      figure(
+        'token cached: time per image p50',
+        percentile(
+          cached.map((p) => p.ms),
+          50,
+        ),
+        'ms',
+        b(
+          'pullguard cold p50',
+          percentile(
+            cold.map((p) => p.ms),
+            50,
+          ),
+          'ms',
+        ),
+      ),
+      figure(
+        'token cached: time per image p50',
+        percentile(
+          cached.map((p) => p.ms),
+          50,
+        ),
+        'ms',
+        b('raw HEAD, kept-alive conn. p50', percentile(floor, 50), 'ms'),
+      ),
+      figure(
+        'token cached: new connections per image',
+        mean(cached.map((p) => p.connections ?? NaN)),
+        '',
+        b('kept-alive client', 0, ''), // undici keeps a HEAD's connection only when the answer says Connection: keep-alive, which Go's
+        // server omits: the first HEAD on a connection may still close it, so at most one new one in all.
+        { text: '≤ 1 in all (keep-alive)', met: (f) => (f.value ?? Infinity) * cached.length <= 1 },
+      ),
+      figure(
+        'cold: new connections per image',
+        mean(cold.map((p) => p.connections ?? NaN)),
+        '',
+        b('requests to the registry', perImage(cold, 'registry'), ''),
+      ),
+      figure(
+        'CLI process: time per image p50',
+        percentile(
+          cli.map((p) => p.ms),
+          50,
+        ),
+        'ms',
+        b(
+          'skopeo process p50',
+          percentile(
+            skopeo.map((p) => p.ms),
+            50,
+          ),
+          'ms',
+        ),
+      ),
       figure('CLI process: requests per image', total(cli), '', b('skopeo', total(skopeo), '')),
     );
-    const pick = (list: PerImage[]) => list.map(({ image, ms, ...rest }) => ({ image: image.replace(reg.host, 'HOST'), ms: round(ms, 2), ...rest }));
-    rec.details = { cold: pick(cold), tokenCached: pick(cached), skopeo: pick(skopeo), cli: pick(cli), keptAliveRawHeadMs: floor.map((m) => round(m, 2)) };
-    rec.note('engine times are in-process (what the webhook pays per new image); skopeo and the CLI rows include starting a process, so compare processes with processes');
-    rec.note('cold includes new TLS connections for pullguard and skopeo alike; token-cached keeps the engine (and its pools), yet undici closes the connection after every HEAD unless asked not to (reset: false), so each HEAD pays a new TLS connection');
-    rec.note(`skopeo per image: ${[...new Set(skopeo.map((p) => `${p.registry} registry requests (GET /v2/, ${p.manifestGets} manifest GET) + ${p.token} token`))].join('; ')}`);
+    const pick = (list: PerImage[]) =>
+      list.map(({ image, ms, ...rest }) => ({ image: image.replace(reg.host, 'HOST'), ms: round(ms, 2), ...rest }));
+    rec.details = {
+      cold: pick(cold),
+      tokenCached: pick(cached),
+      skopeo: pick(skopeo),
+      cli: pick(cli),
+      keptAliveRawHeadMs: floor.map((m) => round(m, 2)),
+    };
+    rec.note(
+      'engine times are in-process (what the webhook pays per new image); skopeo and the CLI rows include starting a process, so compare processes with processes',
+    );
+    rec.note(
+      'cold includes new TLS connections for pullguard and skopeo alike; token-cached keeps the engine (and its pools), yet undici closes the connection after every HEAD unless asked not to (reset: false), so each HEAD pays a new TLS connection',
+    );
+    rec.note(
+      `skopeo per image: ${[...new Set(skopeo.map((p) => `${p.registry} registry requests (GET /v2/, ${p.manifestGets} manifest GET) + ${p.token} token`))].join('; ')}`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
     await reg.stop();

@@ -18,7 +18,14 @@ interface Answered {
 }
 
 /** `afterwards` runs after the last answer, while the server (and its engine) still runs. */
-async function reviews(reg: TestRegistry, deadline: number, n: number, concurrency: number, imageOf: (i: number) => string, afterwards?: () => Promise<void>): Promise<Answered[]> {
+async function reviews(
+  reg: TestRegistry,
+  deadline: number,
+  n: number,
+  concurrency: number,
+  imageOf: (i: number) => string,
+  afterwards?: () => Promise<void>,
+): Promise<Answered[]> {
   const pki = await sharedPki();
   const logger = createLogger('info', { write: () => undefined });
   const config = validateConfig({
@@ -35,15 +42,26 @@ async function reviews(reg: TestRegistry, deadline: number, n: number, concurren
     let next = 0;
     const worker = async () => {
       for (let i = next++; i < n; i = next++) {
-        const body = JSON.stringify(admissionBody('pod-create.json', { host: reg.host, image: imageOf(i), uid: `dead-${i}` }));
+        const body = JSON.stringify(
+          admissionBody('pod-create.json', { host: reg.host, image: imageOf(i), uid: `dead-${i}` }),
+        );
         const t0 = performance.now();
-        const res = await request(`${running.url}/validate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, dispatcher: agent, headersTimeout: 30_000, bodyTimeout: 30_000 });
+        const res = await request(`${running.url}/validate`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+          dispatcher: agent,
+          headersTimeout: 30_000,
+          bodyTimeout: 30_000,
+        });
         const answer = (await res.body.json()) as { response?: { allowed?: boolean; warnings?: string[] } };
         out.push({
           ms: since(t0),
           status: res.statusCode,
           allowed: answer.response?.allowed === true,
-          timeoutWarning: (answer.response?.warnings ?? []).some((w) => /timeout|deadline|did not answer|in time/i.test(w)),
+          timeoutWarning: (answer.response?.warnings ?? []).some((w) =>
+            /timeout|deadline|did not answer|in time/i.test(w),
+          ),
         });
       }
     };
@@ -66,7 +84,8 @@ export async function deadRegistry(rec: Recorder): Promise<void> {
     concurrency,
     deadlineMs: deadline,
     fixture: 'pod-create.json, each review with a different image',
-    registry: 'docker-registry behind the fault proxy; dead: every request gets `hang` (read, never answered); live: pass-through',
+    registry:
+      'docker-registry behind the fault proxy; dead: every request gets `hang` (read, never answered); live: pass-through',
     client: 'undici over HTTPS to the in-process server, keep-alive',
   };
   try {
@@ -79,25 +98,75 @@ export async function deadRegistry(rec: Recorder): Promise<void> {
     reg.resetCounters();
     let hung = 0;
     let late = 0;
-    const dead = await reviews(reg, deadline, n, concurrency, (i) => `${reg.host}/bench/dead:t${i}`, async () => {
-      // Registry work the deadline did not cancel: requests still queued behind the per-registry
-      // cap when their review was answered go out afterwards, while the engine runs.
-      hung = reg.proxy!.count();
-      await sleep(deadline + 1000);
-      late = reg.proxy!.count() - hung;
-    });
+    const dead = await reviews(
+      reg,
+      deadline,
+      n,
+      concurrency,
+      (i) => `${reg.host}/bench/dead:t${i}`,
+      async () => {
+        // Registry work the deadline did not cancel: requests still queued behind the per-registry
+        // cap when their review was answered go out afterwards, while the engine runs.
+        hung = reg.proxy!.count();
+        await sleep(deadline + 1000);
+        late = reg.proxy!.count() - hung;
+      },
+    );
     reg.proxy!.clearRules();
 
     const worst = Math.max(...dead.map((d) => d.ms));
     const b = (name: string, value: number, unit: string) => ({ name, value, unit });
     rec.add(
-      figure('dead: worst answer time', worst, 'ms', b('deadline', deadline, 'ms'), { text: 'ratio ≤ 1.1', met: (f) => (f.ratio ?? Infinity) <= 1.1 }),
-      figure('dead: p50 answer time', percentile(dead.map((d) => d.ms), 50), 'ms', b('deadline', deadline, 'ms')),
-      figure('dead: p50 answer time', percentile(dead.map((d) => d.ms), 50), 'ms', b('live registry p50', percentile(live.map((d) => d.ms), 50), 'ms')),
-      figure('dead: worst answer time', worst, 'ms', b('live registry worst', Math.max(...live.map((d) => d.ms)), 'ms')),
-      figure('dead: reviews answered 200', dead.filter((d) => d.status === 200).length, '', b('reviews sent', n, ''), { text: 'all', met: (f) => f.value === n }),
-      figure('dead: allowed (never denied)', dead.filter((d) => d.allowed).length, '', b('reviews sent', n, ''), { text: 'all', met: (f) => f.value === n }),
-      figure('dead: with a timeout warning', dead.filter((d) => d.timeoutWarning).length, '', b('reviews sent', n, ''), { text: 'all', met: (f) => f.value === n }),
+      figure('dead: worst answer time', worst, 'ms', b('deadline', deadline, 'ms'), {
+        text: 'ratio ≤ 1.1',
+        met: (f) => (f.ratio ?? Infinity) <= 1.1,
+      }),
+      figure(
+        'dead: p50 answer time',
+        percentile(
+          dead.map((d) => d.ms),
+          50,
+        ),
+        'ms',
+        b('deadline', deadline, 'ms'),
+      ),
+      figure(
+        'dead: p50 answer time',
+        percentile(
+          dead.map((d) => d.ms),
+          50,
+        ),
+        'ms',
+        b(
+          'live registry p50',
+          percentile(
+            live.map((d) => d.ms),
+            50,
+          ),
+          'ms',
+        ),
+      ),
+      figure(
+        'dead: worst answer time',
+        worst,
+        'ms',
+        b('live registry worst', Math.max(...live.map((d) => d.ms)), 'ms'),
+      ),
+      figure('dead: reviews answered 200', dead.filter((d) => d.status === 200).length, '', b('reviews sent', n, ''), {
+        text: 'all',
+        met: (f) => f.value === n,
+      }),
+      figure('dead: allowed (never denied)', dead.filter((d) => d.allowed).length, '', b('reviews sent', n, ''), {
+        text: 'all',
+        met: (f) => f.value === n,
+      }),
+      figure(
+        'dead: with a timeout warning',
+        dead.filter((d) => d.timeoutWarning).length,
+        '',
+        b('reviews sent', n, ''),
+        { text: 'all', met: (f) => f.value === n },
+      ),
       figure('live: allowed', live.filter((d) => d.allowed).length, '', b('reviews sent', n, '')),
       figure('dead: requests sent after the last answer', late, '', b('requests before it', hung, '')),
     );
@@ -108,7 +177,9 @@ export async function deadRegistry(rec: Recorder): Promise<void> {
       hungRequests: hung,
       requestsAfterLastAnswer: late,
     };
-    rec.note(`the dead registry received ${hung} requests by the last answer and ${late} more within ${deadline + 1000} ms after it; none was answered`);
+    rec.note(
+      `the dead registry received ${hung} requests by the last answer and ${late} more within ${deadline + 1000} ms after it; none was answered`,
+    );
   } finally {
     await reg.stop();
   }

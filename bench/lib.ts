@@ -84,7 +84,11 @@ export function machine(loadAtStart: number): Machine {
 
 function firstLine(cmd: string, args: string[]): string {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0] ?? '';
+    return (
+      execFileSync(cmd, args, { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'] })
+        .trim()
+        .split('\n')[0] ?? ''
+    );
   } catch (err) {
     return `unavailable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message.split('\n')[0]})`;
   }
@@ -128,7 +132,13 @@ export function figure(
   goal?: { text: string; met: (f: { value: number | null; ratio: number | null }) => boolean },
 ): Figure {
   const ratio = value !== null && baseline.value !== null && baseline.value !== 0 ? value / baseline.value : null;
-  const f: Figure = { name, value: round(value), unit, baseline: { ...baseline, value: round(baseline.value) }, ratio: round(ratio, 4) };
+  const f: Figure = {
+    name,
+    value: round(value),
+    unit,
+    baseline: { ...baseline, value: round(baseline.value) },
+    ratio: round(ratio, 4),
+  };
   if (goal) {
     f.goal = goal.text;
     f.met = goal.met({ value, ratio });
@@ -142,7 +152,16 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 function fmt(n: number | null, unit: string): string {
   if (n === null) return '–';
   const abs = Math.abs(n);
-  const text = abs >= 1000 ? Math.round(n).toLocaleString('en-US') : abs >= 100 ? n.toFixed(0) : abs >= 10 ? n.toFixed(1) : abs >= 1 ? n.toFixed(2) : n.toFixed(3);
+  const text =
+    abs >= 1000
+      ? Math.round(n).toLocaleString('en-US')
+      : abs >= 100
+        ? n.toFixed(0)
+        : abs >= 10
+          ? n.toFixed(1)
+          : abs >= 1
+            ? n.toFixed(2)
+            : n.toFixed(3);
   return unit ? `${text} ${unit}` : text;
 }
 
@@ -157,7 +176,11 @@ export function table(result: BenchResult): string {
   ]);
   const head = ['figure', 'value', 'baseline', 'baseline value', 'ratio', 'goal'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   const out = [
     `== ${result.benchmark}${result.quick ? ' (quick)' : ''}: ${(result.elapsedMs / 1000).toFixed(1)} s, load average ${result.machine.loadAverage.start} → ${result.machine.loadAverage.end} on ${result.machine.cpus} cpus`,
     line(head),
@@ -165,7 +188,7 @@ export function table(result: BenchResult): string {
     ...rows.map(line),
   ];
   for (const n of result.notes) out.push(`  note: ${n}`);
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 export interface Recorder {
@@ -205,13 +228,16 @@ export async function runBenchmark(name: string, body: (rec: Recorder) => Promis
   };
   const dir = resultsDir();
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `${name}.json`), JSON.stringify(result, null, 2) + '\n');
-  process.stdout.write(table(result) + '\n');
+  writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(`${table(result)}\n`);
   return result;
 }
 
 /** A captured AdmissionReview with its registry host replaced and, optionally, its image and uid. */
-export function admissionBody(file: string, o: { host: string; image?: string; uid?: string }): Record<string, unknown> {
+export function admissionBody(
+  file: string,
+  o: { host: string; image?: string; uid?: string },
+): Record<string, unknown> {
   let text = readFileSync(join(fixturesDir, file), 'utf8');
   if (o.image) {
     // Every occurrence of the fixture's image (spec and last-applied annotation) becomes the new one.
@@ -252,7 +278,8 @@ export const MiB = 1024 * 1024;
 export function connectionCounter(): { count: (host?: string) => number; reset: () => void; stop: () => void } {
   const byHost = new Map<string, number>();
   const on = (message: unknown) => {
-    const p = (message as { connectParams?: { hostname?: string; host?: string; port?: string | number } }).connectParams;
+    const p = (message as { connectParams?: { hostname?: string; host?: string; port?: string | number } })
+      .connectParams;
     const host = p?.port ? `${p.hostname}:${p.port}` : (p?.host ?? '?');
     byHost.set(host, (byHost.get(host) ?? 0) + 1);
   };

@@ -35,14 +35,28 @@ export interface MemoryReport {
 const s = JSON.parse(process.env.BENCH_MEMORY ?? '{}') as MemorySettings;
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
 
-const engine = new Preflight(validateConfig({ registry: { insecure: [s.host] }, cache: { maxEntries: s.maxEntries }, cluster: { watchNodes: false } }), []);
+const engine = new Preflight(
+  validateConfig({
+    registry: { insecure: [s.host] },
+    cache: { maxEntries: s.maxEntries },
+    cluster: { watchNodes: false },
+  }),
+  [],
+);
 const ctx = { credentials: { keyrings: [new Keyring()] } };
-const use = (tag: string): ImageUse => ({ object: { kind: 'Pod', namespace: 'bench', name: 'p' }, container: 'app', field: 'spec.containers[0].image', image: `${s.host}/${s.repo}:${tag}` });
+const use = (tag: string): ImageUse => ({
+  object: { kind: 'Pod', namespace: 'bench', name: 'p' },
+  container: 'app',
+  field: 'spec.containers[0].image',
+  image: `${s.host}/${s.repo}:${tag}`,
+});
 
 async function checkAll(prefix: string, count: number): Promise<number> {
   let ok = 0;
   for (let i = 0; i < count; i += s.concurrency) {
-    const batch = Array.from({ length: Math.min(s.concurrency, count - i) }, (_, j) => engine.check([use(`${prefix}${i + j}`)], ctx));
+    const batch = Array.from({ length: Math.min(s.concurrency, count - i) }, (_, j) =>
+      engine.check([use(`${prefix}${i + j}`)], ctx),
+    );
     for (const [f] of await Promise.all(batch)) if (f?.verdict === 'ok') ok++;
   }
   return ok;

@@ -34,6 +34,8 @@ for (const name of asked.length ? asked : Object.keys(BENCHMARKS)) {
     process.stderr.write(`benchmark ${name} failed: ${(err as Error).stack ?? String(err)}\n`);
   }
 }
-process.stdout.write(`all done in ${((performance.now() - t0) / 1000).toFixed(1)} s${failed.length ? `; failed: ${failed.join(', ')}` : ''}\n`);
+process.stdout.write(
+  `all done in ${((performance.now() - t0) / 1000).toFixed(1)} s${failed.length ? `; failed: ${failed.join(', ')}` : ''}\n`,
+);
 // Registry pools and timers of the helpers would keep the loop alive a while longer.
 process.exit(failed.length ? 1 : 0);

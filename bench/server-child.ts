@@ -46,7 +46,10 @@ async function start(): Promise<Server> {
   // Imported on demand so the baseline process does not carry pullguard's modules.
   if (kind === 'baseline') {
     const { buildBaseline } = await import('./baseline-server.ts');
-    const app = await buildBaseline({ cert: readFileSync(settings.certFile, 'utf8'), key: readFileSync(settings.keyFile, 'utf8') });
+    const app = await buildBaseline({
+      cert: readFileSync(settings.certFile, 'utf8'),
+      key: readFileSync(settings.keyFile, 'utf8'),
+    });
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     return { url, app, close: () => app.close() };
   }
@@ -71,12 +74,18 @@ async function start(): Promise<Server> {
   // An empty environment: no KUBECONFIG or in-cluster account may change what is measured.
   const running = await startServer(config, {}, logger);
   const { stageCosts } = await import('./stages.ts');
-  return { url: running.url, app: running.app, close: running.close, stages: (n, body) => stageCosts(running.engine, config, body, n) };
+  return {
+    url: running.url,
+    app: running.app,
+    close: running.close,
+    stages: (n, body) => stageCosts(running.engine, config, body, n),
+  };
 }
 
 /** fastify's inject: routing, body parsing, handler, serialisation; no TLS, no sockets. */
 async function injectTimes(app: FastifyInstance, n: number, warm: number, body: string): Promise<ChildMessage> {
-  const one = () => app.inject({ method: 'POST', url: '/validate', headers: { 'content-type': 'application/json' }, payload: body });
+  const one = () =>
+    app.inject({ method: 'POST', url: '/validate', headers: { 'content-type': 'application/json' }, payload: body });
   for (let i = 0; i < warm; i++) await one();
   const times: number[] = [];
   capture = [];
@@ -84,7 +93,8 @@ async function injectTimes(app: FastifyInstance, n: number, warm: number, body: 
     const t0 = performance.now();
     const res = await one();
     times.push(performance.now() - t0);
-    if (res.statusCode !== 200) throw new Error(`in-process review answered ${res.statusCode}: ${res.body.slice(0, 200)}`);
+    if (res.statusCode !== 200)
+      throw new Error(`in-process review answered ${res.statusCode}: ${res.body.slice(0, 200)}`);
   }
   const handlerMs = capture
     .map((l) => JSON.parse(l) as { msg?: string; ms?: number })
@@ -101,9 +111,14 @@ start().then(
         const c = process.cpuUsage();
         send({ type: 'cpu', user: c.user, system: c.system, rss: process.memoryUsage().rss });
       } else if (m.type === 'inject') {
-        injectTimes(server.app, m.n, m.warm, m.body).then(send, (err: unknown) => send({ type: 'error', message: (err as Error).message }));
+        injectTimes(server.app, m.n, m.warm, m.body).then(send, (err: unknown) =>
+          send({ type: 'error', message: (err as Error).message }),
+        );
       } else if (m.type === 'stages' && server.stages) {
-        server.stages(m.n, m.body).then((stages) => send({ type: 'stages', stages }), (err: unknown) => send({ type: 'error', message: (err as Error).message }));
+        server.stages(m.n, m.body).then(
+          (stages) => send({ type: 'stages', stages }),
+          (err: unknown) => send({ type: 'error', message: (err as Error).message }),
+        );
       } else if (m.type === 'stop') {
         server.close().finally(() => process.exit(0));
       }

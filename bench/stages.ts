@@ -36,14 +36,40 @@ export async function stageCosts(engine: Preflight, config: Config, bodyText: st
   // Synchronous here so that the write is inside the timed call.
   const logger = createLogger('info', pino.destination({ dest: '/dev/null', sync: true }));
   const metrics = new Metrics();
-  const line = { uid: req.uid, kind: req.kind.kind, namespace: req.namespace, name: req.name, operation: req.operation, mode: config.mode, images: uses.length, unchanged: 0, verdict: 'ok', action: 'allow', ms: 0.1 };
+  const line = {
+    uid: req.uid,
+    kind: req.kind.kind,
+    namespace: req.namespace,
+    name: req.name,
+    operation: req.operation,
+    mode: config.mode,
+    images: uses.length,
+    unchanged: 0,
+    verdict: 'ok',
+    action: 'allow',
+    ms: 0.1,
+  };
   return [
     { stage: 'JSON.parse of the body', us: await time(n, () => JSON.parse(bodyText)) },
     { stage: 'parseReview (zod)', us: await time(n, () => parseReview(body)) },
     { stage: 'imagesToCheck', us: await time(n, () => imagesToCheck(req)) },
-    { stage: 'PodCredentials.forSite (no cluster)', us: await time(n, () => podCredentials.forSite(site, req.namespace ?? 'default', config.deadline)) },
-    { stage: 'engine.check (cached answer)', us: await time(n, () => engine.check(uses, { credentials, platforms: [], deadline: config.deadline })) },
-    { stage: 'actionFor + respond', us: await time(n, () => respond(req.uid, findings.map((finding) => ({ finding, action: actionFor(finding, config.mode, config.actions) })))) },
+    {
+      stage: 'PodCredentials.forSite (no cluster)',
+      us: await time(n, () => podCredentials.forSite(site, req.namespace ?? 'default', config.deadline)),
+    },
+    {
+      stage: 'engine.check (cached answer)',
+      us: await time(n, () => engine.check(uses, { credentials, platforms: [], deadline: config.deadline })),
+    },
+    {
+      stage: 'actionFor + respond',
+      us: await time(n, () =>
+        respond(
+          req.uid,
+          findings.map((finding) => ({ finding, action: actionFor(finding, config.mode, config.actions) })),
+        ),
+      ),
+    },
     { stage: 'review log line (pino → /dev/null)', us: await time(n, () => logger.info(line, 'review')) },
     {
       stage: 'metrics (counter + histogram)',

@@ -37,7 +37,11 @@ interface LoadRun {
   stages?: StageCost[];
 }
 
-function ask<T extends ChildMessage['type']>(child: ChildProcess, message: ParentMessage, type: T): Promise<Extract<ChildMessage, { type: T }>> {
+function ask<T extends ChildMessage['type']>(
+  child: ChildProcess,
+  message: ParentMessage,
+  type: T,
+): Promise<Extract<ChildMessage, { type: T }>> {
   return new Promise((resolve, reject) => {
     const on = (m: ChildMessage) => {
       if (m.type !== type && m.type !== 'error') return;
@@ -52,7 +56,10 @@ function ask<T extends ChildMessage['type']>(child: ChildProcess, message: Paren
 
 async function startChild(kind: LoadRun['kind'], settings: object): Promise<{ child: ChildProcess; url: string }> {
   // stdout (pullguard's one log line per review) goes to /dev/null: written, as in production, but not read.
-  const child = fork(CHILD, [kind], { env: { ...process.env, BENCH_SERVER: JSON.stringify(settings) }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const child = fork(CHILD, [kind], {
+    env: { ...process.env, BENCH_SERVER: JSON.stringify(settings) },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${kind} server exited (${code})`)));
     child.on('message', (m: ChildMessage) => {
@@ -72,7 +79,11 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function load(url: string, body: string, durationS: number): Promise<{ result: Awaited<ReturnType<typeof autocannon>>; latencies: number[] }> {
+async function load(
+  url: string,
+  body: string,
+  durationS: number,
+): Promise<{ result: Awaited<ReturnType<typeof autocannon>>; latencies: number[] }> {
   const latencies: number[] = [];
   const instance = autocannon({
     url: `${url}/validate`,
@@ -91,15 +102,30 @@ async function load(url: string, body: string, durationS: number): Promise<{ res
   return { result, latencies };
 }
 
-async function loadRun(kind: LoadRun['kind'], settings: object, body: string, caPem: string, reg: TestRegistry, warmS: number, durationS: number, n: number): Promise<LoadRun> {
+async function loadRun(
+  kind: LoadRun['kind'],
+  settings: object,
+  body: string,
+  caPem: string,
+  reg: TestRegistry,
+  warmS: number,
+  durationS: number,
+  n: number,
+): Promise<LoadRun> {
   const { child, url } = await startChild(kind, settings);
   try {
     // Warm once: pullguard asks the registry here and caches the answer.
     const agent = new Agent({ connect: { ca: caPem } });
-    const res = await request(`${url}/validate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, dispatcher: agent });
+    const res = await request(`${url}/validate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      dispatcher: agent,
+    });
     const answer = (await res.body.json()) as { response?: { allowed?: boolean; uid?: string } };
     await agent.close();
-    if (res.statusCode !== 200 || answer.response?.allowed !== true) throw new Error(`${kind}: warm review answered ${res.statusCode} ${JSON.stringify(answer)}`);
+    if (res.statusCode !== 200 || answer.response?.allowed !== true)
+      throw new Error(`${kind}: warm review answered ${res.statusCode} ${JSON.stringify(answer)}`);
 
     await load(url, body, warmS);
     reg.resetCounters();
@@ -111,7 +137,8 @@ async function loadRun(kind: LoadRun['kind'], settings: object, body: string, ca
     const cpuUs = cpu1.user - cpu0.user + (cpu1.system - cpu0.system);
     // Server-side latency in the same process, JIT warm from the load, sequential.
     const injected = await ask(child, { type: 'inject', n, warm: Math.ceil(n / 10), body }, 'inject');
-    const stages = kind === 'pullguard' ? (await ask(child, { type: 'stages', n: n * 5, body }, 'stages')).stages : undefined;
+    const stages =
+      kind === 'pullguard' ? (await ask(child, { type: 'stages', n: n * 5, body }, 'stages')).stages : undefined;
     return {
       kind,
       rps: reviews / result.duration,
@@ -154,7 +181,12 @@ export async function warmReviews(rec: Recorder): Promise<void> {
   try {
     await reg.pushImage('demo/app', '1.0');
     const body = JSON.stringify(admissionBody('deployment-create.json', { host: reg.host }));
-    const settings = { certFile: pki.server.certFile, keyFile: pki.server.keyFile, registryHost: reg.host, logLevel: 'info' };
+    const settings = {
+      certFile: pki.server.certFile,
+      keyFile: pki.server.keyFile,
+      registryHost: reg.host,
+      logLevel: 'info',
+    };
 
     // Sequential, never together: the two servers must not share the cores with each other.
     const baseline = await loadRun('baseline', settings, body, pki.caPem, reg, warmS, durationS, n);
@@ -166,17 +198,65 @@ export async function warmReviews(rec: Recorder): Promise<void> {
 
     const b = (name: string, value: number, unit: string) => ({ name, value, unit });
     rec.add(
-      figure('reviews/s over HTTPS', pullguard.rps, '/s', b('echo-allow fastify', baseline.rps, '/s'), { text: 'ratio ≥ 0.8', met: (f) => (f.ratio ?? 0) >= 0.8 }),
+      figure('reviews/s over HTTPS', pullguard.rps, '/s', b('echo-allow fastify', baseline.rps, '/s'), {
+        text: 'ratio ≥ 0.8',
+        met: (f) => (f.ratio ?? 0) >= 0.8,
+      }),
       figure('client latency p50', pullguard.p50, 'ms', b('echo-allow fastify', baseline.p50, 'ms')),
-      figure('client latency p99', pullguard.p99, 'ms', b('echo-allow fastify', baseline.p99, 'ms'), { text: 'p99 < 5 ms', met: (f) => (f.value ?? Infinity) < 5 }),
-      figure('server CPU per review', pullguard.cpuUsPerReview, 'µs', b('echo-allow fastify', baseline.cpuUsPerReview, 'µs')),
-      figure('reviews per core-second', pullguard.reviewsPerCoreSecond, '/cpu-s', b('echo-allow fastify', baseline.reviewsPerCoreSecond, '/cpu-s'), { text: 'ratio ≥ 0.8', met: (f) => (f.ratio ?? 0) >= 0.8 }),
-      figure('server-side latency p50 (in-process)', percentile(pgTimes, 50), 'ms', b('echo-allow fastify', percentile(baseTimes, 50), 'ms')),
-      figure('server-side latency p99 (in-process)', percentile(pgTimes, 99), 'ms', b('echo-allow fastify', percentile(baseTimes, 99), 'ms')),
-      figure('handler review() p50 (log ms)', percentile(handlerMs, 50), 'ms', b('whole in-process request p50', percentile(pgTimes, 50), 'ms')),
-      figure('handler review() p99 (log ms)', percentile(handlerMs, 99), 'ms', b('whole in-process request p99', percentile(pgTimes, 99), 'ms')),
-      figure('registry requests while measured', pullguard.registryRequests, '', b('reviews served', pullguard.reviews, ''), { text: '0 (all cached)', met: (f) => f.value === 0 }),
-      figure('server RSS after the run', pullguard.serverRssBytes / 1048576, 'MiB', b('echo-allow fastify', baseline.serverRssBytes / 1048576, 'MiB')),
+      figure('client latency p99', pullguard.p99, 'ms', b('echo-allow fastify', baseline.p99, 'ms'), {
+        text: 'p99 < 5 ms',
+        met: (f) => (f.value ?? Infinity) < 5,
+      }),
+      figure(
+        'server CPU per review',
+        pullguard.cpuUsPerReview,
+        'µs',
+        b('echo-allow fastify', baseline.cpuUsPerReview, 'µs'),
+      ),
+      figure(
+        'reviews per core-second',
+        pullguard.reviewsPerCoreSecond,
+        '/cpu-s',
+        b('echo-allow fastify', baseline.reviewsPerCoreSecond, '/cpu-s'),
+        { text: 'ratio ≥ 0.8', met: (f) => (f.ratio ?? 0) >= 0.8 },
+      ),
+      figure(
+        'server-side latency p50 (in-process)',
+        percentile(pgTimes, 50),
+        'ms',
+        b('echo-allow fastify', percentile(baseTimes, 50), 'ms'),
+      ),
+      figure(
+        'server-side latency p99 (in-process)',
+        percentile(pgTimes, 99),
+        'ms',
+        b('echo-allow fastify', percentile(baseTimes, 99), 'ms'),
+      ),
+      figure(
+        'handler review() p50 (log ms)',
+        percentile(handlerMs, 50),
+        'ms',
+        b('whole in-process request p50', percentile(pgTimes, 50), 'ms'),
+      ),
+      figure(
+        'handler review() p99 (log ms)',
+        percentile(handlerMs, 99),
+        'ms',
+        b('whole in-process request p99', percentile(pgTimes, 99), 'ms'),
+      ),
+      figure(
+        'registry requests while measured',
+        pullguard.registryRequests,
+        '',
+        b('reviews served', pullguard.reviews, ''),
+        { text: '0 (all cached)', met: (f) => f.value === 0 },
+      ),
+      figure(
+        'server RSS after the run',
+        pullguard.serverRssBytes / 1048576,
+        'MiB',
+        b('echo-allow fastify', baseline.serverRssBytes / 1048576, 'MiB'),
+      ),
     );
     // Each step of a cached review beside the whole of the echo server's in-process request.
     const echoP50 = percentile(baseTimes, 50) * 1000;
@@ -187,17 +267,38 @@ export async function warmReviews(rec: Recorder): Promise<void> {
     rec.details = {
       http: { pullguard: strip(pullguard), baseline: strip(baseline) },
       inProcess: {
-        pullguard: { n: pgTimes.length, p50: round(percentile(pgTimes, 50), 4), p99: round(percentile(pgTimes, 99), 4), mean: round(mean(pgTimes), 4) },
-        baseline: { n: baseTimes.length, p50: round(percentile(baseTimes, 50), 4), p99: round(percentile(baseTimes, 99), 4), mean: round(mean(baseTimes), 4) },
-        handlerLogMs: { n: handlerMs.length, p50: percentile(handlerMs, 50), p99: percentile(handlerMs, 99), max: Math.max(...handlerMs) },
+        pullguard: {
+          n: pgTimes.length,
+          p50: round(percentile(pgTimes, 50), 4),
+          p99: round(percentile(pgTimes, 99), 4),
+          mean: round(mean(pgTimes), 4),
+        },
+        baseline: {
+          n: baseTimes.length,
+          p50: round(percentile(baseTimes, 50), 4),
+          p99: round(percentile(baseTimes, 99), 4),
+          mean: round(mean(baseTimes), 4),
+        },
+        handlerLogMs: {
+          n: handlerMs.length,
+          p50: percentile(handlerMs, 50),
+          p99: percentile(handlerMs, 99),
+          max: Math.max(...handlerMs),
+        },
       },
     };
     if (pullguard.errors || pullguard.non2xx || baseline.errors || baseline.non2xx) {
-      rec.note(`errors or non-2xx answers: pullguard ${pullguard.errors}/${pullguard.non2xx}, baseline ${baseline.errors}/${baseline.non2xx}`);
+      rec.note(
+        `errors or non-2xx answers: pullguard ${pullguard.errors}/${pullguard.non2xx}, baseline ${baseline.errors}/${baseline.non2xx}`,
+      );
     }
-    rec.note('autocannon and the server share the machine\'s cores; "server CPU per review" and "reviews per core-second" come from the server process\'s own process.cpuUsage() over the measured run');
-    rec.note('client latencies are autocannon\'s per-response times (float ms), over TLS with 10 keep-alive connections');
-    rec.note('the handler\'s log ms is rounded to 0.1 ms by the handler');
+    rec.note(
+      'autocannon and the server share the machine\'s cores; "server CPU per review" and "reviews per core-second" come from the server process\'s own process.cpuUsage() over the measured run',
+    );
+    rec.note(
+      "client latencies are autocannon's per-response times (float ms), over TLS with 10 keep-alive connections",
+    );
+    rec.note("the handler's log ms is rounded to 0.1 ms by the handler");
   } finally {
     await reg.stop();
   }

@@ -6,10 +6,12 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { FAIL_REASONS, REASONS } from './findings.ts';
 
-const duration = z.union([
-  z.number().int().nonnegative(),
-  z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as 500ms, 8s, 5m or 1h'),
-]).transform((v) => (typeof v === 'number' ? v : parseDuration(v)));
+const duration = z
+  .union([
+    z.number().int().nonnegative(),
+    z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as 500ms, 8s, 5m or 1h'),
+  ])
+  .transform((v) => (typeof v === 'number' ? v : parseDuration(v)));
 
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
@@ -39,84 +41,112 @@ export const configSchema = z.strictObject({
     .check((ctx) => {
       for (const [reason, action] of Object.entries(ctx.value)) {
         if (action === 'deny' && !(FAIL_REASONS as readonly string[]).includes(reason)) {
-          ctx.issues.push({ code: 'custom', input: action, path: [reason], message: `"${reason}" is a risk, not a certain failure: it can warn or be ignored, never deny` });
+          ctx.issues.push({
+            code: 'custom',
+            input: action,
+            path: [reason],
+            message: `"${reason}" is a risk, not a certain failure: it can warn or be ignored, never deny`,
+          });
         }
       }
     }),
   /** a check's overall deadline; unfinished images become `timeout` risks (the webhook's timeoutSeconds is at most 30 s) */
   deadline: duration.pipe(z.number().min(100, 'at least 100ms').max(300_000, 'at most 5m')).default(8000),
 
-  registry: z.strictObject({
-    /** hosts reached over plain HTTP or with TLS verification off, as containerd's insecure registries */
-    insecure: z.array(hostPort).default([]),
-    /** extra CA certificate files (PEM) trusted for every registry */
-    caFiles: z.array(z.string()).default([]),
-    /** at most this many requests in flight to one registry host */
-    concurrency: z.number().int().positive().default(8),
-    /** report `rate-limited` when a registry says fewer pulls than this remain */
-    rateLimitThreshold: z.number().int().nonnegative().default(10),
-    /** how many tags to read at most when suggesting a missing tag's neighbours */
-    maxTagsForSuggestions: z.number().int().nonnegative().default(1000),
-    /** hosts that may be contacted although they resolve to link-local/metadata addresses */
-    allowLinkLocal: z.array(hostPort).default([]),
-    /**
-     * where the nodes really pull a registry's images from (containerd hosts.toml `server`, a
-     * pull-through mirror): domain -> base URL, e.g. { "docker.io": "https://mirror.internal:5000" }
-     */
-    endpoints: z.record(z.string(), z.url({ protocol: /^https?$/, error: 'an http(s) URL such as https://mirror.internal:5000' })).default({}),
-  }).prefault({}),
+  registry: z
+    .strictObject({
+      /** hosts reached over plain HTTP or with TLS verification off, as containerd's insecure registries */
+      insecure: z.array(hostPort).default([]),
+      /** extra CA certificate files (PEM) trusted for every registry */
+      caFiles: z.array(z.string()).default([]),
+      /** at most this many requests in flight to one registry host */
+      concurrency: z.number().int().positive().default(8),
+      /** report `rate-limited` when a registry says fewer pulls than this remain */
+      rateLimitThreshold: z.number().int().nonnegative().default(10),
+      /** how many tags to read at most when suggesting a missing tag's neighbours */
+      maxTagsForSuggestions: z.number().int().nonnegative().default(1000),
+      /** hosts that may be contacted although they resolve to link-local/metadata addresses */
+      allowLinkLocal: z.array(hostPort).default([]),
+      /**
+       * where the nodes really pull a registry's images from (containerd hosts.toml `server`, a
+       * pull-through mirror): domain -> base URL, e.g. { "docker.io": "https://mirror.internal:5000" }
+       */
+      endpoints: z
+        .record(
+          z.string(),
+          z.url({ protocol: /^https?$/, error: 'an http(s) URL such as https://mirror.internal:5000' }),
+        )
+        .default({}),
+    })
+    .prefault({}),
 
-  cache: z.strictObject({
-    maxEntries: z.number().int().positive().default(10_000),
-    /** an image that exists, by tag */
-    positiveTtl: duration.prefault('5m'),
-    /** an image that exists, by digest (immutable) */
-    digestTtl: duration.prefault('1h'),
-    /** an image that is missing or denied: short, so that a push is seen soon */
-    negativeTtl: duration.prefault('10s'),
-  }).prefault({}),
+  cache: z
+    .strictObject({
+      maxEntries: z.number().int().positive().default(10_000),
+      /** an image that exists, by tag */
+      positiveTtl: duration.prefault('5m'),
+      /** an image that exists, by digest (immutable) */
+      digestTtl: duration.prefault('1h'),
+      /** an image that is missing or denied: short, so that a push is seen soon */
+      negativeTtl: duration.prefault('10s'),
+    })
+    .prefault({}),
 
-  credentials: z.strictObject({
-    /** docker config files the nodes use (mounted into pullguard), joined after the pod's secrets */
-    nodeDockerConfigs: z.array(z.string()).default([]),
-    /**
-     * image patterns (kubelet matchImages globs) served by node credential provider plugins: an image
-     * they match is `unverifiable` when no pull secret opens it
-     */
-    providerImages: z.array(z.string()).default([
-      '*.dkr.ecr.*.amazonaws.com',
-      '*.dkr.ecr.*.amazonaws.com.cn',
-      '*.pkg.dev',
-      'gcr.io',
-      '*.gcr.io',
-      '*.azurecr.io',
-    ]),
-  }).prefault({}),
+  credentials: z
+    .strictObject({
+      /** docker config files the nodes use (mounted into pullguard), joined after the pod's secrets */
+      nodeDockerConfigs: z.array(z.string()).default([]),
+      /**
+       * image patterns (kubelet matchImages globs) served by node credential provider plugins: an image
+       * they match is `unverifiable` when no pull secret opens it
+       */
+      providerImages: z
+        .array(z.string())
+        .default([
+          '*.dkr.ecr.*.amazonaws.com',
+          '*.dkr.ecr.*.amazonaws.com.cn',
+          '*.pkg.dev',
+          'gcr.io',
+          '*.gcr.io',
+          '*.azurecr.io',
+        ]),
+    })
+    .prefault({}),
 
   /** platforms to require (os/arch[/variant]); empty: the nodes' platforms when in a cluster */
   platforms: z.array(z.string()).default([]),
 
-  cluster: z.strictObject({
-    /** path of a kubeconfig; empty: KUBECONFIG, then in-cluster, then none */
-    kubeconfig: z.string().optional(),
-    /** cache secrets and service accounts this long */
-    cacheTtl: duration.prefault('30s'),
-    /** watch Node objects for platforms and images */
-    watchNodes: z.boolean().default(true),
-  }).prefault({}),
+  cluster: z
+    .strictObject({
+      /** path of a kubeconfig; empty: KUBECONFIG, then in-cluster, then none */
+      kubeconfig: z.string().optional(),
+      /** cache secrets and service accounts this long */
+      cacheTtl: duration.prefault('30s'),
+      /** watch Node objects for platforms and images */
+      watchNodes: z.boolean().default(true),
+    })
+    .prefault({}),
 
-  server: z.strictObject({
-    host: z.string().default('0.0.0.0'),
-    port: z.number().int().min(0).max(65535).default(8443),
-    tlsCert: z.string().optional(),
-    tlsKey: z.string().optional(),
-    /** AdmissionReview bodies carry object and oldObject; a 1.5 MiB object needs ~3 MiB, allow more */
-    bodyLimit: z.number().int().positive().default(16 * 1024 * 1024),
-  }).prefault({}),
+  server: z
+    .strictObject({
+      host: z.string().default('0.0.0.0'),
+      port: z.number().int().min(0).max(65535).default(8443),
+      tlsCert: z.string().optional(),
+      tlsKey: z.string().optional(),
+      /** AdmissionReview bodies carry object and oldObject; a 1.5 MiB object needs ~3 MiB, allow more */
+      bodyLimit: z
+        .number()
+        .int()
+        .positive()
+        .default(16 * 1024 * 1024),
+    })
+    .prefault({}),
 
-  log: z.strictObject({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  }).prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .prefault({}),
 });
 
 export type Config = z.infer<typeof configSchema>;

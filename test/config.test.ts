@@ -4,7 +4,14 @@ import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, environmentOverrides, loadConfig, mergeLayers, parseDuration, validateConfig } from '../src/config.ts';
+import {
+  ConfigError,
+  environmentOverrides,
+  loadConfig,
+  mergeLayers,
+  parseDuration,
+  validateConfig,
+} from '../src/config.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pullguard-config-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,14 +36,32 @@ t.test('durations', async (t) => {
 
 t.test('every wrong field is named with its path', async (t) => {
   try {
-    validateConfig({ mode: 'strict', registry: { concurrency: 0, insecure: ['bad host!'] }, cache: { positiveTtl: 'forever' }, bogus: true, registryy: {} }, 'pullguard.yaml');
+    validateConfig(
+      {
+        mode: 'strict',
+        registry: { concurrency: 0, insecure: ['bad host!'] },
+        cache: { positiveTtl: 'forever' },
+        bogus: true,
+        registryy: {},
+      },
+      'pullguard.yaml',
+    );
     t.fail('should throw');
   } catch (err) {
     t.ok(err instanceof ConfigError);
     const e = err as ConfigError;
     t.match(e.message, /^invalid configuration in pullguard\.yaml: /);
-    for (const path of ['mode:', 'registry.concurrency:', 'registry.insecure.0:', 'cache.positiveTtl:', '(top level): Unrecognized keys']) {
-      t.ok(e.issues.some((i) => i.startsWith(path)), path);
+    for (const path of [
+      'mode:',
+      'registry.concurrency:',
+      'registry.insecure.0:',
+      'cache.positiveTtl:',
+      '(top level): Unrecognized keys',
+    ]) {
+      t.ok(
+        e.issues.some((i) => i.startsWith(path)),
+        path,
+      );
     }
   }
 });
@@ -47,9 +72,20 @@ t.test('layers: file, then PULLGUARD_* environment, then flags', async (t) => {
   const fromFile = loadConfig({ file });
   t.equal(fromFile.mode, 'audit');
   t.equal(fromFile.deadline, 5000);
-  const withEnv = loadConfig({ file, env: { PULLGUARD_MODE: 'warn', PULLGUARD_SERVER_PORT: '9443', PULLGUARD_DEADLINE: '3s' } });
-  t.same([withEnv.mode, withEnv.server.port, withEnv.deadline, withEnv.registry.concurrency], ['warn', 9443, 3000, 4], 'environment over file, untouched keys kept');
-  const withFlags = loadConfig({ file, env: { PULLGUARD_MODE: 'warn' }, flags: { mode: 'enforce', registry: { insecure: ['b.example'] } } });
+  const withEnv = loadConfig({
+    file,
+    env: { PULLGUARD_MODE: 'warn', PULLGUARD_SERVER_PORT: '9443', PULLGUARD_DEADLINE: '3s' },
+  });
+  t.same(
+    [withEnv.mode, withEnv.server.port, withEnv.deadline, withEnv.registry.concurrency],
+    ['warn', 9443, 3000, 4],
+    'environment over file, untouched keys kept',
+  );
+  const withFlags = loadConfig({
+    file,
+    env: { PULLGUARD_MODE: 'warn' },
+    flags: { mode: 'enforce', registry: { insecure: ['b.example'] } },
+  });
   t.equal(withFlags.mode, 'enforce', 'flags over environment');
   t.same(withFlags.registry.insecure, ['b.example'], 'arrays are replaced, not merged');
   t.equal(withFlags.registry.concurrency, 4);
@@ -71,6 +107,11 @@ t.test('JSON works as well as YAML', async (t) => {
 });
 
 t.test('registry endpoints must be http(s) URLs', async (t) => {
-  t.same(validateConfig({ registry: { endpoints: { 'docker.io': 'https://mirror.example:5000' } } }).registry.endpoints, { 'docker.io': 'https://mirror.example:5000' });
-  t.throws(() => validateConfig({ registry: { endpoints: { 'docker.io': 'ftp://mirror' } } }), { message: /registry\.endpoints\.docker\.io/ });
+  t.same(
+    validateConfig({ registry: { endpoints: { 'docker.io': 'https://mirror.example:5000' } } }).registry.endpoints,
+    { 'docker.io': 'https://mirror.example:5000' },
+  );
+  t.throws(() => validateConfig({ registry: { endpoints: { 'docker.io': 'ftp://mirror' } } }), {
+    message: /registry\.endpoints\.docker\.io/,
+  });
 });

@@ -43,7 +43,11 @@ export class AdmissionHandler {
     if (site && uses.length) {
       const namespace = site.namespace ?? req.namespace ?? 'default';
       // Cluster reads get half the deadline at most, so the registry still has time.
-      const credentials = await this.deps.credentials.forSite(site, namespace, Math.max(1, Math.floor(config.deadline / 2)));
+      const credentials = await this.deps.credentials.forSite(
+        site,
+        namespace,
+        Math.max(1, Math.floor(config.deadline / 2)),
+      );
       // Whole milliseconds: the engine puts this number in the timeout message ("within 1497.2016 ms").
       const remaining = Math.max(1, Math.floor(config.deadline - (performance.now() - started)));
       findings = await engine.check(uses, {
@@ -56,11 +60,18 @@ export class AdmissionHandler {
     const decided = findings.map((finding) => ({ finding, action: actionFor(finding, mode, config.actions) }));
     const answer = respond(req.uid, decided);
     const verdict = WORST[Math.max(0, ...findings.map((f) => WORST.indexOf(f.verdict)))]!;
-    const action = !answer.response.allowed ? 'deny' : answer.response.warnings?.length ? 'warn' : decided.some((d) => d.action === 'record') ? 'record' : 'allow';
+    const action = !answer.response.allowed
+      ? 'deny'
+      : answer.response.warnings?.length
+        ? 'warn'
+        : decided.some((d) => d.action === 'record')
+          ? 'record'
+          : 'allow';
     const ms = Math.round((performance.now() - started) * 10) / 10;
     metrics?.reviews.inc({ kind, operation: req.operation, verdict, action });
     metrics?.reviewSeconds.observe({ kind }, ms / 1000);
-    for (const d of decided) if (d.finding.verdict !== 'ok') metrics?.findings.inc({ reason: d.finding.reason, action: d.action });
+    for (const d of decided)
+      if (d.finding.verdict !== 'ok') metrics?.findings.inc({ reason: d.finding.reason, action: d.action });
     logger.info(
       {
         uid: req.uid,

@@ -13,17 +13,55 @@ export interface PodSpecKind {
 export const POD_SPEC_KINDS: readonly PodSpecKind[] = [
   { kind: 'Pod', apiGroup: '', apiVersion: 'v1', resource: 'pods', specPath: ['spec'] },
   { kind: 'PodTemplate', apiGroup: '', apiVersion: 'v1', resource: 'podtemplates', specPath: ['template', 'spec'] },
-  { kind: 'ReplicationController', apiGroup: '', apiVersion: 'v1', resource: 'replicationcontrollers', specPath: ['spec', 'template', 'spec'] },
-  { kind: 'Deployment', apiGroup: 'apps', apiVersion: 'v1', resource: 'deployments', specPath: ['spec', 'template', 'spec'] },
-  { kind: 'ReplicaSet', apiGroup: 'apps', apiVersion: 'v1', resource: 'replicasets', specPath: ['spec', 'template', 'spec'] },
-  { kind: 'StatefulSet', apiGroup: 'apps', apiVersion: 'v1', resource: 'statefulsets', specPath: ['spec', 'template', 'spec'] },
-  { kind: 'DaemonSet', apiGroup: 'apps', apiVersion: 'v1', resource: 'daemonsets', specPath: ['spec', 'template', 'spec'] },
+  {
+    kind: 'ReplicationController',
+    apiGroup: '',
+    apiVersion: 'v1',
+    resource: 'replicationcontrollers',
+    specPath: ['spec', 'template', 'spec'],
+  },
+  {
+    kind: 'Deployment',
+    apiGroup: 'apps',
+    apiVersion: 'v1',
+    resource: 'deployments',
+    specPath: ['spec', 'template', 'spec'],
+  },
+  {
+    kind: 'ReplicaSet',
+    apiGroup: 'apps',
+    apiVersion: 'v1',
+    resource: 'replicasets',
+    specPath: ['spec', 'template', 'spec'],
+  },
+  {
+    kind: 'StatefulSet',
+    apiGroup: 'apps',
+    apiVersion: 'v1',
+    resource: 'statefulsets',
+    specPath: ['spec', 'template', 'spec'],
+  },
+  {
+    kind: 'DaemonSet',
+    apiGroup: 'apps',
+    apiVersion: 'v1',
+    resource: 'daemonsets',
+    specPath: ['spec', 'template', 'spec'],
+  },
   { kind: 'Job', apiGroup: 'batch', apiVersion: 'v1', resource: 'jobs', specPath: ['spec', 'template', 'spec'] },
-  { kind: 'CronJob', apiGroup: 'batch', apiVersion: 'v1', resource: 'cronjobs', specPath: ['spec', 'jobTemplate', 'spec', 'template', 'spec'] },
+  {
+    kind: 'CronJob',
+    apiGroup: 'batch',
+    apiVersion: 'v1',
+    resource: 'cronjobs',
+    specPath: ['spec', 'jobTemplate', 'spec', 'template', 'spec'],
+  },
 ];
 
 /** Subresources reviewed besides the kinds' main resources: ephemeral containers arrive as a whole Pod. */
-export const REVIEWED_SUBRESOURCES = [{ apiGroup: '', resource: 'pods/ephemeralcontainers', operations: ['UPDATE'] }] as const;
+export const REVIEWED_SUBRESOURCES = [
+  { apiGroup: '', resource: 'pods/ephemeralcontainers', operations: ['UPDATE'] },
+] as const;
 
 /**
  * The registered name of the default webhook; the per-mode ones are enforce.<name>, warn.<name>

@@ -11,18 +11,21 @@ const groupVersionKind = z.looseObject({ group: z.string(), version: z.string(),
 export const admissionReviewSchema = z.looseObject({
   apiVersion: z.literal('admission.k8s.io/v1', { error: 'apiVersion must be admission.k8s.io/v1' }),
   kind: z.literal('AdmissionReview', { error: 'kind must be AdmissionReview' }),
-  request: z.looseObject({
-    uid: z.string({ error: 'request.uid is required' }).min(1, 'request.uid is required'),
-    kind: groupVersionKind,
-    resource: z.looseObject({ group: z.string(), version: z.string(), resource: z.string() }).optional(),
-    subResource: z.string().optional(),
-    name: z.string().optional(),
-    namespace: z.string().optional(),
-    operation: z.enum(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']),
-    object: z.record(z.string(), z.unknown()).nullable().optional(),
-    oldObject: z.record(z.string(), z.unknown()).nullable().optional(),
-    dryRun: z.boolean().optional(),
-  }, { error: 'request is required' }),
+  request: z.looseObject(
+    {
+      uid: z.string({ error: 'request.uid is required' }).min(1, 'request.uid is required'),
+      kind: groupVersionKind,
+      resource: z.looseObject({ group: z.string(), version: z.string(), resource: z.string() }).optional(),
+      subResource: z.string().optional(),
+      name: z.string().optional(),
+      namespace: z.string().optional(),
+      operation: z.enum(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']),
+      object: z.record(z.string(), z.unknown()).nullable().optional(),
+      oldObject: z.record(z.string(), z.unknown()).nullable().optional(),
+      dryRun: z.boolean().optional(),
+    },
+    { error: 'request is required' },
+  ),
 });
 
 export type AdmissionReview = z.infer<typeof admissionReviewSchema>;
@@ -47,7 +50,11 @@ export function imagesToCheck(req: AdmissionRequest): { site?: PodSpecSite; uses
   if (!site) return { uses: [], unchanged: 0 };
   // The object may carry no namespace on CREATE; the request always does.
   const namespace = site.namespace ?? req.namespace;
-  const named: PodSpecSite = { ...site, ...(namespace ? { namespace } : {}), ...(site.name ? {} : req.name ? { name: req.name } : {}) };
+  const named: PodSpecSite = {
+    ...site,
+    ...(namespace ? { namespace } : {}),
+    ...(site.name ? {} : req.name ? { name: req.name } : {}),
+  };
   let uses = imageUsesOf(named);
   let unchanged = 0;
   if (req.operation === 'UPDATE' && req.oldObject) {
@@ -73,7 +80,9 @@ const WARNINGS_TOTAL_MAX = 4096;
 /** Warnings as the API server keeps them: no control characters, each ≤ 256, all ≤ 4096, the rest summarised. */
 export function warningsFor(decided: Decided[]): string[] {
   const prefix = 'pullguard: ';
-  const lines = decided.filter((d) => d.action === 'warn').map((d) => `${prefix}${describe(d.finding, WARNING_MAX - prefix.length)}`);
+  const lines = decided
+    .filter((d) => d.action === 'warn')
+    .map((d) => `${prefix}${describe(d.finding, WARNING_MAX - prefix.length)}`);
   const out: string[] = [];
   let total = 0;
   for (let i = 0; i < lines.length; i++) {
@@ -97,8 +106,17 @@ export function denialMessage(decided: Decided[]): string {
 }
 
 /** What is worth recording of a review (audit annotations, the log line): every finding that is not ok. */
-export function notableFindings(decided: Decided[]): { container: string; image: string; reason: string; action: Outcome }[] {
-  return decided.filter((d) => d.finding.verdict !== 'ok').map((d) => ({ container: d.finding.container, image: d.finding.image, reason: d.finding.reason, action: d.action }));
+export function notableFindings(
+  decided: Decided[],
+): { container: string; image: string; reason: string; action: Outcome }[] {
+  return decided
+    .filter((d) => d.finding.verdict !== 'ok')
+    .map((d) => ({
+      container: d.finding.container,
+      image: d.finding.image,
+      reason: d.finding.reason,
+      action: d.action,
+    }));
 }
 
 export interface ReviewResponse {

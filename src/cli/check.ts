@@ -75,7 +75,12 @@ export const REGISTRY_FLAGS = {
   config: { type: 'string' },
 } as const;
 
-export function registryOverrides(values: { 'insecure-registry'?: string[]; 'registry-ca'?: string[]; timeout?: string; platform?: string[] }): Record<string, unknown> {
+export function registryOverrides(values: {
+  'insecure-registry'?: string[];
+  'registry-ca'?: string[];
+  timeout?: string;
+  platform?: string[];
+}): Record<string, unknown> {
   const registry: Record<string, unknown> = {};
   if (values['insecure-registry']?.length) registry.insecure = values['insecure-registry'];
   if (values['registry-ca']?.length) registry.caFiles = values['registry-ca'];
@@ -87,7 +92,11 @@ export function registryOverrides(values: { 'insecure-registry'?: string[]; 'reg
       throw new UsageError(`--timeout: ${(err as Error).message}`);
     }
   }
-  if (values.platform?.length) out.platforms = values.platform.flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
+  if (values.platform?.length)
+    out.platforms = values.platform
+      .flatMap((p) => p.split(','))
+      .map((p) => p.trim())
+      .filter(Boolean);
   return out;
 }
 
@@ -161,7 +170,12 @@ export interface Group {
 /** The image uses of the arguments and manifests, grouped by the object (pod spec) they belong to. */
 export function collectGroups(args: CheckArgs, stdin: () => string): Group[] {
   const groups: Group[] = [];
-  const images: ImageUse[] = args.images.map((image, i) => ({ object: { kind: 'Image' }, container: '', field: `argument ${i + 1}`, image }));
+  const images: ImageUse[] = args.images.map((image, i) => ({
+    object: { kind: 'Image' },
+    container: '',
+    field: `argument ${i + 1}`,
+    image,
+  }));
   if (images.length) groups.push({ uses: images });
   for (const { object } of readManifests(args.files, stdin)) {
     const site = podSpecSite(object);
@@ -179,7 +193,11 @@ function offlineFindings(uses: ImageUse[]): Finding[] {
       const text = explain({ reason: 'invalid-reference', image: u.image, detail: parsed.error });
       return { ...u, reference: '', verdict: 'fail', reason: 'invalid-reference', ...text, evidence: [parsed.error] };
     }
-    const text = explain({ reason: 'available', image: u.image, detail: 'reference is valid; --offline: registry not asked' });
+    const text = explain({
+      reason: 'available',
+      image: u.image,
+      detail: 'reference is valid; --offline: registry not asked',
+    });
     return { ...u, reference: parsed.ref.pullRef, verdict: 'ok', reason: 'available', ...text, evidence: [] };
   });
 }
@@ -199,9 +217,19 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     groups = collectGroups(args, io.stdin);
     keyring = args.dockerConfigs.length ? keyringFromFiles(args.dockerConfigs) : new Keyring();
     caPems = readCaFiles(args.config.registry.caFiles);
-    if (!args.offline) cluster = loadKubeConfig({ ...(args.config.cluster.kubeconfig ? { kubeconfig: args.config.cluster.kubeconfig } : {}), env: io.env });
+    if (!args.offline)
+      cluster = loadKubeConfig({
+        ...(args.config.cluster.kubeconfig ? { kubeconfig: args.config.cluster.kubeconfig } : {}),
+        env: io.env,
+      });
   } catch (err) {
-    if (err instanceof UsageError || err instanceof InputError || err instanceof ConfigError || err instanceof CredentialFileError || err instanceof KubeConfigError) {
+    if (
+      err instanceof UsageError ||
+      err instanceof InputError ||
+      err instanceof ConfigError ||
+      err instanceof CredentialFileError ||
+      err instanceof KubeConfigError
+    ) {
       io.stderr(`pullguard check: ${err.message}\n`);
       if (err instanceof UsageError) io.stderr('Run "pullguard check --help" for usage.\n');
       return 2;
@@ -213,10 +241,15 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
   if (args.offline) {
     findings = offlineFindings(groups.flatMap((g) => g.uses));
   } else {
-    if (!cluster && args.output === 'text') io.stderr('pullguard check: no cluster (no --kubeconfig or KUBECONFIG): checking with docker config files only\n');
+    if (!cluster && args.output === 'text')
+      io.stderr(
+        'pullguard check: no cluster (no --kubeconfig or KUBECONFIG): checking with docker config files only\n',
+      );
     const engine = new Preflight(args.config, caPems);
     try {
-      findings = cluster ? await checkInCluster(engine, groups, keyring, args, cluster.kc) : await checkWithFiles(engine, groups, keyring, args);
+      findings = cluster
+        ? await checkInCluster(engine, groups, keyring, args, cluster.kc)
+        : await checkWithFiles(engine, groups, keyring, args);
     } finally {
       await engine.close();
     }
@@ -230,13 +263,20 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
  * Without a cluster, the docker config files stand for the pods' pull secrets. A manifest that names
  * secrets while none were given is checked with that said: a denial then is our uncertainty.
  */
-async function checkWithFiles(engine: Preflight, groups: Group[], keyring: Keyring, args: CheckArgs): Promise<Finding[]> {
+async function checkWithFiles(
+  engine: Preflight,
+  groups: Group[],
+  keyring: Keyring,
+  args: CheckArgs,
+): Promise<Finding[]> {
   const results = await Promise.all(
     groups.map((group) => {
       const named = group.site ? pullSecretNames(group.site.spec) : [];
       const credentials: CredentialContext = {
         keyrings: [keyring],
-        scope: args.dockerConfigs.length ? 'the docker config files given' : 'the command line (no --docker-config given)',
+        scope: args.dockerConfigs.length
+          ? 'the docker config files given'
+          : 'the command line (no --docker-config given)',
         unreadSecrets: named.length > 0 && !args.dockerConfigs.length ? named : [],
       };
       return engine.check(group.uses, { credentials, platforms: args.platforms });
@@ -246,8 +286,17 @@ async function checkWithFiles(engine: Preflight, groups: Group[], keyring: Keyri
 }
 
 /** With a cluster: the same keyring the webhook builds (pod or ServiceAccount secrets, then the files as node credentials), and the nodes' platforms. */
-async function checkInCluster(engine: Preflight, groups: Group[], keyring: Keyring, args: CheckArgs, kc: KubeConfig): Promise<Finding[]> {
-  const reader = new ClusterReader(kc, { cacheTtlMs: args.config.cluster.cacheTtl, requestTimeoutMs: Math.floor(args.config.deadline / 2) });
+async function checkInCluster(
+  engine: Preflight,
+  groups: Group[],
+  keyring: Keyring,
+  args: CheckArgs,
+  kc: KubeConfig,
+): Promise<Finding[]> {
+  const reader = new ClusterReader(kc, {
+    cacheTtlMs: args.config.cluster.cacheTtl,
+    requestTimeoutMs: Math.floor(args.config.deadline / 2),
+  });
   const sources = new PodCredentials(reader, args.dockerConfigs.length ? keyring : null);
   let platforms: readonly Platform[] = args.platforms;
   if (!platforms.length && args.config.cluster.watchNodes) {

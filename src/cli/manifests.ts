@@ -27,7 +27,9 @@ export function expandPaths(paths: readonly string[]): string[] {
     try {
       stat = statSync(p);
     } catch (err) {
-      throw new InputError(`${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or folder' : (err as Error).message}`);
+      throw new InputError(
+        `${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or folder' : (err as Error).message}`,
+      );
     }
     if (!stat.isDirectory()) {
       out.push(p);

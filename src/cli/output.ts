@@ -48,18 +48,25 @@ export function toText(findings: readonly Finding[], color: boolean): string {
   const paint = (v: Verdict, s: string) => (color ? `${COLORS[v]}${s}${RESET}` : s);
   const dim = (s: string) => (color ? `${DIM}${s}${RESET}` : s);
   const rows = findings.map((f) => [f.verdict, f.reason, oneLine(f.image), where(f)] as const);
-  const widths = [7, 20, 40].map((min, i) => Math.min(Math.max(min, ...rows.map((r) => r[i]!.length)), i === 2 ? 60 : 24));
+  const widths = [7, 20, 40].map((min, i) =>
+    Math.min(Math.max(min, ...rows.map((r) => r[i]!.length)), i === 2 ? 60 : 24),
+  );
   const pad = (s: string, w: number) => (s.length >= w ? s : s + ' '.repeat(w - s.length));
   const lines = [['VERDICT', 'REASON', 'IMAGE', 'WHERE'].map((h, i) => (i < 3 ? pad(h, widths[i]!) : h)).join('  ')];
   findings.forEach((f, n) => {
     const r = rows[n]!;
-    lines.push([paint(f.verdict, pad(r[0], widths[0]!)), pad(r[1], widths[1]!), pad(r[2], widths[2]!), r[3]].join('  '));
+    lines.push(
+      [paint(f.verdict, pad(r[0], widths[0]!)), pad(r[1], widths[1]!), pad(r[2], widths[2]!), r[3]].join('  '),
+    );
     if (f.verdict !== 'ok') {
       lines.push(`    ${oneLine(f.message)}`);
       if (f.hint) lines.push(dim(`    fix: ${oneLine(f.hint)}`));
     }
   });
   const s = summarize(findings);
-  lines.push('', `${findings.length} image use${findings.length === 1 ? '' : 's'}: ${paint('ok', `${s.ok} ok`)}, ${paint('risk', `${s.risk} risk`)}, ${paint('fail', `${s.fail} fail`)}`);
+  lines.push(
+    '',
+    `${findings.length} image use${findings.length === 1 ? '' : 's'}: ${paint('ok', `${s.ok} ok`)}, ${paint('risk', `${s.risk} risk`)}, ${paint('fail', `${s.fail} fail`)}`,
+  );
   return `${lines.join('\n')}\n`;
 }

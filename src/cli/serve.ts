@@ -86,10 +86,16 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Config |
 }
 
 /** Starts everything; resolves once listening. Used by the CLI and by the tests. */
-export async function startServer(config: Config, env: NodeJS.ProcessEnv, logger = createLogger(config.log.level)): Promise<Running> {
+export async function startServer(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  logger = createLogger(config.log.level),
+): Promise<Running> {
   const caPems = readCaFiles(config.registry.caFiles);
   const configuredPlatforms = parsePlatforms(config.platforms);
-  const nodeKeyring = config.credentials.nodeDockerConfigs.length ? keyringFromFiles(config.credentials.nodeDockerConfigs) : null;
+  const nodeKeyring = config.credentials.nodeDockerConfigs.length
+    ? keyringFromFiles(config.credentials.nodeDockerConfigs)
+    : null;
 
   // The certificate first: a missing or mismatched pair is a configuration mistake (a plain message,
   // exit 2), found before anything is started that would need stopping.
@@ -99,25 +105,36 @@ export async function startServer(config: Config, env: NodeJS.ProcessEnv, logger
     try {
       tls = readTlsPair(tlsCert, tlsKey);
     } catch (err) {
-      throw new UsageError(`serving certificate ${tlsCert} and key ${tlsKey}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new UsageError(
+        `serving certificate ${tlsCert} and key ${tlsKey}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
   } else {
     tls = await selfSigned(['localhost', 'pullguard', 'pullguard.pullguard.svc']);
-    logger.warn('no certificate configured (server.tlsCert/server.tlsKey): serving with a new self-signed certificate for localhost; the API server will not trust it');
+    logger.warn(
+      'no certificate configured (server.tlsCert/server.tlsKey): serving with a new self-signed certificate for localhost; the API server will not trust it',
+    );
   }
 
   const kube = loadKubeConfig({ ...(config.cluster.kubeconfig ? { kubeconfig: config.cluster.kubeconfig } : {}), env });
   let reader: ClusterReader | null = null;
   let nodes: NodeWatcher | null = null;
   if (kube) {
-    reader = new ClusterReader(kube.kc, { cacheTtlMs: config.cluster.cacheTtl, negativeTtlMs: Math.min(config.cluster.cacheTtl, 10_000), requestTimeoutMs: Math.floor(config.deadline / 2), logger });
+    reader = new ClusterReader(kube.kc, {
+      cacheTtlMs: config.cluster.cacheTtl,
+      negativeTtlMs: Math.min(config.cluster.cacheTtl, 10_000),
+      requestTimeoutMs: Math.floor(config.deadline / 2),
+      logger,
+    });
     if (config.cluster.watchNodes && !configuredPlatforms.length) {
       nodes = new NodeWatcher(kube.kc, { logger });
       nodes.start();
     }
     logger.info({ source: kube.source }, 'reading pull secrets and service accounts from the cluster');
   } else {
-    logger.warn('no cluster access (no --kubeconfig, KUBECONFIG or in-cluster service account): pull secrets cannot be read; a denial that they might change becomes a warning');
+    logger.warn(
+      'no cluster access (no --kubeconfig, KUBECONFIG or in-cluster service account): pull secrets cannot be read; a denial that they might change becomes a warning',
+    );
   }
 
   const metrics = new Metrics();
@@ -139,8 +156,18 @@ export async function startServer(config: Config, env: NodeJS.ProcessEnv, logger
     metrics,
   });
 
-  const app = await buildApp({ handler, metrics, logger, tls, bodyLimit: config.server.bodyLimit, ready: () => !nodes || nodes.ready });
-  const stopWatching = tlsCert && tlsKey ? watchTls(app.server as unknown as import('node:https').Server, tlsCert, tlsKey, logger) : () => undefined;
+  const app = await buildApp({
+    handler,
+    metrics,
+    logger,
+    tls,
+    bodyLimit: config.server.bodyLimit,
+    ready: () => !nodes || nodes.ready,
+  });
+  const stopWatching =
+    tlsCert && tlsKey
+      ? watchTls(app.server as unknown as import('node:https').Server, tlsCert, tlsKey, logger)
+      : () => undefined;
   const close = async () => {
     stopWatching();
     await app.close();
@@ -153,7 +180,9 @@ export async function startServer(config: Config, env: NodeJS.ProcessEnv, logger
   } catch (err) {
     // Stop what was started (the certificate watch would keep the process alive), then say why.
     await close();
-    throw new UsageError(`cannot listen on ${config.server.host}:${config.server.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UsageError(
+      `cannot listen on ${config.server.host}:${config.server.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   logger.info({ address, mode: config.mode, deadlineMs: config.deadline }, 'pullguard webhook listening');
   return { app, url: address, config, engine, logger, close };

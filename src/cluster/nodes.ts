@@ -161,7 +161,9 @@ export class NodeWatcher {
       if (c) c.nodes++;
       else counts.set(key, { os: n.os, architecture: n.architecture, nodes: 1 });
     }
-    return [...counts.values()].sort((a, b) => b.nodes - a.nodes || `${a.os}/${a.architecture}`.localeCompare(`${b.os}/${b.architecture}`));
+    return [...counts.values()].sort(
+      (a, b) => b.nodes - a.nodes || `${a.os}/${a.architecture}`.localeCompare(`${b.os}/${b.architecture}`),
+    );
   }
 
   /** true if any node reports any of the given names in status.images */
@@ -278,7 +280,10 @@ export class NodeWatcher {
             if (type === 'ERROR') {
               const status = obj as { code?: number; reason?: string; message?: string } | undefined;
               if (status?.code === 410) gone = true;
-              else statusError = new Error(`watch error ${status?.code ?? '?'} ${status?.reason ?? ''}: ${status?.message ?? ''}`);
+              else
+                statusError = new Error(
+                  `watch error ${status?.code ?? '?'} ${status?.reason ?? ''}: ${status?.message ?? ''}`,
+                );
               this.#watchController?.abort();
               return;
             }

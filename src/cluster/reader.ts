@@ -5,7 +5,12 @@ import { ApiException, CoreV1Api, type KubeConfig, type V1Secret } from '@kubern
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { withSignal } from './signal.ts';
-import { DockerConfigError, parseDockercfg, parseDockerConfigJSON, type DockerConfigEntry } from '../credentials/dockerconfig.ts';
+import {
+  DockerConfigError,
+  parseDockercfg,
+  parseDockerConfigJSON,
+  type DockerConfigEntry,
+} from '../credentials/dockerconfig.ts';
 
 export const SECRET_TYPE_DOCKERCONFIGJSON = 'kubernetes.io/dockerconfigjson';
 export const SECRET_TYPE_DOCKERCFG = 'kubernetes.io/dockercfg';
@@ -84,7 +89,11 @@ export class ClusterReader {
     );
   }
 
-  async serviceAccountPullSecrets(namespace: string, name: string, opts: ReadOptions = {}): Promise<ServiceAccountRead> {
+  async serviceAccountPullSecrets(
+    namespace: string,
+    name: string,
+    opts: ReadOptions = {},
+  ): Promise<ServiceAccountRead> {
     return this.#shared<ServiceAccountRead>(
       `sa\0${namespace}\0${name}`,
       (signal) => this.#loadServiceAccount(namespace, name, signal),
@@ -124,7 +133,9 @@ export class ClusterReader {
       this.#inflight.set(key, p);
       pending = p;
     }
-    return callerSignal ? raceAbort(pending, callerSignal, () => aborted('the review deadline passed before the API server answered')) : pending;
+    return callerSignal
+      ? raceAbort(pending, callerSignal, () => aborted('the review deadline passed before the API server answered'))
+      : pending;
   }
 
   // Transient failures ('error') are not cached: the next review asks again.
@@ -154,7 +165,11 @@ export class ClusterReader {
       const names = (sa.imagePullSecrets ?? []).map((ref) => ref.name ?? '').filter((n) => n !== '');
       return { status: 'ok', names };
     } catch (err) {
-      const { status, detail } = describeFailure(err, `service account "${name}" in namespace "${namespace}"`, this.#timeoutMs);
+      const { status, detail } = describeFailure(
+        err,
+        `service account "${name}" in namespace "${namespace}"`,
+        this.#timeoutMs,
+      );
       this.#log?.debug({ namespace, serviceAccount: name, status }, 'service account not read');
       return { status: status === 'missing' || status === 'forbidden' ? status : 'error', names: [], detail };
     }
@@ -190,7 +205,12 @@ export function decodePullSecret(name: string, secret: V1Secret): PullSecretRead
   } catch (err) {
     // DockerConfigError messages name only keys and fields; anything else might quote the text.
     const why = err instanceof DockerConfigError ? `: ${err.message}` : '';
-    return { name, status: 'unparseable', type, detail: `secret "${name}" (${type}): ${key} is not a valid docker config${why}` };
+    return {
+      name,
+      status: 'unparseable',
+      type,
+      detail: `secret "${name}" (${type}): ${key} is not a valid docker config${why}`,
+    };
   }
 }
 
@@ -214,8 +234,12 @@ export function describeFailure(err: unknown, what: string, timeoutMs: number): 
         detail: `pullguard may not get ${what}${statusMessage ? `: ${statusMessage}` : ''} (grant get on it, see manifests/)`,
       };
     }
-    if (code === 401) return { status: 'error', detail: `the API server rejected pullguard's credentials reading ${what} (401)` };
-    return { status: 'error', detail: `the API server answered ${code} reading ${what}${statusMessage ? `: ${statusMessage}` : ''}` };
+    if (code === 401)
+      return { status: 'error', detail: `the API server rejected pullguard's credentials reading ${what} (401)` };
+    return {
+      status: 'error',
+      detail: `the API server answered ${code} reading ${what}${statusMessage ? `: ${statusMessage}` : ''}`,
+    };
   }
   const e = err as { name?: unknown; cause?: { code?: unknown; name?: unknown } } | undefined;
   if (e?.name === 'TimeoutError' || e?.cause?.name === 'TimeoutError') {
@@ -224,7 +248,10 @@ export function describeFailure(err: unknown, what: string, timeoutMs: number): 
   if (e?.name === 'AbortError') return { status: 'error', detail: `reading ${what} was aborted` };
   const code = typeof e?.cause?.code === 'string' ? e.cause.code : undefined;
   if (code) return { status: 'error', detail: `cannot reach the API server reading ${what}: ${code}` };
-  return { status: 'error', detail: `reading ${what} failed (${typeof e?.name === 'string' ? e.name : 'unknown error'})` };
+  return {
+    status: 'error',
+    detail: `reading ${what} failed (${typeof e?.name === 'string' ? e.name : 'unknown error'})`,
+  };
 }
 
 function statusMessageOf(body: unknown): string | undefined {

@@ -95,7 +95,10 @@ export function parseDockerConfigJSON(text: string): Map<string, DockerConfigEnt
       if (value !== null) auths = decodeFlat(value, auths);
     } else if (folded === 'HTTPHEADERS') {
       // Declared on the kubelet's struct, so a wrong type is an error there too.
-      if (value !== null && (!isObject(value) || Object.values(value).some((v) => v !== null && typeof v !== 'string'))) {
+      if (
+        value !== null &&
+        (!isObject(value) || Object.values(value).some((v) => v !== null && typeof v !== 'string'))
+      ) {
         throw new DockerConfigError('"HttpHeaders" must map names to strings');
       }
     }
@@ -113,7 +116,21 @@ export function parseDockercfg(text: string): Map<string, DockerConfigEntry> {
 // Settings a docker CLI config.json can hold besides "auths"; a file with any of them is in the
 // config.json shape even when it has no "auths" (for example only credsStore / credHelpers).
 const CLI_CONFIG_KEYS = new Set(
-  ['auths', 'HttpHeaders', 'credsStore', 'credHelpers', 'psFormat', 'imagesFormat', 'detachKeys', 'proxies', 'currentContext', 'plugins', 'experimental', 'aliases', 'features'].map(goFold),
+  [
+    'auths',
+    'HttpHeaders',
+    'credsStore',
+    'credHelpers',
+    'psFormat',
+    'imagesFormat',
+    'detachKeys',
+    'proxies',
+    'currentContext',
+    'plugins',
+    'experimental',
+    'aliases',
+    'features',
+  ].map(goFold),
 );
 
 /**

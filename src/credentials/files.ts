@@ -14,7 +14,9 @@ export function keyringFromFiles(files: readonly string[]): Keyring {
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new CredentialFileError(`cannot read docker config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new CredentialFileError(
+        `cannot read docker config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
     try {
       keyring.addConfig(parseDockerConfigFile(text), `file ${file}`);

@@ -28,7 +28,12 @@ export class Keyring {
   add(key: string, cred: Omit<Credential, 'key'>): void {
     const norm = normalizeKey(key);
     if (norm === undefined) return;
-    const stored: Credential = Object.freeze({ username: cred.username, password: cred.password, source: cred.source, key });
+    const stored: Credential = Object.freeze({
+      username: cred.username,
+      password: cred.password,
+      source: cred.source,
+      key,
+    });
     const list = this.#creds.get(norm);
     if (list) {
       list.push(stored);
@@ -136,7 +141,8 @@ function parseGoURL(raw: string): GoURL | undefined {
   const at = authority.lastIndexOf('@');
   if (at >= 0) {
     const userinfo = authority.slice(0, at);
-    if (!/^[A-Za-z0-9\-._:~!$&'()*+,;=%@]*$/.test(userinfo) || percentDecode(userinfo, false) === undefined) return undefined;
+    if (!/^[A-Za-z0-9\-._:~!$&'()*+,;=%@]*$/.test(userinfo) || percentDecode(userinfo, false) === undefined)
+      return undefined;
     authority = authority.slice(at + 1);
   }
   const host = parseGoHost(authority);

@@ -26,12 +26,18 @@ export class PodCredentials {
     let names = pullSecretNames(site.spec);
     let scope = `namespace "${namespace}"`;
     if (site.template && !names.length) {
-      const sa = typeof site.spec.serviceAccountName === 'string' && site.spec.serviceAccountName ? site.spec.serviceAccountName : typeof site.spec.serviceAccount === 'string' && site.spec.serviceAccount ? site.spec.serviceAccount : 'default';
+      const sa =
+        typeof site.spec.serviceAccountName === 'string' && site.spec.serviceAccountName
+          ? site.spec.serviceAccountName
+          : typeof site.spec.serviceAccount === 'string' && site.spec.serviceAccount
+            ? site.spec.serviceAccount
+            : 'default';
       scope = `namespace "${namespace}", ServiceAccount "${sa}"`;
       if (this.reader) {
         const read = await this.reader.serviceAccountPullSecrets(namespace, sa, bound());
         if (read.status === 'ok') names = read.names;
-        else if (read.status === 'missing') problems.push(`ServiceAccount "${sa}" does not exist in namespace "${namespace}"`);
+        else if (read.status === 'missing')
+          problems.push(`ServiceAccount "${sa}" does not exist in namespace "${namespace}"`);
         else problems.push(`ServiceAccount "${sa}" could not be read (${read.detail ?? read.status})`);
       }
     }
@@ -49,7 +55,9 @@ export class PodCredentials {
             problems.push(`${label} does not exist in namespace "${namespace}"`);
             break;
           case 'wrong-type':
-            problems.push(`${label} has type ${secret.type ?? 'unknown'}, which the kubelet ignores (use kubernetes.io/dockerconfigjson)`);
+            problems.push(
+              `${label} has type ${secret.type ?? 'unknown'}, which the kubelet ignores (use kubernetes.io/dockerconfigjson)`,
+            );
             break;
           case 'unparseable':
             brokenSecrets.push(secret.name);

@@ -49,7 +49,9 @@ function newMatcherFor(p: Platform, host: Platform): Matcher {
       const i = features.indexOf('win32k');
       if (i >= 0) features.splice(i, 1);
       const n = normalize({ ...candidate, osFeatures: features }, host);
-      return sameArch(self, n) && versionOK(candidate.osVersion ?? '') && featuresCovered(n.osFeatures ?? [], selfFeatures);
+      return (
+        sameArch(self, n) && versionOK(candidate.osVersion ?? '') && featuresCovered(n.osFeatures ?? [], selfFeatures)
+      );
     },
   };
 }
@@ -77,7 +79,10 @@ function arm64Steps(variant: string): [number, number][] | undefined {
   const minor = Number(m[2] ?? '0');
   if (major === 8) return [[8, minor]];
   if (minor > 7) return undefined;
-  return [[9, minor], [8, Math.min(minor + 5, 9)]];
+  return [
+    [9, minor],
+    [8, Math.min(minor + 5, 9)],
+  ];
 }
 
 /** The platforms a node of platform `p` (normalised) runs, best first. */
@@ -105,7 +110,8 @@ function compatibleVector(p: Platform): Platform[] {
       if (steps === undefined) return [];
       const out: Platform[] = [];
       for (const [major, top] of steps) {
-        for (let minor = top; minor >= 0; minor--) out.push(like('arm64', minor === 0 ? `v${major}` : `v${major}.${minor}`));
+        for (let minor = top; minor >= 0; minor--)
+          out.push(like('arm64', minor === 0 ? `v${major}` : `v${major}.${minor}`));
       }
       // Every arm64 core also runs 32-bit arm up to v8.
       return [...out, ...compatibleVector(like('arm', 'v8'))];
@@ -158,7 +164,9 @@ function onlyOSFor(p: Platform, host: Platform): MatchComparer {
   const archOrder = orderedFor([self], host);
   const match = (candidate: Platform): boolean => {
     const n = normalize(candidate, host);
-    return n.os === self.os && versionOK(candidate.osVersion ?? '') && featuresCovered(n.osFeatures ?? [], selfFeatures);
+    return (
+      n.os === self.os && versionOK(candidate.osVersion ?? '') && featuresCovered(n.osFeatures ?? [], selfFeatures)
+    );
   };
   const less = (a: Platform, b: Platform): boolean => {
     const am = match(a);

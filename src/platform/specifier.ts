@@ -106,7 +106,10 @@ function decodeOption(spec: string, value: string): string {
     }
     const hex = value.slice(i + 1, i + 3);
     if (!/^[0-9A-Fa-f]{2}$/.test(hex)) {
-      throw new PlatformError(spec, `invalid platform ${JSON.stringify(spec)}: bad escape ${JSON.stringify(value.slice(i, i + 3))}`);
+      throw new PlatformError(
+        spec,
+        `invalid platform ${JSON.stringify(spec)}: bad escape ${JSON.stringify(value.slice(i, i + 3))}`,
+      );
     }
     bytes.push(parseInt(hex, 16));
     i += 2;

@@ -46,5 +46,6 @@ export function windowsVersionMatcher(hostOSVersion: string): (candidateOSVersio
   const host = parseWindowsVersion(hostOSVersion);
   const hostUnknown = host.major === 0 && host.minor === 0 && host.build === 0;
   // Without a version on either side there is nothing to compare: accept.
-  return (candidate) => hostUnknown || candidate === '' || windowsHostRunsContainer(host, parseWindowsVersion(candidate));
+  return (candidate) =>
+    hostUnknown || candidate === '' || windowsHostRunsContainer(host, parseWindowsVersion(candidate));
 }

@@ -13,7 +13,11 @@ export function isMode(value: unknown): value is Mode {
 }
 
 /** The action for one finding under a mode: enforce denies `fail` and warns `risk` unless configured otherwise. */
-export function actionFor(finding: Pick<Finding, 'verdict' | 'reason'>, mode: Mode, actions: Config['actions']): Outcome {
+export function actionFor(
+  finding: Pick<Finding, 'verdict' | 'reason'>,
+  mode: Mode,
+  actions: Config['actions'],
+): Outcome {
   if (finding.verdict === 'ok') return 'ignore';
   if (mode === 'audit') return 'record';
   const configured = actions[finding.reason] ?? (finding.verdict === 'fail' ? 'deny' : 'warn');

@@ -32,13 +32,13 @@ export class AnswerCache<V extends object> {
       return running;
     }
     this.stats.misses++;
-    const p = load().then(
-      (v) => {
+    const p = load()
+      .then((v) => {
         const ms = ttl(v);
         if (ms > 0) this.lru.set(key, v, { ttl: ms });
         return v;
-      },
-    ).finally(() => this.inflight.delete(key));
+      })
+      .finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return p;
   }

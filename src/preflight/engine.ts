@@ -54,7 +54,11 @@ export class Preflight {
   private readonly platformLists: AnswerCache<PlatformList>;
   private readonly tagLists: AnswerCache<Answer & { tags?: string[] }>;
 
-  constructor(config: Config, caPems: string[] = [], hooks: Pick<ClientOptions, 'onResponse' | 'onFailure' | 'lookup'> = {}) {
+  constructor(
+    config: Config,
+    caPems: string[] = [],
+    hooks: Pick<ClientOptions, 'onResponse' | 'onFailure' | 'lookup'> = {},
+  ) {
     this.config = config;
     this.client = new RegistryClient({
       ...hooks,
@@ -87,11 +91,20 @@ export class Preflight {
       for (const use of uses) {
         if (!byImage.has(key(use))) {
           const work = this.evaluate(use.image, use.pullPolicy, opts);
-          byImage.set(key(use), Promise.race([work, expired]).then((v) => (v === 'timeout' ? this.timedOut(use.image, deadline) : v)));
+          byImage.set(
+            key(use),
+            Promise.race([work, expired]).then((v) => (v === 'timeout' ? this.timedOut(use.image, deadline) : v)),
+          );
         }
       }
       const verdicts = await Promise.all(uses.map((u) => byImage.get(key(u))!));
-      return uses.map((u, i) => ({ ...verdicts[i]!, image: u.image, container: u.container, field: u.field, object: u.object }));
+      return uses.map((u, i) => ({
+        ...verdicts[i]!,
+        image: u.image,
+        container: u.container,
+        field: u.field,
+        object: u.object,
+      }));
     } finally {
       clearTimeout(timer);
     }
@@ -102,46 +115,96 @@ export class Preflight {
     try {
       return await this.evaluateUnsafe(image, pullPolicy, opts);
     } catch (err) {
-      return verdict(image, '', 'registry-error', explain({ reason: 'registry-error', image, detail: `pullguard failed: ${(err as Error).message}` }), [String((err as Error).message)]);
+      return verdict(
+        image,
+        '',
+        'registry-error',
+        explain({ reason: 'registry-error', image, detail: `pullguard failed: ${(err as Error).message}` }),
+        [String((err as Error).message)],
+      );
     }
   }
 
   /** Parsing and provider-pattern matching depend on the image string alone: done once per string. */
-  private readonly statics = new LRUCache<string, { parsed: ReturnType<typeof parseImage>; providerManaged: boolean }>({ max: 10_000 });
+  private readonly statics = new LRUCache<string, { parsed: ReturnType<typeof parseImage>; providerManaged: boolean }>({
+    max: 10_000,
+  });
 
   private staticsOf(image: string) {
     let s = this.statics.get(image);
     if (!s) {
       const parsed = parseImage(image);
-      const providerManaged = parsed.ok && this.config.credentials.providerImages.some((p) => safeMatch(p, parsed.ref.name));
+      const providerManaged =
+        parsed.ok && this.config.credentials.providerImages.some((p) => safeMatch(p, parsed.ref.name));
       this.statics.set(image, (s = { parsed, providerManaged }));
     }
     return s;
   }
 
-  private async evaluateUnsafe(image: string, pullPolicy: string | undefined, opts: CheckOptions): Promise<ImageVerdict> {
+  private async evaluateUnsafe(
+    image: string,
+    pullPolicy: string | undefined,
+    opts: CheckOptions,
+  ): Promise<ImageVerdict> {
     const { parsed, providerManaged } = this.staticsOf(image);
     if (!parsed.ok) {
-      return verdict(image, '', 'invalid-reference', explain({ reason: 'invalid-reference', image, detail: parsed.error }), [parsed.error]);
+      return verdict(
+        image,
+        '',
+        'invalid-reference',
+        explain({ reason: 'invalid-reference', image, detail: parsed.error }),
+        [parsed.error],
+      );
     }
     const ref = parsed.ref;
     const base = { image, ref };
 
     if (pullPolicy === 'Never') {
       const present = opts.imageOnAnyNode?.(nodeImageNames(ref));
-      if (present) return verdict(image, ref.pullRef, 'available', explain({ reason: 'available', image, detail: 'pullPolicy Never: the image is on at least one node' }), []);
-      return verdict(image, ref.pullRef, 'unverifiable', explain({ ...base, reason: 'unverifiable', detail: present === false ? 'never-absent' : 'never-unknown' }), []);
+      if (present)
+        return verdict(
+          image,
+          ref.pullRef,
+          'available',
+          explain({ reason: 'available', image, detail: 'pullPolicy Never: the image is on at least one node' }),
+          [],
+        );
+      return verdict(
+        image,
+        ref.pullRef,
+        'unverifiable',
+        explain({ ...base, reason: 'unverifiable', detail: present === false ? 'never-absent' : 'never-unknown' }),
+        [],
+      );
     }
     if (ref.domain === 'localhost') {
-      return verdict(image, ref.pullRef, 'unverifiable', explain({ ...base, reason: 'unverifiable', detail: 'localhost' }), []);
+      return verdict(
+        image,
+        ref.pullRef,
+        'unverifiable',
+        explain({ ...base, reason: 'unverifiable', detail: 'localhost' }),
+        [],
+      );
     }
 
     if (opts.credentials.brokenSecrets?.length) {
-      return verdict(image, ref.pullRef, 'access-denied', explain({ ...base, reason: 'access-denied', credentials: opts.credentials, detail: 'broken-secrets' }), []);
+      return verdict(
+        image,
+        ref.pullRef,
+        'access-denied',
+        explain({ ...base, reason: 'access-denied', credentials: opts.credentials, detail: 'broken-secrets' }),
+        [],
+      );
     }
     const creds = unionLookup(opts.credentials.keyrings, ref.name);
     if (!creds.length && providerManaged) {
-      return verdict(image, ref.pullRef, 'unverifiable', explain({ ...base, reason: 'unverifiable', detail: 'provider' }), []);
+      return verdict(
+        image,
+        ref.pullRef,
+        'unverifiable',
+        explain({ ...base, reason: 'unverifiable', detail: 'provider' }),
+        [],
+      );
     }
 
     // The kubelet tries every matching credential in order and stops at the first success; with
@@ -156,7 +219,13 @@ export class Preflight {
     const evidence = tried.flatMap((t) => t.evidence.map((e) => (t.cred ? `[${t.cred.source}] ${e}` : e)));
     if (found) return this.onFound(image, ref, found, evidence, opts);
     if (providerManaged) {
-      return verdict(image, ref.pullRef, 'unverifiable', explain({ ...base, reason: 'unverifiable', detail: 'provider-after-secrets' }), evidence);
+      return verdict(
+        image,
+        ref.pullRef,
+        'unverifiable',
+        explain({ ...base, reason: 'unverifiable', detail: 'provider-after-secrets' }),
+        evidence,
+      );
     }
     return this.onFailure(image, ref, tried, evidence, opts);
   }
@@ -165,7 +234,11 @@ export class Preflight {
   private resolve(ref: ImageRef, cred: Credential | null): Promise<Answer> {
     const target = { domain: ref.domain, path: ref.path };
     const key = `${ref.pullRef}|${credentialId(cred)}`;
-    return this.answers.get(key, () => this.client.resolve(target, ref.digest ?? ref.tag ?? 'latest', cred), (a) => this.ttlOf(a.outcome, Boolean(ref.digest)));
+    return this.answers.get(
+      key,
+      () => this.client.resolve(target, ref.digest ?? ref.tag ?? 'latest', cred),
+      (a) => this.ttlOf(a.outcome, Boolean(ref.digest)),
+    );
   }
 
   private ttlOf(outcome: Outcome, byDigest: boolean): number {
@@ -176,7 +249,13 @@ export class Preflight {
     return c.negativeTtl;
   }
 
-  private async onFound(image: string, ref: ImageRef, found: Resolved, evidence: string[], opts: CheckOptions): Promise<ImageVerdict> {
+  private async onFound(
+    image: string,
+    ref: ImageRef,
+    found: Resolved,
+    evidence: string[],
+    opts: CheckOptions,
+  ): Promise<ImageVerdict> {
     const outcome = found.outcome as Extract<Outcome, { kind: 'found' }>;
     const digest = outcome.digest || undefined;
     const extras = digest ? { digest } : {};
@@ -186,28 +265,98 @@ export class Preflight {
       if (failure) {
         // The image exists but its platforms could not be read: not knowing is a risk, not an ok.
         const reason = TRANSIENT_REASON[failure.outcome.kind as TransientKind] ?? 'registry-error';
-        return { ...verdict(image, ref.pullRef, reason, explain({ image, ref, reason, outcome: failure.outcome, ...(reason === 'timeout' ? {} : { detail: `its platforms could not be read: ${failure.evidence.at(-1) ?? failure.outcome.kind}` }) }), [...evidence, ...failure.evidence]), ...extras };
+        return {
+          ...verdict(
+            image,
+            ref.pullRef,
+            reason,
+            explain({
+              image,
+              ref,
+              reason,
+              outcome: failure.outcome,
+              ...(reason === 'timeout'
+                ? {}
+                : { detail: `its platforms could not be read: ${failure.evidence.at(-1) ?? failure.outcome.kind}` }),
+            }),
+            [...evidence, ...failure.evidence],
+          ),
+          ...extras,
+        };
       }
       if (offered) {
         const missing = wanted.filter((w) => !indexHasPlatform(offered, w));
-        const offeredText = offered.filter((p): p is Platform => Boolean(p)).map(formatPlatform).filter((p) => p !== 'unknown/unknown');
+        const offeredText = offered
+          .filter((p): p is Platform => Boolean(p))
+          .map(formatPlatform)
+          .filter((p) => p !== 'unknown/unknown');
         if (missing.length === wanted.length) {
-          return { ...verdict(image, ref.pullRef, 'platform-not-found', explain({ image, ref, reason: 'platform-not-found', missing: missing.map(formatPlatform), offered: offeredText, single: !isIndexMediaType(outcome.mediaType) }), evidence), ...extras };
+          return {
+            ...verdict(
+              image,
+              ref.pullRef,
+              'platform-not-found',
+              explain({
+                image,
+                ref,
+                reason: 'platform-not-found',
+                missing: missing.map(formatPlatform),
+                offered: offeredText,
+                single: !isIndexMediaType(outcome.mediaType),
+              }),
+              evidence,
+            ),
+            ...extras,
+          };
         }
         if (missing.length) {
-          return { ...verdict(image, ref.pullRef, 'platform-not-found', explain({ image, ref, reason: 'platform-not-found', missing: missing.map(formatPlatform), offered: offeredText, partial: true, single: !isIndexMediaType(outcome.mediaType) }), evidence, 'risk'), ...extras };
+          return {
+            ...verdict(
+              image,
+              ref.pullRef,
+              'platform-not-found',
+              explain({
+                image,
+                ref,
+                reason: 'platform-not-found',
+                missing: missing.map(formatPlatform),
+                offered: offeredText,
+                partial: true,
+                single: !isIndexMediaType(outcome.mediaType),
+              }),
+              evidence,
+              'risk',
+            ),
+            ...extras,
+          };
         }
       }
     }
     const rl = found.rateLimit;
     if (rl && rl.remaining < this.config.registry.rateLimitThreshold) {
-      return { ...verdict(image, ref.pullRef, 'rate-limited', explain({ image, ref, reason: 'rate-limited', rateLimit: rl, credentialSource: found.cred?.source }), evidence), ...extras };
+      return {
+        ...verdict(
+          image,
+          ref.pullRef,
+          'rate-limited',
+          explain({ image, ref, reason: 'rate-limited', rateLimit: rl, credentialSource: found.cred?.source }),
+          evidence,
+        ),
+        ...extras,
+      };
     }
-    return { ...verdict(image, ref.pullRef, 'available', explain({ image, ref, reason: 'available' }), evidence), ...extras };
+    return {
+      ...verdict(image, ref.pullRef, 'available', explain({ image, ref, reason: 'available' }), evidence),
+      ...extras,
+    };
   }
 
   /** The platforms an image offers: the index's entries, or a single manifest's config. Cached by digest. */
-  private async platformsOf(ref: ImageRef, outcome: Extract<Outcome, { kind: 'found' }>, cred: Credential | null): Promise<PlatformList> {
+  private async platformsOf(
+    ref: ImageRef,
+    outcome: Extract<Outcome, { kind: 'found' }>,
+    cred: Credential | null,
+  ): Promise<PlatformList> {
     const target = { domain: ref.domain, path: ref.path };
     return this.platformLists.get(
       `body|${this.client.hostFor(ref.domain)}|${outcome.digest}`,
@@ -216,7 +365,9 @@ export class Preflight {
         if (!res.body) return TRANSIENT_REASON[res.outcome.kind as TransientKind] ? { failure: res } : {};
         const json = res.body.json;
         if (Array.isArray(json.manifests)) {
-          const platforms = (json.manifests as { platform?: Record<string, unknown> }[]).map((m) => (m.platform ? fromOCI(m.platform) : undefined));
+          const platforms = (json.manifests as { platform?: Record<string, unknown> }[]).map((m) =>
+            m.platform ? fromOCI(m.platform) : undefined,
+          );
           return { platforms };
         }
         // A single manifest: its config says what it was built for.
@@ -230,36 +381,95 @@ export class Preflight {
     );
   }
 
-  private async onFailure(image: string, ref: ImageRef, tried: Resolved[], evidence: string[], opts: CheckOptions): Promise<ImageVerdict> {
+  private async onFailure(
+    image: string,
+    ref: ImageRef,
+    tried: Resolved[],
+    evidence: string[],
+    opts: CheckOptions,
+  ): Promise<ImageVerdict> {
     // Transient trouble with any credential means we cannot know what the kubelet will see.
     const transient = tried.find((t) => t.outcome.kind in TRANSIENT_REASON);
     const ctx = { image, ref, credentials: opts.credentials, tried: tried.map((t) => t.cred?.source ?? 'anonymous') };
     if (transient) {
       const reason: Reason = TRANSIENT_REASON[transient.outcome.kind as TransientKind];
       const outcome = transient.outcome;
-      return verdict(image, ref.pullRef, reason, explain({ ...ctx, reason, outcome, detail: transient.evidence.at(-1) }), evidence);
+      return verdict(
+        image,
+        ref.pullRef,
+        reason,
+        explain({ ...ctx, reason, outcome, detail: transient.evidence.at(-1) }),
+        evidence,
+      );
     }
     // A 404 after authorization is definitive: the credentials worked and the thing is not there.
     const notFound = tried.find((t) => t.outcome.kind === 'not-found');
     if (notFound) {
       const code = (notFound.outcome as Extract<Outcome, { kind: 'not-found' }>).code;
       const list = await this.tagsOf(ref, notFound.cred);
-      const repositoryMissing = code === 'NAME_UNKNOWN' || (list.outcome.kind === 'not-found' && (list.outcome as { code?: string }).code === 'NAME_UNKNOWN');
+      const repositoryMissing =
+        code === 'NAME_UNKNOWN' ||
+        (list.outcome.kind === 'not-found' && (list.outcome as { code?: string }).code === 'NAME_UNKNOWN');
       if (repositoryMissing) {
         const suggestions = officialSuggestions(ref);
-        return withSuggestions(verdict(image, ref.pullRef, 'repository-not-found', explain({ ...ctx, reason: 'repository-not-found', suggestions }), evidence), suggestions);
+        return withSuggestions(
+          verdict(
+            image,
+            ref.pullRef,
+            'repository-not-found',
+            explain({ ...ctx, reason: 'repository-not-found', suggestions }),
+            evidence,
+          ),
+          suggestions,
+        );
       }
-      if (ref.digest) return verdict(image, ref.pullRef, 'digest-not-found', explain({ ...ctx, reason: 'digest-not-found' }), evidence);
+      if (ref.digest)
+        return verdict(
+          image,
+          ref.pullRef,
+          'digest-not-found',
+          explain({ ...ctx, reason: 'digest-not-found' }),
+          evidence,
+        );
       const suggestions = list.tags ? nearest(ref.tag ?? 'latest', list.tags) : [];
-      return withSuggestions(verdict(image, ref.pullRef, 'tag-not-found', explain({ ...ctx, reason: 'tag-not-found', suggestions, tagCount: list.tags?.length }), evidence), suggestions);
+      return withSuggestions(
+        verdict(
+          image,
+          ref.pullRef,
+          'tag-not-found',
+          explain({ ...ctx, reason: 'tag-not-found', suggestions, tagCount: list.tags?.length }),
+          evidence,
+        ),
+        suggestions,
+      );
     }
     if (opts.credentials.unreadSecrets?.length) {
-      return verdict(image, ref.pullRef, 'unverifiable', explain({ ...ctx, reason: 'unverifiable', detail: 'unread-secrets' }), evidence);
+      return verdict(
+        image,
+        ref.pullRef,
+        'unverifiable',
+        explain({ ...ctx, reason: 'unverifiable', detail: 'unread-secrets' }),
+        evidence,
+      );
     }
     const denied = tried[tried.length - 1]!;
     const suggestions = officialSuggestions(ref);
     return withSuggestions(
-      verdict(image, ref.pullRef, 'access-denied', explain({ ...ctx, reason: 'access-denied', outcome: denied.outcome, suggestions, rejected: tried.filter((t) => t.outcome.kind === 'unauthorized' && t.outcome.rejected).map((t) => t.cred?.source ?? '') }), evidence),
+      verdict(
+        image,
+        ref.pullRef,
+        'access-denied',
+        explain({
+          ...ctx,
+          reason: 'access-denied',
+          outcome: denied.outcome,
+          suggestions,
+          rejected: tried
+            .filter((t) => t.outcome.kind === 'unauthorized' && t.outcome.rejected)
+            .map((t) => t.cred?.source ?? ''),
+        }),
+        evidence,
+      ),
       suggestions,
     );
   }
@@ -267,14 +477,21 @@ export class Preflight {
   private tagsOf(ref: ImageRef, cred: Credential | null): Promise<Answer & { tags?: string[] }> {
     return this.tagLists.get(
       `tags|${ref.name}|${credentialId(cred)}`,
-      () => this.client.tags({ domain: ref.domain, path: ref.path }, cred, this.config.registry.maxTagsForSuggestions || 1),
+      () =>
+        this.client.tags({ domain: ref.domain, path: ref.path }, cred, this.config.registry.maxTagsForSuggestions || 1),
       (a) => (a.tags ? this.config.cache.positiveTtl : this.config.cache.negativeTtl),
     );
   }
 
   private timedOut(image: string, deadline: number): ImageVerdict {
     const { parsed } = this.staticsOf(image);
-    return verdict(image, parsed.ok ? parsed.ref.pullRef : '', 'timeout', explain({ image, reason: 'timeout', detail: `${deadline} ms` }), [`no answer within the ${deadline} ms deadline`]);
+    return verdict(
+      image,
+      parsed.ok ? parsed.ref.pullRef : '',
+      'timeout',
+      explain({ image, reason: 'timeout', detail: `${deadline} ms` }),
+      [`no answer within the ${deadline} ms deadline`],
+    );
   }
 
   async close(): Promise<void> {
@@ -290,15 +507,37 @@ interface PlatformList {
 
 /** A missing or denied Docker Hub official image: the nearest official names ("ngiinx" -> "nginx"). */
 function officialSuggestions(ref: ImageRef): string[] {
-  return isDockerHub(ref.domain) && ref.path.startsWith('library/') ? nearest(ref.path.slice('library/'.length), OFFICIAL_IMAGES) : [];
+  return isDockerHub(ref.domain) && ref.path.startsWith('library/')
+    ? nearest(ref.path.slice('library/'.length), OFFICIAL_IMAGES)
+    : [];
 }
 
 /** Registry answers that say nothing certain about the image, and the risk each one is. */
 type TransientKind = 'rate-limited' | 'error' | 'unreachable' | 'timeout';
-const TRANSIENT_REASON: Record<TransientKind, Reason> = { 'rate-limited': 'rate-limited', error: 'registry-error', unreachable: 'registry-unreachable', timeout: 'timeout' };
+const TRANSIENT_REASON: Record<TransientKind, Reason> = {
+  'rate-limited': 'rate-limited',
+  error: 'registry-error',
+  unreachable: 'registry-unreachable',
+  timeout: 'timeout',
+};
 
-function verdict(image: string, reference: string, reason: Reason, text: Explained, evidence: string[], override?: 'risk'): ImageVerdict {
-  return { image, reference, verdict: override ?? verdictOf(reason), reason, message: text.message, hint: text.hint, evidence };
+function verdict(
+  image: string,
+  reference: string,
+  reason: Reason,
+  text: Explained,
+  evidence: string[],
+  override?: 'risk',
+): ImageVerdict {
+  return {
+    image,
+    reference,
+    verdict: override ?? verdictOf(reason),
+    reason,
+    message: text.message,
+    hint: text.hint,
+    evidence,
+  };
 }
 
 function withSuggestions(v: ImageVerdict, suggestions: string[]): ImageVerdict {
@@ -319,4 +558,3 @@ function nodeImageNames(ref: ImageRef): string[] {
   if (ref.tag && ref.digest) names.push(`${ref.name}:${ref.tag}`);
   return names;
 }
-

@@ -58,15 +58,27 @@ function credentialStory(i: ExplainInput): { said: string; fix: string } {
   const rejected = (i.rejected ?? []).filter(Boolean);
   const tried = (i.tried ?? []).filter((t) => t !== 'anonymous');
   if (rejected.length) {
-    return { said: `the credentials from ${rejected.join(', ')} were refused${problemText}`, fix: `renew the credentials in ${rejected.join(', ')}` };
+    return {
+      said: `the credentials from ${rejected.join(', ')} were refused${problemText}`,
+      fix: `renew the credentials in ${rejected.join(', ')}`,
+    };
   }
   if (tried.length) {
-    return { said: `the credentials from ${tried.join(', ')} do not grant pull access${problemText}`, fix: 'use credentials allowed to pull this repository' };
+    return {
+      said: `the credentials from ${tried.join(', ')} do not grant pull access${problemText}`,
+      fix: 'use credentials allowed to pull this repository',
+    };
   }
   if (problems.length) {
-    return { said: `no usable imagePullSecret${scope} matches ${reg}${problemText}`, fix: `create the pull secret with credentials for ${reg}` };
+    return {
+      said: `no usable imagePullSecret${scope} matches ${reg}${problemText}`,
+      fix: `create the pull secret with credentials for ${reg}`,
+    };
   }
-  return { said: `no imagePullSecret${scope} matches ${reg}`, fix: `add an imagePullSecret for ${reg} to the pod or its ServiceAccount` };
+  return {
+    said: `no imagePullSecret${scope} matches ${reg}`,
+    fix: `add an imagePullSecret for ${reg} to the pod or its ServiceAccount`,
+  };
 }
 
 export function explain(i: ExplainInput): Explained {
@@ -91,7 +103,10 @@ export function explain(i: ExplainInput): Explained {
       const others = i.suggestions?.length
         ? `use an existing tag, or push ${quote(tag)}`
         : `push tag ${quote(tag)}, or use a tag that exists${i.tagCount === 0 ? ' (the repository has none)' : ''}`;
-      return { message: `${img}: tag ${quote(tag)} does not exist in ${name}.${didYouMean(i.suggestions)}`, hint: others };
+      return {
+        message: `${img}: tag ${quote(tag)} does not exist in ${name}.${didYouMean(i.suggestions)}`,
+        hint: others,
+      };
     }
     case 'digest-not-found':
       return {
@@ -154,7 +169,7 @@ export function explain(i: ExplainInput): Explained {
     case 'timeout':
       return {
         message: `${img}: the registry did not answer within ${i.detail ?? 'the deadline'}; the pull may still work`,
-        hint: 'check the registry\'s latency from the cluster',
+        hint: "check the registry's latency from the cluster",
       };
     case 'unverifiable': {
       const why: Record<string, Explained> = {
@@ -164,11 +179,11 @@ export function explain(i: ExplainInput): Explained {
         },
         provider: {
           message: `${img}: credentials for ${ref?.domain ?? 'this registry'} come from the nodes' kubelet credential provider, which pullguard cannot use`,
-          hint: 'check that the nodes\' credential provider (or an imagePullSecret) grants pull access to this repository',
+          hint: "check that the nodes' credential provider (or an imagePullSecret) grants pull access to this repository",
         },
         'provider-after-secrets': {
           message: `${img}: the pod's pull secrets do not open ${name}; the nodes' kubelet credential provider may still do so`,
-          hint: 'check that the nodes\' credential provider grants pull access to this repository',
+          hint: "check that the nodes' credential provider grants pull access to this repository",
         },
         // Reached by the webhook when RBAC or the API server kept a secret from it, and by
         // `pullguard check` without a cluster: the hint covers both.

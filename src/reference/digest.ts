@@ -1,7 +1,7 @@
 // go-digest's Digest.Validate, with the algorithms the kubelet links in: pkg/util/parsers imports
 // crypto/sha256 and crypto/sha512, which register sha256, sha384 and sha512.
 
-import { ReferenceError, sentinel } from './errors.ts';
+import { ImageReferenceError, sentinel } from './errors.ts';
 
 const HEX_LENGTH = new Map<string, number>([
   ['sha256', 64],
@@ -13,7 +13,7 @@ const HEX_LENGTH = new Map<string, number>([
 // "invalid format" and "unsupported"
 const digestSyntax = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 
-/** Throws a ReferenceError (ErrDigestInvalidFormat, ErrDigestInvalidLength, ErrDigestUnsupported). */
+/** Throws a ImageReferenceError (ErrDigestInvalidFormat, ErrDigestInvalidLength, ErrDigestUnsupported). */
 export function validateDigest(d: string): void {
   const colon = d.indexOf(':');
   if (colon <= 0 || colon + 1 === d.length) throw sentinel('ErrDigestInvalidFormat');
@@ -32,7 +32,7 @@ export function isValidDigest(d: string): boolean {
     validateDigest(d);
     return true;
   } catch (err) {
-    if (err instanceof ReferenceError) return false;
+    if (err instanceof ImageReferenceError) return false;
     throw err;
   }
 }

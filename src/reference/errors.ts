@@ -27,16 +27,16 @@ export type SentinelKind = keyof typeof SENTINEL_MESSAGES;
  * Note: distribution/reference's own ErrDigestInvalidFormat ("invalid digest format", from
  * WithDigest) shares its name with go-digest's; both use kind ErrDigestInvalidFormat.
  */
-export class ReferenceError extends Error {
+export class ImageReferenceError extends Error {
   readonly kind: string;
 
   constructor(kind: string, message: string) {
     super(message);
     this.kind = kind;
-    this.name = 'ReferenceError';
+    this.name = 'ImageReferenceError';
   }
 }
 
-export function sentinel(kind: SentinelKind): ReferenceError {
-  return new ReferenceError(kind, SENTINEL_MESSAGES[kind]);
+export function sentinel(kind: SentinelKind): ImageReferenceError {
+  return new ImageReferenceError(kind, SENTINEL_MESSAGES[kind]);
 }

@@ -1,6 +1,6 @@
 // Image references parsed and normalized as distribution/reference and the kubelet do.
 
-export { ReferenceError } from './errors.ts';
+export { ImageReferenceError } from './errors.ts';
 export type { SentinelKind } from './errors.ts';
 export type { DigestReference, Reference } from './parse.ts';
 export { isNamed, parse, referenceString, withDigest, withName, withTag } from './parse.ts';

@@ -2,7 +2,7 @@
 // (ParseNormalizedNamed underneath; any error is InvalidImageName), then the CRI runtime pulls
 // ParseDockerRef of it.
 
-import { ReferenceError } from './errors.ts';
+import { ImageReferenceError } from './errors.ts';
 import { type Reference, referenceString } from './parse.ts';
 import { DEFAULT_TAG, parseDockerRef, parseNormalizedNamed } from './normalize.ts';
 import { goQuote } from './text.ts';
@@ -10,8 +10,8 @@ import { goQuote } from './text.ts';
 /** The OCI spec notes that many clients cap host[:port]/name at 255 characters. */
 const FULL_NAME_WARN_LENGTH = 255;
 
-function couldNotParse(image: string, err: ReferenceError): ReferenceError {
-  return new ReferenceError(err.kind, `couldn't parse image name ${goQuote(image)}: ${err.message}`);
+function couldNotParse(image: string, err: ImageReferenceError): ImageReferenceError {
+  return new ImageReferenceError(err.kind, `couldn't parse image name ${goQuote(image)}: ${err.message}`);
 }
 
 /**
@@ -23,7 +23,7 @@ export function parseImageName(image: string): { repo: string; tag: string; dige
   try {
     ref = parseNormalizedNamed(image);
   } catch (err) {
-    if (err instanceof ReferenceError) throw couldNotParse(image, err);
+    if (err instanceof ImageReferenceError) throw couldNotParse(image, err);
     throw err;
   }
   const digest = ref.digest ?? '';
@@ -46,9 +46,7 @@ export interface ImageRef {
   warnings: string[];
 }
 
-export type ParseImageResult =
-  | { ok: true; ref: ImageRef }
-  | { ok: false; error: string; kind: string };
+export type ParseImageResult = { ok: true; ref: ImageRef } | { ok: false; error: string; kind: string };
 
 /** Parses an image as the kubelet will; an error is the kubelet's InvalidImageName. */
 export function parseImage(input: string): ParseImageResult {
@@ -61,7 +59,7 @@ export function parseImage(input: string): ParseImageResult {
     ref = parseNormalizedNamed(input);
     pull = parseDockerRef(input);
   } catch (err) {
-    if (err instanceof ReferenceError) {
+    if (err instanceof ImageReferenceError) {
       const e = couldNotParse(input, err);
       return { ok: false, error: e.message, kind: e.kind };
     }

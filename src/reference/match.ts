@@ -98,7 +98,7 @@ function matchChunk(chunk: Token[], name: string[], pos: number): number {
 /**
  * path.Match: '*' is any run of non-'/' characters, '?' one non-'/' character, [...] a class,
  * '\\' escapes. Each chunk after a star is placed at its leftmost fit, as Go does.
- * Throws ReferenceError ErrBadPattern on a malformed pattern.
+ * Throws ImageReferenceError ErrBadPattern on a malformed pattern.
  */
 export function pathMatch(pattern: string, subject: string): boolean {
   const tokens = tokenize(pattern);

@@ -1,10 +1,20 @@
 // distribution/reference normalize.go: the Docker defaults (docker.io, library/) and the
 // familiar (short) forms.
 
-import { ReferenceError, sentinel } from './errors.ts';
+import { ImageReferenceError, sentinel } from './errors.ts';
 import { anchoredIdentifierRegexp } from './grammar.ts';
 import { isValidDigest } from './digest.ts';
-import { type DigestReference, type Reference, isNamed, makeReference, parse, referenceString, withDigest, withName, withTag } from './parse.ts';
+import {
+  type DigestReference,
+  type Reference,
+  isNamed,
+  makeReference,
+  parse,
+  referenceString,
+  withDigest,
+  withName,
+  withTag,
+} from './parse.ts';
 import { escapeNonPrintable, goToLower } from './text.ts';
 
 export const DEFAULT_DOMAIN = 'docker.io';
@@ -40,14 +50,17 @@ export function splitDockerDomain(name: string): { domain: string; remainder: st
 /** ParseNormalizedNamed: what the kubelet and containerd call on an image string. */
 export function parseNormalizedNamed(s: string): Reference {
   if (anchoredIdentifierRegexp.test(s)) {
-    throw new ReferenceError('ErrNameIsIdentifier', `invalid repository name (${s}), cannot specify 64-byte hexadecimal strings`);
+    throw new ImageReferenceError(
+      'ErrNameIsIdentifier',
+      `invalid repository name (${s}), cannot specify 64-byte hexadecimal strings`,
+    );
   }
   const { domain, remainder } = splitDockerDomain(s);
   const colon = remainder.indexOf(':');
   const remote = colon === -1 ? remainder : remainder.slice(0, colon);
   if (goToLower(remote) !== remote) {
     // the echoed text is escaped so that no control character reaches a log line or a response
-    throw new ReferenceError(
+    throw new ImageReferenceError(
       'ErrNameContainsUppercase',
       `invalid reference format: repository name (${escapeNonPrintable(remote)}) must be lowercase`,
     );

@@ -1,6 +1,6 @@
 // distribution/reference Parse and the With* builders: syntax only, no Docker Hub defaults.
 
-import { ReferenceError, sentinel } from './errors.ts';
+import { ImageReferenceError, sentinel } from './errors.ts';
 import { anchoredDigestRegexp, anchoredNameRegexp, anchoredTagRegexp, referenceRegexp } from './grammar.ts';
 import { validateDigest } from './digest.ts';
 import { goToLower } from './text.ts';
@@ -45,7 +45,7 @@ function splitName(name: string): { domain: string; path: string } | null {
   return { domain: m[1] ?? '', path: m[2] ?? '' };
 }
 
-/** Parse: throws ReferenceError. */
+/** Parse: throws ImageReferenceError. */
 export function parse(s: string): Reference {
   if (s === '') throw sentinel('ErrNameEmpty');
   const m = referenceRegexp.exec(s);
@@ -81,7 +81,7 @@ export function withTag(r: Reference, tag: string): Reference {
 export function withDigest(r: Reference, digest: string): Reference {
   if (!anchoredDigestRegexp.test(digest)) {
     // distribution/reference's own ErrDigestInvalidFormat, worded unlike go-digest's
-    throw new ReferenceError('ErrDigestInvalidFormat', 'invalid digest format');
+    throw new ImageReferenceError('ErrDigestInvalidFormat', 'invalid digest format');
   }
   return makeReference(r.domain, r.path, r.tag, digest);
 }

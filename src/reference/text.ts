@@ -4,17 +4,24 @@ const nonPrintable = /[\p{C}\p{Z}]/u;
 
 function escapeRune(cp: number): string {
   switch (cp) {
-    case 0x07: return '\\a';
-    case 0x08: return '\\b';
-    case 0x0c: return '\\f';
-    case 0x0a: return '\\n';
-    case 0x0d: return '\\r';
-    case 0x09: return '\\t';
-    case 0x0b: return '\\v';
+    case 0x07:
+      return '\\a';
+    case 0x08:
+      return '\\b';
+    case 0x0c:
+      return '\\f';
+    case 0x0a:
+      return '\\n';
+    case 0x0d:
+      return '\\r';
+    case 0x09:
+      return '\\t';
+    case 0x0b:
+      return '\\v';
   }
-  if (cp < 0x80) return '\\x' + cp.toString(16).padStart(2, '0');
-  if (cp <= 0xffff) return '\\u' + cp.toString(16).padStart(4, '0');
-  return '\\U' + cp.toString(16).padStart(8, '0');
+  if (cp < 0x80) return `\\x${cp.toString(16).padStart(2, '0')}`;
+  if (cp <= 0xffff) return `\\u${cp.toString(16).padStart(4, '0')}`;
+  return `\\U${cp.toString(16).padStart(8, '0')}`;
 }
 
 function isPrintable(ch: string): boolean {
@@ -33,10 +40,10 @@ export function escapeNonPrintable(s: string): string {
 export function goQuote(s: string): string {
   let out = '"';
   for (const ch of s) {
-    if (ch === '"' || ch === '\\') out += '\\' + ch;
+    if (ch === '"' || ch === '\\') out += `\\${ch}`;
     else out += isPrintable(ch) ? ch : escapeRune(ch.codePointAt(0) ?? 0);
   }
-  return out + '"';
+  return `${out}"`;
 }
 
 /**

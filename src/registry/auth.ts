@@ -45,12 +45,30 @@ export class Authenticator {
     this.transport = transport;
   }
 
-  async authorize(challenge: Challenge, scope: string, cred: RegistryCredential | null, signal?: AbortSignal): Promise<AuthOutcome> {
+  async authorize(
+    challenge: Challenge,
+    scope: string,
+    cred: RegistryCredential | null,
+    signal?: AbortSignal,
+  ): Promise<AuthOutcome> {
     if (challenge.scheme === 'basic') {
-      if (!cred) return { ok: false, failure: 'no-credentials', detail: 'the registry asks for a username and password (no basic auth credentials)' };
-      return { ok: true, authorization: `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}` };
+      if (!cred)
+        return {
+          ok: false,
+          failure: 'no-credentials',
+          detail: 'the registry asks for a username and password (no basic auth credentials)',
+        };
+      return {
+        ok: true,
+        authorization: `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}`,
+      };
     }
-    if (challenge.scheme !== 'bearer') return { ok: false, failure: 'unsupported', detail: `the registry asks for ${challenge.scheme} authentication, which the kubelet's runtime does not answer` };
+    if (challenge.scheme !== 'bearer')
+      return {
+        ok: false,
+        failure: 'unsupported',
+        detail: `the registry asks for ${challenge.scheme} authentication, which the kubelet's runtime does not answer`,
+      };
     const realm = challenge.params.realm;
     if (!realm) return { ok: false, failure: 'token-error', detail: 'the Bearer challenge names no realm' };
     const service = challenge.params.service ?? '';
@@ -70,7 +88,14 @@ export class Authenticator {
     this.tokens.delete(`${challenge.params.realm}|${challenge.params.service ?? ''}|${scope}|${credentialId(cred)}`);
   }
 
-  private async fetchToken(key: string, realm: string, service: string, scope: string, cred: RegistryCredential | null, signal?: AbortSignal): Promise<AuthOutcome> {
+  private async fetchToken(
+    key: string,
+    realm: string,
+    service: string,
+    scope: string,
+    cred: RegistryCredential | null,
+    signal?: AbortSignal,
+  ): Promise<AuthOutcome> {
     let url: URL;
     try {
       url = new URL(realm);
@@ -81,7 +106,14 @@ export class Authenticator {
       const posted = await this.request(url, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'password', username: cred.username, password: cred.password, service, client_id: 'pullguard', scope }).toString(),
+        body: new URLSearchParams({
+          grant_type: 'password',
+          username: cred.username,
+          password: cred.password,
+          service,
+          client_id: 'pullguard',
+          scope,
+        }).toString(),
         signal,
       });
       // Token servers without the OAuth2 endpoint answer 404, 401, 400 or 405 (GCR, JFrog, ACR): fall back to GET.
@@ -90,11 +122,16 @@ export class Authenticator {
     const get = new URL(url);
     if (service) get.searchParams.set('service', service);
     if (scope) get.searchParams.set('scope', scope);
-    const headers: Record<string, string> = cred ? { authorization: `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}` } : {};
+    const headers: Record<string, string> = cred
+      ? { authorization: `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}` }
+      : {};
     return this.accept(key, await this.request(get, { method: 'GET', headers, signal }));
   }
 
-  private async request(url: URL, req: Parameters<RegistryTransport['request']>[1]): Promise<{ status: number; body: Buffer } | { error: TransportError }> {
+  private async request(
+    url: URL,
+    req: Parameters<RegistryTransport['request']>[1],
+  ): Promise<{ status: number; body: Buffer } | { error: TransportError }> {
     this.tokenRequests++;
     try {
       const res = await this.transport.request(url, { ...req, maxBody: TOKEN_MAX_BODY });
@@ -108,16 +145,32 @@ export class Authenticator {
   private accept(key: string, res: { status: number; body: Buffer } | { error: TransportError }): AuthOutcome {
     if ('error' in res) throw res.error;
     if (res.status === 401 || res.status === 403) {
-      return { ok: false, failure: 'rejected', status: res.status, detail: `the token server refused the credentials (HTTP ${res.status})` };
+      return {
+        ok: false,
+        failure: 'rejected',
+        status: res.status,
+        detail: `the token server refused the credentials (HTTP ${res.status})`,
+      };
     }
-    if (res.status !== 200) return { ok: false, failure: 'token-error', status: res.status, detail: `the token server answered HTTP ${res.status}` };
+    if (res.status !== 200)
+      return {
+        ok: false,
+        failure: 'token-error',
+        status: res.status,
+        detail: `the token server answered HTTP ${res.status}`,
+      };
     let parsed: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
     try {
       parsed = JSON.parse(res.body.toString('utf8')) as typeof parsed;
     } catch {
       return { ok: false, failure: 'token-error', detail: 'the token server answered with something that is not JSON' };
     }
-    const token = typeof parsed.token === 'string' && parsed.token ? parsed.token : typeof parsed.access_token === 'string' ? parsed.access_token : '';
+    const token =
+      typeof parsed.token === 'string' && parsed.token
+        ? parsed.token
+        : typeof parsed.access_token === 'string'
+          ? parsed.access_token
+          : '';
     if (!token) return { ok: false, failure: 'token-error', detail: 'the token server answered without a token' };
     // expires_in defaults to 60 s (token spec); keep a margin so a token never expires in flight.
     const lifetime = typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : 60;

@@ -19,7 +19,9 @@ export const MEDIA = {
 } as const;
 
 /** What containerd sends when it resolves: without the OCI types, registries answer "not found" for indexes. */
-export const MANIFEST_ACCEPT = [MEDIA.dockerManifest, MEDIA.dockerList, MEDIA.ociManifest, MEDIA.ociIndex, '*/*'].join(', ');
+export const MANIFEST_ACCEPT = [MEDIA.dockerManifest, MEDIA.dockerList, MEDIA.ociManifest, MEDIA.ociIndex, '*/*'].join(
+  ', ',
+);
 
 /** containerd's MaxManifestSize (4 * 1048 * 1048, sic). */
 export const MAX_MANIFEST_SIZE = 4 * 1048 * 1048;
@@ -96,7 +98,12 @@ export class RegistryClient {
   }
 
   /** HEAD the manifest for a tag or digest, answering auth challenges with `cred` (null: anonymous). */
-  async resolve(target: Target, tagOrDigest: string, cred: RegistryCredential | null, signal?: AbortSignal): Promise<Answer> {
+  async resolve(
+    target: Target,
+    tagOrDigest: string,
+    cred: RegistryCredential | null,
+    signal?: AbortSignal,
+  ): Promise<Answer> {
     const host = this.hostFor(target.domain);
     const evidence: string[] = [];
     const manifestPath = `/v2/${target.path}/manifests/${tagOrDigest}`;
@@ -115,8 +122,11 @@ export class RegistryClient {
         const mediaType = (header(r, 'content-type') ?? '').split(';')[0]!.trim();
         if (!digest || !header(r, 'content-length')) {
           // No digest header (old registries): fetch the body and hash it, as containerd does.
-          const got = r.body.length ? r : (await this.send(host, target.path, 'GET', manifestPath, cred, evidence, signal)).response;
-          if (!got || got.status !== 200) return this.answer({ kind: 'error', ...(got ? { status: got.status } : {}) }, evidence, host, cred);
+          const got = r.body.length
+            ? r
+            : (await this.send(host, target.path, 'GET', manifestPath, cred, evidence, signal)).response;
+          if (got?.status !== 200)
+            return this.answer({ kind: 'error', ...(got ? { status: got.status } : {}) }, evidence, host, cred);
           digest = `sha256:${createHash('sha256').update(got.body).digest('hex')}`;
         }
         return this.answer({ kind: 'found', digest, mediaType }, evidence, host, cred, r);
@@ -124,8 +134,23 @@ export class RegistryClient {
       // A tag can never contain ':', a digest always does.
       if (r.status === 404 && tagOrDigest.includes(':')) {
         // containerd retries a digest that is not a manifest on /blobs/.
-        const blob = await this.send(host, target.path, 'HEAD', `/v2/${target.path}/blobs/${tagOrDigest}`, cred, evidence, signal);
-        if (blob.response?.status === 200) return this.answer({ kind: 'found', digest: tagOrDigest, mediaType: header(blob.response, 'content-type') ?? '' }, evidence, host, cred, blob.response);
+        const blob = await this.send(
+          host,
+          target.path,
+          'HEAD',
+          `/v2/${target.path}/blobs/${tagOrDigest}`,
+          cred,
+          evidence,
+          signal,
+        );
+        if (blob.response?.status === 200)
+          return this.answer(
+            { kind: 'found', digest: tagOrDigest, mediaType: header(blob.response, 'content-type') ?? '' },
+            evidence,
+            host,
+            cred,
+            blob.response,
+          );
       }
       return this.answer(this.outcomeOfStatus(r, res.authFailure), evidence, host, cred, r);
     } catch (err) {
@@ -134,11 +159,24 @@ export class RegistryClient {
   }
 
   /** GET a manifest by digest (indexes, to read platforms). Verifies the body against the digest. */
-  async manifest(target: Target, digest: string, cred: RegistryCredential | null, signal?: AbortSignal): Promise<Answer & { body?: ManifestBody }> {
+  async manifest(
+    target: Target,
+    digest: string,
+    cred: RegistryCredential | null,
+    signal?: AbortSignal,
+  ): Promise<Answer & { body?: ManifestBody }> {
     const host = this.hostFor(target.domain);
     const evidence: string[] = [];
     try {
-      const res = await this.send(host, target.path, 'GET', `/v2/${target.path}/manifests/${digest}`, cred, evidence, signal);
+      const res = await this.send(
+        host,
+        target.path,
+        'GET',
+        `/v2/${target.path}/manifests/${digest}`,
+        cred,
+        evidence,
+        signal,
+      );
       if (!res.response) return res.answer;
       const r = res.response;
       if (r.status !== 200) return this.answer(this.outcomeOfStatus(r, res.authFailure), evidence, host, cred, r);
@@ -147,15 +185,25 @@ export class RegistryClient {
         evidence.push(`the manifest ${digest} is not JSON or does not match its digest`);
         return this.answer({ kind: 'error', status: 200 }, evidence, host, cred, r);
       }
-      const mediaType = (typeof body.mediaType === 'string' ? body.mediaType : (header(r, 'content-type') ?? '')).split(';')[0]!.trim();
-      return { ...this.answer({ kind: 'found', digest, mediaType }, evidence, host, cred, r), body: { digest, mediaType, json: body } };
+      const mediaType = (typeof body.mediaType === 'string' ? body.mediaType : (header(r, 'content-type') ?? ''))
+        .split(';')[0]!
+        .trim();
+      return {
+        ...this.answer({ kind: 'found', digest, mediaType }, evidence, host, cred, r),
+        body: { digest, mediaType, json: body },
+      };
     } catch (err) {
       return this.answer(transportOutcome(err, evidence), evidence, host, cred);
     }
   }
 
   /** GET a small JSON blob (an image config) by digest. */
-  async blobJson(target: Target, digest: string, cred: RegistryCredential | null, signal?: AbortSignal): Promise<Record<string, unknown> | undefined> {
+  async blobJson(
+    target: Target,
+    digest: string,
+    cred: RegistryCredential | null,
+    signal?: AbortSignal,
+  ): Promise<Record<string, unknown> | undefined> {
     const host = this.hostFor(target.domain);
     try {
       const res = await this.send(host, target.path, 'GET', `/v2/${target.path}/blobs/${digest}`, cred, [], signal);
@@ -170,7 +218,12 @@ export class RegistryClient {
    * Lists tags, following `Link: <…>; rel="next"` pages up to `max` tags.
    * `not-found` with code NAME_UNKNOWN tells a missing repository from a missing tag.
    */
-  async tags(target: Target, cred: RegistryCredential | null, max: number, signal?: AbortSignal): Promise<Answer & { tags?: string[] }> {
+  async tags(
+    target: Target,
+    cred: RegistryCredential | null,
+    max: number,
+    signal?: AbortSignal,
+  ): Promise<Answer & { tags?: string[] }> {
     const host = this.hostFor(target.domain);
     const evidence: string[] = [];
     const tags: string[] = [];
@@ -210,7 +263,9 @@ export class RegistryClient {
     cred: RegistryCredential | null,
     evidence: string[],
     signal?: AbortSignal,
-  ): Promise<{ response: HttpResponse; answer?: undefined; authFailure?: AuthFailure } | { response?: undefined; answer: Answer }> {
+  ): Promise<
+    { response: HttpResponse; answer?: undefined; authFailure?: AuthFailure } | { response?: undefined; answer: Answer }
+  > {
     const scope = `repository:${repo}:pull`;
     const headers: Record<string, string> = { accept: MANIFEST_ACCEPT };
     const isManifest = path.includes('/manifests/');
@@ -221,7 +276,10 @@ export class RegistryClient {
     }
     // A GET body is used whole (manifests, configs, tag lists; Debian's registry sends every tag in
     // one page), up to containerd's manifest limit; a HEAD's is only ever an error text.
-    const body = method === 'GET' ? { maxBody: MAX_MANIFEST_SIZE, truncateBody: false } : { maxBody: 64 * 1024, truncateBody: true };
+    const body =
+      method === 'GET'
+        ? { maxBody: MAX_MANIFEST_SIZE, truncateBody: false }
+        : { maxBody: 64 * 1024, truncateBody: true };
     const request = () => {
       if (isManifest) this.manifestRequests++;
       return this.transport.registryRequest(host, path, { method, headers, signal, ...body });
@@ -231,38 +289,65 @@ export class RegistryClient {
     if (r.status !== 401) return { response: r };
 
     const challenge = pickChallenge(parseChallenges(headerAll(r, 'www-authenticate')));
-    if (!challenge) return { response: r, authFailure: { insufficientScope: false, rejected: false, noCredentials: false } };
+    if (!challenge)
+      return { response: r, authFailure: { insufficientScope: false, rejected: false, noCredentials: false } };
     const hadAuth = Boolean(headers.authorization);
     const insufficient = challenge.params.error === 'insufficient_scope';
     if (hadAuth) {
       // A token without the needed scope will not gain it by asking again (containerd gives up here
       // too); any other refusal may be a stale token: forget it and get a fresh one once.
-      if (insufficient) return { response: r, authFailure: { insufficientScope: true, rejected: false, noCredentials: false } };
+      if (insufficient)
+        return { response: r, authFailure: { insufficientScope: true, rejected: false, noCredentials: false } };
       this.auth.forget(challenge, scope, cred);
     }
     this.challenges.set(host, { scheme: challenge.scheme, params: { ...challenge.params, error: '', scope: '' } });
     const auth = await this.auth.authorize(challenge, scope, cred, signal);
     if (!auth.ok) {
       evidence.push(auth.detail);
-      if (auth.failure === 'token-error') return { answer: this.answer({ kind: 'error', ...(auth.status ? { status: auth.status } : {}) }, evidence, host, cred, r) };
+      if (auth.failure === 'token-error')
+        return {
+          answer: this.answer(
+            { kind: 'error', ...(auth.status ? { status: auth.status } : {}) },
+            evidence,
+            host,
+            cred,
+            r,
+          ),
+        };
       return {
         response: r,
-        authFailure: { insufficientScope: insufficient, rejected: auth.failure === 'rejected', noCredentials: auth.failure === 'no-credentials' },
+        authFailure: {
+          insufficientScope: insufficient,
+          rejected: auth.failure === 'rejected',
+          noCredentials: auth.failure === 'no-credentials',
+        },
       };
     }
     headers.authorization = auth.authorization;
     r = await request();
-    evidence.push(`${method} ${path.split('?')[0]} with ${auth.authorization.startsWith('Basic') ? 'basic credentials' : 'a token'} → ${r.status}`);
+    evidence.push(
+      `${method} ${path.split('?')[0]} with ${auth.authorization.startsWith('Basic') ? 'basic credentials' : 'a token'} → ${r.status}`,
+    );
     if (r.status !== 401) return { response: r };
     const again = pickChallenge(parseChallenges(headerAll(r, 'www-authenticate')));
-    return { response: r, authFailure: { insufficientScope: again?.params.error === 'insufficient_scope' || insufficient, rejected: false, noCredentials: false } };
+    return {
+      response: r,
+      authFailure: {
+        insufficientScope: again?.params.error === 'insufficient_scope' || insufficient,
+        rejected: false,
+        noCredentials: false,
+      },
+    };
   }
 
   private outcomeOfStatus(r: HttpResponse, authFailure?: AuthFailure): Outcome {
     const err = errorBody(r.body);
     switch (r.status) {
       case 401:
-        return { kind: 'unauthorized', ...(authFailure ?? { insufficientScope: false, rejected: false, noCredentials: false }) };
+        return {
+          kind: 'unauthorized',
+          ...(authFailure ?? { insufficientScope: false, rejected: false, noCredentials: false }),
+        };
       case 403:
         return err?.code === 'TOOMANYREQUESTS' ? { kind: 'rate-limited' } : { kind: 'denied' };
       case 404:
@@ -276,9 +361,16 @@ export class RegistryClient {
     }
   }
 
-  private answer<T extends Outcome>(outcome: T, evidence: string[], host: string, cred: RegistryCredential | null, r?: HttpResponse): Answer<T> {
+  private answer<T extends Outcome>(
+    outcome: T,
+    evidence: string[],
+    host: string,
+    cred: RegistryCredential | null,
+    r?: HttpResponse,
+  ): Answer<T> {
     const err = r ? errorBody(r.body) : undefined;
-    if (err?.code || err?.message) evidence.push(`registry says: ${[err.code, err.message].filter(Boolean).join(' ')}`.slice(0, 200));
+    if (err?.code || err?.message)
+      evidence.push(`registry says: ${[err.code, err.message].filter(Boolean).join(' ')}`.slice(0, 200));
     const rateLimit = r ? parseRateLimit(r.headers) : undefined;
     if (rateLimit) this.rateLimits.set(`${host}|${credentialId(cred)}`, { ...rateLimit, host, at: Date.now() });
     return rateLimit ? { outcome, evidence, rateLimit } : { outcome, evidence };

@@ -63,7 +63,11 @@ export interface TransportOptions {
   lookup?: LookupFunction;
 }
 
-export type LookupFunction = (hostname: string, options: { all: true }, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+export type LookupFunction = (
+  hostname: string,
+  options: { all: true },
+  callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
+) => void;
 
 const MAX_REDIRECTS = 5;
 
@@ -115,7 +119,9 @@ export class RegistryTransport {
   constructor(options: TransportOptions) {
     this.options = options;
     // A given `ca` replaces Node's bundle, so the public roots go along with the configured ones.
-    this.secureContext = options.caPems.length ? createSecureContext({ ca: [...rootCertificates, ...options.caPems] }) : undefined;
+    this.secureContext = options.caPems.length
+      ? createSecureContext({ ca: [...rootCertificates, ...options.caPems] })
+      : undefined;
   }
 
   /** A host whose configured endpoint is http:// is never tried over TLS. */
@@ -138,7 +144,12 @@ export class RegistryTransport {
     try {
       return await this.request(url, req);
     } catch (err) {
-      if (err instanceof TransportError && url.protocol === 'https:' && this.isInsecure(host) && (err.kind === 'tls' || err.kind === 'reset')) {
+      if (
+        err instanceof TransportError &&
+        url.protocol === 'https:' &&
+        this.isInsecure(host) &&
+        (err.kind === 'tls' || err.kind === 'reset')
+      ) {
         this.plainHttp.add(host);
         return this.request(new URL(path, this.baseUrl(host)), req);
       }
@@ -179,7 +190,12 @@ export class RegistryTransport {
       release = await this.slot(host).acquire(signal);
     } catch (err) {
       this.options.onFailure?.(host, req.method, 'timeout');
-      throw limit.aborted && !req.signal?.aborted ? new TransportError('timeout', `no free connection to ${host} in time (${this.options.concurrency} requests already in flight)`) : err;
+      throw limit.aborted && !req.signal?.aborted
+        ? new TransportError(
+            'timeout',
+            `no free connection to ${host} in time (${this.options.concurrency} requests already in flight)`,
+          )
+        : err;
     }
     try {
       const res = await this.agent(url).request({
@@ -199,7 +215,10 @@ export class RegistryTransport {
       this.options.onResponse?.(host, req.method, res.statusCode);
       return { status: res.statusCode, headers: res.headers as Headers, body, url };
     } catch (err) {
-      const failure = limit.aborted && !req.signal?.aborted ? new TransportError('timeout', `${host} did not answer in time (${this.options.requestTimeoutMs} ms)`) : classify(err, url);
+      const failure =
+        limit.aborted && !req.signal?.aborted
+          ? new TransportError('timeout', `${host} did not answer in time (${this.options.requestTimeoutMs} ms)`)
+          : classify(err, url);
       this.options.onFailure?.(host, req.method, failure.kind);
       throw failure;
     } finally {
@@ -210,7 +229,10 @@ export class RegistryTransport {
   private assertAllowedLiteral(url: URL): void {
     const hostname = url.hostname.replace(/^\[|\]$/g, '');
     if (isIP(hostname) && isForbiddenAddress(hostname) && !hostListed(url.host, this.options.allowLinkLocal)) {
-      throw new TransportError('forbidden-address', `${url.host} is a link-local or metadata address; pullguard does not contact it unless configured (registry.allowLinkLocal)`);
+      throw new TransportError(
+        'forbidden-address',
+        `${url.host} is a link-local or metadata address; pullguard does not contact it unless configured (registry.allowLinkLocal)`,
+      );
     }
   }
 
@@ -287,7 +309,14 @@ async function readBody(body: Dispatcher.ResponseData['body'], max: number, trun
 }
 
 const DNS_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME', 'EAI_NODATA']);
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL']);
+const CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'EADDRNOTAVAIL',
+]);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
@@ -299,7 +328,12 @@ function first(v: string | string[] | undefined): string | undefined {
 export function classify(err: unknown, url: URL): TransportError {
   if (err instanceof TransportError) return err;
   const chain: (Error & { code?: string })[] = [];
-  for (let e = err as (Error & { code?: string; cause?: unknown }) | undefined; e && chain.length < 5; e = e.cause as typeof e) chain.push(e);
+  for (
+    let e = err as (Error & { code?: string; cause?: unknown }) | undefined;
+    e && chain.length < 5;
+    e = e.cause as typeof e
+  )
+    chain.push(e);
   const codes = chain.map((e) => e.code ?? '').filter(Boolean);
   const text = chain.map((e) => e.message).find(Boolean) ?? String(err);
   const host = url.host;
@@ -307,14 +341,22 @@ export function classify(err: unknown, url: URL): TransportError {
   if (chain.some((e) => e.name === 'AbortError') || codes.includes('ABORT_ERR') || codes.includes('UND_ERR_ABORTED')) {
     return new TransportError('aborted', `request to ${host} was cut off by the deadline`);
   }
-  if (codes.includes('EFORBIDDENADDRESS')) return new TransportError('forbidden-address', `${host} resolves only to link-local or metadata addresses; pullguard does not contact them unless configured (registry.allowLinkLocal)`);
-  if (has(DNS_CODES)) return new TransportError('dns', `the name ${splitHostPort(host).hostname} does not resolve (${codes[0]})`);
-  if (has(TIMEOUT_CODES)) return new TransportError('timeout', `${host} did not answer in time (${codes.find((c) => TIMEOUT_CODES.has(c))})`);
+  if (codes.includes('EFORBIDDENADDRESS'))
+    return new TransportError(
+      'forbidden-address',
+      `${host} resolves only to link-local or metadata addresses; pullguard does not contact them unless configured (registry.allowLinkLocal)`,
+    );
+  if (has(DNS_CODES))
+    return new TransportError('dns', `the name ${splitHostPort(host).hostname} does not resolve (${codes[0]})`);
+  if (has(TIMEOUT_CODES))
+    return new TransportError('timeout', `${host} did not answer in time (${codes.find((c) => TIMEOUT_CODES.has(c))})`);
   if (codes.some((c) => /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|EPROTO|HOSTNAME|ALTNAME/.test(c))) {
     return new TransportError('tls', `TLS with ${host} failed: ${short(text)}`);
   }
-  if (has(CONNECT_CODES)) return new TransportError('connect', `cannot connect to ${host} (${codes.find((c) => CONNECT_CODES.has(c))})`);
-  if (has(RESET_CODES)) return new TransportError('reset', `${host} closed the connection (${codes.find((c) => RESET_CODES.has(c))})`);
+  if (has(CONNECT_CODES))
+    return new TransportError('connect', `cannot connect to ${host} (${codes.find((c) => CONNECT_CODES.has(c))})`);
+  if (has(RESET_CODES))
+    return new TransportError('reset', `${host} closed the connection (${codes.find((c) => RESET_CODES.has(c))})`);
   return new TransportError('connect', `request to ${host} failed: ${short(text)}`);
 }
 

@@ -32,7 +32,8 @@ function badRequest(err: FastifyError, bodyLimit: number): string | undefined {
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return 'the Content-Length does not match the body';
     default:
-      if (err.statusCode === 400 || err instanceof SyntaxError || err instanceof RangeError) return `the request body is not valid JSON: ${err.message.split('\n')[0]}`;
+      if (err.statusCode === 400 || err instanceof SyntaxError || err instanceof RangeError)
+        return `the request body is not valid JSON: ${err.message.split('\n')[0]}`;
       return undefined;
   }
 }
@@ -73,13 +74,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   const validate = async (body: unknown, mode?: string) => {
-    if (mode !== undefined && !isMode(mode)) throw new BadReview(`unknown mode "${mode.slice(0, 20)}" in the path; use enforce, warn or audit`);
+    if (mode !== undefined && !isMode(mode))
+      throw new BadReview(`unknown mode "${mode.slice(0, 20)}" in the path; use enforce, warn or audit`);
     // No body and no content type reaches here as undefined: say so rather than "received undefined".
     if (body === undefined) throw new BadReview('the request body is empty');
     return opts.handler.review(body, mode);
   };
   app.post('/validate', async (request) => validate(request.body));
-  app.post<{ Params: { mode: string } }>('/validate/:mode', async (request) => validate(request.body, request.params.mode));
+  app.post<{ Params: { mode: string } }>('/validate/:mode', async (request) =>
+    validate(request.body, request.params.mode),
+  );
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {

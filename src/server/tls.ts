@@ -30,7 +30,14 @@ export async function selfSigned(names: string[] = ['localhost']): Promise<TlsPa
       { name: 'basicConstraints', cA: false },
       { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
       { name: 'extKeyUsage', serverAuth: true },
-      { name: 'subjectAltName', altNames: [...names.map((value) => ({ type: 2 as const, value })), { type: 7 as const, ip: '127.0.0.1' }, { type: 7 as const, ip: '::1' }] },
+      {
+        name: 'subjectAltName',
+        altNames: [
+          ...names.map((value) => ({ type: 2 as const, value })),
+          { type: 7 as const, ip: '127.0.0.1' },
+          { type: 7 as const, ip: '::1' },
+        ],
+      },
     ],
   });
   return { key: pems.private, cert: pems.cert };
@@ -41,7 +48,13 @@ export async function selfSigned(names: string[] = ['localhost']): Promise<TlsPa
  * for new connections; open connections keep theirs. A half-written or mismatched pair is skipped
  * until both files agree.
  */
-export function watchTls(server: Server, certFile: string, keyFile: string, logger: Logger, intervalMs = 2000): () => void {
+export function watchTls(
+  server: Server,
+  certFile: string,
+  keyFile: string,
+  logger: Logger,
+  intervalMs = 2000,
+): () => void {
   let current = '';
   try {
     current = readFileSync(certFile, 'utf8') + readFileSync(keyFile, 'utf8');
@@ -53,7 +66,10 @@ export function watchTls(server: Server, certFile: string, keyFile: string, logg
     try {
       pair = readTlsPair(certFile, keyFile);
     } catch (err) {
-      logger.warn({ certFile, keyFile, err: (err as Error).message }, 'certificate files changed but cannot be used yet; keeping the current certificate');
+      logger.warn(
+        { certFile, keyFile, err: (err as Error).message },
+        'certificate files changed but cannot be used yet; keeping the current certificate',
+      );
       return;
     }
     if (pair.cert + pair.key === current) return;

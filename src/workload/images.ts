@@ -67,7 +67,11 @@ const CONTAINER_LISTS = ['initContainers', 'containers', 'ephemeralContainers'] 
 
 /** Image uses of one pod spec site. */
 export function imageUsesOf(site: PodSpecSite): ImageUse[] {
-  const object = { kind: site.kind, ...(site.namespace ? { namespace: site.namespace } : {}), ...(site.name ? { name: site.name } : {}) };
+  const object = {
+    kind: site.kind,
+    ...(site.namespace ? { namespace: site.namespace } : {}),
+    ...(site.name ? { name: site.name } : {}),
+  };
   const uses: ImageUse[] = [];
   for (const list of CONTAINER_LISTS) {
     const containers = site.spec[list];

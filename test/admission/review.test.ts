@@ -1,9 +1,20 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { BadReview, imagesToCheck, parseReview, respond, warningsFor, type Decided } from '../../src/admission/review.ts';
+import {
+  BadReview,
+  imagesToCheck,
+  parseReview,
+  respond,
+  warningsFor,
+  type Decided,
+} from '../../src/admission/review.ts';
 import type { Finding } from '../../src/findings.ts';
 
-const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../fixtures/admission/${name}`, import.meta.url), 'utf8')) as Record<string, unknown>;
+const fixture = (name: string) =>
+  JSON.parse(readFileSync(new URL(`../fixtures/admission/${name}`, import.meta.url), 'utf8')) as Record<
+    string,
+    unknown
+  >;
 
 function finding(over: Partial<Finding> = {}): Finding {
   return {
@@ -22,7 +33,17 @@ function finding(over: Partial<Finding> = {}): Finding {
 }
 
 t.test('every captured AdmissionReview parses', async (t) => {
-  for (const name of ['pod-create.json', 'pod-create-dryrun.json', 'pod-create-init-digest.json', 'pod-update-set-image.json', 'pod-update-server-side-apply.json', 'deployment-create.json', 'deployment-create-latest.json', 'deployment-update.json', 'deployment-update-image.json']) {
+  for (const name of [
+    'pod-create.json',
+    'pod-create-dryrun.json',
+    'pod-create-init-digest.json',
+    'pod-update-set-image.json',
+    'pod-update-server-side-apply.json',
+    'deployment-create.json',
+    'deployment-create-latest.json',
+    'deployment-update.json',
+    'deployment-update-image.json',
+  ]) {
     const req = parseReview(fixture(name));
     t.ok(req.uid, `${name}: uid`);
   }
@@ -55,18 +76,32 @@ t.test('UPDATE checks only images new against oldObject', async (t) => {
   const unchanged = imagesToCheck(parseReview(fixture('deployment-update.json')));
   t.same(unchanged.uses, [], 'deployment update that keeps images: nothing to check');
   t.equal(unchanged.unchanged, 1);
-  t.same(imagesToCheck(parseReview(fixture('pod-update-server-side-apply.json'))).uses, [], 'server-side apply keeping images');
+  t.same(
+    imagesToCheck(parseReview(fixture('pod-update-server-side-apply.json'))).uses,
+    [],
+    'server-side apply keeping images',
+  );
   const changed = imagesToCheck(parseReview(fixture('deployment-update-image.json')));
-  t.same(changed.uses.map((u) => u.image), ['127.0.0.1:5000/demo/bad-app:2.0']);
+  t.same(
+    changed.uses.map((u) => u.image),
+    ['127.0.0.1:5000/demo/bad-app:2.0'],
+  );
   const setImage = imagesToCheck(parseReview(fixture('pod-update-set-image.json')));
-  t.same(setImage.uses.map((u) => u.image), ['127.0.0.1:5000/demo/bad:2'], 'the untouched sidecar image is not checked again');
+  t.same(
+    setImage.uses.map((u) => u.image),
+    ['127.0.0.1:5000/demo/bad:2'],
+    'the untouched sidecar image is not checked again',
+  );
   t.equal(setImage.uses[0]!.object.namespace, 'lab-demo');
 });
 
 t.test('CREATE checks every image, namespace from the request when the object has none', async (t) => {
   const body = fixture('pod-create-init-digest.json');
   const uses = imagesToCheck(parseReview(body)).uses;
-  t.same(uses.map((u) => u.container), ['init', 'app', 'sidecar']);
+  t.same(
+    uses.map((u) => u.container),
+    ['init', 'app', 'sidecar'],
+  );
   const req = structuredClone(body.request) as { object: { metadata: { namespace?: string } }; namespace: string };
   delete req.object.metadata.namespace;
   const again = imagesToCheck(parseReview({ ...body, request: req }));
@@ -80,12 +115,18 @@ t.test('ephemeral containers subresource: the new debug container is checked', a
   req.oldObject = structuredClone(req.object);
   req.object.spec.ephemeralContainers = [{ name: 'debugger', image: 'busybox:1.36', imagePullPolicy: 'IfNotPresent' }];
   const uses = imagesToCheck(parseReview({ ...body, request: req })).uses;
-  t.same(uses.map((u) => [u.container, u.image, u.field]), [['debugger', 'busybox:1.36', 'spec.ephemeralContainers[0].image']]);
+  t.same(
+    uses.map((u) => [u.container, u.image, u.field]),
+    [['debugger', 'busybox:1.36', 'spec.ephemeralContainers[0].image']],
+  );
 });
 
 t.test('DELETE and CONNECT are never checked', async (t) => {
   const body = fixture('pod-create.json');
-  t.same(imagesToCheck(parseReview({ ...body, request: { ...(body.request as object), operation: 'DELETE' } })).uses, []);
+  t.same(
+    imagesToCheck(parseReview({ ...body, request: { ...(body.request as object), operation: 'DELETE' } })).uses,
+    [],
+  );
 });
 
 t.test('denial: 403 Forbidden naming container, image, cause and fix', async (t) => {
@@ -94,24 +135,53 @@ t.test('denial: 403 Forbidden naming container, image, cause and fix', async (t)
   t.equal(res.response.allowed, false);
   t.equal(res.response.status?.code, 403);
   t.equal(res.response.status?.reason, 'Forbidden');
-  t.match(res.response.status?.message, /container "app": image "registry\.example\/app:1": tag "1" does not exist.*Fix: push tag/);
+  t.match(
+    res.response.status?.message,
+    /container "app": image "registry\.example\/app:1": tag "1" does not exist.*Fix: push tag/,
+  );
   t.notMatch(res.response.status?.message, /[\u0000-\u001f]/);
   t.equal(res.apiVersion, 'admission.k8s.io/v1');
   t.equal(res.kind, 'AdmissionReview');
 });
 
 t.test('warnings: one per finding, no control characters, ≤256 each and ≤4096 in all', async (t) => {
-  const evil = finding({ image: 'x\n\u0007y', message: 'image "x\\ny": line\nbreak\ttab', verdict: 'risk', reason: 'timeout' });
+  const evil = finding({
+    image: 'x\n\u0007y',
+    message: 'image "x\\ny": line\nbreak\ttab',
+    verdict: 'risk',
+    reason: 'timeout',
+  });
   const one = warningsFor([{ finding: evil, action: 'warn' }]);
   t.equal(one.length, 1);
   t.notMatch(one[0]!, /[\u0000-\u001f\u007f]/);
-  const many: Decided[] = Array.from({ length: 60 }, (_, i) => ({ finding: finding({ container: `c${i}`, message: `image "app-${i}": ${'slow '.repeat(60)}`, verdict: 'risk', reason: 'timeout' }), action: 'warn' }));
+  const many: Decided[] = Array.from({ length: 60 }, (_, i) => ({
+    finding: finding({
+      container: `c${i}`,
+      message: `image "app-${i}": ${'slow '.repeat(60)}`,
+      verdict: 'risk',
+      reason: 'timeout',
+    }),
+    action: 'warn',
+  }));
   const out = warningsFor(many);
-  t.ok(out.every((w) => [...w].length <= 256), 'each under 256');
-  t.ok(out.slice(0, -1).every((w) => w.includes('Fix: push tag') && /image "app-\d+"/.test(w)), 'a long warning is cut in its cause, keeping the image and the fix');
+  t.ok(
+    out.every((w) => [...w].length <= 256),
+    'each under 256',
+  );
+  t.ok(
+    out.slice(0, -1).every((w) => w.includes('Fix: push tag') && /image "app-\d+"/.test(w)),
+    'a long warning is cut in its cause, keeping the image and the fix',
+  );
   t.ok(out.reduce((n, w) => n + [...w].length, 0) <= 4096, 'all under 4096');
   t.match(out.at(-1)!, /more image warnings/, 'the rest is summarised');
-  t.same(warningsFor([{ finding: finding(), action: 'deny' }, { finding: finding({ verdict: 'ok', reason: 'available' }), action: 'ignore' }]), [], 'denials and ok findings are not warnings');
+  t.same(
+    warningsFor([
+      { finding: finding(), action: 'deny' },
+      { finding: finding({ verdict: 'ok', reason: 'available' }), action: 'ignore' },
+    ]),
+    [],
+    'denials and ok findings are not warnings',
+  );
 });
 
 t.test('audit annotations record what was found', async (t) => {
@@ -119,6 +189,8 @@ t.test('audit annotations record what was found', async (t) => {
   t.equal(res.response.allowed, true);
   t.equal(res.response.warnings, undefined);
   t.equal(res.response.auditAnnotations?.verdict, 'fail');
-  t.same(JSON.parse(res.response.auditAnnotations!.findings!), [{ container: 'app', image: 'registry.example/app:1', reason: 'tag-not-found', action: 'record' }]);
+  t.same(JSON.parse(res.response.auditAnnotations!.findings!), [
+    { container: 'app', image: 'registry.example/app:1', reason: 'tag-not-found', action: 'record' },
+  ]);
   t.equal(respond('u3', []).response.auditAnnotations, undefined, 'nothing to record');
 });

@@ -11,8 +11,16 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 
 function bench(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [join(root, 'bench/run.ts'), ...args], { cwd: root, env: { ...process.env, ...env }, timeout: 150_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [join(root, 'bench/run.ts'), ...args],
+      { cwd: root, env: { ...process.env, ...env }, timeout: 150_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) =>
+        resolve({
+          code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0,
+          stdout,
+          stderr,
+        }),
     );
   });
 }
@@ -35,12 +43,24 @@ t.test('bursts, quick: prints a table and writes bench JSON', async (t) => {
   t.match(run.stdout, /== bursts \(quick\)/);
   t.match(run.stdout, /figure\s+value\s+baseline\s+baseline value\s+ratio\s+goal/);
 
-  const result = JSON.parse(readFileSync(join(dir, 'bursts.json'), 'utf8')) as Record<string, unknown> & { figures: Figure[]; machine: Record<string, unknown>; versions: Record<string, unknown> };
+  const result = JSON.parse(readFileSync(join(dir, 'bursts.json'), 'utf8')) as Record<string, unknown> & {
+    figures: Figure[];
+    machine: Record<string, unknown>;
+    versions: Record<string, unknown>;
+  };
   t.equal(result.benchmark, 'bursts');
   t.equal(result.quick, true);
   t.type(result.startedAt, 'string');
   t.type(result.elapsedMs, 'number');
-  t.match(result.machine, { os: String, release: String, arch: String, cpus: Number, cpuModel: String, memoryBytes: Number, loadAverage: { start: Number, end: Number } });
+  t.match(result.machine, {
+    os: String,
+    release: String,
+    arch: String,
+    cpus: Number,
+    cpuModel: String,
+    memoryBytes: Number,
+    loadAverage: { start: Number, end: Number },
+  });
   t.match(result.versions, { node: process.version, pullguard: String, registry: /distribution/, skopeo: String });
   t.type(result.settings, 'object');
   t.type(result.details, 'object');
@@ -62,7 +82,10 @@ t.test('bursts, quick: prints a table and writes bench JSON', async (t) => {
   t.equal(byName('(a) manifest requests')?.value, 1, 'one manifest request for the whole burst');
   t.equal(byName('(a) reviews allowed')?.value, byName('(a) reviews allowed')?.baseline.value, 'every review allowed');
   const cache = byName('(b) cache entries');
-  t.ok(cache && cache.value !== null && cache.baseline.value !== null && cache.value <= cache.baseline.value, 'cache within its limit');
+  t.ok(
+    cache && cache.value !== null && cache.baseline.value !== null && cache.value <= cache.baseline.value,
+    'cache within its limit',
+  );
   t.equal(byName('(b) images answered ok')?.value, byName('(b) images answered ok')?.baseline.value);
 });
 

@@ -19,14 +19,22 @@ let dir: string;
 let digest: string;
 
 t.before(async () => {
-  [anon, priv] = await Promise.all([startRegistry({ auth: 'none', proxy: true }), startRegistry({ auth: 'htpasswd', users: [alice] })]);
+  [anon, priv] = await Promise.all([
+    startRegistry({ auth: 'none', proxy: true }),
+    startRegistry({ auth: 'htpasswd', users: [alice] }),
+  ]);
   digest = (await anon.pushImage('demo/app', '1.0', { platform: 'linux/amd64' })).digest;
   await anon.pushTags('demo/app', ['1.1', '1.2'], { platform: 'linux/amd64' });
   await anon.pushIndex('demo/app', 'multi', ['linux/amd64', 'linux/arm64/v8']);
   await priv.pushImage('team/secret', '1.0');
   anon.resetCounters();
   dir = mkdtempSync(join(tmpdir(), 'pullguard-cli-'));
-  writeFileSync(join(dir, 'docker-config.json'), JSON.stringify({ auths: { [priv.host]: { auth: Buffer.from(`${alice.username}:${alice.password}`).toString('base64') } } }));
+  writeFileSync(
+    join(dir, 'docker-config.json'),
+    JSON.stringify({
+      auths: { [priv.host]: { auth: Buffer.from(`${alice.username}:${alice.password}`).toString('base64') } },
+    }),
+  );
   writeFileSync(join(dir, 'ca.pem'), priv.caPem!);
 });
 t.teardown(async () => {
@@ -36,7 +44,10 @@ t.teardown(async () => {
 
 /** The real CLI process. */
 async function cli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = run(node, [join(repoRoot, 'src/cli/main.ts'), 'check', ...args], { cwd: repoRoot, env: { ...process.env, NO_COLOR: '1' } });
+  const child = run(node, [join(repoRoot, 'src/cli/main.ts'), 'check', ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, NO_COLOR: '1' },
+  });
   if (input !== undefined) {
     child.child.stdin!.end(input);
   } else {
@@ -52,10 +63,19 @@ async function cli(args: string[], input?: string): Promise<{ code: number; stdo
 }
 
 /** In process, for the many small cases. */
-async function inProcess(args: string[], opts: { stdin?: string; isTTY?: boolean } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function inProcess(
+  args: string[],
+  opts: { stdin?: string; isTTY?: boolean } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
-  const io: CliIO = { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), stdin: () => opts.stdin ?? '', env: {}, isTTY: opts.isTTY ?? false };
+  const io: CliIO = {
+    stdout: (s) => (stdout += s),
+    stderr: (s) => (stderr += s),
+    stdin: () => opts.stdin ?? '',
+    env: {},
+    isTTY: opts.isTTY ?? false,
+  };
   const code = await runCheck(args, io);
   return { code, stdout, stderr };
 }
@@ -72,12 +92,36 @@ t.test('must show: one verdict and reason per case, from the real command', asyn
     indexWithoutPlatform: `${anon.host}/demo/app:multi`,
     malformed: `${anon.host}/demo/App:1.0`,
   };
-  const r = await cli([...Object.values(images), ...reg(), '--registry-ca', join(dir, 'ca.pem'), '--platform', 'linux/s390x', '-o', 'json']);
+  const r = await cli([
+    ...Object.values(images),
+    ...reg(),
+    '--registry-ca',
+    join(dir, 'ca.pem'),
+    '--platform',
+    'linux/s390x',
+    '-o',
+    'json',
+  ]);
   t.equal(r.code, 1, 'exit 1: some image would fail');
-  const out = JSON.parse(r.stdout) as { findings: { image: string; verdict: string; reason: string; suggestions?: string[]; digest?: string; message: string; hint: string }[]; summary: Record<string, number> };
+  const out = JSON.parse(r.stdout) as {
+    findings: {
+      image: string;
+      verdict: string;
+      reason: string;
+      suggestions?: string[];
+      digest?: string;
+      message: string;
+      hint: string;
+    }[];
+    summary: Record<string, number>;
+  };
   const by = (image: string) => out.findings.find((f) => f.image === image)!;
   // Single-arch images are also checked against --platform; linux/s390x matches nothing here.
-  t.same([by(images.existing).verdict, by(images.existing).reason], ['fail', 'platform-not-found'], 'a single amd64 image on s390x nodes');
+  t.same(
+    [by(images.existing).verdict, by(images.existing).reason],
+    ['fail', 'platform-not-found'],
+    'a single amd64 image on s390x nodes',
+  );
   t.same([by(images.missingTag).reason, by(images.missingTag).suggestions], ['tag-not-found', ['1.0', '1.1', '1.2']]);
   t.equal(by(images.missingRepo).reason, 'repository-not-found');
   t.equal(by(images.privateNoCreds).reason, 'access-denied');
@@ -91,10 +135,27 @@ t.test('must show: one verdict and reason per case, from the real command', asyn
 });
 
 t.test('must show: available images, with and without credentials and platforms', async (t) => {
-  const r = await cli([`${anon.host}/demo/app:1.0`, `${anon.host}/demo/app@${digest}`, `${anon.host}/demo/app:multi`, `${priv.host}/team/secret:1.0`, ...reg(), '--registry-ca', join(dir, 'ca.pem'), '--docker-config', join(dir, 'docker-config.json'), '--platform', 'linux/amd64', '-o', 'json']);
+  const r = await cli([
+    `${anon.host}/demo/app:1.0`,
+    `${anon.host}/demo/app@${digest}`,
+    `${anon.host}/demo/app:multi`,
+    `${priv.host}/team/secret:1.0`,
+    ...reg(),
+    '--registry-ca',
+    join(dir, 'ca.pem'),
+    '--docker-config',
+    join(dir, 'docker-config.json'),
+    '--platform',
+    'linux/amd64',
+    '-o',
+    'json',
+  ]);
   t.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { findings: { reason: string; digest?: string }[] };
-  t.same(out.findings.map((f) => f.reason), ['available', 'available', 'available', 'available']);
+  t.same(
+    out.findings.map((f) => f.reason),
+    ['available', 'available', 'available', 'available'],
+  );
   t.equal(out.findings[1]!.digest, digest);
   const arm = await cli([`${anon.host}/demo/app:multi`, ...reg(), '--platform', 'linux/arm64', '-o', 'json']);
   t.equal(arm.code, 0, 'the index has linux/arm64');
@@ -114,7 +175,11 @@ t.test('must show: a hanging registry is answered by the deadline as timeout', a
 });
 
 t.test('50 copies of one new image make one registry request', async (t) => {
-  const docs = Array.from({ length: 50 }, (_, i) => `apiVersion: v1\nkind: Pod\nmetadata: {name: p${i}, namespace: shop}\nspec:\n  containers: [{name: app, image: "${anon.host}/demo/app:1.1"}]\n`).join('---\n');
+  const docs = Array.from(
+    { length: 50 },
+    (_, i) =>
+      `apiVersion: v1\nkind: Pod\nmetadata: {name: p${i}, namespace: shop}\nspec:\n  containers: [{name: app, image: "${anon.host}/demo/app:1.1"}]\n`,
+  ).join('---\n');
   anon.resetCounters();
   const r = await cli(['-f', '-', ...reg(), '-o', 'json'], docs);
   t.equal(r.code, 0, r.stderr);
@@ -126,25 +191,57 @@ t.test('manifests: every kind, multi-document YAML, JSON, List, folders, stdin',
   const m = join(dir, 'manifests');
   mkdirSync(join(m, 'nested'), { recursive: true });
   const img = `${anon.host}/demo/app:1.0`;
-  writeFileSync(join(m, 'workloads.yaml'), [
-    `apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    spec:\n      initContainers: [{name: init, image: "${img}"}]\n      containers: [{name: web, image: "${anon.host}/demo/app:9.9"}]\n`,
-    `apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: nightly}\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          containers: [{name: job, image: "${img}"}]\n`,
-    `apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n`,
-    '',
-  ].join('---\n'));
-  writeFileSync(join(m, 'nested', 'list.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'db' }, spec: { template: { spec: { containers: [{ name: 'db', image: img }], volumes: [{ name: 'data', image: { reference: img } }] } } } }] }));
+  writeFileSync(
+    join(m, 'workloads.yaml'),
+    [
+      `apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    spec:\n      initContainers: [{name: init, image: "${img}"}]\n      containers: [{name: web, image: "${anon.host}/demo/app:9.9"}]\n`,
+      `apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: nightly}\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          containers: [{name: job, image: "${img}"}]\n`,
+      `apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n`,
+      '',
+    ].join('---\n'),
+  );
+  writeFileSync(
+    join(m, 'nested', 'list.json'),
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [
+        {
+          apiVersion: 'apps/v1',
+          kind: 'StatefulSet',
+          metadata: { name: 'db' },
+          spec: {
+            template: {
+              spec: {
+                containers: [{ name: 'db', image: img }],
+                volumes: [{ name: 'data', image: { reference: img } }],
+              },
+            },
+          },
+        },
+      ],
+    }),
+  );
   writeFileSync(join(m, 'notes.txt'), 'not a manifest');
   const r = await inProcess(['-f', m, ...reg(), '-o', 'json']);
   t.equal(r.code, 1, r.stderr);
-  const findings = JSON.parse(r.stdout).findings as { object: { kind: string; name: string }; container: string; field: string; reason: string }[];
+  const findings = JSON.parse(r.stdout).findings as {
+    object: { kind: string; name: string };
+    container: string;
+    field: string;
+    reason: string;
+  }[];
   // Files in sorted path order (nested/list.json before workloads.yaml), objects in file order.
-  t.same(findings.map((f) => [f.object.kind, f.container, f.reason]), [
-    ['StatefulSet', 'db', 'available'],
-    ['StatefulSet', 'volume data', 'available'],
-    ['Deployment', 'init', 'available'],
-    ['Deployment', 'web', 'tag-not-found'],
-    ['CronJob', 'job', 'available'],
-  ]);
+  t.same(
+    findings.map((f) => [f.object.kind, f.container, f.reason]),
+    [
+      ['StatefulSet', 'db', 'available'],
+      ['StatefulSet', 'volume data', 'available'],
+      ['Deployment', 'init', 'available'],
+      ['Deployment', 'web', 'tag-not-found'],
+      ['CronJob', 'job', 'available'],
+    ],
+  );
   t.equal(findings[4]!.field, 'spec.jobTemplate.spec.template.spec.containers[0].image');
 });
 
@@ -164,7 +261,10 @@ t.test('--offline checks references only, without the network', async (t) => {
   anon.resetCounters();
   const r = await inProcess([`${anon.host}/demo/app:1.3`, 'Bad/Name', '--offline', '-o', 'json']);
   t.equal(r.code, 1);
-  t.same(JSON.parse(r.stdout).findings.map((f: { reason: string }) => f.reason), ['available', 'invalid-reference']);
+  t.same(
+    JSON.parse(r.stdout).findings.map((f: { reason: string }) => f.reason),
+    ['available', 'invalid-reference'],
+  );
   t.equal(anon.proxy!.count(), 0);
 });
 

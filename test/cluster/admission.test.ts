@@ -33,12 +33,32 @@ t.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pullguard-cluster-'));
   kubeconfig = await api.writeKubeconfig(dir);
   for (const ns of ['shop', 'blog', 'lab']) {
-    api.putSecret({ namespace: ns, name: 'regcred', type: 'kubernetes.io/dockerconfigjson', stringData: dockerConfigJson({ [reg.host]: alice }) });
+    api.putSecret({
+      namespace: ns,
+      name: 'regcred',
+      type: 'kubernetes.io/dockerconfigjson',
+      stringData: dockerConfigJson({ [reg.host]: alice }),
+    });
   }
-  api.putSecret({ namespace: 'shop', name: 'legacy', type: 'kubernetes.io/dockercfg', stringData: dockercfg({ [reg.host]: alice }) });
-  api.putSecret({ namespace: 'shop', name: 'stale', type: 'kubernetes.io/dockerconfigjson', stringData: dockerConfigJson({ [reg.host]: { ...alice, password: 'expired' } }) });
+  api.putSecret({
+    namespace: 'shop',
+    name: 'legacy',
+    type: 'kubernetes.io/dockercfg',
+    stringData: dockercfg({ [reg.host]: alice }),
+  });
+  api.putSecret({
+    namespace: 'shop',
+    name: 'stale',
+    type: 'kubernetes.io/dockerconfigjson',
+    stringData: dockerConfigJson({ [reg.host]: { ...alice, password: 'expired' } }),
+  });
   api.putSecret({ namespace: 'shop', name: 'opaque', type: 'Opaque', stringData: { password: 'x' } });
-  api.putSecret({ namespace: 'shop', name: 'broken', type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': '{"auths":' } });
+  api.putSecret({
+    namespace: 'shop',
+    name: 'broken',
+    type: 'kubernetes.io/dockerconfigjson',
+    stringData: { '.dockerconfigjson': '{"auths":' },
+  });
   api.putServiceAccount('shop', 'default', ['regcred']);
   api.putServiceAccount('blog', 'default', []);
   api.putServiceAccount('blog', 'builder', ['regcred']);
@@ -59,9 +79,15 @@ async function handlerFor(input: ConfigInput = {}, nodeConfigs: string[] = []) {
   const handler = new AdmissionHandler({
     config,
     engine,
-    credentials: new PodCredentials(new ClusterReader(kc, { cacheTtlMs: 30_000 }), nodeConfigs.length ? keyringFromFiles(nodeConfigs) : null),
+    credentials: new PodCredentials(
+      new ClusterReader(kc, { cacheTtlMs: 30_000 }),
+      nodeConfigs.length ? keyringFromFiles(nodeConfigs) : null,
+    ),
     // As startServer does: configured platforms win over the nodes'.
-    platforms: () => (config.platforms.length ? config.platforms.map((p) => parsePlatform(p)) : nodes.platforms().map((p) => ({ os: p.os, architecture: p.architecture }))),
+    platforms: () =>
+      config.platforms.length
+        ? config.platforms.map((p) => parsePlatform(p))
+        : nodes.platforms().map((p) => ({ os: p.os, architecture: p.architecture })),
     imageOnAnyNode: (names) => nodes.imageOnAnyNode(names),
     logger: createLogger('silent'),
   });
@@ -72,7 +98,9 @@ async function handlerFor(input: ConfigInput = {}, nodeConfigs: string[] = []) {
   return handler;
 }
 
-const sample = JSON.parse(readFileSync(new URL('../fixtures/admission/deployment-create.json', import.meta.url), 'utf8')) as { request: Record<string, any> };
+const sample = JSON.parse(
+  readFileSync(new URL('../fixtures/admission/deployment-create.json', import.meta.url), 'utf8'),
+) as { request: Record<string, any> };
 
 /** The captured Deployment CREATE, moved to `namespace` with `image` and template spec changes. */
 function deployment(namespace: string, image: string, spec: Record<string, unknown> = {}) {
@@ -90,11 +118,16 @@ function pod(namespace: string, image: string, spec: Record<string, unknown> = {
   const body = deployment(namespace, image);
   const template = body.request.object.spec.template;
   body.request.kind = { group: '', version: 'v1', kind: 'Pod' };
-  body.request.object = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace }, spec: { ...template.spec, ...spec } };
+  body.request.object = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'p', namespace },
+    spec: { ...template.spec, ...spec },
+  };
   return body;
 }
 
-t.test('must show: a Deployment without pull secrets takes its ServiceAccount\'s', async (t) => {
+t.test("must show: a Deployment without pull secrets takes its ServiceAccount's", async (t) => {
   const handler = await handlerFor({ platforms: ['linux/amd64'] });
   const allowed = await handler.review(deployment('shop', `${reg.host}/private/app:1.0`));
   t.equal(allowed.response.allowed, true, 'the default ServiceAccount holds regcred');
@@ -102,8 +135,13 @@ t.test('must show: a Deployment without pull secrets takes its ServiceAccount\'s
   const denied = await handler.review(deployment('blog', `${reg.host}/private/app:1.0`));
   t.equal(denied.response.allowed, false);
   t.equal(denied.response.status?.code, 403);
-  t.match(denied.response.status?.message, `no imagePullSecret in namespace "blog", ServiceAccount "default" matches ${reg.host}`);
-  const builder = await handler.review(deployment('blog', `${reg.host}/private/app:1.0`, { serviceAccountName: 'builder' }));
+  t.match(
+    denied.response.status?.message,
+    `no imagePullSecret in namespace "blog", ServiceAccount "default" matches ${reg.host}`,
+  );
+  const builder = await handler.review(
+    deployment('blog', `${reg.host}/private/app:1.0`, { serviceAccountName: 'builder' }),
+  );
   t.equal(builder.response.allowed, true, 'a named ServiceAccount with the secret');
 });
 
@@ -112,7 +150,11 @@ t.test('pod pull secrets: right, legacy type, wrong, missing, wrong type, broken
   const image = `${reg.host}/private/app:1.0`;
   const secrets = (...names: string[]) => ({ imagePullSecrets: names.map((name) => ({ name })) });
   t.equal((await handler.review(pod('shop', image, secrets('regcred')))).response.allowed, true);
-  t.equal((await handler.review(pod('shop', image, secrets('legacy')))).response.allowed, true, 'kubernetes.io/dockercfg');
+  t.equal(
+    (await handler.review(pod('shop', image, secrets('legacy')))).response.allowed,
+    true,
+    'kubernetes.io/dockercfg',
+  );
   const stale = await handler.review(pod('shop', image, secrets('stale')));
   t.equal(stale.response.allowed, false);
   t.match(stale.response.status?.message, 'secret shop/stale');
@@ -129,7 +171,12 @@ t.test('pod pull secrets: right, legacy type, wrong, missing, wrong type, broken
 });
 
 t.test('a pull secret RBAC keeps from pullguard: a warning that says how to let it read, never a denial', async (t) => {
-  api.putSecret({ namespace: 'lab', name: 'locked', type: 'kubernetes.io/dockerconfigjson', stringData: dockerConfigJson({ [reg.host]: alice }) });
+  api.putSecret({
+    namespace: 'lab',
+    name: 'locked',
+    type: 'kubernetes.io/dockerconfigjson',
+    stringData: dockerConfigJson({ [reg.host]: alice }),
+  });
   api.forbid({ resource: 'secrets', namespace: 'lab', name: 'locked' });
   t.teardown(() => api.allowAll());
   const handler = await handlerFor({ platforms: ['linux/amd64'] });
@@ -139,9 +186,12 @@ t.test('a pull secret RBAC keeps from pullguard: a warning that says how to let 
   t.match(r.response.warnings?.[0], 'RBAC get on secrets');
 });
 
-t.test('node credentials join after the pod\'s', async (t) => {
+t.test("node credentials join after the pod's", async (t) => {
   const file = join(dir, 'node-config.json');
-  writeFileSync(file, JSON.stringify({ auths: { [reg.host]: { username: alice.username, password: alice.password } } }));
+  writeFileSync(
+    file,
+    JSON.stringify({ auths: { [reg.host]: { username: alice.username, password: alice.password } } }),
+  );
   const handler = await handlerFor({ platforms: ['linux/amd64'] }, [file]);
   t.equal((await handler.review(pod('lab', `${reg.host}/private/app:1.0`))).response.allowed, true);
 });
@@ -149,7 +199,10 @@ t.test('node credentials join after the pod\'s', async (t) => {
 t.test('isolation: the cache never tells a namespace without credentials that a private image exists', async (t) => {
   const handler = await handlerFor({ platforms: ['linux/amd64'] });
   const image = `${reg.host}/private/app:1.0`;
-  t.equal((await handler.review(pod('shop', image, { imagePullSecrets: [{ name: 'regcred' }] }))).response.allowed, true);
+  t.equal(
+    (await handler.review(pod('shop', image, { imagePullSecrets: [{ name: 'regcred' }] }))).response.allowed,
+    true,
+  );
   const other = await handler.review(pod('blog', image));
   t.equal(other.response.allowed, false, 'same image, no credentials: still denied');
 });
@@ -160,7 +213,11 @@ t.test('must show: an amd64-only image on arm64-only nodes is denied; on mixed n
   const denied = await armOnly.review(pod('shop', `${reg.host}/private/app:1.0`, creds));
   t.equal(denied.response.allowed, false);
   t.match(denied.response.status?.message, 'built for linux/amd64 only');
-  t.equal((await armOnly.review(pod('shop', `${reg.host}/private/multi:1.0`, creds))).response.allowed, true, 'the index has arm64');
+  t.equal(
+    (await armOnly.review(pod('shop', `${reg.host}/private/multi:1.0`, creds))).response.allowed,
+    true,
+    'the index has arm64',
+  );
   api.putNode(makeNode({ name: 'amd-1', architecture: 'amd64' }));
   t.teardown(() => api.deleteNode('amd-1'));
   const mixed = await handlerFor();
@@ -174,10 +231,14 @@ t.test('pullPolicy Never: allowed when a node reports the image, warned when non
   api.putNode(makeNode({ name: 'arm-2', architecture: 'arm64', images: [[image]] }));
   t.teardown(() => api.deleteNode('arm-2'));
   const handler = await handlerFor();
-  const present = await handler.review(pod('lab', image, { containers: [{ name: 'app', image, imagePullPolicy: 'Never' }] }));
+  const present = await handler.review(
+    pod('lab', image, { containers: [{ name: 'app', image, imagePullPolicy: 'Never' }] }),
+  );
   t.same([present.response.allowed, present.response.warnings], [true, undefined]);
   const other = `${reg.host}/private/app:2.0`;
-  const absent = await handler.review(pod('lab', other, { containers: [{ name: 'app', image: other, imagePullPolicy: 'Never' }] }));
+  const absent = await handler.review(
+    pod('lab', other, { containers: [{ name: 'app', image: other, imagePullPolicy: 'Never' }] }),
+  );
   t.equal(absent.response.allowed, true, 'never denied: node image lists are capped');
   t.match(absent.response.warnings?.[0], 'no node reports having it');
 });
@@ -194,19 +255,50 @@ t.test('the cluster is only read within the granted access', async (t) => {
   t.ok(api.countRequests({ verb: 'get', resource: 'secrets' }) > 0);
 });
 
-t.test('out of cluster: pullguard check reads the namespace\'s secrets with --kubeconfig', async (t) => {
+t.test("out of cluster: pullguard check reads the namespace's secrets with --kubeconfig", async (t) => {
   const manifest = join(dir, 'deploy.yaml');
-  writeFileSync(manifest, `apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers: [{name: web, image: "${reg.host}/private/multi:1.0"}]\n`);
+  writeFileSync(
+    manifest,
+    `apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers: [{name: web, image: "${reg.host}/private/multi:1.0"}]\n`,
+  );
   writeFileSync(join(dir, 'ca.pem'), reg.caPem!);
   const run = async (args: string[]) => {
     let stdout = '';
     let stderr = '';
-    const code = await runCheck(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), stdin: () => '', env: {}, isTTY: false });
+    const code = await runCheck(args, {
+      stdout: (s) => (stdout += s),
+      stderr: (s) => (stderr += s),
+      stdin: () => '',
+      env: {},
+      isTTY: false,
+    });
     return { code, stdout, stderr };
   };
-  const shop = await run(['-f', manifest, '--kubeconfig', kubeconfig, '--namespace', 'shop', '--registry-ca', join(dir, 'ca.pem'), '-o', 'json']);
-  t.equal(shop.code, 0, 'shop\'s default ServiceAccount has the secret');
-  const blog = await run(['-f', manifest, '--kubeconfig', kubeconfig, '--namespace', 'blog', '--registry-ca', join(dir, 'ca.pem'), '-o', 'json']);
+  const shop = await run([
+    '-f',
+    manifest,
+    '--kubeconfig',
+    kubeconfig,
+    '--namespace',
+    'shop',
+    '--registry-ca',
+    join(dir, 'ca.pem'),
+    '-o',
+    'json',
+  ]);
+  t.equal(shop.code, 0, "shop's default ServiceAccount has the secret");
+  const blog = await run([
+    '-f',
+    manifest,
+    '--kubeconfig',
+    kubeconfig,
+    '--namespace',
+    'blog',
+    '--registry-ca',
+    join(dir, 'ca.pem'),
+    '-o',
+    'json',
+  ]);
   t.equal(blog.code, 1);
   t.match(JSON.parse(blog.stdout).findings[0].message, 'ServiceAccount "default"');
   const none = await run(['-f', manifest, '--registry-ca', join(dir, 'ca.pem')]);

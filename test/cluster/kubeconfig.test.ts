@@ -19,12 +19,16 @@ t.teardown(async () => {
 
 const noSa = join(dir, 'no-such-sa');
 
-const through = (kc: KubeConfig) => new ClusterReader(kc, { cacheTtlMs: 0 }).serviceAccountPullSecrets('shop', 'default');
+const through = (kc: KubeConfig) =>
+  new ClusterReader(kc, { cacheTtlMs: 0 }).serviceAccountPullSecrets('shop', 'default');
 const expected = { status: 'ok', names: ['regcred'] };
 
 t.test('an explicit path wins over KUBECONFIG and in-cluster', async (t) => {
   const file = await api.writeKubeconfig(dir, { file: 'explicit' });
-  const loaded = loadKubeConfig({ kubeconfig: file, env: { KUBECONFIG: join(dir, 'nope'), KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' } });
+  const loaded = loadKubeConfig({
+    kubeconfig: file,
+    env: { KUBECONFIG: join(dir, 'nope'), KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' },
+  });
   t.ok(loaded);
   t.equal(loaded?.source, `kubeconfig ${file}`);
   t.equal(loaded?.kc.getCurrentCluster()?.server, api.url);
@@ -32,13 +36,18 @@ t.test('an explicit path wins over KUBECONFIG and in-cluster', async (t) => {
 });
 
 t.test('an explicit path that cannot be loaded is an error that quotes nothing from the file', async (t) => {
-  t.throws(() => loadKubeConfig({ kubeconfig: join(dir, 'missing'), env: {} }), { message: /cannot load kubeconfig .*missing \(ENOENT\)/ });
+  t.throws(() => loadKubeConfig({ kubeconfig: join(dir, 'missing'), env: {} }), {
+    message: /cannot load kubeconfig .*missing \(ENOENT\)/,
+  });
   const broken = join(dir, 'broken');
   await writeFile(broken, 'users:\n- name: x\n  user:\n    token: SUPER-SECRET-TOKEN-123\n  : : [\n');
   const err = t.throws(() => loadKubeConfig({ kubeconfig: broken, env: {} })) as Error;
   t.notMatch(String(err?.message), /SUPER-SECRET/);
   const noContext = join(dir, 'no-context');
-  await writeFile(noContext, JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [], users: [], contexts: [] }));
+  await writeFile(
+    noContext,
+    JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [], users: [], contexts: [] }),
+  );
   t.throws(() => loadKubeConfig({ kubeconfig: noContext, env: {} }), { message: /no current context/ });
 });
 
@@ -66,7 +75,10 @@ t.test('in-cluster: the service account token, CA and namespace', async (t) => {
   await writeFile(join(sa, 'ca.crt'), api.caPem);
   await writeFile(join(sa, 'namespace'), 'pullguard\n');
   const port = new URL(api.url).port;
-  const loaded = loadKubeConfig({ env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: port }, serviceAccountDir: sa });
+  const loaded = loadKubeConfig({
+    env: { KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: port },
+    serviceAccountDir: sa,
+  });
   t.equal(loaded?.source, 'in-cluster service account');
   t.equal(loaded?.kc.getCurrentCluster()?.server, `https://127.0.0.1:${port}`);
   t.equal(loaded?.kc.getContextObject(loaded.kc.getCurrentContext())?.namespace, 'pullguard');
@@ -75,13 +87,23 @@ t.test('in-cluster: the service account token, CA and namespace', async (t) => {
   const user = loaded?.kc.getCurrentUser();
   t.equal(user?.authProvider?.name, 'tokenFile');
 
-  const v6 = loadKubeConfig({ env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, serviceAccountDir: sa });
+  const v6 = loadKubeConfig({
+    env: { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' },
+    serviceAccountDir: sa,
+  });
   t.equal(v6?.kc.getCurrentCluster()?.server, 'https://[fd00::1]:443');
 });
 
 t.test('in-cluster needs both the env and the token file', async (t) => {
   const sa = join(dir, 'sa');
   t.equal(loadKubeConfig({ env: {}, serviceAccountDir: sa }), null, 'no KUBERNETES_SERVICE_HOST');
-  t.equal(loadKubeConfig({ env: { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' }, serviceAccountDir: noSa }), null, 'no token');
+  t.equal(
+    loadKubeConfig({
+      env: { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' },
+      serviceAccountDir: noSa,
+    }),
+    null,
+    'no token',
+  );
   t.equal(loadKubeConfig({ env: {}, serviceAccountDir: noSa }), null, 'nothing at all');
 });

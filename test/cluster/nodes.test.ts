@@ -248,7 +248,10 @@ t.test('stop() right after the first list (before the watch starts) still return
   api.putNode(makeNode({ name: 'n1' }));
   w.start();
   t.equal(await w.whenReady(5_000), true);
-  const stopped = await Promise.race([w.stop().then(() => 'stopped'), new Promise((r) => setTimeout(() => r('hung'), 3_000))]);
+  const stopped = await Promise.race([
+    w.stop().then(() => 'stopped'),
+    new Promise((r) => setTimeout(() => r('hung'), 3_000)),
+  ]);
   t.equal(stopped, 'stopped');
   t.equal(api.openWatches, 0, 'no watch left open on the server');
 });
@@ -268,7 +271,10 @@ t.test('whenReady times out while the API server is unreachable; stop() still re
 t.test('every request of every test stayed inside REQUIRED_ACCESS', async (t) => {
   const all = servers.flatMap((s) => s.requests);
   t.ok(all.length > 30);
-  t.same(servers.flatMap((s) => s.requestsOutside(REQUIRED_ACCESS)), []);
+  t.same(
+    servers.flatMap((s) => s.requestsOutside(REQUIRED_ACCESS)),
+    [],
+  );
   t.same(new Set(all.map((r) => `${r.verb} ${r.resource}`)), new Set(['list nodes', 'watch nodes']));
 });
 
@@ -279,5 +285,11 @@ t.test('platform counts are computed once per change of the node set, not per ca
   api.putNode(makeNode({ name: 'arm', architecture: 'arm64' }));
   await until(() => w.nodes().length === 2, 'node arm');
   t.not(w.platforms(), first, 'recounted after a change');
-  t.same(w.platforms().map((p) => p.architecture).sort(), ['amd64', 'arm64']);
+  t.same(
+    w
+      .platforms()
+      .map((p) => p.architecture)
+      .sort(),
+    ['amd64', 'arm64'],
+  );
 });

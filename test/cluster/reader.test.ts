@@ -84,7 +84,9 @@ api.putSecret({
   namespace: 'shop',
   name: 'legacy',
   type: 'kubernetes.io/dockercfg',
-  stringData: dockercfg({ 'https://index.docker.io/v1/': { username: SECRETS.user, password: SECRETS.cfgPass, email: 'ops@example.com' } }),
+  stringData: dockercfg({
+    'https://index.docker.io/v1/': { username: SECRETS.user, password: SECRETS.cfgPass, email: 'ops@example.com' },
+  }),
 });
 api.putSecret({
   namespace: 'shop',
@@ -108,7 +110,9 @@ api.putSecret({
   namespace: 'shop',
   name: 'bad-auth',
   type: 'kubernetes.io/dockerconfigjson',
-  stringData: { '.dockerconfigjson': JSON.stringify({ auths: { 'registry.example.com': { auth: `${SECRETS.badAuthPass} !` } } }) },
+  stringData: {
+    '.dockerconfigjson': JSON.stringify({ auths: { 'registry.example.com': { auth: `${SECRETS.badAuthPass} !` } } }),
+  },
 });
 api.putSecret({
   namespace: 'shop',
@@ -142,7 +146,9 @@ t.test('a legacy kubernetes.io/dockercfg secret decodes its flat map', async (t)
   const [r] = await read(reader(), 'shop', ['legacy']);
   t.equal(r?.status, 'ok');
   t.equal(r?.type, 'kubernetes.io/dockercfg');
-  t.same(entriesOf(r), { 'https://index.docker.io/v1/': { username: SECRETS.user, password: SECRETS.cfgPass, email: 'ops@example.com' } });
+  t.same(entriesOf(r), {
+    'https://index.docker.io/v1/': { username: SECRETS.user, password: SECRETS.cfgPass, email: 'ops@example.com' },
+  });
 });
 
 t.test('a missing secret is reported, not thrown', async (t) => {
@@ -156,7 +162,10 @@ t.test('other secret types are wrong-type, as the kubelet ignores them', async (
   t.equal(opaque?.status, 'wrong-type');
   t.equal(opaque?.type, 'Opaque');
   t.equal(opaque?.entries, undefined);
-  t.match(opaque?.detail, /type Opaque; the kubelet only uses kubernetes\.io\/dockerconfigjson and kubernetes\.io\/dockercfg/);
+  t.match(
+    opaque?.detail,
+    /type Opaque; the kubelet only uses kubernetes\.io\/dockerconfigjson and kubernetes\.io\/dockercfg/,
+  );
   t.equal(tls?.status, 'wrong-type');
   t.equal(tls?.type, 'kubernetes.io/tls');
 });
@@ -316,7 +325,11 @@ t.test("a caller's signal ends its wait only; the shared read goes on for the ot
   await r.serviceAccountPullSecrets('shop', 'default');
   const pre = new AbortController();
   pre.abort();
-  t.equal((await r.serviceAccountPullSecrets('shop', 'default', { signal: pre.signal })).status, 'ok', 'cached answers need no wait');
+  t.equal(
+    (await r.serviceAccountPullSecrets('shop', 'default', { signal: pre.signal })).status,
+    'ok',
+    'cached answers need no wait',
+  );
   t.equal((await r.serviceAccountPullSecrets('shop', 'other', { signal: pre.signal })).status, 'error');
 });
 

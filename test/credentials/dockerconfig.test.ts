@@ -114,12 +114,18 @@ t.test('Go encoding/json details the kubelet inherits', async (t) => {
     'exact duplicate keys: only the last survives JSON.parse (Go would merge; a documented gap)',
   );
   t.strictSame(
-    toObject(parseDockerConfigJSON('{"auths":{"a.io":{"username":"u"}},"AUTHS":{"b.io":{"username":"v"},"a.io":{"username":"w"}}}')),
+    toObject(
+      parseDockerConfigJSON(
+        '{"auths":{"a.io":{"username":"u"}},"AUTHS":{"b.io":{"username":"v"},"a.io":{"username":"w"}}}',
+      ),
+    ),
     { 'a.io': { username: 'w', password: '', email: '' }, 'b.io': { username: 'v', password: '', email: '' } },
     'keys folding to "auths" fill one map, later entries win',
   );
   t.strictSame(toObject(parseDockerConfigJSON('null')), {}, 'null is an empty config');
-  t.strictSame(toObject(parseDockerConfigJSON('{"auths":{"r.io":null}}')), { 'r.io': { username: '', password: '', email: '' } });
+  t.strictSame(toObject(parseDockerConfigJSON('{"auths":{"r.io":null}}')), {
+    'r.io': { username: '', password: '', email: '' },
+  });
   t.throws(() => parseDockerConfigJSON('[]'), new DockerConfigError(UNMARSHAL_ERROR));
   t.throws(() => parseDockerConfigJSON('{"auths":{"r.io":{"email":1}}}'), DockerConfigError);
   t.throws(() => parseDockerConfigJSON('{"HttpHeaders":{"a":1}}'), DockerConfigError);
@@ -128,14 +134,25 @@ t.test('Go encoding/json details the kubelet inherits', async (t) => {
   t.strictSame(decodeAuthField('dTpwOnE'), { username: 'u', password: 'p:q' }, 'split at the first colon');
   t.throws(() => decodeAuthField('dTpw='), DockerConfigError, 'padding must complete a quantum');
   t.throws(() => decodeAuthField('dTpwO'), DockerConfigError, 'unpadded length 4n+1 is impossible');
-  t.equal(encodeEntry({ username: 'a<b', password: 'p&q', email: '' }), '{"username":"a\\u003cb","password":"p\\u0026q","auth":"YTxiOnAmcQ=="}');
+  t.equal(
+    encodeEntry({ username: 'a<b', password: 'p&q', email: '' }),
+    '{"username":"a\\u003cb","password":"p\\u0026q","auth":"YTxiOnAmcQ=="}',
+  );
 });
 
 t.test('parseDockerConfigFile picks the shape', async (t) => {
   const entry = { username: 'u', password: 'p', email: '' };
-  t.strictSame(toObject(parseDockerConfigFile('{"auths":{"r.io":{"auth":"dTpw"}}}')), { 'r.io': entry }, 'config.json shape');
+  t.strictSame(
+    toObject(parseDockerConfigFile('{"auths":{"r.io":{"auth":"dTpw"}}}')),
+    { 'r.io': entry },
+    'config.json shape',
+  );
   t.strictSame(toObject(parseDockerConfigFile('{"r.io":{"auth":"dTpw"}}')), { 'r.io': entry }, 'legacy flat shape');
-  t.strictSame(toObject(parseDockerConfigFile('{"credsStore":"desktop","credHelpers":{"gcr.io":"gcloud"}}')), {}, 'config.json with helpers only');
+  t.strictSame(
+    toObject(parseDockerConfigFile('{"credsStore":"desktop","credHelpers":{"gcr.io":"gcloud"}}')),
+    {},
+    'config.json with helpers only',
+  );
   t.strictSame(toObject(parseDockerConfigFile('{}')), {});
   t.throws(() => parseDockerConfigFile('{'), new DockerConfigError(UNMARSHAL_ERROR));
 });

@@ -70,7 +70,11 @@ for (const row of rows) {
         isDefaultRegistryMatch(image) &&
         keys.some((k) => normalizeKey(k) === DEFAULT_REGISTRY_HOST);
       if (fallbackDiffers) {
-        t.strictSame(got, keys.flatMap((k, i) => (normalizeKey(k) === DEFAULT_REGISTRY_HOST ? [i] : [])), `${row.id} (kubelet fallback)`);
+        t.strictSame(
+          got,
+          keys.flatMap((k, i) => (normalizeKey(k) === DEFAULT_REGISTRY_HOST ? [i] : [])),
+          `${row.id} (kubelet fallback)`,
+        );
       } else {
         t.equal(got[0] ?? null, row.expectFirstIndex, row.id);
       }
@@ -88,7 +92,10 @@ t.test('vector file fully used', async (t) => {
 
 t.test('credentials carry key and source, not just the secret', async (t) => {
   const kr = new Keyring();
-  kr.addConfig(new Map([['https://index.docker.io/v1/', { username: 'u', password: 'p', email: 'e' }]]), 'secret shop/regcred');
+  kr.addConfig(
+    new Map([['https://index.docker.io/v1/', { username: 'u', password: 'p', email: 'e' }]]),
+    'secret shop/regcred',
+  );
   t.strictSame(kr.lookup('docker.io/library/nginx'), [
     { username: 'u', password: 'p', source: 'secret shop/regcred', key: 'https://index.docker.io/v1/' },
   ]);
@@ -99,9 +106,20 @@ t.test('Docker Hub as the kubelet sees it', async (t) => {
   const kr = new Keyring();
   kr.add('docker.io', { username: 'a', password: 'pa', source: 's' });
   kr.add('https://index.docker.io/v1/', { username: 'b', password: 'pb', source: 's' });
-  t.strictSame(kr.lookup('docker.io/library/nginx').map((c) => c.username), ['a'], 'a docker.io key matches by URL, so no fallback');
-  t.strictSame(kr.lookup('index.docker.io/library/nginx').map((c) => c.username), ['b']);
-  t.strictSame(kr.lookup('nginx').map((c) => c.username), ['b'], 'bare name: fallback to index.docker.io');
+  t.strictSame(
+    kr.lookup('docker.io/library/nginx').map((c) => c.username),
+    ['a'],
+    'a docker.io key matches by URL, so no fallback',
+  );
+  t.strictSame(
+    kr.lookup('index.docker.io/library/nginx').map((c) => c.username),
+    ['b'],
+  );
+  t.strictSame(
+    kr.lookup('nginx').map((c) => c.username),
+    ['b'],
+    'bare name: fallback to index.docker.io',
+  );
 });
 
 t.test('unionLookup concatenates, each keyring with its own fallback', async (t) => {
@@ -110,8 +128,14 @@ t.test('unionLookup concatenates, each keyring with its own fallback', async (t)
   const node = new Keyring();
   node.add('*.example.com', { username: 'node', password: 'y', source: 'file /var/lib/kubelet/config.json' });
   node.add('index.docker.io', { username: 'hub', password: 'z', source: 'file /var/lib/kubelet/config.json' });
-  t.strictSame(unionLookup([pod, node], 'registry.example.com/app').map((c) => c.username), ['pod', 'node']);
-  t.strictSame(unionLookup([pod, node], 'docker.io/library/nginx').map((c) => c.username), ['hub']);
+  t.strictSame(
+    unionLookup([pod, node], 'registry.example.com/app').map((c) => c.username),
+    ['pod', 'node'],
+  );
+  t.strictSame(
+    unionLookup([pod, node], 'docker.io/library/nginx').map((c) => c.username),
+    ['hub'],
+  );
   t.strictSame(unionLookup([], 'x'), []);
 });
 

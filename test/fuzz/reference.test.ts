@@ -6,7 +6,11 @@ import { parseImage } from '../../src/reference/index.ts';
 import { readVectors } from '../helpers/shared.ts';
 
 const component = fc.stringMatching(/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+){0,2}$/);
-const domain = fc.oneof(fc.constant(''), fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?\.[a-z]{2,5}(?::[0-9]{2,5})?$/), fc.constant('localhost:5000'));
+const domain = fc.oneof(
+  fc.constant(''),
+  fc.stringMatching(/^[a-z0-9](?:[a-z0-9-]{0,8}[a-z0-9])?\.[a-z]{2,5}(?::[0-9]{2,5})?$/),
+  fc.constant('localhost:5000'),
+);
 const tag = fc.stringMatching(/^[\w][\w.-]{0,20}$/);
 const digest = fc.stringMatching(/^[a-f0-9]{64}$/).map((h) => `sha256:${h}`);
 const wellFormed = fc
@@ -15,11 +19,14 @@ const wellFormed = fc
 
 t.test('never throws, and every error is one line without control characters', async (t) => {
   fc.assert(
-    fc.property(fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 300 }), wellFormed), (input) => {
-      const r = parseImage(input);
-      if (!r.ok) return !/[\u0000-\u001f\u007f]/.test(r.error);
-      return !/\s/.test(r.ref.pullRef);
-    }),
+    fc.property(
+      fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 300 }), wellFormed),
+      (input) => {
+        const r = parseImage(input);
+        if (!r.ok) return !/[\u0000-\u001f\u007f]/.test(r.error);
+        return !/\s/.test(r.ref.pullRef);
+      },
+    ),
     { numRuns: 3000 },
   );
 });
@@ -49,10 +56,16 @@ t.test('a digest always wins over a tag, and a bare name gets :latest', async (t
 });
 
 t.test('agrees with the vectors on validity, also with noise around valid inputs', async (t) => {
-  const rows = readVectors<{ input: string; valid: boolean; source: { function: string } }>('reference.json').filter((r) => r.source.function === 'ParseNormalizedNamed');
+  const rows = readVectors<{ input: string; valid: boolean; source: { function: string } }>('reference.json').filter(
+    (r) => r.source.function === 'ParseNormalizedNamed',
+  );
   t.ok(rows.length > 50);
   for (const row of rows) t.equal(parseImage(row.input).ok, row.valid, row.input.slice(0, 60));
   fc.assert(
-    fc.property(fc.constantFrom(...rows.filter((r) => r.valid).map((r) => r.input)), fc.constantFrom(' ', '\n', '\t', '\u0000'), (input, noise) => !parseImage(noise + input).ok && !parseImage(input + noise).ok),
+    fc.property(
+      fc.constantFrom(...rows.filter((r) => r.valid).map((r) => r.input)),
+      fc.constantFrom(' ', '\n', '\t', '\u0000'),
+      (input, noise) => !parseImage(noise + input).ok && !parseImage(input + noise).ok,
+    ),
   );
 });

@@ -105,8 +105,15 @@ export interface FaultProxy {
 
 // RFC 9110 §7.6.1: these belong to one connection and must not be forwarded.
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
-  'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
 ]);
 
 function endToEnd(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
@@ -129,10 +136,7 @@ function matches(m: FaultMatch, method: string, url: string, pathname: string): 
 /** Ready-made actions for the answers real registries give. */
 export const faults = {
   /** Docker Hub's answer for a repository that does not exist (or that you may not read). */
-  hubMissingRepo(
-    repo: string,
-    o: { realm?: string; service?: string } = {},
-  ): FaultAction {
+  hubMissingRepo(repo: string, o: { realm?: string; service?: string } = {}): FaultAction {
     const realm = o.realm ?? 'https://auth.docker.io/token';
     const service = o.service ?? 'registry.docker.io';
     return {
@@ -327,8 +331,14 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     const action = pickAction(method, url, pathname);
     const auth = req.headers.authorization;
     const entry: ProxyLogEntry = {
-      seq: ++seq, method, url, pathname, headers: { ...req.headers }, authorization: auth,
-      fault: action.kind, at: Date.now(),
+      seq: ++seq,
+      method,
+      url,
+      pathname,
+      headers: { ...req.headers },
+      authorization: auth,
+      fault: action.kind,
+      at: Date.now(),
     };
     log.push(entry);
     res.on('finish', () => (entry.status = res.statusCode));
@@ -376,7 +386,10 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
 
     const upRes = await forward(req);
     const status = action.kind === 'headers' && action.status !== undefined ? action.status : (upRes.statusCode ?? 502);
-    const headers: OutgoingHttpHeaders = { ...endToEnd(upRes.headers), ...(action.kind === 'headers' ? action.headers : {}) };
+    const headers: OutgoingHttpHeaders = {
+      ...endToEnd(upRes.headers),
+      ...(action.kind === 'headers' ? action.headers : {}),
+    };
 
     if (action.kind === 'hang-body' || action.kind === 'trickle') {
       const body = await readAll(upRes);
@@ -418,7 +431,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     });
   };
 
-  const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : http.createServer(onRequest);
+  const server = opts.tls
+    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest)
+    : http.createServer(onRequest);
   // Hung requests must not be cut short by node's own timeouts: the client decides.
   server.requestTimeout = 0;
   server.headersTimeout = 0;

@@ -35,8 +35,8 @@ async function call(
   return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
 }
 
-const basic = (user: string, pass: string) => 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64');
-const sha256 = (s: string | Buffer) => 'sha256:' + createHash('sha256').update(s).digest('hex');
+const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+const sha256 = (s: string | Buffer) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 
 function parseChallenge(h: unknown): Record<string, string> {
   const out: Record<string, string> = {};
@@ -75,14 +75,23 @@ t.test('anonymous HTTP registry', async (t) => {
   const img = await reg.pushImage('team/app', 'v1');
   t.equal(reg.proxy?.count(), 0, 'pushes go straight to the registry, not through the counting proxy');
 
-  const head = await call(`${reg.url}/v2/team/app/manifests/v1`, { method: 'HEAD', headers: { accept: CONTAINERD_ACCEPT } });
+  const head = await call(`${reg.url}/v2/team/app/manifests/v1`, {
+    method: 'HEAD',
+    headers: { accept: CONTAINERD_ACCEPT },
+  });
   t.equal(head.status, 200);
   t.equal(head.headers['docker-content-digest'], img.digest);
   t.equal(head.headers['content-length'], String(img.size));
   t.equal(head.headers['content-type'], MEDIA.ociManifest);
-  t.same(reg.proxy?.counts(), { 'HEAD /v2/team/app/manifests/v1': 1 }, 'exactly one manifest request, counted by the proxy');
+  t.same(
+    reg.proxy?.counts(),
+    { 'HEAD /v2/team/app/manifests/v1': 1 },
+    'exactly one manifest request, counted by the proxy',
+  );
 
-  const byDigest = await call(`${reg.url}/v2/team/app/manifests/${img.digest}`, { headers: { accept: MEDIA.ociManifest } });
+  const byDigest = await call(`${reg.url}/v2/team/app/manifests/${img.digest}`, {
+    headers: { accept: MEDIA.ociManifest },
+  });
   t.equal(byDigest.status, 200);
   t.equal(sha256(byDigest.text), img.digest, 'the body hashes to the digest');
 
@@ -91,7 +100,10 @@ t.test('anonymous HTTP registry', async (t) => {
   t.match(missingTag.text, /MANIFEST_UNKNOWN/);
 
   const docker = await reg.pushImage('team/docker', 'v1', { format: 'docker', platform: 'linux/arm64/v8' });
-  const dh = await call(`${reg.url}/v2/team/docker/manifests/v1`, { method: 'HEAD', headers: { accept: CONTAINERD_ACCEPT } });
+  const dh = await call(`${reg.url}/v2/team/docker/manifests/v1`, {
+    method: 'HEAD',
+    headers: { accept: CONTAINERD_ACCEPT },
+  });
   t.equal(dh.headers['content-type'], MEDIA.dockerManifest);
   t.equal(dh.headers['docker-content-digest'], docker.digest);
 
@@ -112,9 +124,15 @@ t.test('OCI index and Docker manifest list', async (t) => {
   const body = JSON.parse(got.text) as { manifests: { digest: string; platform: Record<string, string> }[] };
   t.same(
     body.manifests.map((m) => m.platform),
-    [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }],
+    [
+      { os: 'linux', architecture: 'amd64' },
+      { os: 'linux', architecture: 'arm64', variant: 'v8' },
+    ],
   );
-  const child = await call(`${reg.url}/v2/team/multi/manifests/${body.manifests[1]?.digest}`, { method: 'HEAD', headers: { accept: MEDIA.ociManifest } });
+  const child = await call(`${reg.url}/v2/team/multi/manifests/${body.manifests[1]?.digest}`, {
+    method: 'HEAD',
+    headers: { accept: MEDIA.ociManifest },
+  });
   t.equal(child.status, 200, 'children are reachable by digest');
 
   // distribution refuses an index to clients that do not accept indexes (see REFERENCE.md §2).
@@ -123,7 +141,10 @@ t.test('OCI index and Docker manifest list', async (t) => {
   t.match(noIndex.text, /MANIFEST_UNKNOWN/);
 
   const list = await reg.pushIndex('team/list', '1', ['linux/amd64', 'linux/s390x'], { format: 'docker' });
-  const lh = await call(`${reg.url}/v2/team/list/manifests/1`, { method: 'HEAD', headers: { accept: CONTAINERD_ACCEPT } });
+  const lh = await call(`${reg.url}/v2/team/list/manifests/1`, {
+    method: 'HEAD',
+    headers: { accept: CONTAINERD_ACCEPT },
+  });
   t.equal(lh.headers['content-type'], MEDIA.dockerList);
   t.equal(lh.headers['docker-content-digest'], list.digest);
 });
@@ -137,7 +158,11 @@ t.test('tags/list and pagination', async (t) => {
   // distribution 2.8 ignores n/last on tags/list (no Link, not even sorted): pinned so an upgrade shows up.
   const native = await call(`${reg.direct.url}/v2/team/many/tags/list?n=5`);
   t.equal(native.status, 200);
-  t.equal((JSON.parse(native.text) as { tags: string[] }).tags.length, 23, 'registry 2.8 returns every tag whatever n says');
+  t.equal(
+    (JSON.parse(native.text) as { tags: string[] }).tags.length,
+    23,
+    'registry 2.8 returns every tag whatever n says',
+  );
   t.equal(native.headers.link, undefined);
 
   // The proxy's paginate-tags action gives the distribution 3.x behaviour.
@@ -175,23 +200,47 @@ t.test('htpasswd over TLS', async (t) => {
   const ping = await call(`${reg.url}/v2/`, { dispatcher: d });
   t.equal(ping.status, 401);
   t.match(ping.headers['www-authenticate'], /^Basic realm="pullguard-test"/);
-  const anon = await call(`${reg.url}/v2/private/app/manifests/1.0`, { method: 'HEAD', dispatcher: d, headers: { accept: CONTAINERD_ACCEPT } });
+  const anon = await call(`${reg.url}/v2/private/app/manifests/1.0`, {
+    method: 'HEAD',
+    dispatcher: d,
+    headers: { accept: CONTAINERD_ACCEPT },
+  });
   t.equal(anon.status, 401);
-  const wrong = await call(`${reg.url}/v2/private/app/manifests/1.0`, { method: 'HEAD', dispatcher: d, headers: { accept: CONTAINERD_ACCEPT, authorization: basic('alice', 'nope') } });
+  const wrong = await call(`${reg.url}/v2/private/app/manifests/1.0`, {
+    method: 'HEAD',
+    dispatcher: d,
+    headers: { accept: CONTAINERD_ACCEPT, authorization: basic('alice', 'nope') },
+  });
   t.equal(wrong.status, 401);
-  const ok = await call(`${reg.url}/v2/private/app/manifests/1.0`, { method: 'HEAD', dispatcher: d, headers: { accept: CONTAINERD_ACCEPT, authorization: basic(alice.username, alice.password) } });
+  const ok = await call(`${reg.url}/v2/private/app/manifests/1.0`, {
+    method: 'HEAD',
+    dispatcher: d,
+    headers: { accept: CONTAINERD_ACCEPT, authorization: basic(alice.username, alice.password) },
+  });
   t.equal(ok.status, 200);
   t.equal(ok.headers['docker-content-digest'], img.digest);
 
   const untrusted = new Agent();
   t.teardown(() => untrusted.close());
-  await t.rejects(call(`${reg.url}/v2/`, { dispatcher: untrusted }), { code: /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED/ }, 'the test CA is not trusted by default');
+  await t.rejects(
+    call(`${reg.url}/v2/`, { dispatcher: untrusted }),
+    { code: /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED/ },
+    'the test CA is not trusted by default',
+  );
   const plain = await call(`http://${reg.host}/v2/`);
   t.equal(plain.status, 400, 'Go answers plain HTTP on a TLS port with 400');
 
   // Interop: skopeo (containers/image) reads the manifest. --tls-verify=false would also work but
   // proves less; --cert-dir makes it verify the chain against the test CA.
-  const out = await skopeo(['inspect', '--raw', '--cert-dir', certDir(t), '--creds', `${alice.username}:${alice.password}`, `docker://${reg.host}/private/app:1.0`]);
+  const out = await skopeo([
+    'inspect',
+    '--raw',
+    '--cert-dir',
+    certDir(t),
+    '--creds',
+    `${alice.username}:${alice.password}`,
+    `docker://${reg.host}/private/app:1.0`,
+  ]);
   t.equal(out.code, 0, out.stderr);
   t.equal(sha256(out.stdout), img.digest, 'skopeo got the exact manifest bytes');
   const denied = await skopeo(['inspect', '--raw', '--cert-dir', certDir(t), `docker://${reg.host}/private/app:1.0`]);
@@ -226,7 +275,8 @@ t.test('token auth', async (t) => {
   t.equal(ch.service, 'pullguard-test-registry');
   t.equal(ch.scope, 'repository:private/app:pull');
 
-  const tokenUrl = (scope: string) => `${ch.realm}?service=${encodeURIComponent(ch.service ?? '')}&scope=${encodeURIComponent(scope)}`;
+  const tokenUrl = (scope: string) =>
+    `${ch.realm}?service=${encodeURIComponent(ch.service ?? '')}&scope=${encodeURIComponent(scope)}`;
   const getToken = async (scope: string, auth?: string) => {
     const r = await call(tokenUrl(scope), { headers: auth ? { authorization: auth } : {} });
     return { status: r.status, body: r.status === 200 ? (JSON.parse(r.text) as Record<string, unknown>) : {} };
@@ -239,7 +289,12 @@ t.test('token auth', async (t) => {
   t.equal(at.body.expires_in, 300);
   t.match(at.body.issued_at, /^\d{4}-\d\d-\d\dT/);
   const claims = jwtClaims(String(at.body.token));
-  t.match(claims, { iss: 'pullguard-test-issuer', aud: 'pullguard-test-registry', sub: 'alice', access: [{ type: 'repository', name: 'private/app', actions: ['pull'] }] });
+  t.match(claims, {
+    iss: 'pullguard-test-issuer',
+    aud: 'pullguard-test-registry',
+    sub: 'alice',
+    access: [{ type: 'repository', name: 'private/app', actions: ['pull'] }],
+  });
   const ok = await head(`Bearer ${String(at.body.token)}`);
   t.equal(ok.status, 200);
   t.equal(ok.headers['docker-content-digest'], img.digest);
@@ -274,18 +329,44 @@ t.test('token auth', async (t) => {
 
   // OAuth2 POST variant, with a refresh token.
   const post = (form: Record<string, string>) =>
-    call(ts.realm, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(form).toString() });
-  const pr = await post({ grant_type: 'password', username: 'alice', password: 'a-pass', service: ch.service ?? '', client_id: 'pullguard', scope: ch.scope ?? '', access_type: 'offline' });
+    call(ts.realm, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form).toString(),
+    });
+  const pr = await post({
+    grant_type: 'password',
+    username: 'alice',
+    password: 'a-pass',
+    service: ch.service ?? '',
+    client_id: 'pullguard',
+    scope: ch.scope ?? '',
+    access_type: 'offline',
+  });
   t.equal(pr.status, 200);
   const pb = JSON.parse(pr.text) as Record<string, string>;
   t.ok(pb.refresh_token);
   t.equal(pb.scope, 'repository:private/app:pull');
   t.equal((await head(`Bearer ${pb.access_token}`)).status, 200);
-  const rr = await post({ grant_type: 'refresh_token', refresh_token: pb.refresh_token ?? '', service: ch.service ?? '', client_id: 'pullguard', scope: ch.scope ?? '' });
+  const rr = await post({
+    grant_type: 'refresh_token',
+    refresh_token: pb.refresh_token ?? '',
+    service: ch.service ?? '',
+    client_id: 'pullguard',
+    scope: ch.scope ?? '',
+  });
   t.equal(rr.status, 200);
   t.equal((await head(`Bearer ${(JSON.parse(rr.text) as Record<string, string>).access_token}`)).status, 200);
-  t.equal((await post({ grant_type: 'password', username: 'alice', password: 'bad', client_id: 'x', scope: ch.scope ?? '' })).status, 401);
-  t.equal((await post({ grant_type: 'password', username: 'alice', password: 'a-pass', scope: ch.scope ?? '' })).status, 400, 'client_id is required');
+  t.equal(
+    (await post({ grant_type: 'password', username: 'alice', password: 'bad', client_id: 'x', scope: ch.scope ?? '' }))
+      .status,
+    401,
+  );
+  t.equal(
+    (await post({ grant_type: 'password', username: 'alice', password: 'a-pass', scope: ch.scope ?? '' })).status,
+    400,
+    'client_id is required',
+  );
 
   // 7 GETs (2 with bad credentials) and 4 POSTs (1 bad password, 1 without client_id).
   t.match(ts.counts, { get: 7, post: 4, issued: 7, unauthorized: 3, rejected: 1, anonymous: 3 });
@@ -302,11 +383,23 @@ t.test('token auth over TLS, GCR-style POST refusal, skopeo interop', async (t) 
   if (!ts) throw new Error('no token server');
   t.match(ts.realm, /^https:\/\/127\.0\.0\.1:\d+\/token$/);
   const img = await reg.pushIndex('private/multi', 'v2', ['linux/amd64', 'linux/arm64/v8']);
-  const post = await call(ts.realm, { method: 'POST', dispatcher: reg.dispatcher, body: 'grant_type=password&username=alice&password=a-pass&client_id=x' });
+  const post = await call(ts.realm, {
+    method: 'POST',
+    dispatcher: reg.dispatcher,
+    body: 'grant_type=password&username=alice&password=a-pass&client_id=x',
+  });
   t.equal(post.status, 404, 'POST refused as GCR did; clients fall back to GET');
 
   reg.resetCounters();
-  const out = await skopeo(['inspect', '--raw', '--cert-dir', certDir(t), '--creds', 'alice:a-pass', `docker://${reg.host}/private/multi:v2`]);
+  const out = await skopeo([
+    'inspect',
+    '--raw',
+    '--cert-dir',
+    certDir(t),
+    '--creds',
+    'alice:a-pass',
+    `docker://${reg.host}/private/multi:v2`,
+  ]);
   t.equal(out.code, 0, out.stderr);
   t.equal(sha256(out.stdout), img.digest);
   t.ok(ts.counts.issued >= 1, `skopeo fetched ${ts.counts.issued} token(s)`);
@@ -319,7 +412,9 @@ t.test('token server behind its own fault proxy', async (t) => {
   reg.resetCounters();
   const tp = reg.tokenProxy;
   if (!tp || !reg.tokenServer) throw new Error('no token proxy');
-  const ch = parseChallenge((await call(`${reg.url}/v2/pub/app/manifests/1`, { method: 'HEAD' })).headers['www-authenticate']);
+  const ch = parseChallenge(
+    (await call(`${reg.url}/v2/pub/app/manifests/1`, { method: 'HEAD' })).headers['www-authenticate'],
+  );
   t.equal(ch.realm, `${tp.url}/token`, 'the realm points at the proxy');
   tp.fault(faults.serverError(503), { path: '/token', times: 1 });
   const url = `${ch.realm}?service=${ch.service}&scope=repository:pub/app:pull`;
@@ -327,7 +422,15 @@ t.test('token server behind its own fault proxy', async (t) => {
   const ok = await call(url);
   t.equal(ok.status, 200);
   const token = (JSON.parse(ok.text) as { token: string }).token;
-  t.equal((await call(`${reg.url}/v2/pub/app/manifests/1`, { method: 'HEAD', headers: { authorization: `Bearer ${token}`, accept: CONTAINERD_ACCEPT } })).status, 200);
+  t.equal(
+    (
+      await call(`${reg.url}/v2/pub/app/manifests/1`, {
+        method: 'HEAD',
+        headers: { authorization: `Bearer ${token}`, accept: CONTAINERD_ACCEPT },
+      })
+    ).status,
+    200,
+  );
   t.equal(tp.count({ path: '/token' }), 2, 'the proxy saw both token requests');
   t.equal(reg.tokenServer.counts.total, 1, 'the token server only the one that passed');
 });
@@ -358,7 +461,10 @@ t.test('fault proxy', async (t) => {
     t.teardown(() => rule.remove());
     const r = await call(`${proxy.url}/v2/library/ngiinx/manifests/latest`, { headers: accept });
     t.equal(r.status, 401);
-    t.equal(r.headers['www-authenticate'], 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ngiinx:pull",error="insufficient_scope"');
+    t.equal(
+      r.headers['www-authenticate'],
+      'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/ngiinx:pull",error="insufficient_scope"',
+    );
     t.match(JSON.parse(r.text), { errors: [{ code: 'UNAUTHORIZED' }] });
     t.equal(rule.hits, 1);
     t.equal((await call(manifest, { method: 'HEAD', headers: accept })).status, 200, 'other paths pass');
@@ -381,7 +487,9 @@ t.test('fault proxy', async (t) => {
       rule.remove();
     }
     const r429 = proxy.fault(faults.tooManyRequests(), { times: 1 });
-    t.match(JSON.parse((await call(manifest)).text), { errors: [{ code: 'TOOMANYREQUESTS', message: /pull rate limit/ }] });
+    t.match(JSON.parse((await call(manifest)).text), {
+      errors: [{ code: 'TOOMANYREQUESTS', message: /pull rate limit/ }],
+    });
     r429.remove();
     const bad = proxy.fault(faults.malformedJson(404), { times: 1 });
     const m = await call(manifest, { headers: accept });
@@ -464,7 +572,11 @@ t.test('fault proxy', async (t) => {
     t.equal(sha256(Buffer.from(await followed.arrayBuffer())), img.digest);
     t.equal(other.count(), 1);
     t.equal(other.log[0]?.authorization, undefined, 'credentials did not follow');
-    t.equal(proxy.requests({ path: /\/manifests\// }).at(-1)?.authorization, 'Bearer secret', 'the first host got them');
+    t.equal(
+      proxy.requests({ path: /\/manifests\// }).at(-1)?.authorization,
+      'Bearer secret',
+      'the first host got them',
+    );
     // The recorder does see Authorization when a client sends it (so the check above means something).
     await call(`${other.url}/v2/`, { headers: { authorization: 'Bearer leaked' } });
     t.equal(other.log.at(-1)?.authorization, 'Bearer leaked');
@@ -483,25 +595,46 @@ t.test('fault proxy', async (t) => {
   t.test('TLS: right, wrong and expired certificates', async (t) => {
     const trusting = new Agent({ connect: { ca: pki.caPem } });
     t.teardown(() => trusting.close());
-    const good = await startFaultProxy({ upstream: reg.direct.url, tls: { cert: pki.server.certPem, key: pki.server.keyPem } });
-    const wrong = await startFaultProxy({ upstream: reg.direct.url, tls: { cert: pki.wrongServer.certPem, key: pki.wrongServer.keyPem } });
-    const expired = await startFaultProxy({ upstream: reg.direct.url, tls: { cert: pki.expiredServer.certPem, key: pki.expiredServer.keyPem } });
+    const good = await startFaultProxy({
+      upstream: reg.direct.url,
+      tls: { cert: pki.server.certPem, key: pki.server.keyPem },
+    });
+    const wrong = await startFaultProxy({
+      upstream: reg.direct.url,
+      tls: { cert: pki.wrongServer.certPem, key: pki.wrongServer.keyPem },
+    });
+    const expired = await startFaultProxy({
+      upstream: reg.direct.url,
+      tls: { cert: pki.expiredServer.certPem, key: pki.expiredServer.keyPem },
+    });
     t.teardown(() => Promise.all([good.stop(), wrong.stop(), expired.stop()]).then(() => undefined));
     const path = '/v2/team/app/manifests/v1';
     const ok = await call(`${good.url}${path}`, { method: 'HEAD', headers: accept, dispatcher: trusting });
     t.equal(ok.status, 200);
     t.equal(ok.headers['docker-content-digest'], img.digest);
-    await t.rejects(call(`${wrong.url}${path}`, { dispatcher: trusting }), { code: /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED/ });
+    await t.rejects(call(`${wrong.url}${path}`, { dispatcher: trusting }), {
+      code: /UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED/,
+    });
     await t.rejects(call(`${expired.url}${path}`, { dispatcher: trusting }), { code: 'CERT_HAS_EXPIRED' });
-    const viaIpv6 = await call(`https://[::1]:${good.port}${path}`, { method: 'HEAD', headers: accept, dispatcher: trusting }).catch(
-      (e: Error & { code?: string }) => e,
-    );
+    const viaIpv6 = await call(`https://[::1]:${good.port}${path}`, {
+      method: 'HEAD',
+      headers: accept,
+      dispatcher: trusting,
+    }).catch((e: Error & { code?: string }) => e);
     // The proxy listens on 127.0.0.1 only: ::1 is refused, but never by a certificate error.
     t.ok(!(viaIpv6 instanceof Error) || viaIpv6.code === 'ECONNREFUSED', 'the certificate covers ::1 too');
-    const v6 = await startFaultProxy({ upstream: reg.direct.url, listen: '::1', tls: { cert: pki.server.certPem, key: pki.server.keyPem } }).catch(() => undefined);
+    const v6 = await startFaultProxy({
+      upstream: reg.direct.url,
+      listen: '::1',
+      tls: { cert: pki.server.certPem, key: pki.server.keyPem },
+    }).catch(() => undefined);
     if (v6) {
       t.teardown(() => v6.stop());
-      t.equal((await call(`${v6.url}${path}`, { method: 'HEAD', headers: accept, dispatcher: trusting })).status, 200, 'TLS on [::1] with the same certificate');
+      t.equal(
+        (await call(`${v6.url}${path}`, { method: 'HEAD', headers: accept, dispatcher: trusting })).status,
+        200,
+        'TLS on [::1] with the same certificate',
+      );
     } else {
       t.comment('no IPv6 loopback here; [::1] check skipped');
     }

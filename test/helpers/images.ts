@@ -18,7 +18,13 @@ export const MEDIA = {
 } as const;
 
 /** The Accept header containerd sends when resolving. */
-export const CONTAINERD_ACCEPT = [MEDIA.dockerManifest, MEDIA.dockerList, MEDIA.ociManifest, MEDIA.ociIndex, '*/*'].join(', ');
+export const CONTAINERD_ACCEPT = [
+  MEDIA.dockerManifest,
+  MEDIA.dockerList,
+  MEDIA.ociManifest,
+  MEDIA.ociIndex,
+  '*/*',
+].join(', ');
 
 export interface Platform {
   os: string;
@@ -67,7 +73,7 @@ export interface PushedIndex extends Pushed {
   manifests: PushedImage[];
 }
 
-const sha256 = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
+const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 export function parsePlatform(p: string | Platform): Platform {
   if (typeof p !== 'string') return p;
@@ -86,7 +92,7 @@ export function tarFiles(files: { name: string; data: Buffer }[]): Buffer {
   for (const f of files) {
     const h = Buffer.alloc(512);
     const put = (s: string, off: number, len: number) => h.write(s, off, len, 'ascii');
-    const octal = (n: number, len: number) => n.toString(8).padStart(len - 1, '0') + '\0';
+    const octal = (n: number, len: number) => `${n.toString(8).padStart(len - 1, '0')}\0`;
     put(f.name, 0, 100);
     put(octal(0o644, 8), 100, 8);
     put(octal(0, 8), 108, 8);
@@ -99,7 +105,7 @@ export function tarFiles(files: { name: string; data: Buffer }[]): Buffer {
     put('00', 263, 2);
     let sum = 0;
     for (const b of h) sum += b;
-    put(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8);
+    put(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8);
     parts.push(h, f.data, Buffer.alloc((512 - (f.data.length % 512)) % 512));
   }
   parts.push(Buffer.alloc(1024));
@@ -111,7 +117,10 @@ export function buildImage(opts: PushImageOptions = {}) {
   const platform = parsePlatform(opts.platform ?? 'linux/amd64');
   const docker = opts.format === 'docker';
   const tar = tarFiles([
-    { name: 'pullguard.txt', data: Buffer.from(`pullguard test image\nplatform=${platformString(platform)}\nseed=${opts.seed ?? ''}\n`) },
+    {
+      name: 'pullguard.txt',
+      data: Buffer.from(`pullguard test image\nplatform=${platformString(platform)}\nseed=${opts.seed ?? ''}\n`),
+    },
   ]);
   const layer = gzipSync(tar, { level: 9 });
   const created = '2024-01-01T00:00:00Z';
@@ -154,7 +163,7 @@ function parseChallenge(h: string): { scheme: string; params: Record<string, str
 
 async function authorize(target: PushTarget, repo: string, challenge: string): Promise<string> {
   const { scheme, params } = parseChallenge(challenge);
-  const basic = 'Basic ' + Buffer.from(`${target.admin.username}:${target.admin.password}`).toString('base64');
+  const basic = `Basic ${Buffer.from(`${target.admin.username}:${target.admin.password}`).toString('base64')}`;
   if (scheme === 'basic') return basic;
   if (scheme !== 'bearer' || !params.realm) throw new Error(`push: unsupported challenge ${challenge}`);
   const u = new URL(params.realm);
@@ -163,7 +172,7 @@ async function authorize(target: PushTarget, repo: string, challenge: string): P
   const res = await request(u, { headers: { authorization: basic }, dispatcher: target.dispatcher });
   if (res.statusCode !== 200) throw new Error(`push: token request ${res.statusCode}: ${await res.body.text()}`);
   const body = (await res.body.json()) as { token?: string; access_token?: string };
-  return 'Bearer ' + (body.token ?? body.access_token);
+  return `Bearer ${body.token ?? body.access_token}`;
 }
 
 async function call(
@@ -213,8 +222,21 @@ async function pushBlob(target: PushTarget, repo: string, blob: Buffer): Promise
   return digest;
 }
 
-async function putManifest(target: PushTarget, repo: string, ref: string, mediaType: string, manifest: Buffer): Promise<string> {
-  const res = await call(target, repo, 'PUT', `${target.direct.url}/v2/${repo}/manifests/${ref}`, { 'content-type': mediaType }, manifest);
+async function putManifest(
+  target: PushTarget,
+  repo: string,
+  ref: string,
+  mediaType: string,
+  manifest: Buffer,
+): Promise<string> {
+  const res = await call(
+    target,
+    repo,
+    'PUT',
+    `${target.direct.url}/v2/${repo}/manifests/${ref}`,
+    { 'content-type': mediaType },
+    manifest,
+  );
   if (res.status !== 201) throw new Error(`push: manifest PUT ${repo}:${ref} -> ${res.status} ${res.text}`);
   const digest = sha256(manifest);
   const got = res.headers['docker-content-digest'];
@@ -225,13 +247,28 @@ async function putManifest(target: PushTarget, repo: string, ref: string, mediaT
 // --- public API -----------------------------------------------------------------------------
 
 /** Push a one-layer image for one platform; `tag` undefined pushes by digest only. */
-export async function pushImage(target: PushTarget, repo: string, tag: string | undefined, opts: PushImageOptions = {}): Promise<PushedImage> {
+export async function pushImage(
+  target: PushTarget,
+  repo: string,
+  tag: string | undefined,
+  opts: PushImageOptions = {},
+): Promise<PushedImage> {
   const img = buildImage(opts);
-  const [configDigest, layerDigest] = await Promise.all([pushBlob(target, repo, img.config), pushBlob(target, repo, img.layer)]);
+  const [configDigest, layerDigest] = await Promise.all([
+    pushBlob(target, repo, img.config),
+    pushBlob(target, repo, img.layer),
+  ]);
   const digest = await putManifest(target, repo, tag ?? img.digest, img.mediaType, img.manifest);
   return {
-    repo, tag, digest, mediaType: img.mediaType, size: img.manifest.length, manifest: img.manifest,
-    configDigest, layerDigest, platform: img.platform,
+    repo,
+    tag,
+    digest,
+    mediaType: img.mediaType,
+    size: img.manifest.length,
+    manifest: img.manifest,
+    configDigest,
+    layerDigest,
+    platform: img.platform,
   };
 }
 
@@ -246,14 +283,25 @@ export async function pushIndex(
   const docker = opts.format === 'docker';
   const children: PushedImage[] = [];
   for (const p of platforms) {
-    children.push(await pushImage(target, repo, undefined, { platform: p, format: opts.format ?? 'oci', ...(opts.seed ? { seed: opts.seed } : {}) }));
+    children.push(
+      await pushImage(target, repo, undefined, {
+        platform: p,
+        format: opts.format ?? 'oci',
+        ...(opts.seed ? { seed: opts.seed } : {}),
+      }),
+    );
   }
   const mediaType = docker ? MEDIA.dockerList : MEDIA.ociIndex;
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType,
-      manifests: children.map((c) => ({ mediaType: c.mediaType, digest: c.digest, size: c.size, platform: c.platform })),
+      manifests: children.map((c) => ({
+        mediaType: c.mediaType,
+        digest: c.digest,
+        size: c.size,
+        platform: c.platform,
+      })),
       ...(opts.annotations && !docker ? { annotations: opts.annotations } : {}),
     }),
   );
@@ -262,11 +310,17 @@ export async function pushIndex(
 }
 
 /** Push one image under many tags (blobs once, then one manifest PUT per tag). */
-export async function pushTags(target: PushTarget, repo: string, tags: string[], opts: PushImageOptions = {}): Promise<PushedImage & { tags: string[] }> {
+export async function pushTags(
+  target: PushTarget,
+  repo: string,
+  tags: string[],
+  opts: PushImageOptions = {},
+): Promise<PushedImage & { tags: string[] }> {
   const img = await pushImage(target, repo, undefined, opts);
   const queue = [...tags];
   const worker = async () => {
-    for (let t = queue.shift(); t !== undefined; t = queue.shift()) await putManifest(target, repo, t, img.mediaType, img.manifest);
+    for (let t = queue.shift(); t !== undefined; t = queue.shift())
+      await putManifest(target, repo, t, img.mediaType, img.manifest);
   };
   await Promise.all(Array.from({ length: Math.min(8, tags.length) }, worker));
   return { ...img, tags };

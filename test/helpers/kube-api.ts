@@ -130,7 +130,13 @@ export class KubeApiServer {
   // ---- objects -------------------------------------------------------------------------------
 
   /** Stores a Secret. `stringData` values are base64-encoded into data, as the API server does. */
-  putSecret(s: { namespace: string; name: string; type?: string; stringData?: Record<string, string>; data?: Record<string, string> }): Obj {
+  putSecret(s: {
+    namespace: string;
+    name: string;
+    type?: string;
+    stringData?: Record<string, string>;
+    data?: Record<string, string>;
+  }): Obj {
     const data: Record<string, string> = { ...(s.data ?? {}) };
     for (const [k, v] of Object.entries(s.stringData ?? {})) data[k] = Buffer.from(v, 'utf8').toString('base64');
     const key = `${s.namespace}/${s.name}`;
@@ -221,7 +227,10 @@ export class KubeApiServer {
 
   /** Sends a BOOKMARK with the current resourceVersion to every watcher. */
   bookmark(): void {
-    const line = JSON.stringify({ type: 'BOOKMARK', object: { kind: 'Node', apiVersion: 'v1', metadata: { resourceVersion: String(this.#rv) } } });
+    const line = JSON.stringify({
+      type: 'BOOKMARK',
+      object: { kind: 'Node', apiVersion: 'v1', metadata: { resourceVersion: String(this.#rv) } },
+    });
     for (const w of this.#watchers) w.res.write(`${line}\n`);
   }
 
@@ -239,7 +248,8 @@ export class KubeApiServer {
   }
 
   countRequests(filter: Partial<Pick<RecordedRequest, 'verb' | 'resource' | 'namespace' | 'name'>>): number {
-    return this.requests.filter((r) => Object.entries(filter).every(([k, v]) => r[k as keyof RecordedRequest] === v)).length;
+    return this.requests.filter((r) => Object.entries(filter).every(([k, v]) => r[k as keyof RecordedRequest] === v))
+      .length;
   }
 
   // ---- HTTP ----------------------------------------------------------------------------------
@@ -281,7 +291,13 @@ export class KubeApiServer {
     if (!watch && this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
     if (res.destroyed) return;
 
-    if (method !== 'GET') return sendStatus(res, 405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`);
+    if (method !== 'GET')
+      return sendStatus(
+        res,
+        405,
+        'MethodNotAllowed',
+        `the server does not allow this method on the requested resource`,
+      );
     const { resource, namespace, name } = route;
     if (resource === 'secrets' && namespace !== undefined && name !== undefined) {
       return this.#sendObject(res, this.#secrets.get(`${namespace}/${name}`), resource, name);
@@ -301,7 +317,9 @@ export class KubeApiServer {
   }
 
   #listNodes(res: ServerResponse, query: Record<string, string>): void {
-    const all = [...this.#nodes.values()].sort((a, b) => String(a.metadata.name).localeCompare(String(b.metadata.name)));
+    const all = [...this.#nodes.values()].sort((a, b) =>
+      String(a.metadata.name).localeCompare(String(b.metadata.name)),
+    );
     let start = 0;
     let rv = String(this.#rv);
     if (query.continue) {
@@ -377,13 +395,17 @@ export class KubeApiServer {
       ...(namespace !== undefined ? { namespace } : {}),
       uid: (prev?.metadata.uid as string | undefined) ?? randomUUID(),
       resourceVersion: String(++this.#rv),
-      creationTimestamp: (prev?.metadata.creationTimestamp as string | undefined) ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      creationTimestamp:
+        (prev?.metadata.creationTimestamp as string | undefined) ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     };
   }
 
   #forbidden(r: RecordedRequest): boolean {
     return this.#forbid.some(
-      (f) => f.resource === r.resource && (f.namespace === undefined || f.namespace === r.namespace) && (f.name === undefined || f.name === r.name),
+      (f) =>
+        f.resource === r.resource &&
+        (f.namespace === undefined || f.namespace === r.namespace) &&
+        (f.name === undefined || f.name === r.name),
     );
   }
 }
@@ -414,7 +436,10 @@ export function makeNode(spec: NodeSpec): Obj {
         'kubernetes.io/os': os,
         ...(spec.labels ?? {}),
       },
-      annotations: { 'node.alpha.kubernetes.io/ttl': '0', 'volumes.kubernetes.io/controller-managed-attach-detach': 'true' },
+      annotations: {
+        'node.alpha.kubernetes.io/ttl': '0',
+        'volumes.kubernetes.io/controller-managed-attach-detach': 'true',
+      },
     },
     spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'], providerID: `kind://docker/fixture/${spec.name}` },
     status: {
@@ -453,7 +478,9 @@ export function makeNode(spec: NodeSpec): Obj {
 }
 
 /** stringData for a kubernetes.io/dockerconfigjson secret */
-export function dockerConfigJson(auths: Record<string, { username: string; password: string }>): Record<string, string> {
+export function dockerConfigJson(
+  auths: Record<string, { username: string; password: string }>,
+): Record<string, string> {
   const out: Record<string, { username: string; password: string; auth: string }> = {};
   for (const [host, { username, password }] of Object.entries(auths)) {
     out[host] = { username, password, auth: Buffer.from(`${username}:${password}`).toString('base64') };
@@ -462,7 +489,9 @@ export function dockerConfigJson(auths: Record<string, { username: string; passw
 }
 
 /** stringData for a legacy kubernetes.io/dockercfg secret */
-export function dockercfg(auths: Record<string, { username: string; password: string; email?: string }>): Record<string, string> {
+export function dockercfg(
+  auths: Record<string, { username: string; password: string; email?: string }>,
+): Record<string, string> {
   const out: Record<string, { auth: string; email: string }> = {};
   for (const [host, { username, password, email }] of Object.entries(auths)) {
     out[host] = { auth: Buffer.from(`${username}:${password}`).toString('base64'), email: email ?? '' };
@@ -482,7 +511,10 @@ interface Route {
 
 // /api/v1/[namespaces/{ns}/]{resource}[/{name}[/{sub}]] and /apis/{group}/{version}/...
 function parsePath(path: string): Route | undefined {
-  const parts = path.split('/').filter((p) => p !== '').map(decodeURIComponent);
+  const parts = path
+    .split('/')
+    .filter((p) => p !== '')
+    .map(decodeURIComponent);
   let rest: string[];
   let apiGroup: string;
   if (parts[0] === 'api' && parts[1] === 'v1') {
@@ -540,7 +572,12 @@ function allows(access: readonly ApiAccess[], r: RecordedRequest): boolean {
   );
 }
 
-function statusBody(code: number, reason: string, message: string, details?: Record<string, unknown>): Record<string, unknown> {
+function statusBody(
+  code: number,
+  reason: string,
+  message: string,
+  details?: Record<string, unknown>,
+): Record<string, unknown> {
   return {
     kind: 'Status',
     apiVersion: 'v1',
@@ -553,7 +590,13 @@ function statusBody(code: number, reason: string, message: string, details?: Rec
   };
 }
 
-function sendStatus(res: ServerResponse, code: number, reason: string, message: string, details?: Record<string, unknown>): void {
+function sendStatus(
+  res: ServerResponse,
+  code: number,
+  reason: string,
+  message: string,
+  details?: Record<string, unknown>,
+): void {
   sendJSON(res, code, statusBody(code, reason, message, details));
 }
 

@@ -88,10 +88,24 @@ function certDerBase64(pem: string): string {
 async function makeCa(dir: string, base: string, cn: string): Promise<void> {
   await run(
     [
-      'req', '-x509', '-config', 'req.cnf', ...keyArgs('ec'), '-nodes',
-      '-keyout', `${base}.key`, '-out', `${base}.crt`, '-days', '3650', '-subj', `/CN=${cn}`,
-      '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+      'req',
+      '-x509',
+      '-config',
+      'req.cnf',
+      ...keyArgs('ec'),
+      '-nodes',
+      '-keyout',
+      `${base}.key`,
+      '-out',
+      `${base}.crt`,
+      '-days',
+      '3650',
+      '-subj',
+      `/CN=${cn}`,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
     ],
     dir,
   );
@@ -103,7 +117,7 @@ export async function createPki(opts: { extraNames?: string[] } = {}): Promise<T
   writeFileSync(join(dir, 'req.cnf'), REQ_CNF);
   writeFileSync(join(dir, 'ca.cnf'), CA_CNF);
   writeFileSync(join(dir, 'index.txt'), '');
-  writeFileSync(join(dir, 'serial'), randomBytes(8).toString('hex') + '\n');
+  writeFileSync(join(dir, 'serial'), `${randomBytes(8).toString('hex')}\n`);
   mkdirSync(join(dir, 'newcerts'));
   const defaultNames = ['127.0.0.1', '::1', 'localhost', ...(opts.extraNames ?? [])];
 
@@ -124,17 +138,47 @@ export async function createPki(opts: { extraNames?: string[] } = {}): Promise<T
           `extendedKeyUsage=serverAuth\nsubjectAltName=${sanList(names)}\n`;
     writeFileSync(join(dir, `${name}.ext`), ext);
     await run(
-      ['req', '-new', '-config', 'req.cnf', ...keyArgs(o.keyType ?? 'ec'), '-nodes',
-        '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${o.commonName ?? names[0] ?? name}`],
+      [
+        'req',
+        '-new',
+        '-config',
+        'req.cnf',
+        ...keyArgs(o.keyType ?? 'ec'),
+        '-nodes',
+        '-keyout',
+        `${name}.key`,
+        '-out',
+        `${name}.csr`,
+        '-subj',
+        `/CN=${o.commonName ?? names[0] ?? name}`,
+      ],
       dir,
     );
     if (o.expired) {
       // x509 -req cannot back-date notBefore; `openssl ca` can.
       const step = caQueue.then(() =>
         run(
-          ['ca', '-config', 'ca.cnf', '-batch', '-notext', '-cert', `${caBase}.crt`, '-keyfile', `${caBase}.key`,
-            '-in', `${name}.csr`, '-out', `${name}.crt`, '-startdate', '20200101000000Z',
-            '-enddate', '20200201000000Z', '-extfile', `${name}.ext`],
+          [
+            'ca',
+            '-config',
+            'ca.cnf',
+            '-batch',
+            '-notext',
+            '-cert',
+            `${caBase}.crt`,
+            '-keyfile',
+            `${caBase}.key`,
+            '-in',
+            `${name}.csr`,
+            '-out',
+            `${name}.crt`,
+            '-startdate',
+            '20200101000000Z',
+            '-enddate',
+            '20200201000000Z',
+            '-extfile',
+            `${name}.ext`,
+          ],
           dir,
         ),
       );
@@ -142,9 +186,25 @@ export async function createPki(opts: { extraNames?: string[] } = {}): Promise<T
       await step;
     } else {
       await run(
-        ['x509', '-req', '-in', `${name}.csr`, '-CA', `${caBase}.crt`, '-CAkey', `${caBase}.key`,
-          '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '825', '-sha256',
-          '-extfile', `${name}.ext`, '-out', `${name}.crt`],
+        [
+          'x509',
+          '-req',
+          '-in',
+          `${name}.csr`,
+          '-CA',
+          `${caBase}.crt`,
+          '-CAkey',
+          `${caBase}.key`,
+          '-set_serial',
+          `0x${randomBytes(8).toString('hex')}`,
+          '-days',
+          '825',
+          '-sha256',
+          '-extfile',
+          `${name}.ext`,
+          '-out',
+          `${name}.crt`,
+        ],
         dir,
       );
     }

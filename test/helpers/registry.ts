@@ -10,7 +10,15 @@ import { Agent, request } from 'undici';
 import { sharedPki, type TestPki } from './pki.ts';
 import { startTokenServer, type RegistryUser, type TokenAcl, type TokenServer } from './token-server.ts';
 import { startFaultProxy, type FaultProxy } from './fault-proxy.ts';
-import { pushImage, pushIndex, pushTags, type PushImageOptions, type PushIndexOptions, type PushedImage, type PushedIndex } from './images.ts';
+import {
+  pushImage,
+  pushIndex,
+  pushTags,
+  type PushImageOptions,
+  type PushIndexOptions,
+  type PushedImage,
+  type PushedIndex,
+} from './images.ts';
 
 export type { RegistryUser, TokenAcl } from './token-server.ts';
 
@@ -113,7 +121,10 @@ export function freePort(): Promise<number> {
 
 function tail(file: string, lines = 40): string {
   try {
-    return readFileSync(file, 'utf8').split('\n').slice(-lines - 1).join('\n');
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n');
   } catch {
     return '(no log)';
   }
@@ -221,7 +232,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     const authConfig: Record<string, unknown> = {};
     if (auth === 'htpasswd') {
       const file = join(dir, 'htpasswd');
-      writeFileSync(file, [admin, ...users].map(htpasswdLine).join('\n') + '\n');
+      writeFileSync(file, `${[admin, ...users].map(htpasswdLine).join('\n')}\n`);
       authConfig.htpasswd = { realm: 'pullguard-test', path: file };
     } else if (auth === 'token') {
       const service = opts.token?.service ?? 'pullguard-test-registry';

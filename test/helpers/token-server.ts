@@ -85,7 +85,12 @@ export interface TokenServer {
 }
 
 function globToRegExp(glob: string): RegExp {
-  return new RegExp('^' + glob.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
+  return new RegExp(
+    `^${glob
+      .split('*')
+      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
 }
 
 function anyMatch(patterns: RepoPattern[] | undefined, repo: string): boolean {
@@ -100,7 +105,10 @@ export function parseScope(scope: string): Access | undefined {
   return {
     type: scope.slice(0, first),
     name: scope.slice(first + 1, last),
-    actions: scope.slice(last + 1).split(',').filter(Boolean),
+    actions: scope
+      .slice(last + 1)
+      .split(',')
+      .filter(Boolean),
   };
 }
 
@@ -116,7 +124,16 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
   const expiresDefault = opts.expiresIn ?? 300;
   const refreshTokens = new Map<string, string>();
   const log: TokenRequestRecord[] = [];
-  const fresh = (): TokenCounts => ({ total: 0, get: 0, post: 0, issued: 0, unauthorized: 0, rejected: 0, anonymous: 0, byUser: {} });
+  const fresh = (): TokenCounts => ({
+    total: 0,
+    get: 0,
+    post: 0,
+    issued: 0,
+    unauthorized: 0,
+    rejected: 0,
+    anonymous: 0,
+    byUser: {},
+  });
   const counts = fresh();
   const sockets = new Set<Socket>();
 
@@ -149,7 +166,9 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
       if (a.type !== 'repository') continue;
       const mayPush = username !== undefined && anyMatch(opts.acl.push?.[username], a.name);
       const mayPull =
-        mayPush || anyMatch(opts.acl.public, a.name) || (username !== undefined && anyMatch(opts.acl.pull?.[username], a.name));
+        mayPush ||
+        anyMatch(opts.acl.public, a.name) ||
+        (username !== undefined && anyMatch(opts.acl.pull?.[username], a.name));
       const actions = a.actions.filter((x) => (x === 'pull' && mayPull) || (x === 'push' && mayPush));
       // Missing access is not an error: the token just carries less (spec), the registry then says no.
       if (actions.length) out.push({ type: a.type, name: a.name, actions });
@@ -164,7 +183,11 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
 
   function send(res: ServerResponse, status: number, body: object, headers: Record<string, string> = {}): void {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...headers });
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(text)),
+      ...headers,
+    });
     res.end(text);
   }
 
@@ -196,7 +219,10 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
 
     if (req.method === 'GET') {
       counts.get++;
-      const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+      const scopes = url.searchParams
+        .getAll('scope')
+        .flatMap((s) => s.split(' '))
+        .filter(Boolean);
       let username: string | undefined;
       const auth = req.headers.authorization;
       if (auth) {
@@ -213,7 +239,12 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
       }
       const granted = grant(username, scopes);
       const token = mint(username ?? '', granted);
-      const body: Record<string, unknown> = { token, access_token: token, expires_in: expiresDefault, issued_at: issuedAt };
+      const body: Record<string, unknown> = {
+        token,
+        access_token: token,
+        expires_in: expiresDefault,
+        issued_at: issuedAt,
+      };
       if (username && url.searchParams.get('offline_token') === 'true') {
         const rt = randomBytes(16).toString('hex');
         refreshTokens.set(rt, username);
@@ -233,14 +264,20 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
         record({ method: 'POST', username, grantType, scopes, granted: [], status });
         send(res, status, body);
       };
-      if (opts.oauthPost === false) return reject(404, { errors: [{ code: 'NOT_FOUND', message: 'POST not supported' }] });
+      if (opts.oauthPost === false)
+        return reject(404, { errors: [{ code: 'NOT_FOUND', message: 'POST not supported' }] });
       if (!form.get('client_id')) {
-        return reject(400, { error: 'invalid_request', error_description: 'missing client_id' }, form.get('username') || undefined);
+        return reject(
+          400,
+          { error: 'invalid_request', error_description: 'missing client_id' },
+          form.get('username') || undefined,
+        );
       }
       let username: string | undefined;
       if (grantType === 'password') {
         const user = form.get('username') ?? '';
-        if (!checkUser(user, form.get('password') ?? '')) return reject(401, { error: 'invalid_grant', ...unauthorized }, user || undefined);
+        if (!checkUser(user, form.get('password') ?? ''))
+          return reject(401, { error: 'invalid_grant', ...unauthorized }, user || undefined);
         username = user;
       } else if (grantType === 'refresh_token') {
         username = refreshTokens.get(form.get('refresh_token') ?? '');
@@ -276,7 +313,9 @@ export async function startTokenServer(opts: TokenServerOptions): Promise<TokenS
       else res.destroy();
     });
   };
-  const server = opts.tls ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : http.createServer(onRequest);
+  const server = opts.tls
+    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest)
+    : http.createServer(onRequest);
   server.on('connection', (s: Socket) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));

@@ -20,14 +20,22 @@ t.test('one container, no init containers', async (t) => {
 
 t.test('two replicas on different nodes, one always up', async (t) => {
   t.equal(dep.spec.replicas, 2);
-  const spread = (pod.topologySpreadConstraints as Obj[] | undefined)?.find((c) => c.topologyKey === 'kubernetes.io/hostname');
+  const spread = (pod.topologySpreadConstraints as Obj[] | undefined)?.find(
+    (c) => c.topologyKey === 'kubernetes.io/hostname',
+  );
   t.ok(spread, 'spread over nodes');
   t.equal(spread?.maxSkew, 1);
-  t.ok(labelsMatch(spread?.labelSelector?.matchLabels ?? { none: 'none' }, podLabels), 'the spread counts pullguard\'s pods');
+  t.ok(
+    labelsMatch(spread?.labelSelector?.matchLabels ?? { none: 'none' }, podLabels),
+    "the spread counts pullguard's pods",
+  );
   t.equal(dep.spec.strategy?.rollingUpdate?.maxUnavailable, 0, 'a rollout never takes a replica away first');
   const pdb = only(objects, 'PodDisruptionBudget');
   t.ok(labelsMatch(pdb.spec.selector.matchLabels, podLabels), 'the PodDisruptionBudget selects the pods');
-  t.ok(pdb.spec.minAvailable >= 1 && pdb.spec.minAvailable < dep.spec.replicas, 'minAvailable keeps one up and still allows drains');
+  t.ok(
+    pdb.spec.minAvailable >= 1 && pdb.spec.minAvailable < dep.spec.replicas,
+    'minAvailable keeps one up and still allows drains',
+  );
   const svc = only(objects, 'Service');
   t.ok(labelsMatch(svc.spec.selector, podLabels), 'the Service selects the pods');
 });
@@ -45,18 +53,31 @@ t.test('restricted security context (Pod Security Standards "restricted")', asyn
   t.not(csc.privileged, true, 'not privileged');
   t.not(csc.runAsUser, 0, 'container does not override to root');
   t.notOk(pod.hostNetwork || pod.hostPID || pod.hostIPC, 'no host namespaces');
-  t.notOk((pod.volumes as Obj[]).some((v) => v.hostPath), 'no hostPath volumes');
+  t.notOk(
+    (pod.volumes as Obj[]).some((v) => v.hostPath),
+    'no hostPath volumes',
+  );
   const ns = only(objects, 'Namespace');
-  t.equal(ns.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'restricted', 'the namespace enforces the restricted profile');
+  t.equal(
+    ns.metadata.labels?.['pod-security.kubernetes.io/enforce'],
+    'restricted',
+    'the namespace enforces the restricted profile',
+  );
 });
 
 t.test('probes hit /healthz and /readyz on the HTTPS port', async (t) => {
-  for (const [probe, path] of [['livenessProbe', '/healthz'], ['readinessProbe', '/readyz']] as const) {
+  for (const [probe, path] of [
+    ['livenessProbe', '/healthz'],
+    ['readinessProbe', '/readyz'],
+  ] as const) {
     const get = container[probe]?.httpGet as Obj | undefined;
     t.equal(get?.path, path, `${probe} path`);
     t.equal(get?.scheme, 'HTTPS', `${probe} over HTTPS`);
     t.equal(resolvePort(container, get?.port), 8443, `${probe} port resolves to 8443`);
-    t.ok((container[probe].timeoutSeconds ?? 1) < (container[probe].periodSeconds ?? 10), `${probe} times out before the next one starts`);
+    t.ok(
+      (container[probe].timeoutSeconds ?? 1) < (container[probe].periodSeconds ?? 10),
+      `${probe} times out before the next one starts`,
+    );
   }
   t.equal(config.server.port, 8443, 'the configuration serves on 8443');
   t.equal(resolvePort(container, 'https'), config.server.port, 'the container port is the configured one');
@@ -82,19 +103,38 @@ t.test('the command line, the configuration file and the mounted files agree', a
     t.ok(vol, `volume ${m.name} exists`);
     for (const src of vol?.projected?.sources ?? []) {
       const ref = src.configMap ?? src.secret;
-      for (const item of ref?.items ?? []) provided.set(`${m.mountPath}/${item.path}`, `${src.configMap ? 'ConfigMap' : 'Secret'} ${ref.name} key ${item.key}`);
+      for (const item of ref?.items ?? [])
+        provided.set(
+          `${m.mountPath}/${item.path}`,
+          `${src.configMap ? 'ConfigMap' : 'Secret'} ${ref.name} key ${item.key}`,
+        );
     }
   }
-  t.equal(provided.get(configPath ?? ''), 'ConfigMap pullguard-config key config.yaml', 'config.yaml comes from the ConfigMap');
-  t.equal(provided.get(config.server.tlsCert ?? ''), 'Secret pullguard-tls key tls.crt', 'server.tlsCert comes from the TLS Secret');
-  t.equal(provided.get(config.server.tlsKey ?? ''), 'Secret pullguard-tls key tls.key', 'server.tlsKey comes from the TLS Secret');
+  t.equal(
+    provided.get(configPath ?? ''),
+    'ConfigMap pullguard-config key config.yaml',
+    'config.yaml comes from the ConfigMap',
+  );
+  t.equal(
+    provided.get(config.server.tlsCert ?? ''),
+    'Secret pullguard-tls key tls.crt',
+    'server.tlsCert comes from the TLS Secret',
+  );
+  t.equal(
+    provided.get(config.server.tlsKey ?? ''),
+    'Secret pullguard-tls key tls.key',
+    'server.tlsKey comes from the TLS Secret',
+  );
   for (const m of container.volumeMounts as Obj[]) {
     const vol = (pod.volumes as Obj[]).find((v) => v.name === m.name);
     if (vol?.projected || vol?.secret || vol?.configMap) t.equal(m.readOnly, true, `${m.mountPath} mounted read-only`);
     t.equal(m.subPath, undefined, `${m.mountPath}: no subPath (it would hide renewed certificates)`);
   }
   const tmp = (container.volumeMounts as Obj[]).find((m) => m.mountPath === '/tmp');
-  t.ok(tmp && (pod.volumes as Obj[]).find((v) => v.name === tmp.name)?.emptyDir, 'a writable emptyDir at /tmp beside the read-only root');
+  t.ok(
+    tmp && (pod.volumes as Obj[]).find((v) => v.name === tmp.name)?.emptyDir,
+    'a writable emptyDir at /tmp beside the read-only root',
+  );
 });
 
 t.test('the shipped configuration starts in warn mode', async (t) => {

@@ -35,7 +35,8 @@ function parseDockerfile(text: string): { args: Record<string, string>; stages: 
     if (!m) throw new Error(`Dockerfile line ${start + 1}: cannot parse "${line}"`);
     let rest = m[2]!.trim();
     const flags: Record<string, string> = {};
-    for (let f; (f = /^--([a-z-]+)(?:=(\S+))?\s+/.exec(rest)); rest = rest.slice(f[0].length)) flags[f[1]!] = f[2] ?? 'true';
+    for (let f; (f = /^--([a-z-]+)(?:=(\S+))?\s+/.exec(rest)); rest = rest.slice(f[0].length))
+      flags[f[1]!] = f[2] ?? 'true';
     instructions.push({ op: m[1]!.toUpperCase(), args: rest, flags, line: start + 1 });
   }
   const args: Record<string, string> = {};
@@ -55,7 +56,8 @@ function parseDockerfile(text: string): { args: Record<string, string>; stages: 
   return { args, stages };
 }
 
-const expand = (s: string, vars: Record<string, string>) => s.replace(/\$\{?([A-Za-z_]+)\}?/g, (_, k: string) => vars[k] ?? '');
+const expand = (s: string, vars: Record<string, string>) =>
+  s.replace(/\$\{?([A-Za-z_]+)\}?/g, (_, k: string) => vars[k] ?? '');
 const execForm = (ins: Instruction | undefined): string[] | undefined => {
   if (!ins) return undefined;
   const v = JSON.parse(ins.args) as unknown;
@@ -92,7 +94,10 @@ function dockerIgnored(path: string, patterns: string[]): boolean {
 const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
 const { args: globalArgs, stages } = parseDockerfile(dockerfile);
 const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as Obj;
-const ignorePatterns = readFileSync(join(repoRoot, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+const ignorePatterns = readFileSync(join(repoRoot, '.dockerignore'), 'utf8')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('#'));
 const runtime = stages.at(-1)!;
 const bodyOf = (stage: Stage, op: string) => stage.body.filter((i) => i.op === op);
 const stageByRef = (ref: string) => stages.find((s) => s.name === ref || String(s.index) === ref);
@@ -105,9 +110,17 @@ t.test('multi-stage: build with the toolchain, ship on a Node.js 26 base', async
   const major = nodeVersion.split('.')[0];
   t.equal(globalArgs.NODE_VERSION, nodeVersion, `NODE_VERSION is the node version package.json pins (${nodeVersion})`);
   for (const s of stages.slice(0, -1)) {
-    t.match(expand(s.base, globalArgs), new RegExp(`^node:${nodeVersion.replace(/\./g, '\\.')}-[a-z]+-slim$`), `stage ${s.name}: official node slim image of that version`);
+    t.match(
+      expand(s.base, globalArgs),
+      new RegExp(`^node:${nodeVersion.replace(/\./g, '\\.')}-[a-z]+-slim$`),
+      `stage ${s.name}: official node slim image of that version`,
+    );
   }
-  t.match(runtime.base, new RegExp(`^gcr\\.io/distroless/nodejs${major}-debian\\d+:nonroot(@sha256:[0-9a-f]{64})?$`), 'runtime: distroless Node.js of the same major, nonroot variant');
+  t.match(
+    runtime.base,
+    new RegExp(`^gcr\\.io/distroless/nodejs${major}-debian\\d+:nonroot(@sha256:[0-9a-f]{64})?$`),
+    'runtime: distroless Node.js of the same major, nonroot variant',
+  );
   t.same(bodyOf(runtime, 'RUN'), [], 'the runtime stage runs nothing (it has no shell)');
   const build = stages.find((s) => s.body.some((i) => i.op === 'RUN' && /\bnpm run build\b/.test(i.args)));
   t.ok(build && build !== runtime, 'a build stage runs `npm run build`');
@@ -151,7 +164,16 @@ t.test('what it copies exists, reaches the build context, and comes from earlier
 });
 
 t.test('.dockerignore keeps secrets and local state out of the build context', async (t) => {
-  for (const path of ['node_modules', 'dist', '.git', 'certs/out/ca.key', 'manifests/overlays/plain/tls-secret.yaml', 'coverage', '.tap', 'test/manifests/yaml.test.ts']) {
+  for (const path of [
+    'node_modules',
+    'dist',
+    '.git',
+    'certs/out/ca.key',
+    'manifests/overlays/plain/tls-secret.yaml',
+    'coverage',
+    '.tap',
+    'test/manifests/yaml.test.ts',
+  ]) {
     t.ok(dockerIgnored(path, ignorePatterns), `${path} excluded`);
   }
   for (const path of ['src/cli/main.ts', 'package.json', 'package-lock.json', 'tsconfig.build.json']) {
@@ -168,26 +190,42 @@ t.test('the entrypoint is `pullguard serve` as package.json defines it', async (
   t.match(entry?.[0], /\/node$/, 'runs node');
   t.equal(script, bin, 'the script is package.json bin.pullguard');
   t.equal(entry?.[entry.indexOf(script ?? '') + 1], 'serve', 'with the serve command');
-  t.ok(entry?.slice(1, entry.indexOf(script ?? '')).every((a) => a.startsWith('--')), 'only node flags before the script');
+  t.ok(
+    entry?.slice(1, entry.indexOf(script ?? '')).every((a) => a.startsWith('--')),
+    'only node flags before the script',
+  );
   const cmd = bodyOf(runtime, 'CMD');
-  t.ok(cmd.length === 0 || execForm(cmd.at(-1))?.every((a) => a.startsWith('-') || a.startsWith('/')), 'CMD, if any, only adds serve options');
+  t.ok(
+    cmd.length === 0 || execForm(cmd.at(-1))?.every((a) => a.startsWith('-') || a.startsWith('/')),
+    'CMD, if any, only adds serve options',
+  );
 
   // The script must be in the image: WORKDIR + the dist/ copied from the build stage.
   const workdir = bodyOf(runtime, 'WORKDIR').at(-1)?.args;
   t.equal(workdir, '/app', 'WORKDIR /app');
-  const distCopy = bodyOf(runtime, 'COPY').find((c) => c.flags.from && /\/dist\s/.test(c.args + ' '));
+  const distCopy = bodyOf(runtime, 'COPY').find((c) => c.flags.from && /\/dist\s/.test(`${c.args} `));
   t.ok(distCopy, 'dist/ comes from the build stage');
   t.match(distCopy?.args, /\s\.\/dist\/?$|\s\/app\/dist\/?$/, 'into /app/dist');
   const src = join(repoRoot, bin.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts'));
   t.ok(existsSync(src), `${bin} is compiled from ${src.slice(repoRoot.length + 1)}`);
-  t.ok(bodyOf(runtime, 'COPY').some((c) => !c.flags.from && c.args.split(/\s+/).includes('package.json')), 'package.json is in the image (it makes dist/ ESM)');
+  t.ok(
+    bodyOf(runtime, 'COPY').some((c) => !c.flags.from && c.args.split(/\s+/).includes('package.json')),
+    'package.json is in the image (it makes dist/ ESM)',
+  );
   t.equal(pkg.type, 'module');
 
   // The Deployment adds the configuration file: together `pullguard serve --config …`.
   const container = only(baseObjects(), 'Deployment').spec.template.spec.containers[0];
   t.equal(container.command, undefined, 'the Deployment keeps the entrypoint');
-  t.same([...(entry ?? []).slice((entry ?? []).indexOf('serve')), ...container.args], ['serve', '--config', '/etc/pullguard/config.yaml'], 'the pods run `serve --config /etc/pullguard/config.yaml`');
-  t.ok(bodyOf(runtime, 'EXPOSE').some((e) => e.args.split(/\s+/).includes('8443')), 'EXPOSE 8443');
+  t.same(
+    [...(entry ?? []).slice((entry ?? []).indexOf('serve')), ...container.args],
+    ['serve', '--config', '/etc/pullguard/config.yaml'],
+    'the pods run `serve --config /etc/pullguard/config.yaml`',
+  );
+  t.ok(
+    bodyOf(runtime, 'EXPOSE').some((e) => e.args.split(/\s+/).includes('8443')),
+    'EXPOSE 8443',
+  );
 });
 
 t.test('OCI labels', async (t) => {
@@ -204,18 +242,36 @@ t.test('OCI labels', async (t) => {
     t.ok(labels[`org.opencontainers.image.${key}`], `org.opencontainers.image.${key}`);
   }
   t.equal(labels['org.opencontainers.image.licenses'], pkg.license, 'licenses == package.json license');
-  t.equal(expand(labels['org.opencontainers.image.version'] ?? '', stageArgs), pkg.version, 'version defaults to package.json version');
+  t.equal(
+    expand(labels['org.opencontainers.image.version'] ?? '', stageArgs),
+    pkg.version,
+    'version defaults to package.json version',
+  );
   const image = only(baseObjects(), 'Deployment').spec.template.spec.containers[0].image;
   const kustomization = readFileSync(join(repoRoot, 'manifests/base/kustomization.yaml'), 'utf8');
   t.equal(image, 'pullguard', 'the Deployment names the image by its kustomize name');
-  t.match(kustomization, new RegExp(`newTag: ${pkg.version.replace(/\./g, '\\.')}\\b`), 'and the manifests install the package version');
+  t.match(
+    kustomization,
+    new RegExp(`newTag: ${pkg.version.replace(/\./g, '\\.')}\\b`),
+    'and the manifests install the package version',
+  );
 });
 
 t.test('production dependencies install without scripts', async (t) => {
   // The deps stage uses --ignore-scripts; a production dependency that needs its install script
   // would break at run time, so it must be noticed here.
   const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as Obj;
-  const withScripts = Object.entries(lock.packages as Record<string, Obj>).filter(([, p]) => p.hasInstallScript && !p.dev).map(([k]) => k);
+  const withScripts = Object.entries(lock.packages as Record<string, Obj>)
+    .filter(([, p]) => p.hasInstallScript && !p.dev)
+    .map(([k]) => k);
   t.same(withScripts, [], 'no production dependency has an install script');
-  t.ok(stages.some((s) => s.body.some((i) => i.op === 'RUN' && /npm ci .*--omit=dev.*--ignore-scripts|npm ci .*--ignore-scripts.*--omit=dev/.test(i.args))), 'npm ci --omit=dev --ignore-scripts');
+  t.ok(
+    stages.some((s) =>
+      s.body.some(
+        (i) =>
+          i.op === 'RUN' && /npm ci .*--omit=dev.*--ignore-scripts|npm ci .*--ignore-scripts.*--omit=dev/.test(i.args),
+      ),
+    ),
+    'npm ci --omit=dev --ignore-scripts',
+  );
 });

@@ -13,7 +13,13 @@ const docs = ['README.md', 'docs/operating.md'].filter((f) => existsSync(join(re
 function shellLines(markdown: string): string[] {
   const out: string[] = [];
   for (const block of markdown.matchAll(/```(?:sh|bash|shell)\n([\s\S]*?)```/g)) {
-    out.push(...block[1]!.replace(/\\\n\s*/g, ' ').split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter(Boolean));
+    out.push(
+      ...block[1]!
+        .replace(/\\\n\s*/g, ' ')
+        .split('\n')
+        .map((l) => l.replace(/\s+#.*$/, '').trim())
+        .filter(Boolean),
+    );
   }
   return out;
 }

@@ -8,53 +8,108 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MODES, validateConfig } from '../../src/config.ts';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { all, isNamespaced, kubectl, manifestsDir, only, openssl, renderKustomize, renderPlainOverlay, repoRoot, scratch, toolOptions, type Obj } from './lib.ts';
+import {
+  all,
+  isNamespaced,
+  kubectl,
+  manifestsDir,
+  only,
+  openssl,
+  renderKustomize,
+  renderPlainOverlay,
+  repoRoot,
+  scratch,
+  toolOptions,
+  type Obj,
+} from './lib.ts';
 import { objectProblems } from './schema.ts';
 import { WEBHOOK_NAME } from '../../src/admission/kinds.ts';
 
 // the subtest type (t.test's last overload takes only the callback)
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
-const BASE_KINDS = ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Namespace', 'PodDisruptionBudget', 'Service', 'ServiceAccount', 'ValidatingWebhookConfiguration'];
+const BASE_KINDS = [
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'ConfigMap',
+  'Deployment',
+  'Namespace',
+  'PodDisruptionBudget',
+  'Service',
+  'ServiceAccount',
+  'ValidatingWebhookConfiguration',
+];
 
 /** Checks every rendering must pass, whichever way the certificate arrives. */
 async function commonChecks(t: Tap, objects: Obj[]) {
   for (const kind of BASE_KINDS) t.equal(all(objects, kind).length, 1, `one ${kind}`);
-  for (const o of objects) t.same(objectProblems(o, { rendered: true }), [], `${o.kind}/${o.metadata.name} has the required fields`);
+  for (const o of objects)
+    t.same(objectProblems(o, { rendered: true }), [], `${o.kind}/${o.metadata.name} has the required fields`);
 
   const ns = only(objects, 'Namespace').metadata.name as string;
-  for (const o of objects.filter((o) => isNamespaced(o.kind))) t.equal(o.metadata.namespace, ns, `${o.kind}/${o.metadata.name} is in ${ns}`);
+  for (const o of objects.filter((o) => isNamespaced(o.kind)))
+    t.equal(o.metadata.namespace, ns, `${o.kind}/${o.metadata.name} is in ${ns}`);
   for (const o of objects) t.match(o.metadata.name, /^pullguard/, `${o.kind}/${o.metadata.name} is named pullguard…`);
 
   const sa = only(objects, 'ServiceAccount');
   const binding = only(objects, 'ClusterRoleBinding');
-  t.same(binding.subjects, [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: ns }], 'the binding names the ServiceAccount in its namespace');
+  t.same(
+    binding.subjects,
+    [{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: ns }],
+    'the binding names the ServiceAccount in its namespace',
+  );
 
   const vwc = only(objects, 'ValidatingWebhookConfiguration');
   const webhooks = vwc.webhooks as Obj[];
   const svc = only(objects, 'Service');
   const cm = only(objects, 'ConfigMap');
   const config = validateConfig(parseYaml(cm.data['config.yaml']), 'ConfigMap config.yaml');
-  const expected = new Map([[WEBHOOK_NAME, '/validate'], ...MODES.map((m): [string, string] => [`${m}.${WEBHOOK_NAME}`, `/validate/${m}`])]);
-  t.same(webhooks.map((w) => w.name), [...expected.keys()], 'four webhooks: the default, then enforce, warn, audit (a patch that missed a name would add a fifth)');
+  const expected = new Map([
+    [WEBHOOK_NAME, '/validate'],
+    ...MODES.map((m): [string, string] => [`${m}.${WEBHOOK_NAME}`, `/validate/${m}`]),
+  ]);
+  t.same(
+    webhooks.map((w) => w.name),
+    [...expected.keys()],
+    'four webhooks: the default, then enforce, warn, audit (a patch that missed a name would add a fifth)',
+  );
   for (const w of webhooks) {
-    t.same(w.clientConfig.service, { name: svc.metadata.name, namespace: ns, path: expected.get(w.name), port: 443 }, `${w.name} calls the Service at ${expected.get(w.name)}`);
-    t.ok(w.namespaceSelector.matchExpressions.some((e: Obj) => e.key === 'kubernetes.io/metadata.name' && e.operator === 'NotIn' && e.values.includes(ns)), `${w.name}: its own namespace is excluded`);
+    t.same(
+      w.clientConfig.service,
+      { name: svc.metadata.name, namespace: ns, path: expected.get(w.name), port: 443 },
+      `${w.name} calls the Service at ${expected.get(w.name)}`,
+    );
+    t.ok(
+      w.namespaceSelector.matchExpressions.some(
+        (e: Obj) => e.key === 'kubernetes.io/metadata.name' && e.operator === 'NotIn' && e.values.includes(ns),
+      ),
+      `${w.name}: its own namespace is excluded`,
+    );
     t.equal(w.rules.length, webhooks[0]!.rules.length, `${w.name}: the rules survived rendering (anchors expanded)`);
   }
 
   const dep = only(objects, 'Deployment');
-  t.pass('the ConfigMap\'s config.yaml validates with validateConfig');
+  t.pass("the ConfigMap's config.yaml validates with validateConfig");
   t.equal(config.mode, 'warn', 'shipped in warn mode');
-  t.equal(WEBHOOK_NAME, webhooks[0]!.name, 'WEBHOOK_NAME is the default webhook\'s name');
+  t.equal(WEBHOOK_NAME, webhooks[0]!.name, "WEBHOOK_NAME is the default webhook's name");
   const sources = dep.spec.template.spec.volumes.flatMap((v: Obj) => v.projected?.sources ?? []);
-  t.ok(sources.some((s: Obj) => s.configMap?.name === cm.metadata.name), `the Deployment mounts the generated ConfigMap ${cm.metadata.name}`);
-  t.match(dep.spec.template.spec.containers[0].image, /^[a-z0-9.\-/]+\/pullguard:\d+\.\d+\.\d+$/, 'a full, versioned image reference');
+  t.ok(
+    sources.some((s: Obj) => s.configMap?.name === cm.metadata.name),
+    `the Deployment mounts the generated ConfigMap ${cm.metadata.name}`,
+  );
+  t.match(
+    dep.spec.template.spec.containers[0].image,
+    /^[a-z0-9.\-/]+\/pullguard:\d+\.\d+\.\d+$/,
+    'a full, versioned image reference',
+  );
   return { ns, vwc, dep, svc };
 }
 
 t.test('kubectl is available to render the overlays', toolOptions('kubectl', kubectl), async (t) => {
-  t.ok(kubectl, kubectl ? `kubectl at ${kubectl}` : 'kubectl is required in CI (CI is set): install it in the pipeline');
+  t.ok(
+    kubectl,
+    kubectl ? `kubectl at ${kubectl}` : 'kubectl is required in CI (CI is set): install it in the pipeline',
+  );
 });
 
 t.test('manifests/ (the default install) renders with cert-manager', toolOptions('kubectl', kubectl), async (t) => {
@@ -69,50 +124,86 @@ t.test('manifests/ (the default install) renders with cert-manager', toolOptions
   t.equal(certNs, ns, 'inject-ca-from names the install namespace');
   const cert = only(top, 'Certificate', certName);
   t.equal(cert.metadata.namespace, ns);
-  const secretName = dep.spec.template.spec.volumes.flatMap((v: Obj) => v.projected?.sources ?? []).find((s: Obj) => s.secret)?.secret.name;
+  const secretName = dep.spec.template.spec.volumes
+    .flatMap((v: Obj) => v.projected?.sources ?? [])
+    .find((s: Obj) => s.secret)?.secret.name;
   t.equal(cert.spec.secretName, secretName, 'the Certificate writes the Secret the pods mount');
-  t.ok(cert.spec.dnsNames.includes(`${svc.metadata.name}.${ns}.svc`), 'the certificate names <service>.<namespace>.svc, which the API server dials');
+  t.ok(
+    cert.spec.dnsNames.includes(`${svc.metadata.name}.${ns}.svc`),
+    'the certificate names <service>.<namespace>.svc, which the API server dials',
+  );
   t.ok(cert.spec.usages?.includes('server auth'), 'for server auth');
   const issuer = only(top, 'Issuer', cert.spec.issuerRef.name);
   t.ok(issuer.spec.ca, 'signed by a CA Issuer, so renewals keep the caBundle');
   const ca = all(top, 'Certificate').find((o) => o.spec.secretName === issuer.spec.ca.secretName);
   t.equal(ca?.spec.isCA, true, 'whose CA is a cert-manager Certificate');
   t.ok(only(top, 'Issuer', ca?.spec.issuerRef.name).spec.selfSigned, 'issued by a selfSigned Issuer');
-  for (const w of vwc.webhooks as Obj[]) t.equal(w.clientConfig.caBundle, undefined, `${w.name}: no caBundle in the manifests (cainjector fills every webhook's)`);
+  for (const w of vwc.webhooks as Obj[])
+    t.equal(
+      w.clientConfig.caBundle,
+      undefined,
+      `${w.name}: no caBundle in the manifests (cainjector fills every webhook's)`,
+    );
 });
 
-t.test('manifests/overlays/plain renders after certs/gen.sh', { ...toolOptions('kubectl', kubectl), ...(kubectl ? toolOptions('openssl', openssl) : {}) }, async (t) => {
-  const objects = renderPlainOverlay(t);
-  const { ns, vwc, dep, svc } = await commonChecks(t, objects);
-  t.equal(all(objects, 'Certificate').length + all(objects, 'Issuer').length, 0, 'no cert-manager objects');
-  const secretName = dep.spec.template.spec.volumes.flatMap((v: Obj) => v.projected?.sources ?? []).find((s: Obj) => s.secret)?.secret.name;
-  const secret = only(objects, 'Secret', secretName);
-  t.equal(secret.type, 'kubernetes.io/tls');
-  const cert = new X509Certificate(Buffer.from(secret.data['tls.crt'], 'base64'));
-  t.ok(cert.checkHost(`${svc.metadata.name}.${ns}.svc`), 'the Secret\'s certificate is for the name the API server dials');
-  for (const w of vwc.webhooks as Obj[]) {
-    t.ok(w.clientConfig.caBundle, `${w.name} has a caBundle`);
-    const ca = new X509Certificate(Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString());
-    t.ok(cert.verify(ca.publicKey), `${w.name}: the caBundle's CA signed the served certificate`);
-  }
-});
+t.test(
+  'manifests/overlays/plain renders after certs/gen.sh',
+  { ...toolOptions('kubectl', kubectl), ...(kubectl ? toolOptions('openssl', openssl) : {}) },
+  async (t) => {
+    const objects = renderPlainOverlay(t);
+    const { ns, vwc, dep, svc } = await commonChecks(t, objects);
+    t.equal(all(objects, 'Certificate').length + all(objects, 'Issuer').length, 0, 'no cert-manager objects');
+    const secretName = dep.spec.template.spec.volumes
+      .flatMap((v: Obj) => v.projected?.sources ?? [])
+      .find((s: Obj) => s.secret)?.secret.name;
+    const secret = only(objects, 'Secret', secretName);
+    t.equal(secret.type, 'kubernetes.io/tls');
+    const cert = new X509Certificate(Buffer.from(secret.data['tls.crt'], 'base64'));
+    t.ok(
+      cert.checkHost(`${svc.metadata.name}.${ns}.svc`),
+      "the Secret's certificate is for the name the API server dials",
+    );
+    for (const w of vwc.webhooks as Obj[]) {
+      t.ok(w.clientConfig.caBundle, `${w.name} has a caBundle`);
+      const ca = new X509Certificate(Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString());
+      t.ok(cert.verify(ca.publicKey), `${w.name}: the caBundle's CA signed the served certificate`);
+    }
+  },
+);
 
-t.test('the failurePolicy: Fail patch in docs/operating.md switches every webhook', toolOptions('kubectl', kubectl), async (t) => {
-  const doc = readFileSync(join(repoRoot, 'docs', 'operating.md'), 'utf8');
-  const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((b) => b.includes('failurePolicy'));
-  t.equal(blocks.length, 1, 'the docs show one failurePolicy patch');
-  const patches = (parseYaml(blocks[0] ?? '') as Obj | null)?.patches as Obj[] | undefined;
-  t.ok(Array.isArray(patches) && patches.length > 0, 'it is a kustomization `patches:` list');
-  // an overlay of the default install with the documented patch, in a copy of manifests/
-  const dir = scratch(t);
-  cpSync(manifestsDir, join(dir, 'manifests'), { recursive: true });
-  const overlay = join(dir, 'manifests', 'overlays', 'fail-closed');
-  mkdirSync(overlay);
-  writeFileSync(join(overlay, 'kustomization.yaml'), stringifyYaml({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: ['../cert-manager'], patches }));
-  const before = only(renderKustomize(join(dir, 'manifests', 'overlays', 'cert-manager')), 'ValidatingWebhookConfiguration');
-  const after = only(renderKustomize(overlay), 'ValidatingWebhookConfiguration');
-  t.equal(after.webhooks.length, before.webhooks.length, 'no webhook added or lost');
-  for (const w of after.webhooks as Obj[]) t.equal(w.failurePolicy, 'Fail', `${w.name}: failurePolicy Fail`);
-  const withoutPolicy = (v: Obj) => (v.webhooks as Obj[]).map((w) => ({ ...w, failurePolicy: undefined }));
-  t.same(withoutPolicy(after), withoutPolicy(before), 'and nothing else changed');
-});
+t.test(
+  'the failurePolicy: Fail patch in docs/operating.md switches every webhook',
+  toolOptions('kubectl', kubectl),
+  async (t) => {
+    const doc = readFileSync(join(repoRoot, 'docs', 'operating.md'), 'utf8');
+    const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)]
+      .map((m) => m[1]!)
+      .filter((b) => b.includes('failurePolicy'));
+    t.equal(blocks.length, 1, 'the docs show one failurePolicy patch');
+    const patches = (parseYaml(blocks[0] ?? '') as Obj | null)?.patches as Obj[] | undefined;
+    t.ok(Array.isArray(patches) && patches.length > 0, 'it is a kustomization `patches:` list');
+    // an overlay of the default install with the documented patch, in a copy of manifests/
+    const dir = scratch(t);
+    cpSync(manifestsDir, join(dir, 'manifests'), { recursive: true });
+    const overlay = join(dir, 'manifests', 'overlays', 'fail-closed');
+    mkdirSync(overlay);
+    writeFileSync(
+      join(overlay, 'kustomization.yaml'),
+      stringifyYaml({
+        apiVersion: 'kustomize.config.k8s.io/v1beta1',
+        kind: 'Kustomization',
+        resources: ['../cert-manager'],
+        patches,
+      }),
+    );
+    const before = only(
+      renderKustomize(join(dir, 'manifests', 'overlays', 'cert-manager')),
+      'ValidatingWebhookConfiguration',
+    );
+    const after = only(renderKustomize(overlay), 'ValidatingWebhookConfiguration');
+    t.equal(after.webhooks.length, before.webhooks.length, 'no webhook added or lost');
+    for (const w of after.webhooks as Obj[]) t.equal(w.failurePolicy, 'Fail', `${w.name}: failurePolicy Fail`);
+    const withoutPolicy = (v: Obj) => (v.webhooks as Obj[]).map((w) => ({ ...w, failurePolicy: undefined }));
+    t.same(withoutPolicy(after), withoutPolicy(before), 'and nothing else changed');
+  },
+);

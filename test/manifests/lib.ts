@@ -50,7 +50,9 @@ export function listYamlFiles(dir = manifestsDir): string[] {
 export function baseObjects(): Obj[] {
   const kustomization = readYaml(join(baseDir, 'kustomization.yaml'))[0]!;
   const objects = (kustomization.resources as string[]).flatMap((r) => readYaml(join(baseDir, r)));
-  return objects.map((o) => (isNamespaced(o.kind) ? { ...o, metadata: { namespace: kustomization.namespace, ...o.metadata } } : o));
+  return objects.map((o) =>
+    isNamespaced(o.kind) ? { ...o, metadata: { namespace: kustomization.namespace, ...o.metadata } } : o,
+  );
 }
 
 /** The default configuration file shipped in the ConfigMap. */
@@ -58,14 +60,23 @@ export function baseConfigText(): string {
   return readFileSync(join(baseDir, 'config.yaml'), 'utf8');
 }
 
-const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration', 'CustomResourceDefinition', 'ClusterIssuer']);
+const CLUSTER_SCOPED = new Set([
+  'Namespace',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'ValidatingWebhookConfiguration',
+  'MutatingWebhookConfiguration',
+  'CustomResourceDefinition',
+  'ClusterIssuer',
+]);
 export function isNamespaced(kind: string): boolean {
   return !CLUSTER_SCOPED.has(kind);
 }
 
 export function only(objects: Obj[], kind: string, name?: string): Obj {
   const found = objects.filter((o) => o.kind === kind && (name === undefined || o.metadata?.name === name));
-  if (found.length !== 1) throw new Error(`expected exactly one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
+  if (found.length !== 1)
+    throw new Error(`expected exactly one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
   return found[0]!;
 }
 
@@ -148,7 +159,10 @@ export interface GenResult {
 }
 
 export function runGen(pki: string, out: string, args: string[] = []): GenResult {
-  const stdout = execFileSync('bash', [genScript, '--pki', pki, '--out', out, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdout = execFileSync('bash', [genScript, '--pki', pki, '--out', out, ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return { pki, out, stdout };
 }
 

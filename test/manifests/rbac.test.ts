@@ -6,28 +6,44 @@ import { all, baseObjects, listYamlFiles, only, readYaml, type Obj } from './lib
 
 const objects = baseObjects();
 
-const expand = (rules: readonly { apiGroups: readonly string[]; resources: readonly string[]; verbs: readonly string[] }[]) =>
-  [...new Set(rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g || 'core'} ${res} ${v}`)))))].sort();
+const expand = (
+  rules: readonly { apiGroups: readonly string[]; resources: readonly string[]; verbs: readonly string[] }[],
+) =>
+  [
+    ...new Set(
+      rules.flatMap((r) =>
+        r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g || 'core'} ${res} ${v}`))),
+      ),
+    ),
+  ].sort();
 
 t.test('the ClusterRole grants exactly REQUIRED_ACCESS', async (t) => {
   const role = only(objects, 'ClusterRole');
   const rules = role.rules as Obj[];
-  const expected = expand(REQUIRED_ACCESS.map((a) => ({ apiGroups: [a.apiGroup], resources: [a.resource], verbs: a.verbs })));
+  const expected = expand(
+    REQUIRED_ACCESS.map((a) => ({ apiGroups: [a.apiGroup], resources: [a.resource], verbs: a.verbs })),
+  );
   t.same(expand(rules as never), expected, 'apiGroup/resource/verb triples are the same');
   for (const r of rules) {
     t.notOk([...r.apiGroups, ...r.resources, ...r.verbs].includes('*'), 'no wildcards');
     t.equal(r.nonResourceURLs, undefined, 'no non-resource URLs');
-    t.equal(r.resourceNames, undefined, 'no resourceNames (the names are the pods\' secrets, unknown in advance)');
+    t.equal(r.resourceNames, undefined, "no resourceNames (the names are the pods' secrets, unknown in advance)");
   }
   t.equal(role.aggregationRule, undefined, 'not an aggregated role');
 });
 
 t.test('nothing else grants anything', async (t) => {
-  const roles = listYamlFiles().flatMap((f) => readYaml(f)).filter((o) => ['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding'].includes(o.kind));
-  t.same(roles.map((o) => `${o.kind}/${o.metadata.name}`).sort(), ['ClusterRole/pullguard', 'ClusterRoleBinding/pullguard'], 'one ClusterRole and its binding in all of manifests/');
+  const roles = listYamlFiles()
+    .flatMap((f) => readYaml(f))
+    .filter((o) => ['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding'].includes(o.kind));
+  t.same(
+    roles.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
+    ['ClusterRole/pullguard', 'ClusterRoleBinding/pullguard'],
+    'one ClusterRole and its binding in all of manifests/',
+  );
 });
 
-t.test('the binding gives the role to the Deployment\'s ServiceAccount only', async (t) => {
+t.test("the binding gives the role to the Deployment's ServiceAccount only", async (t) => {
   const binding = only(objects, 'ClusterRoleBinding');
   const role = only(objects, 'ClusterRole');
   const sa = only(objects, 'ServiceAccount');

@@ -7,7 +7,8 @@ import { isNamespaced } from './lib.ts';
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
-const QUALIFIED_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const QUALIFIED_NAME =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 
 export interface CheckOptions {
   /** after kustomize: namespaces and generated names are filled in */
@@ -27,7 +28,10 @@ function stringMap(where: string, v: unknown, problems: string[], nonEmpty = fal
     return;
   }
   for (const [k, val] of Object.entries(v)) {
-    if (typeof val !== 'string') problems.push(`${where}.${k} is ${JSON.stringify(val)}, not a string (quote it: YAML 1.1 reads off/on/yes/no as booleans)`);
+    if (typeof val !== 'string')
+      problems.push(
+        `${where}.${k} is ${JSON.stringify(val)}, not a string (quote it: YAML 1.1 reads off/on/yes/no as booleans)`,
+      );
   }
 }
 
@@ -36,7 +40,8 @@ function labels(where: string, v: unknown, problems: string[], nonEmpty = false)
   if (!isMap(v)) return;
   for (const [k, val] of Object.entries(v)) {
     if (!QUALIFIED_NAME.test(k)) problems.push(`${where}: ${k} is not a valid label key`);
-    if (typeof val === 'string' && (val.length > 63 || !LABEL_VALUE.test(val))) problems.push(`${where}.${k}: "${val}" is not a valid label value`);
+    if (typeof val === 'string' && (val.length > 63 || !LABEL_VALUE.test(val)))
+      problems.push(`${where}.${k}: "${val}" is not a valid label value`);
   }
 }
 
@@ -44,16 +49,19 @@ function podSpec(where: string, spec: Obj | undefined, problems: string[]) {
   if (!isMap(spec)) return void problems.push(`${where} is missing`);
   if (!nonEmptyArray(spec.containers)) return void problems.push(`${where}.containers must not be empty`);
   for (const [i, c] of (spec.containers as Obj[]).entries()) {
-    if (!nonEmptyString(c.name) || !DNS1123_LABEL.test(c.name)) problems.push(`${where}.containers[${i}].name must be a DNS-1123 label`);
+    if (!nonEmptyString(c.name) || !DNS1123_LABEL.test(c.name))
+      problems.push(`${where}.containers[${i}].name must be a DNS-1123 label`);
     if (!nonEmptyString(c.image)) problems.push(`${where}.containers[${i}].image is required`);
     for (const [j, p] of ((c.ports as Obj[] | undefined) ?? []).entries()) {
-      if (!isPort(p.containerPort)) problems.push(`${where}.containers[${i}].ports[${j}].containerPort must be 1-65535`);
+      if (!isPort(p.containerPort))
+        problems.push(`${where}.containers[${i}].ports[${j}].containerPort must be 1-65535`);
     }
   }
   for (const [i, v] of ((spec.volumes as Obj[] | undefined) ?? []).entries()) {
     if (!nonEmptyString(v.name)) problems.push(`${where}.volumes[${i}].name is required`);
     const sources = Object.keys(v).filter((k) => k !== 'name');
-    if (sources.length !== 1) problems.push(`${where}.volumes[${i}] must have exactly one volume source, has ${sources.join(', ') || 'none'}`);
+    if (sources.length !== 1)
+      problems.push(`${where}.volumes[${i}] must have exactly one volume source, has ${sources.join(', ') || 'none'}`);
   }
 }
 
@@ -61,7 +69,8 @@ function podSpec(where: string, spec: Obj | undefined, problems: string[]) {
 function labelSelector(where: string, selector: unknown, problems: string[]) {
   if (selector === undefined) return;
   if (!isMap(selector)) return void problems.push(`${where} must be a map`);
-  for (const k of Object.keys(selector)) if (!['matchLabels', 'matchExpressions'].includes(k)) problems.push(`${where}.${k} is not a label selector field`);
+  for (const k of Object.keys(selector))
+    if (!['matchLabels', 'matchExpressions'].includes(k)) problems.push(`${where}.${k} is not a label selector field`);
   if (selector.matchLabels !== undefined) labels(`${where}.matchLabels`, selector.matchLabels, problems);
   if (selector.matchExpressions === undefined) return;
   if (!Array.isArray(selector.matchExpressions)) return void problems.push(`${where}.matchExpressions must be a list`);
@@ -75,12 +84,16 @@ function labelSelector(where: string, selector: unknown, problems: string[]) {
     if (['In', 'NotIn'].includes(e.operator)) {
       if (!nonEmptyArray(e.values)) problems.push(`${at}: ${e.operator} needs values`);
     } else if (['Exists', 'DoesNotExist'].includes(e.operator)) {
-      if (e.values !== undefined && !(Array.isArray(e.values) && e.values.length === 0)) problems.push(`${at}: ${e.operator} takes no values`);
+      if (e.values !== undefined && !(Array.isArray(e.values) && e.values.length === 0))
+        problems.push(`${at}: ${e.operator} takes no values`);
     } else {
       problems.push(`${at}.operator ${JSON.stringify(e.operator)} is not In, NotIn, Exists or DoesNotExist`);
     }
     for (const v of (Array.isArray(e.values) ? e.values : []) as unknown[]) {
-      if (typeof v !== 'string') problems.push(`${at}.values: ${JSON.stringify(v)} is not a string (quote it: YAML 1.1 reads off/on/yes/no as booleans)`);
+      if (typeof v !== 'string')
+        problems.push(
+          `${at}.values: ${JSON.stringify(v)} is not a string (quote it: YAML 1.1 reads off/on/yes/no as booleans)`,
+        );
       else if (v.length > 63 || !LABEL_VALUE.test(v)) problems.push(`${at}.values: "${v}" is not a valid label value`);
     }
   }
@@ -109,7 +122,8 @@ export const KIND_CHECKS: Record<string, { apiVersion: string; check: Check }> =
       for (const [k, v] of Object.entries((o.data as Obj | undefined) ?? {})) {
         if (typeof v === 'string' && !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) p.push(`data.${k} is not base64`);
       }
-      if (o.type === 'kubernetes.io/tls' && !(o.data?.['tls.crt'] && o.data?.['tls.key'])) p.push('a kubernetes.io/tls Secret needs tls.crt and tls.key');
+      if (o.type === 'kubernetes.io/tls' && !(o.data?.['tls.crt'] && o.data?.['tls.key']))
+        p.push('a kubernetes.io/tls Secret needs tls.crt and tls.key');
     },
   },
   Service: {
@@ -118,7 +132,8 @@ export const KIND_CHECKS: Record<string, { apiVersion: string; check: Check }> =
       if (!nonEmptyArray(o.spec?.ports)) return void p.push('spec.ports must not be empty');
       for (const [i, port] of (o.spec.ports as Obj[]).entries()) {
         if (!isPort(port.port)) p.push(`spec.ports[${i}].port must be 1-65535`);
-        if (o.spec.ports.length > 1 && !nonEmptyString(port.name)) p.push(`spec.ports[${i}].name is required when there are several ports`);
+        if (o.spec.ports.length > 1 && !nonEmptyString(port.name))
+          p.push(`spec.ports[${i}].name is required when there are several ports`);
       }
       labels('spec.selector', o.spec.selector, p, true);
     },
@@ -144,7 +159,8 @@ export const KIND_CHECKS: Record<string, { apiVersion: string; check: Check }> =
     check: (o, _opts, p) => {
       for (const [i, r] of ((o.rules as Obj[] | undefined) ?? []).entries()) {
         if (!nonEmptyArray(r.verbs)) p.push(`rules[${i}].verbs must not be empty`);
-        if (!(nonEmptyArray(r.resources) && Array.isArray(r.apiGroups)) && !nonEmptyArray(r.nonResourceURLs)) p.push(`rules[${i}] needs apiGroups and resources`);
+        if (!(nonEmptyArray(r.resources) && Array.isArray(r.apiGroups)) && !nonEmptyArray(r.nonResourceURLs))
+          p.push(`rules[${i}] needs apiGroups and resources`);
       }
     },
   },
@@ -152,11 +168,19 @@ export const KIND_CHECKS: Record<string, { apiVersion: string; check: Check }> =
     apiVersion: 'rbac.authorization.k8s.io/v1',
     check: (o, opts, p) => {
       const ref = o.roleRef as Obj | undefined;
-      if (!(ref?.apiGroup === 'rbac.authorization.k8s.io' && ['ClusterRole', 'Role'].includes(ref.kind) && nonEmptyString(ref.name))) p.push('roleRef needs apiGroup rbac.authorization.k8s.io, kind and name');
+      if (
+        !(
+          ref?.apiGroup === 'rbac.authorization.k8s.io' &&
+          ['ClusterRole', 'Role'].includes(ref.kind) &&
+          nonEmptyString(ref.name)
+        )
+      )
+        p.push('roleRef needs apiGroup rbac.authorization.k8s.io, kind and name');
       if (!nonEmptyArray(o.subjects)) return void p.push('subjects must not be empty');
       for (const [i, s] of (o.subjects as Obj[]).entries()) {
         if (!nonEmptyString(s.kind) || !nonEmptyString(s.name)) p.push(`subjects[${i}] needs kind and name`);
-        if (s.kind === 'ServiceAccount' && opts.rendered && !nonEmptyString(s.namespace)) p.push(`subjects[${i}]: a ServiceAccount subject needs a namespace`);
+        if (s.kind === 'ServiceAccount' && opts.rendered && !nonEmptyString(s.namespace))
+          p.push(`subjects[${i}]: a ServiceAccount subject needs a namespace`);
       }
     },
   },
@@ -167,30 +191,43 @@ export const KIND_CHECKS: Record<string, { apiVersion: string; check: Check }> =
       const names = new Set<string>();
       for (const [i, w] of (o.webhooks as Obj[]).entries()) {
         const at = `webhooks[${i}]`;
-        if (!nonEmptyString(w.name) || !DNS1123_SUBDOMAIN.test(w.name) || w.name.split('.').length < 3) p.push(`${at}.name must be fully qualified (at least three DNS segments)`);
+        if (!nonEmptyString(w.name) || !DNS1123_SUBDOMAIN.test(w.name) || w.name.split('.').length < 3)
+          p.push(`${at}.name must be fully qualified (at least three DNS segments)`);
         if (names.has(w.name)) p.push(`${at}.name ${w.name} is not unique`);
         names.add(w.name);
         const cc = w.clientConfig as Obj | undefined;
-        if (!cc || (cc.url === undefined) === (cc.service === undefined)) p.push(`${at}.clientConfig needs exactly one of url, service`);
+        if (!cc || (cc.url === undefined) === (cc.service === undefined))
+          p.push(`${at}.clientConfig needs exactly one of url, service`);
         if (cc?.service) {
           if (!nonEmptyString(cc.service.name)) p.push(`${at}.clientConfig.service.name is required`);
-          if (opts.rendered && !nonEmptyString(cc.service.namespace)) p.push(`${at}.clientConfig.service.namespace is required`);
-          if (cc.service.port !== undefined && !isPort(cc.service.port)) p.push(`${at}.clientConfig.service.port must be 1-65535`);
-          if (cc.service.path !== undefined && !String(cc.service.path).startsWith('/')) p.push(`${at}.clientConfig.service.path must start with /`);
+          if (opts.rendered && !nonEmptyString(cc.service.namespace))
+            p.push(`${at}.clientConfig.service.namespace is required`);
+          if (cc.service.port !== undefined && !isPort(cc.service.port))
+            p.push(`${at}.clientConfig.service.port must be 1-65535`);
+          if (cc.service.path !== undefined && !String(cc.service.path).startsWith('/'))
+            p.push(`${at}.clientConfig.service.path must start with /`);
         }
-        if (cc?.caBundle !== undefined && !/^[A-Za-z0-9+/]+={0,2}$/.test(String(cc.caBundle))) p.push(`${at}.clientConfig.caBundle is not base64`);
+        if (cc?.caBundle !== undefined && !/^[A-Za-z0-9+/]+={0,2}$/.test(String(cc.caBundle)))
+          p.push(`${at}.clientConfig.caBundle is not base64`);
         if (!['None', 'NoneOnDryRun'].includes(w.sideEffects)) p.push(`${at}.sideEffects must be None or NoneOnDryRun`);
         if (!nonEmptyArray(w.admissionReviewVersions)) p.push(`${at}.admissionReviewVersions is required`);
-        if (w.timeoutSeconds !== undefined && !(Number.isInteger(w.timeoutSeconds) && w.timeoutSeconds >= 1 && w.timeoutSeconds <= 30)) p.push(`${at}.timeoutSeconds must be 1-30`);
-        if (w.failurePolicy !== undefined && !['Fail', 'Ignore'].includes(w.failurePolicy)) p.push(`${at}.failurePolicy must be Fail or Ignore`);
-        if (w.matchPolicy !== undefined && !['Exact', 'Equivalent'].includes(w.matchPolicy)) p.push(`${at}.matchPolicy must be Exact or Equivalent`);
+        if (
+          w.timeoutSeconds !== undefined &&
+          !(Number.isInteger(w.timeoutSeconds) && w.timeoutSeconds >= 1 && w.timeoutSeconds <= 30)
+        )
+          p.push(`${at}.timeoutSeconds must be 1-30`);
+        if (w.failurePolicy !== undefined && !['Fail', 'Ignore'].includes(w.failurePolicy))
+          p.push(`${at}.failurePolicy must be Fail or Ignore`);
+        if (w.matchPolicy !== undefined && !['Exact', 'Equivalent'].includes(w.matchPolicy))
+          p.push(`${at}.matchPolicy must be Exact or Equivalent`);
         labelSelector(`${at}.namespaceSelector`, w.namespaceSelector, p);
         labelSelector(`${at}.objectSelector`, w.objectSelector, p);
         for (const [j, r] of ((w.rules as Obj[] | undefined) ?? []).entries()) {
           for (const f of ['apiGroups', 'apiVersions', 'operations', 'resources']) {
             if (!nonEmptyArray(r[f])) p.push(`${at}.rules[${j}].${f} must not be empty`);
           }
-          if (r.scope !== undefined && !['Cluster', 'Namespaced', '*'].includes(r.scope)) p.push(`${at}.rules[${j}].scope is invalid`);
+          if (r.scope !== undefined && !['Cluster', 'Namespaced', '*'].includes(r.scope))
+            p.push(`${at}.rules[${j}].scope is invalid`);
         }
       }
     },
@@ -208,7 +245,8 @@ export const KIND_CHECKS: Record<string, { apiVersion: string; check: Check }> =
     check: (o, _opts, p) => {
       if (!nonEmptyString(o.spec?.secretName)) p.push('spec.secretName is required');
       if (!nonEmptyString(o.spec?.issuerRef?.name)) p.push('spec.issuerRef.name is required');
-      if (!nonEmptyString(o.spec?.commonName) && !nonEmptyArray(o.spec?.dnsNames)) p.push('spec needs commonName or dnsNames');
+      if (!nonEmptyString(o.spec?.commonName) && !nonEmptyArray(o.spec?.dnsNames))
+        p.push('spec needs commonName or dnsNames');
     },
   },
 };
@@ -221,7 +259,8 @@ export function objectProblems(o: Obj, opts: CheckOptions): string[] {
   const id = `${o.kind ?? '(no kind)'}/${typeof name === 'string' ? name : '(no name)'}`;
   if (!spec) return [`${id}: kind ${o.kind} has no entry in test/manifests/schema.ts KIND_CHECKS`];
   if (o.apiVersion !== spec.apiVersion) problems.push(`apiVersion is ${o.apiVersion}, expected ${spec.apiVersion}`);
-  if (!nonEmptyString(name) || name.length > 253 || !DNS1123_SUBDOMAIN.test(name)) problems.push('metadata.name must be a DNS-1123 subdomain');
+  if (!nonEmptyString(name) || name.length > 253 || !DNS1123_SUBDOMAIN.test(name))
+    problems.push('metadata.name must be a DNS-1123 subdomain');
   if (o.metadata?.labels !== undefined) labels('metadata.labels', o.metadata.labels, problems);
   if (o.metadata?.annotations !== undefined) stringMap('metadata.annotations', o.metadata.annotations, problems);
   if (isNamespaced(o.kind)) {

@@ -26,7 +26,10 @@ const kustomizations = files.filter((f) => /\/kustomization\.ya?ml$/.test(f));
 const use = (file: string, u: Use) => uses.set(file, [...(uses.get(file) ?? []), u]);
 
 t.test('kustomizations are well formed and every path they name exists', async (t) => {
-  t.ok(existsSync(join(manifestsDir, 'kustomization.yaml')), 'manifests/kustomization.yaml exists, so `kubectl apply -k manifests/` works');
+  t.ok(
+    existsSync(join(manifestsDir, 'kustomization.yaml')),
+    'manifests/kustomization.yaml exists, so `kubectl apply -k manifests/` works',
+  );
   for (const k of kustomizations) {
     const dir = dirname(k);
     const doc = readYaml(k)[0]!;
@@ -35,18 +38,24 @@ t.test('kustomizations are well formed and every path they name exists', async (
     t.equal(doc.kind, 'Kustomization', `${rel(k)} kind`);
     const named: [string, Use['as']][] = [
       ...((doc.resources as string[] | undefined) ?? []).map((r): [string, Use['as']] => [r, 'resource']),
-      ...((doc.patches as Obj[] | undefined) ?? []).filter((p) => p.path).map((p): [string, Use['as']] => [p.path, 'patch']),
-      ...((doc.configMapGenerator as Obj[] | undefined) ?? []).flatMap((g) => ((g.files as string[] | undefined) ?? []).map((f): [string, Use['as']] => [f.replace(/^[^=]*=/, ''), 'config'])),
+      ...((doc.patches as Obj[] | undefined) ?? [])
+        .filter((p) => p.path)
+        .map((p): [string, Use['as']] => [p.path, 'patch']),
+      ...((doc.configMapGenerator as Obj[] | undefined) ?? []).flatMap((g) =>
+        ((g.files as string[] | undefined) ?? []).map((f): [string, Use['as']] => [f.replace(/^[^=]*=/, ''), 'config']),
+      ),
     ];
     for (const [path, as] of named) {
       const full = join(dir, path);
       if (existsSync(full)) {
-        if (statSync(full).isDirectory()) t.ok(existsSync(join(full, 'kustomization.yaml')), `${rel(k)}: ${path} is a kustomization`);
+        if (statSync(full).isDirectory())
+          t.ok(existsSync(join(full, 'kustomization.yaml')), `${rel(k)}: ${path} is a kustomization`);
         else use(full, { as, by: rel(k) });
         continue;
       }
       // Only certs/gen.sh output may be missing: it holds keys, so it is ignored by git.
-      const ignored = existsSync(join(dir, '.gitignore')) && readFileSync(join(dir, '.gitignore'), 'utf8').split('\n').includes(path);
+      const ignored =
+        existsSync(join(dir, '.gitignore')) && readFileSync(join(dir, '.gitignore'), 'utf8').split('\n').includes(path);
       const written = readFileSync(genScript, 'utf8').includes(path);
       t.ok(ignored && written, `${rel(k)}: ${path} exists, or is written by certs/gen.sh and git-ignored`);
       missingGenerated.push(full);
@@ -61,7 +70,8 @@ t.test('every YAML file is used by a kustomization', async (t) => {
 t.test('every object has the fields its kind requires', async (t) => {
   for (const [file, u] of uses) {
     if (!u.some((x) => x.as === 'resource')) continue;
-    for (const o of readYaml(file)) t.same(objectProblems(o, { rendered: false }), [], `${rel(file)}: ${o.kind}/${o.metadata?.name}`);
+    for (const o of readYaml(file))
+      t.same(objectProblems(o, { rendered: false }), [], `${rel(file)}: ${o.kind}/${o.metadata?.name}`);
   }
 });
 
@@ -71,7 +81,10 @@ t.test('patches name an object the base defines', async (t) => {
     if (!u.some((x) => x.as === 'patch')) continue;
     for (const o of readYaml(file)) {
       t.ok(o.apiVersion && o.kind && o.metadata?.name, `${rel(file)}: patch has apiVersion, kind and metadata.name`);
-      t.ok(targets.includes(`${o.kind}/${o.metadata?.name}`), `${rel(file)}: patches ${o.kind}/${o.metadata?.name}, which is in the base`);
+      t.ok(
+        targets.includes(`${o.kind}/${o.metadata?.name}`),
+        `${rel(file)}: patches ${o.kind}/${o.metadata?.name}, which is in the base`,
+      );
     }
   }
 });

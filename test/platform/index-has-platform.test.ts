@@ -48,7 +48,10 @@ t.test('entries without a platform, attestations, empty indexes', async (t) => {
   const noOS = idx({ architecture: 'amd64' });
   t.ok(indexHasPlatform(noOS, want('linux/amd64')), 'entry without os on a linux node');
   t.notOk(indexHasPlatform(noOS, want('linux/arm64')), 'entry without os, other arch');
-  t.ok(indexHasPlatform(idx({ os: 'Linux', architecture: 'x86_64' }), want('linux/amd64')), 'non-canonical spelling normalises');
+  t.ok(
+    indexHasPlatform(idx({ os: 'Linux', architecture: 'x86_64' }), want('linux/amd64')),
+    'non-canonical spelling normalises',
+  );
 });
 
 t.test('windows builds', async (t) => {
@@ -59,8 +62,14 @@ t.test('windows builds', async (t) => {
   const ltsc2019Only = idx({ os: 'windows', architecture: 'amd64', 'os.version': '10.0.17763.6414' });
   t.ok(indexHasPlatform(ltsc, want('windows(10.0.17763)/amd64')), 'Server 2019 node takes the 2019 build');
   t.ok(indexHasPlatform(ltsc, want('windows(10.0.26100)/amd64')), 'Server 2025 node takes the 2022 build');
-  t.notOk(indexHasPlatform(ltsc2019Only, want('windows(10.0.20348)/amd64')), 'Server 2022 node cannot run a 2019 build');
-  t.notOk(indexHasPlatform(ltsc2019Only, want('windows(10.0.26100)/amd64')), 'Server 2025 node cannot run a 2019 build');
+  t.notOk(
+    indexHasPlatform(ltsc2019Only, want('windows(10.0.20348)/amd64')),
+    'Server 2022 node cannot run a 2019 build',
+  );
+  t.notOk(
+    indexHasPlatform(ltsc2019Only, want('windows(10.0.26100)/amd64')),
+    'Server 2025 node cannot run a 2019 build',
+  );
   t.ok(indexHasPlatform(ltsc2019Only, want('windows/amd64')), 'a node of unknown build accepts any build');
   t.notOk(indexHasPlatform(ltsc, want('linux/amd64')), 'linux node: no');
   const win32k = idx({ os: 'windows', architecture: 'amd64', 'os.version': '10.0.20348.1', 'os.features': ['win32k'] });

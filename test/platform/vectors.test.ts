@@ -58,7 +58,14 @@ function comparerFor(name: string | undefined): (p: Platform) => MatchComparer {
 }
 
 t.test('vector counts', async (t) => {
-  const expected: Record<string, number> = { parse: 26, parseInvalid: 6, formatAll: 10, match: 29, order: 9, windowsMatch: 9 };
+  const expected: Record<string, number> = {
+    parse: 26,
+    parseInvalid: 6,
+    formatAll: 10,
+    match: 29,
+    order: 9,
+    windowsMatch: 9,
+  };
   for (const [kind, n] of Object.entries(expected)) t.equal(byKind(kind).length, n, `${kind} rows`);
   t.equal(rows.length, 89, 'all rows have a kind we run');
   const pairs = byKind('match').reduce((n, r) => n + (r.matches?.length ?? 0) + (r.doesNotMatch?.length ?? 0), 0);
@@ -88,7 +95,11 @@ t.test('parse', async (t) => {
 
 t.test('parseInvalid', async (t) => {
   for (const r of byKind('parseInvalid')) {
-    t.throws(() => parsePlatform(r.input ?? '', LINUX_AMD64), PlatformError, `${r.id}: Parse(${JSON.stringify(r.input)}) fails`);
+    t.throws(
+      () => parsePlatform(r.input ?? '', LINUX_AMD64),
+      PlatformError,
+      `${r.id}: Parse(${JSON.stringify(r.input)}) fails`,
+    );
   }
 });
 
@@ -115,7 +126,10 @@ t.test('match', async (t) => {
       t.ok(mc.match(parsePlatform(c, LINUX_AMD64)), `${r.id}: ${r.comparer}(${String(r.platform)}) matches ${c}`);
     }
     for (const c of r.doesNotMatch ?? []) {
-      t.notOk(mc.match(parsePlatform(c, LINUX_AMD64)), `${r.id}: ${r.comparer}(${String(r.platform)}) does not match ${c}`);
+      t.notOk(
+        mc.match(parsePlatform(c, LINUX_AMD64)),
+        `${r.id}: ${r.comparer}(${String(r.platform)}) does not match ${c}`,
+      );
     }
   }
 });
@@ -133,9 +147,11 @@ t.test('order', async (t) => {
       // The expected order must itself be consistent with Less: nothing later is strictly better.
       const exp = (r.expectedOrder ?? []).map((c) => parsePlatform(c, LINUX_AMD64));
       const inversions: string[] = [];
-      exp.forEach((a, i) => exp.slice(i + 1).forEach((b) => {
-        if (mc.less(b, a)) inversions.push(`${formatAll(b)} < ${formatAll(a)}`);
-      }));
+      exp.forEach((a, i) =>
+        exp.slice(i + 1).forEach((b) => {
+          if (mc.less(b, a)) inversions.push(`${formatAll(b)} < ${formatAll(a)}`);
+        }),
+      );
       t.strictSame(inversions, [], `${r.id}: expected order agrees with ${name}.Less`);
     }
   }

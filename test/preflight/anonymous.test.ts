@@ -59,7 +59,13 @@ t.test('digests: pinned and present, pinned and missing, tag plus digest uses th
 t.test('a malformed reference fails before any request', async (t) => {
   reg.resetCounters();
   const e = engine();
-  for (const image of [`${reg.host}/demo/App:1.0`, 'nginx:', ' nginx', `${reg.host}/demo/app@sha256:abc`, 'a'.repeat(300)]) {
+  for (const image of [
+    `${reg.host}/demo/App:1.0`,
+    'nginx:',
+    ' nginx',
+    `${reg.host}/demo/app@sha256:abc`,
+    'a'.repeat(300),
+  ]) {
     const v = await checkImage(e, image);
     t.equal(v.reason, 'invalid-reference', image.slice(0, 40));
     t.match(v.message, 'InvalidImageName');
@@ -75,7 +81,7 @@ t.test('platforms: index entries and single images against node platforms', asyn
   const s390 = await checkImage(e, `${reg.host}/demo/app:multi`, { platforms: ['linux/s390x'] });
   t.equal(s390.reason, 'platform-not-found');
   t.equal(s390.verdict, 'fail');
-  t.match(s390.message, 'no build for the nodes\' platform linux/s390x (it offers linux/amd64, linux/arm64/v8)');
+  t.match(s390.message, "no build for the nodes' platform linux/s390x (it offers linux/amd64, linux/arm64/v8)");
   const mixed = await checkImage(e, `${reg.host}/demo/app:multi`, { platforms: ['linux/amd64', 'linux/s390x'] });
   t.equal(mixed.reason, 'platform-not-found');
   t.equal(mixed.verdict, 'risk', 'some nodes can run it: a warning, not a denial');
@@ -91,7 +97,8 @@ t.test('platforms: index entries and single images against node platforms', asyn
 t.test('index bodies are read once per digest', async (t) => {
   const e = engine();
   reg.resetCounters();
-  for (const p of ['linux/arm64', 'linux/s390x', 'linux/amd64']) await checkImage(e, `${reg.host}/demo/app:multi`, { platforms: [p] });
+  for (const p of ['linux/arm64', 'linux/s390x', 'linux/amd64'])
+    await checkImage(e, `${reg.host}/demo/app:multi`, { platforms: [p] });
   t.equal(reg.proxy!.count({ method: 'GET', path: new RegExp(`/manifests/${multi.digest}`) }), 1);
   t.equal(reg.proxy!.count({ method: 'HEAD' }), 1, 'and the tag resolved once');
 });
@@ -99,7 +106,12 @@ t.test('index bodies are read once per digest', async (t) => {
 t.test('50 checks of one new image make one manifest request; a second check is served from the cache', async (t) => {
   const e = engine();
   reg.resetCounters();
-  const uses = Array.from({ length: 50 }, (_, i) => ({ object: { kind: 'Pod', namespace: 'shop', name: `p${i}` }, container: 'app', field: 'spec.containers[0].image', image: `${reg.host}/demo/app:1.2` }));
+  const uses = Array.from({ length: 50 }, (_, i) => ({
+    object: { kind: 'Pod', namespace: 'shop', name: `p${i}` },
+    container: 'app',
+    field: 'spec.containers[0].image',
+    image: `${reg.host}/demo/app:1.2`,
+  }));
   const findings = await e.check(uses, { credentials: { keyrings: [] } });
   t.equal(findings.length, 50);
   t.ok(findings.every((f) => f.reason === 'available' && f.object.name === `p${findings.indexOf(f)}`));
@@ -126,17 +138,23 @@ t.test('the cache is bounded', async (t) => {
   t.equal(e.cacheStats.size, 3);
 });
 
-t.test('pullPolicy Never and localhost images are not the registry\'s to answer', async (t) => {
+t.test("pullPolicy Never and localhost images are not the registry's to answer", async (t) => {
   reg.resetCounters();
   const e = engine();
   const never = await checkImage(e, `${reg.host}/demo/app:1.0`, { pullPolicy: 'Never' });
   t.equal(never.reason, 'unverifiable');
   t.match(never.message, 'imagePullPolicy Never');
-  const absent = await e.evaluate(`${reg.host}/demo/app:1.0`, 'Never', { credentials: { keyrings: [] }, imageOnAnyNode: () => false });
+  const absent = await e.evaluate(`${reg.host}/demo/app:1.0`, 'Never', {
+    credentials: { keyrings: [] },
+    imageOnAnyNode: () => false,
+  });
   t.equal(absent.reason, 'unverifiable');
   t.equal(absent.verdict, 'risk', 'node image lists are capped: never a denial');
   t.match(absent.message, 'no node reports having it');
-  const present = await e.evaluate(`${reg.host}/demo/app:1.0`, 'Never', { credentials: { keyrings: [] }, imageOnAnyNode: (names) => names.includes(`${reg.host}/demo/app:1.0`) });
+  const present = await e.evaluate(`${reg.host}/demo/app:1.0`, 'Never', {
+    credentials: { keyrings: [] },
+    imageOnAnyNode: (names) => names.includes(`${reg.host}/demo/app:1.0`),
+  });
   t.equal(present.reason, 'available');
   const local = await checkImage(e, 'localhost/app:1');
   t.equal(local.reason, 'unverifiable');
@@ -156,7 +174,13 @@ t.test('the check deadline turns the unfinished into timeout risks', async (t) =
   );
   rule.remove();
   t.ok(Date.now() - started < 3000, 'answered by the deadline');
-  t.same(findings.map((f) => [f.container, f.reason, f.verdict]), [['slow', 'timeout', 'risk'], ['fast', 'available', 'ok']]);
+  t.same(
+    findings.map((f) => [f.container, f.reason, f.verdict]),
+    [
+      ['slow', 'timeout', 'risk'],
+      ['fast', 'available', 'ok'],
+    ],
+  );
 });
 
 t.test('tag suggestions follow paginated tag lists, bounded by maxTagsForSuggestions', async (t) => {
@@ -170,7 +194,10 @@ t.test('tag suggestions follow paginated tag lists, bounded by maxTagsForSuggest
   t.same(all.suggestions?.[0], 'v149', 'found on the second page');
   t.equal(reg.proxy!.count({ path: /\/tags\/list/ }), 2, 'two pages of 100');
   reg.resetCounters();
-  const bounded = await checkImage(engineFor({ registry: { insecure: [reg.host], maxTagsForSuggestions: 50 } }), `${reg.host}/demo/paged:v149x`);
+  const bounded = await checkImage(
+    engineFor({ registry: { insecure: [reg.host], maxTagsForSuggestions: 50 } }),
+    `${reg.host}/demo/paged:v149x`,
+  );
   t.equal(reg.proxy!.count({ path: /\/tags\/list/ }), 1, 'one page when 50 tags are enough');
   t.notOk(bounded.suggestions?.includes('v149'), 'tags past the bound are not read');
 });
@@ -191,29 +218,38 @@ t.test('at most registry.concurrency requests are in flight to one registry', as
   });
   t.teardown(() => reg.proxy!.clearRules());
   const e = engineFor({ registry: { insecure: [reg.host], concurrency: 2 } });
-  const uses = Array.from({ length: 12 }, (_, i) => ({ object: { kind: 'Pod' }, container: `c${i}`, field: 'f', image: `${reg.host}/demo/n${i}:1` }));
+  const uses = Array.from({ length: 12 }, (_, i) => ({
+    object: { kind: 'Pod' },
+    container: `c${i}`,
+    field: 'f',
+    image: `${reg.host}/demo/n${i}:1`,
+  }));
   const findings = await e.check(uses, { credentials: { keyrings: [] } });
   t.ok(findings.every((f) => f.reason === 'repository-not-found'));
   t.equal(most, 2, 'never more than two at once');
 });
 
-t.test('one kept-alive connection serves successive HEADs (undici closes after a HEAD unless told not to)', async (t) => {
-  const { subscribe, unsubscribe } = await import('node:diagnostics_channel');
-  let connections = 0;
-  const onConnect = () => connections++;
-  subscribe('undici:client:connected', onConnect);
-  t.teardown(() => unsubscribe('undici:client:connected', onConnect));
-  const e = engine();
-  // The first check learns that this insecure registry speaks plain HTTP (a TLS attempt first), and
-  // undici drops the first connection's HEAD (Go's server sends no "Connection: keep-alive").
-  await checkImage(e, `${reg.host}/demo/app:multi`);
-  await checkImage(e, `${reg.host}/demo/app@${single.digest}`);
-  connections = 0;
-  for (const tag of ['1.0', '1.1', '1.2', '2.0', '2.0.1']) t.equal((await checkImage(e, `${reg.host}/demo/app:${tag}`)).reason, 'available');
-  t.equal(connections, 0, `five more HEADs on the same connection (saw ${connections} new)`);
-});
+t.test(
+  'one kept-alive connection serves successive HEADs (undici closes after a HEAD unless told not to)',
+  async (t) => {
+    const { subscribe, unsubscribe } = await import('node:diagnostics_channel');
+    let connections = 0;
+    const onConnect = () => connections++;
+    subscribe('undici:client:connected', onConnect);
+    t.teardown(() => unsubscribe('undici:client:connected', onConnect));
+    const e = engine();
+    // The first check learns that this insecure registry speaks plain HTTP (a TLS attempt first), and
+    // undici drops the first connection's HEAD (Go's server sends no "Connection: keep-alive").
+    await checkImage(e, `${reg.host}/demo/app:multi`);
+    await checkImage(e, `${reg.host}/demo/app@${single.digest}`);
+    connections = 0;
+    for (const tag of ['1.0', '1.1', '1.2', '2.0', '2.0.1'])
+      t.equal((await checkImage(e, `${reg.host}/demo/app:${tag}`)).reason, 'available');
+    t.equal(connections, 0, `five more HEADs on the same connection (saw ${connections} new)`);
+  },
+);
 
-t.test('a tag list in one page over 64 KiB (as Debian\'s registry sends it) still gives suggestions', async (t) => {
+t.test("a tag list in one page over 64 KiB (as Debian's registry sends it) still gives suggestions", async (t) => {
   const tags = Array.from({ length: 4000 }, (_, i) => `release-2026.01.${String(i).padStart(4, '0')}`);
   reg.proxy!.fault(
     {
@@ -227,7 +263,10 @@ t.test('a tag list in one page over 64 KiB (as Debian\'s registry sends it) stil
   );
   t.teardown(() => reg.proxy!.clearRules());
   t.ok(JSON.stringify({ tags }).length > 64 * 1024, 'the answer is larger than 64 KiB');
-  const v = await checkImage(engineFor({ registry: { insecure: [reg.host], maxTagsForSuggestions: 5000 } }), `${reg.host}/demo/app:release-2026.01.3999x`);
+  const v = await checkImage(
+    engineFor({ registry: { insecure: [reg.host], maxTagsForSuggestions: 5000 } }),
+    `${reg.host}/demo/app:release-2026.01.3999x`,
+  );
   t.equal(v.reason, 'tag-not-found');
   t.equal(v.suggestions?.[0], 'release-2026.01.3999');
 });

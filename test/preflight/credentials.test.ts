@@ -13,7 +13,13 @@ let token: TestRegistry;
 t.before(async () => {
   [basic, token] = await Promise.all([
     startRegistry({ auth: 'htpasswd', users: [alice], proxy: true }),
-    startRegistry({ auth: 'token', tls: true, users: [alice, bob], acl: { public: ['public/*'], pull: { alice: ['private/*', 'public/*'], bob: ['public/*'] } }, proxy: true }),
+    startRegistry({
+      auth: 'token',
+      tls: true,
+      users: [alice, bob],
+      acl: { public: ['public/*'], pull: { alice: ['private/*', 'public/*'], bob: ['public/*'] } },
+      proxy: true,
+    }),
   ]);
   await basic.pushImage('private/app', '1.0');
   await token.pushImage('private/app', '1.0');
@@ -38,19 +44,29 @@ t.test('basic auth: without credentials access is denied and the message says wh
 });
 
 t.test('basic auth: the right credentials open it, wrong ones are named', async (t) => {
-  const ok = await checkImage(engine(), `${basic.host}/private/app:1.0`, { keyrings: [keyring({ [basic.host]: alice })] });
+  const ok = await checkImage(engine(), `${basic.host}/private/app:1.0`, {
+    keyrings: [keyring({ [basic.host]: alice })],
+  });
   t.equal(ok.reason, 'available');
-  const wrong = await checkImage(engine(), `${basic.host}/private/app:1.0`, { keyrings: [keyring({ [basic.host]: { username: 'alice', password: 'nope' } }, 'secret shop/stale')] });
+  const wrong = await checkImage(engine(), `${basic.host}/private/app:1.0`, {
+    keyrings: [keyring({ [basic.host]: { username: 'alice', password: 'nope' } }, 'secret shop/stale')],
+  });
   t.equal(wrong.reason, 'access-denied');
   t.match(wrong.message, 'secret shop/stale');
 });
 
 t.test('TLS is verified: without the test CA the registry is unreachable (a risk, not a denial)', async (t) => {
-  const v = await checkImage(engineFor({}), `${basic.host}/private/app:1.0`, { keyrings: [keyring({ [basic.host]: alice })] });
+  const v = await checkImage(engineFor({}), `${basic.host}/private/app:1.0`, {
+    keyrings: [keyring({ [basic.host]: alice })],
+  });
   t.equal(v.reason, 'registry-unreachable');
   t.equal(v.verdict, 'risk');
   t.match(v.message, /TLS/);
-  const insecure = await checkImage(engineFor({ registry: { insecure: [basic.host] } }), `${basic.host}/private/app:1.0`, { keyrings: [keyring({ [basic.host]: alice })] });
+  const insecure = await checkImage(
+    engineFor({ registry: { insecure: [basic.host] } }),
+    `${basic.host}/private/app:1.0`,
+    { keyrings: [keyring({ [basic.host]: alice })] },
+  );
   t.equal(insecure.reason, 'available', 'an insecure registry skips verification');
 });
 
@@ -63,19 +79,27 @@ t.test('token auth: anonymous is denied a private repository, allowed a public o
 });
 
 t.test('token auth: credentials through the token server, and a refused password', async (t) => {
-  const ok = await checkImage(engine(), `${token.host}/private/app:1.0`, { keyrings: [keyring({ [token.host]: alice })] });
+  const ok = await checkImage(engine(), `${token.host}/private/app:1.0`, {
+    keyrings: [keyring({ [token.host]: alice })],
+  });
   t.equal(ok.reason, 'available');
-  const refused = await checkImage(engine(), `${token.host}/private/app:1.0`, { keyrings: [keyring({ [token.host]: { ...alice, password: 'wrong' } }, 'secret shop/old')] });
+  const refused = await checkImage(engine(), `${token.host}/private/app:1.0`, {
+    keyrings: [keyring({ [token.host]: { ...alice, password: 'wrong' } }, 'secret shop/old')],
+  });
   t.equal(refused.reason, 'access-denied');
   t.match(refused.message, 'the credentials from secret shop/old were refused');
   t.match(refused.hint, 'renew the credentials in secret shop/old');
-  const noScope = await checkImage(engine(), `${token.host}/private/app:1.0`, { keyrings: [keyring({ [token.host]: bob }, 'secret shop/bob')] });
+  const noScope = await checkImage(engine(), `${token.host}/private/app:1.0`, {
+    keyrings: [keyring({ [token.host]: bob }, 'secret shop/bob')],
+  });
   t.equal(noScope.reason, 'access-denied');
   t.match(noScope.message, 'do not grant pull access');
 });
 
 t.test('kubelet rule: no anonymous fallback once a credential matched', async (t) => {
-  const v = await checkImage(engine(), `${token.host}/public/app:1.0`, { keyrings: [keyring({ [token.host]: { ...alice, password: 'wrong' } })] });
+  const v = await checkImage(engine(), `${token.host}/public/app:1.0`, {
+    keyrings: [keyring({ [token.host]: { ...alice, password: 'wrong' } })],
+  });
   t.equal(v.reason, 'access-denied', 'a wrong secret breaks even a public image, as on the node');
 });
 
@@ -86,19 +110,29 @@ t.test('kubelet rule: every matching credential in order, first success wins', a
   token.resetCounters();
   const v = await checkImage(e, `${token.host}/private/app:1.1`, { keyrings: [pod, node] });
   t.equal(v.reason, 'available', 'the node credential after the failing pod secret');
-  t.ok(v.evidence.some((line) => line.startsWith('[secret shop/first]')), 'evidence says which credential was tried');
-  t.ok(v.evidence.every((line) => !line.includes(alice.password)), 'never the secret');
+  t.ok(
+    v.evidence.some((line) => line.startsWith('[secret shop/first]')),
+    'evidence says which credential was tried',
+  );
+  t.ok(
+    v.evidence.every((line) => !line.includes(alice.password)),
+    'never the secret',
+  );
 });
 
 t.test('tenant isolation: a private answer is never served to a pod with other credentials', async (t) => {
   const e = engine();
-  const withCreds = await checkImage(e, `${token.host}/private/app:1.0`, { keyrings: [keyring({ [token.host]: alice })] });
+  const withCreds = await checkImage(e, `${token.host}/private/app:1.0`, {
+    keyrings: [keyring({ [token.host]: alice })],
+  });
   t.equal(withCreds.reason, 'available');
   const anonymous = await checkImage(e, `${token.host}/private/app:1.0`);
   t.equal(anonymous.reason, 'access-denied', 'the namespace without credentials learns nothing from the cache');
   const other = await checkImage(e, `${token.host}/private/app:1.0`, { keyrings: [keyring({ [token.host]: bob })] });
   t.equal(other.reason, 'access-denied');
-  const again = await checkImage(e, `${token.host}/private/app:1.0`, { keyrings: [keyring({ [token.host]: alice }, 'secret other/same-creds')] });
+  const again = await checkImage(e, `${token.host}/private/app:1.0`, {
+    keyrings: [keyring({ [token.host]: alice }, 'secret other/same-creds')],
+  });
   t.equal(again.reason, 'available', 'the same credentials from elsewhere may use the answer');
 });
 
@@ -119,6 +153,8 @@ t.test('a Basic challenge with the OAuth2 POST refused falls back to GET (GCR, J
   const noPost = await startRegistry({ auth: 'token', tls: true, users: [alice], token: { oauthPost: false } });
   t.teardown(() => noPost.stop());
   await noPost.pushImage('private/app', '1.0');
-  const v = await checkImage(engineFor({}, [noPost.caPem!]), `${noPost.host}/private/app:1.0`, { keyrings: [keyring({ [noPost.host]: alice })] });
+  const v = await checkImage(engineFor({}, [noPost.caPem!]), `${noPost.host}/private/app:1.0`, {
+    keyrings: [keyring({ [noPost.host]: alice })],
+  });
   t.equal(v.reason, 'available');
 });

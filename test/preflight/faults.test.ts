@@ -43,7 +43,15 @@ t.before(async () => {
   [anon, hub, basic] = await Promise.all([
     startRegistry({ auth: 'none', proxy: true }),
     // Docker Hub's shape: token auth, public official images under library/.
-    startRegistry({ auth: 'token', tls: true, users: [alice], acl: { public: ['library/*'], pull: { alice: ['*'] } }, proxy: true, proxyToken: true, token: { service: 'registry.docker.io' } }),
+    startRegistry({
+      auth: 'token',
+      tls: true,
+      users: [alice],
+      acl: { public: ['library/*'], pull: { alice: ['*'] } },
+      proxy: true,
+      proxyToken: true,
+      token: { service: 'registry.docker.io' },
+    }),
     startRegistry({ auth: 'htpasswd', users: [alice], proxy: true }),
   ]);
   await anon.pushImage('demo/app', '1.0');
@@ -61,18 +69,27 @@ t.afterEach(() => {
   hub.tokenProxy!.clearRules();
 });
 
-t.test('Docker Hub: a missing repository answers 401, reported as access-denied with the ambiguity and a near official name', async (t) => {
-  hub.proxy!.fault(faults.hubMissingRepo('library/ngiinx', { realm: hub.tokenServer!.realm, service: 'registry.docker.io' }), { path: /^\/v2\/library\/ngiinx\// });
-  const v = await checkImage(engine(), 'ngiinx:1.14.2', { scope: 'namespace "shop"' });
-  t.equal(v.reason, 'access-denied');
-  t.equal(v.verdict, 'fail');
-  t.equal(v.reference, 'docker.io/library/ngiinx:1.14.2');
-  t.match(v.message, 'repository docker.io/library/ngiinx does not exist or needs credentials (Docker Hub answers both the same way');
-  t.match(v.message, 'no imagePullSecret in namespace "shop" matches docker.io');
-  t.match(v.message, 'Did you mean "nginx"?');
-  t.same(v.suggestions?.[0], 'nginx');
-  t.match(v.hint, 'fix a typo in the name');
-});
+t.test(
+  'Docker Hub: a missing repository answers 401, reported as access-denied with the ambiguity and a near official name',
+  async (t) => {
+    hub.proxy!.fault(
+      faults.hubMissingRepo('library/ngiinx', { realm: hub.tokenServer!.realm, service: 'registry.docker.io' }),
+      { path: /^\/v2\/library\/ngiinx\// },
+    );
+    const v = await checkImage(engine(), 'ngiinx:1.14.2', { scope: 'namespace "shop"' });
+    t.equal(v.reason, 'access-denied');
+    t.equal(v.verdict, 'fail');
+    t.equal(v.reference, 'docker.io/library/ngiinx:1.14.2');
+    t.match(
+      v.message,
+      'repository docker.io/library/ngiinx does not exist or needs credentials (Docker Hub answers both the same way',
+    );
+    t.match(v.message, 'no imagePullSecret in namespace "shop" matches docker.io');
+    t.match(v.message, 'Did you mean "nginx"?');
+    t.same(v.suggestions?.[0], 'nginx');
+    t.match(v.hint, 'fix a typo in the name');
+  },
+);
 
 t.test('Docker Hub: an official image with a missing tag suggests near tags', async (t) => {
   const v = await checkImage(engine(), 'nginx:1.23');
@@ -105,9 +122,19 @@ t.test('rate limits: remaining pulls under the threshold, 429 with and without R
 
 const transient: [string, () => void, string, string][] = [
   ['500', () => anon.proxy!.fault(faults.serverError(500), { method: 'HEAD' }), 'registry-error', 'HTTP 500'],
-  ['502', () => anon.proxy!.fault(faults.serverError(502, 'bad gateway'), { method: 'HEAD' }), 'registry-error', 'HTTP 502'],
+  [
+    '502',
+    () => anon.proxy!.fault(faults.serverError(502, 'bad gateway'), { method: 'HEAD' }),
+    'registry-error',
+    'HTTP 502',
+  ],
   ['503', () => anon.proxy!.fault(faults.serverError(503), { method: 'HEAD' }), 'registry-error', 'HTTP 503'],
-  ['500 with a malformed JSON body', () => anon.proxy!.fault(faults.malformedJson(500), { method: 'HEAD' }), 'registry-error', 'HTTP 500'],
+  [
+    '500 with a malformed JSON body',
+    () => anon.proxy!.fault(faults.malformedJson(500), { method: 'HEAD' }),
+    'registry-error',
+    'HTTP 500',
+  ],
   ['hang before headers', () => anon.proxy!.fault({ kind: 'hang' }), 'timeout', 'did not answer'],
   ['connection reset', () => anon.proxy!.fault({ kind: 'reset' }), 'registry-unreachable', 'closed the connection'],
 ];
@@ -124,11 +151,16 @@ for (const [name, inject, reason, text] of transient) {
 }
 
 t.test('hang in the body and a slow trickle of an index: timeout risks by the deadline', async (t) => {
-  for (const action of [{ kind: 'hang-body', bytes: 20 } as const, { kind: 'trickle', chunkBytes: 1, intervalMs: 100 } as const]) {
+  for (const action of [
+    { kind: 'hang-body', bytes: 20 } as const,
+    { kind: 'trickle', chunkBytes: 1, intervalMs: 100 } as const,
+  ]) {
     anon.proxy!.clearRules();
     anon.proxy!.fault(action, { method: 'GET', path: /\/manifests\/sha256:/ });
     const started = Date.now();
-    const v = await checkImage(engine({ deadline: 800 }), `${anon.host}/demo/app:multi`, { platforms: ['linux/arm64'] });
+    const v = await checkImage(engine({ deadline: 800 }), `${anon.host}/demo/app:multi`, {
+      platforms: ['linux/arm64'],
+    });
     t.equal(v.reason, 'timeout', action.kind);
     t.equal(v.verdict, 'risk');
     t.ok(Date.now() - started < 800 + 1500, 'answered by the deadline');
@@ -146,7 +178,11 @@ t.test('an index whose body cannot be read leaves the platforms unknown: a risk,
 t.test('TLS: a certificate from another CA, and an expired one', async (t) => {
   for (const cert of ['wrongServer', 'expiredServer'] as const) {
     const pki = basic.pki;
-    const bad = await startFaultProxy({ upstream: basic.direct.url, upstreamCa: basic.caPem!, tls: { cert: pki[cert].certPem, key: pki[cert].keyPem } });
+    const bad = await startFaultProxy({
+      upstream: basic.direct.url,
+      upstreamCa: basic.caPem!,
+      tls: { cert: pki[cert].certPem, key: pki[cert].keyPem },
+    });
     t.teardown(() => bad.stop());
     const v = await checkImage(engine(), `${bad.host}/private/app:1.0`, { keyrings: [keyring({ [bad.host]: alice })] });
     t.equal(v.reason, 'registry-unreachable', cert);
@@ -175,9 +211,15 @@ t.test('a redirect to another host: followed, without the credentials', async (t
   await checkImage(e, `${basic.host}/private/other:1`, creds);
   basic.proxy!.resetLog();
   // The manifest moves to a host that needs no credentials; the password must not follow it there.
-  basic.proxy!.fault({ kind: 'redirect', location: `${anon.url}/v2/demo/app/manifests/1.0`, status: 307 }, { path: /\/manifests\// });
+  basic.proxy!.fault(
+    { kind: 'redirect', location: `${anon.url}/v2/demo/app/manifests/1.0`, status: 307 },
+    { path: /\/manifests\// },
+  );
   const v = await checkImage(e, `${basic.host}/private/app:1.0`, creds);
-  t.ok(basic.proxy!.requests({ path: /\/manifests\// }).every((r) => r.authorization?.startsWith('Basic ')), 'the registry itself got the credentials');
+  t.ok(
+    basic.proxy!.requests({ path: /\/manifests\// }).every((r) => r.authorization?.startsWith('Basic ')),
+    'the registry itself got the credentials',
+  );
   const arrived = anon.proxy!.requests({ path: /\/manifests\// });
   t.ok(arrived.length >= 1, 'the redirect was followed');
   t.equal(arrived.filter((r) => r.authorization).length, 0, 'no Authorization header crossed to the other host');
@@ -187,13 +229,25 @@ t.test('a redirect to another host: followed, without the credentials', async (t
 t.test('a token server that fails, hangs or answers garbage: a risk', async (t) => {
   const cases: [string, () => void, string][] = [
     ['fails', () => hub.tokenProxy!.fault(faults.serverError(500)), 'registry-error'],
-    ['answers garbage', () => hub.tokenProxy!.fault({ kind: 'status', status: 200, headers: { 'content-type': 'application/json' }, body: '{"token":' }), 'registry-error'],
+    [
+      'answers garbage',
+      () =>
+        hub.tokenProxy!.fault({
+          kind: 'status',
+          status: 200,
+          headers: { 'content-type': 'application/json' },
+          body: '{"token":',
+        }),
+      'registry-error',
+    ],
     ['hangs', () => hub.tokenProxy!.fault({ kind: 'hang' }), 'timeout'],
   ];
   for (const [name, inject, reason] of cases) {
     hub.tokenProxy!.clearRules();
     inject();
-    const v = await checkImage(engine({ deadline: 800 }), 'nginx:1.24', { keyrings: [keyring({ 'docker.io': alice })] });
+    const v = await checkImage(engine({ deadline: 800 }), 'nginx:1.24', {
+      keyrings: [keyring({ 'docker.io': alice })],
+    });
     t.equal(v.reason, reason, name);
     t.equal(v.verdict, 'risk', name);
   }
@@ -207,7 +261,16 @@ t.test('405 on HEAD falls back to GET; a missing digest header is computed from 
   t.equal(anon.proxy!.count({ method: 'GET', path: /\/manifests\/1\.0$/ }), 1, 'one GET after the 405');
   const expected = v.digest;
   anon.proxy!.clearRules();
-  anon.proxy!.fault({ kind: 'handler', handle: (_req, res) => { res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }); res.end(); } }, { method: 'HEAD' });
+  anon.proxy!.fault(
+    {
+      kind: 'handler',
+      handle: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
+        res.end();
+      },
+    },
+    { method: 'HEAD' },
+  );
   const noDigest = await checkImage(engine(), `${anon.host}/demo/app:1.0`);
   t.equal(noDigest.reason, 'available');
   t.equal(noDigest.digest, expected, 'sha256 of the manifest body');

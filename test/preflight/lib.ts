@@ -8,19 +8,37 @@ export function engineFor(input: ConfigInput, caPems: string[] = []): Preflight 
   return new Preflight(validateConfig({ deadline: 5000, ...input }), caPems);
 }
 
-export function keyring(entries: Record<string, { username: string; password: string }>, source = 'secret shop/regcred'): Keyring {
+export function keyring(
+  entries: Record<string, { username: string; password: string }>,
+  source = 'secret shop/regcred',
+): Keyring {
   const k = new Keyring();
   for (const [key, cred] of Object.entries(entries)) k.add(key, { ...cred, source });
   return k;
 }
 
 /** One image through the engine's check, deadline included. */
-export async function checkImage(engine: Preflight, image: string, opts: Partial<CredentialContext> & { platforms?: string[]; pullPolicy?: string } = {}): Promise<ImageVerdict> {
+export async function checkImage(
+  engine: Preflight,
+  image: string,
+  opts: Partial<CredentialContext> & { platforms?: string[]; pullPolicy?: string } = {},
+): Promise<ImageVerdict> {
   const { platforms, pullPolicy, ...credentials } = opts;
-  const [finding] = await engine.check([{ object: { kind: 'Pod' }, container: 'app', field: 'spec.containers[0].image', image, ...(pullPolicy ? { pullPolicy } : {}) }], {
-    credentials: { keyrings: [], ...credentials },
-    ...(platforms ? { platforms: platforms.map((p) => parsePlatform(p)) } : {}),
-  });
+  const [finding] = await engine.check(
+    [
+      {
+        object: { kind: 'Pod' },
+        container: 'app',
+        field: 'spec.containers[0].image',
+        image,
+        ...(pullPolicy ? { pullPolicy } : {}),
+      },
+    ],
+    {
+      credentials: { keyrings: [], ...credentials },
+      ...(platforms ? { platforms: platforms.map((p) => parsePlatform(p)) } : {}),
+    },
+  );
   return finding!;
 }
 

@@ -52,8 +52,11 @@ t.test('composeInvalid', async (t) => {
   for (const row of list) {
     const base = parseNormalizedNamed(row.name ?? '');
     const got = attempt(() => (row.tag !== undefined ? withTag(base, row.tag) : withDigest(base, row.digest ?? '')));
-    t.match(got, { error: true, kind: row.tag !== undefined ? 'ErrTagInvalidFormat' : 'ErrDigestInvalidFormat' },
-      `${row.id}: ${row.tag !== undefined ? `tag ${row.tag}` : `digest ${row.digest}`} is rejected`);
+    t.match(
+      got,
+      { error: true, kind: row.tag !== undefined ? 'ErrTagInvalidFormat' : 'ErrDigestInvalidFormat' },
+      `${row.id}: ${row.tag !== undefined ? `tag ${row.tag}` : `digest ${row.digest}`} is rejected`,
+    );
   }
 });
 
@@ -92,6 +95,10 @@ t.test('path.Match details beyond the vectors', async (t) => {
   t.ok(familiarMatch('sha256:*', hub(`sha256:${'a'.repeat(64)}`)), 'digest-only references match on the digest');
   // Go rejects a malformed pattern even where the match has already failed
   for (const bad of ['x[', 'redis\\', '[]', '[a-]', '[^]', 'nomatch*[z']) {
-    t.match(attempt(() => familiarMatch(bad, hub('redis'))), { kind: 'ErrBadPattern' }, `${JSON.stringify(bad)} is a bad pattern`);
+    t.match(
+      attempt(() => familiarMatch(bad, hub('redis'))),
+      { kind: 'ErrBadPattern' },
+      `${JSON.stringify(bad)} is a bad pattern`,
+    );
   }
 });

@@ -46,5 +46,8 @@ for (const { prefix, re, groups, count } of EXPRESSIONS) {
 }
 
 t.test('every grammar row belongs to an expression', async (t) => {
-  t.equal(rows.length, EXPRESSIONS.reduce((n, e) => n + e.count, 0));
+  t.equal(
+    rows.length,
+    EXPRESSIONS.reduce((n, e) => n + e.count, 0),
+  );
 });

@@ -15,9 +15,17 @@ t.test('ParseImageName (kubelet pkg/util/parsers)', async (t) => {
     if (row.valid) {
       const want = row.parseImageName;
       // Go returns "" for an absent tag or digest; the vectors write that as null
-      t.same(got, { repo: want?.repo, tag: want?.tag ?? '', digest: want?.digest ?? '' }, `${row.id}: ${show(row.input)}`);
+      t.same(
+        got,
+        { repo: want?.repo, tag: want?.tag ?? '', digest: want?.digest ?? '' },
+        `${row.id}: ${show(row.input)}`,
+      );
     } else {
-      t.match(isError(got) ? got.message : got, row.errorMessageContains, `${row.id}: ${show(row.input)} fails with "${row.errorMessageContains}"`);
+      t.match(
+        isError(got) ? got.message : got,
+        row.errorMessageContains,
+        `${row.id}: ${show(row.input)} fails with "${row.errorMessageContains}"`,
+      );
     }
   }
 });
@@ -56,21 +64,29 @@ t.test('parseImage', async (t) => {
   }
 
   const private_ = parseImage('registry.example.com:5000/team/app:v2');
-  t.ok(private_.ok && private_.ref.pullRef === 'registry.example.com:5000/team/app:v2', 'a private registry keeps its host and port');
+  t.ok(
+    private_.ok && private_.ref.pullRef === 'registry.example.com:5000/team/app:v2',
+    'a private registry keeps its host and port',
+  );
 
   t.same(
     parseImage('Nginx:1.27'),
     {
       ok: false,
       kind: 'ErrNameContainsUppercase',
-      error: 'couldn\'t parse image name "Nginx:1.27": invalid reference format: repository name (library/Nginx) must be lowercase',
+      error:
+        'couldn\'t parse image name "Nginx:1.27": invalid reference format: repository name (library/Nginx) must be lowercase',
     },
-    'an uppercase repository is the kubelet\'s InvalidImageName',
+    "an uppercase repository is the kubelet's InvalidImageName",
   );
 
   for (const input of [' nginx', 'nginx ', '\tnginx:1.27']) {
     const r = parseImage(input);
-    t.same(r.ok ? r : { ok: r.ok, kind: r.kind }, { ok: false, kind: 'ErrReferenceInvalidFormat' }, `whitespace ${JSON.stringify(input)} is an error`);
+    t.same(
+      r.ok ? r : { ok: r.ok, kind: r.kind },
+      { ok: false, kind: 'ErrReferenceInvalidFormat' },
+      `whitespace ${JSON.stringify(input)} is an error`,
+    );
   }
 
   const withNewline = parseImage('nginx\n:latest\u0007');
@@ -78,7 +94,11 @@ t.test('parseImage', async (t) => {
   if (!withNewline.ok) {
     // eslint-disable-next-line no-control-regex
     t.notMatch(withNewline.error, /[\u0000-\u001f\u007f-\u009f]/, 'the message holds no control characters');
-    t.equal(withNewline.error, 'couldn\'t parse image name "nginx\\n:latest\\a": invalid reference format', 'the input is quoted as Go\'s %q does');
+    t.equal(
+      withNewline.error,
+      'couldn\'t parse image name "nginx\\n:latest\\a": invalid reference format',
+      "the input is quoted as Go's %q does",
+    );
     t.notOk(withNewline.error.includes('\n'), 'one line');
   }
 
@@ -88,13 +108,32 @@ t.test('parseImage', async (t) => {
     t.notMatch(upperNewline.error, /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/, 'echoed repository text is escaped too');
   }
   const upperRemote = parseImage('foo/Bar\u2028');
-  t.ok(!upperRemote.ok && upperRemote.error.endsWith('repository name (foo/Bar\\u2028) must be lowercase'), 'line separators are escaped');
+  t.ok(
+    !upperRemote.ok && upperRemote.error.endsWith('repository name (foo/Bar\\u2028) must be lowercase'),
+    'line separators are escaped',
+  );
 
   // as upstream: a bare digest reads as image "sha256" with the hex as its tag
-  t.match(parseImage(`sha256:${'a'.repeat(64)}`), { ok: true, ref: { name: 'docker.io/library/sha256', tag: 'a'.repeat(64) } }, 'a bare digest is image sha256');
-  t.match(parseImage('a'.repeat(64).replace(/a/g, 'f')), { ok: false, kind: 'ErrNameIsIdentifier', error: /cannot specify 64-byte hexadecimal strings/ });
-  t.match(parseImage(`nginx@blake3:${'a'.repeat(64)}`), { ok: false, kind: 'ErrDigestUnsupported' }, 'an algorithm the kubelet does not link');
-  t.match(parseImage(`nginx@sha256:${'a'.repeat(63)}`), { ok: false, kind: 'ErrDigestInvalidLength', error: /invalid checksum digest length$/ });
+  t.match(
+    parseImage(`sha256:${'a'.repeat(64)}`),
+    { ok: true, ref: { name: 'docker.io/library/sha256', tag: 'a'.repeat(64) } },
+    'a bare digest is image sha256',
+  );
+  t.match(parseImage('a'.repeat(64).replace(/a/g, 'f')), {
+    ok: false,
+    kind: 'ErrNameIsIdentifier',
+    error: /cannot specify 64-byte hexadecimal strings/,
+  });
+  t.match(
+    parseImage(`nginx@blake3:${'a'.repeat(64)}`),
+    { ok: false, kind: 'ErrDigestUnsupported' },
+    'an algorithm the kubelet does not link',
+  );
+  t.match(parseImage(`nginx@sha256:${'a'.repeat(63)}`), {
+    ok: false,
+    kind: 'ErrDigestInvalidLength',
+    error: /invalid checksum digest length$/,
+  });
   t.match(parseImage(`nginx@sha512:${'a'.repeat(128)}`), { ok: true }, 'sha512 digests are accepted');
 
   // the path limit is 255; the domain does not count, but a long full name earns a warning

@@ -22,7 +22,17 @@ const rows = readVectors<ReferenceRow>('reference.json');
 const byFunction = (fn: string) => rows.filter((r) => r.source.function === fn);
 
 const FIELDS: Array<keyof ReferenceRow> = [
-  'resultKind', 'string', 'normalized', 'familiar', 'familiarString', 'dockerRef', 'name', 'domain', 'path', 'tag', 'digest',
+  'resultKind',
+  'string',
+  'normalized',
+  'familiar',
+  'familiarString',
+  'dockerRef',
+  'name',
+  'domain',
+  'path',
+  'tag',
+  'digest',
 ];
 
 /** What the implementation says for every field a row may state. */
@@ -35,7 +45,13 @@ function describe(ref: Reference | DigestReference, input: string, fn: string): 
     digest: ref.digest,
   };
   if (isNamed(ref)) {
-    Object.assign(out, { familiar: familiarName(ref), name: ref.name, domain: ref.domain, path: ref.path, tag: ref.tag });
+    Object.assign(out, {
+      familiar: familiarName(ref),
+      name: ref.name,
+      domain: ref.domain,
+      path: ref.path,
+      tag: ref.tag,
+    });
     if (fn === 'ParseDockerRef') out.dockerRef = referenceString(parseDockerRef(input));
   }
   return out;
@@ -99,35 +115,65 @@ t.test('normalization details beyond the vectors', async (t) => {
   t.equal(parseNormalizedNamed(`foo@${sha384}`).digest, sha384);
   t.same(parseAnyReference(sha384), { digest: sha384 });
   // go-digest rules behind the grammar
-  t.match(attempt(() => parse(`foo@sha256:${'A'.repeat(64)}`)), { kind: 'ErrDigestInvalidFormat', message: 'invalid checksum digest format' });
-  t.match(attempt(() => parse(`foo@sha256:${'a'.repeat(63)}`)), { kind: 'ErrDigestInvalidLength' });
-  t.match(attempt(() => parse(`foo@blake3:${'a'.repeat(64)}`)), { kind: 'ErrDigestUnsupported' });
-  t.match(attempt(() => parse(`foo@SHA256:${'a'.repeat(64)}`)), { kind: 'ErrDigestInvalidFormat' });
+  t.match(
+    attempt(() => parse(`foo@sha256:${'A'.repeat(64)}`)),
+    { kind: 'ErrDigestInvalidFormat', message: 'invalid checksum digest format' },
+  );
+  t.match(
+    attempt(() => parse(`foo@sha256:${'a'.repeat(63)}`)),
+    { kind: 'ErrDigestInvalidLength' },
+  );
+  t.match(
+    attempt(() => parse(`foo@blake3:${'a'.repeat(64)}`)),
+    { kind: 'ErrDigestUnsupported' },
+  );
+  t.match(
+    attempt(() => parse(`foo@SHA256:${'a'.repeat(64)}`)),
+    { kind: 'ErrDigestInvalidFormat' },
+  );
   // ParseNormalizedNamed checks case before the grammar, so an uppercase algorithm reads as a case error
-  t.match(attempt(() => parseNormalizedNamed(`foo@SHA256:${'a'.repeat(64)}`)), {
-    kind: 'ErrNameContainsUppercase',
-    message: 'invalid reference format: repository name (library/foo@SHA256) must be lowercase',
-  });
+  t.match(
+    attempt(() => parseNormalizedNamed(`foo@SHA256:${'a'.repeat(64)}`)),
+    {
+      kind: 'ErrNameContainsUppercase',
+      message: 'invalid reference format: repository name (library/foo@SHA256) must be lowercase',
+    },
+  );
   // Go lowercases U+0130 to "i", so Parse calls this a case error rather than a format error
-  t.match(attempt(() => parse('\u0130mage:tag')), { kind: 'ErrNameContainsUppercase' });
+  t.match(
+    attempt(() => parse('\u0130mage:tag')),
+    { kind: 'ErrNameContainsUppercase' },
+  );
   // whitespace is outside the grammar
-  t.match(attempt(() => parseNormalizedNamed(' nginx')), { kind: 'ErrReferenceInvalidFormat', message: 'invalid reference format' });
-  t.match(attempt(() => parseNormalizedNamed('nginx\n')), { kind: 'ErrReferenceInvalidFormat' });
-  t.match(attempt(() => parseNormalizedNamed('')), { kind: 'ErrReferenceInvalidFormat' });
+  t.match(
+    attempt(() => parseNormalizedNamed(' nginx')),
+    { kind: 'ErrReferenceInvalidFormat', message: 'invalid reference format' },
+  );
+  t.match(
+    attempt(() => parseNormalizedNamed('nginx\n')),
+    { kind: 'ErrReferenceInvalidFormat' },
+  );
+  t.match(
+    attempt(() => parseNormalizedNamed('')),
+    { kind: 'ErrReferenceInvalidFormat' },
+  );
   // familiar forms
-  t.equal(familiarString(parseNormalizedNamed('docker.io/library/redis:7@sha256:' + 'b'.repeat(64))), 'redis:7@sha256:' + 'b'.repeat(64));
+  t.equal(
+    familiarString(parseNormalizedNamed(`docker.io/library/redis:7@sha256:${'b'.repeat(64)}`)),
+    `redis:7@sha256:${'b'.repeat(64)}`,
+  );
 });
 
 t.test('the grammar stays linear on hostile input', async (t) => {
   const inputs = [
-    'a'.repeat(100_000) + '!',
-    'a-'.repeat(50_000) + '!',
-    'a.'.repeat(50_000) + '!',
-    'a/'.repeat(50_000) + ':!',
-    'a_a.'.repeat(25_000) + '/A',
-    'x'.repeat(1000) + '.' + 'a-'.repeat(50_000) + '/',
-    'a@sha256:' + 'f'.repeat(100_000) + '!',
-    'a:' + 'b'.repeat(100_000),
+    `${'a'.repeat(100_000)}!`,
+    `${'a-'.repeat(50_000)}!`,
+    `${'a.'.repeat(50_000)}!`,
+    `${'a/'.repeat(50_000)}:!`,
+    `${'a_a.'.repeat(25_000)}/A`,
+    `${'x'.repeat(1000)}.${'a-'.repeat(50_000)}/`,
+    `a@sha256:${'f'.repeat(100_000)}!`,
+    `a:${'b'.repeat(100_000)}`,
   ];
   const start = performance.now();
   for (const s of inputs) attempt(() => parseNormalizedNamed(s));

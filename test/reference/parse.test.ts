@@ -24,8 +24,11 @@ function checkRows(t: Asserts, list: ReferenceRow[], fn: (s: string) => Referenc
       // Upstream's test binary does not link crypto/sha512, hence ErrDigestUnsupported there.
       // The kubelet links it (pkg/util/parsers imports crypto/sha512), so we accept sha512,
       // as distribution/reference v0.6.0's own test did (vectors README, caveats).
-      t.same(got, { domain: '', path: 'validname', name: 'validname', tag: null, digest: row.input.slice('validname@'.length) },
-        `${row.id}: sha512 digest accepted (kubelet links crypto/sha512), not ${row.errorKind}`);
+      t.same(
+        got,
+        { domain: '', path: 'validname', name: 'validname', tag: null, digest: row.input.slice('validname@'.length) },
+        `${row.id}: sha512 digest accepted (kubelet links crypto/sha512), not ${row.errorKind}`,
+      );
       continue;
     }
     if (row.valid) {

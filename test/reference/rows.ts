@@ -1,6 +1,6 @@
 // Shared shapes and checks for the reference*.json vector rows (see ../shared/vectors/README.md).
 
-import { ReferenceError } from '../../src/reference/index.ts';
+import { ImageReferenceError } from '../../src/reference/index.ts';
 
 export interface ReferenceRow {
   id: string;
@@ -30,12 +30,12 @@ export interface ErrorOutcome {
   message?: string;
 }
 
-/** Runs fn; a ReferenceError becomes an outcome to compare, anything else propagates. */
+/** Runs fn; a ImageReferenceError becomes an outcome to compare, anything else propagates. */
 export function attempt<T>(fn: () => T): T | ErrorOutcome {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof ReferenceError) return { error: true, kind: err.kind, message: err.message };
+    if (err instanceof ImageReferenceError) return { error: true, kind: err.kind, message: err.message };
     throw err;
   }
 }

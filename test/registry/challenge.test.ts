@@ -67,7 +67,11 @@ for (const row of rows) {
     if (e.paramCount !== undefined) return { scheme: c.scheme, paramCount: Object.keys(c.params).length };
     if (paramRule.startsWith('exact')) return c;
     // "listed keys only": project the result on the expected keys; a missing key stays missing.
-    const listed = Object.fromEntries(Object.keys(e.params ?? {}).filter((k) => k in c.params).map((k) => [k, c.params[k]]));
+    const listed = Object.fromEntries(
+      Object.keys(e.params ?? {})
+        .filter((k) => k in c.params)
+        .map((k) => [k, c.params[k]]),
+    );
     return { scheme: c.scheme, params: listed };
   });
   t.strictSame(shaped, expected, row.id);
@@ -82,27 +86,43 @@ t.test('pickChallenge', async (t) => {
   const c = (scheme: string): Challenge => ({ scheme, params: {} });
   t.equal(pickChallenge([c('basic'), c('bearer')])?.scheme, 'bearer');
   t.equal(pickChallenge([c('digest'), c('basic')])?.scheme, 'basic');
-  t.equal(pickChallenge([c('negotiate'), c('digest')])?.scheme, 'negotiate', 'nothing supported: the first, for the message');
+  t.equal(
+    pickChallenge([c('negotiate'), c('digest')])?.scheme,
+    'negotiate',
+    'nothing supported: the first, for the message',
+  );
   t.equal(pickChallenge([]), undefined);
 });
 
 t.test('parser edge cases', async (t) => {
-  t.strictSame(parseChallenges('Bearer realm="r",service="s",realm="other"').map(plain), [
-    { scheme: 'bearer', params: { realm: 'r', service: 's' } },
-  ], 'a repeated parameter keeps its first value');
-  t.strictSame(parseChallenges('Negotiate YIIB+w==, Basic realm="x"').map(plain), [
-    { scheme: 'negotiate', params: {} },
-    { scheme: 'basic', params: { realm: 'x' } },
-  ], 'token68 is skipped');
-  t.strictSame(parseChallenges(['Basic realm="a" x="b"', 'Bearer realm="t"']).map(plain), [
-    { scheme: 'bearer', params: { realm: 't' } },
-  ], 'a malformed line is dropped, the others kept');
-  t.strictSame(parseChallenges('Bearer realm = "r" ,, scope="a b"').map(plain), [
-    { scheme: 'bearer', params: { realm: 'r', scope: 'a b' } },
-  ], 'whitespace around = and empty list elements');
-  t.strictSame(parseChallenges('Bearer __proto__="x",constructor="y"').map(plain), [
-    { scheme: 'bearer', params: { ['__proto__']: 'x', constructor: 'y' } },
-  ], 'hostile keys stay plain data');
+  t.strictSame(
+    parseChallenges('Bearer realm="r",service="s",realm="other"').map(plain),
+    [{ scheme: 'bearer', params: { realm: 'r', service: 's' } }],
+    'a repeated parameter keeps its first value',
+  );
+  t.strictSame(
+    parseChallenges('Negotiate YIIB+w==, Basic realm="x"').map(plain),
+    [
+      { scheme: 'negotiate', params: {} },
+      { scheme: 'basic', params: { realm: 'x' } },
+    ],
+    'token68 is skipped',
+  );
+  t.strictSame(
+    parseChallenges(['Basic realm="a" x="b"', 'Bearer realm="t"']).map(plain),
+    [{ scheme: 'bearer', params: { realm: 't' } }],
+    'a malformed line is dropped, the others kept',
+  );
+  t.strictSame(
+    parseChallenges('Bearer realm = "r" ,, scope="a b"').map(plain),
+    [{ scheme: 'bearer', params: { realm: 'r', scope: 'a b' } }],
+    'whitespace around = and empty list elements',
+  );
+  t.strictSame(
+    parseChallenges('Bearer __proto__="x",constructor="y"').map(plain),
+    [{ scheme: 'bearer', params: { ['__proto__']: 'x', constructor: 'y' } }],
+    'hostile keys stay plain data',
+  );
   t.strictSame(parseChallenges(''), []);
   t.strictSame(parseChallenges([]), []);
   t.throws(() => parseChallengeHeader('realm="x"'), ChallengeParseError, 'a parameter needs a scheme');

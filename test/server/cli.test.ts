@@ -34,12 +34,18 @@ interface Proc {
 
 /** The real CLI, with an environment of only what is given (no KUBECONFIG of the machine). */
 function pullguard(args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(NODE, [MAIN, ...args], { cwd: repoRoot, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NODE, [MAIN, ...args], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { child, stdout: () => out, stderr: () => err, exit };
 }
 
@@ -94,12 +100,57 @@ const failures = {
   badFile: run(['serve', '--config', badFile]),
   brokenFile: run(['serve', '--config', brokenFile]),
   missingFile: run(['serve', '--config', missingFile]),
-  badEnv: run(['serve', '--host', '127.0.0.1', '--port', '0'], { PULLGUARD_MODE: 'sometimes', PULLGUARD_DEADLINE: 'soon' }),
-  missingCert: run(['serve', '--host', '127.0.0.1', '--port', '0', '--tls-cert', missingCert, '--tls-key', pki.server.keyFile]),
+  badEnv: run(['serve', '--host', '127.0.0.1', '--port', '0'], {
+    PULLGUARD_MODE: 'sometimes',
+    PULLGUARD_DEADLINE: 'soon',
+  }),
+  missingCert: run([
+    'serve',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--tls-cert',
+    missingCert,
+    '--tls-key',
+    pki.server.keyFile,
+  ]),
   // A key that does not belong to the certificate.
-  mismatchedKey: run(['serve', '--host', '127.0.0.1', '--port', '0', '--tls-cert', pki.server.certFile, '--tls-key', otherKey]),
-  portTaken: run(['serve', '--host', '127.0.0.1', '--port', String(takenPort), '--tls-cert', pki.server.certFile, '--tls-key', pki.server.keyFile]),
-  badKubeconfig: run(['serve', '--host', '127.0.0.1', '--port', '0', '--tls-cert', pki.server.certFile, '--tls-key', pki.server.keyFile, '--kubeconfig', missingFile]),
+  mismatchedKey: run([
+    'serve',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--tls-cert',
+    pki.server.certFile,
+    '--tls-key',
+    otherKey,
+  ]),
+  portTaken: run([
+    'serve',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(takenPort),
+    '--tls-cert',
+    pki.server.certFile,
+    '--tls-key',
+    pki.server.keyFile,
+  ]),
+  badKubeconfig: run([
+    'serve',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--tls-cert',
+    pki.server.certFile,
+    '--tls-key',
+    pki.server.keyFile,
+    '--kubeconfig',
+    missingFile,
+  ]),
 };
 
 t.test('a bad configuration file: exit 2 with the path of every wrong field', async (t) => {
@@ -107,7 +158,16 @@ t.test('a bad configuration file: exit 2 with the path of every wrong field', as
   t.equal((await exit).code, 2, 'exit 2');
   const err = p.stderr();
   t.match(err, `invalid configuration in ${badFile}`, 'names the file');
-  for (const path of ['mode', 'deadline', 'actions.tag-not-found', 'server.port', 'server.bodyLimit', 'registry.insecure', 'cache.negativeTtl', 'log.level']) {
+  for (const path of [
+    'mode',
+    'deadline',
+    'actions.tag-not-found',
+    'server.port',
+    'server.bodyLimit',
+    'registry.insecure',
+    'cache.negativeTtl',
+    'log.level',
+  ]) {
     t.match(err, new RegExp(`(^|[ ;:])${path.replace(/\./g, '\\.')}: `), `names ${path}`);
   }
   t.match(err, /colour/, 'and the unknown key');
@@ -150,9 +210,16 @@ t.test('layers: file < PULLGUARD_* < flags', async (t) => {
   const cfg = file('layers.yaml', 'mode: enforce\ndeadline: 5s\nserver:\n  port: 9443\n');
   const fromFile = parseServeArgs(['--config', cfg], {});
   t.match(fromFile, { mode: 'enforce', deadline: 5000, server: { port: 9443 } });
-  const fromEnv = parseServeArgs(['--config', cfg], { PULLGUARD_MODE: 'warn', PULLGUARD_DEADLINE: '3s', PULLGUARD_SERVER_PORT: '7443' });
+  const fromEnv = parseServeArgs(['--config', cfg], {
+    PULLGUARD_MODE: 'warn',
+    PULLGUARD_DEADLINE: '3s',
+    PULLGUARD_SERVER_PORT: '7443',
+  });
   t.match(fromEnv, { mode: 'warn', deadline: 3000, server: { port: 7443 } });
-  const fromFlags = parseServeArgs(['--config', cfg, '--mode', 'audit', '--port', '6443', '--timeout', '2s'], { PULLGUARD_MODE: 'warn', PULLGUARD_SERVER_PORT: '7443' });
+  const fromFlags = parseServeArgs(['--config', cfg, '--mode', 'audit', '--port', '6443', '--timeout', '2s'], {
+    PULLGUARD_MODE: 'warn',
+    PULLGUARD_SERVER_PORT: '7443',
+  });
   t.match(fromFlags, { mode: 'audit', deadline: 2000, server: { port: 6443 } });
   let caught: unknown;
   try {
@@ -167,7 +234,17 @@ t.test('layers: file < PULLGUARD_* < flags', async (t) => {
 t.test('PULLGUARD_MODE overrides the file in the running server; SIGTERM stops it cleanly', async (t) => {
   const cfg = file(
     'serve.yaml',
-    ['mode: enforce', 'server:', '  host: 127.0.0.1', '  port: 0', `  tlsCert: ${pki.server.certFile}`, `  tlsKey: ${pki.server.keyFile}`, 'cluster:', '  watchNodes: false', ''].join('\n'),
+    [
+      'mode: enforce',
+      'server:',
+      '  host: 127.0.0.1',
+      '  port: 0',
+      `  tlsCert: ${pki.server.certFile}`,
+      `  tlsKey: ${pki.server.keyFile}`,
+      'cluster:',
+      '  watchNodes: false',
+      '',
+    ].join('\n'),
   );
   const p = pullguard(['serve', '--config', cfg], { PULLGUARD_MODE: 'warn' });
   started.push(p);
@@ -175,7 +252,12 @@ t.test('PULLGUARD_MODE overrides the file in the running server; SIGTERM stops i
     'the listening line',
     () => {
       if (p.child.exitCode !== null) throw new Error(`exited ${p.child.exitCode}: ${p.stderr()}`);
-      return p.stdout().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Obj).find((l) => l.msg === 'pullguard webhook listening');
+      return p
+        .stdout()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Obj)
+        .find((l) => l.msg === 'pullguard webhook listening');
     },
     20_000,
   );
@@ -185,8 +267,15 @@ t.test('PULLGUARD_MODE overrides the file in the running server; SIGTERM stops i
   // An image the kubelet cannot even parse: denied in enforce mode, a warning in warn mode.
   const agent = await client();
   t.teardown(() => agent.close());
-  const body = podReview({ plain: { host: 'registry.invalid' }, secure: { host: 'registry.invalid' }, appDigest: '' } as never, [{ name: 'app', image: 'registry.invalid/Demo/UPPER:1.0' }]);
-  const res = await call(agent, `${listening.address}/validate`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  const body = podReview(
+    { plain: { host: 'registry.invalid' }, secure: { host: 'registry.invalid' }, appDigest: '' } as never,
+    [{ name: 'app', image: 'registry.invalid/Demo/UPPER:1.0' }],
+  );
+  const res = await call(agent, `${listening.address}/validate`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json' },
+  });
   t.equal(res.status, 200);
   t.equal(res.json.response.allowed, true);
   t.match(res.json.response.warnings, [/container "app": image "registry\.invalid\/Demo\/UPPER:1\.0" is invalid/]);

@@ -17,7 +17,12 @@ t.before(async () => {
   [regs, api] = await Promise.all([startRegistries(), KubeApiServer.start()]);
   dir = mkdtempSync(join(tmpdir(), 'pullguard-server-cluster-'));
   kubeconfig = await api.writeKubeconfig(dir);
-  api.putSecret({ namespace: 'lab-demo', name: 'regcred', type: 'kubernetes.io/dockerconfigjson', stringData: dockerConfigJson({ [regs.secure.host]: regs.user }) });
+  api.putSecret({
+    namespace: 'lab-demo',
+    name: 'regcred',
+    type: 'kubernetes.io/dockerconfigjson',
+    stringData: dockerConfigJson({ [regs.secure.host]: regs.user }),
+  });
   api.putNode(makeNode({ name: 'amd-1', architecture: 'amd64' }));
 });
 t.teardown(async () => {
@@ -33,16 +38,26 @@ function withPullSecret(): Obj {
   return body;
 }
 
-t.test('the pod\'s pull secret opens the private registry; secrets never reach the log', async (t) => {
-  const s = await serve(regs, { cluster: { kubeconfig, watchNodes: false }, credentials: { nodeDockerConfigs: [] } }, { level: 'trace' });
+t.test("the pod's pull secret opens the private registry; secrets never reach the log", async (t) => {
+  const s = await serve(
+    regs,
+    { cluster: { kubeconfig, watchNodes: false }, credentials: { nodeDockerConfigs: [] } },
+    { level: 'trace' },
+  );
   t.teardown(() => s.close());
   regs.reset();
   const r = await s.review(withPullSecret());
   t.equal(r.allowed, true);
   t.equal(r.warnings, undefined);
-  t.ok(api.countRequests({ verb: 'get', resource: 'secrets', namespace: 'lab-demo', name: 'regcred' }) >= 1, 'the secret was read');
+  t.ok(
+    api.countRequests({ verb: 'get', resource: 'secrets', namespace: 'lab-demo', name: 'regcred' }) >= 1,
+    'the secret was read',
+  );
   const basic = `Basic ${Buffer.from(`${regs.user.username}:${regs.user.password}`).toString('base64')}`;
-  t.ok(regs.secure.proxy!.requests().some((e) => e.authorization === basic), 'with its credentials');
+  t.ok(
+    regs.secure.proxy!.requests().some((e) => e.authorization === basic),
+    'with its credentials',
+  );
 
   // Without the secret, the private image is refused: denied, and the message says what is missing.
   const none = sample('pod-create-init-digest.json', regs);
@@ -57,7 +72,7 @@ t.test('the pod\'s pull secret opens the private registry; secrets never reach t
   t.notMatch(text, api.token, 'no API server token in the log');
 });
 
-t.test('readiness waits for the node list; the nodes\' platform is required', async (t) => {
+t.test("readiness waits for the node list; the nodes' platform is required", async (t) => {
   api.latencyMs = 1500;
   t.teardown(() => (api.latencyMs = 0));
   const s = await serve(regs, { cluster: { kubeconfig, watchNodes: true }, platforms: [] });
@@ -77,18 +92,27 @@ t.test('readiness waits for the node list; the nodes\' platform is required', as
     api.deleteNode('arm-1');
   });
   // The node watch delivers the change shortly; review until it has.
-  const r = await waitFor('a review that sees the arm64 nodes', async () => {
-    const answer = await s.review(sample('deployment-create.json', regs));
-    return answer.allowed ? undefined : answer;
-  }, 10_000, 100);
-  t.equal(r.allowed, false, 'no build for the nodes\' platform: denied');
+  const r = await waitFor(
+    'a review that sees the arm64 nodes',
+    async () => {
+      const answer = await s.review(sample('deployment-create.json', regs));
+      return answer.allowed ? undefined : answer;
+    },
+    10_000,
+    100,
+  );
+  t.equal(r.allowed, false, "no build for the nodes' platform: denied");
   t.match(r.status.message, /linux\/arm64/);
   t.match(s.log.reviews().at(-1), { findings: [{ reason: 'platform-not-found' }] });
 });
 
 t.test('a slow API server: the review is still answered before the deadline, and not denied', async (t) => {
   const deadline = 1500;
-  const s = await serve(regs, { deadline, cluster: { kubeconfig, watchNodes: false }, credentials: { nodeDockerConfigs: [] } });
+  const s = await serve(regs, {
+    deadline,
+    cluster: { kubeconfig, watchNodes: false },
+    credentials: { nodeDockerConfigs: [] },
+  });
   t.teardown(() => s.close());
   api.latencyMs = 10_000;
   t.teardown(() => (api.latencyMs = 0));

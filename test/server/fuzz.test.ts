@@ -17,10 +17,15 @@ t.teardown(async () => {
 });
 
 /** Every place in a JSON value, as key paths. */
-function paths(value: unknown, prefix: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
+function paths(
+  value: unknown,
+  prefix: (string | number)[] = [],
+  out: (string | number)[][] = [],
+): (string | number)[][] {
   out.push(prefix);
   if (Array.isArray(value)) value.forEach((v, i) => paths(v, [...prefix, i], out));
-  else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) paths(v, [...prefix, k], out);
+  else if (value && typeof value === 'object')
+    for (const [k, v] of Object.entries(value)) paths(v, [...prefix, k], out);
   return out;
 }
 
@@ -51,27 +56,37 @@ t.test('arbitrary values anywhere in a captured review: 200 or 400, never 500', 
   const weird = fc.oneof(json, fc.constantFrom(null, '', [], {}, -1, 1e308, '\u0000', '\u202e', 'x'.repeat(5000)));
   const statuses = new Map<number, number>();
   await fc.assert(
-    fc.asyncProperty(fc.nat(SAMPLES.length - 1), fc.array(fc.tuple(fc.nat(), weird), { minLength: 1, maxLength: 4 }), async (which, edits) => {
-      let body = structuredClone(bases[which]!);
-      for (const [pick, value] of edits) {
-        const all = paths(body);
-        body = setAt(body, all[pick % all.length]!, structuredClone(value));
-      }
-      pinImages(body, safe);
-      const res = await s.post(JSON.stringify(body));
-      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-      if (res.status === 200) {
-        const uid = (body as Obj)?.request?.uid;
-        return res.json.response?.uid === uid && typeof res.json.response.allowed === 'boolean';
-      }
-      return res.status === 400 && typeof res.json.error === 'string' && Object.keys(res.json).length === 1;
-    }),
-    { numRuns: Number(process.env.PULLGUARD_FUZZ_RUNS ?? 500), seed: Number(process.env.PULLGUARD_FUZZ_SEED ?? 20261122) },
+    fc.asyncProperty(
+      fc.nat(SAMPLES.length - 1),
+      fc.array(fc.tuple(fc.nat(), weird), { minLength: 1, maxLength: 4 }),
+      async (which, edits) => {
+        let body = structuredClone(bases[which]!);
+        for (const [pick, value] of edits) {
+          const all = paths(body);
+          body = setAt(body, all[pick % all.length]!, structuredClone(value));
+        }
+        pinImages(body, safe);
+        const res = await s.post(JSON.stringify(body));
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        if (res.status === 200) {
+          const uid = (body as Obj)?.request?.uid;
+          return res.json.response?.uid === uid && typeof res.json.response.allowed === 'boolean';
+        }
+        return res.status === 400 && typeof res.json.error === 'string' && Object.keys(res.json).length === 1;
+      },
+    ),
+    {
+      numRuns: Number(process.env.PULLGUARD_FUZZ_RUNS ?? 500),
+      seed: Number(process.env.PULLGUARD_FUZZ_SEED ?? 20261122),
+    },
   );
   t.pass(`answers: ${[...statuses].map(([k, v]) => `${k}×${v}`).join(', ')}`);
   t.ok((statuses.get(200) ?? 0) > 0 && (statuses.get(400) ?? 0) > 0, 'both kinds of answer were exercised');
   t.equal(statuses.get(500), undefined, 'no 500');
-  t.notOk(s.log.lines().some((l) => l.level >= 50), 'nothing logged as an error');
+  t.notOk(
+    s.log.lines().some((l) => l.level >= 50),
+    'nothing logged as an error',
+  );
   const after = await s.review(sample('pod-create.json', regs));
   t.equal(after.allowed, false, 'still serving real reviews');
 });

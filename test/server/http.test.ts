@@ -43,7 +43,12 @@ t.test('malformed input gets a 400 with a plain reason', async (t) => {
     ['truncated JSON', JSON.stringify(good).slice(0, 200), json, /not valid JSON/],
     ['empty body', '', json, /empty/],
     ['no body, no content type', undefined, {}, /empty/],
-    ['wrong apiVersion', JSON.stringify({ ...good, apiVersion: 'admission.k8s.io/v1beta1' }), json, /apiVersion must be admission\.k8s\.io\/v1/],
+    [
+      'wrong apiVersion',
+      JSON.stringify({ ...good, apiVersion: 'admission.k8s.io/v1beta1' }),
+      json,
+      /apiVersion must be admission\.k8s\.io\/v1/,
+    ],
     ['wrong kind', JSON.stringify({ ...good, kind: 'Pod' }), json, /kind must be AdmissionReview/],
     ['no uid', JSON.stringify(without(['request', 'uid'])), json, /uid is required/],
     ['empty uid', JSON.stringify({ ...good, request: { ...good.request, uid: '' } }), json, /uid is required/],
@@ -51,7 +56,12 @@ t.test('malformed input gets a 400 with a plain reason', async (t) => {
     ['a JSON array', '[1,2,3]', json, /AdmissionReview/],
     ['JSON null', 'null', json, /AdmissionReview/],
     ['wrong content type: text/plain', JSON.stringify(good), { 'content-type': 'text/plain' }, /must be JSON/],
-    ['wrong content type: yaml', 'apiVersion: admission.k8s.io/v1\n', { 'content-type': 'application/yaml' }, /must be JSON/],
+    [
+      'wrong content type: yaml',
+      'apiVersion: admission.k8s.io/v1\n',
+      { 'content-type': 'application/yaml' },
+      /must be JSON/,
+    ],
     ['wrong content type: form', 'a=1', { 'content-type': 'application/x-www-form-urlencoded' }, /must be JSON/],
     ['a prototype-polluting body', '{"__proto__":{"allowed":true}}', json, /not valid JSON|AdmissionReview/],
   ];
@@ -64,12 +74,17 @@ t.test('malformed input gets a 400 with a plain reason', async (t) => {
     t.notMatch(res.text, /at \w+ \(|node_modules|\.ts:\d+/, `${name}: no stack trace`);
   }
   t.equal(s.log.reviews().length, 0, 'none of them counted as a review');
-  t.ok(s.log.lines().filter((l) => l.msg === 'bad admission request').length >= cases.length, 'each is logged as a bad request');
+  t.ok(
+    s.log.lines().filter((l) => l.msg === 'bad admission request').length >= cases.length,
+    'each is logged as a bad request',
+  );
   await stillServing(t, s, 'after all of them');
 });
 
 t.test('a charset on the JSON content type is fine', async (t) => {
-  const res = await s.post(sample('deployment-create.json', regs), { headers: { 'content-type': 'application/json; charset=utf-8' } });
+  const res = await s.post(sample('deployment-create.json', regs), {
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+  });
   t.equal(res.status, 200);
   t.equal(res.json.response.allowed, true);
 });
@@ -94,10 +109,15 @@ t.test('a body over the configured limit is a 400 naming the limit, and the serv
 });
 
 t.test('real objects of several MiB are admitted under the default limit', async (t) => {
-  t.ok(s.config.server.bodyLimit >= 7 * 1024 * 1024, `the default limit (${s.config.server.bodyLimit}) takes object + oldObject of an object near the API server's 3 MiB`);
+  t.ok(
+    s.config.server.bodyLimit >= 7 * 1024 * 1024,
+    `the default limit (${s.config.server.bodyLimit}) takes object + oldObject of an object near the API server's 3 MiB`,
+  );
   // A Pod with 3 MiB of annotations, created...
   const create = sample('pod-create.json', regs);
-  create.request.object.metadata.annotations = Object.fromEntries(Array.from({ length: 48 }, (_, i) => [`example.com/blob-${i}`, 'z'.repeat(64 * 1024)]));
+  create.request.object.metadata.annotations = Object.fromEntries(
+    Array.from({ length: 48 }, (_, i) => [`example.com/blob-${i}`, 'z'.repeat(64 * 1024)]),
+  );
   const body = JSON.stringify(create);
   t.ok(body.length > 3 * 1024 * 1024, `${(body.length / 1048576).toFixed(1)} MiB`);
   const res = await s.post(body);
@@ -105,7 +125,8 @@ t.test('real objects of several MiB are admitted under the default limit', async
   t.equal(res.json.response.allowed, false, 'and reviewed like any other: the image does not exist');
   // ...and updated: object and oldObject both carry them (a 6+ MiB AdmissionReview).
   const update = sample('pod-update-server-side-apply.json', regs);
-  for (const o of [update.request.object, update.request.oldObject]) o.metadata.annotations = create.request.object.metadata.annotations;
+  for (const o of [update.request.object, update.request.oldObject])
+    o.metadata.annotations = create.request.object.metadata.annotations;
   const updateBody = JSON.stringify(update);
   t.ok(updateBody.length > 6 * 1024 * 1024, `${(updateBody.length / 1048576).toFixed(1)} MiB`);
   regs.reset();
@@ -121,7 +142,9 @@ t.test('a client that sends half a body and hangs up does not disturb the server
   const pki = regs.pki;
   await new Promise<void>((resolve, reject) => {
     const sock = connect({ host: url.hostname, port: Number(url.port), ca: pki.caPem, servername: 'localhost' }, () => {
-      sock.write(`POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"apiVersion":`);
+      sock.write(
+        `POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"apiVersion":`,
+      );
       setTimeout(() => {
         sock.destroy();
         resolve();
@@ -147,7 +170,10 @@ t.test('health, readiness, metrics, and what else answers', async (t) => {
   t.match(metrics.text, /# TYPE pullguard_cache_hits gauge/);
   t.match(metrics.text, /# TYPE pullguard_registry_ratelimit_remaining gauge/);
   const server = s.app.server as import('node:https').Server;
-  t.ok(server.keepAliveTimeout > 90_000, `idle connections outlive the API server's 90 s idle timeout (${server.keepAliveTimeout} ms), so it never sends a review on a connection being closed`);
+  t.ok(
+    server.keepAliveTimeout > 90_000,
+    `idle connections outlive the API server's 90 s idle timeout (${server.keepAliveTimeout} ms), so it never sends a review on a connection being closed`,
+  );
   const notFound = await s.get('/nothing-here');
   t.equal(notFound.status, 404);
   const getValidate = await s.get('/validate');

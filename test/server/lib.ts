@@ -62,7 +62,12 @@ export async function startRegistries(): Promise<Registries> {
   await secure.pushIndex('demo/app', 'multi', ['linux/amd64', 'linux/arm64/v8']);
   const dir = mkdtempSync(join(tmpdir(), 'pullguard-server-test-'));
   const dockerConfig = join(dir, 'config.json');
-  writeFileSync(dockerConfig, JSON.stringify({ auths: { [secure.host]: { auth: Buffer.from(`${user.username}:${user.password}`).toString('base64') } } }));
+  writeFileSync(
+    dockerConfig,
+    JSON.stringify({
+      auths: { [secure.host]: { auth: Buffer.from(`${user.username}:${user.password}`).toString('base64') } },
+    }),
+  );
   const reset = () => {
     plain.resetCounters();
     secure.resetCounters();
@@ -89,17 +94,29 @@ export function sample(name: string, regs?: Pick<Registries, 'plain' | 'secure' 
   let text = readFileSync(new URL(`../fixtures/admission/${name}`, import.meta.url), 'utf8');
   if (regs) {
     text = text
-      .replace(/127\.0\.0\.1:(5000|5443)/g, (_m, port: string) => (port === '5000' ? regs.plain.host : regs.secure.host))
+      .replace(/127\.0\.0\.1:(5000|5443)/g, (_m, port: string) =>
+        port === '5000' ? regs.plain.host : regs.secure.host,
+      )
       .replaceAll(CAPTURED_DIGEST, regs.appDigest);
   }
   return JSON.parse(text) as Obj;
 }
 
 /** A Pod CREATE review (from pod-create.json) with the given containers, a fresh uid. */
-export function podReview(regs: Pick<Registries, 'plain' | 'secure' | 'appDigest'>, containers: { name: string; image: string }[], uid = crypto.randomUUID()): Obj {
+export function podReview(
+  regs: Pick<Registries, 'plain' | 'secure' | 'appDigest'>,
+  containers: { name: string; image: string }[],
+  uid = crypto.randomUUID(),
+): Obj {
   const body = sample('pod-create.json', regs);
   body.request.uid = uid;
-  body.request.object.spec.containers = containers.map((c) => ({ ...c, imagePullPolicy: 'IfNotPresent', resources: {}, terminationMessagePath: '/dev/termination-log', terminationMessagePolicy: 'File' }));
+  body.request.object.spec.containers = containers.map((c) => ({
+    ...c,
+    imagePullPolicy: 'IfNotPresent',
+    resources: {},
+    terminationMessagePath: '/dev/termination-log',
+    terminationMessagePolicy: 'File',
+  }));
   return body;
 }
 
@@ -121,7 +138,11 @@ export function captureLog(level = 'info'): CapturedLog {
   });
   const logger = createLogger(level, stream as unknown as Parameters<typeof createLogger>[1]);
   const text = () => chunks.join('');
-  const lines = () => text().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Obj);
+  const lines = () =>
+    text()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Obj);
   return { logger, text, lines, reviews: () => lines().filter((l) => l.msg === 'review') };
 }
 
@@ -147,7 +168,11 @@ export async function client(): Promise<Agent> {
   return new Agent({ connect: { ca: pki.caPem } });
 }
 
-export async function call(agent: Agent, url: string, opts: { method?: 'GET' | 'POST'; body?: string | Buffer; headers?: Record<string, string> } = {}): Promise<Answer> {
+export async function call(
+  agent: Agent,
+  url: string,
+  opts: { method?: 'GET' | 'POST'; body?: string | Buffer; headers?: Record<string, string> } = {},
+): Promise<Answer> {
   const res = await request(url, {
     method: opts.method ?? 'GET',
     headers: opts.headers ?? {},
@@ -171,10 +196,18 @@ export async function call(agent: Agent, url: string, opts: { method?: 'GET' | '
  * reaches the registries as containerd would be told to (insecure for plain HTTP, the CA for TLS,
  * the nodes' docker config for the basic-auth one); `input` is merged over it.
  */
-export async function serve(regs: Registries | null, input: ConfigInput = {}, opts: { level?: string; tls?: boolean } = {}): Promise<TestServer> {
+export async function serve(
+  regs: Registries | null,
+  input: ConfigInput = {},
+  opts: { level?: string; tls?: boolean } = {},
+): Promise<TestServer> {
   const pki = await sharedPki();
   const base: ConfigInput = {
-    server: { host: '127.0.0.1', port: 0, ...(opts.tls === false ? {} : { tlsCert: pki.server.certFile, tlsKey: pki.server.keyFile }) },
+    server: {
+      host: '127.0.0.1',
+      port: 0,
+      ...(opts.tls === false ? {} : { tlsCert: pki.server.certFile, tlsKey: pki.server.keyFile }),
+    },
     cluster: { watchNodes: false },
     platforms: ['linux/amd64'],
     ...(regs
@@ -203,7 +236,8 @@ export async function serve(regs: Registries | null, input: ConfigInput = {}, op
     async review(body, path) {
       const res = await post(body, path ? { path } : {});
       if (res.status !== 200) throw new Error(`review answered ${res.status}: ${res.text}`);
-      if (res.json.apiVersion !== 'admission.k8s.io/v1' || res.json.kind !== 'AdmissionReview') throw new Error(`not an AdmissionReview: ${res.text}`);
+      if (res.json.apiVersion !== 'admission.k8s.io/v1' || res.json.kind !== 'AdmissionReview')
+        throw new Error(`not an AdmissionReview: ${res.text}`);
       return res.json.response as Obj;
     },
     close: async () => {
@@ -224,7 +258,12 @@ export function runes(text: string): number {
   return [...text].length;
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, stepMs = 50): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 10_000,
+  stepMs = 50,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

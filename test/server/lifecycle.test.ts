@@ -24,19 +24,34 @@ t.test('a registry that hangs: allowed with a timeout warning, answered before t
   const r = await s.review(podReview(regs, [{ name: 'app', image: slow }]));
   let elapsed = performance.now() - started;
   t.ok(elapsed < DEADLINE + 2000, `answered in ${Math.round(elapsed)} ms (deadline ${DEADLINE} ms)`);
-  t.ok(regs.plain.proxy!.count({ path: '/v2/demo/slow/manifests/1.0' }) >= 1, 'the registry was asked and did not answer');
+  t.ok(
+    regs.plain.proxy!.count({ path: '/v2/demo/slow/manifests/1.0' }) >= 1,
+    'the registry was asked and did not answer',
+  );
   t.equal(r.allowed, true, 'never a denial on our own uncertainty');
   t.equal(r.status, undefined);
   t.equal(r.warnings?.length, 1);
   t.match(r.warnings[0], `container "app": image "${slow}": the registry did not answer within `);
   const said = /did not answer within (\d+) ms;/.exec(r.warnings[0]);
-  t.ok(said && Number(said[1]) <= DEADLINE && Number(said[1]) > DEADLINE - 500, `a whole number of ms, the time left of the deadline (${said?.[1]})`);
-  t.match(s.log.reviews().at(-1), { verdict: 'risk', action: 'warn', findings: [{ reason: 'timeout', action: 'warn' }] });
+  t.ok(
+    said && Number(said[1]) <= DEADLINE && Number(said[1]) > DEADLINE - 500,
+    `a whole number of ms, the time left of the deadline (${said?.[1]})`,
+  );
+  t.match(s.log.reviews().at(-1), {
+    verdict: 'risk',
+    action: 'warn',
+    findings: [{ reason: 'timeout', action: 'warn' }],
+  });
 
   // One hanging image does not hide a missing one: that is still denied, the slow one a warning.
   const missing = `${regs.plain.host}/demo/bad-app:1.0`;
   started = performance.now();
-  const mixed = await s.review(podReview(regs, [{ name: 'slow', image: `${regs.plain.host}/demo/slow:2.0` }, { name: 'app', image: missing }]));
+  const mixed = await s.review(
+    podReview(regs, [
+      { name: 'slow', image: `${regs.plain.host}/demo/slow:2.0` },
+      { name: 'app', image: missing },
+    ]),
+  );
   elapsed = performance.now() - started;
   t.ok(elapsed < DEADLINE + 2000, `answered in ${Math.round(elapsed)} ms`);
   t.equal(mixed.allowed, false);
@@ -48,7 +63,10 @@ t.test('a registry that hangs: allowed with a timeout warning, answered before t
 t.test('a registry that answers half a manifest and stalls is a timeout too', async (t) => {
   const s = await serve(regs, { deadline: DEADLINE });
   t.teardown(() => s.close());
-  const stall = regs.plain.proxy!.fault({ kind: 'hang-body' }, { method: 'GET', path: /^\/v2\/demo\/app\/manifests\/sha256:/ });
+  const stall = regs.plain.proxy!.fault(
+    { kind: 'hang-body' },
+    { method: 'GET', path: /^\/v2\/demo\/app\/manifests\/sha256:/ },
+  );
   t.teardown(() => stall.remove());
   // demo/app:multi is an index: the platform check GETs its body by digest, which never completes.
   const started = performance.now();
@@ -82,10 +100,16 @@ function responses(sock: TLSSocket): () => Promise<RawResponse> {
       const end = buf.indexOf('\r\n\r\n');
       if (end < 0) return;
       const [statusLine, ...lines] = buf.subarray(0, end).toString('latin1').split('\r\n');
-      const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+      const headers = Object.fromEntries(
+        lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]),
+      );
       const length = Number(headers['content-length'] ?? 0);
       if (buf.length < end + 4 + length) return;
-      const res = { status: Number(statusLine!.split(' ')[1]), headers, body: buf.subarray(end + 4, end + 4 + length).toString('utf8') };
+      const res = {
+        status: Number(statusLine!.split(' ')[1]),
+        headers,
+        body: buf.subarray(end + 4, end + 4 + length).toString('utf8'),
+      };
       buf = buf.subarray(end + 4 + length);
       const w = waiting.shift();
       if (w) w(res);
@@ -102,51 +126,68 @@ function responses(sock: TLSSocket): () => Promise<RawResponse> {
   };
 }
 
-t.test('shutdown: the review in flight completes; readiness says 503 meanwhile; new connections are refused', async (t) => {
-  const s = await serve(regs);
-  let closed = false;
-  t.teardown(() => (closed ? undefined : s.close()));
-  const delay = regs.plain.proxy!.fault({ kind: 'delay', ms: 1000 }, { method: 'HEAD', path: '/v2/demo/app/manifests/1.0' });
-  t.teardown(() => delay.remove());
-  regs.reset();
+t.test(
+  'shutdown: the review in flight completes; readiness says 503 meanwhile; new connections are refused',
+  async (t) => {
+    const s = await serve(regs);
+    let closed = false;
+    t.teardown(() => (closed ? undefined : s.close()));
+    const delay = regs.plain.proxy!.fault(
+      { kind: 'delay', ms: 1000 },
+      { method: 'HEAD', path: '/v2/demo/app/manifests/1.0' },
+    );
+    t.teardown(() => delay.remove());
+    regs.reset();
 
-  const url = new URL(s.url);
-  const sock = await new Promise<TLSSocket>((resolve, reject) => {
-    const c = connect({ host: url.hostname, port: Number(url.port), ca: regs.pki.caPem, servername: 'localhost' }, () => resolve(c));
-    c.once('error', reject);
-  });
-  t.teardown(() => sock.destroy());
-  const next = responses(sock);
-  const body = JSON.stringify(sample('deployment-create.json', regs));
-  sock.write(`POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-  await waitFor('the review to reach the registry', () => regs.plain.proxy!.count({ method: 'HEAD', path: '/v2/demo/app/manifests/1.0' }) > 0);
-
-  const started = performance.now();
-  const closing = s.close().then(() => {
-    closed = true;
-    return performance.now() - started;
-  });
-  // A readiness probe that arrives on an open connection while closing.
-  await new Promise((r) => setTimeout(r, 50));
-  sock.write('GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n');
-
-  const review = await next();
-  t.equal(review.status, 200, 'the review in flight was answered');
-  const answer = JSON.parse(review.body) as Obj;
-  t.equal(answer.response.allowed, true);
-  t.equal(answer.response.uid, sample('deployment-create.json').request.uid);
-  const probe = await next();
-  t.equal(probe.status, 503, 'readiness during shutdown: 503');
-
-  const refused = await new Promise<string>((resolve) => {
-    const c = connect({ host: url.hostname, port: Number(url.port), ca: regs.pki.caPem, servername: 'localhost' }, () => {
-      c.destroy();
-      resolve('connected');
+    const url = new URL(s.url);
+    const sock = await new Promise<TLSSocket>((resolve, reject) => {
+      const c = connect(
+        { host: url.hostname, port: Number(url.port), ca: regs.pki.caPem, servername: 'localhost' },
+        () => resolve(c),
+      );
+      c.once('error', reject);
     });
-    c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-  });
-  t.equal(refused, 'ECONNREFUSED', 'no new connections');
-  const took = await closing;
-  t.ok(took < 5000, `close() resolved after the review (${Math.round(took)} ms)`);
-  t.equal(s.log.reviews().length, 1, 'the review was logged');
-});
+    t.teardown(() => sock.destroy());
+    const next = responses(sock);
+    const body = JSON.stringify(sample('deployment-create.json', regs));
+    sock.write(
+      `POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    await waitFor(
+      'the review to reach the registry',
+      () => regs.plain.proxy!.count({ method: 'HEAD', path: '/v2/demo/app/manifests/1.0' }) > 0,
+    );
+
+    const started = performance.now();
+    const closing = s.close().then(() => {
+      closed = true;
+      return performance.now() - started;
+    });
+    // A readiness probe that arrives on an open connection while closing.
+    await new Promise((r) => setTimeout(r, 50));
+    sock.write('GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n');
+
+    const review = await next();
+    t.equal(review.status, 200, 'the review in flight was answered');
+    const answer = JSON.parse(review.body) as Obj;
+    t.equal(answer.response.allowed, true);
+    t.equal(answer.response.uid, sample('deployment-create.json').request.uid);
+    const probe = await next();
+    t.equal(probe.status, 503, 'readiness during shutdown: 503');
+
+    const refused = await new Promise<string>((resolve) => {
+      const c = connect(
+        { host: url.hostname, port: Number(url.port), ca: regs.pki.caPem, servername: 'localhost' },
+        () => {
+          c.destroy();
+          resolve('connected');
+        },
+      );
+      c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    });
+    t.equal(refused, 'ECONNREFUSED', 'no new connections');
+    const took = await closing;
+    t.ok(took < 5000, `close() resolved after the review (${Math.round(took)} ms)`);
+    t.equal(s.log.reviews().length, 1, 'the review was logged');
+  },
+);

@@ -17,7 +17,12 @@ function peer(url: string, opts: { ca?: string } = {}): Promise<PeerCertificate>
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const sock = connect(
-      { host: u.hostname, port: Number(u.port), servername: 'localhost', ...(opts.ca ? { ca: opts.ca } : { rejectUnauthorized: false }) },
+      {
+        host: u.hostname,
+        port: Number(u.port),
+        servername: 'localhost',
+        ...(opts.ca ? { ca: opts.ca } : { rejectUnauthorized: false }),
+      },
       () => {
         const cert = sock.getPeerCertificate();
         sock.destroy();
@@ -38,20 +43,28 @@ interface Got {
 /** One request through a keep-alive agent, with the certificate of the connection it went over. */
 function over(agent: HttpsAgent, url: string, method = 'GET', body?: string): Promise<Got> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { agent, method, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => {
-      // Read now: once the body ends, the socket goes back to the agent and res.socket is null.
-      const fingerprint = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().fingerprint256;
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          body: Buffer.concat(chunks).toString('utf8'),
-          fingerprint,
-          reused: req.reusedSocket,
-        }),
-      );
-    });
+    const req = httpsRequest(
+      url,
+      {
+        agent,
+        method,
+        headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {},
+      },
+      (res) => {
+        // Read now: once the body ends, the socket goes back to the agent and res.socket is null.
+        const fingerprint = (res.socket as import('node:tls').TLSSocket).getPeerCertificate().fingerprint256;
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            body: Buffer.concat(chunks).toString('utf8'),
+            fingerprint,
+            reused: req.reusedSocket,
+          }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -70,7 +83,11 @@ t.test('certificate reload: new connections get the new certificate, an open con
 
   const s = await serve(null, { server: { tlsCert: certFile, tlsKey: keyFile } });
   t.teardown(() => s.close());
-  t.equal((await peer(s.url, { ca: pki.caPem })).fingerprint256, fpA, 'serves certificate A, trusted through the test CA');
+  t.equal(
+    (await peer(s.url, { ca: pki.caPem })).fingerprint256,
+    fpA,
+    'serves certificate A, trusted through the test CA',
+  );
 
   const agent = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca: pki.caPem, servername: 'localhost' });
   t.teardown(() => agent.destroy());
@@ -80,14 +97,26 @@ t.test('certificate reload: new connections get the new certificate, an open con
 
   // Half a renewal: the new certificate with the old key does not load; A stays.
   copyFileSync(b.certFile, certFile);
-  await waitFor('the mismatched pair to be noticed', () => s.log.lines().some((l) => /cannot be used yet/.test(l.msg)), 10_000);
+  await waitFor(
+    'the mismatched pair to be noticed',
+    () => s.log.lines().some((l) => /cannot be used yet/.test(l.msg)),
+    10_000,
+  );
   t.equal((await peer(s.url, { ca: pki.caPem })).fingerprint256, fpA, 'a mismatched pair is not installed');
 
   copyFileSync(b.keyFile, keyFile);
   const started = Date.now();
-  await waitFor('certificate B on new connections', async () => (await peer(s.url, { ca: pki.caPem })).fingerprint256 === fpB, 10_000, 200);
+  await waitFor(
+    'certificate B on new connections',
+    async () => (await peer(s.url, { ca: pki.caPem })).fingerprint256 === fpB,
+    10_000,
+    200,
+  );
   t.pass(`new connections see certificate B after ${Date.now() - started} ms`);
-  t.ok(s.log.lines().some((l) => l.msg === 'serving certificate reloaded' && l.certFile === certFile), 'the reload is logged');
+  t.ok(
+    s.log.lines().some((l) => l.msg === 'serving certificate reloaded' && l.certFile === certFile),
+    'the reload is logged',
+  );
 
   const again = await over(agent, `${s.url}/healthz`);
   t.equal(again.status, 200, 'the keep-alive connection made before still works');
@@ -100,7 +129,11 @@ t.test('certificate reload: new connections get the new certificate, an open con
 
   // A broken file (a renewal being written) is skipped, the current certificate kept.
   writeFileSync(certFile, '-----BEGIN CERTIFICATE-----\ntruncated');
-  await waitFor('the broken file to be noticed', () => s.log.lines().filter((l) => /cannot be used yet/.test(l.msg)).length >= 2, 10_000);
+  await waitFor(
+    'the broken file to be noticed',
+    () => s.log.lines().filter((l) => /cannot be used yet/.test(l.msg)).length >= 2,
+    10_000,
+  );
   t.equal((await peer(s.url, { ca: pki.caPem })).fingerprint256, fpB, 'a broken file is not installed');
   const still = await s.get('/healthz');
   t.equal(still.status, 200);
@@ -127,7 +160,12 @@ t.test('certificate reload as a Secret volume does it: an atomic swap of the ..d
   symlinkSync('..2026_02_01_b', join(dir, '..data_tmp'));
   renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
   const fpB = new X509Certificate(b.certPem).fingerprint256;
-  await waitFor('certificate B after the swap', async () => (await peer(s.url, { ca: pki.caPem })).fingerprint256 === fpB, 10_000, 200);
+  await waitFor(
+    'certificate B after the swap',
+    async () => (await peer(s.url, { ca: pki.caPem })).fingerprint256 === fpB,
+    10_000,
+    200,
+  );
   t.pass('new connections see the renewed certificate');
 });
 

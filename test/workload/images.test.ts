@@ -1,6 +1,12 @@
 import t from 'tap';
 import { POD_SPEC_KINDS } from '../../src/admission/kinds.ts';
-import { defaultPullPolicy, flattenLists, imageUsesOf, podSpecSite, pullSecretNames } from '../../src/workload/images.ts';
+import {
+  defaultPullPolicy,
+  flattenLists,
+  imageUsesOf,
+  podSpecSite,
+  pullSecretNames,
+} from '../../src/workload/images.ts';
 
 const spec = {
   imagePullSecrets: [{ name: 'regcred' }, { name: '' }, {}],
@@ -8,9 +14,15 @@ const spec = {
     { name: 'migrate', image: 'ghcr.io/acme/migrate:1' },
     { name: 'proxy', image: 'envoyproxy/envoy:v1.30', restartPolicy: 'Always' },
   ],
-  containers: [{ name: 'web', image: 'nginx:1.25', imagePullPolicy: 'Always' }, { name: 'empty', image: '' }],
+  containers: [
+    { name: 'web', image: 'nginx:1.25', imagePullPolicy: 'Always' },
+    { name: 'empty', image: '' },
+  ],
   ephemeralContainers: [{ name: 'debug', image: 'busybox' }],
-  volumes: [{ name: 'models', image: { reference: 'quay.io/acme/models:v2', pullPolicy: 'IfNotPresent' } }, { name: 'cfg', configMap: { name: 'x' } }],
+  volumes: [
+    { name: 'models', image: { reference: 'quay.io/acme/models:v2', pullPolicy: 'IfNotPresent' } },
+    { name: 'cfg', configMap: { name: 'x' } },
+  ],
 };
 
 function wrap(kind: string, path: readonly string[]): Record<string, unknown> {
@@ -24,7 +36,11 @@ t.test('every kind with a pod spec yields all its images', async (t) => {
     const site = podSpecSite(wrap(k.kind, k.specPath));
     t.ok(site, `${k.kind}: pod spec found`);
     const uses = imageUsesOf(site!);
-    t.same(uses.map((u) => u.image), ['ghcr.io/acme/migrate:1', 'envoyproxy/envoy:v1.30', 'nginx:1.25', 'busybox', 'quay.io/acme/models:v2'], `${k.kind}: init, sidecar, containers, ephemeral, image volume`);
+    t.same(
+      uses.map((u) => u.image),
+      ['ghcr.io/acme/migrate:1', 'envoyproxy/envoy:v1.30', 'nginx:1.25', 'busybox', 'quay.io/acme/models:v2'],
+      `${k.kind}: init, sidecar, containers, ephemeral, image volume`,
+    );
     t.equal(uses[0]!.field, `${k.specPath.join('.')}.initContainers[0].image`, `${k.kind}: field path`);
     t.equal(uses[4]!.field, `${k.specPath.join('.')}.volumes[0].image.reference`);
     t.same(uses[0]!.object, { kind: k.kind, namespace: 'shop', name: 'demo' });
@@ -34,14 +50,21 @@ t.test('every kind with a pod spec yields all its images', async (t) => {
 
 t.test('pull policies: given, or defaulted as the API server does', async (t) => {
   const uses = imageUsesOf(podSpecSite(wrap('Pod', ['spec']))!);
-  t.same(uses.map((u) => u.pullPolicy), ['IfNotPresent', 'IfNotPresent', 'Always', 'Always', 'IfNotPresent']);
+  t.same(
+    uses.map((u) => u.pullPolicy),
+    ['IfNotPresent', 'IfNotPresent', 'Always', 'Always', 'IfNotPresent'],
+  );
   t.equal(defaultPullPolicy('nginx'), 'Always');
   t.equal(defaultPullPolicy('nginx:latest'), 'Always');
   t.equal(defaultPullPolicy('nginx:1.25'), 'IfNotPresent');
   t.equal(defaultPullPolicy('localhost:5000/app'), 'Always', 'a port is not a tag');
-  t.equal(defaultPullPolicy('nginx@sha256:' + 'a'.repeat(64)), 'IfNotPresent');
-  t.equal(defaultPullPolicy('nginx:latest@sha256:' + 'a'.repeat(64)), 'Always');
-  t.equal(defaultPullPolicy('localhost:5000'), 'IfNotPresent', 'no slash: image "localhost" with tag 5000, as the kubelet reads it');
+  t.equal(defaultPullPolicy(`nginx@sha256:${'a'.repeat(64)}`), 'IfNotPresent');
+  t.equal(defaultPullPolicy(`nginx:latest@sha256:${'a'.repeat(64)}`), 'Always');
+  t.equal(
+    defaultPullPolicy('localhost:5000'),
+    'IfNotPresent',
+    'no slash: image "localhost" with tag 5000, as the kubelet reads it',
+  );
   t.equal(defaultPullPolicy('docker.io/library/nginx'), 'Always');
   t.equal(defaultPullPolicy('Not A Reference'), 'IfNotPresent', 'unparseable: no tag, as in the API server');
 });
@@ -62,5 +85,8 @@ t.test('pull secret names skip empty ones', async (t) => {
 
 t.test('List kinds are flattened, nested too', async (t) => {
   const list = { kind: 'List', items: [{ kind: 'Pod' }, { kind: 'DeploymentList', items: [{ kind: 'Deployment' }] }] };
-  t.same(flattenLists(list).map((o) => (o as { kind: string }).kind), ['Pod', 'Deployment']);
+  t.same(
+    flattenLists(list).map((o) => (o as { kind: string }).kind),
+    ['Pod', 'Deployment'],
+  );
 });
