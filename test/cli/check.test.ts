@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { repoRoot } from '../helpers/shared.ts';
+import { repoRoot } from '../helpers/fixtures.ts';
 import { runCheck, type CliIO } from '../../src/cli/check.ts';
 
 const run = promisify(execFile);

@@ -3,7 +3,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { parseImage } from '../../src/reference/index.ts';
-import { readVectors } from '../helpers/shared.ts';
+import { readVectors } from '../helpers/fixtures.ts';
 
 const component = fc.stringMatching(/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+){0,2}$/);
 const domain = fc.oneof(

@@ -4,7 +4,7 @@ import { accessSync, constants, cpSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { delimiter, join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { repoRoot } from '../helpers/shared.ts';
+import { repoRoot } from '../helpers/fixtures.ts';
 
 export { repoRoot };
 export const manifestsDir = join(repoRoot, 'manifests');

@@ -1,8 +1,8 @@
-// Every row of shared/vectors/platforms.json (containerd/platforms test tables). Host-dependent rows
+// Every row of test/fixtures/vectors/platforms.json (containerd/platforms test tables). Host-dependent rows
 // are resolved for linux/amd64, which is the parser's default host.
 
 import t from 'tap';
-import { readVectors } from '../helpers/shared.ts';
+import { readVectors } from '../helpers/fixtures.ts';
 import {
   any,
   format,

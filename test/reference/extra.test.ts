@@ -1,7 +1,7 @@
 // reference-extra.json: WithTag/WithDigest composition and FamiliarMatch globbing.
 
 import t from 'tap';
-import { readVectors } from '../helpers/shared.ts';
+import { readVectors } from '../helpers/fixtures.ts';
 import {
   familiarMatch,
   parseAnyReference,

@@ -1,7 +1,7 @@
 // reference-grammar.json: the distribution/reference regular expressions on their own.
 
 import t from 'tap';
-import { readVectors } from '../helpers/shared.ts';
+import { readVectors } from '../helpers/fixtures.ts';
 import {
   anchoredDomainRegexp,
   anchoredIdentifierRegexp,

@@ -1,7 +1,7 @@
 // reference.json rows for kubelet's ParseImageName, and parseImage, the pullguard entry point.
 
 import t from 'tap';
-import { readVectors } from '../helpers/shared.ts';
+import { readVectors } from '../helpers/fixtures.ts';
 import { parseImage, parseImageName } from '../../src/reference/index.ts';
 import { type ReferenceRow, attempt, isError, show } from './rows.ts';
 

@@ -2,7 +2,7 @@
 // ParseAnyReference and ParseDockerRef.
 
 import t from 'tap';
-import { readVectors } from '../helpers/shared.ts';
+import { readVectors } from '../helpers/fixtures.ts';
 import {
   type DigestReference,
   type Reference,

@@ -1,7 +1,7 @@
 // reference.json rows for the non-normalizing functions: Parse, Field.UnmarshalText (Parse) and WithName.
 
 import t from 'tap';
-import { readVectors } from '../helpers/shared.ts';
+import { readVectors } from '../helpers/fixtures.ts';
 import { type Reference, parse, referenceString, withName } from '../../src/reference/index.ts';
 import { type Asserts, type ReferenceRow, actualError, attempt, expectedError, isError, pick, show } from './rows.ts';
 

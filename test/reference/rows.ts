@@ -1,4 +1,4 @@
-// Shared shapes and checks for the reference*.json vector rows (see ../shared/vectors/README.md).
+// Shared shapes and checks for the reference*.json vector rows (see test/fixtures/vectors/README.md).
 
 import { ImageReferenceError } from '../../src/reference/index.ts';
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readVectors } from '../helpers/shared.ts';
+import { readVectors } from '../helpers/fixtures.ts';
 import {
   ChallengeParseError,
   parseChallengeHeader,

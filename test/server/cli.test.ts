@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseServeArgs } from '../../src/cli/serve.ts';
 import { ConfigError } from '../../src/config.ts';
 import { sharedPki } from '../helpers/pki.ts';
-import { repoRoot } from '../helpers/shared.ts';
+import { repoRoot } from '../helpers/fixtures.ts';
 import { call, client, podReview, waitFor, type Obj } from './lib.ts';
 
 const NODE = join(repoRoot, 'node_modules/.bin/node');
