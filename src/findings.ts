@@ -1,4 +1,4 @@
-// The shared vocabulary of DESIGN.md: one finding per image use, with a stable reason word that
+// The shared vocabulary of docs/design.md: one finding per image use, with a stable reason word that
 // JSON output, metrics labels and configuration all use.
 
 export const VERDICTS = ['ok', 'risk', 'fail'] as const;

@@ -1,6 +1,6 @@
 // The kubelet's credential keyring (pkg/credentialprovider/keyring.go): which stored credentials a
 // pull of an image would try, and in which order. The rules are odd on purpose (raw string prefix
-// on paths, per-label globs, reverse-sorted keys, a Docker Hub fallback); REFERENCE.md §5 and the
+// on paths, per-label globs, reverse-sorted keys, a Docker Hub fallback); docs/protocol.md (Keyring matching) and the
 // keyring vectors pin them. Go's net/url and path/filepath are reproduced only as far as they
 // decide whether a key parses and matches.
 

@@ -2,7 +2,7 @@
 // practice, but the grammar allows a comma-separated list, so one line may hold several
 // (`Bearer realm="…", service="…", Basic realm="…"`, as regclient reads it).
 //
-// Choices where the upstream parsers disagree (vectors/README.md, challenge.json):
+// Choices where the upstream parsers disagree (test/fixtures/vectors/README.md, challenge.json):
 // - every challenge of every line is returned, in order (regclient); pickChallenge then ranks them;
 // - an empty quoted value (`empty=""`) is kept and parsing goes on (containerd; distribution stops);
 // - unquoted values may be any run of characters up to whitespace or a comma (`realm=/`);
