@@ -14,6 +14,8 @@ export type FaultAction =
   | { kind: 'pass' }
   /** Wait, then forward. */
   | { kind: 'delay'; ms: number }
+  /** Wait until `until` settles (the test decides when), then forward. */
+  | { kind: 'hold'; until: Promise<unknown> }
   /** Answer without asking upstream. An object body is sent as JSON. */
   | { kind: 'status'; status: number; body?: string | Buffer | object; headers?: HeaderMap }
   /** Forward, then add or override response headers (and optionally the status). */
@@ -378,6 +380,10 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       }
       case 'delay':
         await later(action.ms);
+        if (stopped) return;
+        break;
+      case 'hold':
+        await action.until.catch(() => undefined);
         if (stopped) return;
         break;
       default:

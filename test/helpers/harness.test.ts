@@ -52,7 +52,7 @@ function skopeo(args: string[]): Promise<{ code: number; stdout: string; stderr:
   // An empty auth file so no credentials of the machine leak into the test.
   const env = { ...process.env, REGISTRY_AUTH_FILE: join(tmpdir(), `pullguard-no-auth-${process.pid}.json`) };
   return new Promise((resolve) => {
-    execFile('skopeo', args, { env, timeout: 20_000 }, (err, stdout, stderr) =>
+    execFile('skopeo', args, { env }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -135,7 +135,7 @@ t.test('OCI index and Docker manifest list', async (t) => {
   });
   t.equal(child.status, 200, 'children are reachable by digest');
 
-  // distribution refuses an index to clients that do not accept indexes (see REFERENCE.md §2).
+  // distribution refuses an index to clients that do not accept indexes (docs/protocol.md, Registry protocol).
   const noIndex = await call(`${reg.url}/v2/team/multi/manifests/latest`, { headers: { accept: MEDIA.ociManifest } });
   t.equal(noIndex.status, 404);
   t.match(noIndex.text, /MANIFEST_UNKNOWN/);
@@ -642,14 +642,13 @@ t.test('fault proxy', async (t) => {
 
   t.test('stop() ends hung connections', async (t) => {
     const p = await startFaultProxy({ upstream: reg.direct.url, rules: [{ action: { kind: 'hang' } }] });
+    // No timeout on the client side: if stop() waited for the hung request it would never return.
     const hung = request(`${p.url}/v2/`, { headersTimeout: 0 });
     hung.catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 100));
-    t.equal(p.count(), 1);
-    const started = Date.now();
+    while (p.count() < 1) await new Promise((r) => setTimeout(r, 10));
+    t.equal(p.count(), 1, 'the request reached the proxy, which never answers it');
     await p.stop();
-    t.ok(Date.now() - started < 2_000, 'stop() did not wait for the hung request');
-    await t.rejects(hung);
+    await t.rejects(hung, 'stop() ended the hung request instead of waiting for it');
   });
 });
 

@@ -60,6 +60,8 @@ export class KubeApiServer {
   readonly requests: RecordedRequest[] = [];
   /** delay before answering non-watch requests */
   latencyMs = 0;
+  /** while set, non-watch requests wait for it to settle: the test decides when the server answers */
+  hold: Promise<unknown> | undefined;
 
   readonly #server: Server;
   readonly #caPem: string;
@@ -288,7 +290,9 @@ export class KubeApiServer {
         { ...(rec.name !== undefined ? { name: rec.name } : {}), kind: route.resource },
       );
     }
-    if (!watch && this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+    // unref: a test that set a long latency must not keep its process alive after it closed the server.
+    if (!watch && this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs).unref());
+    if (!watch && this.hold) await this.hold;
     if (res.destroyed) return;
 
     if (method !== 'GET')

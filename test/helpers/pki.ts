@@ -49,7 +49,7 @@ export interface TestPki {
 
 function run(args: string[], cwd: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('openssl', args, { cwd, timeout: 20_000 }, (err, stdout, stderr) => {
+    execFile('openssl', args, { cwd }, (err, stdout, stderr) => {
       if (err) reject(new Error(`openssl ${args.join(' ')} failed: ${err.message}\n${stderr}`));
       else resolve(stdout);
     });

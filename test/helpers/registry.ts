@@ -136,6 +136,8 @@ function htpasswdLine(u: RegistryUser): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A net for a registry that never starts, not a speed limit: on a busy machine start-up takes long. */
+const START_TIMEOUT_MS = 90_000;
 
 interface Running {
   proc: ChildProcess;
@@ -260,7 +262,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       authConfig.token = { realm, service, issuer, rootcertbundle: pki.caFile };
     }
 
-    const deadline = Date.now() + (opts.startTimeoutMs ?? 20_000);
+    const deadline = Date.now() + (opts.startTimeoutMs ?? START_TIMEOUT_MS);
     let port = 0;
     let lastOutcome = '';
     for (let attempt = 1; attempt <= 5; attempt++) {
@@ -298,7 +300,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     if (!running) {
       // The temp dir is removed on failure, so the error carries what is needed to debug.
       throw new Error(
-        `${REGISTRY_BIN} did not start (${lastOutcome}) within ${opts.startTimeoutMs ?? 20_000} ms\n` +
+        `${REGISTRY_BIN} did not start (${lastOutcome}) within ${opts.startTimeoutMs ?? START_TIMEOUT_MS} ms\n` +
           `config: ${readFileSync(configFile, 'utf8').replace(/\s+/g, ' ')}\nlog tail:\n${tail(logFile)}`,
       );
     }

@@ -11,7 +11,7 @@ import { parseServeArgs } from '../../src/cli/serve.ts';
 import { ConfigError } from '../../src/config.ts';
 import { sharedPki } from '../helpers/pki.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
-import { call, client, podReview, waitFor, type Obj } from './lib.ts';
+import { call, client, podReview, type Obj } from './lib.ts';
 
 const NODE = join(repoRoot, 'node_modules/.bin/node');
 const MAIN = join(repoRoot, 'src/cli/main.ts');
@@ -54,14 +54,34 @@ t.teardown(() => {
   for (const p of started) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
 });
 
-/** Its exit; a process still running after `ms` is killed (and the test sees a null code). */
-function finished(p: Proc, ms = 30_000) {
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), ms);
-  return p.exit.finally(() => clearTimeout(timer));
+/**
+ * The first JSON log line on stdout that `match` accepts. Waits for output, not for a time: a busy
+ * machine only makes it later. A process that exits first fails the wait; one that never says it
+ * fails the test by tap's timeout.
+ */
+function logLine(p: Proc, match: (line: Obj) => boolean): Promise<Obj> {
+  return new Promise((resolve, reject) => {
+    const look = () => {
+      // Complete lines only: the last piece may be half a line.
+      for (const text of p.stdout().split('\n').slice(0, -1)) {
+        if (!text.startsWith('{')) continue;
+        const line = JSON.parse(text) as Obj;
+        if (match(line)) {
+          p.child.stdout!.off('data', look);
+          resolve(line);
+          return;
+        }
+      }
+    };
+    p.child.stdout!.on('data', look);
+    p.exit.then(({ code, signal }) => reject(new Error(`exited (${code ?? signal}) first: ${p.stderr()}`)));
+    look();
+  });
 }
 
 // Every start-up failure is spawned at once, here: each process spends a second or two loading
-// before it fails, and the tests below only wait for their answers.
+// (far more on a busy machine) before it fails, and the tests below only wait for their exits. No
+// test gives a child a time limit: "not a hang" means it exits at all, within tap's file timeout.
 const badFile = file(
   'bad.yaml',
   [
@@ -94,7 +114,7 @@ const takenPort = (taken.address() as AddressInfo).port;
 const run = (args: string[], env: Record<string, string> = {}) => {
   const p = pullguard(args, env);
   started.push(p);
-  return { p, exit: finished(p) };
+  return { p, exit: p.exit };
 };
 const failures = {
   badFile: run(['serve', '--config', badFile]),
@@ -248,19 +268,7 @@ t.test('PULLGUARD_MODE overrides the file in the running server; SIGTERM stops i
   );
   const p = pullguard(['serve', '--config', cfg], { PULLGUARD_MODE: 'warn' });
   started.push(p);
-  const listening = await waitFor(
-    'the listening line',
-    () => {
-      if (p.child.exitCode !== null) throw new Error(`exited ${p.child.exitCode}: ${p.stderr()}`);
-      return p
-        .stdout()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as Obj)
-        .find((l) => l.msg === 'pullguard webhook listening');
-    },
-    20_000,
-  );
+  const listening = await logLine(p, (l) => l.msg === 'pullguard webhook listening');
   t.equal(listening.mode, 'warn', 'the environment won over the file');
   t.match(listening.address, /^https:\/\/127\.0\.0\.1:\d+$/);
 
@@ -281,7 +289,7 @@ t.test('PULLGUARD_MODE overrides the file in the running server; SIGTERM stops i
   t.match(res.json.response.warnings, [/container "app": image "registry\.invalid\/Demo\/UPPER:1\.0" is invalid/]);
 
   p.child.kill('SIGTERM');
-  const { code, signal } = await finished(p);
+  const { code, signal } = await p.exit;
   t.equal(signal, null, 'not killed by the signal');
   t.equal(code, 0, 'exit 0 after SIGTERM');
   t.match(p.stdout(), /"signal":"SIGTERM".*shutting down/);

@@ -73,16 +73,22 @@ t.test("the pod's pull secret opens the private registry; secrets never reach th
 });
 
 t.test("readiness waits for the node list; the nodes' platform is required", async (t) => {
-  api.latencyMs = 1500;
-  t.teardown(() => (api.latencyMs = 0));
+  // The API server holds its answer to the node list until the test has seen the 503.
+  let answer = () => {};
+  api.hold = new Promise<void>((resolve) => (answer = resolve));
+  t.teardown(() => {
+    answer();
+    api.hold = undefined;
+  });
   const s = await serve(regs, { cluster: { kubeconfig, watchNodes: true }, platforms: [] });
   t.teardown(() => s.close());
   const early = await s.get('/readyz');
   t.equal(early.status, 503, 'not ready before the nodes are listed');
   t.equal((await s.get('/healthz')).status, 200, 'but alive');
-  await waitFor('readiness', async () => (await s.get('/readyz')).status === 200, 10_000, 100);
+  answer();
+  api.hold = undefined;
+  await waitFor('readiness', async () => (await s.get('/readyz')).status === 200, undefined, 100);
   t.pass('ready once listed');
-  api.latencyMs = 0;
 
   // Only arm64 nodes now: the amd64-only demo/app:1.0 cannot run anywhere.
   api.putNode(makeNode({ name: 'arm-1', architecture: 'arm64' }));
@@ -98,7 +104,7 @@ t.test("readiness waits for the node list; the nodes' platform is required", asy
       const answer = await s.review(sample('deployment-create.json', regs));
       return answer.allowed ? undefined : answer;
     },
-    10_000,
+    undefined,
     100,
   );
   t.equal(r.allowed, false, "no build for the nodes' platform: denied");
@@ -107,19 +113,26 @@ t.test("readiness waits for the node list; the nodes' platform is required", asy
 });
 
 t.test('a slow API server: the review is still answered before the deadline, and not denied', async (t) => {
-  const deadline = 1500;
+  // Two causes could make this review late: the API server (slow here on purpose) and the registry
+  // (fast, but slow on a busy machine). The test decides which one is slow: the API server answers
+  // long after the whole deadline, and the deadline is long enough that the registry's share of it
+  // (what is left after the cluster reads give up) is ample even on a loaded machine.
+  const deadline = 10_000;
   const s = await serve(regs, {
     deadline,
     cluster: { kubeconfig, watchNodes: false },
     credentials: { nodeDockerConfigs: [] },
   });
   t.teardown(() => s.close());
-  api.latencyMs = 10_000;
+  api.latencyMs = deadline * 3;
   t.teardown(() => (api.latencyMs = 0));
   const started = performance.now();
   const r = await s.review(withPullSecret());
   const elapsed = performance.now() - started;
-  t.ok(elapsed < deadline + 2000, `answered in ${Math.round(elapsed)} ms (deadline ${deadline} ms)`);
+  t.ok(
+    elapsed < deadline * 2,
+    `answered in ${Math.round(elapsed)} ms (deadline ${deadline} ms), not by the API server`,
+  );
   t.equal(r.allowed, true, 'the secret could not be read in time: not a reason to deny');
   t.ok(r.warnings?.length >= 1, 'but a warning');
   t.match(r.warnings.join('\n'), 'container "sidecar"');

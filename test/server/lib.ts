@@ -251,7 +251,7 @@ export async function serve(
 /** What the API server would refuse in a warning: any C0/C1 control character, DEL included. */
 export const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-/** auditAnnotations keys must be qualified names once prefixed with "<webhook>/" (REFERENCE.md §10). */
+/** auditAnnotations keys must be qualified names once prefixed with "<webhook>/" (docs/protocol.md, Admission webhooks). */
 export const QUALIFIED_NAME_PART = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 
 export function runes(text: string): number {
@@ -261,7 +261,8 @@ export function runes(text: string): number {
 export async function waitFor<T>(
   what: string,
   fn: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 10_000,
+  // A net for a condition that never comes, not a speed limit: a busy machine only makes it later.
+  timeoutMs = 60_000,
   stepMs = 50,
 ): Promise<T> {
   const until = Date.now() + timeoutMs;

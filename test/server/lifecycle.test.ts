@@ -10,7 +10,10 @@ t.before(async () => {
 });
 t.teardown(() => regs?.stop());
 
-const DEADLINE = 1500;
+// Long enough that the registry's answers for the images that do not hang come well before it even
+// on a busy machine; the time assertions allow a generous margin derived from it.
+const DEADLINE = 4000;
+const MARGIN = DEADLINE * 2;
 
 t.test('a registry that hangs: allowed with a timeout warning, answered before the deadline', async (t) => {
   const s = await serve(regs, { deadline: DEADLINE });
@@ -23,7 +26,7 @@ t.test('a registry that hangs: allowed with a timeout warning, answered before t
   let started = performance.now();
   const r = await s.review(podReview(regs, [{ name: 'app', image: slow }]));
   let elapsed = performance.now() - started;
-  t.ok(elapsed < DEADLINE + 2000, `answered in ${Math.round(elapsed)} ms (deadline ${DEADLINE} ms)`);
+  t.ok(elapsed < DEADLINE + MARGIN, `answered in ${Math.round(elapsed)} ms (deadline ${DEADLINE} ms)`);
   t.ok(
     regs.plain.proxy!.count({ path: '/v2/demo/slow/manifests/1.0' }) >= 1,
     'the registry was asked and did not answer',
@@ -34,7 +37,7 @@ t.test('a registry that hangs: allowed with a timeout warning, answered before t
   t.match(r.warnings[0], `container "app": image "${slow}": the registry did not answer within `);
   const said = /did not answer within (\d+) ms;/.exec(r.warnings[0]);
   t.ok(
-    said && Number(said[1]) <= DEADLINE && Number(said[1]) > DEADLINE - 500,
+    said && Number(said[1]) <= DEADLINE && Number(said[1]) > DEADLINE / 2,
     `a whole number of ms, the time left of the deadline (${said?.[1]})`,
   );
   t.match(s.log.reviews().at(-1), {
@@ -53,7 +56,7 @@ t.test('a registry that hangs: allowed with a timeout warning, answered before t
     ]),
   );
   elapsed = performance.now() - started;
-  t.ok(elapsed < DEADLINE + 2000, `answered in ${Math.round(elapsed)} ms`);
+  t.ok(elapsed < DEADLINE + MARGIN, `answered in ${Math.round(elapsed)} ms`);
   t.equal(mixed.allowed, false);
   t.match(mixed.status.message, `container "app": image "${missing}"`);
   t.notMatch(mixed.status.message, 'demo/slow', 'the slow image is not a reason to deny');
@@ -72,7 +75,7 @@ t.test('a registry that answers half a manifest and stalls is a timeout too', as
   const started = performance.now();
   const r = await s.review(podReview(regs, [{ name: 'app', image: `${regs.plain.host}/demo/app:multi` }]));
   const elapsed = performance.now() - started;
-  t.ok(elapsed < DEADLINE + 2000, `answered in ${Math.round(elapsed)} ms`);
+  t.ok(elapsed < DEADLINE + MARGIN, `answered in ${Math.round(elapsed)} ms`);
   t.equal(stall.hits, 1, 'the index body was asked for, and half of it came');
   t.equal(r.allowed, true);
   t.match(r.warnings, [/did not answer within/]);
@@ -132,11 +135,17 @@ t.test(
     const s = await serve(regs);
     let closed = false;
     t.teardown(() => (closed ? undefined : s.close()));
+    // The registry holds its answer until the test has sent the readiness probe, so the review is
+    // still in flight while the server closes, however long each step takes.
+    let release = () => {};
     const delay = regs.plain.proxy!.fault(
-      { kind: 'delay', ms: 1000 },
+      { kind: 'hold', until: new Promise<void>((resolve) => (release = resolve)) },
       { method: 'HEAD', path: '/v2/demo/app/manifests/1.0' },
     );
-    t.teardown(() => delay.remove());
+    t.teardown(() => {
+      release();
+      delay.remove();
+    });
     regs.reset();
 
     const url = new URL(s.url);
@@ -158,14 +167,19 @@ t.test(
       () => regs.plain.proxy!.count({ method: 'HEAD', path: '/v2/demo/app/manifests/1.0' }) > 0,
     );
 
-    const started = performance.now();
     const closing = s.close().then(() => {
       closed = true;
-      return performance.now() - started;
     });
-    // A readiness probe that arrives on an open connection while closing.
-    await new Promise((r) => setTimeout(r, 50));
+    // A readiness probe that arrives on an open connection while closing. Once the server has it,
+    // the registry may answer the review.
+    const probed = new Promise<void>((resolve) =>
+      (s.app.server as import('node:https').Server).on('request', (req) => {
+        if (req.url === '/readyz') resolve();
+      }),
+    );
     sock.write('GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    await probed;
+    release();
 
     const review = await next();
     t.equal(review.status, 200, 'the review in flight was answered');
@@ -186,8 +200,8 @@ t.test(
       c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
     });
     t.equal(refused, 'ECONNREFUSED', 'no new connections');
-    const took = await closing;
-    t.ok(took < 5000, `close() resolved after the review (${Math.round(took)} ms)`);
+    await closing;
+    t.ok(closed, 'close() resolved once the review in flight was answered');
     t.equal(s.log.reviews().length, 1, 'the review was logged');
   },
 );

@@ -97,11 +97,7 @@ t.test('certificate reload: new connections get the new certificate, an open con
 
   // Half a renewal: the new certificate with the old key does not load; A stays.
   copyFileSync(b.certFile, certFile);
-  await waitFor(
-    'the mismatched pair to be noticed',
-    () => s.log.lines().some((l) => /cannot be used yet/.test(l.msg)),
-    10_000,
-  );
+  await waitFor('the mismatched pair to be noticed', () => s.log.lines().some((l) => /cannot be used yet/.test(l.msg)));
   t.equal((await peer(s.url, { ca: pki.caPem })).fingerprint256, fpA, 'a mismatched pair is not installed');
 
   copyFileSync(b.keyFile, keyFile);
@@ -109,7 +105,7 @@ t.test('certificate reload: new connections get the new certificate, an open con
   await waitFor(
     'certificate B on new connections',
     async () => (await peer(s.url, { ca: pki.caPem })).fingerprint256 === fpB,
-    10_000,
+    undefined,
     200,
   );
   t.pass(`new connections see certificate B after ${Date.now() - started} ms`);
@@ -132,7 +128,6 @@ t.test('certificate reload: new connections get the new certificate, an open con
   await waitFor(
     'the broken file to be noticed',
     () => s.log.lines().filter((l) => /cannot be used yet/.test(l.msg)).length >= 2,
-    10_000,
   );
   t.equal((await peer(s.url, { ca: pki.caPem })).fingerprint256, fpB, 'a broken file is not installed');
   const still = await s.get('/healthz');
@@ -163,7 +158,7 @@ t.test('certificate reload as a Secret volume does it: an atomic swap of the ..d
   await waitFor(
     'certificate B after the swap',
     async () => (await peer(s.url, { ca: pki.caPem })).fingerprint256 === fpB,
-    10_000,
+    undefined,
     200,
   );
   t.pass('new connections see the renewed certificate');
