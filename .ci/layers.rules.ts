@@ -1,0 +1,52 @@
+// The layers of docs/design.md, lowest first, for .ci/layers.ts. A module may import its own layer
+// and the layers below. Every folder and file directly under src/ must be listed; folders that are
+// not there yet may be (they are placed before they arrive).
+import type { Rules } from './layers.ts';
+
+export const rules: Rules = {
+  layers: [
+    // vocabulary and rules: no knowledge of registries, clusters or HTTP
+    ['reference', 'platform', 'findings.ts', 'errors.ts'],
+    // one concern each
+    ['registry', 'credentials', 'workload', 'config.ts'],
+    // the engine and the policy
+    ['preflight', 'policy'],
+    // use cases: the Kubernetes API, one pod's check, the AdmissionReview, diagnosing running pods
+    ['cluster', 'admission', 'podcheck', 'diagnose', 'watch'],
+    // the HTTP server: fastify, TLS, logs, metrics
+    ['server'],
+    // the composition root: builds everything from the configuration
+    ['app'],
+    // flags and commands
+    ['cli'],
+  ],
+  // Imports that break the rule today. Each names the issue that removes it; the check fails once an
+  // exception matches no import (or is no longer needed), so remove it with the fix.
+  exceptions: [
+    {
+      from: 'src/workload/images.ts',
+      to: 'src/admission/kinds.ts',
+      why: 'issue 11: the kinds table belongs below workload/',
+    },
+    {
+      from: 'src/credentials/sources.ts',
+      to: 'src/preflight/engine.ts',
+      why: 'issue 11: CredentialContext belongs in credentials/',
+    },
+    {
+      from: 'src/credentials/sources.ts',
+      to: 'src/cluster/reader.ts',
+      why: 'issue 11: credentials/ should take an interface the cluster reader implements',
+    },
+    {
+      from: 'src/admission/handler.ts',
+      to: 'src/server/metrics.ts',
+      why: 'issue 11: metrics reach the handler as an observer interface',
+    },
+    {
+      from: 'src/preflight/messages.ts',
+      to: 'src/preflight/engine.ts',
+      why: 'issue 11: the cycle engine.ts ⇄ messages.ts',
+    },
+  ],
+};
