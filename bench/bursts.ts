@@ -30,7 +30,7 @@ async function burst(reg: TestRegistry, n: number, image: string): Promise<Burst
   // Logs off the console: 1,000 review lines would only slow the terminal down.
   const logger = createLogger('info', { write: () => undefined });
   const config = validateConfig({
-    server: { host: '127.0.0.1', port: 0, tlsCert: pki.server.certFile, tlsKey: pki.server.keyFile },
+    server: { host: '127.0.0.1', port: 0, metricsPort: 0, tlsCert: pki.server.certFile, tlsKey: pki.server.keyFile },
     registry: { insecure: [reg.host] },
     cluster: { watchNodes: false },
   });

@@ -30,7 +30,7 @@ async function reviews(
   const logger = createLogger('info', { write: () => undefined });
   const config = validateConfig({
     deadline,
-    server: { host: '127.0.0.1', port: 0, tlsCert: pki.server.certFile, tlsKey: pki.server.keyFile },
+    server: { host: '127.0.0.1', port: 0, metricsPort: 0, tlsCert: pki.server.certFile, tlsKey: pki.server.keyFile },
     registry: { insecure: [reg.host] },
     cluster: { watchNodes: false },
   });

@@ -66,7 +66,7 @@ async function start(): Promise<Server> {
     },
   });
   const config = validateConfig({
-    server: { host: '127.0.0.1', port: 0, tlsCert: settings.certFile, tlsKey: settings.keyFile },
+    server: { host: '127.0.0.1', port: 0, metricsPort: 0, tlsCert: settings.certFile, tlsKey: settings.keyFile },
     registry: { insecure: [settings.registryHost] },
     cluster: { watchNodes: false },
     log: { level: settings.logLevel },

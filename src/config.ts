@@ -131,6 +131,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       host: z.string().default('0.0.0.0'),
       port: z.number().int().min(0).max(65535).default(8443),
+      /** plain-HTTP GET /metrics on its own port; 0 serves /metrics on the webhook's port instead */
+      metricsPort: z.number().int().min(0).max(65535).default(9090),
       tlsCert: z.string().optional(),
       tlsKey: z.string().optional(),
       /** AdmissionReview bodies carry object and oldObject; a 1.5 MiB object needs ~3 MiB, allow more */
@@ -184,7 +186,7 @@ export function readConfigFile(file: string): unknown {
 
 /**
  * PULLGUARD_* variables override the file: PULLGUARD_MODE, PULLGUARD_DEADLINE,
- * PULLGUARD_LOG_LEVEL, PULLGUARD_SERVER_PORT, PULLGUARD_SERVER_TLS_CERT, PULLGUARD_SERVER_TLS_KEY,
+ * PULLGUARD_LOG_LEVEL, PULLGUARD_SERVER_PORT, PULLGUARD_SERVER_METRICS_PORT, PULLGUARD_SERVER_TLS_CERT, PULLGUARD_SERVER_TLS_KEY,
  * PULLGUARD_CLUSTER_KUBECONFIG.
  */
 export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -198,6 +200,7 @@ export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unk
   if (env.PULLGUARD_DEADLINE) set(['deadline'], env.PULLGUARD_DEADLINE);
   if (env.PULLGUARD_LOG_LEVEL) set(['log', 'level'], env.PULLGUARD_LOG_LEVEL);
   if (env.PULLGUARD_SERVER_PORT) set(['server', 'port'], Number(env.PULLGUARD_SERVER_PORT));
+  if (env.PULLGUARD_SERVER_METRICS_PORT) set(['server', 'metricsPort'], Number(env.PULLGUARD_SERVER_METRICS_PORT));
   if (env.PULLGUARD_SERVER_TLS_CERT) set(['server', 'tlsCert'], env.PULLGUARD_SERVER_TLS_CERT);
   if (env.PULLGUARD_SERVER_TLS_KEY) set(['server', 'tlsKey'], env.PULLGUARD_SERVER_TLS_KEY);
   if (env.PULLGUARD_CLUSTER_KUBECONFIG) set(['cluster', 'kubeconfig'], env.PULLGUARD_CLUSTER_KUBECONFIG);

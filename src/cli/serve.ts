@@ -15,6 +15,7 @@ import { Preflight } from '../preflight/engine.ts';
 import { buildApp } from '../server/app.ts';
 import { createLogger } from '../server/logger.ts';
 import { Metrics } from '../server/metrics.ts';
+import { listenMetrics, type MetricsServer } from '../server/metrics-server.ts';
 import { readTlsPair, selfSigned, watchTls, type TlsPair } from '../server/tls.ts';
 import { parsePlatforms, readCaFiles, REGISTRY_FLAGS, registryOverrides, UsageError, type CliIO } from './check.ts';
 
@@ -26,6 +27,7 @@ Options:
       --config FILE             configuration file (YAML or JSON); flags and PULLGUARD_* variables override it
       --host ADDR               listen address (default 0.0.0.0)
       --port N                  listen port (default 8443)
+      --metrics-port N          plain-HTTP port for GET /metrics (default 9090; 0: on the webhook's port)
       --mode enforce|warn|audit cluster-wide default mode (default enforce)
       --tls-cert FILE           serving certificate (PEM); with --tls-key; reloaded when it changes
       --tls-key FILE            its private key; without both, a self-signed certificate is made
@@ -41,6 +43,8 @@ Options:
 export interface Running {
   app: FastifyInstance;
   url: string;
+  /** the plain-HTTP metrics port's address, when server.metricsPort is not 0 */
+  metricsUrl?: string;
   config: Config;
   engine: Preflight;
   logger: Logger;
@@ -56,6 +60,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Config |
         ...REGISTRY_FLAGS,
         host: { type: 'string' },
         port: { type: 'string' },
+        'metrics-port': { type: 'string' },
         mode: { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
@@ -75,6 +80,11 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Config |
   if (v.port) {
     if (!/^\d+$/.test(v.port)) throw new UsageError(`--port must be a number, not "${v.port}"`);
     server.port = Number(v.port);
+  }
+  if (v['metrics-port'] !== undefined) {
+    if (!/^\d+$/.test(v['metrics-port']))
+      throw new UsageError(`--metrics-port must be a number, not "${v['metrics-port']}"`);
+    server.metricsPort = Number(v['metrics-port']);
   }
   if (v['tls-cert']) server.tlsCert = v['tls-cert'];
   if (v['tls-key']) server.tlsKey = v['tls-key'];
@@ -162,14 +172,17 @@ export async function startServer(
     logger,
     tls,
     bodyLimit: config.server.bodyLimit,
+    metricsRoute: config.server.metricsPort === 0,
     ready: () => !nodes || nodes.ready,
   });
   const stopWatching =
     tlsCert && tlsKey
       ? watchTls(app.server as unknown as import('node:https').Server, tlsCert, tlsKey, logger)
       : () => undefined;
+  let metricsServer: MetricsServer | undefined;
   const close = async () => {
     stopWatching();
+    await metricsServer?.close();
     await app.close();
     await nodes?.stop();
     await engine.close();
@@ -184,8 +197,22 @@ export async function startServer(
       `cannot listen on ${config.server.host}:${config.server.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
     );
   }
-  logger.info({ address, mode: config.mode, deadlineMs: config.deadline }, 'pullguard webhook listening');
-  return { app, url: address, config, engine, logger, close };
+  if (config.server.metricsPort !== 0) {
+    try {
+      metricsServer = await listenMetrics(metrics, config.server.host, config.server.metricsPort);
+    } catch (err) {
+      await close();
+      throw new UsageError(
+        `cannot listen on ${config.server.host}:${config.server.metricsPort} (server.metricsPort): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+  }
+  const metricsUrl = metricsServer?.url;
+  logger.info(
+    { address, metrics: metricsUrl ?? `${address}/metrics`, mode: config.mode, deadlineMs: config.deadline },
+    'pullguard webhook listening',
+  );
+  return { app, url: address, ...(metricsUrl ? { metricsUrl } : {}), config, engine, logger, close };
 }
 
 export async function runServe(argv: string[], io: CliIO): Promise<number> {

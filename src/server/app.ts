@@ -15,6 +15,8 @@ export interface AppOptions {
   logger: Logger;
   tls: TlsPair | null;
   bodyLimit: number;
+  /** serve GET /metrics here too (server.metricsPort 0); otherwise it has a port of its own */
+  metricsRoute?: boolean;
   /** whether the server may take reviews (e.g. the node watch has listed once) */
   ready?: () => boolean;
 }
@@ -90,9 +92,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const ready = !closing && (opts.ready?.() ?? true);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready' });
   });
-  app.get('/metrics', async (_request, reply) => {
-    reply.header('content-type', opts.metrics.registry.contentType);
-    return opts.metrics.registry.metrics();
-  });
+  if (opts.metricsRoute ?? true)
+    app.get('/metrics', async (_request, reply) => {
+      reply.header('content-type', opts.metrics.registry.contentType);
+      return opts.metrics.registry.metrics();
+    });
   return app;
 }

@@ -83,6 +83,15 @@ t.test('probes hit /healthz and /readyz on the HTTPS port', async (t) => {
   t.equal(resolvePort(container, 'https'), config.server.port, 'the container port is the configured one');
 });
 
+t.test('the metrics port: the configured server.metricsPort, named metrics, in the Service', async (t) => {
+  t.equal(config.server.metricsPort, 9090, 'the configuration serves /metrics on 9090');
+  t.not(config.server.metricsPort, config.server.port, 'apart from the webhook port');
+  t.equal(resolvePort(container, 'metrics'), config.server.metricsPort, 'the container port "metrics" is it');
+  const svc = only(objects, 'Service');
+  const port = (svc.spec.ports as Obj[]).find((p) => p.name === 'metrics');
+  t.equal(port?.targetPort, 'metrics', 'the Service forwards its metrics port to it');
+});
+
 t.test('resource requests and limits', async (t) => {
   for (const kind of ['requests', 'limits']) {
     t.ok(container.resources?.[kind]?.cpu, `cpu ${kind}`);
@@ -91,8 +100,9 @@ t.test('resource requests and limits', async (t) => {
 });
 
 t.test('the command line, the configuration file and the mounted files agree', async (t) => {
-  t.equal(container.command, undefined, 'the image entrypoint (pullguard serve) is kept');
+  t.equal(container.command, undefined, 'the image entrypoint (the pullguard command) is kept');
   const args = container.args as string[];
+  t.equal(args[0], 'serve', 'the arguments start with the serve command');
   const configPath = args[args.indexOf('--config') + 1];
   t.equal(configPath, '/etc/pullguard/config.yaml', 'serve --config /etc/pullguard/config.yaml');
 

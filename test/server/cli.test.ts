@@ -259,6 +259,7 @@ t.test('PULLGUARD_MODE overrides the file in the running server; SIGTERM stops i
       'server:',
       '  host: 127.0.0.1',
       '  port: 0',
+      '  metricsPort: 0',
       `  tlsCert: ${pki.server.certFile}`,
       `  tlsKey: ${pki.server.keyFile}`,
       'cluster:',

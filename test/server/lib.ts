@@ -206,6 +206,8 @@ export async function serve(
     server: {
       host: '127.0.0.1',
       port: 0,
+      // /metrics on the webhook's port: parallel test servers cannot all take 9090
+      metricsPort: 0,
       ...(opts.tls === false ? {} : { tlsCert: pki.server.certFile, tlsKey: pki.server.keyFile }),
     },
     cluster: { watchNodes: false },
