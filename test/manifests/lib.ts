@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../helpers/fixtures.ts';
+import { k8sTool } from '../helpers/k8s-tools.ts';
 
 export { repoRoot };
 export const manifestsDir = join(repoRoot, 'manifests');
@@ -134,7 +135,8 @@ function which(tool: string, extra: string[] = []): string | undefined {
   return undefined;
 }
 
-export const kubectl = which('kubectl', ['/usr/bin', '/usr/local/bin']);
+// The real kubectl (and its kustomize) from the dev dependency's layer: the same version everywhere.
+export const kubectl: string | undefined = k8sTool('kubectl');
 export const openssl = which('openssl', ['/usr/bin', '/usr/local/bin']);
 
 /**

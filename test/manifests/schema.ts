@@ -232,6 +232,42 @@ export const KIND_CHECKS: Record<string, { apiVersion: string; check: Check }> =
       }
     },
   },
+  NetworkPolicy: {
+    apiVersion: 'networking.k8s.io/v1',
+    check: (o, _opts, p) => {
+      if (!isMap(o.spec?.podSelector)) p.push('spec.podSelector is required');
+      for (const dir of ['ingress', 'egress'] as const) {
+        for (const [i, rule] of ((o.spec?.[dir] as Obj[] | undefined) ?? []).entries()) {
+          for (const [j, port] of ((rule.ports as Obj[] | undefined) ?? []).entries()) {
+            if (!isPort(port.port) && !(nonEmptyString(port.port) && DNS1123_LABEL.test(port.port)))
+              p.push(`spec.${dir}[${i}].ports[${j}].port must be 1-65535 or a port name`);
+            if (!['TCP', 'UDP', 'SCTP'].includes(port.protocol ?? 'TCP'))
+              p.push(`spec.${dir}[${i}].ports[${j}].protocol is invalid`);
+          }
+        }
+      }
+    },
+  },
+  ServiceMonitor: {
+    apiVersion: 'monitoring.coreos.com/v1',
+    check: (o, _opts, p) => {
+      if (!isMap(o.spec?.selector)) p.push('spec.selector is required');
+      if (!nonEmptyArray(o.spec?.endpoints)) p.push('spec.endpoints must not be empty');
+    },
+  },
+  PrometheusRule: {
+    apiVersion: 'monitoring.coreos.com/v1',
+    check: (o, _opts, p) => {
+      for (const [i, g] of ((o.spec?.groups as Obj[] | undefined) ?? []).entries()) {
+        if (!nonEmptyString(g.name)) p.push(`spec.groups[${i}].name is required`);
+        for (const [j, r] of ((g.rules as Obj[] | undefined) ?? []).entries()) {
+          if (!nonEmptyString(r.expr)) p.push(`spec.groups[${i}].rules[${j}].expr is required`);
+          if (!nonEmptyString(r.alert) && !nonEmptyString(r.record))
+            p.push(`spec.groups[${i}].rules[${j}] needs alert or record`);
+        }
+      }
+    },
+  },
   Issuer: {
     apiVersion: 'cert-manager.io/v1',
     check: (o, _opts, p) => {
