@@ -1,29 +1,32 @@
 # syntax=docker/dockerfile:1
-# pullguard container image: `pullguard serve` on Node.js 26 LTS, non-root, no shell.
+# pullguard container image: the `pullguard` command on Node.js 26 LTS, non-root, no shell.
+# The entrypoint is the command and `serve` its default argument, so
+#   docker run --rm -i IMAGE check -f - < manifests.yaml
+# checks manifests, and without arguments the container runs the webhook.
+#
 #   docker build -t pullguard:0.1.0 .
+#   # both platforms at once (the bundle is plain JavaScript, built once on the build machine):
+#   docker buildx build --platform linux/amd64,linux/arm64 -t ghcr.io/pullguard/pullguard:0.1.0 --push .
 # For releases, pin both base images by digest (FROM image:tag@sha256:...).
 
 # Node version pinned in package.json (the `node` dev dependency); the test checks they agree.
 ARG NODE_VERSION=26.10.0
 
-# --- build: the full toolchain compiles src/ to dist/ ------------------------------------------
-FROM node:${NODE_VERSION}-trixie-slim AS build
+# --- build: the toolchain bundles src/ into dist/ (dependencies included) ------------------------
+# On the build machine's own platform: its output is the same JavaScript for every target.
+FROM --platform=$BUILDPLATFORM node:${NODE_VERSION}-trixie-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
+# a dev dependency of the tests, installed from this folder (npm ci needs its package.json)
+COPY test/fixtures/node-old/package.json ./test/fixtures/node-old/
 # Scripts stay on here: the pinned `node` dev dependency installs its binary in one.
 RUN npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json ./
+COPY scripts ./scripts
 COPY src ./src
 RUN npm run build
 
-# --- deps: production dependencies only ---------------------------------------------------------
-FROM node:${NODE_VERSION}-trixie-slim AS deps
-WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
-# No production dependency has an install script; refusing them keeps the image reproducible.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
-
-# --- runtime: Node.js and the compiled output, nothing else (no shell, no package manager) -------
+# --- runtime: Node.js, the bundle and the command, nothing else (no shell, no package manager) ---
 FROM gcr.io/distroless/nodejs26-debian13:nonroot AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
@@ -38,11 +41,14 @@ LABEL org.opencontainers.image.title="pullguard" \
       org.opencontainers.image.created="${CREATED}"
 ENV NODE_ENV=production
 WORKDIR /app
-# Owned by root, so the process cannot change its own code. package.json marks dist/ as ESM.
+# Owned by root, so the process cannot change its own code. package.json marks the files as ESM;
+# bin/pullguard.js is the file npm's `pullguard` command runs too.
 COPY package.json ./
-COPY --from=deps /app/node_modules ./node_modules
+COPY bin ./bin
 COPY --from=build /app/dist ./dist
 # The distroless nonroot user, by number so runAsNonRoot can verify it.
 USER 65532:65532
-EXPOSE 8443
-ENTRYPOINT ["/nodejs/bin/node", "--enable-source-maps", "dist/cli/main.js", "serve"]
+# the webhook (HTTPS) and the metrics (plain HTTP) ports
+EXPOSE 8443 9090
+ENTRYPOINT ["/nodejs/bin/node", "bin/pullguard.js"]
+CMD ["serve"]

@@ -11,8 +11,14 @@ Commands:
   check   check images and manifests (for CI and before kubectl apply)
   serve   run the validating admission webhook
 
-Run "pullguard <command> --help" for a command's options.
+Run "pullguard <command> --help" for a command's options; "pullguard --version" for the version.
 `;
+
+/** package.json's version: two folders up from both src/cli/main.ts and dist/cli/main.js. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 export async function main(argv: string[], io: CliIO): Promise<number> {
   const [command, ...rest] = argv;
@@ -23,6 +29,11 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       const { runServe } = await import('./serve.ts');
       return runServe(rest, io);
     }
+    case '-V':
+    case '--version':
+    case 'version':
+      io.stdout(`pullguard ${version()}\n`);
+      return 0;
     case undefined:
     case '-h':
     case '--help':
@@ -35,10 +46,8 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   }
 }
 
-const invokedDirectly = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
-if (invokedDirectly) {
-  // `npm run pullguard -- check -f x.yaml` runs in the package folder; paths are the caller's.
-  if (process.env.npm_lifecycle_event === 'pullguard' && process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
+/** The process's command line: stdio, exit code, and the one-line report of an unexpected error. */
+export function runCli(argv: string[]): Promise<void> {
   const io: CliIO = {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),
@@ -46,7 +55,7 @@ if (invokedDirectly) {
     env: process.env,
     isTTY: Boolean(process.stdout.isTTY),
   };
-  main(process.argv.slice(2), io).then(
+  return main(argv, io).then(
     (code) => {
       // serve keeps running; check ends here (its registry pools would otherwise hold the loop).
       if (code >= 0) process.exitCode = code;
@@ -56,4 +65,12 @@ if (invokedDirectly) {
       process.exitCode = 2;
     },
   );
+}
+
+// `node src/cli/main.ts …` (npm run pullguard); the installed command goes through bin/pullguard.js.
+const invokedDirectly = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (invokedDirectly) {
+  // `npm run pullguard -- check -f x.yaml` runs in the package folder; paths are the caller's.
+  if (process.env.npm_lifecycle_event === 'pullguard' && process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
+  void runCli(process.argv.slice(2));
 }

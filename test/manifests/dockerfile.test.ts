@@ -14,6 +14,7 @@ interface Instruction {
 }
 interface Stage {
   base: string;
+  flags?: Record<string, string>;
   name?: string;
   index: number;
   body: Instruction[];
@@ -44,7 +45,13 @@ function parseDockerfile(text: string): { args: Record<string, string>; stages: 
   for (const ins of instructions) {
     if (ins.op === 'FROM') {
       const [base, as, name] = ins.args.split(/\s+/);
-      stages.push({ base: base!, name: as?.toUpperCase() === 'AS' ? name : undefined, index: stages.length, body: [] });
+      stages.push({
+        base: base!,
+        name: as?.toUpperCase() === 'AS' ? name : undefined,
+        flags: ins.flags,
+        index: stages.length,
+        body: [],
+      });
     } else if (!stages.length) {
       if (ins.op !== 'ARG') throw new Error(`Dockerfile line ${ins.line}: only ARG may come before FROM`);
       const [k, v] = ins.args.split('=');
@@ -115,6 +122,11 @@ t.test('multi-stage: build with the toolchain, ship on a Node.js 26 base', async
       new RegExp(`^node:${nodeVersion.replace(/\./g, '\\.')}-[a-z]+-slim$`),
       `stage ${s.name}: official node slim image of that version`,
     );
+    t.equal(
+      s.flags?.platform,
+      '$BUILDPLATFORM',
+      `stage ${s.name} runs on the build machine's platform (its output is plain JavaScript for every target)`,
+    );
   }
   t.match(
     runtime.base,
@@ -124,11 +136,16 @@ t.test('multi-stage: build with the toolchain, ship on a Node.js 26 base', async
   t.same(bodyOf(runtime, 'RUN'), [], 'the runtime stage runs nothing (it has no shell)');
   const build = stages.find((s) => s.body.some((i) => i.op === 'RUN' && /\bnpm run build\b/.test(i.args)));
   t.ok(build && build !== runtime, 'a build stage runs `npm run build`');
-  t.match(pkg.scripts.build, /tsc -p tsconfig\.build\.json/, 'which compiles with tsconfig.build.json');
-  const tsBuild = JSON.parse(readFileSync(join(repoRoot, 'tsconfig.build.json'), 'utf8')) as Obj;
-  t.same([tsBuild.compilerOptions.rootDir, tsBuild.compilerOptions.outDir], ['src', 'dist'], 'src/ -> dist/');
-  const deps = stages.find((s) => s.body.some((i) => i.op === 'RUN' && /\bnpm ci\b.*--omit=dev/.test(i.args)));
-  t.ok(deps && deps !== build, 'production dependencies are installed apart, without dev dependencies');
+  t.equal(pkg.scripts.build, 'node scripts/build.ts', 'which bundles with scripts/build.ts');
+  const buildScript = readFileSync(join(repoRoot, 'scripts', 'build.ts'), 'utf8');
+  t.match(buildScript, /entryPoints: \['src\/cli\/main\.ts'\]/, 'from src/cli/main.ts');
+  t.match(buildScript, /outdir: 'dist'/, 'into dist/');
+  t.match(buildScript, /bundle: true/, 'with its dependencies');
+  t.same(pkg.dependencies ?? {}, {}, 'so the package has no runtime dependencies to install');
+  t.notOk(
+    bodyOf(runtime, 'COPY').some((c) => /node_modules/.test(c.args)),
+    'and the image carries no node_modules',
+  );
 });
 
 t.test('runs as a non-root user', async (t) => {
@@ -176,56 +193,58 @@ t.test('.dockerignore keeps secrets and local state out of the build context', a
   ]) {
     t.ok(dockerIgnored(path, ignorePatterns), `${path} excluded`);
   }
-  for (const path of ['src/cli/main.ts', 'package.json', 'package-lock.json', 'tsconfig.build.json']) {
+  for (const path of ['src/cli/main.ts', 'package.json', 'package-lock.json', 'scripts/build.ts', 'bin/pullguard.js']) {
     t.notOk(dockerIgnored(path, ignorePatterns), `${path} included`);
   }
 });
 
-t.test('the entrypoint is `pullguard serve` as package.json defines it', async (t) => {
+t.test("the entrypoint runs the file npm's `pullguard` bin runs; CMD is serve", async (t) => {
   const entry = execForm(bodyOf(runtime, 'ENTRYPOINT').at(-1));
   t.ok(entry, 'ENTRYPOINT in exec form (no shell to run a shell form)');
   const bin = pkg.bin.pullguard as string;
-  t.equal(bin, 'dist/cli/main.js');
-  const script = entry?.find((a) => a.endsWith('.js'));
+  t.equal(pkg.bin['kubectl-pullguard'], bin, 'the kubectl plugin is the same file');
   t.match(entry?.[0], /\/node$/, 'runs node');
+  const script = entry?.find((a) => a.endsWith('.js'));
   t.equal(script, bin, 'the script is package.json bin.pullguard');
-  t.equal(entry?.[entry.indexOf(script ?? '') + 1], 'serve', 'with the serve command');
+  t.equal(entry?.at(-1), script, 'nothing after the script: the arguments are the command line');
   t.ok(
     entry?.slice(1, entry.indexOf(script ?? '')).every((a) => a.startsWith('--')),
     'only node flags before the script',
   );
-  const cmd = bodyOf(runtime, 'CMD');
-  t.ok(
-    cmd.length === 0 || execForm(cmd.at(-1))?.every((a) => a.startsWith('-') || a.startsWith('/')),
-    'CMD, if any, only adds serve options',
-  );
+  t.same(execForm(bodyOf(runtime, 'CMD').at(-1)), ['serve'], 'CMD ["serve"]: no arguments runs the webhook');
 
-  // The script must be in the image: WORKDIR + the dist/ copied from the build stage.
+  // The script and what it loads must be in the image: WORKDIR, bin/ from the context, dist/ from the build.
   const workdir = bodyOf(runtime, 'WORKDIR').at(-1)?.args;
   t.equal(workdir, '/app', 'WORKDIR /app');
-  const distCopy = bodyOf(runtime, 'COPY').find((c) => c.flags.from && /\/dist\s/.test(`${c.args} `));
+  const copies = bodyOf(runtime, 'COPY');
+  t.ok(
+    copies.some((c) => !c.flags.from && c.args.split(/\s+/)[0] === bin.split('/')[0]),
+    `${bin.split('/')[0]}/ is copied from the build context`,
+  );
+  t.ok(existsSync(join(repoRoot, bin)), `${bin} exists`);
+  const binText = readFileSync(join(repoRoot, bin), 'utf8');
+  const loaded = /import\('\.\.\/(dist\/[^']+)'\)/.exec(binText)?.[1];
+  t.equal(loaded, 'dist/cli/main.js', 'the bin loads the bundle entry dist/cli/main.js');
+  const distCopy = copies.find((c) => c.flags.from && /\/dist\s/.test(`${c.args} `));
   t.ok(distCopy, 'dist/ comes from the build stage');
   t.match(distCopy?.args, /\s\.\/dist\/?$|\s\/app\/dist\/?$/, 'into /app/dist');
-  const src = join(repoRoot, bin.replace(/^dist\//, 'src/').replace(/\.js$/, '.ts'));
-  t.ok(existsSync(src), `${bin} is compiled from ${src.slice(repoRoot.length + 1)}`);
   t.ok(
-    bodyOf(runtime, 'COPY').some((c) => !c.flags.from && c.args.split(/\s+/).includes('package.json')),
-    'package.json is in the image (it makes dist/ ESM)',
+    copies.some((c) => !c.flags.from && c.args.split(/\s+/).includes('package.json')),
+    'package.json is in the image (it makes the files ESM and holds the version)',
   );
   t.equal(pkg.type, 'module');
 
-  // The Deployment adds the configuration file: together `pullguard serve --config …`.
+  // The Deployment's arguments replace CMD: together `pullguard serve --config …`.
   const container = only(baseObjects(), 'Deployment').spec.template.spec.containers[0];
   t.equal(container.command, undefined, 'the Deployment keeps the entrypoint');
   t.same(
-    [...(entry ?? []).slice((entry ?? []).indexOf('serve')), ...container.args],
+    container.args,
     ['serve', '--config', '/etc/pullguard/config.yaml'],
-    'the pods run `serve --config /etc/pullguard/config.yaml`',
+    'the pods run `pullguard serve --config /etc/pullguard/config.yaml`',
   );
-  t.ok(
-    bodyOf(runtime, 'EXPOSE').some((e) => e.args.split(/\s+/).includes('8443')),
-    'EXPOSE 8443',
-  );
+  const exposed = bodyOf(runtime, 'EXPOSE').flatMap((e) => e.args.split(/\s+/));
+  t.ok(exposed.includes('8443'), 'EXPOSE 8443 (the webhook)');
+  t.ok(exposed.includes('9090'), 'EXPOSE 9090 (metrics)');
 });
 
 t.test('OCI labels', async (t) => {
@@ -257,21 +276,20 @@ t.test('OCI labels', async (t) => {
   );
 });
 
-t.test('production dependencies install without scripts', async (t) => {
-  // The deps stage uses --ignore-scripts; a production dependency that needs its install script
-  // would break at run time, so it must be noticed here.
-  const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as Obj;
-  const withScripts = Object.entries(lock.packages as Record<string, Obj>)
-    .filter(([, p]) => p.hasInstallScript && !p.dev)
-    .map(([k]) => k);
-  t.same(withScripts, [], 'no production dependency has an install script');
+t.test('the build installs exactly the lock, with what npm ci needs to read', async (t) => {
+  const build = stages.find((s) => s.body.some((i) => i.op === 'RUN' && /\bnpm run build\b/.test(i.args)))!;
   t.ok(
-    stages.some((s) =>
-      s.body.some(
-        (i) =>
-          i.op === 'RUN' && /npm ci .*--omit=dev.*--ignore-scripts|npm ci .*--ignore-scripts.*--omit=dev/.test(i.args),
-      ),
-    ),
-    'npm ci --omit=dev --ignore-scripts',
+    build.body.some((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args)),
+    'npm ci (the lock, nothing resolved anew)',
   );
+  // every file: dependency (a folder in this repository) must be copied before npm ci
+  const local = Object.values({ ...pkg.dependencies, ...pkg.devDependencies } as Record<string, string>)
+    .filter((v) => v.startsWith('file:'))
+    .map((v) => `${v.slice('file:'.length)}/package.json`);
+  for (const file of local) {
+    t.ok(
+      build.body.some((i) => i.op === 'COPY' && i.args.split(/\s+/).includes(file)),
+      `${file} is copied for npm ci`,
+    );
+  }
 });
