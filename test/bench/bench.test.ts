@@ -14,7 +14,7 @@ function bench(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; 
     execFile(
       process.execPath,
       [join(root, 'bench/run.ts'), ...args],
-      { cwd: root, env: { ...process.env, ...env }, timeout: 150_000, maxBuffer: 16 * 1024 * 1024 },
+      { cwd: root, env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) =>
         resolve({
           code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0,
