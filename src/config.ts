@@ -9,15 +9,16 @@ import { FAIL_REASONS, REASONS } from './findings.ts';
 const duration = z
   .union([
     z.number().int().nonnegative(),
-    z.string().regex(/^\d+(ms|s|m|h)$/, 'a duration such as 500ms, 8s, 5m or 1h'),
+    z.string().regex(/^\d+(ms|s|m|h)?$/, 'a duration such as 500ms, 8s, 5m, 1h or 8000 (milliseconds)'),
   ])
   .transform((v) => (typeof v === 'number' ? v : parseDuration(v)));
 
+/** 500ms, 8s, 5m, 1h, or bare milliseconds (8000), as the configuration file accepts them. */
 export function parseDuration(text: string): number {
-  const m = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
-  if (!m) throw new Error(`"${text}" is not a duration (use 500ms, 8s, 5m or 1h)`);
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a duration (use 500ms, 8s, 5m, 1h or milliseconds such as 8000)`);
   const n = Number(m[1]);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
   return n * unit;
 }
 

@@ -32,6 +32,12 @@ t.test('durations', async (t) => {
   t.equal(parseDuration('1h'), 3_600_000);
   t.throws(() => parseDuration('soon'));
   t.equal(validateConfig({ cache: { negativeTtl: 2500 } }).cache.negativeTtl, 2500, 'plain milliseconds');
+  // bare milliseconds everywhere: --timeout 5000, PULLGUARD_DEADLINE=5000, "5000" in the file
+  t.equal(parseDuration('5000'), 5000);
+  t.equal(validateConfig({ cache: { negativeTtl: '2500' } }).cache.negativeTtl, 2500, 'a string of milliseconds');
+  t.equal(loadConfig({ env: { PULLGUARD_DEADLINE: '5000' } }).deadline, 5000);
+  t.throws(() => parseDuration('5 s'));
+  t.throws(() => parseDuration('-5'));
 });
 
 t.test('every wrong field is named with its path', async (t) => {
