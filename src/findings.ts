@@ -18,6 +18,8 @@ export const RISK_REASONS = [
   'registry-error',
   'timeout',
   'unverifiable',
+  // `pullguard check --offline`: the reference is valid, the registry was not asked
+  'not-checked',
 ] as const;
 export const REASONS = [...FAIL_REASONS, ...RISK_REASONS, 'available'] as const;
 export type Reason = (typeof REASONS)[number];
@@ -37,6 +39,15 @@ export interface ImageUse {
   field: string;
   image: string;
   pullPolicy?: string;
+  /** where the image field is written, for images read from manifest files */
+  source?: SourcePosition;
+}
+
+/** A place in a manifest file; lines and columns count from 1. stdin is the file `-`. */
+export interface SourcePosition {
+  file: string;
+  line: number;
+  column: number;
 }
 
 export interface Finding {
@@ -56,6 +67,7 @@ export interface Finding {
   evidence: string[];
   digest?: string;
   suggestions?: string[];
+  source?: SourcePosition;
 }
 
 /** Quotes text for a message: control characters escaped (the API server drops warnings with them), length capped. */

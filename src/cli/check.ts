@@ -1,31 +1,39 @@
 // `pullguard check`: the engine on images and manifests, for CI pipelines and people.
-// Exit 0: nothing fails; 1: an image would fail (or, with --strict, might); 2: bad usage or input.
+// Exit 0: every image verified (or only risks); 1: an image would fail (or, with --strict, might);
+// 2: bad usage or input; 3: nothing failed but some image could not be verified.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, parseDuration, type Config } from '../config.ts';
 import { CredentialFileError, keyringFromFiles } from '../credentials/files.ts';
 import { Keyring } from '../credentials/keyring.ts';
-import type { Finding, ImageUse } from '../findings.ts';
+import { oneLine, type Finding, type ImageUse } from '../findings.ts';
 import { parsePlatform, type Platform } from '../platform/index.ts';
 import { Preflight, type CredentialContext } from '../preflight/engine.ts';
-import { explain } from '../preflight/messages.ts';
-import { parseImage } from '../reference/index.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeConfigError, loadKubeConfig } from '../cluster/kubeconfig.ts';
 import { NodeWatcher } from '../cluster/nodes.ts';
 import { ClusterReader } from '../cluster/reader.ts';
 import { PodCredentials } from '../credentials/sources.ts';
-import { imageUsesOf, podSpecSite, pullSecretNames, type PodSpecSite } from '../workload/images.ts';
-import { InputError, readManifests } from './manifests.ts';
-import { toJson, toText } from './output.ts';
+import { imageFieldProblems, imageUsesOf, podSpecSite, pullSecretNames, type PodSpecSite } from '../workload/images.ts';
+import { InputError, readManifests, type SourcedObject } from './manifests.ts';
+import { offlineFindings } from './offline.ts';
+import { parseOutputs, render, type OutputTarget } from './output/index.ts';
+import { Progress } from './progress.ts';
+import { buildReport, objectText } from './report.ts';
+import { version } from './version.ts';
 
 export interface CliIO {
   stdout: (s: string) => void;
   stderr: (s: string) => void;
   stdin: () => string;
   env: NodeJS.ProcessEnv;
+  /** stdout is a terminal: colour */
   isTTY: boolean;
+  /** stderr is a terminal: progress */
+  stderrIsTTY?: boolean;
+  /** the terminal's width when stdout is one (COLUMNS overrides it) */
+  columns?: number | undefined;
 }
 
 export const CHECK_USAGE = `Usage: pullguard check [IMAGE...] [-f FILE|DIR|-]... [options]
@@ -38,17 +46,24 @@ Options:
       --platform OS/ARCH[/VAR]  platforms the pods may run on, comma-separated (repeatable)
       --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
       --registry-ca FILE        extra CA certificate (PEM) trusted for registries (repeatable)
-      --timeout DURATION        overall deadline, e.g. 8s (default from config: 8s)
-      --offline                 check references only, no network
+      --timeout DURATION        overall deadline, e.g. 8s or 8000 (milliseconds; default from config: 8s)
+      --offline                 no network: reference syntax and pull policies only; the rest is not-checked
       --strict                  treat risks as failures
-  -o, --output text|json        output format (default text)
+      --allow-unverified        images that could not be verified do not make the exit status 3
+      --allow-empty             input with no Kubernetes object is not an error
+  -o, --output FORMAT[=FILE]    text, json, sarif, junit or github (default text), to stdout or a file;
+                                repeatable: --output sarif=results.sarif --output text
+  -q, --quiet                   text output: only what is not ok
+      --version                 print the version
       --kubeconfig FILE         read pull secrets, ServiceAccounts and node platforms from this cluster
                                 (default: KUBECONFIG; without either, docker config files only)
   -n, --namespace NS            namespace of objects that name none (default: default)
       --config FILE             configuration file (YAML or JSON); flags override it
   -h, --help                    this help
 
-Exit status: 0 nothing fails, 1 an image would fail, 2 bad usage or unreadable input.
+Exit status: 0 every image verified (risks accepted unless --strict), 1 an image would fail,
+2 bad usage or input (no Kubernetes object, an image field the API server would reject),
+3 nothing failed but some images could not be verified (unreachable registry, timeout, --offline).
 `;
 
 export class UsageError extends Error {}
@@ -60,7 +75,10 @@ export interface CheckArgs {
   platforms: Platform[];
   offline: boolean;
   strict: boolean;
-  output: 'text' | 'json';
+  allowUnverified: boolean;
+  allowEmpty: boolean;
+  quiet: boolean;
+  outputs: OutputTarget[];
   namespace: string;
   config: Config;
 }
@@ -120,7 +138,7 @@ export function readCaFiles(files: readonly string[]): string[] {
   });
 }
 
-export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArgs | 'help' {
+export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArgs | 'help' | 'version' {
   let parsed;
   try {
     parsed = parseArgs({
@@ -131,7 +149,11 @@ export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArg
         filename: { type: 'string', short: 'f', multiple: true },
         offline: { type: 'boolean' },
         strict: { type: 'boolean' },
-        output: { type: 'string', short: 'o' },
+        'allow-unverified': { type: 'boolean' },
+        'allow-empty': { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
+        version: { type: 'boolean' },
+        output: { type: 'string', short: 'o', multiple: true },
         kubeconfig: { type: 'string' },
         namespace: { type: 'string', short: 'n' },
         help: { type: 'boolean', short: 'h' },
@@ -142,8 +164,13 @@ export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArg
   }
   const v = parsed.values;
   if (v.help) return 'help';
-  const output = v.output ?? 'text';
-  if (output !== 'text' && output !== 'json') throw new UsageError(`--output must be text or json, not "${output}"`);
+  if (v.version) return 'version';
+  let outputs: OutputTarget[];
+  try {
+    outputs = parseOutputs(v.output ?? []);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   if (!parsed.positionals.length && !v.filename?.length) throw new UsageError('name at least one IMAGE or -f FILE');
   const flags = registryOverrides(v);
   if (v.kubeconfig) flags.cluster = { kubeconfig: v.kubeconfig };
@@ -155,7 +182,10 @@ export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArg
     platforms: parsePlatforms(config.platforms),
     offline: Boolean(v.offline),
     strict: Boolean(v.strict),
-    output,
+    allowUnverified: Boolean(v['allow-unverified']),
+    allowEmpty: Boolean(v['allow-empty']),
+    quiet: Boolean(v.quiet),
+    outputs,
     namespace: v.namespace ?? 'default',
     config,
   };
@@ -167,7 +197,23 @@ export interface Group {
   site?: PodSpecSite;
 }
 
-/** The image uses of the arguments and manifests, grouped by the object (pod spec) they belong to. */
+/** A field path such as spec.containers[0].image as keys and indexes. */
+function pathOf(field: string): (string | number)[] {
+  return field.split('.').flatMap((part) => {
+    const [key, ...indexes] = part.split('[');
+    return [key!, ...indexes.map((i) => Number(i.slice(0, -1)))];
+  });
+}
+
+function isKubernetesObject(o: unknown): boolean {
+  return o !== null && typeof o === 'object' && !Array.isArray(o) && typeof (o as { kind?: unknown }).kind === 'string';
+}
+
+/**
+ * The image uses of the arguments and manifests, grouped by the object (pod spec) they belong to,
+ * each with its place in its file. Input the API server would reject, and input without any
+ * Kubernetes object (unless allowed), is an InputError that names every place.
+ */
 export function collectGroups(args: CheckArgs, stdin: () => string): Group[] {
   const groups: Group[] = [];
   const images: ImageUse[] = args.images.map((image, i) => ({
@@ -177,33 +223,42 @@ export function collectGroups(args: CheckArgs, stdin: () => string): Group[] {
     image,
   }));
   if (images.length) groups.push({ uses: images });
-  for (const { object } of readManifests(args.files, stdin)) {
+  if (!args.files.length) return groups;
+  const objects: SourcedObject[] = readManifests(args.files, stdin);
+  const problems: string[] = [];
+  for (const { object, locate } of objects) {
     const site = podSpecSite(object);
     if (!site) continue;
-    const uses = imageUsesOf(site);
+    const owner = {
+      kind: site.kind,
+      ...(site.namespace ? { namespace: site.namespace } : {}),
+      ...(site.name ? { name: site.name } : {}),
+    };
+    for (const p of imageFieldProblems(site)) {
+      const at = locate(pathOf(p.field));
+      const holder = objectText({ object: owner, container: p.container, field: p.field });
+      problems.push(`${at.file}:${at.line}:${at.column}: ${holder}: ${p.field}: ${p.problem}`);
+    }
+    const uses = imageUsesOf(site).map((u) => ({ ...u, source: locate(pathOf(u.field)) }));
     if (uses.length) groups.push({ uses, site });
   }
+  if (problems.length) throw new InputError(problems.join('\n'));
+  if (!args.allowEmpty && !objects.some((o) => isKubernetesObject(o.object)))
+    throw new InputError(
+      `no Kubernetes object in ${args.files.join(', ')}: empty input usually means the command before the pipe failed (set -o pipefail); --allow-empty accepts it`,
+    );
   return groups;
 }
 
-function offlineFindings(uses: ImageUse[]): Finding[] {
-  return uses.map((u) => {
-    const parsed = parseImage(u.image);
-    if (!parsed.ok) {
-      const text = explain({ reason: 'invalid-reference', image: u.image, detail: parsed.error });
-      return { ...u, reference: '', verdict: 'fail', reason: 'invalid-reference', ...text, evidence: [parsed.error] };
-    }
-    const text = explain({
-      reason: 'available',
-      image: u.image,
-      detail: 'reference is valid; --offline: registry not asked',
-    });
-    return { ...u, reference: parsed.ref.pullRef, verdict: 'ok', reason: 'available', ...text, evidence: [] };
-  });
+/** Output width: COLUMNS when set, else the terminal's; none when piped (nothing is wrapped). */
+function outputWidth(io: CliIO): number | undefined {
+  const fromEnv = Number.parseInt(io.env.COLUMNS ?? '', 10);
+  if (fromEnv > 0) return fromEnv;
+  return io.isTTY && io.columns && io.columns > 0 ? io.columns : undefined;
 }
 
 export async function runCheck(argv: string[], io: CliIO): Promise<number> {
-  let args: CheckArgs | 'help';
+  let args: CheckArgs | 'help' | 'version';
   let groups: Group[];
   let keyring: Keyring;
   let caPems: string[];
@@ -212,6 +267,10 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     args = parseCheckArgs(argv, io.env);
     if (args === 'help') {
       io.stdout(CHECK_USAGE);
+      return 0;
+    }
+    if (args === 'version') {
+      io.stdout(`pullguard ${version()}\n`);
       return 0;
     }
     groups = collectGroups(args, io.stdin);
@@ -230,7 +289,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
       err instanceof CredentialFileError ||
       err instanceof KubeConfigError
     ) {
-      io.stderr(`pullguard check: ${err.message}\n`);
+      for (const line of err.message.split('\n')) io.stderr(`pullguard check: ${oneLine(line)}\n`);
       if (err instanceof UsageError) io.stderr('Run "pullguard check --help" for usage.\n');
       return 2;
     }
@@ -239,24 +298,47 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
 
   let findings: Finding[];
   if (args.offline) {
-    findings = offlineFindings(groups.flatMap((g) => g.uses));
+    findings = offlineFindings(
+      groups.flatMap((g) => g.uses),
+      args.platforms,
+    );
   } else {
-    if (!cluster && args.output === 'text')
+    if (!cluster && !args.quiet)
       io.stderr(
         'pullguard check: no cluster (no --kubeconfig or KUBECONFIG): checking with docker config files only\n',
       );
+    const uses = groups.reduce((n, g) => n + g.uses.length, 0);
+    const progress = io.stderrIsTTY ? new Progress(uses, io.stderr) : undefined;
+    progress?.start();
+    const onSettled = progress ? () => progress.tick() : undefined;
     const engine = new Preflight(args.config, caPems);
     try {
       findings = cluster
-        ? await checkInCluster(engine, groups, keyring, args, cluster.kc)
-        : await checkWithFiles(engine, groups, keyring, args);
+        ? await checkInCluster(engine, groups, keyring, args, cluster.kc, onSettled)
+        : await checkWithFiles(engine, groups, keyring, args, onSettled);
     } finally {
+      progress?.stop();
       await engine.close();
     }
   }
-  if (args.strict) findings = findings.map((f) => (f.verdict === 'risk' ? { ...f, verdict: 'fail' } : f));
-  io.stdout(args.output === 'json' ? toJson(findings) : toText(findings, io.isTTY && !io.env.NO_COLOR));
-  return findings.some((f) => f.verdict === 'fail') ? 1 : 0;
+  const report = buildReport(findings, { strict: args.strict, allowUnverified: args.allowUnverified });
+  const text = { color: io.isTTY && !io.env.NO_COLOR, width: outputWidth(io), quiet: args.quiet };
+  for (const target of args.outputs) {
+    if (!target.path) {
+      io.stdout(render(target.format, report, { version: version(), text }));
+      continue;
+    }
+    // A file gets the whole table, unwrapped and without colour.
+    const body = render(target.format, report, { version: version(), text: { color: false, quiet: args.quiet } });
+    try {
+      writeFileSync(target.path, body);
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      io.stderr(`pullguard check: cannot write ${target.path}: ${why}\n`);
+      return 2;
+    }
+  }
+  return report.exitCode;
 }
 
 /**
@@ -268,6 +350,7 @@ async function checkWithFiles(
   groups: Group[],
   keyring: Keyring,
   args: CheckArgs,
+  onSettled?: () => void,
 ): Promise<Finding[]> {
   const results = await Promise.all(
     groups.map((group) => {
@@ -279,7 +362,7 @@ async function checkWithFiles(
           : 'the command line (no --docker-config given)',
         unreadSecrets: named.length > 0 && !args.dockerConfigs.length ? named : [],
       };
-      return engine.check(group.uses, { credentials, platforms: args.platforms });
+      return engine.check(group.uses, { credentials, platforms: args.platforms, ...(onSettled ? { onSettled } : {}) });
     }),
   );
   return results.flat();
@@ -292,6 +375,7 @@ async function checkInCluster(
   keyring: Keyring,
   args: CheckArgs,
   kc: KubeConfig,
+  onSettled?: () => void,
 ): Promise<Finding[]> {
   const reader = new ClusterReader(kc, {
     cacheTtlMs: args.config.cluster.cacheTtl,
@@ -313,7 +397,7 @@ async function checkInCluster(
       const namespace = group.site?.namespace ?? args.namespace;
       const site = group.site ?? { kind: 'Pod', specPath: 'spec', spec: {}, template: false };
       const credentials = await sources.forSite(site, namespace, args.config.deadline);
-      return engine.check(group.uses, { credentials, platforms });
+      return engine.check(group.uses, { credentials, platforms, ...(onSettled ? { onSettled } : {}) });
     }),
   );
   return results.flat();

@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { runCheck, type CliIO } from './check.ts';
+import { version } from './version.ts';
 
 const USAGE = `Usage: pullguard <command> [options]
 
@@ -13,12 +14,6 @@ Commands:
 
 Run "pullguard <command> --help" for a command's options; "pullguard --version" for the version.
 `;
-
-/** package.json's version: two folders up from both src/cli/main.ts and dist/cli/main.js. */
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 export async function main(argv: string[], io: CliIO): Promise<number> {
   const [command, ...rest] = argv;
@@ -54,6 +49,8 @@ export function runCli(argv: string[]): Promise<void> {
     stdin: () => readFileSync(0, 'utf8'),
     env: process.env,
     isTTY: Boolean(process.stdout.isTTY),
+    stderrIsTTY: Boolean(process.stderr.isTTY),
+    columns: process.stdout.isTTY ? process.stdout.columns : undefined,
   };
   return main(argv, io).then(
     (code) => {

@@ -39,6 +39,8 @@ export interface CheckOptions {
   deadline?: number;
   /** whether some node reports one of these image names (pullPolicy Never); undefined: unknown */
   imageOnAnyNode?: (names: string[]) => boolean | undefined;
+  /** called once per use as its verdict is known (progress for people) */
+  onSettled?: () => void;
 }
 
 /** The part of a finding that does not depend on where the image is used. */
@@ -97,13 +99,17 @@ export class Preflight {
           );
         }
       }
-      const verdicts = await Promise.all(uses.map((u) => byImage.get(key(u))!));
+      const settled = opts.onSettled;
+      const verdicts = await Promise.all(
+        uses.map((u) => (settled ? byImage.get(key(u))!.finally(settled) : byImage.get(key(u))!)),
+      );
       return uses.map((u, i) => ({
         ...verdicts[i]!,
         image: u.image,
         container: u.container,
         field: u.field,
         object: u.object,
+        ...(u.source ? { source: u.source } : {}),
       }));
     } finally {
       clearTimeout(timer);

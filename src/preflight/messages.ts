@@ -171,6 +171,11 @@ export function explain(i: ExplainInput): Explained {
         message: `${img}: the registry did not answer within ${i.detail ?? 'the deadline'}; the pull may still work`,
         hint: "check the registry's latency from the cluster",
       };
+    case 'not-checked':
+      return {
+        message: `${img} was not checked: the reference is valid, and with --offline the registry was not asked whether it exists${i.detail ? `; ${i.detail}` : ''}`,
+        hint: 'run without --offline to ask the registry',
+      };
     case 'unverifiable': {
       const why: Record<string, Explained> = {
         localhost: {

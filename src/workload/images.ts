@@ -2,7 +2,7 @@
 // containers, init containers (sidecars included), ephemeral containers and image volumes.
 
 import { kindByName } from '../admission/kinds.ts';
-import type { ImageUse } from '../findings.ts';
+import { cut, type ImageUse } from '../findings.ts';
 import { parseImageName } from '../reference/index.ts';
 
 type Obj = Record<string, unknown>;
@@ -79,7 +79,8 @@ export function imageUsesOf(site: PodSpecSite): ImageUse[] {
     containers.forEach((c, i) => {
       if (!isObj(c)) return;
       const image = str(c.image);
-      // The API server allows an empty image on templates (config management fills it in later).
+      // The API server rejects a container without an image (imageFieldProblems says so for
+      // manifests); a webhook never sees one.
       if (image === undefined || image === '') return;
       uses.push({
         object,
@@ -106,6 +107,52 @@ export function imageUsesOf(site: PodSpecSite): ImageUse[] {
     });
   }
   return uses;
+}
+
+/** A pod spec field the API server would reject before any image is pulled. */
+export interface ImageFieldProblem {
+  container: string;
+  /** JSON path of the field, e.g. spec.containers[0].image */
+  field: string;
+  problem: string;
+}
+
+/**
+ * Containers whose image is missing (or empty: the API server cannot tell the two apart) or not a
+ * string, and image volumes whose reference is not a string: `kubectl apply` fails on them with
+ * "Required value" or "cannot unmarshal".
+ */
+export function imageFieldProblems(site: PodSpecSite): ImageFieldProblem[] {
+  const out: ImageFieldProblem[] = [];
+  const describe = (v: unknown) =>
+    `${Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'an object' : `a ${typeof v}`} (${cut(JSON.stringify(v), 40)})`;
+  for (const list of CONTAINER_LISTS) {
+    const containers = site.spec[list];
+    if (!Array.isArray(containers)) continue;
+    containers.forEach((c, i) => {
+      if (!isObj(c)) return;
+      const container = str(c.name) ?? `${list}[${i}]`;
+      const field = `${site.specPath}.${list}[${i}].image`;
+      if (c.image === undefined || c.image === null || c.image === '')
+        out.push({ container, field, problem: 'image is required (the API server rejects the object)' });
+      else if (typeof c.image !== 'string')
+        out.push({ container, field, problem: `image must be a string, not ${describe(c.image)}` });
+    });
+  }
+  const volumes = site.spec.volumes;
+  if (Array.isArray(volumes)) {
+    volumes.forEach((v, i) => {
+      if (!isObj(v) || !isObj(v.image)) return;
+      const ref = v.image.reference;
+      if (ref !== undefined && ref !== null && typeof ref !== 'string')
+        out.push({
+          container: `volume ${str(v.name) ?? i}`,
+          field: `${site.specPath}.volumes[${i}].image.reference`,
+          problem: `image.reference must be a string, not ${describe(ref)}`,
+        });
+    });
+  }
+  return out;
 }
 
 /** The pull secret names a spec lists (empty names are ignored, as the kubelet does). */

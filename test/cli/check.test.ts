@@ -129,8 +129,7 @@ t.test('must show: one verdict and reason per case, from the real command', asyn
   t.match(by(images.indexWithoutPlatform).message, 'offers linux/amd64, linux/arm64/v8');
   t.equal(by(images.malformed).reason, 'invalid-reference');
   t.equal(by(images.digest).reason, 'platform-not-found');
-  t.same(Object.keys(out.summary).sort(), ['fail', 'ok', 'risk']);
-  t.equal(out.summary.fail, 7);
+  t.same(out.summary, { uses: 7, verified: 0, failed: 7, risky: 0, unverified: 0 });
   for (const f of out.findings) t.notMatch(f.message + f.hint, /[\u0000-\u001f]/, 'one line');
 });
 
@@ -178,7 +177,7 @@ t.test('must show: a hanging registry is answered by the deadline as timeout', a
     exited - asked! < deadline * 10,
     `answered ${exited - asked!} ms after the hanging request (deadline ${deadline} ms)`,
   );
-  t.equal(r.code, 0, 'a risk is not a failure');
+  t.equal(r.code, 3, 'not a failure, but not verified either');
   t.equal(JSON.parse(r.stdout).findings[0].reason, 'timeout');
   const strict = await cli([`${anon.host}/demo/app:1.2`, ...reg(), '--timeout', '1s', '--strict', '-o', 'json']);
   t.equal(strict.code, 1, '--strict turns risks into failures');
@@ -262,27 +261,58 @@ t.test('text output: a table with the cause and the fix, colour only on a termin
   t.match(plain.stdout, /VERDICT\s+REASON\s+IMAGE\s+WHERE/);
   t.match(plain.stdout, /fail\s+tag-not-found/);
   t.match(plain.stdout, 'fix: use an existing tag');
-  t.match(plain.stdout, '1 image use: 0 ok, 0 risk, 1 fail');
+  t.match(plain.stdout, '1 image use: 0 verified, 1 failed, 0 risky, 0 unverified');
   t.notMatch(plain.stdout, /\u001b\[/, 'no colour when not a terminal');
   const tty = await inProcess([`${anon.host}/demo/app:1.3`, ...reg()], { isTTY: true });
   t.match(tty.stdout, /\u001b\[31m/, 'red on a terminal');
 });
 
-t.test('--offline checks references only, without the network', async (t) => {
+t.test('--offline: every check that needs no registry, and not-checked (never available) for the rest', async (t) => {
   anon.resetCounters();
-  const r = await inProcess([`${anon.host}/demo/app:1.3`, 'Bad/Name', '--offline', '-o', 'json']);
-  t.equal(r.code, 1);
-  t.same(
-    JSON.parse(r.stdout).findings.map((f: { reason: string }) => f.reason),
-    ['available', 'invalid-reference'],
+  const pod = `apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: local, image: "${anon.host}/demo/app:1.0", imagePullPolicy: Never}\n  - {name: pinned, image: "${anon.host}/demo/app@${digest}"}\n`;
+  const r = await inProcess(
+    [
+      `${anon.host}/demo/app:1.3`,
+      'Bad/Name',
+      'localhost/tool:1',
+      '-f',
+      '-',
+      '--offline',
+      '--platform',
+      'linux/arm64',
+      '-o',
+      'json',
+    ],
+    { stdin: pod },
   );
-  t.equal(anon.proxy!.count(), 0);
+  t.equal(r.code, 1, 'the invalid reference fails');
+  const findings = JSON.parse(r.stdout).findings as { reason: string; verdict: string; message: string }[];
+  t.same(
+    findings.map((f) => [f.verdict, f.reason]),
+    [
+      ['risk', 'not-checked'],
+      ['fail', 'invalid-reference'],
+      ['risk', 'unverifiable'],
+      ['risk', 'unverifiable'],
+      ['risk', 'not-checked'],
+    ],
+  );
+  t.match(findings[0]!.message, 'with --offline the registry was not asked');
+  t.match(findings[3]!.message, 'imagePullPolicy Never', 'pull policy Never is still reported');
+  t.match(
+    findings[4]!.message,
+    'whether it has a build for linux/arm64 is not known either (the digest pins the image, not its platforms)',
+  );
+  t.equal(anon.proxy!.count(), 0, 'no request');
+  const valid = await inProcess([`${anon.host}/demo/app:1.3`, '--offline']);
+  t.equal(valid.code, 3, 'nothing verified: 3');
+  t.notMatch(valid.stdout, /available/);
 });
 
 t.test('pods that name pull secrets pullguard cannot read get a warning, not a failure', async (t) => {
   const pod = `apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  imagePullSecrets: [{name: regcred}]\n  containers: [{name: app, image: "${priv.host}/team/secret:1.0"}]\n`;
   const r = await inProcess(['-f', '-', '--registry-ca', join(dir, 'ca.pem'), '-o', 'json'], { stdin: pod });
-  t.equal(r.code, 0);
+  t.equal(r.code, 3, 'not verified');
   const f = JSON.parse(r.stdout).findings[0];
   t.equal(f.reason, 'unverifiable');
   t.match(f.message, 'imagePullSecrets (regcred) could not be read');
@@ -297,7 +327,7 @@ t.test('bad usage and unreadable input: exit 2 with the file and the line', asyn
   const cases: [string[], RegExp][] = [
     [[], /name at least one IMAGE/],
     [['-f', join(dir, 'missing.yaml')], /missing\.yaml: no such file/],
-    [['x', '--output', 'xml'], /--output must be text or json/],
+    [['x', '--output', 'xml'], /--output must be text, json, sarif, junit or github/],
     [['x', '--platform', 'linux/arm/v99/extra'], /platform/],
     [['x', '--timeout', 'soon'], /--timeout/],
     [['x', '--docker-config', join(dir, 'nope.json')], /cannot read docker config/],

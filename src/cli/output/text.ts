@@ -1,72 +1,105 @@
-// What `pullguard check` prints: a table a person reads at a glance, or JSON for machines.
+// The table a person reads at a glance: one row per group of identical findings with every place
+// it was found, the cause and the fix under every row that is not ok. It fits the width it is given
+// (wrapping at word boundaries); without a width (piped, no COLUMNS) nothing is wrapped.
 
-import type { Finding, Verdict } from '../findings.ts';
-import { oneLine } from '../findings.ts';
+import { oneLine } from '../../findings.ts';
+import type { Outcome, Report } from '../report.ts';
+import { objectText, placeText, summaryLine } from '../report.ts';
 
-export interface Summary {
-  ok: number;
-  risk: number;
-  fail: number;
+export interface TextOptions {
+  color: boolean;
+  /** terminal columns; undefined: do not wrap */
+  width?: number | undefined;
+  /** only what is not ok */
+  quiet?: boolean;
 }
 
-export function summarize(findings: readonly Finding[]): Summary {
-  const s: Summary = { ok: 0, risk: 0, fail: 0 };
-  for (const f of findings) s[f.verdict]++;
-  return s;
-}
-
-export function toJson(findings: readonly Finding[]): string {
-  const out = findings.map((f) => ({
-    object: { kind: f.object.kind, namespace: f.object.namespace ?? '', name: f.object.name ?? '' },
-    container: f.container,
-    field: f.field,
-    image: f.image,
-    reference: f.reference,
-    verdict: f.verdict,
-    reason: f.reason,
-    message: f.message,
-    hint: f.hint,
-    ...(f.digest ? { digest: f.digest } : {}),
-    ...(f.suggestions?.length ? { suggestions: f.suggestions } : {}),
-  }));
-  return `${JSON.stringify({ findings: out, summary: summarize(findings) }, null, 2)}\n`;
-}
-
-const COLORS: Record<Verdict, string> = { ok: '\u001b[32m', risk: '\u001b[33m', fail: '\u001b[31m' };
+const COLORS: Record<Outcome, string> = {
+  verified: '\u001b[32m',
+  risky: '\u001b[33m',
+  unverified: '\u001b[33m',
+  failed: '\u001b[31m',
+};
 const RESET = '\u001b[0m';
 const DIM = '\u001b[2m';
+const GAP = '  ';
+/** below this, the places go under the row instead of into a column of their own */
+const MIN_WHERE_WIDTH = 30;
 
-function where(f: Finding): string {
-  const o = f.object;
-  const name = [o.namespace, o.name].filter(Boolean).join('/');
-  const holder = f.field.includes('.volumes[') ? f.container : `container "${f.container}"`;
-  return `${o.kind}${name ? ` ${name}` : ''}${f.container ? `, ${holder}` : ''}`;
+const length = (s: string) => [...s].length;
+const pad = (s: string, w: number) => s + ' '.repeat(Math.max(0, w - length(s)));
+
+/** Words to lines of at most `width` characters; a word longer than a line is cut into pieces. */
+export function wrap(text: string, width: number | undefined): string[] {
+  if (width === undefined) return [text];
+  const w = Math.max(1, width);
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ').filter(Boolean)) {
+    const candidate = line ? `${line} ${word}` : word;
+    if (length(candidate) <= w) {
+      line = candidate;
+      continue;
+    }
+    if (line) lines.push(line);
+    let rest = [...word];
+    while (rest.length > w) {
+      lines.push(rest.slice(0, w).join(''));
+      rest = rest.slice(w);
+    }
+    line = rest.join('');
+  }
+  if (line || !lines.length) lines.push(line);
+  return lines;
 }
 
-/** The table: one row per finding, the message and the fix under every row that is not ok. */
-export function toText(findings: readonly Finding[], color: boolean): string {
-  const paint = (v: Verdict, s: string) => (color ? `${COLORS[v]}${s}${RESET}` : s);
-  const dim = (s: string) => (color ? `${DIM}${s}${RESET}` : s);
-  const rows = findings.map((f) => [f.verdict, f.reason, oneLine(f.image), where(f)] as const);
-  const widths = [7, 20, 40].map((min, i) =>
-    Math.min(Math.max(min, ...rows.map((r) => r[i]!.length)), i === 2 ? 60 : 24),
-  );
-  const pad = (s: string, w: number) => (s.length >= w ? s : s + ' '.repeat(w - s.length));
-  const lines = [['VERDICT', 'REASON', 'IMAGE', 'WHERE'].map((h, i) => (i < 3 ? pad(h, widths[i]!) : h)).join('  ')];
-  findings.forEach((f, n) => {
-    const r = rows[n]!;
-    lines.push(
-      [paint(f.verdict, pad(r[0], widths[0]!)), pad(r[1], widths[1]!), pad(r[2], widths[2]!), r[3]].join('  '),
-    );
-    if (f.verdict !== 'ok') {
-      lines.push(`    ${oneLine(f.message)}`);
-      if (f.hint) lines.push(dim(`    fix: ${oneLine(f.hint)}`));
+export function renderText(report: Report, opts: TextOptions): string {
+  const paint = (o: Outcome, s: string) => (opts.color ? `${COLORS[o]}${s}${RESET}` : s);
+  const dim = (s: string) => (opts.color ? `${DIM}${s}${RESET}` : s);
+  const groups = report.groups.filter((g) => !opts.quiet || g.outcome !== 'verified');
+  const summary = summaryLine(report.summary);
+  if (opts.quiet && !groups.length) return '';
+
+  const width = opts.width;
+  const reasonW = Math.max(6, ...groups.map((g) => length(g.finding.reason)));
+  const imageW = Math.max(5, ...groups.map((g) => length(oneLine(g.finding.image))));
+  const fixed = 7 + GAP.length + reasonW + GAP.length;
+  const whereText = (f: (typeof groups)[number]['places'][number]) =>
+    [placeText(f), objectText(f)].filter(Boolean).join(' ');
+  // Column layout when the places fit beside the image; else under it.
+  const whereW = width === undefined ? undefined : width - fixed - imageW - GAP.length;
+  const columns = whereW === undefined || whereW >= MIN_WHERE_WIDTH;
+  const imageCol = columns ? (width === undefined ? Math.min(imageW, 60) : imageW) : Math.max(10, (width ?? 0) - fixed);
+  const indent = '    ';
+  const body = (s: string) => wrap(oneLine(s), width === undefined ? undefined : width - indent.length);
+
+  const lines: string[] = [
+    columns
+      ? ['VERDICT', pad('REASON', reasonW), pad('IMAGE', imageCol), 'WHERE'].join(GAP)
+      : ['VERDICT', pad('REASON', reasonW), 'IMAGE'].join(GAP),
+  ];
+  for (const g of groups) {
+    const f = g.finding;
+    const image = wrap(oneLine(f.image), columns && width === undefined ? undefined : imageCol);
+    const where = columns ? g.places.flatMap((p) => wrap(whereText(p), whereW)) : [];
+    const height = Math.max(image.length, where.length, 1);
+    for (let i = 0; i < height; i++) {
+      const verdict = i === 0 ? paint(g.outcome, pad(f.verdict, 7)) : pad('', 7);
+      const reason = pad(i === 0 ? f.reason : '', reasonW);
+      const cells = [verdict, reason, where.length ? pad(image[i] ?? '', imageCol) : (image[i] ?? '')];
+      if (where.length) cells.push(where[i] ?? '');
+      lines.push(cells.join(GAP).trimEnd());
     }
-  });
-  const s = summarize(findings);
-  lines.push(
-    '',
-    `${findings.length} image use${findings.length === 1 ? '' : 's'}: ${paint('ok', `${s.ok} ok`)}, ${paint('risk', `${s.risk} risk`)}, ${paint('fail', `${s.fail} fail`)}`,
-  );
+    if (!columns)
+      for (const p of g.places) {
+        const [first, ...rest] = wrap(`at ${whereText(p)}`, (width ?? 0) - indent.length - 3);
+        lines.push(`${indent}${first}`, ...rest.map((r) => `${indent}   ${r}`));
+      }
+    if (f.verdict !== 'ok') {
+      lines.push(...body(f.message).map((l) => `${indent}${l}`));
+      if (f.hint) lines.push(...body(`fix: ${f.hint}`).map((l) => dim(`${indent}${l}`)));
+    }
+  }
+  lines.push('', summary);
   return `${lines.join('\n')}\n`;
 }

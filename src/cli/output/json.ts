@@ -1,0 +1,23 @@
+// JSON for machines: one entry per image use with its place, the counts and the exit status.
+
+import type { Report } from '../report.ts';
+import { outcomeOf } from '../report.ts';
+
+export function renderJson(report: Report, version: string): string {
+  const findings = report.findings.map((f) => ({
+    object: { kind: f.object.kind, namespace: f.object.namespace ?? '', name: f.object.name ?? '' },
+    container: f.container,
+    field: f.field,
+    ...(f.source ? { source: f.source } : {}),
+    image: f.image,
+    reference: f.reference,
+    verdict: f.verdict,
+    outcome: outcomeOf(f),
+    reason: f.reason,
+    message: f.message,
+    hint: f.hint,
+    ...(f.digest ? { digest: f.digest } : {}),
+    ...(f.suggestions?.length ? { suggestions: f.suggestions } : {}),
+  }));
+  return `${JSON.stringify({ version, findings, summary: report.summary, exitCode: report.exitCode }, null, 2)}\n`;
+}

@@ -1,0 +1,147 @@
+// The one findings model every output format reads: the findings with their places, identical ones
+// grouped, the counts, and the exit status they add up to.
+
+import type { Finding, Reason } from '../findings.ts';
+
+/** Reasons that say nothing certain about the image: it could not be verified either way. */
+export const UNVERIFIED_REASONS: ReadonlySet<Reason> = new Set<Reason>([
+  'registry-unreachable',
+  'registry-error',
+  'timeout',
+  'unverifiable',
+  'not-checked',
+]);
+
+/** What a finding means for the run: pullable, would fail, might fail, or not known. */
+export type Outcome = 'verified' | 'failed' | 'risky' | 'unverified';
+
+export function outcomeOf(f: Pick<Finding, 'verdict' | 'reason'>): Outcome {
+  if (f.verdict === 'ok') return 'verified';
+  if (f.verdict === 'fail') return 'failed';
+  return UNVERIFIED_REASONS.has(f.reason) ? 'unverified' : 'risky';
+}
+
+export interface Summary {
+  /** image uses checked (an image in three pods is three uses) */
+  uses: number;
+  verified: number;
+  failed: number;
+  risky: number;
+  unverified: number;
+}
+
+/** Findings with the same image, verdict, reason and message: one row, several places. */
+export interface Group {
+  finding: Finding;
+  outcome: Outcome;
+  places: Finding[];
+}
+
+export interface Policy {
+  /** risks fail the run (unverified ones too, unless allowUnverified) */
+  strict: boolean;
+  /** images that could not be verified do not turn the exit status into 3 */
+  allowUnverified: boolean;
+}
+
+export type ExitCode = 0 | 1 | 3;
+
+export interface Report {
+  findings: Finding[];
+  groups: Group[];
+  summary: Summary;
+  /** 0 all verified (or risks accepted), 1 some image would fail, 3 some could not be verified */
+  exitCode: ExitCode;
+  policy: Policy;
+}
+
+export function buildReport(input: readonly Finding[], policy: Policy): Report {
+  const findings = input.map((f) => {
+    if (f.verdict !== 'risk' || !policy.strict) return f;
+    if (policy.allowUnverified && UNVERIFIED_REASONS.has(f.reason)) return f;
+    return { ...f, verdict: 'fail' as const };
+  });
+  const summary: Summary = { uses: findings.length, verified: 0, failed: 0, risky: 0, unverified: 0 };
+  const groups = new Map<string, Group>();
+  for (const f of findings) {
+    const outcome = outcomeOf(f);
+    summary[outcome]++;
+    const key = JSON.stringify([f.image, f.verdict, f.reason, f.message]);
+    const group = groups.get(key);
+    if (group) group.places.push(f);
+    else groups.set(key, { finding: f, outcome, places: [f] });
+  }
+  const exitCode: ExitCode = summary.failed ? 1 : summary.unverified && !policy.allowUnverified ? 3 : 0;
+  return { findings, groups: [...groups.values()], summary, exitCode, policy };
+}
+
+/** "12 image uses: 8 verified, 1 failed, 2 risky, 1 unverified" */
+export function summaryLine(s: Summary): string {
+  return `${s.uses} image use${s.uses === 1 ? '' : 's'}: ${s.verified} verified, ${s.failed} failed, ${s.risky} risky, ${s.unverified} unverified`;
+}
+
+/** The object and container of a finding, e.g. `Deployment shop/web, container "web"`. */
+export function objectText(f: Pick<Finding, 'object' | 'container' | 'field'>): string {
+  const o = f.object;
+  const name = [o.namespace, o.name].filter(Boolean).join('/');
+  const holder = f.field.includes('.volumes[') ? f.container : `container "${f.container}"`;
+  return `${o.kind}${name ? ` ${name}` : ''}${f.container ? `, ${holder}` : ''}`;
+}
+
+/** `file:line:column`, or nothing for images named on the command line. */
+export function placeText(f: Finding): string {
+  return f.source ? `${f.source.file}:${f.source.line}:${f.source.column}` : '';
+}
+
+/** What each reason means and its usual fix, for formats that describe reasons once (SARIF rules). */
+export const REASON_HELP: Record<Reason, { title: string; fix: string }> = {
+  'invalid-reference': {
+    title: 'The image reference does not parse (InvalidImageName)',
+    fix: 'Write the image as [registry/]repository[:tag][@sha256:digest], lowercase, without spaces.',
+  },
+  'repository-not-found': {
+    title: 'The repository does not exist on the registry',
+    fix: 'Correct the repository name, or push the image first.',
+  },
+  'tag-not-found': {
+    title: 'The tag does not exist in the repository',
+    fix: 'Use a tag that exists (pullguard lists the nearest), or push the tag.',
+  },
+  'digest-not-found': {
+    title: 'The pinned digest does not exist in the repository',
+    fix: 'Pin a digest that exists in this repository.',
+  },
+  'access-denied': {
+    title: 'The registry refuses the pull with the credentials the kubelet would use',
+    fix: 'Create an imagePullSecret for the registry and reference it from the pod or its ServiceAccount; renew expired credentials.',
+  },
+  'platform-not-found': {
+    title: "The image has no build for the nodes' platform",
+    fix: 'Push a multi-platform image, or pin the pod to nodes of a platform the image offers.',
+  },
+  'rate-limited': {
+    title: "The registry's pull quota is (nearly) spent",
+    fix: "Pull with an account's credentials that have a higher limit, or mirror the image.",
+  },
+  'registry-unreachable': {
+    title: 'The registry could not be reached',
+    fix: 'Check the registry host name, the network path and its certificate; a plain-HTTP registry needs --insecure-registry.',
+  },
+  'registry-error': {
+    title: 'The registry answered with an error',
+    fix: 'Retry later, or check the registry.',
+  },
+  timeout: {
+    title: 'The registry did not answer by the deadline',
+    fix: "Check the registry's latency, or give the check a longer --timeout.",
+  },
+  unverifiable: {
+    title: 'pullguard cannot see what the kubelet would pull from (node-local images, node credential providers)',
+    fix: 'Make sure the nodes can pull the image.',
+  },
+  'not-checked': {
+    title: 'Not checked: --offline, the registry was not asked',
+    fix: 'Run the check without --offline.',
+  },
+  available: { title: 'The image can be pulled', fix: 'Nothing to do.' },
+};

@@ -1,0 +1,424 @@
+// `pullguard check` output for CI, through the real command against real registries: every format
+// from one multi-file input, SARIF against the SARIF 2.1.0 schema, JUnit read back by an XML
+// parser, GitHub workflow commands with their escaping, and the exit-code table.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import AjvModule from 'ajv-draft-04';
+import formatsModule from 'ajv-formats';
+import { XMLParser } from 'fast-xml-parser';
+import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { repoRoot } from '../helpers/shared.ts';
+import { annotation, escapeData, escapeProperty } from '../../src/cli/output/github.ts';
+import type { Finding } from '../../src/findings.ts';
+import { runCheck, type CliIO } from '../../src/cli/check.ts';
+
+const run = promisify(execFile);
+let reg: TestRegistry;
+let dir: string;
+let dead: string;
+
+t.before(async () => {
+  reg = await startRegistry({ auth: 'none' });
+  await reg.pushImage('demo/app', '1.0', { platform: 'linux/amd64' });
+  await reg.pushIndex('demo/app', 'multi', ['linux/amd64', 'linux/arm64/v8']);
+  dead = `127.0.0.1:${await freePort()}`;
+  dir = mkdtempSync(join(tmpdir(), 'pullguard-output-'));
+});
+t.teardown(async () => {
+  await reg.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The real CLI process, in `cwd` so that file names in the output are relative as in CI. */
+async function cli(
+  args: string[],
+  opts: { input?: string; cwd?: string; env?: Record<string, string> } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...opts.env };
+  if (!opts.env?.COLUMNS) delete env.COLUMNS;
+  const child = run(process.execPath, [join(repoRoot, 'src/cli/main.ts'), 'check', ...args], {
+    cwd: opts.cwd ?? dir,
+    env,
+  });
+  child.child.stdin!.end(opts.input ?? '');
+  try {
+    const { stdout, stderr } = await child;
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** In process, for the many small cases. */
+async function inProcess(
+  args: string[],
+  opts: { stdin?: string; env?: Record<string, string>; stderrIsTTY?: boolean } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const io: CliIO = {
+    stdout: (s) => (stdout += s),
+    stderr: (s) => (stderr += s),
+    stdin: () => opts.stdin ?? '',
+    env: opts.env ?? {},
+    isTTY: false,
+    stderrIsTTY: opts.stderrIsTTY ?? false,
+  };
+  const code = await runCheck(args, io);
+  return { code, stdout, stderr };
+}
+
+const pod = (name: string, containers: string) =>
+  `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: shop\nspec:\n  containers:\n${containers}`;
+
+/**
+ * Two files: multi-document YAML (ok, fail) and a JSON List (risk, unverified, and the ok pod of
+ * the YAML file again, so the same finding has two places).
+ */
+function writeInput(): {
+  yaml: string;
+  json: string;
+  images: { ok: string; fail: string; risk: string; unverified: string };
+} {
+  const images = {
+    ok: `${reg.host}/demo/app:multi`,
+    fail: `${reg.host}/demo/app:9.9`,
+    risk: `${reg.host}/demo/app:1.0`,
+    unverified: `${dead}/demo/app:1.0`,
+  };
+  mkdirSync(join(dir, 'deploy'), { recursive: true });
+  const yaml = [
+    pod('web', `  - name: web\n    image: "${images.ok}"\n`),
+    pod('api', `  - name: api\n    image: ${images.fail}\n`),
+  ].join('---\n');
+  writeFileSync(join(dir, 'deploy', 'a.yaml'), yaml);
+  const list = {
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'worker', namespace: 'shop' },
+        spec: { template: { spec: { containers: [{ name: 'worker', image: images.risk }] } } },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'legacy', namespace: 'shop' },
+        spec: { containers: [{ name: 'legacy', image: images.unverified }] },
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'web', namespace: 'shop' },
+        spec: { containers: [{ name: 'web', image: images.ok }] },
+      },
+    ],
+  };
+  writeFileSync(join(dir, 'deploy', 'b.json'), JSON.stringify(list, null, 2));
+  return { yaml: 'deploy/a.yaml', json: 'deploy/b.json', images };
+}
+
+/** 1-based line and column of the first occurrence of `needle` after `after` in a file. */
+function positionOf(file: string, needle: string, after = ''): { line: number; column: number } {
+  const text = readFileSync(join(dir, file), 'utf8');
+  const offset = text.indexOf(needle, after ? text.indexOf(after) : 0);
+  const before = text.slice(0, offset).split('\n');
+  return { line: before.length, column: before.at(-1)!.length + 1 };
+}
+
+t.test('must show: every format on one multi-file input with ok, risk, fail and unverified findings', async (t) => {
+  const { yaml, json, images } = writeInput();
+  // out/ does not exist yet: writing fails with exit 2 and a clear line.
+  const r = await inProcess(['-f', join(dir, yaml), '--offline', '--output', `json=${join(dir, 'missing', 'x.json')}`]);
+  t.equal(r.code, 2, 'a file that cannot be written is exit 2');
+  t.match(r.stderr, /cannot write .*x\.json: ENOENT/);
+  mkdirSync(join(dir, 'out'), { recursive: true });
+  const all = await cli([
+    '-f',
+    yaml,
+    '-f',
+    json,
+    '--insecure-registry',
+    reg.host,
+    '--platform',
+    'linux/amd64,linux/arm64',
+    '--timeout',
+    '5000',
+    '--output',
+    'json=out/findings.json',
+    '--output',
+    'sarif=out/results.sarif',
+    '--output',
+    'junit=out/junit.xml',
+    '--output',
+    'github=out/github.txt',
+    '--output',
+    'text',
+  ]);
+  t.equal(all.code, 1, `exit 1: an image would fail\n${all.stderr}`);
+
+  // JSON: one entry per use, each with its file, line and column.
+  const out = JSON.parse(readFileSync(join(dir, 'out/findings.json'), 'utf8')) as {
+    findings: {
+      image: string;
+      reason: string;
+      outcome: string;
+      source?: { file: string; line: number; column: number };
+    }[];
+    summary: Record<string, number>;
+    exitCode: number;
+  };
+  const byImage = (image: string) => out.findings.filter((f) => f.image === image);
+  t.same(
+    out.findings.map((f) => [f.outcome, f.reason]),
+    [
+      ['verified', 'available'],
+      ['failed', 'tag-not-found'],
+      ['risky', 'platform-not-found'],
+      ['unverified', 'registry-unreachable'],
+      ['verified', 'available'],
+    ],
+  );
+  t.same(out.summary, { uses: 5, verified: 2, failed: 1, risky: 1, unverified: 1 });
+  t.equal(out.exitCode, 1);
+  t.same(byImage(images.fail)[0]!.source, { file: yaml, ...positionOf(yaml, images.fail) }, 'YAML, second document');
+  t.same(byImage(images.ok)[0]!.source, { file: yaml, ...positionOf(yaml, `"${images.ok}"`) }, 'the quoted scalar');
+  t.same(byImage(images.risk)[0]!.source, { file: json, ...positionOf(json, `"${images.risk}"`) }, 'JSON List item');
+  t.same(byImage(images.ok)[1]!.source, { file: json, ...positionOf(json, `"${images.ok}"`) });
+
+  // SARIF: valid against the SARIF 2.1.0 schema, one result per use that is not ok, located.
+  const sarif = JSON.parse(readFileSync(join(dir, 'out/results.sarif'), 'utf8'));
+  const schema = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/sarif/sarif-schema-2.1.0.json'), 'utf8'));
+  // CommonJS packages: their `exports.default` is the class (the draft-04 one: the schema is draft-04).
+  const ajv = new AjvModule.default({ allErrors: true, strict: false });
+  formatsModule.default(ajv);
+  const validate = ajv.compile(schema);
+  t.ok(validate(sarif), `valid SARIF 2.1.0: ${ajv.errorsText(validate.errors)}`);
+  const run0 = sarif.runs[0];
+  t.equal(run0.tool.driver.name, 'pullguard');
+  const rule = run0.tool.driver.rules.find((r: { id: string }) => r.id === 'tag-not-found');
+  t.match(rule.help.text, /tag that exists/, "a rule's help is the reason's fix");
+  t.same(
+    run0.results.map((r: { ruleId: string; level: string }) => [r.ruleId, r.level]),
+    [
+      ['tag-not-found', 'error'],
+      ['platform-not-found', 'warning'],
+      ['registry-unreachable', 'warning'],
+    ],
+  );
+  for (const r of run0.results)
+    t.equal(run0.tool.driver.rules[r.ruleIndex].id, r.ruleId, 'ruleIndex points at its rule');
+  t.same(run0.results[0].locations[0].physicalLocation, {
+    artifactLocation: { uri: 'deploy/a.yaml' },
+    region: { startLine: positionOf(yaml, images.fail).line, startColumn: positionOf(yaml, images.fail).column },
+  });
+
+  // JUnit: parsed back by an XML parser; fail = failure, unverified = error, risk = skipped.
+  const xml = readFileSync(join(dir, 'out/junit.xml'), 'utf8');
+  const parser = new XMLParser({
+    ignoreAttributes: false,
+    attributeNamePrefix: '',
+    isArray: (n) => ['testsuite', 'testcase', 'property'].includes(n),
+  });
+  const doc = parser.parse(xml, true);
+  const suites = doc.testsuites.testsuite as { name: string; tests: string; testcase: Record<string, unknown>[] }[];
+  t.same(
+    suites.map((s) => [s.name, s.tests]),
+    [
+      [yaml, '2'],
+      [json, '3'],
+    ],
+  );
+  t.same(
+    [doc.testsuites.tests, doc.testsuites.failures, doc.testsuites.errors, doc.testsuites.skipped],
+    ['5', '1', '1', '1'],
+  );
+  const cases = suites.flatMap((s) => s.testcase);
+  const kindOf = (c: Record<string, unknown>) =>
+    c.failure ? 'failure' : c.error ? 'error' : c.skipped !== undefined ? 'skipped' : 'passed';
+  t.same(cases.map(kindOf), ['passed', 'failure', 'skipped', 'error', 'passed']);
+  t.match(cases[1]!.name, `Pod shop/api, container "api": ${images.fail}`);
+  t.equal(cases[1]!.line, String(positionOf(yaml, images.fail).line));
+  t.match((cases[1]!.failure as Record<string, string>)['#text'], /fix: /);
+
+  // GitHub: an annotation per use that is not ok, at its file, line and column.
+  const gh = readFileSync(join(dir, 'out/github.txt'), 'utf8').trimEnd().split('\n');
+  t.equal(gh.length, 3);
+  const at = positionOf(yaml, images.fail);
+  t.match(
+    gh[0],
+    new RegExp(`^::error file=deploy/a\\.yaml,line=${at.line},col=${at.column},title=pullguard tag-not-found%3A `),
+  );
+  t.match(gh[0], /%0Afix: /, 'the fix on its own line');
+  t.match(gh[1], /^::warning file=deploy\/b\.json,/);
+  t.match(gh[2], /^::warning .*registry-unreachable/);
+
+  // Text on stdout at the same time: identical findings grouped with both places.
+  t.match(all.stdout, /VERDICT\s+REASON\s+IMAGE\s+WHERE/);
+  const okRows = all.stdout.split('\n').filter((l) => l.includes(images.ok) && l.startsWith('ok'));
+  t.equal(okRows.length, 1, 'one row for the image used twice');
+  t.match(all.stdout, `${yaml}:${positionOf(yaml, `"${images.ok}"`).line}:`);
+  t.match(all.stdout, `${json}:${positionOf(json, `"${images.ok}"`).line}:`);
+  t.match(all.stdout, '5 image uses: 2 verified, 1 failed, 1 risky, 1 unverified');
+});
+
+t.test('must show: GitHub commands escaped as the runner documents it', async (t) => {
+  t.equal(escapeData('100% done\r\nnext: line'), '100%25 done%0D%0Anext: line');
+  t.equal(escapeProperty('a:b,c%\n'), 'a%3Ab%2Cc%25%0A');
+  const f: Finding = {
+    image: 'reg:5000/app:1',
+    reference: 'reg:5000/app:1',
+    container: 'web',
+    field: 'spec.containers[0].image',
+    object: { kind: 'Pod', namespace: 'shop', name: 'web' },
+    verdict: 'fail',
+    reason: 'tag-not-found',
+    message: 'quota 100% used: see\nthe log',
+    hint: 'retry',
+    evidence: [],
+    source: { file: 'dir,x/a:b.yaml', line: 3, column: 12 },
+  };
+  t.equal(
+    annotation(f),
+    '::error file=dir%2Cx/a%3Ab.yaml,line=3,col=12,title=pullguard tag-not-found%3A reg%3A5000/app%3A1::' +
+      'Pod shop/web, container "web": quota 100%25 used: see%0Athe log%0Afix: retry',
+  );
+});
+
+t.test('must show: the exit-code table', async (t) => {
+  const { images } = writeInput();
+  // The three the issue names, through the real command.
+  const empty = await cli(['-f', '-'], { input: '\n' });
+  t.equal(empty.code, 2, 'empty input is exit 2');
+  t.match(empty.stderr, /no Kubernetes object in -.*pipefail.*--allow-empty/);
+  const unreachable = await cli([images.unverified, '--timeout', '5s']);
+  t.equal(unreachable.code, 3, 'an unreachable registry is exit 3');
+  t.match(unreachable.stdout, '1 image use: 0 verified, 0 failed, 0 risky, 1 unverified');
+  const accepted = await cli([images.unverified, '--timeout', '5s', '--allow-unverified']);
+  t.equal(accepted.code, 0, '--allow-unverified turns 3 into 0');
+  writeFileSync(
+    join(dir, 'bad.yaml'),
+    `${pod('num', '  - name: web\n    image: 42\n  - name: side\n    image: "nginx:1.25"\n')}---\n${pod('none', '  - name: noimage\n    ports: [{containerPort: 80}]\n')}`,
+  );
+  const bad = await cli(['-f', 'bad.yaml']);
+  t.equal(bad.code, 2, 'image: 42 is exit 2');
+  const num = positionOf('bad.yaml', '42');
+  t.match(
+    bad.stderr,
+    `bad.yaml:${num.line}:${num.column}: Pod shop/num, container "web": spec.containers[0].image: image must be a string, not a number (42)`,
+  );
+  const none = positionOf('bad.yaml', 'name: noimage');
+  t.match(
+    bad.stderr,
+    `bad.yaml:${none.line}:${none.column}: Pod shop/none, container "noimage": spec.containers[0].image: image is required`,
+  );
+  t.equal(bad.stdout, '', 'nothing is checked');
+
+  // The rest of the table, in process.
+  const comments = await inProcess(['-f', '-'], { stdin: '# helm template failed\n---\n' });
+  t.equal(comments.code, 2, 'only comments and separators: still no object');
+  const allowed = await inProcess(['-f', '-', '--allow-empty'], { stdin: '' });
+  t.equal(allowed.code, 0, '--allow-empty accepts it');
+  t.match(allowed.stdout, '0 image uses');
+  const strict = await inProcess([images.unverified, '--timeout', '5s', '--strict']);
+  t.equal(strict.code, 1, '--strict: a risk fails');
+  const strictAllowed = await inProcess([images.unverified, '--timeout', '5s', '--strict', '--allow-unverified']);
+  t.equal(strictAllowed.code, 0, '--strict --allow-unverified: unverified is accepted');
+  const platforms = ['--insecure-registry', reg.host, '--platform', 'linux/amd64,linux/arm64'];
+  t.equal((await inProcess([images.risk, ...platforms])).code, 0, 'a verified image with a risk: 0');
+  t.equal((await inProcess([images.risk, ...platforms, '--strict'])).code, 1, 'with --strict: 1');
+  const offline = await inProcess([images.ok, '--offline']);
+  t.equal(offline.code, 3, '--offline verifies nothing: 3');
+  t.equal((await inProcess([images.ok, '--offline', '--allow-unverified'])).code, 0);
+});
+
+t.test('text: the table fits COLUMNS, wraps at word boundaries, and is not wrapped when piped', async (t) => {
+  const { yaml, json } = writeInput();
+  const args = [
+    '-f',
+    join(dir, yaml),
+    '-f',
+    join(dir, json),
+    '--insecure-registry',
+    reg.host,
+    '--platform',
+    'linux/amd64,linux/arm64',
+    '--timeout',
+    '5s',
+  ];
+  const message = JSON.parse((await inProcess([...args, '-o', 'json'])).stdout).findings[1].message as string;
+  const words = (s: string) => s.split(/\s+/).filter(Boolean).join(' ');
+  for (const width of [60, 80, 160]) {
+    const r = await inProcess(args, { env: { COLUMNS: String(width) } });
+    const lines = r.stdout.trimEnd().split('\n');
+    t.ok(
+      lines.every((l) => l.length <= width),
+      `no line longer than ${width}`,
+    );
+    const start = lines.findIndex((l) => l.includes('tag-not-found'));
+    const shown = lines.slice(start + 1).filter((l) => /^ {4}\S/.test(l) && !/^ {4}(fix|at) /.test(l));
+    t.match(words(shown.join(' ')), words(message), `${width}: the message, broken only between words`);
+  }
+  const piped = await inProcess(args);
+  t.ok(
+    piped.stdout.split('\n').some((l) => l === `    ${message}`),
+    'piped without COLUMNS: the message stays on one line',
+  );
+});
+
+t.test('--quiet prints only what is not ok; --version', async (t) => {
+  const { images } = writeInput();
+  const quiet = await inProcess([images.ok, images.fail, '--insecure-registry', reg.host, '--quiet']);
+  t.equal(quiet.code, 1);
+  t.notMatch(quiet.stdout, images.ok);
+  t.match(quiet.stdout, images.fail);
+  t.equal(quiet.stderr, '', 'no notes either');
+  const silent = await inProcess([images.ok, '--insecure-registry', reg.host, '--quiet']);
+  t.same([silent.code, silent.stdout], [0, ''], 'all ok: nothing at all');
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8'));
+  const v = await cli(['--version']);
+  t.same([v.code, v.stdout], [0, `pullguard ${pkg.version}\n`]);
+});
+
+t.test('--output: bad values are usage errors', async (t) => {
+  for (const [value, re] of [
+    [['-o', 'xml'], /--output must be text, json, sarif, junit or github/],
+    [['-o', 'sarif='], /needs a file name/],
+    [['-o', 'text', '-o', 'json'], /only one --output can go to stdout/],
+  ] as const) {
+    const r = await inProcess(['nginx', ...value]);
+    t.equal(r.code, 2, value.join(' '));
+    t.match(r.stderr, re);
+  }
+});
+
+t.test('progress on stderr when it is a terminal and the check takes more than a second', async (t) => {
+  const { images } = writeInput();
+  // A registry that accepts connections and never answers: the check lasts until its deadline.
+  const silent = (await import('node:net')).createServer(() => {});
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => silent.close());
+  const host = `127.0.0.1:${(silent.address() as { port: number }).port}`;
+  const slow = [
+    `${host}/demo/app:1.0`,
+    images.ok,
+    '--insecure-registry',
+    reg.host,
+    '--insecure-registry',
+    host,
+    '--timeout',
+    '3s',
+  ];
+  const tty = await inProcess(slow, { stderrIsTTY: true });
+  t.match(tty.stderr, /\rchecked \d\/2 images/, 'the count, redrawn in place');
+  t.match(tty.stderr, /\r\u001b\[K$/, 'and cleared at the end');
+  const piped = await inProcess(slow);
+  t.notMatch(piped.stderr, /checked/, 'not when stderr is not a terminal');
+});
