@@ -2,11 +2,13 @@
 // Every message names the image; the caller adds the container. One line, no control characters.
 
 import { quote, type Reason } from '../findings.ts';
+import { diagnoseReference } from '../reference/diagnose.ts';
 import type { ImageRef } from '../reference/index.ts';
 import type { Outcome } from '../registry/client.ts';
 import { isDockerHub, registryHost } from '../registry/hosts.ts';
 import type { RateLimit } from '../registry/ratelimit.ts';
 import type { CredentialContext } from './engine.ts';
+import { highestFirst } from './suggest.ts';
 
 export interface Explained {
   message: string;
@@ -26,6 +28,10 @@ export interface ExplainInput {
   rejected?: string[];
   suggestions?: string[];
   tagCount?: number | undefined;
+  /** the repository's tags as read (for a missing tag with no near match) */
+  tags?: string[] | undefined;
+  /** more tags exist than were read */
+  tagsCapped?: boolean;
   missing?: string[];
   offered?: string[];
   partial?: boolean;
@@ -88,11 +94,13 @@ export function explain(i: ExplainInput): Explained {
   switch (i.reason) {
     case 'available':
       return { message: `${img} can be pulled${i.detail ? ` (${i.detail})` : ''}`, hint: '' };
-    case 'invalid-reference':
+    case 'invalid-reference': {
+      const why = diagnoseReference(i.image);
       return {
-        message: `${img} is invalid, the kubelet reports InvalidImageName: ${i.detail ?? ''}`,
+        message: `${img} is invalid, the kubelet reports InvalidImageName: ${i.detail ?? ''}${why ? `; ${why}` : ''}`,
         hint: 'write it as [registry/]repository[:tag][@digest], lowercase, without spaces',
       };
+    }
     case 'repository-not-found':
       return {
         message: `${img}: repository ${name} does not exist on ${registryName(ref)}.${didYouMean(i.suggestions)}`,
@@ -103,8 +111,17 @@ export function explain(i: ExplainInput): Explained {
       const others = i.suggestions?.length
         ? `use an existing tag, or push ${quote(tag)}`
         : `push tag ${quote(tag)}, or use a tag that exists${i.tagCount === 0 ? ' (the repository has none)' : ''}`;
+      // No near match: say what does exist, so there is something to go on.
+      const tags = !i.suggestions?.length && i.tags?.length ? highestFirst(i.tags) : [];
+      const count = `${i.tagsCapped ? 'at least ' : ''}${tags.length} tag${tags.length === 1 ? '' : 's'}`;
+      const listed = tags.length
+        ? ` It has ${count}${tags.length > 5 ? ', the highest versions' : ''}: ${tags
+            .slice(0, 5)
+            .map((t) => quote(t))
+            .join(', ')}${tags.length > 5 ? ', …' : ''}.`
+        : '';
       return {
-        message: `${img}: tag ${quote(tag)} does not exist in ${name}.${didYouMean(i.suggestions)}`,
+        message: `${img}: tag ${quote(tag)} does not exist in ${name}.${didYouMean(i.suggestions)}${listed}`,
         hint: others,
       };
     }
@@ -156,11 +173,20 @@ export function explain(i: ExplainInput): Explained {
         : `${img}: ${reg} is refusing requests with HTTP 429 (rate limit reached${i.outcome?.kind === 'rate-limited' && i.outcome.retryAfter !== undefined ? `, retry after ${i.outcome.retryAfter} s` : ''}); the pull may fail with "toomanyrequests"`;
       return { message, hint: 'pull with an account that has a higher limit, or mirror the image' };
     }
-    case 'registry-unreachable':
+    case 'registry-unreachable': {
+      // OpenSSL's words for an answer that is not TLS at all: most often a plain-HTTP registry.
+      const plainHttp = /wrong version number|packet length too long|http request/i.test(i.detail ?? '');
+      const host = ref?.domain ?? 'HOST';
+      if (plainHttp)
+        return {
+          message: `${img}: the registry is unreachable: ${i.detail}; ${host} seems to speak plain HTTP, not TLS`,
+          hint: `if ${host} is a plain-HTTP registry, pass --insecure-registry ${host} (registry.insecure in the configuration), as the nodes' container runtime must be told too`,
+        };
       return {
         message: `${img}: the registry is unreachable: ${i.detail ?? 'connection failed'}`,
         hint: 'check the registry host name, and that the nodes can reach it and trust its certificate',
       };
+    }
     case 'registry-error':
       return {
         message: `${img}: ${ref ? registryHost(ref.domain) : 'the registry'} answered with an error${i.outcome?.kind === 'error' && i.outcome.status ? ` (HTTP ${i.outcome.status})` : ''}${i.detail ? `: ${i.detail}` : ''}`,

@@ -18,6 +18,28 @@ export function editDistance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
+/** Tags that look like versions first, highest first (natural order: 1.10 above 1.9); the rest by name. */
+export function highestFirst(tags: Iterable<string>): string[] {
+  const version = (t: string) => /^v?\d/.test(t);
+  const chunks = (t: string) => t.replace(/^v/, '').match(/\d+|\D+/g) ?? [];
+  const natural = (a: string, b: string) => {
+    const x = chunks(a);
+    const y = chunks(b);
+    for (let i = 0; i < Math.min(x.length, y.length); i++) {
+      const [p, q] = [x[i]!, y[i]!];
+      const byNumber = /^\d/.test(p) && /^\d/.test(q) ? Number(p) - Number(q) : 0;
+      if (byNumber) return byNumber;
+      if (p !== q) return p < q ? -1 : 1;
+    }
+    return x.length - y.length;
+  };
+  const all = [...new Set(tags)];
+  return [
+    ...all.filter(version).sort((a, b) => natural(b, a)),
+    ...all.filter((t) => !version(t)).sort((a, b) => a.localeCompare(b)),
+  ];
+}
+
 /**
  * Up to `max` candidates close to `word`: within a third of its length in edits (at least 2), nearest
  * first; candidates that extend the word ("1.2" -> "1.25") rank right after exact-distance ties.

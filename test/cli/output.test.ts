@@ -13,6 +13,7 @@ import { XMLParser } from 'fast-xml-parser';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { repoRoot } from '../helpers/shared.ts';
 import { annotation, escapeData, escapeProperty } from '../../src/cli/output/github.ts';
+import { highestFirst } from '../../src/preflight/suggest.ts';
 import type { Finding } from '../../src/findings.ts';
 import { runCheck, type CliIO } from '../../src/cli/check.ts';
 
@@ -392,6 +393,7 @@ t.test('--output: bad values are usage errors', async (t) => {
     [['-o', 'xml'], /--output must be text, json, sarif, junit or github/],
     [['-o', 'sarif='], /needs a file name/],
     [['-o', 'text', '-o', 'json'], /only one --output can go to stdout/],
+    [['-o', 'github', '-o', 'json', '-o', 'text'], /only one --output can go to stdout/],
   ] as const) {
     const r = await inProcess(['nginx', ...value]);
     t.equal(r.code, 2, value.join(' '));
@@ -421,4 +423,33 @@ t.test('progress on stderr when it is a terminal and the check takes more than a
   t.match(tty.stderr, /\r\u001b\[K$/, 'and cleared at the end');
   const piped = await inProcess(slow);
   t.notMatch(piped.stderr, /checked/, 'not when stderr is not a terminal');
+});
+
+t.test(
+  'messages for people: a missing tag names the tags that exist; TLS to plain HTTP names --insecure-registry',
+  async (t) => {
+    const missing = await inProcess([`${reg.host}/demo/app:nope`, '--insecure-registry', reg.host, '-o', 'json']);
+    t.equal(missing.code, 1);
+    const f = JSON.parse(missing.stdout).findings[0];
+    t.equal(f.reason, 'tag-not-found');
+    t.match(f.message, 'tag "nope" does not exist in');
+    t.match(f.message, 'It has 2 tags: "1.0", "multi".', 'how many, and which');
+    const tls = await inProcess([`${reg.host}/demo/app:1.0`, '-o', 'json', '--timeout', '5s']);
+    t.equal(tls.code, 3, 'unreachable: not verified');
+    const u = JSON.parse(tls.stdout).findings[0];
+    t.equal(u.reason, 'registry-unreachable');
+    t.match(u.message, `${reg.host} seems to speak plain HTTP, not TLS`);
+    t.match(u.hint, `--insecure-registry ${reg.host} (registry.insecure in the configuration)`);
+  },
+);
+
+t.test('highest versions first', async (t) => {
+  t.same(highestFirst(['1.9', 'latest', '1.10', 'v2.0', 'multi', '1.10.1', '1.9']), [
+    'v2.0',
+    '1.10.1',
+    '1.10',
+    '1.9',
+    'latest',
+    'multi',
+  ]);
 });

@@ -1,5 +1,5 @@
 // The output formats of `pullguard check`, each rendered from the one report; several may be asked
-// for at once (`--output sarif=results.sarif --output text`), at most one of them on stdout.
+// for at once (`--output sarif=results.sarif --output text`), at most one of them on stdout (and github).
 
 import type { Report } from '../report.ts';
 import { renderGithub } from './github.ts';
@@ -30,8 +30,11 @@ export function parseOutputs(values: readonly string[]): OutputTarget[] {
     if (path === '') throw new Error(`--output ${format}= needs a file name after "="`);
     return { format: format as Format, ...(path ? { path } : {}) };
   });
-  if (targets.filter((t) => !t.path).length > 1)
-    throw new Error('only one --output can go to stdout; give the others a file: --output FORMAT=FILE');
+  // GitHub Actions takes its workflow commands out of the log, so they may share stdout with one other.
+  if (targets.filter((t) => !t.path && t.format !== 'github').length > 1)
+    throw new Error(
+      'only one --output can go to stdout (besides github); give the others a file: --output FORMAT=FILE',
+    );
   return targets.length ? targets : [{ format: 'text' }];
 }
 
