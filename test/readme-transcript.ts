@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry } from './helpers/registry.ts';
-import { repoRoot } from './helpers/shared.ts';
+import { repoRoot } from './helpers/fixtures.ts';
 
 const reg = await startRegistry({ auth: 'none' });
 const dir = mkdtempSync(join(tmpdir(), 'pullguard-transcript-'));

@@ -11,7 +11,7 @@ import AjvModule from 'ajv-draft-04';
 import formatsModule from 'ajv-formats';
 import { XMLParser } from 'fast-xml-parser';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { repoRoot } from '../helpers/shared.ts';
+import { repoRoot } from '../helpers/fixtures.ts';
 import { annotation, escapeData, escapeProperty } from '../../src/cli/output/github.ts';
 import { highestFirst } from '../../src/preflight/suggest.ts';
 import type { Finding } from '../../src/findings.ts';
