@@ -80,9 +80,10 @@ t.test('npm install -g of the tarball into a temporary prefix, offline', async (
   t.equal(version.status, 0, version.stderr);
   t.equal(version.stdout, `pullguard ${pkg.version}\n`, 'pullguard --version');
 
-  const ok = run('pullguard', ['check', 'nginx:1.25', '--offline'], { path: [bin, nodeDir] });
-  t.equal(ok.status, 0, `pullguard check nginx:1.25 --offline: ${ok.stderr}`);
-  t.match(ok.stdout, /ok\s+available\s+nginx:1\.25/);
+  // --offline verifies nothing (exit 3, not-checked); --allow-unverified accepts that.
+  const ok = run('pullguard', ['check', 'nginx:1.25', '--offline', '--allow-unverified'], { path: [bin, nodeDir] });
+  t.equal(ok.status, 0, `pullguard check nginx:1.25 --offline --allow-unverified: ${ok.stderr}`);
+  t.match(ok.stdout, /risk\s+not-checked\s+nginx:1\.25/);
 
   const manifest =
     'apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n    - {name: web, image: "Nginx:1.25"}\n';
@@ -96,7 +97,7 @@ t.test('npm install -g of the tarball into a temporary prefix, offline', async (
 
   const plugin = run('kubectl-pullguard', ['--version'], { path: [bin, nodeDir] });
   t.equal(plugin.stdout, `pullguard ${pkg.version}\n`, 'kubectl-pullguard --version');
-  const viaKubectl = run(k8sTool('kubectl'), ['pullguard', 'check', 'nginx:1.25', '--offline'], {
+  const viaKubectl = run(k8sTool('kubectl'), ['pullguard', 'check', 'nginx:1.25', '--offline', '--allow-unverified'], {
     path: [bin, nodeDir],
   });
   t.equal(viaKubectl.status, 0, `kubectl pullguard check: ${viaKubectl.stderr}`);
