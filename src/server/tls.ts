@@ -1,7 +1,7 @@
 // The serving certificate: from files (a mounted Secret), re-read when they change without a restart
 // and without dropping connections; or, for a developer's first run, a self-signed one.
 
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
@@ -46,7 +46,8 @@ export async function selfSigned(names: string[] = ['localhost']): Promise<TlsPa
 /**
  * Polls the files (Secret volumes swap a symlink, which fs.watch misses) and installs a changed pair
  * for new connections; open connections keep theirs. A half-written or mismatched pair is skipped
- * until both files agree.
+ * until both files agree. Changes are told by content, compared with what was read at start: a
+ * stat-based watch takes its first look later and misses a renewal that happens before it.
  */
 export function watchTls(
   server: Server,
@@ -55,13 +56,20 @@ export function watchTls(
   logger: Logger,
   intervalMs = 2000,
 ): () => void {
-  let current = '';
-  try {
-    current = readFileSync(certFile, 'utf8') + readFileSync(keyFile, 'utf8');
-  } catch {
-    // reported by the first reload attempt
-  }
+  const read = () => {
+    try {
+      return readFileSync(certFile, 'utf8') + readFileSync(keyFile, 'utf8');
+    } catch (err) {
+      return `unreadable: ${(err as Error).message}`;
+    }
+  };
+  let current = read();
+  // What the files held at the last look: a bad pair is reported once per change, not per poll.
+  let seen = current;
   const reload = () => {
+    const now = read();
+    if (now === seen) return;
+    seen = now;
     let pair: TlsPair;
     try {
       pair = readTlsPair(certFile, keyFile);
@@ -77,10 +85,7 @@ export function watchTls(
     server.setSecureContext({ ...pair, minVersion: 'TLSv1.2' });
     logger.info({ certFile }, 'serving certificate reloaded');
   };
-  watchFile(certFile, { interval: intervalMs }, reload);
-  watchFile(keyFile, { interval: intervalMs }, reload);
-  return () => {
-    unwatchFile(certFile, reload);
-    unwatchFile(keyFile, reload);
-  };
+  const timer = setInterval(reload, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -2,11 +2,14 @@
 // a restart and without dropping connections; with none configured, a self-signed one, said in the log.
 import t from 'tap';
 import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent as HttpsAgent, createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type PeerCertificate } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
+import { watchTls } from '../../src/server/tls.ts';
 import { sharedPki } from '../helpers/pki.ts';
 import { sample, serve, waitFor } from './lib.ts';
 
@@ -162,6 +165,42 @@ t.test('certificate reload as a Secret volume does it: an atomic swap of the ..d
     200,
   );
   t.pass('new connections see the renewed certificate');
+});
+
+t.test('a renewal right after start-up is not missed', async (t) => {
+  // The swap happens in the same tick as the watch starts, before any poll: on a busy machine the
+  // first look at the files can come that late, and a change made before it must still count.
+  const [a, b] = await Promise.all([pki.issue('webhook-ra'), pki.issue('webhook-rb')]);
+  const dir = mkdtempSync(join(tmpdir(), 'pullguard-renew-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const [name, pair] of [
+    ['..a', a],
+    ['..b', b],
+  ] as const) {
+    mkdirSync(join(dir, name));
+    copyFileSync(pair.certFile, join(dir, name, 'tls.crt'));
+    copyFileSync(pair.keyFile, join(dir, name, 'tls.key'));
+  }
+  symlinkSync('..a', join(dir, '..data'));
+  symlinkSync('..data/tls.crt', join(dir, 'tls.crt'));
+  symlinkSync('..data/tls.key', join(dir, 'tls.key'));
+  const server = createHttpsServer({ cert: a.certPem, key: a.keyPem });
+  const lines: { msg: string }[] = [];
+  const logger = pino(
+    {},
+    new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(String(chunk)) as { msg: string });
+        done();
+      },
+    }),
+  );
+  const stop = watchTls(server, join(dir, 'tls.crt'), join(dir, 'tls.key'), logger, 20);
+  t.teardown(stop);
+  symlinkSync('..b', join(dir, '..data_tmp'));
+  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  await waitFor('the reload', () => lines.some((l) => l.msg === 'serving certificate reloaded'), undefined, 20);
+  t.pass('certificate B installed');
 });
 
 t.test('no certificate configured: a self-signed one, and the log says so', async (t) => {
