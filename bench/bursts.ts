@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startServer } from '../src/cli/serve.ts';
+import { startServer } from '../src/app/server.ts';
 import { validateConfig } from '../src/config.ts';
 import { createLogger } from '../src/server/logger.ts';
 import { sharedPki } from '../test/helpers/pki.ts';

@@ -3,7 +3,7 @@
 // review names a different image, so none is helped by another's cached timeout.
 
 import { Agent, request } from 'undici';
-import { startServer } from '../src/cli/serve.ts';
+import { startServer } from '../src/app/server.ts';
 import { validateConfig } from '../src/config.ts';
 import { createLogger } from '../src/server/logger.ts';
 import { sharedPki } from '../test/helpers/pki.ts';

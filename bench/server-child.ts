@@ -53,7 +53,7 @@ async function start(): Promise<Server> {
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     return { url, app, close: () => app.close() };
   }
-  const { startServer } = await import('../src/cli/serve.ts');
+  const { startServer } = await import('../src/app/server.ts');
   const { validateConfig } = await import('../src/config.ts');
   const { createLogger } = await import('../src/server/logger.ts');
   const { pino } = await import('pino');

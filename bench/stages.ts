@@ -55,7 +55,9 @@ export async function stageCosts(engine: Preflight, config: Config, bodyText: st
     { stage: 'imagesToCheck', us: await time(n, () => imagesToCheck(req)) },
     {
       stage: 'PodCredentials.forSite (no cluster)',
-      us: await time(n, () => podCredentials.forSite(site, req.namespace ?? 'default', config.deadline)),
+      us: await time(n, () =>
+        podCredentials.forSite(site, req.namespace ?? 'default', () => AbortSignal.timeout(config.deadline)),
+      ),
     },
     {
       stage: 'engine.check (cached answer)',
@@ -73,10 +75,16 @@ export async function stageCosts(engine: Preflight, config: Config, bodyText: st
     { stage: 'review log line (pino → /dev/null)', us: await time(n, () => logger.info(line, 'review')) },
     {
       stage: 'metrics (counter + histogram)',
-      us: await time(n, () => {
-        metrics.reviews.inc({ kind: 'Deployment', operation: 'CREATE', verdict: 'ok', action: 'allow' });
-        metrics.reviewSeconds.observe({ kind: 'Deployment' }, 0.0001);
-      }),
+      us: await time(n, () =>
+        metrics.reviewed({
+          kind: 'Deployment',
+          operation: 'CREATE',
+          verdict: 'ok',
+          action: 'allow',
+          seconds: 0.0001,
+          notable: [],
+        }),
+      ),
     },
     { stage: 'JSON.stringify of the answer', us: await time(n, () => JSON.stringify(respond(req.uid, decided))) },
   ];

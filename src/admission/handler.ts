@@ -3,23 +3,31 @@
 
 import type { Logger } from 'pino';
 import type { Config, Mode } from '../config.ts';
-import type { PodCredentials } from '../credentials/sources.ts';
-import type { Finding } from '../findings.ts';
-import type { Platform } from '../platform/index.ts';
-import { actionFor } from '../policy/policy.ts';
-import type { Preflight } from '../preflight/engine.ts';
-import type { Metrics } from '../server/metrics.ts';
+import type { Finding, Reason, Verdict } from '../findings.ts';
+import { actionFor, type Decision } from '../policy/policy.ts';
+import type { PodCheck } from '../podcheck/podcheck.ts';
 import { imagesToCheck, notableFindings, parseReview, respond, type ReviewResponse } from './review.ts';
+
+/** What one review came to, for whoever counts them (the server's metrics). */
+export interface ReviewRecord {
+  kind: string;
+  operation: string;
+  verdict: Verdict;
+  action: 'deny' | 'warn' | 'record' | 'allow';
+  seconds: number;
+  /** the findings that were not ok, with what was done about each */
+  notable: { reason: Reason; action: Decision }[];
+}
+
+export interface ReviewObserver {
+  reviewed(record: ReviewRecord): void;
+}
 
 export interface HandlerDeps {
   config: Config;
-  engine: Preflight;
-  credentials: PodCredentials;
-  /** the platforms pods may land on now (configured, or the nodes') */
-  platforms: () => readonly Platform[];
-  imageOnAnyNode?: (names: string[]) => boolean | undefined;
+  podCheck: PodCheck;
   logger: Logger;
-  metrics?: Metrics;
+  observer?: ReviewObserver;
 }
 
 const WORST = ['ok', 'risk', 'fail'] as const;
@@ -34,27 +42,15 @@ export class AdmissionHandler {
   /** Throws BadReview for input that is not an AdmissionReview; everything else gets an answer. */
   async review(body: unknown, pathMode?: Mode): Promise<ReviewResponse> {
     const started = performance.now();
-    const { config, engine, logger, metrics } = this.deps;
+    const { config, podCheck, logger, observer } = this.deps;
     const req = parseReview(body);
     const mode = pathMode ?? config.mode;
     const { site, uses, unchanged } = imagesToCheck(req);
     const kind = req.kind.kind;
     let findings: Finding[] = [];
     if (site && uses.length) {
-      const namespace = site.namespace ?? req.namespace ?? 'default';
-      // Cluster reads get half the deadline at most, so the registry still has time.
-      const credentials = await this.deps.credentials.forSite(
-        site,
-        namespace,
-        Math.max(1, Math.floor(config.deadline / 2)),
-      );
-      // Whole milliseconds: the engine puts this number in the timeout message ("within 1497.2016 ms").
-      const remaining = Math.max(1, Math.floor(config.deadline - (performance.now() - started)));
-      findings = await engine.check(uses, {
-        credentials,
-        platforms: this.deps.platforms(),
-        deadline: remaining,
-        ...(this.deps.imageOnAnyNode ? { imageOnAnyNode: this.deps.imageOnAnyNode } : {}),
+      findings = await podCheck.check({ site, namespace: site.namespace ?? req.namespace ?? 'default' }, uses, {
+        deadline: started + config.deadline,
       });
     }
     const decided = findings.map((finding) => ({ finding, action: actionFor(finding, mode, config.actions) }));
@@ -68,10 +64,16 @@ export class AdmissionHandler {
           ? 'record'
           : 'allow';
     const ms = Math.round((performance.now() - started) * 10) / 10;
-    metrics?.reviews.inc({ kind, operation: req.operation, verdict, action });
-    metrics?.reviewSeconds.observe({ kind }, ms / 1000);
-    for (const d of decided)
-      if (d.finding.verdict !== 'ok') metrics?.findings.inc({ reason: d.finding.reason, action: d.action });
+    observer?.reviewed({
+      kind,
+      operation: req.operation,
+      verdict,
+      action,
+      seconds: ms / 1000,
+      notable: decided
+        .filter((d) => d.finding.verdict !== 'ok')
+        .map((d) => ({ reason: d.finding.reason, action: d.action })),
+    });
     logger.info(
       {
         uid: req.uid,

@@ -3,7 +3,7 @@
 
 import { z } from 'zod';
 import { describe, oneLine, type Finding, type ImageUse } from '../findings.ts';
-import type { Outcome } from '../policy/policy.ts';
+import type { Decision } from '../policy/policy.ts';
 import { imageUsesOf, podSpecSite, type PodSpecSite } from '../workload/images.ts';
 
 const groupVersionKind = z.looseObject({ group: z.string(), version: z.string(), kind: z.string() });
@@ -71,7 +71,7 @@ export function imagesToCheck(req: AdmissionRequest): { site?: PodSpecSite; uses
 
 export interface Decided {
   finding: Finding;
-  action: Outcome;
+  action: Decision;
 }
 
 const WARNING_MAX = 256;
@@ -108,7 +108,7 @@ export function denialMessage(decided: Decided[]): string {
 /** What is worth recording of a review (audit annotations, the log line): every finding that is not ok. */
 export function notableFindings(
   decided: Decided[],
-): { container: string; image: string; reason: string; action: Outcome }[] {
+): { container: string; image: string; reason: string; action: Decision }[] {
   return decided
     .filter((d) => d.finding.verdict !== 'ok')
     .map((d) => ({

@@ -2,20 +2,19 @@
 // Exit 0: every image verified (or only risks); 1: an image would fail (or, with --strict, might);
 // 2: bad usage or input; 3: nothing failed but some image could not be verified.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, parseDuration, type Config } from '../config.ts';
-import { CredentialFileError, keyringFromFiles } from '../credentials/files.ts';
-import { Keyring } from '../credentials/keyring.ts';
+import type { BuiltPodCheck } from '../app/build.ts';
+import { parsePlatforms } from '../app/build.ts';
+import { checkGroups, prepareCheck, type Group } from '../app/check.ts';
+import { KubeConfigError } from '../cluster/kubeconfig.ts';
+import { ConfigError, loadConfig, type Config } from '../config.ts';
+import { CredentialFileError } from '../credentials/files.ts';
+import { UsageError } from '../errors.ts';
 import { oneLine, type Finding, type ImageUse } from '../findings.ts';
-import { parsePlatform, type Platform } from '../platform/index.ts';
-import { Preflight, type CredentialContext } from '../preflight/engine.ts';
-import type { KubeConfig } from '@kubernetes/client-node';
-import { KubeConfigError, loadKubeConfig } from '../cluster/kubeconfig.ts';
-import { NodeWatcher } from '../cluster/nodes.ts';
-import { ClusterReader } from '../cluster/reader.ts';
-import { PodCredentials } from '../credentials/sources.ts';
-import { imageFieldProblems, imageUsesOf, podSpecSite, pullSecretNames, type PodSpecSite } from '../workload/images.ts';
+import type { Platform } from '../platform/index.ts';
+import { imageFieldProblems, imageUsesOf, podSpecSite } from '../workload/images.ts';
+import { REGISTRY_FLAGS, registryOverrides, type CliIO } from './flags.ts';
 import { InputError, readManifests, type SourcedObject } from './manifests.ts';
 import { offlineFindings } from './offline.ts';
 import { parseOutputs, render, type OutputTarget } from './output/index.ts';
@@ -23,18 +22,8 @@ import { Progress } from './progress.ts';
 import { buildReport, objectText } from './report.ts';
 import { version } from './version.ts';
 
-export interface CliIO {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-  stdin: () => string;
-  env: NodeJS.ProcessEnv;
-  /** stdout is a terminal: colour */
-  isTTY: boolean;
-  /** stderr is a terminal: progress */
-  stderrIsTTY?: boolean;
-  /** the terminal's width when stdout is one (COLUMNS overrides it) */
-  columns?: number | undefined;
-}
+export type { CliIO } from './flags.ts';
+export type { Group } from '../app/check.ts';
 
 export const CHECK_USAGE = `Usage: pullguard check [IMAGE...] [-f FILE|DIR|-]... [options]
 
@@ -66,8 +55,6 @@ Exit status: 0 every image verified (risks accepted unless --strict), 1 an image
 3 nothing failed but some images could not be verified (unreachable registry, timeout, --offline).
 `;
 
-export class UsageError extends Error {}
-
 export interface CheckArgs {
   images: string[];
   files: string[];
@@ -81,61 +68,6 @@ export interface CheckArgs {
   outputs: OutputTarget[];
   namespace: string;
   config: Config;
-}
-
-/** Registry flags shared with `pullguard serve`: they override the configuration file. */
-export const REGISTRY_FLAGS = {
-  'insecure-registry': { type: 'string', multiple: true },
-  'registry-ca': { type: 'string', multiple: true },
-  platform: { type: 'string', multiple: true },
-  'docker-config': { type: 'string', multiple: true },
-  timeout: { type: 'string' },
-  config: { type: 'string' },
-} as const;
-
-export function registryOverrides(values: {
-  'insecure-registry'?: string[];
-  'registry-ca'?: string[];
-  timeout?: string;
-  platform?: string[];
-}): Record<string, unknown> {
-  const registry: Record<string, unknown> = {};
-  if (values['insecure-registry']?.length) registry.insecure = values['insecure-registry'];
-  if (values['registry-ca']?.length) registry.caFiles = values['registry-ca'];
-  const out: Record<string, unknown> = { registry };
-  if (values.timeout !== undefined) {
-    try {
-      out.deadline = parseDuration(values.timeout);
-    } catch (err) {
-      throw new UsageError(`--timeout: ${(err as Error).message}`);
-    }
-  }
-  if (values.platform?.length)
-    out.platforms = values.platform
-      .flatMap((p) => p.split(','))
-      .map((p) => p.trim())
-      .filter(Boolean);
-  return out;
-}
-
-export function parsePlatforms(list: readonly string[]): Platform[] {
-  return list.map((p) => {
-    try {
-      return parsePlatform(p);
-    } catch (err) {
-      throw new UsageError(`platform "${p}": ${(err as Error).message}`);
-    }
-  });
-}
-
-export function readCaFiles(files: readonly string[]): string[] {
-  return files.map((f) => {
-    try {
-      return readFileSync(f, 'utf8');
-    } catch (err) {
-      throw new UsageError(`registry CA ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  });
 }
 
 export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArgs | 'help' | 'version' {
@@ -189,12 +121,6 @@ export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArg
     namespace: v.namespace ?? 'default',
     config,
   };
-}
-
-export interface Group {
-  uses: ImageUse[];
-  /** the pod spec the uses come from; none for images named on the command line */
-  site?: PodSpecSite;
 }
 
 /** A field path such as spec.containers[0].image as keys and indexes. */
@@ -260,9 +186,8 @@ function outputWidth(io: CliIO): number | undefined {
 export async function runCheck(argv: string[], io: CliIO): Promise<number> {
   let args: CheckArgs | 'help' | 'version';
   let groups: Group[];
-  let keyring: Keyring;
-  let caPems: string[];
-  let cluster: ReturnType<typeof loadKubeConfig> = null;
+  let built: BuiltPodCheck | null = null;
+  let deadline = 0;
   try {
     args = parseCheckArgs(argv, io.env);
     if (args === 'help') {
@@ -273,14 +198,10 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
       io.stdout(`pullguard ${version()}\n`);
       return 0;
     }
+    // --timeout is one deadline for the whole command, the wait for the nodes included.
+    deadline = performance.now() + args.config.deadline;
     groups = collectGroups(args, io.stdin);
-    keyring = args.dockerConfigs.length ? keyringFromFiles(args.dockerConfigs) : new Keyring();
-    caPems = readCaFiles(args.config.registry.caFiles);
-    if (!args.offline)
-      cluster = loadKubeConfig({
-        ...(args.config.cluster.kubeconfig ? { kubeconfig: args.config.cluster.kubeconfig } : {}),
-        env: io.env,
-      });
+    if (!args.offline) built = prepareCheck(args.config, { env: io.env, dockerConfigs: args.dockerConfigs });
   } catch (err) {
     if (
       err instanceof UsageError ||
@@ -297,13 +218,13 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
   }
 
   let findings: Finding[];
-  if (args.offline) {
+  if (!built) {
     findings = offlineFindings(
       groups.flatMap((g) => g.uses),
       args.platforms,
     );
   } else {
-    if (!cluster && !args.quiet)
+    if (!built.cluster && !args.quiet)
       io.stderr(
         'pullguard check: no cluster (no --kubeconfig or KUBECONFIG): checking with docker config files only\n',
       );
@@ -311,14 +232,14 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     const progress = io.stderrIsTTY ? new Progress(uses, io.stderr) : undefined;
     progress?.start();
     const onSettled = progress ? () => progress.tick() : undefined;
-    const engine = new Preflight(args.config, caPems);
     try {
-      findings = cluster
-        ? await checkInCluster(engine, groups, keyring, args, cluster.kc, onSettled)
-        : await checkWithFiles(engine, groups, keyring, args, onSettled);
+      findings = await checkGroups(built, groups, {
+        namespace: args.namespace,
+        deadline,
+        ...(onSettled ? { onSettled } : {}),
+      });
     } finally {
       progress?.stop();
-      await engine.close();
     }
   }
   const report = buildReport(findings, { strict: args.strict, allowUnverified: args.allowUnverified });
@@ -339,66 +260,4 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     }
   }
   return report.exitCode;
-}
-
-/**
- * Without a cluster, the docker config files stand for the pods' pull secrets. A manifest that names
- * secrets while none were given is checked with that said: a denial then is our uncertainty.
- */
-async function checkWithFiles(
-  engine: Preflight,
-  groups: Group[],
-  keyring: Keyring,
-  args: CheckArgs,
-  onSettled?: () => void,
-): Promise<Finding[]> {
-  const results = await Promise.all(
-    groups.map((group) => {
-      const named = group.site ? pullSecretNames(group.site.spec) : [];
-      const credentials: CredentialContext = {
-        keyrings: [keyring],
-        scope: args.dockerConfigs.length
-          ? 'the docker config files given'
-          : 'the command line (no --docker-config given)',
-        unreadSecrets: named.length > 0 && !args.dockerConfigs.length ? named : [],
-      };
-      return engine.check(group.uses, { credentials, platforms: args.platforms, ...(onSettled ? { onSettled } : {}) });
-    }),
-  );
-  return results.flat();
-}
-
-/** With a cluster: the same keyring the webhook builds (pod or ServiceAccount secrets, then the files as node credentials), and the nodes' platforms. */
-async function checkInCluster(
-  engine: Preflight,
-  groups: Group[],
-  keyring: Keyring,
-  args: CheckArgs,
-  kc: KubeConfig,
-  onSettled?: () => void,
-): Promise<Finding[]> {
-  const reader = new ClusterReader(kc, {
-    cacheTtlMs: args.config.cluster.cacheTtl,
-    requestTimeoutMs: Math.floor(args.config.deadline / 2),
-  });
-  const sources = new PodCredentials(reader, args.dockerConfigs.length ? keyring : null);
-  let platforms: readonly Platform[] = args.platforms;
-  if (!platforms.length && args.config.cluster.watchNodes) {
-    const nodes = new NodeWatcher(kc, {});
-    nodes.start();
-    try {
-      if (await nodes.whenReady(args.config.deadline)) platforms = nodes.platforms();
-    } finally {
-      await nodes.stop();
-    }
-  }
-  const results = await Promise.all(
-    groups.map(async (group) => {
-      const namespace = group.site?.namespace ?? args.namespace;
-      const site = group.site ?? { kind: 'Pod', specPath: 'spec', spec: {}, template: false };
-      const credentials = await sources.forSite(site, namespace, args.config.deadline);
-      return engine.check(group.uses, { credentials, platforms, ...(onSettled ? { onSettled } : {}) });
-    }),
-  );
-  return results.flat();
 }

@@ -1,23 +1,12 @@
 // `pullguard serve`: the validating admission webhook.
 
 import { parseArgs } from 'node:util';
-import type { FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
-import { AdmissionHandler } from '../admission/handler.ts';
-import { KubeConfigError, loadKubeConfig } from '../cluster/kubeconfig.ts';
-import { NodeWatcher } from '../cluster/nodes.ts';
-import { ClusterReader } from '../cluster/reader.ts';
+import { startServer, type Running } from '../app/server.ts';
+import { KubeConfigError } from '../cluster/kubeconfig.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
-import { CredentialFileError, keyringFromFiles } from '../credentials/files.ts';
-import { PodCredentials } from '../credentials/sources.ts';
-import type { Platform } from '../platform/index.ts';
-import { Preflight } from '../preflight/engine.ts';
-import { buildApp } from '../server/app.ts';
-import { createLogger } from '../server/logger.ts';
-import { Metrics } from '../server/metrics.ts';
-import { listenMetrics, type MetricsServer } from '../server/metrics-server.ts';
-import { readTlsPair, selfSigned, watchTls, type TlsPair } from '../server/tls.ts';
-import { parsePlatforms, readCaFiles, REGISTRY_FLAGS, registryOverrides, UsageError, type CliIO } from './check.ts';
+import { CredentialFileError } from '../credentials/files.ts';
+import { UsageError } from '../errors.ts';
+import { REGISTRY_FLAGS, registryOverrides, type CliIO } from './flags.ts';
 
 export const SERVE_USAGE = `Usage: pullguard serve [options]
 
@@ -39,17 +28,6 @@ Options:
       --timeout DURATION        deadline per review, under the webhook's timeoutSeconds (default 8s)
   -h, --help                    this help
 `;
-
-export interface Running {
-  app: FastifyInstance;
-  url: string;
-  /** the plain-HTTP metrics port's address, when server.metricsPort is not 0 */
-  metricsUrl?: string;
-  config: Config;
-  engine: Preflight;
-  logger: Logger;
-  close: () => Promise<void>;
-}
 
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
   let parsed;
@@ -93,126 +71,6 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Config |
   if (v.kubeconfig) flags.cluster = { kubeconfig: v.kubeconfig };
   if (v['docker-config']?.length) flags.credentials = { nodeDockerConfigs: v['docker-config'] };
   return loadConfig({ ...(v.config ? { file: v.config } : {}), env, flags });
-}
-
-/** Starts everything; resolves once listening. Used by the CLI and by the tests. */
-export async function startServer(
-  config: Config,
-  env: NodeJS.ProcessEnv,
-  logger = createLogger(config.log.level),
-): Promise<Running> {
-  const caPems = readCaFiles(config.registry.caFiles);
-  const configuredPlatforms = parsePlatforms(config.platforms);
-  const nodeKeyring = config.credentials.nodeDockerConfigs.length
-    ? keyringFromFiles(config.credentials.nodeDockerConfigs)
-    : null;
-
-  // The certificate first: a missing or mismatched pair is a configuration mistake (a plain message,
-  // exit 2), found before anything is started that would need stopping.
-  let tls: TlsPair;
-  const { tlsCert, tlsKey } = config.server;
-  if (tlsCert && tlsKey) {
-    try {
-      tls = readTlsPair(tlsCert, tlsKey);
-    } catch (err) {
-      throw new UsageError(
-        `serving certificate ${tlsCert} and key ${tlsKey}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      );
-    }
-  } else {
-    tls = await selfSigned(['localhost', 'pullguard', 'pullguard.pullguard.svc']);
-    logger.warn(
-      'no certificate configured (server.tlsCert/server.tlsKey): serving with a new self-signed certificate for localhost; the API server will not trust it',
-    );
-  }
-
-  const kube = loadKubeConfig({ ...(config.cluster.kubeconfig ? { kubeconfig: config.cluster.kubeconfig } : {}), env });
-  let reader: ClusterReader | null = null;
-  let nodes: NodeWatcher | null = null;
-  if (kube) {
-    reader = new ClusterReader(kube.kc, {
-      cacheTtlMs: config.cluster.cacheTtl,
-      negativeTtlMs: Math.min(config.cluster.cacheTtl, 10_000),
-      requestTimeoutMs: Math.floor(config.deadline / 2),
-      logger,
-    });
-    if (config.cluster.watchNodes && !configuredPlatforms.length) {
-      nodes = new NodeWatcher(kube.kc, { logger });
-      nodes.start();
-    }
-    logger.info({ source: kube.source }, 'reading pull secrets and service accounts from the cluster');
-  } else {
-    logger.warn(
-      'no cluster access (no --kubeconfig, KUBECONFIG or in-cluster service account): pull secrets cannot be read; a denial that they might change becomes a warning',
-    );
-  }
-
-  const metrics = new Metrics();
-  const engine = new Preflight(config, caPems, {
-    onResponse: (host, _method, status) => metrics.registryRequests.inc({ registry: host, status: String(status) }),
-    onFailure: (host, _method, kind) => metrics.registryRequests.inc({ registry: host, status: kind }),
-  });
-  metrics.observeEngine(engine);
-
-  const platforms = (): readonly Platform[] =>
-    configuredPlatforms.length ? configuredPlatforms : (nodes?.platforms() ?? []);
-  const handler = new AdmissionHandler({
-    config,
-    engine,
-    credentials: new PodCredentials(reader, nodeKeyring),
-    platforms,
-    ...(nodes ? { imageOnAnyNode: (names: string[]) => (nodes.ready ? nodes.imageOnAnyNode(names) : undefined) } : {}),
-    logger,
-    metrics,
-  });
-
-  const app = await buildApp({
-    handler,
-    metrics,
-    logger,
-    tls,
-    bodyLimit: config.server.bodyLimit,
-    metricsRoute: config.server.metricsPort === 0,
-    ready: () => !nodes || nodes.ready,
-  });
-  const stopWatching =
-    tlsCert && tlsKey
-      ? watchTls(app.server as unknown as import('node:https').Server, tlsCert, tlsKey, logger)
-      : () => undefined;
-  let metricsServer: MetricsServer | undefined;
-  const close = async () => {
-    stopWatching();
-    await metricsServer?.close();
-    await app.close();
-    await nodes?.stop();
-    await engine.close();
-  };
-  let address: string;
-  try {
-    address = await app.listen({ host: config.server.host, port: config.server.port });
-  } catch (err) {
-    // Stop what was started (the certificate watch would keep the process alive), then say why.
-    await close();
-    throw new UsageError(
-      `cannot listen on ${config.server.host}:${config.server.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
-  }
-  if (config.server.metricsPort !== 0) {
-    try {
-      metricsServer = await listenMetrics(metrics, config.server.host, config.server.metricsPort);
-    } catch (err) {
-      await close();
-      throw new UsageError(
-        `cannot listen on ${config.server.host}:${config.server.metricsPort} (server.metricsPort): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      );
-    }
-  }
-  const metricsUrl = metricsServer?.url;
-  logger.info(
-    { address, metrics: metricsUrl ?? `${address}/metrics`, mode: config.mode, deadlineMs: config.deadline },
-    'pullguard webhook listening',
-  );
-  return { app, url: address, ...(metricsUrl ? { metricsUrl } : {}), config, engine, logger, close };
 }
 
 export async function runServe(argv: string[], io: CliIO): Promise<number> {

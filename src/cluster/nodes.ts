@@ -33,6 +33,8 @@ export interface NodeWatcherOptions {
   backoffMaxMs?: number;
   /** a watch that lived this long or delivered an event counts as healthy (resets the back-off) */
   healthyAfterMs?: number;
+  /** keep the list current with a watch (default); false: list once and stop (a one-shot command) */
+  watch?: boolean;
 }
 
 interface WatchOutcome {
@@ -63,6 +65,7 @@ export class NodeWatcher {
   readonly #backoffInitialMs: number;
   readonly #backoffMaxMs: number;
   readonly #healthyAfterMs: number;
+  readonly #watch: boolean;
 
   #nodes = new Map<string, NodeFacts>();
   #ready = false;
@@ -85,6 +88,7 @@ export class NodeWatcher {
     this.#backoffInitialMs = opts.backoffInitialMs ?? 500;
     this.#backoffMaxMs = opts.backoffMaxMs ?? 30_000;
     this.#healthyAfterMs = opts.healthyAfterMs ?? 5_000;
+    this.#watch = opts.watch ?? true;
   }
 
   /** true once the first full list has arrived */
@@ -189,6 +193,7 @@ export class NodeWatcher {
           await this.#sleep(this.#backoff(failures), stop);
           continue;
         }
+        if (!this.#watch) break;
       }
       const started = Date.now();
       const out = await this.#watchOnce(rv, stop);

@@ -7,19 +7,44 @@ import type { PodSpecSite } from '../workload/images.ts';
 import { pullSecretNames } from '../workload/images.ts';
 import { Keyring } from './keyring.ts';
 
+/**
+ * Without a cluster, `pullguard check` lets docker config files stand for every pod's pull secrets:
+ * they are the pod's keyring, and a pod that names secrets is only unreadable when no file was given.
+ */
+export interface StandInSecrets {
+  keyring: Keyring;
+  /** where the credentials came from, for messages */
+  scope: string;
+  /** whether the pull secrets a pod names count as unread (no file was given) */
+  secretsUnread: boolean;
+}
+
 export class PodCredentials {
   private readonly reader: ClusterReader | null;
   private readonly node: Keyring | null;
+  private readonly standIn: StandInSecrets | undefined;
 
-  constructor(reader: ClusterReader | null, nodeKeyring: Keyring | null) {
+  constructor(reader: ClusterReader | null, nodeKeyring: Keyring | null, standIn?: StandInSecrets) {
     this.reader = reader;
     this.node = nodeKeyring;
+    this.standIn = reader ? undefined : standIn;
   }
 
-  /** `deadlineMs` bounds the cluster reads (a timer is only made when something is read). */
-  async forSite(site: PodSpecSite, namespace: string, deadlineMs?: number): Promise<CredentialContext> {
+  /**
+   * `cutoff` bounds the cluster reads: once its signal aborts, what is unread is reported as not
+   * read. It is only called when something is read (cached reviews make no timer).
+   */
+  async forSite(site: PodSpecSite, namespace: string, cutoff?: () => AbortSignal): Promise<CredentialContext> {
+    if (this.standIn) {
+      const named = pullSecretNames(site.spec);
+      return {
+        keyrings: [this.standIn.keyring],
+        scope: this.standIn.scope,
+        unreadSecrets: named.length > 0 && this.standIn.secretsUnread ? named : [],
+      };
+    }
     let signal: AbortSignal | undefined;
-    const bound = () => (deadlineMs === undefined ? {} : { signal: (signal ??= AbortSignal.timeout(deadlineMs)) });
+    const bound = () => (cutoff ? { signal: (signal ??= cutoff()) } : {});
     const problems: string[] = [];
     const unreadSecrets: string[] = [];
     const brokenSecrets: string[] = [];

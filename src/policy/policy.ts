@@ -6,7 +6,8 @@ import type { Action, Config, Mode } from '../config.ts';
 import { MODES } from '../config.ts';
 import type { Finding } from '../findings.ts';
 
-export type Outcome = Action | 'record';
+/** What is done about one finding: a configured action, or in audit mode only a record. */
+export type Decision = Action | 'record';
 
 export function isMode(value: unknown): value is Mode {
   return typeof value === 'string' && (MODES as readonly string[]).includes(value);
@@ -17,7 +18,7 @@ export function actionFor(
   finding: Pick<Finding, 'verdict' | 'reason'>,
   mode: Mode,
   actions: Config['actions'],
-): Outcome {
+): Decision {
   if (finding.verdict === 'ok') return 'ignore';
   if (mode === 'audit') return 'record';
   const configured = actions[finding.reason] ?? (finding.verdict === 'fail' ? 'deny' : 'warn');

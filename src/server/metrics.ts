@@ -2,9 +2,10 @@
 // tells them pullguard itself is healthy (latency, cache hits).
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ReviewObserver, ReviewRecord } from '../admission/handler.ts';
 import type { Preflight } from '../preflight/engine.ts';
 
-export class Metrics {
+export class Metrics implements ReviewObserver {
   readonly registry = new Registry();
   readonly reviews: Counter<'kind' | 'operation' | 'verdict' | 'action'>;
   readonly reviewSeconds: Histogram<'kind'>;
@@ -39,6 +40,12 @@ export class Metrics {
       labelNames: ['reason', 'action'],
       registers: [this.registry],
     });
+  }
+
+  reviewed(r: ReviewRecord): void {
+    this.reviews.inc({ kind: r.kind, operation: r.operation, verdict: r.verdict, action: r.action });
+    this.reviewSeconds.observe({ kind: r.kind }, r.seconds);
+    for (const f of r.notable) this.findings.inc({ reason: f.reason, action: f.action });
   }
 
   /** Gauges read from the engine when scraped. */

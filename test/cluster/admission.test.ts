@@ -15,6 +15,7 @@ import { keyringFromFiles } from '../../src/credentials/files.ts';
 import { PodCredentials } from '../../src/credentials/sources.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import { parsePlatform } from '../../src/platform/index.ts';
+import { PodCheck } from '../../src/podcheck/podcheck.ts';
 import { createLogger } from '../../src/server/logger.ts';
 import { runCheck } from '../../src/cli/check.ts';
 import { KubeApiServer, dockerConfigJson, dockercfg, makeNode } from '../helpers/kube-api.ts';
@@ -76,21 +77,17 @@ async function handlerFor(input: ConfigInput = {}, nodeConfigs: string[] = []) {
   nodes.start();
   await nodes.whenReady(5000);
   const engine = new Preflight(config, [reg.caPem!]);
-  const handler = new AdmissionHandler({
-    config,
+  const podCheck = new PodCheck({
     engine,
     credentials: new PodCredentials(
       new ClusterReader(kc, { cacheTtlMs: 30_000 }),
       nodeConfigs.length ? keyringFromFiles(nodeConfigs) : null,
     ),
     // As startServer does: configured platforms win over the nodes'.
-    platforms: () =>
-      config.platforms.length
-        ? config.platforms.map((p) => parsePlatform(p))
-        : nodes.platforms().map((p) => ({ os: p.os, architecture: p.architecture })),
-    imageOnAnyNode: (names) => nodes.imageOnAnyNode(names),
-    logger: createLogger('silent'),
+    platforms: config.platforms.map((p) => parsePlatform(p)),
+    nodes,
   });
+  const handler = new AdmissionHandler({ config, podCheck, logger: createLogger('silent') });
   t.teardown(async () => {
     await nodes.stop();
     await engine.close();

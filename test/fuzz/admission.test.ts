@@ -8,6 +8,7 @@ import { AdmissionHandler } from '../../src/admission/handler.ts';
 import { validateConfig } from '../../src/config.ts';
 import { PodCredentials } from '../../src/credentials/sources.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
+import { PodCheck } from '../../src/podcheck/podcheck.ts';
 import type { LookupFunction } from '../../src/registry/transport.ts';
 import { buildApp } from '../../src/server/app.ts';
 import { createLogger } from '../../src/server/logger.ts';
@@ -33,9 +34,7 @@ const engine = new Preflight(config, [], { lookup: noDns });
 const app = await buildApp({
   handler: new AdmissionHandler({
     config,
-    engine,
-    credentials: new PodCredentials(null, null),
-    platforms: () => [],
+    podCheck: new PodCheck({ engine, credentials: new PodCredentials(null, null) }),
     logger: createLogger('silent'),
   }),
   metrics: new Metrics(),

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Agent, request } from 'undici';
 import type { Logger } from 'pino';
-import { startServer, type Running } from '../../src/cli/serve.ts';
+import { startServer, type Running } from '../../src/app/server.ts';
 import { mergeLayers, validateConfig, type ConfigInput } from '../../src/config.ts';
 import { createLogger } from '../../src/server/logger.ts';
 import { sharedPki, type TestPki } from '../helpers/pki.ts';

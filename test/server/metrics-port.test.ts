@@ -4,7 +4,7 @@ import t from 'tap';
 import { createServer, type AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { parseServeArgs } from '../../src/cli/serve.ts';
-import { UsageError } from '../../src/cli/check.ts';
+import { UsageError } from '../../src/errors.ts';
 import { loadConfig } from '../../src/config.ts';
 import { serve } from './lib.ts';
 

@@ -1,0 +1,119 @@
+// The webhook's composition root: the serving certificate, the pod check built from the
+// configuration, the admission handler, metrics and the HTTP server, and one close() for all.
+// The CLI, the tests and the benchmarks start the server through here.
+
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { AdmissionHandler } from '../admission/handler.ts';
+import type { Config } from '../config.ts';
+import { UsageError } from '../errors.ts';
+import type { Preflight } from '../preflight/engine.ts';
+import { buildApp } from '../server/app.ts';
+import { createLogger } from '../server/logger.ts';
+import { Metrics } from '../server/metrics.ts';
+import { listenMetrics, type MetricsServer } from '../server/metrics-server.ts';
+import { readTlsPair, selfSigned, watchTls, type TlsPair } from '../server/tls.ts';
+import { buildPodCheck } from './build.ts';
+
+export interface Running {
+  app: FastifyInstance;
+  url: string;
+  /** the plain-HTTP metrics port's address, when server.metricsPort is not 0 */
+  metricsUrl?: string;
+  config: Config;
+  engine: Preflight;
+  logger: Logger;
+  close: () => Promise<void>;
+}
+
+/** Starts everything; resolves once listening. */
+export async function startServer(
+  config: Config,
+  env: NodeJS.ProcessEnv,
+  logger = createLogger(config.log.level),
+): Promise<Running> {
+  // The certificate first: a missing or mismatched pair is a configuration mistake (a plain message,
+  // exit 2), found before anything is started that would need stopping.
+  let tls: TlsPair;
+  const { tlsCert, tlsKey } = config.server;
+  if (tlsCert && tlsKey) {
+    try {
+      tls = readTlsPair(tlsCert, tlsKey);
+    } catch (err) {
+      throw new UsageError(
+        `serving certificate ${tlsCert} and key ${tlsKey}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+  } else {
+    tls = await selfSigned(['localhost', 'pullguard', 'pullguard.pullguard.svc']);
+    logger.warn(
+      'no certificate configured (server.tlsCert/server.tlsKey): serving with a new self-signed certificate for localhost; the API server will not trust it',
+    );
+  }
+
+  const metrics = new Metrics();
+  const { podCheck, cluster } = buildPodCheck(config, {
+    env,
+    dockerConfigs: config.credentials.nodeDockerConfigs,
+    logger,
+    hooks: {
+      onResponse: (host, _method, status) => metrics.registryRequests.inc({ registry: host, status: String(status) }),
+      onFailure: (host, _method, kind) => metrics.registryRequests.inc({ registry: host, status: kind }),
+    },
+  });
+  if (cluster) logger.info({ source: cluster.source }, 'reading pull secrets and service accounts from the cluster');
+  else
+    logger.warn(
+      'no cluster access (no --kubeconfig, KUBECONFIG or in-cluster service account): pull secrets cannot be read; a denial that they might change becomes a warning',
+    );
+  const engine = podCheck.engine;
+  metrics.observeEngine(engine);
+
+  const handler = new AdmissionHandler({ config, podCheck, logger, observer: metrics });
+  const app = await buildApp({
+    handler,
+    metrics,
+    logger,
+    tls,
+    bodyLimit: config.server.bodyLimit,
+    metricsRoute: config.server.metricsPort === 0,
+    ready: () => podCheck.ready,
+  });
+  const stopWatching =
+    tlsCert && tlsKey
+      ? watchTls(app.server as unknown as import('node:https').Server, tlsCert, tlsKey, logger)
+      : () => undefined;
+  let metricsServer: MetricsServer | undefined;
+  const close = async () => {
+    stopWatching();
+    await metricsServer?.close();
+    await app.close();
+    await podCheck.close();
+  };
+  let address: string;
+  try {
+    address = await app.listen({ host: config.server.host, port: config.server.port });
+  } catch (err) {
+    // Stop what was started (the certificate watch would keep the process alive), then say why.
+    await close();
+    throw new UsageError(
+      `cannot listen on ${config.server.host}:${config.server.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+  if (config.server.metricsPort !== 0) {
+    try {
+      metricsServer = await listenMetrics(metrics, config.server.host, config.server.metricsPort);
+    } catch (err) {
+      await close();
+      throw new UsageError(
+        `cannot listen on ${config.server.host}:${config.server.metricsPort} (server.metricsPort): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+  }
+  const metricsUrl = metricsServer?.url;
+  logger.info(
+    { address, metrics: metricsUrl ?? `${address}/metrics`, mode: config.mode, deadlineMs: config.deadline },
+    'pullguard webhook listening',
+  );
+  return { app, url: address, ...(metricsUrl ? { metricsUrl } : {}), config, engine, logger, close };
+}

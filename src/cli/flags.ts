@@ -1,0 +1,52 @@
+// Flags that `pullguard check` and `pullguard serve` share: registry access, platforms, the
+// deadline and the configuration file. They override the configuration file's values.
+
+import { parseDuration } from '../config.ts';
+import { UsageError } from '../errors.ts';
+
+export interface CliIO {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  stdin: () => string;
+  env: NodeJS.ProcessEnv;
+  /** stdout is a terminal: colour */
+  isTTY: boolean;
+  /** stderr is a terminal: progress */
+  stderrIsTTY?: boolean;
+  /** the terminal's width when stdout is one (COLUMNS overrides it) */
+  columns?: number | undefined;
+}
+
+export const REGISTRY_FLAGS = {
+  'insecure-registry': { type: 'string', multiple: true },
+  'registry-ca': { type: 'string', multiple: true },
+  platform: { type: 'string', multiple: true },
+  'docker-config': { type: 'string', multiple: true },
+  timeout: { type: 'string' },
+  config: { type: 'string' },
+} as const;
+
+export function registryOverrides(values: {
+  'insecure-registry'?: string[];
+  'registry-ca'?: string[];
+  timeout?: string;
+  platform?: string[];
+}): Record<string, unknown> {
+  const registry: Record<string, unknown> = {};
+  if (values['insecure-registry']?.length) registry.insecure = values['insecure-registry'];
+  if (values['registry-ca']?.length) registry.caFiles = values['registry-ca'];
+  const out: Record<string, unknown> = { registry };
+  if (values.timeout !== undefined) {
+    try {
+      out.deadline = parseDuration(values.timeout);
+    } catch (err) {
+      throw new UsageError(`--timeout: ${(err as Error).message}`);
+    }
+  }
+  if (values.platform?.length)
+    out.platforms = values.platform
+      .flatMap((p) => p.split(','))
+      .map((p) => p.trim())
+      .filter(Boolean);
+  return out;
+}
