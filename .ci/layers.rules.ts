@@ -39,11 +39,6 @@ export const rules: Rules = {
       why: 'issue 11: credentials/ should take an interface the cluster reader implements',
     },
     {
-      from: 'src/admission/handler.ts',
-      to: 'src/server/metrics.ts',
-      why: 'issue 11: metrics reach the handler as an observer interface',
-    },
-    {
       from: 'src/preflight/messages.ts',
       to: 'src/preflight/engine.ts',
       why: 'issue 11: the cycle engine.ts ⇄ messages.ts',
