@@ -98,6 +98,7 @@ export async function deadRegistry(rec: Recorder): Promise<void> {
     reg.resetCounters();
     let hung = 0;
     let late = 0;
+    let open = 0;
     const dead = await reviews(
       reg,
       deadline,
@@ -108,7 +109,10 @@ export async function deadRegistry(rec: Recorder): Promise<void> {
         // Registry work the deadline did not cancel: requests still queued behind the per-registry
         // cap when their review was answered go out afterwards, while the engine runs.
         hung = reg.proxy!.count();
-        await sleep(deadline + 1000);
+        // Cancelled requests close with their review's answer; a moment for the closes to arrive.
+        await sleep(100);
+        open = reg.proxy!.open();
+        await sleep(deadline + 900);
         late = reg.proxy!.count() - hung;
       },
     );
@@ -169,6 +173,10 @@ export async function deadRegistry(rec: Recorder): Promise<void> {
       ),
       figure('live: allowed', live.filter((d) => d.allowed).length, '', b('reviews sent', n, '')),
       figure('dead: requests sent after the last answer', late, '', b('requests before it', hung, '')),
+      figure('dead: requests still open 100 ms after the last answer', open, '', b('requests before it', hung, ''), {
+        text: 'none',
+        met: (f) => f.value === 0,
+      }),
     );
     rec.details = {
       deadMs: dead.map((d) => round(d.ms, 1)),
@@ -176,6 +184,7 @@ export async function deadRegistry(rec: Recorder): Promise<void> {
       deadMeanMs: round(mean(dead.map((d) => d.ms)), 1),
       hungRequests: hung,
       requestsAfterLastAnswer: late,
+      requestsOpenAfterLastAnswer: open,
     };
     rec.note(
       `the dead registry received ${hung} requests by the last answer and ${late} more within ${deadline + 1000} ms after it; none was answered`,

@@ -2,8 +2,8 @@
 // only (REQUIRED_ACCESS), cached briefly, one request per object however many reviews ask at once,
 // and never longer than a per-request timeout. Results never carry secret values in `detail`.
 import { ApiException, CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+import { SharedCache } from '../cache.ts';
 import { withSignal } from './signal.ts';
 import {
   DockerConfigError,
@@ -62,8 +62,7 @@ export class ClusterReader {
   readonly #negativeTtl: number;
   readonly #timeoutMs: number;
   readonly #log: Logger | undefined;
-  readonly #cache: LRUCache<string, Cached>;
-  readonly #inflight = new Map<string, Promise<Cached>>();
+  readonly #cache: SharedCache<Cached>;
 
   constructor(kc: KubeConfig, opts: ClusterReaderOptions) {
     this.#api = kc.makeApiClient(CoreV1Api);
@@ -71,7 +70,7 @@ export class ClusterReader {
     this.#negativeTtl = opts.negativeTtlMs ?? opts.cacheTtlMs;
     this.#timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#log = opts.logger;
-    this.#cache = new LRUCache<string, Cached>({ max: opts.maxEntries ?? 10_000 });
+    this.#cache = new SharedCache<Cached>(opts.maxEntries ?? 10_000);
   }
 
   /** One answer per distinct non-empty name, in the order given (empty names are skipped, as by the kubelet). */
@@ -107,35 +106,29 @@ export class ClusterReader {
     this.#cache.clear();
   }
 
-  // Cache, then in-flight de-duplication. The shared request runs on its own timeout, not on a
-  // caller's signal, so one caller giving up does not fail the others waiting on it.
+  // Cache, then in-flight sharing. The shared request runs on its own timeout and ends early only
+  // when every caller waiting for it has given up; one caller's deadline does not fail the others.
   async #shared<T extends Cached>(
     key: string,
     load: (signal: AbortSignal) => Promise<T>,
     callerSignal: AbortSignal | undefined,
     aborted: (detail: string) => T,
   ): Promise<T> {
-    const hit = this.#cache.get(key);
-    if (hit !== undefined) return hit as T;
-    let pending = this.#inflight.get(key) as Promise<T> | undefined;
-    if (pending === undefined) {
-      const p: Promise<T> = load(AbortSignal.timeout(this.#timeoutMs))
-        .catch((err: unknown) => {
-          this.#log?.warn({ err: (err as Error)?.name }, 'cluster read failed unexpectedly');
-          return aborted('internal error reading from the API server');
-        })
-        .then((value) => {
-          if (this.#inflight.get(key) === p) this.#inflight.delete(key);
-          const ttl = this.#ttlFor(value);
-          if (ttl > 0) this.#cache.set(key, value, { ttl });
-          return value;
-        });
-      this.#inflight.set(key, p);
-      pending = p;
+    try {
+      return (await this.#cache.get(
+        key,
+        (shared) =>
+          load(AbortSignal.any([shared, AbortSignal.timeout(this.#timeoutMs)])).catch((err: unknown) => {
+            this.#log?.warn({ err: (err as Error)?.name }, 'cluster read failed unexpectedly');
+            return aborted('internal error reading from the API server');
+          }),
+        (value) => this.#ttlFor(value),
+        callerSignal,
+      )) as T;
+    } catch {
+      // Only the caller's signal rejects (the load itself never does).
+      return aborted('the review deadline passed before the API server answered');
     }
-    return callerSignal
-      ? raceAbort(pending, callerSignal, () => aborted('the review deadline passed before the API server answered'))
-      : pending;
   }
 
   // Transient failures ('error') are not cached: the next review asks again.
@@ -267,17 +260,4 @@ function statusMessageOf(body: unknown): string | undefined {
   const s = parsed as { kind?: unknown; message?: unknown };
   if (s.kind !== 'Status' || typeof s.message !== 'string') return undefined;
   return s.message.length > 300 ? `${s.message.slice(0, 300)}…` : s.message;
-}
-
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onAbort: () => T): Promise<T> {
-  if (signal.aborted) return Promise.resolve(onAbort());
-  return new Promise<T>((resolve) => {
-    const abort = () => resolve(onAbort());
-    signal.addEventListener('abort', abort, { once: true });
-    // p never rejects (#shared catches)
-    void p.then((v) => {
-      signal.removeEventListener('abort', abort);
-      resolve(v);
-    });
-  });
 }

@@ -100,6 +100,7 @@ export class PodCheck {
       platforms,
       deadline: remaining,
       ...(opts.onSettled ? { onSettled: opts.onSettled } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
       ...(this.#imageOnAnyNode ? { imageOnAnyNode: this.#imageOnAnyNode } : {}),
     });
   }

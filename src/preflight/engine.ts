@@ -3,6 +3,7 @@
 // (cached, shared, capped), then classify; all within one deadline after which the rest is `timeout`.
 
 import { LRUCache } from 'lru-cache';
+import { SharedCache } from '../cache.ts';
 import type { Config } from '../config.ts';
 import { unionLookup, urlsMatchStr, type Credential, type Keyring } from '../credentials/keyring.ts';
 import type { Finding, ImageUse, Reason } from '../findings.ts';
@@ -12,7 +13,6 @@ import { parseImage, type ImageRef } from '../reference/index.ts';
 import { credentialId } from '../registry/auth.ts';
 import { isIndexMediaType, RegistryClient, type Answer, type ClientOptions, type Outcome } from '../registry/client.ts';
 import { isDockerHub } from '../registry/hosts.ts';
-import { AnswerCache } from './cache.ts';
 import { explain, type Explained } from './messages.ts';
 import { OFFICIAL_IMAGES } from './official-images.ts';
 import { nearest } from './suggest.ts';
@@ -41,7 +41,12 @@ export interface CheckOptions {
   imageOnAnyNode?: (names: string[]) => boolean | undefined;
   /** called once per use as its verdict is known (progress for people) */
   onSettled?: () => void;
+  /** the caller gave up: every registry request still in flight for it is aborted */
+  signal?: AbortSignal;
 }
+
+/** What evaluate() needs beyond the options: the signal that ends this check's registry work. */
+type Run = CheckOptions & { signal: AbortSignal };
 
 /** The part of a finding that does not depend on where the image is used. */
 export type ImageVerdict = Omit<Finding, 'container' | 'field' | 'object' | 'image'> & { image: string };
@@ -51,10 +56,10 @@ type Resolved = Answer & { cred: Credential | null };
 export class Preflight {
   readonly client: RegistryClient;
   private readonly config: Config;
-  private readonly answers: AnswerCache<Answer>;
+  private readonly answers: SharedCache<Answer>;
   /** per index or manifest digest: only the platforms it offers (bodies can be megabytes) */
-  private readonly platformLists: AnswerCache<PlatformList>;
-  private readonly tagLists: AnswerCache<Answer & { tags?: string[] }>;
+  private readonly platformLists: SharedCache<PlatformList>;
+  private readonly tagLists: SharedCache<Answer & { tags?: string[] }>;
 
   constructor(
     config: Config,
@@ -71,28 +76,37 @@ export class Preflight {
       endpoints: config.registry.endpoints,
       requestTimeoutMs: config.deadline,
     });
-    this.answers = new AnswerCache(config.cache.maxEntries);
-    this.platformLists = new AnswerCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
-    this.tagLists = new AnswerCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
+    this.answers = new SharedCache(config.cache.maxEntries);
+    this.platformLists = new SharedCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
+    this.tagLists = new SharedCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
   }
 
   get cacheStats() {
     return { answers: this.answers.stats, size: this.answers.size };
   }
 
-  /** One finding per use; each distinct image is checked once. */
+  /**
+   * One finding per use; each distinct image is checked once. At the deadline (or when the caller's
+   * signal aborts) the unfinished become `timeout` and their registry requests are aborted, unless
+   * another check is still waiting for the same answer.
+   */
   async check(uses: ImageUse[], opts: CheckOptions): Promise<Finding[]> {
     const deadline = opts.deadline ?? this.config.deadline;
     const byImage = new Map<string, Promise<ImageVerdict>>();
     const key = (u: ImageUse) => `${u.image}\u0000${u.pullPolicy ?? ''}`;
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), deadline);
-    });
+    const stop = new AbortController();
+    const expired = new Promise<'timeout'>((resolve) =>
+      stop.signal.addEventListener('abort', () => resolve('timeout'), { once: true }),
+    );
+    const timer = setTimeout(() => stop.abort(new DeadlineError(deadline)), deadline);
+    const onCallerAbort = () => stop.abort(opts.signal?.reason);
+    if (opts.signal?.aborted) onCallerAbort();
+    else opts.signal?.addEventListener('abort', onCallerAbort, { once: true });
+    const run: Run = { ...opts, signal: stop.signal };
     try {
       for (const use of uses) {
         if (!byImage.has(key(use))) {
-          const work = this.evaluate(use.image, use.pullPolicy, opts);
+          const work = this.evaluate(use.image, use.pullPolicy, run);
           byImage.set(
             key(use),
             Promise.race([work, expired]).then((v) => (v === 'timeout' ? this.timedOut(use.image, deadline) : v)),
@@ -113,14 +127,19 @@ export class Preflight {
       }));
     } finally {
       clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onCallerAbort);
+      // Whatever is still running for this check is no longer wanted by it.
+      stop.abort(new DeadlineError(deadline));
     }
   }
 
   /** One image, all the way to a verdict. Never throws: a surprise is a registry-error risk. */
   async evaluate(image: string, pullPolicy: string | undefined, opts: CheckOptions): Promise<ImageVerdict> {
+    const run: Run = opts.signal ? (opts as Run) : { ...opts, signal: new AbortController().signal };
     try {
-      return await this.evaluateUnsafe(image, pullPolicy, opts);
+      return await this.evaluateUnsafe(image, pullPolicy, run);
     } catch (err) {
+      if (run.signal.aborted) return this.timedOut(image, opts.deadline ?? this.config.deadline);
       return verdict(
         image,
         '',
@@ -147,11 +166,7 @@ export class Preflight {
     return s;
   }
 
-  private async evaluateUnsafe(
-    image: string,
-    pullPolicy: string | undefined,
-    opts: CheckOptions,
-  ): Promise<ImageVerdict> {
+  private async evaluateUnsafe(image: string, pullPolicy: string | undefined, opts: Run): Promise<ImageVerdict> {
     const { parsed, providerManaged } = this.staticsOf(image);
     if (!parsed.ok) {
       return verdict(
@@ -217,7 +232,7 @@ export class Preflight {
     // none it pulls anonymously, and never falls back to anonymous after a failure.
     const tried: Resolved[] = [];
     for (const cred of creds.length ? creds : [null]) {
-      const answer = await this.resolve(ref, cred);
+      const answer = await this.resolve(ref, cred, opts.signal);
       tried.push({ ...answer, cred });
       if (answer.outcome.kind === 'found') break;
     }
@@ -237,13 +252,14 @@ export class Preflight {
   }
 
   /** The registry's answer for one reference and credential, from the cache when it may be. */
-  private resolve(ref: ImageRef, cred: Credential | null): Promise<Answer> {
+  private resolve(ref: ImageRef, cred: Credential | null, signal: AbortSignal): Promise<Answer> {
     const target = { domain: ref.domain, path: ref.path };
     const key = `${ref.pullRef}|${credentialId(cred)}`;
     return this.answers.get(
       key,
-      () => this.client.resolve(target, ref.digest ?? ref.tag ?? 'latest', cred),
+      (shared) => this.client.resolve(target, ref.digest ?? ref.tag ?? 'latest', cred, shared),
       (a) => this.ttlOf(a.outcome, Boolean(ref.digest)),
+      signal,
     );
   }
 
@@ -260,14 +276,14 @@ export class Preflight {
     ref: ImageRef,
     found: Resolved,
     evidence: string[],
-    opts: CheckOptions,
+    opts: Run,
   ): Promise<ImageVerdict> {
     const outcome = found.outcome as Extract<Outcome, { kind: 'found' }>;
     const digest = outcome.digest || undefined;
     const extras = digest ? { digest } : {};
     const wanted = opts.platforms ?? [];
     if (wanted.length) {
-      const { platforms: offered, failure } = await this.platformsOf(ref, outcome, found.cred);
+      const { platforms: offered, failure } = await this.platformsOf(ref, outcome, found.cred, opts.signal);
       if (failure) {
         // The image exists but its platforms could not be read: not knowing is a risk, not an ok.
         const reason = TRANSIENT_REASON[failure.outcome.kind as TransientKind] ?? 'registry-error';
@@ -362,12 +378,13 @@ export class Preflight {
     ref: ImageRef,
     outcome: Extract<Outcome, { kind: 'found' }>,
     cred: Credential | null,
+    signal: AbortSignal,
   ): Promise<PlatformList> {
     const target = { domain: ref.domain, path: ref.path };
     return this.platformLists.get(
       `body|${this.client.hostFor(ref.domain)}|${outcome.digest}`,
-      async () => {
-        const res = await this.client.manifest(target, outcome.digest, cred);
+      async (shared) => {
+        const res = await this.client.manifest(target, outcome.digest, cred, shared);
         if (!res.body) return TRANSIENT_REASON[res.outcome.kind as TransientKind] ? { failure: res } : {};
         const json = res.body.json;
         if (Array.isArray(json.manifests)) {
@@ -379,11 +396,12 @@ export class Preflight {
         // A single manifest: its config says what it was built for.
         const config = json.config as { digest?: unknown } | undefined;
         if (typeof config?.digest !== 'string') return {};
-        const blob = await this.client.blobJson(target, config.digest, cred);
+        const blob = await this.client.blobJson(target, config.digest, cred, shared);
         if (!blob || typeof blob.architecture !== 'string' || typeof blob.os !== 'string') return {};
         return { platforms: [fromOCI(blob)] };
       },
       (v) => (v.platforms ? this.config.cache.digestTtl : this.config.cache.negativeTtl),
+      signal,
     );
   }
 
@@ -392,7 +410,7 @@ export class Preflight {
     ref: ImageRef,
     tried: Resolved[],
     evidence: string[],
-    opts: CheckOptions,
+    opts: Run,
   ): Promise<ImageVerdict> {
     // Transient trouble with any credential means we cannot know what the kubelet will see.
     const transient = tried.find((t) => t.outcome.kind in TRANSIENT_REASON);
@@ -412,7 +430,7 @@ export class Preflight {
     const notFound = tried.find((t) => t.outcome.kind === 'not-found');
     if (notFound) {
       const code = (notFound.outcome as Extract<Outcome, { kind: 'not-found' }>).code;
-      const list = await this.tagsOf(ref, notFound.cred);
+      const list = await this.tagsOf(ref, notFound.cred, opts.signal);
       const repositoryMissing =
         code === 'NAME_UNKNOWN' ||
         (list.outcome.kind === 'not-found' && (list.outcome as { code?: string }).code === 'NAME_UNKNOWN');
@@ -487,12 +505,18 @@ export class Preflight {
     );
   }
 
-  private tagsOf(ref: ImageRef, cred: Credential | null): Promise<Answer & { tags?: string[] }> {
+  private tagsOf(ref: ImageRef, cred: Credential | null, signal: AbortSignal): Promise<Answer & { tags?: string[] }> {
     return this.tagLists.get(
       `tags|${ref.name}|${credentialId(cred)}`,
-      () =>
-        this.client.tags({ domain: ref.domain, path: ref.path }, cred, this.config.registry.maxTagsForSuggestions || 1),
+      (shared) =>
+        this.client.tags(
+          { domain: ref.domain, path: ref.path },
+          cred,
+          this.config.registry.maxTagsForSuggestions || 1,
+          shared,
+        ),
       (a) => (a.tags ? this.config.cache.positiveTtl : this.config.cache.negativeTtl),
+      signal,
     );
   }
 
@@ -509,6 +533,14 @@ export class Preflight {
 
   async close(): Promise<void> {
     await this.client.close();
+  }
+}
+
+/** Why a check's registry work was stopped: its deadline passed (or its caller gave up). */
+class DeadlineError extends Error {
+  constructor(ms: number) {
+    super(`no answer within the ${ms} ms deadline`);
+    this.name = 'TimeoutError';
   }
 }
 

@@ -3,6 +3,7 @@
 // Basic), anonymous GET when there is none. Tokens are kept until they expire.
 
 import { createHash } from 'node:crypto';
+import { SharedCache } from '../cache.ts';
 import type { Challenge } from './challenge.ts';
 import { TransportError, type RegistryTransport } from './transport.ts';
 
@@ -27,17 +28,15 @@ export type AuthOutcome =
       status?: number;
     };
 
-interface CachedToken {
-  token: string;
-  expiresAt: number;
-}
+/** A token server's answer, and how long a token in it may be used. */
+type TokenAnswer = AuthOutcome & { lifetimeMs?: number };
 
 const TOKEN_MAX_BODY = 256 * 1024;
 
 export class Authenticator {
   private readonly transport: RegistryTransport;
-  private readonly tokens = new Map<string, CachedToken>();
-  private readonly pending = new Map<string, Promise<AuthOutcome>>();
+  /** tokens until they expire; concurrent asks for the same one share one token request */
+  private readonly tokens = new SharedCache<TokenAnswer>(10_000);
   /** counted for benchmarks and metrics */
   tokenRequests = 0;
 
@@ -73,14 +72,14 @@ export class Authenticator {
     if (!realm) return { ok: false, failure: 'token-error', detail: 'the Bearer challenge names no realm' };
     const service = challenge.params.service ?? '';
     const key = `${realm}|${service}|${scope}|${credentialId(cred)}`;
-    const cached = this.tokens.get(key);
-    if (cached && cached.expiresAt > Date.now()) return { ok: true, authorization: `Bearer ${cached.token}` };
-    let running = this.pending.get(key);
-    if (!running) {
-      running = this.fetchToken(key, realm, service, scope, cred, signal).finally(() => this.pending.delete(key));
-      this.pending.set(key, running);
-    }
-    return running;
+    const answer = await this.tokens.get(
+      key,
+      (shared) => this.fetchToken(realm, service, scope, cred, shared),
+      (a) => (a.ok ? (a.lifetimeMs ?? 0) : 0),
+      signal,
+    );
+    if (!answer.ok) return answer;
+    return { ok: true, authorization: answer.authorization };
   }
 
   /** Forget a token the registry refused (it may have been revoked before it expired). */
@@ -89,7 +88,6 @@ export class Authenticator {
   }
 
   private async fetchToken(
-    key: string,
     realm: string,
     service: string,
     scope: string,
@@ -117,7 +115,7 @@ export class Authenticator {
         signal,
       });
       // Token servers without the OAuth2 endpoint answer 404, 401, 400 or 405 (GCR, JFrog, ACR): fall back to GET.
-      if (!('status' in posted) || ![400, 401, 404, 405].includes(posted.status)) return this.accept(key, posted);
+      if (!('status' in posted) || ![400, 401, 404, 405].includes(posted.status)) return this.accept(posted);
     }
     const get = new URL(url);
     if (service) get.searchParams.set('service', service);
@@ -125,7 +123,7 @@ export class Authenticator {
     const headers: Record<string, string> = cred
       ? { authorization: `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}` }
       : {};
-    return this.accept(key, await this.request(get, { method: 'GET', headers, signal }));
+    return this.accept(await this.request(get, { method: 'GET', headers, signal }));
   }
 
   private async request(
@@ -142,7 +140,7 @@ export class Authenticator {
     }
   }
 
-  private accept(key: string, res: { status: number; body: Buffer } | { error: TransportError }): AuthOutcome {
+  private accept(res: { status: number; body: Buffer } | { error: TransportError }): TokenAnswer {
     if ('error' in res) throw res.error;
     if (res.status === 401 || res.status === 403) {
       return {
@@ -176,8 +174,10 @@ export class Authenticator {
     const lifetime = typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : 60;
     const issued = typeof parsed.issued_at === 'string' ? Date.parse(parsed.issued_at) : NaN;
     const start = Number.isNaN(issued) || issued > Date.now() ? Date.now() : issued;
-    this.tokens.set(key, { token, expiresAt: start + Math.max(0, lifetime - 10) * 1000 });
-    if (this.tokens.size > 10_000) this.tokens.delete(this.tokens.keys().next().value as string);
-    return { ok: true, authorization: `Bearer ${token}` };
+    return {
+      ok: true,
+      authorization: `Bearer ${token}`,
+      lifetimeMs: start + Math.max(0, lifetime - 10) * 1000 - Date.now(),
+    };
   }
 }

@@ -69,6 +69,8 @@ export interface ProxyLogEntry {
   /** Status sent to the client; undefined if none was sent (hang, reset). */
   status?: number;
   at: number;
+  /** when the exchange ended: the answer was sent, or the client closed the connection */
+  closedAt?: number;
 }
 
 export interface FaultProxyOptions {
@@ -101,6 +103,8 @@ export interface FaultProxy {
   requests(filter?: FaultMatch): ProxyLogEntry[];
   /** Counts keyed "METHOD /path" (no query). */
   counts(): Record<string, number>;
+  /** Requests still open: neither answered nor given up by the client. */
+  open(filter?: FaultMatch): number;
   resetLog(): void;
   stop(): Promise<void>;
 }
@@ -344,6 +348,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     };
     log.push(entry);
     res.on('finish', () => (entry.status = res.statusCode));
+    res.on('close', () => (entry.closedAt = Date.now()));
 
     switch (action.kind) {
       case 'reset':
@@ -477,6 +482,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     fault: (action, match = {}) => addRule({ ...match, action }),
     clearRules: () => void rules.splice(0, rules.length),
     count: (filter) => requests(filter).length,
+    open: (filter) => requests(filter).filter((e) => e.closedAt === undefined).length,
     requests,
     counts() {
       const out: Record<string, number> = {};

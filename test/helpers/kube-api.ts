@@ -73,6 +73,7 @@ export class KubeApiServer {
   readonly #history: WatchEvent[] = [];
   readonly #watchers = new Set<Watcher>();
   #rv = 1000;
+  #open = 0;
   /** watches from a resourceVersion below this get 410 Expired */
   #compactedRv = 0;
 
@@ -236,6 +237,11 @@ export class KubeApiServer {
     for (const w of this.#watchers) w.res.write(`${line}\n`);
   }
 
+  /** Requests (watches included) whose connection is still open: not answered, not given up by the client. */
+  get openRequests(): number {
+    return this.#open;
+  }
+
   get openWatches(): number {
     return this.#watchers.size;
   }
@@ -276,6 +282,8 @@ export class KubeApiServer {
       ...(route?.name !== undefined ? { name: route.name } : {}),
     };
     this.requests.push(rec);
+    this.#open++;
+    res.on('close', () => this.#open--);
     req.resume();
 
     if (!authenticated) return sendStatus(res, 401, 'Unauthorized', 'Unauthorized');

@@ -1,0 +1,114 @@
+// A bounded cache whose misses share one load: registry answers (the engine), Secrets and
+// ServiceAccounts (the cluster reader) and registry tokens (the authenticator) all go through it.
+// Each entry keeps its own lifetime. A caller that gives up (its signal aborts) stops waiting at
+// once; the shared load is aborted only when no caller is left waiting for it, and an aborted load
+// is never cached.
+
+import { LRUCache } from 'lru-cache';
+
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  /** callers that joined a load already under way */
+  shared: number;
+}
+
+interface Flight<V> {
+  key: string;
+  promise: Promise<V>;
+  controller: AbortController;
+  waiters: number;
+}
+
+export class SharedCache<V extends object> {
+  readonly #lru: LRUCache<string, V>;
+  readonly #inflight = new Map<string, Flight<V>>();
+  readonly stats: CacheStats = { hits: 0, misses: 0, shared: 0 };
+
+  constructor(maxEntries: number) {
+    this.#lru = new LRUCache<string, V>({ max: maxEntries, ttlAutopurge: false, allowStale: false });
+  }
+
+  /**
+   * The cached value, a load already under way, or a new one: `load` gets a signal that aborts when
+   * every caller waiting for it has given up. `ttl` decides how long a value is kept (0: not at
+   * all). Rejects with the signal's reason when the caller's `signal` aborts first.
+   */
+  get(key: string, load: (signal: AbortSignal) => Promise<V>, ttl: (v: V) => number, signal?: AbortSignal): Promise<V> {
+    const hit = this.#lru.get(key);
+    if (hit !== undefined) {
+      this.stats.hits++;
+      return Promise.resolve(hit);
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    let flight = this.#inflight.get(key);
+    if (flight) {
+      this.stats.shared++;
+    } else {
+      this.stats.misses++;
+      flight = this.#start(key, load, ttl);
+    }
+    flight.waiters++;
+    return signal ? this.#wait(flight, signal) : flight.promise;
+  }
+
+  #start(key: string, load: (signal: AbortSignal) => Promise<V>, ttl: (v: V) => number): Flight<V> {
+    const controller = new AbortController();
+    const flight: Flight<V> = { key, controller, waiters: 0, promise: undefined as unknown as Promise<V> };
+    flight.promise = (async () => {
+      try {
+        const v = await load(controller.signal);
+        const ms = controller.signal.aborted ? 0 : ttl(v);
+        if (ms > 0) this.#lru.set(key, v, { ttl: ms });
+        return v;
+      } finally {
+        if (this.#inflight.get(key) === flight) this.#inflight.delete(key);
+      }
+    })();
+    // Every waiter may have left: a failure then has nobody to tell, and must not crash the process.
+    flight.promise.catch(() => undefined);
+    this.#inflight.set(key, flight);
+    return flight;
+  }
+
+  #wait(flight: Flight<V>, signal: AbortSignal): Promise<V> {
+    return new Promise<V>((resolve, reject) => {
+      const leave = () => {
+        flight.waiters--;
+        reject(signal.reason);
+        if (flight.waiters === 0) {
+          // Nobody wants the answer any more: stop the work, and let the next caller start afresh.
+          if (this.#inflight.get(flight.key) === flight) this.#inflight.delete(flight.key);
+          flight.controller.abort(signal.reason);
+        }
+      };
+      signal.addEventListener('abort', leave, { once: true });
+      flight.promise.then(
+        (v) => {
+          signal.removeEventListener('abort', leave);
+          resolve(v);
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', leave);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  peek(key: string): V | undefined {
+    return this.#lru.get(key);
+  }
+
+  delete(key: string): void {
+    this.#lru.delete(key);
+  }
+
+  get size(): number {
+    return this.#lru.size;
+  }
+
+  clear(): void {
+    this.#lru.clear();
+  }
+}

@@ -1,0 +1,121 @@
+// `pullguard check --timeout` as a process: against a registry that never answers, and with a
+// kubeconfig whose API server never answers, the command ends by its one deadline. Time is counted
+// from the first request the process makes (after it has loaded), so a slow start on a busy
+// machine does not count against it; the bound is the deadline plus a margin derived from it.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../helpers/fixtures.ts';
+import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
+
+const NODE = join(repoRoot, 'node_modules/.bin/node');
+const MAIN = join(repoRoot, 'src/cli/main.ts');
+const TIMEOUT = 4_000;
+// Each stage of the command waiting its own --timeout (node list, cluster reads, registry) took
+// two and a half deadlines; one deadline plus the process's exit stays well inside this.
+const MARGIN = TIMEOUT;
+
+let api: KubeApiServer;
+let dir: string;
+let kubeconfig: string;
+let firstContact = Number.POSITIVE_INFINITY;
+const silent = createServer((s) => {
+  firstContact = Math.min(firstContact, performance.now());
+  s.resume();
+  s.on('error', () => undefined);
+});
+let registry = '';
+
+t.before(async () => {
+  api = await KubeApiServer.start();
+  api.putNode(makeNode({ name: 'amd-1', architecture: 'amd64' }));
+  dir = mkdtempSync(join(tmpdir(), 'pullguard-deadline-'));
+  kubeconfig = await api.writeKubeconfig(dir);
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  registry = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+});
+t.teardown(async () => {
+  silent.closeAllConnections?.();
+  await new Promise((r) => silent.close(r));
+  await api.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs the CLI; resolves with its exit code, output and when it exited. */
+function check(
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string; spawned: number; exited: number }> {
+  const spawned = performance.now();
+  const child = spawn(NODE, [MAIN, 'check', ...args], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '', NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+  return new Promise((resolve) =>
+    child.on('exit', (code) => {
+      clearTimeout(killer);
+      resolve({ code, stdout, stderr, spawned, exited: performance.now() });
+    }),
+  );
+}
+
+t.test('a registry that never answers: the command ends by --timeout', async (t) => {
+  firstContact = Number.POSITIVE_INFINITY;
+  const r = await check([
+    `${registry}/demo/app:1.0`,
+    '--insecure-registry',
+    registry,
+    '--timeout',
+    `${TIMEOUT}ms`,
+    '-o',
+    'json',
+  ]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(JSON.parse(r.stdout).findings, [{ reason: 'timeout' }]);
+  const ran = r.exited - firstContact;
+  t.ok(ran >= TIMEOUT - 100, `not before the deadline (${Math.round(ran)} ms after the first request)`);
+  t.ok(ran < TIMEOUT + MARGIN, `ended ${Math.round(ran)} ms after its first request (--timeout ${TIMEOUT} ms)`);
+});
+
+t.test('an API server that never answers: the command ends by --timeout too', async (t) => {
+  api.latencyMs = 3_600_000;
+  t.teardown(() => (api.latencyMs = 0));
+  const before = api.requests.length;
+  const manifest = join(dir, 'web.yaml');
+  writeFileSync(
+    manifest,
+    `apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    spec:\n      containers: [{name: web, image: "${registry}/demo/app:1.0"}]\n`,
+  );
+  const asked = new Promise<number>((resolve) => {
+    const poll = setInterval(() => {
+      if (api.requests.length > before) {
+        clearInterval(poll);
+        resolve(performance.now());
+      }
+    }, 5);
+  });
+  const r = await check([
+    '-f',
+    manifest,
+    '--kubeconfig',
+    kubeconfig,
+    '--insecure-registry',
+    registry,
+    '--timeout',
+    '2s',
+  ]);
+  const first = await asked;
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /timeout/, 'the image is a timeout risk');
+  const ran = r.exited - first;
+  t.ok(ran < TIMEOUT + MARGIN, `ended ${Math.round(ran)} ms after its first API request (--timeout ${TIMEOUT} ms)`);
+  t.ok(r.exited - r.spawned >= TIMEOUT, 'and not before the deadline');
+});

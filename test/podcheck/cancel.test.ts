@@ -1,0 +1,113 @@
+// One deadline for the whole pod check, cluster reads included: an API server that never answers
+// gets its requests closed when the check's share of the deadline passes (not at the reader's own,
+// much longer timeout), and `pullguard check --timeout` is one deadline for the command.
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildPodCheck } from '../../src/app/build.ts';
+import { runCheck } from '../../src/cli/check.ts';
+import { validateConfig } from '../../src/config.ts';
+import { imageUsesOf, podSpecSite } from '../../src/workload/images.ts';
+import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
+
+let api: KubeApiServer;
+let dir: string;
+let kubeconfig: string;
+
+t.before(async () => {
+  api = await KubeApiServer.start();
+  api.putNode(makeNode({ name: 'amd-1', architecture: 'amd64' }));
+  dir = mkdtempSync(join(tmpdir(), 'pullguard-cancel-'));
+  kubeconfig = await api.writeKubeconfig(dir);
+});
+t.teardown(async () => {
+  await api.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A registry that accepts connections and never answers; it notes when each one closes. */
+async function silentRegistry() {
+  const sockets = new Set<Socket>();
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.resume();
+    s.on('error', () => undefined);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    open: () => sockets.size,
+    stop: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+async function until(cond: () => boolean, ms: number): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+const deployment = (image: string) => ({
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name: 'web', namespace: 'shop' },
+  spec: { template: { spec: { containers: [{ name: 'web', image }] } } },
+});
+
+t.test('a hanging API server: its requests are closed by the check deadline', async (t) => {
+  api.latencyMs = 3_600_000;
+  t.teardown(() => (api.latencyMs = 0));
+  const reg = await silentRegistry();
+  t.teardown(reg.stop);
+  // The reader's own request timeout is half of the configured 60 s: only the check's deadline
+  // can close the read within the margin below.
+  const config = validateConfig({
+    deadline: 60_000,
+    cluster: { kubeconfig, watchNodes: false },
+    registry: { endpoints: { [reg.host]: `http://${reg.host}` } },
+  });
+  const { podCheck } = buildPodCheck(config, { env: {}, dockerConfigs: [] });
+  t.teardown(() => podCheck.close());
+  const site = podSpecSite(deployment(`${reg.host}/demo/app:1.0`))!;
+  const before = api.countRequests({ resource: 'serviceaccounts' });
+  const deadline = 1_000;
+  const findings = await podCheck.check({ site, namespace: 'shop' }, imageUsesOf(site), {
+    deadline: performance.now() + deadline,
+  });
+  t.equal(findings[0]!.reason, 'timeout', 'the registry did not answer either');
+  t.equal(api.countRequests({ resource: 'serviceaccounts' }) - before, 1, 'the ServiceAccount was asked for');
+  t.ok(await until(() => api.openRequests === 0, 10 * deadline), 'the API server sees the read closed');
+  t.ok(await until(() => reg.open() === 0, 10 * deadline), 'the registry sees its connection closed');
+});
+
+t.test('pullguard check --timeout is one deadline for the command, nodes and cluster reads included', async (t) => {
+  api.latencyMs = 3_600_000;
+  t.teardown(() => (api.latencyMs = 0));
+  const reg = await silentRegistry();
+  t.teardown(reg.stop);
+  const stdin = JSON.stringify(deployment(`${reg.host}/demo/app:1.0`));
+  let stdout = '';
+  const timeout = 4_000;
+  const started = performance.now();
+  const code = await runCheck(
+    ['-f', '-', '--kubeconfig', kubeconfig, '--insecure-registry', reg.host, '--timeout', `${timeout}ms`, '-o', 'json'],
+    { stdout: (s) => (stdout += s), stderr: () => undefined, stdin: () => stdin, env: {}, isTTY: false },
+  );
+  const elapsed = performance.now() - started;
+  t.equal(code, 0, 'risks only');
+  t.match(JSON.parse(stdout).findings, [{ reason: 'timeout' }]);
+  // Each stage waiting a full --timeout (nodes, cluster reads, registry) took three times as long.
+  t.ok(elapsed >= timeout - 100, `not before the deadline (${Math.round(elapsed)} ms)`);
+  t.ok(elapsed < 2 * timeout, `one deadline, not one per stage (${Math.round(elapsed)} ms, --timeout ${timeout} ms)`);
+  t.ok(await until(() => api.openRequests === 0, 10 * timeout), 'no request left open at the API server');
+  t.ok(await until(() => reg.open() === 0, 10 * timeout), 'nor at the registry');
+});
