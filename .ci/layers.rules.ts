@@ -22,26 +22,5 @@ export const rules: Rules = {
   ],
   // Imports that break the rule today. Each names the issue that removes it; the check fails once an
   // exception matches no import (or is no longer needed), so remove it with the fix.
-  exceptions: [
-    {
-      from: 'src/workload/images.ts',
-      to: 'src/admission/kinds.ts',
-      why: 'issue 11: the kinds table belongs below workload/',
-    },
-    {
-      from: 'src/credentials/sources.ts',
-      to: 'src/preflight/engine.ts',
-      why: 'issue 11: CredentialContext belongs in credentials/',
-    },
-    {
-      from: 'src/credentials/sources.ts',
-      to: 'src/cluster/reader.ts',
-      why: 'issue 11: credentials/ should take an interface the cluster reader implements',
-    },
-    {
-      from: 'src/preflight/messages.ts',
-      to: 'src/preflight/engine.ts',
-      why: 'issue 11: the cycle engine.ts ⇄ messages.ts',
-    },
-  ],
+  exceptions: [],
 };

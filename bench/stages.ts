@@ -5,7 +5,7 @@
 import { pino } from 'pino';
 import { imagesToCheck, parseReview, respond } from '../src/admission/review.ts';
 import type { Config } from '../src/config.ts';
-import { PodCredentials } from '../src/credentials/sources.ts';
+import { PodCredentials } from '../src/podcheck/credentials.ts';
 import { actionFor } from '../src/policy/policy.ts';
 import type { Preflight } from '../src/preflight/engine.ts';
 import { createLogger } from '../src/server/logger.ts';

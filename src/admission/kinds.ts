@@ -1,62 +1,5 @@
-// Every kind that carries a pod spec, where its spec lives, and the webhook resources that send it.
-// manifests/ and the tests read this list so that the webhook rules and the code never drift apart.
-
-export interface PodSpecKind {
-  kind: string;
-  apiGroup: string; // '' for the core group
-  apiVersion: string;
-  resource: string;
-  /** path from the object root to the pod spec */
-  specPath: readonly string[];
-}
-
-export const POD_SPEC_KINDS: readonly PodSpecKind[] = [
-  { kind: 'Pod', apiGroup: '', apiVersion: 'v1', resource: 'pods', specPath: ['spec'] },
-  { kind: 'PodTemplate', apiGroup: '', apiVersion: 'v1', resource: 'podtemplates', specPath: ['template', 'spec'] },
-  {
-    kind: 'ReplicationController',
-    apiGroup: '',
-    apiVersion: 'v1',
-    resource: 'replicationcontrollers',
-    specPath: ['spec', 'template', 'spec'],
-  },
-  {
-    kind: 'Deployment',
-    apiGroup: 'apps',
-    apiVersion: 'v1',
-    resource: 'deployments',
-    specPath: ['spec', 'template', 'spec'],
-  },
-  {
-    kind: 'ReplicaSet',
-    apiGroup: 'apps',
-    apiVersion: 'v1',
-    resource: 'replicasets',
-    specPath: ['spec', 'template', 'spec'],
-  },
-  {
-    kind: 'StatefulSet',
-    apiGroup: 'apps',
-    apiVersion: 'v1',
-    resource: 'statefulsets',
-    specPath: ['spec', 'template', 'spec'],
-  },
-  {
-    kind: 'DaemonSet',
-    apiGroup: 'apps',
-    apiVersion: 'v1',
-    resource: 'daemonsets',
-    specPath: ['spec', 'template', 'spec'],
-  },
-  { kind: 'Job', apiGroup: 'batch', apiVersion: 'v1', resource: 'jobs', specPath: ['spec', 'template', 'spec'] },
-  {
-    kind: 'CronJob',
-    apiGroup: 'batch',
-    apiVersion: 'v1',
-    resource: 'cronjobs',
-    specPath: ['spec', 'jobTemplate', 'spec', 'template', 'spec'],
-  },
-];
+// What the webhook registers for: the pod-spec kinds (workload/kinds.ts), the subresources that
+// carry a whole Pod, and the webhook's names. manifests/ and the tests read these.
 
 /** Subresources reviewed besides the kinds' main resources: ephemeral containers arrive as a whole Pod. */
 export const REVIEWED_SUBRESOURCES = [
@@ -69,7 +12,3 @@ export const REVIEWED_SUBRESOURCES = [
  */
 export const WEBHOOK_NAME = 'images.pullguard.io';
 export const MODE_LABEL = 'pullguard.io/mode';
-
-export function kindByName(kind: string): PodSpecKind | undefined {
-  return POD_SPEC_KINDS.find((k) => k.kind === kind);
-}

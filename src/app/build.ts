@@ -10,7 +10,7 @@ import { ClusterReader, type ClusterReaderOptions } from '../cluster/reader.ts';
 import type { Config } from '../config.ts';
 import { keyringFromFiles } from '../credentials/files.ts';
 import { Keyring } from '../credentials/keyring.ts';
-import { PodCredentials } from '../credentials/sources.ts';
+import { PodCredentials } from '../podcheck/credentials.ts';
 import { UsageError } from '../errors.ts';
 import { parsePlatform, type Platform } from '../platform/index.ts';
 import { Preflight } from '../preflight/engine.ts';

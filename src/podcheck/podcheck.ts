@@ -3,7 +3,7 @@
 // the registry's answers through the engine. The webhook and `pullguard check` both come here; this
 // module alone splits their deadline between cluster reads and registry requests.
 
-import type { PodCredentials } from '../credentials/sources.ts';
+import type { PodCredentials } from './credentials.ts';
 import type { Finding, ImageUse } from '../findings.ts';
 import type { Platform } from '../platform/index.ts';
 import type { Preflight } from '../preflight/engine.ts';

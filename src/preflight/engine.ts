@@ -5,7 +5,8 @@
 import { LRUCache } from 'lru-cache';
 import { SharedCache } from '../cache.ts';
 import type { Config } from '../config.ts';
-import { unionLookup, urlsMatchStr, type Credential, type Keyring } from '../credentials/keyring.ts';
+import type { CredentialContext } from '../credentials/context.ts';
+import { unionLookup, urlsMatchStr, type Credential } from '../credentials/keyring.ts';
 import type { Finding, ImageUse, Reason } from '../findings.ts';
 import { verdictOf } from '../findings.ts';
 import { format as formatPlatform, fromOCI, indexHasPlatform, type Platform } from '../platform/index.ts';
@@ -16,20 +17,6 @@ import { isDockerHub } from '../registry/hosts.ts';
 import { explain, type Explained } from './messages.ts';
 import { OFFICIAL_IMAGES } from './official-images.ts';
 import { nearest } from './suggest.ts';
-
-/** Where a check's credentials came from, so messages can say which secret was missing or refused. */
-export interface CredentialContext {
-  /** the kubelet's order: the pod's pull secrets first, then the node's */
-  keyrings: Keyring[];
-  /** e.g. `namespace "shop"` or `namespace "shop", ServiceAccount "default"` */
-  scope?: string;
-  /** one line each, e.g. `imagePullSecret "regcred" does not exist in namespace "shop"` */
-  problems?: string[];
-  /** pull secrets the pod names that pullguard could not read (no cluster access): a denial may be ours alone */
-  unreadSecrets?: string[];
-  /** pull secrets that do not parse: the kubelet then fails every pull of the pod */
-  brokenSecrets?: string[];
-}
 
 export interface CheckOptions {
   credentials: CredentialContext;

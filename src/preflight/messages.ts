@@ -7,7 +7,7 @@ import type { ImageRef } from '../reference/index.ts';
 import type { Outcome } from '../registry/client.ts';
 import { isDockerHub, registryHost } from '../registry/hosts.ts';
 import type { RateLimit } from '../registry/ratelimit.ts';
-import type { CredentialContext } from './engine.ts';
+import type { CredentialContext } from '../credentials/context.ts';
 import { highestFirst } from './suggest.ts';
 
 export interface Explained {

@@ -1,7 +1,7 @@
 // Every image a pod spec would make the kubelet pull, wherever the spec sits in the object:
 // containers, init containers (sidecars included), ephemeral containers and image volumes.
 
-import { kindByName } from '../admission/kinds.ts';
+import { kindByName } from './kinds.ts';
 import { cut, type ImageUse } from '../findings.ts';
 import { parseImageName } from '../reference/index.ts';
 

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers/fixtures.ts';
@@ -22,8 +22,10 @@ let api: KubeApiServer;
 let dir: string;
 let kubeconfig: string;
 let firstContact = Number.POSITIVE_INFINITY;
+const sockets = new Set<Socket>();
 const silent = createServer((s) => {
   firstContact = Math.min(firstContact, performance.now());
+  sockets.add(s);
   s.resume();
   s.on('error', () => undefined);
 });
@@ -38,7 +40,7 @@ t.before(async () => {
   registry = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
 });
 t.teardown(async () => {
-  silent.closeAllConnections?.();
+  for (const s of sockets) s.destroy();
   await new Promise((r) => silent.close(r));
   await api.close();
   rmSync(dir, { recursive: true, force: true });

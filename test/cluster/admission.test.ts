@@ -12,7 +12,7 @@ import { ClusterReader } from '../../src/cluster/reader.ts';
 import { REQUIRED_ACCESS } from '../../src/cluster/access.ts';
 import { validateConfig, type ConfigInput } from '../../src/config.ts';
 import { keyringFromFiles } from '../../src/credentials/files.ts';
-import { PodCredentials } from '../../src/credentials/sources.ts';
+import { PodCredentials } from '../../src/podcheck/credentials.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import { parsePlatform } from '../../src/platform/index.ts';
 import { PodCheck } from '../../src/podcheck/podcheck.ts';

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { readFileSync, readdirSync } from 'node:fs';
 import { AdmissionHandler } from '../../src/admission/handler.ts';
 import { validateConfig } from '../../src/config.ts';
-import { PodCredentials } from '../../src/credentials/sources.ts';
+import { PodCredentials } from '../../src/podcheck/credentials.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import { PodCheck } from '../../src/podcheck/podcheck.ts';
 import type { LookupFunction } from '../../src/registry/transport.ts';

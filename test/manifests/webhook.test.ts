@@ -1,10 +1,11 @@
 // The ValidatingWebhookConfiguration against the code: four webhooks, one per way a namespace picks
 // its mode with the pullguard.io/mode label (so the server never reads Namespaces), whose rules
-// cover exactly the kinds the admission code reads (src/admission/kinds.ts), whose paths are the
+// cover exactly the kinds the admission code reads (src/workload/kinds.ts), whose paths are the
 // modes the server knows (src/config.ts MODES), and whose namespaceSelectors never overlap.
 import t from 'tap';
 import { join } from 'node:path';
-import { MODE_LABEL, POD_SPEC_KINDS, REVIEWED_SUBRESOURCES, WEBHOOK_NAME } from '../../src/admission/kinds.ts';
+import { MODE_LABEL, REVIEWED_SUBRESOURCES, WEBHOOK_NAME } from '../../src/admission/kinds.ts';
+import { POD_SPEC_KINDS } from '../../src/workload/kinds.ts';
 import { loadConfig, MODES } from '../../src/config.ts';
 import { baseDir, baseObjects, only, readYaml, selectorMatches, type Obj } from './lib.ts';
 
@@ -79,7 +80,7 @@ t.test('rules == POD_SPEC_KINDS (CREATE, UPDATE) + REVIEWED_SUBRESOURCES, in eve
     t.same(
       actual,
       [...expected].sort(),
-      `${w.name}: the rules and src/admission/kinds.ts list the same resources and operations`,
+      `${w.name}: the rules and src/workload/kinds.ts list the same resources and operations`,
     );
     // The same, said the other way round, so a failure names what to add or remove.
     for (const e of expected) if (!actual.includes(e)) t.fail(`${w.name}: rule missing: ${e}`);

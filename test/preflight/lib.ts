@@ -2,7 +2,8 @@
 import { validateConfig, type ConfigInput } from '../../src/config.ts';
 import { Keyring } from '../../src/credentials/keyring.ts';
 import { parsePlatform } from '../../src/platform/index.ts';
-import { Preflight, type CredentialContext, type ImageVerdict } from '../../src/preflight/engine.ts';
+import type { CredentialContext } from '../../src/credentials/context.ts';
+import { Preflight, type ImageVerdict } from '../../src/preflight/engine.ts';
 
 /**
  * A deadline far longer than any answer takes, even on a busy machine: a test that is not about the

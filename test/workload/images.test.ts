@@ -1,5 +1,5 @@
 import t from 'tap';
-import { POD_SPEC_KINDS } from '../../src/admission/kinds.ts';
+import { POD_SPEC_KINDS } from '../../src/workload/kinds.ts';
 import {
   defaultPullPolicy,
   flattenLists,

@@ -2,10 +2,10 @@
 // its ServiceAccount's, as the admission plugin will copy them into each pod), then the node's.
 
 import type { ClusterReader } from '../cluster/reader.ts';
-import type { CredentialContext } from '../preflight/engine.ts';
+import type { CredentialContext } from '../credentials/context.ts';
 import type { PodSpecSite } from '../workload/images.ts';
 import { pullSecretNames } from '../workload/images.ts';
-import { Keyring } from './keyring.ts';
+import { Keyring } from '../credentials/keyring.ts';
 
 /**
  * Without a cluster, `pullguard check` lets docker config files stand for every pod's pull secrets:
