@@ -15,6 +15,7 @@ import { Keyring } from '../src/credentials/keyring.ts';
 import { Preflight } from '../src/preflight/engine.ts';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.ts';
 import { figure, noClusterEnv, percentile, QUICK, repoRoot, round, since, type Recorder } from './lib.ts';
+import { registryClientFor } from '../src/app/build.ts';
 
 function manifest(image: string): string {
   const docs: string[] = [];
@@ -102,7 +103,7 @@ async function engineRuns(
   repeat: number,
 ): Promise<{ cold: Counted; warm: Counted; warmTimes: number[] }> {
   const uses = usesOf(image);
-  const engine = new Preflight(config, caPems);
+  const engine = new Preflight(config, registryClientFor(config, caPems));
   const ctx = { credentials: { keyrings: [keyring] } };
   try {
     reg.resetCounters();

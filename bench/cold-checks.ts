@@ -28,6 +28,7 @@ import {
   versions,
   type Recorder,
 } from './lib.ts';
+import { registryClientFor } from '../src/app/build.ts';
 
 interface PerImage {
   image: string;
@@ -173,7 +174,7 @@ export async function coldChecks(rec: Recorder): Promise<void> {
     // Cold: everything new per image.
     const cold: PerImage[] = [];
     for (const image of images) {
-      const engine = new Preflight(config, [reg.caPem!]);
+      const engine = new Preflight(config, registryClientFor(config, [reg.caPem!]));
       try {
         cold.push(await pullguardCheck(engine, keyring, image, reg, conns));
       } finally {
@@ -183,7 +184,7 @@ export async function coldChecks(rec: Recorder): Promise<void> {
 
     // Token cached: the challenge and the repository's token are known; each tag is new to the engine.
     const cached: PerImage[] = [];
-    const engine = new Preflight(config, [reg.caPem!]);
+    const engine = new Preflight(config, registryClientFor(config, [reg.caPem!]));
     try {
       await pullguardCheck(engine, keyring, `${reg.host}/private/app:warm`, reg, conns);
       for (const image of images) cached.push(await pullguardCheck(engine, keyring, image, reg, conns));

@@ -7,6 +7,7 @@ import { Keyring } from '../src/credentials/keyring.ts';
 import type { ImageUse } from '../src/findings.ts';
 import { Preflight } from '../src/preflight/engine.ts';
 import { connectionCounter, rssSampler } from './lib.ts';
+import { registryClientFor } from '../src/app/build.ts';
 
 export interface MemorySettings {
   host: string;
@@ -35,14 +36,12 @@ export interface MemoryReport {
 const s = JSON.parse(process.env.BENCH_MEMORY ?? '{}') as MemorySettings;
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
 
-const engine = new Preflight(
-  validateConfig({
-    registry: { insecure: [s.host] },
-    cache: { maxEntries: s.maxEntries },
-    cluster: { watchNodes: false },
-  }),
-  [],
-);
+const config = validateConfig({
+  registry: { insecure: [s.host] },
+  cache: { maxEntries: s.maxEntries },
+  cluster: { watchNodes: false },
+});
+const engine = new Preflight(config, registryClientFor(config));
 const ctx = { credentials: { keyrings: [new Keyring()] } };
 const use = (tag: string): ImageUse => ({
   object: { kind: 'Pod', namespace: 'bench', name: 'p' },

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { FAIL_REASONS, REASONS } from './findings.ts';
+import { PullguardError } from './errors.ts';
 
 const duration = z
   .union([
@@ -155,7 +156,8 @@ export const configSchema = z.strictObject({
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 
-export class ConfigError extends Error {
+export class ConfigError extends PullguardError {
+  readonly code = 'config';
   readonly issues: string[];
   constructor(source: string, issues: string[]) {
     super(`invalid configuration in ${source}: ${issues.join('; ')}`);

@@ -8,13 +8,18 @@ export abstract class PullguardError extends Error {
   /** the process exit status this error ends `pullguard check` or `serve` with */
   readonly exitStatus: number = 2;
 
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message?: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
   }
 }
 
-/** A flag or argument that cannot be used as given. */
+/** A flag or argument that cannot be used as given (the CLI adds where to find the usage). */
 export class UsageError extends PullguardError {
   readonly code = 'usage';
+}
+
+/** Something the configuration names cannot be used: a certificate or CA file, a port. */
+export class SetupError extends PullguardError {
+  readonly code = 'setup';
 }

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { describe, oneLine, type Finding, type ImageUse } from '../findings.ts';
 import type { Decision } from '../policy/policy.ts';
 import { imageUsesOf, podSpecSite, type PodSpecSite } from '../workload/images.ts';
+import { PullguardError } from '../errors.ts';
 
 const groupVersionKind = z.looseObject({ group: z.string(), version: z.string(), kind: z.string() });
 
@@ -31,7 +32,10 @@ export const admissionReviewSchema = z.looseObject({
 export type AdmissionReview = z.infer<typeof admissionReviewSchema>;
 export type AdmissionRequest = AdmissionReview['request'];
 
-export class BadReview extends Error {}
+/** A request body that is not an AdmissionReview: the server answers 400 with the message. */
+export class BadReview extends PullguardError {
+  readonly code = 'bad-review';
+}
 
 export function parseReview(body: unknown): AdmissionRequest {
   const result = admissionReviewSchema.safeParse(body);

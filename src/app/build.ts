@@ -11,10 +11,10 @@ import type { Config } from '../config.ts';
 import { keyringFromFiles } from '../credentials/files.ts';
 import { Keyring } from '../credentials/keyring.ts';
 import { PodCredentials } from '../podcheck/credentials.ts';
-import { UsageError } from '../errors.ts';
+import { SetupError, UsageError } from '../errors.ts';
 import { parsePlatform, type Platform } from '../platform/index.ts';
 import { Preflight } from '../preflight/engine.ts';
-import type { ClientOptions } from '../registry/client.ts';
+import { RegistryClient, type ClientOptions } from '../registry/client.ts';
 import { PodCheck } from '../podcheck/podcheck.ts';
 
 export interface PodCheckSetup {
@@ -48,6 +48,23 @@ export function readerOptions(config: Config, logger?: Logger): ClusterReaderOpt
   };
 }
 
+/** The registry client the configuration describes: insecure hosts, CAs, mirrors, the per-host cap. */
+export function registryClientFor(
+  config: Config,
+  caPems: readonly string[] = [],
+  hooks: Pick<ClientOptions, 'onResponse' | 'onFailure' | 'lookup'> = {},
+): RegistryClient {
+  return new RegistryClient({
+    ...hooks,
+    insecure: config.registry.insecure,
+    caPems,
+    concurrency: config.registry.concurrency,
+    allowLinkLocal: config.registry.allowLinkLocal,
+    endpoints: config.registry.endpoints,
+    requestTimeoutMs: config.deadline,
+  });
+}
+
 export function parsePlatforms(list: readonly string[]): Platform[] {
   return list.map((p) => {
     try {
@@ -63,7 +80,7 @@ export function readCaFiles(files: readonly string[]): string[] {
     try {
       return readFileSync(f, 'utf8');
     } catch (err) {
-      throw new UsageError(`registry CA ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new SetupError(`registry CA ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   });
 }
@@ -98,7 +115,7 @@ export function buildPodCheck(config: Config, setup: PodCheckSetup): BuiltPodChe
     credentials = new PodCredentials(null, files);
   }
 
-  const engine = new Preflight(config, caPems, setup.hooks ?? {});
+  const engine = new Preflight(config, registryClientFor(config, caPems, setup.hooks));
   const podCheck = new PodCheck({
     engine,
     credentials,

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AdmissionHandler } from '../admission/handler.ts';
 import type { Config } from '../config.ts';
-import { UsageError } from '../errors.ts';
+import { SetupError } from '../errors.ts';
 import type { Preflight } from '../preflight/engine.ts';
 import { buildApp } from '../server/app.ts';
 import { createLogger } from '../server/logger.ts';
@@ -40,7 +40,7 @@ export async function startServer(
     try {
       tls = readTlsPair(tlsCert, tlsKey);
     } catch (err) {
-      throw new UsageError(
+      throw new SetupError(
         `serving certificate ${tlsCert} and key ${tlsKey}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
       );
     }
@@ -96,7 +96,7 @@ export async function startServer(
   } catch (err) {
     // Stop what was started (the certificate watch would keep the process alive), then say why.
     await close();
-    throw new UsageError(
+    throw new SetupError(
       `cannot listen on ${config.server.host}:${config.server.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
     );
   }
@@ -105,7 +105,7 @@ export async function startServer(
       metricsServer = await listenMetrics(metrics, config.server.host, config.server.metricsPort);
     } catch (err) {
       await close();
-      throw new UsageError(
+      throw new SetupError(
         `cannot listen on ${config.server.host}:${config.server.metricsPort} (server.metricsPort): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
       );
     }

@@ -7,14 +7,13 @@ import { parseArgs } from 'node:util';
 import type { BuiltPodCheck } from '../app/build.ts';
 import { parsePlatforms } from '../app/build.ts';
 import { checkGroups, prepareCheck, type Group } from '../app/check.ts';
-import { KubeConfigError } from '../cluster/kubeconfig.ts';
-import { ConfigError, loadConfig, type Config } from '../config.ts';
-import { CredentialFileError } from '../credentials/files.ts';
+import { loadConfig, type Config } from '../config.ts';
 import { UsageError } from '../errors.ts';
-import { oneLine, type Finding, type ImageUse } from '../findings.ts';
+import type { Finding, ImageUse } from '../findings.ts';
 import type { Platform } from '../platform/index.ts';
 import { imageFieldProblems, imageUsesOf, podSpecSite } from '../workload/images.ts';
 import { REGISTRY_FLAGS, registryOverrides, type CliIO } from './flags.ts';
+import { exitStatusFor } from './errors.ts';
 import { InputError, readManifests, type SourcedObject } from './manifests.ts';
 import { offlineFindings } from './offline.ts';
 import { parseOutputs, render, type OutputTarget } from './output/index.ts';
@@ -203,18 +202,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     groups = collectGroups(args, io.stdin);
     if (!args.offline) built = prepareCheck(args.config, { env: io.env, dockerConfigs: args.dockerConfigs });
   } catch (err) {
-    if (
-      err instanceof UsageError ||
-      err instanceof InputError ||
-      err instanceof ConfigError ||
-      err instanceof CredentialFileError ||
-      err instanceof KubeConfigError
-    ) {
-      for (const line of err.message.split('\n')) io.stderr(`pullguard check: ${oneLine(line)}\n`);
-      if (err instanceof UsageError) io.stderr('Run "pullguard check --help" for usage.\n');
-      return 2;
-    }
-    throw err;
+    return exitStatusFor('check', err, io);
   }
 
   let findings: Finding[];

@@ -6,8 +6,12 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import type { SourcePosition } from '../findings.ts';
+import { PullguardError } from '../errors.ts';
 
-export class InputError extends Error {}
+/** A manifest that cannot be read or parsed; the message names the file and, for YAML, the line. */
+export class InputError extends PullguardError {
+  readonly code = 'input';
+}
 
 export interface SourcedObject {
   object: unknown;

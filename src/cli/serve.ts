@@ -2,10 +2,9 @@
 
 import { parseArgs } from 'node:util';
 import { startServer, type Running } from '../app/server.ts';
-import { KubeConfigError } from '../cluster/kubeconfig.ts';
-import { ConfigError, loadConfig, type Config } from '../config.ts';
-import { CredentialFileError } from '../credentials/files.ts';
+import { loadConfig, type Config } from '../config.ts';
 import { UsageError } from '../errors.ts';
+import { exitStatusFor } from './errors.ts';
 import { REGISTRY_FLAGS, registryOverrides, type CliIO } from './flags.ts';
 
 export const SERVE_USAGE = `Usage: pullguard serve [options]
@@ -78,11 +77,7 @@ export async function runServe(argv: string[], io: CliIO): Promise<number> {
   try {
     config = parseServeArgs(argv, io.env);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ConfigError) {
-      io.stderr(`pullguard serve: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
+    return exitStatusFor('serve', err, io);
   }
   if (config === 'help') {
     io.stdout(SERVE_USAGE);
@@ -92,11 +87,7 @@ export async function runServe(argv: string[], io: CliIO): Promise<number> {
   try {
     running = await startServer(config, io.env);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof CredentialFileError || err instanceof KubeConfigError) {
-      io.stderr(`pullguard serve: ${err.message}\n`);
-      return 2;
-    }
-    throw err;
+    return exitStatusFor('serve', err, io);
   }
   // SIGTERM: stop accepting (readiness turns 503), finish the reviews in flight, then exit.
   await new Promise<void>((resolve) => {

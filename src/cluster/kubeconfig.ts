@@ -5,9 +5,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { isIPv6 } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
+import { PullguardError } from '../errors.ts';
 
 /** A kubeconfig that was asked for but cannot be used: bad usage, not a crash. */
-export class KubeConfigError extends Error {}
+export class KubeConfigError extends PullguardError {
+  readonly code = 'kubeconfig';
+}
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 

@@ -5,14 +5,16 @@
 //
 // Error messages never contain a credential value: only registry keys and field names.
 
+import { PullguardError } from '../errors.ts';
+
 export interface DockerConfigEntry {
   username: string;
   password: string;
   email: string;
 }
 
-export class DockerConfigError extends Error {
-  override name = 'DockerConfigError';
+export class DockerConfigError extends PullguardError {
+  readonly code = 'docker-config';
 }
 
 /** The kubelet's wrapper message for any JSON failure when reading config bytes. */

@@ -3,8 +3,11 @@
 import { readFileSync } from 'node:fs';
 import { parseDockerConfigFile } from './dockerconfig.ts';
 import { Keyring } from './keyring.ts';
+import { PullguardError } from '../errors.ts';
 
-export class CredentialFileError extends Error {}
+export class CredentialFileError extends PullguardError {
+  readonly code = 'credential-file';
+}
 
 /** One keyring from the given files, in order; a file that cannot be read or parsed is an error. */
 export function keyringFromFiles(files: readonly string[]): Keyring {

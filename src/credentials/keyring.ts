@@ -92,8 +92,8 @@ export function urlsMatchStr(glob: string, target: string): boolean {
   const g = parseGoURL(`https://${glob}`);
   const t = parseGoURL(`https://${target}`);
   if (g === undefined || t === undefined) return false;
-  const gh = splitHostPort(g.host);
-  const th = splitHostPort(t.host);
+  const gh = goSplitHostPort(g.host);
+  const th = goSplitHostPort(t.host);
   if (gh.port !== th.port) return false;
   const gLabels = gh.host.split('.');
   const tLabels = th.host.split('.');
@@ -200,8 +200,9 @@ function percentDecode(s: string, host: boolean): string | undefined {
 
 const HOST_CHAR = /^[A-Za-z0-9\-_.~!$&'()*+,;=:[\]<>"]$/;
 
-// Go net.SplitHostPort; on error the whole host is kept and the port is ''.
-function splitHostPort(hostport: string): { host: string; port: string } {
+// Go net.SplitHostPort, as the kubelet's keyring matching uses it: on error the whole host is kept
+// and the port is ''. (registry/hosts.ts' hostAndPort is the lenient one for registry hosts.)
+function goSplitHostPort(hostport: string): { host: string; port: string } {
   const whole = { host: hostport, port: '' };
   const i = hostport.lastIndexOf(':');
   if (i < 0) return whole;

@@ -2,6 +2,8 @@
 // Canonical names matter: the matchers compare normalised strings, so "aarch64" must become "arm64"
 // before anything is compared.
 
+import { PullguardError } from '../errors.ts';
+
 export interface Platform {
   os: string;
   architecture: string;
@@ -19,11 +21,11 @@ export interface OCIPlatform {
   'os.features'?: string[];
 }
 
-export class PlatformError extends Error {
+export class PlatformError extends PullguardError {
+  readonly code = 'platform';
   readonly input: string;
   constructor(input: string, message: string) {
     super(message);
-    this.name = 'PlatformError';
     this.input = input;
   }
 }

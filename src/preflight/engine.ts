@@ -12,11 +12,12 @@ import { verdictOf } from '../findings.ts';
 import { format as formatPlatform, fromOCI, indexHasPlatform, type Platform } from '../platform/index.ts';
 import { parseImage, type ImageRef } from '../reference/index.ts';
 import { credentialId } from '../registry/auth.ts';
-import { isIndexMediaType, RegistryClient, type Answer, type ClientOptions, type Outcome } from '../registry/client.ts';
+import { isIndexMediaType, type Answer, type Outcome, type RegistryClient } from '../registry/client.ts';
 import { isDockerHub } from '../registry/hosts.ts';
 import { explain, type Explained } from './messages.ts';
 import { OFFICIAL_IMAGES } from './official-images.ts';
 import { nearest } from './suggest.ts';
+import { PullguardError } from '../errors.ts';
 
 export interface CheckOptions {
   credentials: CredentialContext;
@@ -48,21 +49,10 @@ export class Preflight {
   private readonly platformLists: SharedCache<PlatformList>;
   private readonly tagLists: SharedCache<Answer & { tags?: string[] }>;
 
-  constructor(
-    config: Config,
-    caPems: string[] = [],
-    hooks: Pick<ClientOptions, 'onResponse' | 'onFailure' | 'lookup'> = {},
-  ) {
+  /** The engine asks registries through `client` (as containerd's resolver takes its hosts and authorizer) and closes it with itself. */
+  constructor(config: Config, client: RegistryClient) {
     this.config = config;
-    this.client = new RegistryClient({
-      ...hooks,
-      insecure: config.registry.insecure,
-      caPems,
-      concurrency: config.registry.concurrency,
-      allowLinkLocal: config.registry.allowLinkLocal,
-      endpoints: config.registry.endpoints,
-      requestTimeoutMs: config.deadline,
-    });
+    this.client = client;
     this.answers = new SharedCache(config.cache.maxEntries);
     this.platformLists = new SharedCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
     this.tagLists = new SharedCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
@@ -524,10 +514,10 @@ export class Preflight {
 }
 
 /** Why a check's registry work was stopped: its deadline passed (or its caller gave up). */
-class DeadlineError extends Error {
+class DeadlineError extends PullguardError {
+  readonly code = 'deadline';
   constructor(ms: number) {
     super(`no answer within the ${ms} ms deadline`);
-    this.name = 'TimeoutError';
   }
 }
 

@@ -1,6 +1,8 @@
 // Errors carry the name of the upstream sentinel they stand for, so callers can branch on `kind`
 // and tests can compare with the vectors, while `message` keeps upstream's text.
 
+import { PullguardError } from '../errors.ts';
+
 const SENTINEL_MESSAGES = {
   // distribution/reference
   ErrReferenceInvalidFormat: 'invalid reference format',
@@ -27,13 +29,13 @@ export type SentinelKind = keyof typeof SENTINEL_MESSAGES;
  * Note: distribution/reference's own ErrDigestInvalidFormat ("invalid digest format", from
  * WithDigest) shares its name with go-digest's; both use kind ErrDigestInvalidFormat.
  */
-export class ImageReferenceError extends Error {
+export class ImageReferenceError extends PullguardError {
+  readonly code = 'image-reference';
   readonly kind: string;
 
   constructor(kind: string, message: string) {
     super(message);
     this.kind = kind;
-    this.name = 'ImageReferenceError';
   }
 }
 

@@ -14,6 +14,8 @@
 //   registry auth flow uses one and Challenge has no place for it;
 // - a repeated parameter keeps its first value.
 
+import { PullguardError } from '../errors.ts';
+
 export interface Challenge {
   /** lower-cased */
   scheme: string;
@@ -21,8 +23,8 @@ export interface Challenge {
   params: Record<string, string>;
 }
 
-export class ChallengeParseError extends Error {
-  override name = 'ChallengeParseError';
+export class ChallengeParseError extends PullguardError {
+  readonly code = 'challenge';
 }
 
 /** Every challenge in every header line, in order; lines that do not parse contribute nothing. */

@@ -13,7 +13,7 @@ export function isDockerHub(domain: string): boolean {
 }
 
 /** host[:port] → hostname without brackets, and the port (default for the scheme when absent). */
-export function splitHostPort(host: string): { hostname: string; port: string } {
+export function hostAndPort(host: string): { hostname: string; port: string } {
   const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(host);
   if (bracketed) return { hostname: bracketed[1]!, port: bracketed[2] ?? '' };
   const i = host.lastIndexOf(':');
@@ -42,9 +42,9 @@ export function isForbiddenAddress(address: string): boolean {
 
 /** Matches a host against a list of host[:port] entries; an entry without a port matches any port. */
 export function hostListed(host: string, list: readonly string[]): boolean {
-  const { hostname, port } = splitHostPort(host);
+  const { hostname, port } = hostAndPort(host);
   return list.some((entry) => {
-    const e = splitHostPort(entry);
+    const e = hostAndPort(entry);
     return e.hostname.toLowerCase() === hostname.toLowerCase() && (e.port === '' || e.port === port);
   });
 }

@@ -7,7 +7,8 @@ import { isIP } from 'node:net';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { cut, oneLine } from '../findings.ts';
-import { hostListed, isForbiddenAddress, splitHostPort } from './hosts.ts';
+import { hostListed, isForbiddenAddress, hostAndPort } from './hosts.ts';
+import { PullguardError } from '../errors.ts';
 
 export type TransportErrorKind =
   | 'dns'
@@ -20,7 +21,8 @@ export type TransportErrorKind =
   | 'too-large'
   | 'redirect';
 
-export class TransportError extends Error {
+export class TransportError extends PullguardError {
+  readonly code = 'transport';
   readonly kind: TransportErrorKind;
   constructor(kind: TransportErrorKind, message: string) {
     super(message);
@@ -347,7 +349,7 @@ export function classify(err: unknown, url: URL): TransportError {
       `${host} resolves only to link-local or metadata addresses; pullguard does not contact them unless configured (registry.allowLinkLocal)`,
     );
   if (has(DNS_CODES))
-    return new TransportError('dns', `the name ${splitHostPort(host).hostname} does not resolve (${codes[0]})`);
+    return new TransportError('dns', `the name ${hostAndPort(host).hostname} does not resolve (${codes[0]})`);
   if (has(TIMEOUT_CODES))
     return new TransportError('timeout', `${host} did not answer in time (${codes.find((c) => TIMEOUT_CODES.has(c))})`);
   if (codes.some((c) => /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|EPROTO|HOSTNAME|ALTNAME/.test(c))) {

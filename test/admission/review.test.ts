@@ -62,7 +62,7 @@ t.test('malformed reviews are refused with a plain reason', async (t) => {
     [{ ...base, request: { ...(base.request as object), operation: 'EXPLODE' } }, /operation/],
     [{ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, /request is required/],
   ];
-  for (const [body, re] of cases) t.throws(() => parseReview(body), { name: 'Error', message: re }, String(re));
+  for (const [body, re] of cases) t.throws(() => parseReview(body), { name: 'BadReview', message: re }, String(re));
   let caught: unknown;
   try {
     parseReview({});

@@ -20,6 +20,7 @@ import { createLogger } from '../../src/server/logger.ts';
 import { runCheck } from '../../src/cli/check.ts';
 import { KubeApiServer, dockerConfigJson, dockercfg, makeNode } from '../helpers/kube-api.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { registryClientFor } from '../../src/app/build.ts';
 
 const alice = { username: 'alice', password: 'alice-s3cret!' };
 let reg: TestRegistry;
@@ -76,7 +77,7 @@ async function handlerFor(input: ConfigInput = {}, nodeConfigs: string[] = []) {
   const nodes = new NodeWatcher(kc, {});
   nodes.start();
   await nodes.whenReady(5000);
-  const engine = new Preflight(config, [reg.caPem!]);
+  const engine = new Preflight(config, registryClientFor(config, [reg.caPem!]));
   const podCheck = new PodCheck({
     engine,
     credentials: new PodCredentials(

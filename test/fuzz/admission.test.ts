@@ -13,6 +13,7 @@ import type { LookupFunction } from '../../src/registry/transport.ts';
 import { buildApp } from '../../src/server/app.ts';
 import { createLogger } from '../../src/server/logger.ts';
 import { Metrics } from '../../src/server/metrics.ts';
+import { registryClientFor } from '../../src/app/build.ts';
 
 const fixtures = new URL('../fixtures/admission/', import.meta.url);
 const samples = readdirSync(fixtures)
@@ -30,7 +31,7 @@ const onlyLoopback = (text: string) =>
   !/\[[0-9a-fA-F:]*:[0-9a-fA-F:]*\]/.test(text);
 
 const config = validateConfig({ deadline: 300, server: { bodyLimit: 4 * 1024 * 1024 } });
-const engine = new Preflight(config, [], { lookup: noDns });
+const engine = new Preflight(config, registryClientFor(config, [], { lookup: noDns }));
 const app = await buildApp({
   handler: new AdmissionHandler({
     config,

@@ -26,6 +26,7 @@ import {
   type Obj,
 } from './lib.ts';
 import { objectProblems } from './schema.ts';
+import { registryClientFor } from '../../src/app/build.ts';
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -410,7 +411,8 @@ t.test('the metrics port: configuration, container, Service, NetworkPolicy and S
   );
   // every pullguard_* series an alert reads is one the server exports
   const metrics = new Metrics();
-  const engine = new Preflight(validateConfig({}));
+  const engineConfig = validateConfig({});
+  const engine = new Preflight(engineConfig, registryClientFor(engineConfig));
   t.teardown(() => engine.close());
   metrics.observeEngine(engine);
   const exported = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));

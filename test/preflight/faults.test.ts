@@ -10,6 +10,7 @@ import { validateConfig, type ConfigInput } from '../../src/config.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import type { LookupFunction } from '../../src/registry/transport.ts';
 import { checkImage, keyring } from './lib.ts';
+import { registryClientFor } from '../../src/app/build.ts';
 
 const alice = { username: 'alice', password: 'alice-s3cret!' };
 let anon: TestRegistry;
@@ -41,7 +42,7 @@ function engine(input: ConfigInput = {}): Preflight {
     ...input,
     registry: { insecure: [anon.host], endpoints: { 'docker.io': hub.url }, ...input.registry },
   });
-  return new Preflight(config, [hub.caPem!, basic.caPem!], { lookup: testLookup });
+  return new Preflight(config, registryClientFor(config, [hub.caPem!, basic.caPem!], { lookup: testLookup }));
 }
 
 t.before(async () => {

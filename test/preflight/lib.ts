@@ -4,6 +4,7 @@ import { Keyring } from '../../src/credentials/keyring.ts';
 import { parsePlatform } from '../../src/platform/index.ts';
 import type { CredentialContext } from '../../src/credentials/context.ts';
 import { Preflight, type ImageVerdict } from '../../src/preflight/engine.ts';
+import { registryClientFor } from '../../src/app/build.ts';
 
 /**
  * A deadline far longer than any answer takes, even on a busy machine: a test that is not about the
@@ -12,7 +13,8 @@ import { Preflight, type ImageVerdict } from '../../src/preflight/engine.ts';
 export const LONG_DEADLINE = 60_000;
 
 export function engineFor(input: ConfigInput, caPems: string[] = []): Preflight {
-  return new Preflight(validateConfig({ deadline: LONG_DEADLINE, ...input }), caPems);
+  const config = validateConfig({ deadline: LONG_DEADLINE, ...input });
+  return new Preflight(config, registryClientFor(config, caPems));
 }
 
 export function keyring(

@@ -4,7 +4,7 @@ import t from 'tap';
 import { createServer, type AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { parseServeArgs } from '../../src/cli/serve.ts';
-import { UsageError } from '../../src/errors.ts';
+import { SetupError, UsageError } from '../../src/errors.ts';
 import { loadConfig } from '../../src/config.ts';
 import { serve } from './lib.ts';
 
@@ -73,6 +73,6 @@ t.test('a metrics port in use: one plain error naming server.metricsPort, nothin
     () => undefined,
     (e: unknown) => e,
   );
-  t.ok(err instanceof UsageError, 'a usage error (exit 2 from the CLI)');
+  t.ok(err instanceof SetupError, 'a setup error (exit 2 from the CLI)');
   t.match((err as Error).message, `cannot listen on 127.0.0.1:${port} (server.metricsPort): EADDRINUSE`);
 });
