@@ -1,0 +1,113 @@
+// The registry transport on its own, against plain node:http servers: credentials never follow a
+// redirect to another host, bodies are bounded, link-local literals are refused without a
+// connection, the per-host cap queues requests (and a queued one can give up), and a silent host
+// is a timeout.
+import t from 'tap';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { RegistryTransport, TransportError, type TransportOptions } from '../../src/registry/transport.ts';
+
+interface Seen {
+  path: string;
+  authorization?: string;
+}
+
+async function server(handle: (req: IncomingMessage, res: ServerResponse) => void) {
+  const seen: Seen[] = [];
+  const s: Server = createServer((req, res) => {
+    seen.push({
+      path: req.url ?? '',
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+    });
+    handle(req, res);
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const host = `127.0.0.1:${(s.address() as AddressInfo).port}`;
+  t.teardown(() => {
+    s.closeAllConnections();
+    return new Promise((r) => s.close(r));
+  });
+  return { host, seen };
+}
+
+function transport(hosts: string[], opts: Partial<TransportOptions> = {}): RegistryTransport {
+  const tr = new RegistryTransport({
+    insecure: hosts,
+    caPems: [],
+    concurrency: 4,
+    allowLinkLocal: [],
+    requestTimeoutMs: 10_000,
+    ...opts,
+  });
+  for (const h of hosts) tr.usePlainHttp(h);
+  t.teardown(() => tr.close());
+  return tr;
+}
+
+/** The kind of TransportError a request fails with ('' when it does not fail). */
+async function failure(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return '';
+  } catch (err) {
+    return err instanceof TransportError ? err.kind : String(err);
+  }
+}
+
+const auth = { authorization: 'Basic c2VjcmV0OnNlY3JldA==' };
+
+t.test('a redirect to another host drops Authorization; one on the same host keeps it', async (t) => {
+  const other = await server((_req, res) => res.end('blob'));
+  const reg = await server((req, res) => {
+    if (req.url === '/same') res.writeHead(307, { location: '/final' }).end();
+    else if (req.url === '/away') res.writeHead(307, { location: `http://${other.host}/blob` }).end();
+    else res.end('ok');
+  });
+  const tr = transport([reg.host, other.host]);
+  const same = await tr.registryRequest(reg.host, '/same', { method: 'GET', headers: auth });
+  t.equal(same.status, 200);
+  t.same(reg.seen.at(-1), { path: '/final', ...auth }, 'same host: credentials kept');
+  const away = await tr.registryRequest(reg.host, '/away', { method: 'GET', headers: auth });
+  t.equal(away.body.toString(), 'blob');
+  t.same(other.seen, [{ path: '/blob' }], 'the other host never sees them');
+});
+
+t.test('bodies are bounded: too large is an error, or cut when truncating', async (t) => {
+  const reg = await server((_req, res) => res.end(Buffer.alloc(10_000, 'x')));
+  const tr = transport([reg.host]);
+  t.equal(await failure(tr.registryRequest(reg.host, '/big', { method: 'GET', maxBody: 1000 })), 'too-large');
+  const cut = await tr.registryRequest(reg.host, '/big', { method: 'GET', maxBody: 1000, truncateBody: true });
+  t.equal(cut.body.length, 1000);
+});
+
+t.test('a link-local literal is refused before any connection', async (t) => {
+  const tr = transport([]);
+  const err = await tr.request(new URL('http://169.254.169.254/latest/meta-data/'), { method: 'GET' }).catch((e) => e);
+  t.ok(err instanceof TransportError);
+  t.equal(err.kind, 'forbidden-address');
+});
+
+t.test('the per-host cap queues requests; a queued one whose signal aborts gives up without being sent', async (t) => {
+  const held: ServerResponse[] = [];
+  const reg = await server((_req, res) => held.push(res));
+  const tr = transport([reg.host], { concurrency: 1 });
+  const first = tr.registryRequest(reg.host, '/first', { method: 'GET' });
+  while (held.length < 1) await new Promise((r) => setTimeout(r, 10));
+  const ac = new AbortController();
+  const second = tr.registryRequest(reg.host, '/second', { method: 'GET', signal: ac.signal });
+  ac.abort();
+  t.equal(await failure(second), 'aborted', 'the queued request ends at once');
+  held[0]!.end('done');
+  t.equal((await first).body.toString(), 'done');
+  t.same(
+    reg.seen.map((s) => s.path),
+    ['/first'],
+    'the abandoned one was never sent',
+  );
+});
+
+t.test('a host that accepts and never answers is a timeout', async (t) => {
+  const reg = await server(() => undefined);
+  const tr = transport([reg.host], { requestTimeoutMs: 300 });
+  t.equal(await failure(tr.registryRequest(reg.host, '/v2/', { method: 'GET' })), 'timeout');
+});
