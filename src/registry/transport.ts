@@ -5,7 +5,8 @@
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import type { Socket } from 'node:net';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { cut, oneLine } from '../findings.ts';
 import { hostListed, isForbiddenAddress, hostAndPort } from './hosts.ts';
 import { PullguardError } from '../errors.ts';
@@ -115,6 +116,8 @@ export class RegistryTransport {
   private readonly slots = new Map<string, Semaphore>();
   /** insecure hosts found to speak plain HTTP */
   private readonly plainHttp = new Set<string>();
+  /** every connection, connecting ones included: close() ends them all, so nothing outlives it */
+  private readonly sockets = new Set<Socket>();
   /** with extra CAs: built once, since parsing ~140 roots again for every connection is costly */
   private readonly secureContext: SecureContext | undefined;
 
@@ -200,7 +203,7 @@ export class RegistryTransport {
         : err;
     }
     try {
-      const res = await this.agent(url).request({
+      const sent = this.agent(url).request({
         origin: url.origin,
         path: url.pathname + url.search,
         method: req.method,
@@ -213,6 +216,10 @@ export class RegistryTransport {
         headersTimeout: this.options.requestTimeoutMs,
         bodyTimeout: this.options.requestTimeoutMs,
       });
+      // undici leaves a request whose connection is still in its handshake pending after an abort,
+      // until the connect timeout: the request and its slot end at the abort here; the connection
+      // ends at its timeout, or at close().
+      const res = await untilAborted(sent, signal);
       const body = await readBody(res.body, req.maxBody ?? 1024 * 1024, req.truncateBody ?? false);
       this.options.onResponse?.(host, req.method, res.statusCode);
       return { status: res.statusCode, headers: res.headers as Headers, body, url };
@@ -220,7 +227,9 @@ export class RegistryTransport {
       const failure =
         limit.aborted && !req.signal?.aborted
           ? new TransportError('timeout', `${host} did not answer in time (${this.options.requestTimeoutMs} ms)`)
-          : classify(err, url);
+          : req.signal?.aborted
+            ? new TransportError('aborted', `request to ${host} was cut off by the deadline`)
+            : classify(err, url);
       this.options.onFailure?.(host, req.method, failure.kind);
       throw failure;
     } finally {
@@ -254,21 +263,67 @@ export class RegistryTransport {
       connections: this.options.concurrency,
       keepAliveTimeout: 30_000,
       allowH2: false,
-      connect: {
-        timeout: this.options.requestTimeoutMs,
-        rejectUnauthorized: !insecure,
-        ...(this.secureContext ? { secureContext: this.secureContext } : {}),
-        lookup: guardedLookup(this.options.lookup ?? (dnsLookup as unknown as LookupFunction), allowed),
-      },
+      connect: this.tracked(
+        buildConnector({
+          timeout: this.options.requestTimeoutMs,
+          rejectUnauthorized: !insecure,
+          ...(this.secureContext ? { secureContext: this.secureContext } : {}),
+          lookup: guardedLookup(this.options.lookup ?? (dnsLookup as unknown as LookupFunction), allowed),
+        } as buildConnector.BuildOptions),
+      ),
     });
     this.agents.set(key, agent);
     return agent;
   }
 
+  // undici's destroy() leaves a connection still in its TLS handshake to its connect timeout (a
+  // registry that accepts and never answers): the CLI would wait that long to exit.
+  private tracked(connect: buildConnector.connector): buildConnector.connector {
+    return (opts, callback) => {
+      const socket = connect(opts, callback) as unknown as Socket;
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      return socket;
+    };
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.agents.values()].map((a) => a.destroy().catch(() => undefined)));
     this.agents.clear();
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
   }
+}
+
+/** The response, or the signal's abort if that comes first; a response that comes later is dropped. */
+function untilAborted(sent: Promise<Dispatcher.ResponseData>, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+  if (signal.aborted) {
+    sent.then(
+      (r) => r.body.destroy(),
+      () => undefined,
+    );
+    return Promise.reject(signal.reason);
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      sent.then(
+        (r) => r.body.destroy(),
+        () => undefined,
+      );
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    sent.then(
+      (r) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(r);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;

@@ -4,7 +4,7 @@
 // is a timeout.
 import t from 'tap';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { RegistryTransport, TransportError, type TransportOptions } from '../../src/registry/transport.ts';
 
 interface Seen {
@@ -110,4 +110,40 @@ t.test('a host that accepts and never answers is a timeout', async (t) => {
   const reg = await server(() => undefined);
   const tr = transport([reg.host], { requestTimeoutMs: 300 });
   t.equal(await failure(tr.registryRequest(reg.host, '/v2/', { method: 'GET' })), 'timeout');
+});
+
+t.test('a request stuck in a TLS handshake ends at its abort; close() ends the connection', async (t) => {
+  const open = new Set<Socket>();
+  const silent = createNetServer((s) => {
+    open.add(s);
+    s.resume();
+    s.on('error', () => undefined);
+    s.on('close', () => open.delete(s));
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise((r) => silent.close(r)));
+  const host = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const until = async (cond: () => boolean) => {
+    const end = performance.now() + 10_000;
+    while (!cond() && performance.now() < end) await new Promise((r) => setTimeout(r, 10));
+    return cond();
+  };
+  // Verified TLS (not insecure): the handshake waits for a ServerHello that never comes. The
+  // connect timeout is a minute: only the abort, or close(), can end it within the margins here.
+  const tr = new RegistryTransport({
+    insecure: [],
+    caPems: [],
+    concurrency: 1,
+    allowLinkLocal: [],
+    requestTimeoutMs: 60_000,
+  });
+  const ac = new AbortController();
+  const pending = failure(tr.registryRequest(host, '/v2/', { method: 'GET', signal: ac.signal }));
+  t.ok(await until(() => open.size === 1), 'connected');
+  ac.abort();
+  t.equal(await pending, 'aborted', 'the request (and its slot) ends at the abort, not at the connect timeout');
+  const left = failure(tr.registryRequest(host, '/v2/', { method: 'GET' }));
+  await tr.close();
+  t.ok(await until(() => open.size === 0), 'close() ends the connections still handshaking');
+  t.not(await left, '', 'its request fails');
 });
