@@ -453,3 +453,17 @@ t.test('highest versions first', async (t) => {
     'multi',
   ]);
 });
+
+t.test('stdin is the file -: positions, JUnit and SARIF without a file location', async (t) => {
+  const input = `apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: "Bad&<Name>:1"\n`;
+  const json = await inProcess(['-f', '-', '--offline', '-o', 'json'], { stdin: input });
+  t.equal(json.code, 1);
+  t.same(JSON.parse(json.stdout).findings[0].source, { file: '-', line: 7, column: 12 });
+  const junit = await inProcess(['-f', '-', '--offline', '-o', 'junit'], { stdin: input });
+  const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(junit.stdout, true);
+  t.equal(doc.testsuites.testsuite.name, 'stdin');
+  t.equal(doc.testsuites.testsuite.testcase.name, 'Pod p, container "a": Bad&<Name>:1', 'markup escaped and read back');
+  const sarif = JSON.parse((await inProcess(['-f', '-', '--offline', '-o', 'sarif'], { stdin: input })).stdout);
+  t.notOk(sarif.runs[0].results[0].locations[0].physicalLocation, 'no file to point at');
+  t.match(sarif.runs[0].results[0].locations[0].logicalLocations[0].fullyQualifiedName, 'spec.containers[0].image');
+});
