@@ -78,6 +78,19 @@ export const configSchema = z.strictObject({
           z.url({ protocol: /^https?$/, error: 'an http(s) URL such as https://mirror.internal:5000' }),
         )
         .default({}),
+      /**
+       * the HTTP proxy registries are reached through; when set it wins over HTTPS_PROXY, HTTP_PROXY
+       * and NO_PROXY (url "" turns proxies off). noProxy uses NO_PROXY's syntax.
+       */
+      proxy: z
+        .strictObject({
+          url: z.union([
+            z.literal(''),
+            z.url({ protocol: /^https?$/, error: 'an http(s) URL such as http://proxy.corp:3128' }),
+          ]),
+          noProxy: z.string().optional(),
+        })
+        .optional(),
     })
     .prefault({}),
 

@@ -10,6 +10,7 @@ import { Keyring } from '../credentials/keyring.ts';
 import { oneLine, type Finding, type ImageUse } from '../findings.ts';
 import { parsePlatform, type Platform } from '../platform/index.ts';
 import { Preflight, type CredentialContext } from '../preflight/engine.ts';
+import { ProxyConfigError, ProxyRules, proxySettings } from '../registry/proxy.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { KubeConfigError, loadKubeConfig } from '../cluster/kubeconfig.ts';
 import { NodeWatcher } from '../cluster/nodes.ts';
@@ -276,6 +277,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     groups = collectGroups(args, io.stdin);
     keyring = args.dockerConfigs.length ? keyringFromFiles(args.dockerConfigs) : new Keyring();
     caPems = readCaFiles(args.config.registry.caFiles);
+    new ProxyRules(proxySettings(args.config.registry.proxy, io.env)).assertSupported();
     if (!args.offline)
       cluster = loadKubeConfig({
         ...(args.config.cluster.kubeconfig ? { kubeconfig: args.config.cluster.kubeconfig } : {}),
@@ -287,7 +289,8 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
       err instanceof InputError ||
       err instanceof ConfigError ||
       err instanceof CredentialFileError ||
-      err instanceof KubeConfigError
+      err instanceof KubeConfigError ||
+      err instanceof ProxyConfigError
     ) {
       for (const line of err.message.split('\n')) io.stderr(`pullguard check: ${oneLine(line)}\n`);
       if (err instanceof UsageError) io.stderr('Run "pullguard check --help" for usage.\n');
@@ -311,7 +314,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     const progress = io.stderrIsTTY ? new Progress(uses, io.stderr) : undefined;
     progress?.start();
     const onSettled = progress ? () => progress.tick() : undefined;
-    const engine = new Preflight(args.config, caPems);
+    const engine = new Preflight(args.config, caPems, { proxy: proxySettings(args.config.registry.proxy, io.env) });
     try {
       findings = cluster
         ? await checkInCluster(engine, groups, keyring, args, cluster.kc, onSettled)

@@ -12,6 +12,7 @@ import { CredentialFileError, keyringFromFiles } from '../credentials/files.ts';
 import { PodCredentials } from '../credentials/sources.ts';
 import type { Platform } from '../platform/index.ts';
 import { Preflight } from '../preflight/engine.ts';
+import { ProxyRules, proxySettings } from '../registry/proxy.ts';
 import { buildApp } from '../server/app.ts';
 import { createLogger } from '../server/logger.ts';
 import { Metrics } from '../server/metrics.ts';
@@ -103,6 +104,12 @@ export async function startServer(
 ): Promise<Running> {
   const caPems = readCaFiles(config.registry.caFiles);
   const configuredPlatforms = parsePlatforms(config.platforms);
+  const proxy = proxySettings(config.registry.proxy, env);
+  try {
+    new ProxyRules(proxy).assertSupported();
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   const nodeKeyring = config.credentials.nodeDockerConfigs.length
     ? keyringFromFiles(config.credentials.nodeDockerConfigs)
     : null;
@@ -149,7 +156,11 @@ export async function startServer(
 
   const metrics = new Metrics();
   const engine = new Preflight(config, caPems, {
-    onResponse: (host, _method, status) => metrics.registryRequests.inc({ registry: host, status: String(status) }),
+    proxy,
+    onResponse: (host, _method, status, via) => {
+      metrics.registryRequests.inc({ registry: host, status: String(status) });
+      if (via) metrics.proxiedRequests.inc({ registry: host, proxy: via, status: String(status) });
+    },
     onFailure: (host, _method, kind) => metrics.registryRequests.inc({ registry: host, status: kind }),
   });
   metrics.observeEngine(engine);

@@ -59,7 +59,7 @@ export class Preflight {
   constructor(
     config: Config,
     caPems: string[] = [],
-    hooks: Pick<ClientOptions, 'onResponse' | 'onFailure' | 'lookup'> = {},
+    hooks: Pick<ClientOptions, 'onResponse' | 'onFailure' | 'lookup' | 'proxy'> = {},
   ) {
     this.config = config;
     this.client = new RegistryClient({

@@ -285,7 +285,7 @@ export class RegistryClient {
       return this.transport.registryRequest(host, path, { method, headers, signal, ...body });
     };
     let r = await request();
-    evidence.push(`${method} ${path.split('?')[0]} → ${r.status}`);
+    evidence.push(`${method} ${path.split('?')[0]} → ${r.status}${via(r)}`);
     if (r.status !== 401) return { response: r };
 
     const challenge = pickChallenge(parseChallenges(headerAll(r, 'www-authenticate')));
@@ -326,7 +326,7 @@ export class RegistryClient {
     headers.authorization = auth.authorization;
     r = await request();
     evidence.push(
-      `${method} ${path.split('?')[0]} with ${auth.authorization.startsWith('Basic') ? 'basic credentials' : 'a token'} → ${r.status}`,
+      `${method} ${path.split('?')[0]} with ${auth.authorization.startsWith('Basic') ? 'basic credentials' : 'a token'} → ${r.status}${via(r)}`,
     );
     if (r.status !== 401) return { response: r };
     const again = pickChallenge(parseChallenges(headerAll(r, 'www-authenticate')));
@@ -393,6 +393,10 @@ function transportOutcome(err: unknown, evidence: string[]): Outcome {
   if (err.kind === 'aborted' || err.kind === 'timeout') return { kind: 'timeout' };
   if (err.kind === 'too-large' || err.kind === 'redirect') return { kind: 'error' };
   return { kind: 'unreachable', transport: err.kind };
+}
+
+function via(r: HttpResponse): string {
+  return r.proxy ? ` (via proxy ${r.proxy})` : '';
 }
 
 function header(r: HttpResponse, name: string): string | undefined {

@@ -10,6 +10,7 @@ export class Metrics {
   readonly reviewSeconds: Histogram<'kind'>;
   readonly registryRequests: Counter<'registry' | 'status'>;
   readonly findings: Counter<'reason' | 'action'>;
+  readonly proxiedRequests: Counter<'registry' | 'proxy' | 'status'>;
 
   constructor() {
     // The default names already start with process_/nodejs_: prefix 'pullguard_' (not 'pullguard_process_', which stuttered).
@@ -31,6 +32,12 @@ export class Metrics {
       name: 'pullguard_registry_requests_total',
       help: 'Requests to registries by registry host and HTTP status (or transport failure kind)',
       labelNames: ['registry', 'status'],
+      registers: [this.registry],
+    });
+    this.proxiedRequests = new Counter({
+      name: 'pullguard_registry_proxied_requests_total',
+      help: 'Requests to registries that went through an HTTP proxy, by registry host, proxy (without credentials) and HTTP status',
+      labelNames: ['registry', 'proxy', 'status'],
       registers: [this.registry],
     });
     this.findings = new Counter({
