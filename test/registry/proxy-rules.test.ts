@@ -4,7 +4,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProxyRules, proxySettings, proxySettingsFromEnv } from '../../src/registry/proxy.ts';
-import { repoRoot } from '../helpers/shared.ts';
+import { repoRoot } from '../helpers/fixtures.ts';
 
 interface Fixture {
   proxyForURL: { httpProxy: string; httpsProxy: string; noProxy: string; req: string; want: string | null }[];

@@ -6,10 +6,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { runCheck } from '../../src/cli/check.ts';
 import { RegistryClient } from '../../src/registry/client.ts';
 import { PROXY_ONLY_HOST, proxyAvailable, startProxy, type TestProxy } from '../helpers/http-proxy.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { repoRoot } from '../helpers/shared.ts';
+import { repoRoot } from '../helpers/fixtures.ts';
 import { podReview, serve } from '../server/lib.ts';
 
 const unavailable = proxyAvailable();
@@ -59,23 +60,15 @@ t.teardown(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function check(args: string[], env: Record<string, string>) {
+const common = () => ['--docker-config', join(dir, 'config.json'), '--registry-ca', join(dir, 'ca.pem'), '-o', 'json'];
+
+/** The real command, as a person or CI runs it. */
+async function cli(args: string[], env: Record<string, string>) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/_proxy$/i.test(k)));
-  const child = run(
-    process.execPath,
-    [
-      join(repoRoot, 'src/cli/main.ts'),
-      'check',
-      ...args,
-      '--docker-config',
-      join(dir, 'config.json'),
-      '--registry-ca',
-      join(dir, 'ca.pem'),
-      '-o',
-      'json',
-    ],
-    { cwd: repoRoot, env: { ...clean, NO_COLOR: '1', ...env } },
-  );
+  const child = run(process.execPath, [join(repoRoot, 'src/cli/main.ts'), 'check', ...args, ...common()], {
+    cwd: repoRoot,
+    env: { ...clean, NO_COLOR: '1', ...env },
+  });
   child.child.stdin!.end();
   let out: { stdout: string; stderr: string; code: number };
   try {
@@ -84,8 +77,21 @@ async function check(args: string[], env: Record<string, string>) {
     const e = err as { code: number; stdout: string; stderr: string };
     out = { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
-  const findings = (JSON.parse(out.stdout) as { findings: Record<string, any>[] }).findings;
-  return { ...out, findings };
+  return { ...out, findings: (JSON.parse(out.stdout) as { findings: Record<string, any>[] }).findings };
+}
+
+/** The same command in this process (a process per case costs seconds on a loaded machine). */
+async function check(args: string[], env: Record<string, string>) {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCheck([...args, ...common()], {
+    stdout: (s) => (stdout += s),
+    stderr: (s) => (stderr += s),
+    stdin: () => '',
+    env,
+    isTTY: false,
+  });
+  return { code, stdout, stderr, findings: (JSON.parse(stdout) as { findings: Record<string, any>[] }).findings };
 }
 
 function noSecrets(t: { notOk: (v: unknown, m: string) => void }, text: string, where: string) {
@@ -94,7 +100,7 @@ function noSecrets(t: { notOk: (v: unknown, m: string) => void }, text: string, 
 
 t.test('must show: a check through tinyproxy reaches the registries; the log shows the CONNECT', async (t) => {
   const images = [`${nameOf(token)}/team/app:1.0`, `${nameOf(basic)}/team/secret:1.0`];
-  const r = await check(images, { HTTPS_PROXY: open.url });
+  const r = await cli(images, { HTTPS_PROXY: open.url });
   t.same(
     r.findings.map((f) => [f.reason, f.verdict]),
     [
