@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, parseDuration, type Config } from '../config.ts';
 import { CredentialFileError, keyringFromFiles } from '../credentials/files.ts';
-import { Keyring } from '../credentials/keyring.ts';
+import { defaultStorePaths, readStoreFiles, UserCredentials } from '../credentials/stores.ts';
 import { oneLine, type Finding, type ImageUse } from '../findings.ts';
 import { parsePlatform, type Platform } from '../platform/index.ts';
 import { Preflight, type CredentialContext } from '../preflight/engine.ts';
@@ -43,7 +43,9 @@ Checks that every image of the given images and manifests can be pulled, as the 
 
 Options:
   -f, --filename FILE|DIR|-     manifests (YAML or JSON, multi-document, List kinds); - reads stdin
-      --docker-config FILE      docker config.json or .dockercfg with pull credentials (repeatable)
+      --docker-config FILE      docker config.json or .dockercfg with pull credentials (repeatable); without
+                                it, your own stores: REGISTRY_AUTH_FILE, podman's auth.json, docker's
+                                config.json and their credential helpers (see README)
       --platform OS/ARCH[/VAR]  platforms the pods may run on, comma-separated (repeatable)
       --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
       --registry-ca FILE        extra CA certificate (PEM) trusted for registries (repeatable)
@@ -58,6 +60,7 @@ Options:
       --version                 print the version
       --kubeconfig FILE         read pull secrets, ServiceAccounts and node platforms from this cluster
                                 (default: KUBECONFIG; without either, docker config files only)
+      --context NAME            the kubeconfig context to use (default: its current context)
   -n, --namespace NS            namespace of objects that name none (default: default)
       --config FILE             configuration file (YAML or JSON); flags override it
   -h, --help                    this help
@@ -81,6 +84,7 @@ export interface CheckArgs {
   quiet: boolean;
   outputs: OutputTarget[];
   namespace: string;
+  context?: string;
   config: Config;
 }
 
@@ -157,6 +161,7 @@ export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArg
         output: { type: 'string', short: 'o', multiple: true },
         kubeconfig: { type: 'string' },
         namespace: { type: 'string', short: 'n' },
+        context: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -188,6 +193,7 @@ export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArg
     quiet: Boolean(v.quiet),
     outputs,
     namespace: v.namespace ?? 'default',
+    ...(v.context ? { context: v.context } : {}),
     config,
   };
 }
@@ -261,7 +267,8 @@ function outputWidth(io: CliIO): number | undefined {
 export async function runCheck(argv: string[], io: CliIO): Promise<number> {
   let args: CheckArgs | 'help' | 'version';
   let groups: Group[];
-  let keyring: Keyring;
+  let user: UserCredentials | undefined;
+  let skipped: string[] = [];
   let caPems: string[];
   let cluster: ReturnType<typeof loadKubeConfig> = null;
   try {
@@ -275,14 +282,22 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
       return 0;
     }
     groups = collectGroups(args, io.stdin);
-    keyring = args.dockerConfigs.length ? keyringFromFiles(args.dockerConfigs) : new Keyring();
     caPems = readCaFiles(args.config.registry.caFiles);
     new ProxyRules(proxySettings(args.config.registry.proxy, io.env)).assertSupported();
     if (!args.offline)
       cluster = loadKubeConfig({
         ...(args.config.cluster.kubeconfig ? { kubeconfig: args.config.cluster.kubeconfig } : {}),
+        ...(args.context ? { context: args.context } : {}),
         env: io.env,
       });
+    // --docker-config replaces the defaults; with a cluster, only the files given stand for the
+    // nodes' credentials (the person's own stores say nothing about what the kubelet has).
+    const explicit = args.dockerConfigs.length > 0;
+    if (explicit || (!cluster && !args.offline)) {
+      const read = readStoreFiles(explicit ? args.dockerConfigs : defaultStorePaths(io.env), explicit);
+      skipped = read.skipped;
+      user = new UserCredentials(read.stores, { timeoutMs: Math.floor(args.config.deadline / 2), env: io.env });
+    }
   } catch (err) {
     if (
       err instanceof UsageError ||
@@ -308,8 +323,9 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
   } else {
     if (!cluster && !args.quiet)
       io.stderr(
-        'pullguard check: no cluster (no --kubeconfig or KUBECONFIG): checking with docker config files only\n',
+        `pullguard check: no cluster (no --kubeconfig or KUBECONFIG): checking with docker config files only (${user?.files.length ? user.files.join(', ') : 'none found'})\n`,
       );
+    for (const s of skipped) io.stderr(`pullguard check: skipped ${s}\n`);
     const uses = groups.reduce((n, g) => n + g.uses.length, 0);
     const progress = io.stderrIsTTY ? new Progress(uses, io.stderr) : undefined;
     progress?.start();
@@ -317,8 +333,14 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     const engine = new Preflight(args.config, caPems, { proxy: proxySettings(args.config.registry.proxy, io.env) });
     try {
       findings = cluster
-        ? await checkInCluster(engine, groups, keyring, args, cluster.kc, onSettled)
-        : await checkWithFiles(engine, groups, keyring, args, onSettled);
+        ? await checkInCluster(engine, groups, args, cluster.kc, onSettled)
+        : await checkWithFiles(
+            engine,
+            groups,
+            user ?? new UserCredentials([], { timeoutMs: 0, env: {} }),
+            args,
+            onSettled,
+          );
     } finally {
       progress?.stop();
       await engine.close();
@@ -345,13 +367,14 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
 }
 
 /**
- * Without a cluster, the docker config files stand for the pods' pull secrets. A manifest that names
- * secrets while none were given is checked with that said: a denial then is our uncertainty.
+ * Without a cluster, the credential stores (the files given, or the person's own) stand for the pods'
+ * pull secrets. A manifest that names secrets while no file was given is checked with that said: a
+ * denial then is our uncertainty.
  */
 async function checkWithFiles(
   engine: Preflight,
   groups: Group[],
-  keyring: Keyring,
+  user: UserCredentials,
   args: CheckArgs,
   onSettled?: () => void,
 ): Promise<Finding[]> {
@@ -359,10 +382,13 @@ async function checkWithFiles(
     groups.map((group) => {
       const named = group.site ? pullSecretNames(group.site.spec) : [];
       const credentials: CredentialContext = {
-        keyrings: [keyring],
+        keyrings: [],
+        dynamic: [{ lookup: (name, domain) => user.lookup(name, domain) }],
         scope: args.dockerConfigs.length
           ? 'the docker config files given'
-          : 'the command line (no --docker-config given)',
+          : user.files.length
+            ? `your credential stores (${user.files.join(', ')})`
+            : 'the command line (no --docker-config given, no credential store found)',
         unreadSecrets: named.length > 0 && !args.dockerConfigs.length ? named : [],
       };
       return engine.check(group.uses, { credentials, platforms: args.platforms, ...(onSettled ? { onSettled } : {}) });
@@ -375,7 +401,6 @@ async function checkWithFiles(
 async function checkInCluster(
   engine: Preflight,
   groups: Group[],
-  keyring: Keyring,
   args: CheckArgs,
   kc: KubeConfig,
   onSettled?: () => void,
@@ -384,7 +409,7 @@ async function checkInCluster(
     cacheTtlMs: args.config.cluster.cacheTtl,
     requestTimeoutMs: Math.floor(args.config.deadline / 2),
   });
-  const sources = new PodCredentials(reader, args.dockerConfigs.length ? keyring : null);
+  const sources = new PodCredentials(reader, args.dockerConfigs.length ? keyringFromFiles(args.dockerConfigs) : null);
   let platforms: readonly Platform[] = args.platforms;
   if (!platforms.length && args.config.cluster.watchNodes) {
     const nodes = new NodeWatcher(kc, {});

@@ -17,6 +17,8 @@ export interface LoadKubeConfigOptions {
   env: NodeJS.ProcessEnv;
   /** where the service account token, CA and namespace are mounted (tests point elsewhere) */
   serviceAccountDir?: string;
+  /** the context to use instead of the current one (--context), as kubectl's flag */
+  context?: string;
 }
 
 export interface LoadedKubeConfig {
@@ -26,10 +28,26 @@ export interface LoadedKubeConfig {
 }
 
 export function loadKubeConfig(opts: LoadKubeConfigOptions): LoadedKubeConfig | null {
+  const loaded = loadAny(opts);
+  if (!opts.context) return loaded;
+  if (!loaded || loaded.source === 'in-cluster service account')
+    throw new KubeConfigError(
+      `--context ${opts.context}: no kubeconfig to choose it from (--kubeconfig or KUBECONFIG)`,
+    );
+  if (!loaded.kc.contexts.some((c) => c.name === opts.context))
+    throw new KubeConfigError(`--context ${opts.context}: no such context in ${loaded.source}`);
+  loaded.kc.setCurrentContext(opts.context);
+  requireCluster(loaded.kc, `context ${opts.context} in ${loaded.source}`);
+  return { kc: loaded.kc, source: `${loaded.source}, context ${opts.context}` };
+}
+
+function loadAny(opts: LoadKubeConfigOptions): LoadedKubeConfig | null {
+  // With --context, the file's own current context need not name a cluster.
+  const check = (kc: KubeConfig, what: string) => (opts.context ? undefined : requireCluster(kc, what));
   if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') {
     const kc = new KubeConfig();
     loadFile(kc, opts.kubeconfig);
-    requireCluster(kc, opts.kubeconfig);
+    check(kc, opts.kubeconfig);
     return { kc, source: `kubeconfig ${opts.kubeconfig}` };
   }
 
@@ -46,7 +64,7 @@ export function loadKubeConfig(opts: LoadKubeConfigOptions): LoadedKubeConfig | 
         loadFile(more, file);
         mergeFirstWins(kc, more);
       }
-      requireCluster(kc, `KUBECONFIG=${fromEnv}`);
+      check(kc, `KUBECONFIG=${fromEnv}`);
       return { kc, source: `KUBECONFIG ${files.join(delimiter)}` };
     }
   }

@@ -29,6 +29,16 @@ export interface CredentialContext {
   unreadSecrets?: string[];
   /** pull secrets that do not parse: the kubelet then fails every pull of the pod */
   brokenSecrets?: string[];
+  /**
+   * credentials only found when an image asks (docker credential helpers, kubelet credential
+   * provider plugins): asked after the keyrings, in order
+   */
+  dynamic?: DynamicCredentials[];
+}
+
+/** A source asked per image: what it has for the image, what failed, and whether it alone can open it. */
+export interface DynamicCredentials {
+  lookup(name: string, domain: string): Promise<{ credentials: Credential[]; failures: string[]; managed?: boolean }>;
 }
 
 export interface CheckOptions {
@@ -202,14 +212,18 @@ export class Preflight {
         [],
       );
     }
-    const creds = unionLookup(opts.credentials.keyrings, ref.name);
-    if (!creds.length && providerManaged) {
+    const asked = await Promise.all((opts.credentials.dynamic ?? []).map((d) => d.lookup(ref.name, ref.domain)));
+    const creds = [...unionLookup(opts.credentials.keyrings, ref.name), ...asked.flatMap((a) => a.credentials)];
+    // A credential source that failed: without it pullguard cannot say what the pull would see.
+    const failures = asked.flatMap((a) => a.failures);
+    const managed = providerManaged || asked.some((a) => a.managed);
+    if (!creds.length && managed) {
       return verdict(
         image,
         ref.pullRef,
         'unverifiable',
-        explain({ ...base, reason: 'unverifiable', detail: 'provider' }),
-        [],
+        explain({ ...base, reason: 'unverifiable', ...unverifiableDetail(failures, 'provider') }),
+        failures,
       );
     }
 
@@ -222,18 +236,22 @@ export class Preflight {
       if (answer.outcome.kind === 'found') break;
     }
     const found = tried.find((t) => t.outcome.kind === 'found');
-    const evidence = tried.flatMap((t) => t.evidence.map((e) => (t.cred ? `[${t.cred.source}] ${e}` : e)));
+    const evidence = [
+      ...failures,
+      ...tried.flatMap((t) => t.evidence.map((e) => (t.cred ? `[${t.cred.source}] ${e}` : e))),
+    ];
     if (found) return this.onFound(image, ref, found, evidence, opts);
-    if (providerManaged) {
+    // A 404 after authorization is definitive even for a provider's registry: the credentials worked.
+    if (managed && !tried.some((t) => t.outcome.kind === 'not-found')) {
       return verdict(
         image,
         ref.pullRef,
         'unverifiable',
-        explain({ ...base, reason: 'unverifiable', detail: 'provider-after-secrets' }),
+        explain({ ...base, reason: 'unverifiable', ...unverifiableDetail(failures, 'provider-after-secrets') }),
         evidence,
       );
     }
-    return this.onFailure(image, ref, tried, evidence, opts);
+    return this.onFailure(image, ref, tried, evidence, opts, failures);
   }
 
   /** The registry's answer for one reference and credential, from the cache when it may be. */
@@ -393,6 +411,7 @@ export class Preflight {
     tried: Resolved[],
     evidence: string[],
     opts: CheckOptions,
+    failures: string[] = [],
   ): Promise<ImageVerdict> {
     // Transient trouble with any credential means we cannot know what the kubelet will see.
     const transient = tried.find((t) => t.outcome.kind in TRANSIENT_REASON);
@@ -456,6 +475,15 @@ export class Preflight {
         suggestions,
       );
     }
+    if (failures.length) {
+      return verdict(
+        image,
+        ref.pullRef,
+        'unverifiable',
+        explain({ ...ctx, reason: 'unverifiable', ...unverifiableDetail(failures, 'credential-failure') }),
+        evidence,
+      );
+    }
     if (opts.credentials.unreadSecrets?.length) {
       return verdict(
         image,
@@ -516,6 +544,10 @@ export class Preflight {
 interface PlatformList {
   platforms?: (Platform | undefined)[];
   failure?: Answer;
+}
+
+function unverifiableDetail(failures: string[], otherwise: string): { detail: string; failures?: string[] } {
+  return failures.length ? { detail: 'credential-failure', failures } : { detail: otherwise };
 }
 
 /** A missing or denied Docker Hub official image: the nearest official names ("ngiinx" -> "nginx"). */

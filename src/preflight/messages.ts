@@ -38,6 +38,8 @@ export interface ExplainInput {
   single?: boolean;
   rateLimit?: RateLimit;
   credentialSource?: string | undefined;
+  /** credential helpers or provider plugins that failed, one line each */
+  failures?: string[];
 }
 
 function didYouMean(suggestions: string[] | undefined): string {
@@ -221,6 +223,10 @@ export function explain(i: ExplainInput): Explained {
         'unread-secrets': {
           message: `${img}: the pod's imagePullSecrets (${(i.credentials?.unreadSecrets ?? []).join(', ')}) could not be read, and the credentials pullguard has were refused`,
           hint: 'let pullguard read them (RBAC get on secrets; for pullguard check, --kubeconfig or --docker-config)',
+        },
+        'credential-failure': {
+          message: `${img}: pullguard could not get the credentials for ${ref?.domain ?? 'its registry'}: ${(i.failures ?? []).join('; ')}`,
+          hint: 'make the named credential helper or credential provider plugin work where pullguard runs (installed, allowed to fetch credentials), or check the image from a node',
         },
         'never-unknown': {
           message: `${img} has imagePullPolicy Never, so it must already be on the node; pullguard cannot see the nodes' images`,
