@@ -7,7 +7,6 @@
 // `docker-credential-<name> get`, as docker does, instead of the file's `auths`.
 
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { cut, oneLine } from '../findings.ts';
 import { parseDockerConfigFile } from './dockerconfig.ts';
@@ -26,12 +25,16 @@ export interface StoreFile {
 
 /** The default files, in lookup order; the ones that do not exist are skipped later. */
 export function defaultStorePaths(env: NodeJS.ProcessEnv): string[] {
-  const home = env.HOME || homedir();
+  // Only the environment given: HOME, not the account's home directory (tests and embedders pass
+  // their own environment, which must not pick up the machine's credentials).
+  const home = env.HOME;
   const paths: string[] = [];
   if (env.REGISTRY_AUTH_FILE) paths.push(env.REGISTRY_AUTH_FILE);
   if (env.XDG_RUNTIME_DIR) paths.push(join(env.XDG_RUNTIME_DIR, 'containers', 'auth.json'));
-  paths.push(join(env.XDG_CONFIG_HOME || join(home, '.config'), 'containers', 'auth.json'));
-  paths.push(env.DOCKER_CONFIG ? join(env.DOCKER_CONFIG, 'config.json') : join(home, '.docker', 'config.json'));
+  const configHome = env.XDG_CONFIG_HOME || (home ? join(home, '.config') : undefined);
+  if (configHome) paths.push(join(configHome, 'containers', 'auth.json'));
+  if (env.DOCKER_CONFIG) paths.push(join(env.DOCKER_CONFIG, 'config.json'));
+  else if (home) paths.push(join(home, '.docker', 'config.json'));
   return [...new Set(paths)];
 }
 

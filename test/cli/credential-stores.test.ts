@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { runCheck } from '../../src/cli/check.ts';
 import { defaultStorePaths } from '../../src/credentials/stores.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { repoRoot } from '../helpers/shared.ts';
+import { repoRoot } from '../helpers/fixtures.ts';
 
 const run = promisify(execFile);
 const erin = { username: 'erin', password: 'Erin-Store-pw-77' };
