@@ -124,6 +124,17 @@ export const configSchema = z.strictObject({
           '*.gcr.io',
           '*.azurecr.io',
         ]),
+      /**
+       * the nodes' CredentialProviderConfig (kubelet --image-credential-provider-config): its plugins
+       * are run as the kubelet runs them, so the images they serve can be checked
+       */
+      providerConfig: z.string().optional(),
+      /** where the plugins named in providerConfig are (kubelet --image-credential-provider-bin-dir) */
+      providerBinDir: z.string().optional(),
+    })
+    .refine((c) => !c.providerConfig || Boolean(c.providerBinDir), {
+      message: 'providerConfig needs providerBinDir (the kubelet needs both flags too)',
+      path: ['providerBinDir'],
     })
     .prefault({}),
 

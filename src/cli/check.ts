@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, parseDuration, type Config } from '../config.ts';
 import { CredentialFileError, keyringFromFiles } from '../credentials/files.ts';
+import { type CredentialProviders, loadCredentialProviders, ProviderConfigError } from '../credentials/providers.ts';
 import { defaultStorePaths, readStoreFiles, UserCredentials } from '../credentials/stores.ts';
 import { oneLine, type Finding, type ImageUse } from '../findings.ts';
 import { parsePlatform, type Platform } from '../platform/index.ts';
@@ -49,6 +50,11 @@ Options:
       --platform OS/ARCH[/VAR]  platforms the pods may run on, comma-separated (repeatable)
       --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
       --registry-ca FILE        extra CA certificate (PEM) trusted for registries (repeatable)
+      --image-credential-provider-config FILE
+                                the nodes' kubelet CredentialProviderConfig: its plugins open the images
+                                they serve (ECR, GCR/Artifact Registry, ACR, ...)
+      --image-credential-provider-bin-dir DIR
+                                where those plugins are
       --timeout DURATION        overall deadline, e.g. 8s or 8000 (milliseconds; default from config: 8s)
       --offline                 no network: reference syntax and pull policies only; the rest is not-checked
       --strict                  treat risks as failures
@@ -96,6 +102,8 @@ export const REGISTRY_FLAGS = {
   'docker-config': { type: 'string', multiple: true },
   timeout: { type: 'string' },
   config: { type: 'string' },
+  'image-credential-provider-config': { type: 'string' },
+  'image-credential-provider-bin-dir': { type: 'string' },
 } as const;
 
 export function registryOverrides(values: {
@@ -103,11 +111,20 @@ export function registryOverrides(values: {
   'registry-ca'?: string[];
   timeout?: string;
   platform?: string[];
+  'image-credential-provider-config'?: string;
+  'image-credential-provider-bin-dir'?: string;
 }): Record<string, unknown> {
   const registry: Record<string, unknown> = {};
   if (values['insecure-registry']?.length) registry.insecure = values['insecure-registry'];
   if (values['registry-ca']?.length) registry.caFiles = values['registry-ca'];
   const out: Record<string, unknown> = { registry };
+  // The kubelet's own flag names, so the nodes' values can be copied as they are.
+  const credentials: Record<string, unknown> = {};
+  if (values['image-credential-provider-config'])
+    credentials.providerConfig = values['image-credential-provider-config'];
+  if (values['image-credential-provider-bin-dir'])
+    credentials.providerBinDir = values['image-credential-provider-bin-dir'];
+  if (Object.keys(credentials).length) out.credentials = credentials;
   if (values.timeout !== undefined) {
     try {
       out.deadline = parseDuration(values.timeout);
@@ -268,6 +285,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
   let args: CheckArgs | 'help' | 'version';
   let groups: Group[];
   let user: UserCredentials | undefined;
+  let providers: CredentialProviders | undefined;
   let skipped: string[] = [];
   let caPems: string[];
   let cluster: ReturnType<typeof loadKubeConfig> = null;
@@ -283,6 +301,11 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     }
     groups = collectGroups(args, io.stdin);
     caPems = readCaFiles(args.config.registry.caFiles);
+    if (!args.offline)
+      providers = loadCredentialProviders(args.config.credentials, {
+        timeoutMs: Math.floor(args.config.deadline / 2),
+        env: io.env,
+      });
     new ProxyRules(proxySettings(args.config.registry.proxy, io.env)).assertSupported();
     if (!args.offline)
       cluster = loadKubeConfig({
@@ -305,7 +328,8 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
       err instanceof ConfigError ||
       err instanceof CredentialFileError ||
       err instanceof KubeConfigError ||
-      err instanceof ProxyConfigError
+      err instanceof ProxyConfigError ||
+      err instanceof ProviderConfigError
     ) {
       for (const line of err.message.split('\n')) io.stderr(`pullguard check: ${oneLine(line)}\n`);
       if (err instanceof UsageError) io.stderr('Run "pullguard check --help" for usage.\n');
@@ -333,11 +357,12 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     const engine = new Preflight(args.config, caPems, { proxy: proxySettings(args.config.registry.proxy, io.env) });
     try {
       findings = cluster
-        ? await checkInCluster(engine, groups, args, cluster.kc, onSettled)
+        ? await checkInCluster(engine, groups, providers, args, cluster.kc, onSettled)
         : await checkWithFiles(
             engine,
             groups,
             user ?? new UserCredentials([], { timeoutMs: 0, env: {} }),
+            providers,
             args,
             onSettled,
           );
@@ -375,6 +400,7 @@ async function checkWithFiles(
   engine: Preflight,
   groups: Group[],
   user: UserCredentials,
+  providers: CredentialProviders | undefined,
   args: CheckArgs,
   onSettled?: () => void,
 ): Promise<Finding[]> {
@@ -383,7 +409,7 @@ async function checkWithFiles(
       const named = group.site ? pullSecretNames(group.site.spec) : [];
       const credentials: CredentialContext = {
         keyrings: [],
-        dynamic: [{ lookup: (name, domain) => user.lookup(name, domain) }],
+        dynamic: [{ lookup: (name, domain) => user.lookup(name, domain) }, ...(providers ? [providers] : [])],
         scope: args.dockerConfigs.length
           ? 'the docker config files given'
           : user.files.length
@@ -401,6 +427,7 @@ async function checkWithFiles(
 async function checkInCluster(
   engine: Preflight,
   groups: Group[],
+  providers: CredentialProviders | undefined,
   args: CheckArgs,
   kc: KubeConfig,
   onSettled?: () => void,
@@ -409,7 +436,11 @@ async function checkInCluster(
     cacheTtlMs: args.config.cluster.cacheTtl,
     requestTimeoutMs: Math.floor(args.config.deadline / 2),
   });
-  const sources = new PodCredentials(reader, args.dockerConfigs.length ? keyringFromFiles(args.dockerConfigs) : null);
+  const sources = new PodCredentials(
+    reader,
+    args.dockerConfigs.length ? keyringFromFiles(args.dockerConfigs) : null,
+    providers ? [providers] : [],
+  );
   let platforms: readonly Platform[] = args.platforms;
   if (!platforms.length && args.config.cluster.watchNodes) {
     const nodes = new NodeWatcher(kc, {});

@@ -9,6 +9,7 @@ import { NodeWatcher } from '../cluster/nodes.ts';
 import { ClusterReader } from '../cluster/reader.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
 import { CredentialFileError, keyringFromFiles } from '../credentials/files.ts';
+import { type CredentialProviders, loadCredentialProviders } from '../credentials/providers.ts';
 import { PodCredentials } from '../credentials/sources.ts';
 import type { Platform } from '../platform/index.ts';
 import { Preflight } from '../preflight/engine.ts';
@@ -37,6 +38,10 @@ Options:
       --platform OS/ARCH[/VAR]  platforms to require instead of the nodes' (repeatable)
       --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
       --registry-ca FILE        extra CA certificate (PEM) for registries (repeatable)
+      --image-credential-provider-config FILE
+                                the nodes' kubelet CredentialProviderConfig (run its plugins as the kubelet does)
+      --image-credential-provider-bin-dir DIR
+                                where those plugins are
       --timeout DURATION        deadline per review, under the webhook's timeoutSeconds (default 8s)
   -h, --help                    this help
 `;
@@ -92,7 +97,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Config |
   flags.server = server;
   if (v.mode) flags.mode = v.mode;
   if (v.kubeconfig) flags.cluster = { kubeconfig: v.kubeconfig };
-  if (v['docker-config']?.length) flags.credentials = { nodeDockerConfigs: v['docker-config'] };
+  if (v['docker-config']?.length)
+    flags.credentials = { ...(flags.credentials as object | undefined), nodeDockerConfigs: v['docker-config'] };
   return loadConfig({ ...(v.config ? { file: v.config } : {}), env, flags });
 }
 
@@ -107,6 +113,12 @@ export async function startServer(
   const proxy = proxySettings(config.registry.proxy, env);
   try {
     new ProxyRules(proxy).assertSupported();
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  let providers: CredentialProviders | undefined;
+  try {
+    providers = loadCredentialProviders(config.credentials, { timeoutMs: Math.floor(config.deadline / 2), env });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
@@ -170,7 +182,7 @@ export async function startServer(
   const handler = new AdmissionHandler({
     config,
     engine,
-    credentials: new PodCredentials(reader, nodeKeyring),
+    credentials: new PodCredentials(reader, nodeKeyring, providers ? [providers] : []),
     platforms,
     ...(nodes ? { imageOnAnyNode: (names: string[]) => (nodes.ready ? nodes.imageOnAnyNode(names) : undefined) } : {}),
     logger,

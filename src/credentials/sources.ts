@@ -2,7 +2,7 @@
 // its ServiceAccount's, as the admission plugin will copy them into each pod), then the node's.
 
 import type { ClusterReader } from '../cluster/reader.ts';
-import type { CredentialContext } from '../preflight/engine.ts';
+import type { CredentialContext, DynamicCredentials } from '../preflight/engine.ts';
 import type { PodSpecSite } from '../workload/images.ts';
 import { pullSecretNames } from '../workload/images.ts';
 import { Keyring } from './keyring.ts';
@@ -11,9 +11,13 @@ export class PodCredentials {
   private readonly reader: ClusterReader | null;
   private readonly node: Keyring | null;
 
-  constructor(reader: ClusterReader | null, nodeKeyring: Keyring | null) {
+  /** asked per image after the keyrings: the nodes' credential provider plugins */
+  private readonly dynamic: DynamicCredentials[];
+
+  constructor(reader: ClusterReader | null, nodeKeyring: Keyring | null, dynamic: DynamicCredentials[] = []) {
     this.reader = reader;
     this.node = nodeKeyring;
+    this.dynamic = dynamic;
   }
 
   /** `deadlineMs` bounds the cluster reads (a timer is only made when something is read). */
@@ -71,6 +75,7 @@ export class PodCredentials {
     }
     return {
       keyrings: this.node ? [pod, this.node] : [pod],
+      ...(this.dynamic.length ? { dynamic: this.dynamic } : {}),
       scope,
       problems,
       unreadSecrets,

@@ -225,8 +225,9 @@ export function explain(i: ExplainInput): Explained {
           hint: 'let pullguard read them (RBAC get on secrets; for pullguard check, --kubeconfig or --docker-config)',
         },
         'credential-failure': {
-          message: `${img}: pullguard could not get the credentials for ${ref?.domain ?? 'its registry'}: ${(i.failures ?? []).join('; ')}`,
-          hint: 'make the named credential helper or credential provider plugin work where pullguard runs (installed, allowed to fetch credentials), or check the image from a node',
+          // The failing helper or plugin first: warnings are cut, and its name is what people need.
+          message: `${img}: ${(i.failures ?? []).join('; ')}; without those credentials pullguard cannot check it`,
+          hint: 'make that credential helper or plugin work where pullguard runs, or check the image from a node',
         },
         'never-unknown': {
           message: `${img} has imagePullPolicy Never, so it must already be on the node; pullguard cannot see the nodes' images`,

@@ -95,8 +95,10 @@ t.test('must show: only ~/.docker/config.json, no --docker-config: the private i
   t.match(r.f.evidence.join('\n'), `[file ${join(h.HOME, '.docker', 'config.json')}]`, 'the evidence names the source');
   noSecret(t, r.stdout + r.stderr);
 
-  const none = await check([image], { HOME: join(dir, 'nowhere') });
-  t.equal(none.f.reason, 'access-denied', 'and without it, denied');
+  const none = await inProcess([image, '--registry-ca', join(dir, 'ca.pem'), '-o', 'json'], {
+    HOME: join(dir, 'nowhere'),
+  });
+  t.equal(JSON.parse(none.stdout).findings[0].reason, 'access-denied', 'and without it, denied');
 });
 
 t.test('must show: only a credHelpers entry whose helper is a script on PATH: ok', async (t) => {
@@ -151,8 +153,11 @@ t.test('a missing, failing or hanging helper is a risk that names it, never a cr
 t.test('--docker-config replaces the default stores', async (t) => {
   const h = home('explicit', { auths: { [priv.host]: { auth: b64(erin) } } });
   writeFileSync(join(dir, 'empty.json'), JSON.stringify({ auths: {} }));
-  const r = await check([image, '--docker-config', join(dir, 'empty.json')], { HOME: h.HOME });
-  t.equal(r.f.reason, 'access-denied');
+  const r = await inProcess(
+    [image, '--docker-config', join(dir, 'empty.json'), '--registry-ca', join(dir, 'ca.pem'), '-o', 'json'],
+    { HOME: h.HOME },
+  );
+  t.equal(JSON.parse(r.stdout).findings[0].reason, 'access-denied');
 });
 
 t.test(
