@@ -212,7 +212,8 @@ export class Preflight {
         [],
       );
     }
-    const asked = await Promise.all((opts.credentials.dynamic ?? []).map((d) => d.lookup(ref.name, ref.domain)));
+    const dynamic = opts.credentials.dynamic;
+    const asked = dynamic?.length ? await Promise.all(dynamic.map((d) => d.lookup(ref.name, ref.domain))) : [];
     const creds = [...unionLookup(opts.credentials.keyrings, ref.name), ...asked.flatMap((a) => a.credentials)];
     // A credential source that failed: without it pullguard cannot say what the pull would see.
     const failures = asked.flatMap((a) => a.failures);
