@@ -136,7 +136,7 @@ t.test('must show: with proxy authentication, and a refusal that names the proxy
   const none = await check([image], { HTTPS_PROXY: authed.url });
   t.match(none.findings[0]!.message, `(HTTP 407, proxy authentication required)`);
   t.notOk((refused.stdout + refused.stderr).includes('not-the-Pr0xy-pw'), 'the wrong password is not printed');
-  t.equal(refused.code, 0, 'a refusing proxy is a risk, not a failure');
+  t.equal(refused.code, 3, 'a refusing proxy is a risk: not verified (exit 3), not a failure');
 });
 
 t.test('NO_PROXY is honoured, and loopback registries never go through the proxy', async (t) => {
