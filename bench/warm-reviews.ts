@@ -5,6 +5,8 @@
 
 import autocannon from 'autocannon';
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { sharedPki } from '../test/helpers/pki.ts';
@@ -14,6 +16,8 @@ import type { ChildMessage, ParentMessage } from './server-child.ts';
 import type { StageCost } from './stages.ts';
 
 const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url));
+/** BENCH_CPU_PROF=DIR: each server writes a CPU profile of its measured run there (figures then include the profiler's cost). */
+const PROFILE_DIR = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : '';
 
 interface LoadRun {
   kind: 'pullguard' | 'baseline';
@@ -33,7 +37,6 @@ interface LoadRun {
   registryRequests: number;
   /** in-process (fastify inject) times in the same server process, after the load */
   inProcess: number[];
-  handlerMs: number[];
   stages?: StageCost[];
 }
 
@@ -55,7 +58,7 @@ function ask<T extends ChildMessage['type']>(
 }
 
 async function startChild(kind: LoadRun['kind'], settings: object): Promise<{ child: ChildProcess; url: string }> {
-  // stdout (pullguard's one log line per review) goes to /dev/null: written, as in production, but not read.
+  // stdout (pullguard's log, asynchronous as in production) goes to /dev/null: written, but not read.
   const child = fork(CHILD, [kind], {
     env: { ...process.env, BENCH_SERVER: JSON.stringify(settings) },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -129,9 +132,12 @@ async function loadRun(
 
     await load(url, body, warmS);
     reg.resetCounters();
+    if (PROFILE_DIR) await ask(child, { type: 'profile-start' }, 'profile');
     const cpu0 = await ask(child, { type: 'cpu' }, 'cpu');
     const { result, latencies } = await load(url, body, durationS);
     const cpu1 = await ask(child, { type: 'cpu' }, 'cpu');
+    if (PROFILE_DIR)
+      await ask(child, { type: 'profile-stop', file: join(PROFILE_DIR, `warm-reviews-${kind}.cpuprofile`) }, 'profile');
     const registryRequests = reg.proxy?.count() ?? -1;
     const reviews = result['2xx'];
     const cpuUs = cpu1.user - cpu0.user + (cpu1.system - cpu0.system);
@@ -156,7 +162,6 @@ async function loadRun(
       serverRssBytes: cpu1.rss,
       registryRequests,
       inProcess: injected.times,
-      handlerMs: injected.handlerMs,
       ...(stages ? { stages } : {}),
     };
   } finally {
@@ -168,6 +173,7 @@ export async function warmReviews(rec: Recorder): Promise<void> {
   const durationS = QUICK ? 1 : 10;
   const warmS = QUICK ? 1 : 2;
   const n = QUICK ? 200 : 2000;
+  if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
   const pki = await sharedPki();
   const reg = await startRegistry({ auth: 'none', proxy: true });
   rec.settings = {
@@ -175,7 +181,7 @@ export async function warmReviews(rec: Recorder): Promise<void> {
     registry: 'docker-registry on loopback, anonymous HTTP, behind the counting proxy',
     tls: 'test CA server certificate (EC P-256), minVersion TLSv1.2, for both servers',
     autocannon: { connections: 10, pipelining: 1, warmupSeconds: warmS, durationSeconds: durationS, keepAlive: true },
-    pullguardLogLevel: 'info (one line per review, written to /dev/null)',
+    pullguardLogLevel: 'info, the default (plain allows are logged at debug, so not written; stdout is /dev/null)',
     inProcessReviews: n,
   };
   try {
@@ -194,7 +200,6 @@ export async function warmReviews(rec: Recorder): Promise<void> {
 
     const pgTimes = pullguard.inProcess;
     const baseTimes = baseline.inProcess;
-    const handlerMs = pullguard.handlerMs;
 
     const b = (name: string, value: number, unit: string) => ({ name, value, unit });
     rec.add(
@@ -233,18 +238,6 @@ export async function warmReviews(rec: Recorder): Promise<void> {
         b('echo-allow fastify', percentile(baseTimes, 99), 'ms'),
       ),
       figure(
-        'handler review() p50 (log ms)',
-        percentile(handlerMs, 50),
-        'ms',
-        b('whole in-process request p50', percentile(pgTimes, 50), 'ms'),
-      ),
-      figure(
-        'handler review() p99 (log ms)',
-        percentile(handlerMs, 99),
-        'ms',
-        b('whole in-process request p99', percentile(pgTimes, 99), 'ms'),
-      ),
-      figure(
         'registry requests while measured',
         pullguard.registryRequests,
         '',
@@ -263,7 +256,7 @@ export async function warmReviews(rec: Recorder): Promise<void> {
     for (const st of pullguard.stages ?? []) {
       rec.add(figure(`  step: ${st.stage}`, st.us, 'µs', b('echo-allow whole request p50', echoP50, 'µs')));
     }
-    const strip = ({ inProcess: _i, handlerMs: _h, ...rest }: LoadRun) => rest;
+    const strip = ({ inProcess: _i, ...rest }: LoadRun) => rest;
     rec.details = {
       http: { pullguard: strip(pullguard), baseline: strip(baseline) },
       inProcess: {
@@ -279,12 +272,6 @@ export async function warmReviews(rec: Recorder): Promise<void> {
           p99: round(percentile(baseTimes, 99), 4),
           mean: round(mean(baseTimes), 4),
         },
-        handlerLogMs: {
-          n: handlerMs.length,
-          p50: percentile(handlerMs, 50),
-          p99: percentile(handlerMs, 99),
-          max: Math.max(...handlerMs),
-        },
       },
     };
     if (pullguard.errors || pullguard.non2xx || baseline.errors || baseline.non2xx) {
@@ -298,7 +285,10 @@ export async function warmReviews(rec: Recorder): Promise<void> {
     rec.note(
       "client latencies are autocannon's per-response times (float ms), over TLS with 10 keep-alive connections",
     );
-    rec.note("the handler's log ms is rounded to 0.1 ms by the handler");
+    if (PROFILE_DIR)
+      rec.note(
+        `CPU profiles in ${PROFILE_DIR} (node bench/profile-top.ts FILE); the profiler's cost is in these figures: compare ratios only between profiled runs`,
+      );
   } finally {
     await reg.stop();
   }
