@@ -1,5 +1,5 @@
 // One admission review, start to end: what changed, whose credentials, the engine's findings under
-// the deadline, the policy's actions, the answer, and one log line.
+// the deadline, the policy's actions, the answer, metrics, and a log line (at info when it has findings).
 
 import type { Logger } from 'pino';
 import type { Config, Mode } from '../config.ts';
@@ -72,25 +72,30 @@ export class AdmissionHandler {
     metrics?.reviewSeconds.observe({ kind }, ms / 1000);
     for (const d of decided)
       if (d.finding.verdict !== 'ok') metrics?.findings.inc({ reason: d.finding.reason, action: d.action });
-    logger.info(
-      {
-        uid: req.uid,
-        kind,
-        namespace: req.namespace ?? site?.namespace ?? '',
-        name: req.name || site?.name || '',
-        operation: req.operation,
-        ...(req.subResource ? { subResource: req.subResource } : {}),
-        ...(req.dryRun ? { dryRun: true } : {}),
-        mode,
-        images: uses.length,
-        unchanged,
-        verdict,
-        action,
-        ms,
-        ...(verdict === 'ok' ? {} : { findings: notableFindings(decided) }),
-      },
-      'review',
-    );
+    // Reviews with something to say (a finding that is not ok, or any action but allow) at info,
+    // with everything an operator needs; the plain allows, the bulk of the traffic, at debug. The
+    // metrics above count every review either way. The line is only built when it will be written.
+    const level = verdict === 'ok' && action === 'allow' ? 'debug' : 'info';
+    if (logger.isLevelEnabled(level))
+      logger[level](
+        {
+          uid: req.uid,
+          kind,
+          namespace: req.namespace ?? site?.namespace ?? '',
+          name: req.name || site?.name || '',
+          operation: req.operation,
+          ...(req.subResource ? { subResource: req.subResource } : {}),
+          ...(req.dryRun ? { dryRun: true } : {}),
+          mode,
+          images: uses.length,
+          unchanged,
+          verdict,
+          action,
+          ms,
+          ...(verdict === 'ok' ? {} : { findings: notableFindings(decided) }),
+        },
+        'review',
+      );
     return answer;
   }
 }
