@@ -4,7 +4,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { isIPv6 } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { clientNode } from './k8s.ts';
 
 /** A kubeconfig that was asked for but cannot be used: bad usage, not a crash. */
 export class KubeConfigError extends Error {}
@@ -45,7 +46,7 @@ function loadAny(opts: LoadKubeConfigOptions): LoadedKubeConfig | null {
   // With --context, the file's own current context need not name a cluster.
   const check = (kc: KubeConfig, what: string) => (opts.context ? undefined : requireCluster(kc, what));
   if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') {
-    const kc = new KubeConfig();
+    const kc = new (clientNode().KubeConfig)();
     loadFile(kc, opts.kubeconfig);
     check(kc, opts.kubeconfig);
     return { kc, source: `kubeconfig ${opts.kubeconfig}` };
@@ -57,10 +58,10 @@ function loadAny(opts: LoadKubeConfigOptions): LoadedKubeConfig | null {
     const files = fromEnv.split(delimiter).filter((f) => f !== '' && existsSync(f));
     const [first, ...rest] = files;
     if (first !== undefined) {
-      const kc = new KubeConfig();
+      const kc = new (clientNode().KubeConfig)();
       loadFile(kc, first);
       for (const file of rest) {
-        const more = new KubeConfig();
+        const more = new (clientNode().KubeConfig)();
         loadFile(more, file);
         mergeFirstWins(kc, more);
       }
@@ -107,7 +108,7 @@ function inClusterConfig(host: string, port: string, saDir: string): KubeConfig 
   const scheme = port === '80' || port === '8080' || port === '8001' ? 'http' : 'https';
   const serverHost = isIPv6(host) ? `[${host}]` : host;
   const nsFile = join(saDir, 'namespace');
-  const kc = new KubeConfig();
+  const kc = new (clientNode().KubeConfig)();
   kc.loadFromOptions({
     clusters: [
       {

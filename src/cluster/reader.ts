@@ -1,7 +1,8 @@
 // Reads the objects that make up a pod's keyring: pull secrets and service accounts, with `get`
 // only (REQUIRED_ACCESS), cached briefly, one request per object however many reviews ask at once,
 // and never longer than a per-request timeout. Results never carry secret values in `detail`.
-import { ApiException, CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import type { CoreV1Api, KubeConfig, V1Secret } from '@kubernetes/client-node';
+import { clientNode } from './k8s.ts';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { withSignal } from './signal.ts';
@@ -66,7 +67,7 @@ export class ClusterReader {
   readonly #inflight = new Map<string, Promise<Cached>>();
 
   constructor(kc: KubeConfig, opts: ClusterReaderOptions) {
-    this.#api = kc.makeApiClient(CoreV1Api);
+    this.#api = kc.makeApiClient(clientNode().CoreV1Api);
     this.#ttl = opts.cacheTtlMs;
     this.#negativeTtl = opts.negativeTtlMs ?? opts.cacheTtlMs;
     this.#timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -224,7 +225,7 @@ interface Failure {
  * (error texts from body parsing may quote the body, which for a secret holds its values).
  */
 export function describeFailure(err: unknown, what: string, timeoutMs: number): Failure {
-  if (err instanceof ApiException) {
+  if (err instanceof clientNode().ApiException) {
     const code = err.code;
     const statusMessage = statusMessageOf(err.body);
     if (code === 404) return { status: 'missing', detail: `${what} not found` };
