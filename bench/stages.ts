@@ -52,7 +52,7 @@ export async function stageCosts(engine: Preflight, config: Config, bodyText: st
   };
   return [
     { stage: 'JSON.parse of the body', us: await time(n, () => JSON.parse(bodyText)) },
-    { stage: 'parseReview (zod)', us: await time(n, () => parseReview(body)) },
+    { stage: 'parseReview', us: await time(n, () => parseReview(body)) },
     { stage: 'imagesToCheck', us: await time(n, () => imagesToCheck(req)) },
     {
       stage: 'PodCredentials.forSite (no cluster)',
