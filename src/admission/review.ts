@@ -177,6 +177,9 @@ export interface ReviewResponse {
 }
 
 export function respond(uid: string, decided: Decided[]): ReviewResponse {
+  // The common answer, nothing found: no warnings or annotations to build.
+  if (decided.every((d) => d.finding.verdict === 'ok' && d.action !== 'deny' && d.action !== 'warn'))
+    return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } };
   const deny = decided.some((d) => d.action === 'deny');
   const response: ReviewResponse['response'] = { uid, allowed: !deny };
   if (deny) response.status = { code: 403, reason: 'Forbidden', message: denialMessage(decided) };
