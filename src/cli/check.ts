@@ -10,13 +10,11 @@ import { type CredentialProviders, loadCredentialProviders, ProviderConfigError 
 import { defaultStorePaths, readStoreFiles, UserCredentials } from '../credentials/stores.ts';
 import { oneLine, type Finding, type ImageUse } from '../findings.ts';
 import { parsePlatform, type Platform } from '../platform/index.ts';
-import { Preflight, type CredentialContext } from '../preflight/engine.ts';
+import type { CredentialContext, Preflight } from '../preflight/engine.ts';
 import { ProxyConfigError, ProxyRules, proxySettings } from '../registry/proxy.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { KubeConfigError, loadKubeConfig } from '../cluster/kubeconfig.ts';
-import { NodeWatcher } from '../cluster/nodes.ts';
-import { ClusterReader } from '../cluster/reader.ts';
-import { PodCredentials } from '../credentials/sources.ts';
+import type { LoadedKubeConfig } from '../cluster/kubeconfig.ts';
+import { clusterConfigured, KubeConfigError } from '../cluster/source.ts';
 import { imageFieldProblems, imageUsesOf, podSpecSite, pullSecretNames, type PodSpecSite } from '../workload/images.ts';
 import { InputError, readManifests, type SourcedObject } from './manifests.ts';
 import { offlineFindings } from './offline.ts';
@@ -288,7 +286,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
   let providers: CredentialProviders | undefined;
   let skipped: string[] = [];
   let caPems: string[];
-  let cluster: ReturnType<typeof loadKubeConfig> = null;
+  let cluster: LoadedKubeConfig | null = null;
   try {
     args = parseCheckArgs(argv, io.env);
     if (args === 'help') {
@@ -307,12 +305,12 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
         env: io.env,
       });
     new ProxyRules(proxySettings(args.config.registry.proxy, io.env)).assertSupported();
-    if (!args.offline)
-      cluster = loadKubeConfig({
-        ...(args.config.cluster.kubeconfig ? { kubeconfig: args.config.cluster.kubeconfig } : {}),
-        ...(args.context ? { context: args.context } : {}),
-        env: io.env,
-      });
+    const kubeconfig = args.config.cluster.kubeconfig ? { kubeconfig: args.config.cluster.kubeconfig } : {};
+    // The Kubernetes client is loaded only when a cluster may be used: most of a cold start otherwise.
+    if (!args.offline && (args.context || clusterConfigured({ ...kubeconfig, env: io.env }))) {
+      const { loadKubeConfig } = await import('../cluster/kubeconfig.ts');
+      cluster = loadKubeConfig({ ...kubeconfig, ...(args.context ? { context: args.context } : {}), env: io.env });
+    }
     // --docker-config replaces the defaults; with a cluster, only the files given stand for the
     // nodes' credentials (the person's own stores say nothing about what the kubelet has).
     const explicit = args.dockerConfigs.length > 0;
@@ -354,6 +352,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     const progress = io.stderrIsTTY ? new Progress(uses, io.stderr) : undefined;
     progress?.start();
     const onSettled = progress ? () => progress.tick() : undefined;
+    const { Preflight } = await import('../preflight/engine.ts');
     const engine = new Preflight(args.config, caPems, { proxy: proxySettings(args.config.registry.proxy, io.env) });
     try {
       findings = cluster
@@ -432,6 +431,11 @@ async function checkInCluster(
   kc: KubeConfig,
   onSettled?: () => void,
 ): Promise<Finding[]> {
+  const [{ ClusterReader }, { NodeWatcher }, { PodCredentials }] = await Promise.all([
+    import('../cluster/reader.ts'),
+    import('../cluster/nodes.ts'),
+    import('../credentials/sources.ts'),
+  ]);
   const reader = new ClusterReader(kc, {
     cacheTtlMs: args.config.cluster.cacheTtl,
     requestTimeoutMs: Math.floor(args.config.deadline / 2),

@@ -3,7 +3,7 @@
 // the admission webhook.
 
 import { readFileSync } from 'node:fs';
-import { runCheck, type CliIO } from './check.ts';
+import type { CliIO } from './check.ts';
 import { version } from './version.ts';
 
 const USAGE = `Usage: pullguard <command> [options]
@@ -18,8 +18,11 @@ Run "pullguard <command> --help" for a command's options; "pullguard --version" 
 export async function main(argv: string[], io: CliIO): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'check':
+    // Each command loads its own modules: --help and --version load none of them.
+    case 'check': {
+      const { runCheck } = await import('./check.ts');
       return runCheck(rest, io);
+    }
     case 'serve': {
       const { runServe } = await import('./serve.ts');
       return runServe(rest, io);

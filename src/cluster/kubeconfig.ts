@@ -6,9 +6,9 @@ import { delimiter, join } from 'node:path';
 import { isIPv6 } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { clientNode } from './k8s.ts';
+import { KubeConfigError } from './source.ts';
 
-/** A kubeconfig that was asked for but cannot be used: bad usage, not a crash. */
-export class KubeConfigError extends Error {}
+export { KubeConfigError };
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
