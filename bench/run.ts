@@ -7,6 +7,7 @@ import { bursts } from './bursts.ts';
 import { check50 } from './check-50.ts';
 import { coldChecks } from './cold-checks.ts';
 import { deadRegistry } from './dead-registry.ts';
+import { startup } from './startup.ts';
 import { warmReviews } from './warm-reviews.ts';
 
 const BENCHMARKS: Record<string, (rec: Recorder) => Promise<void>> = {
@@ -15,6 +16,7 @@ const BENCHMARKS: Record<string, (rec: Recorder) => Promise<void>> = {
   bursts,
   'dead-registry': deadRegistry,
   'check-50': check50,
+  startup,
 };
 
 const asked = process.argv.slice(2).filter((a) => a !== '--');
