@@ -71,7 +71,12 @@ export async function startup(rec: Recorder): Promise<void> {
     const commands: Command[] = [
       { name: 'node -e 0', cmd: node, args: ['-e', '0'], env },
       { name: 'pullguard --help', cmd: node, args: [bin, '--help'], env },
-      { name: 'pullguard check IMAGE --offline', cmd: node, args: [bin, 'check', 'nginx:1.25', '--offline'], env },
+      {
+        name: 'pullguard check IMAGE --offline',
+        cmd: node,
+        args: [bin, 'check', 'nginx:1.25', '--offline', '--allow-unverified'],
+        env,
+      },
       {
         name: 'skopeo inspect',
         cmd: 'skopeo',

@@ -47,14 +47,15 @@ t.test('--help and --version load none of the heavy dependencies', async (t) => 
 });
 
 t.test('check --offline: no registry client, no cluster client, no server', async (t) => {
-  const r = loaded(['check', 'nginx:1.25', '--offline']);
+  // --offline verifies nothing (exit 3); --allow-unverified accepts that
+  const r = loaded(['check', 'nginx:1.25', '--offline', '--allow-unverified']);
   t.equal(r.status, 0, r.stderr);
   t.same(r.packages, []);
 });
 
 t.test('check without a cluster: the registry client only', async (t) => {
-  // a registry that refuses at once: a risk finding, exit 0
-  const r = loaded(['check', '127.0.0.1:1/app:1.0', '--timeout', '5s']);
+  // a registry that refuses at once: unverified (exit 3), accepted with --allow-unverified
+  const r = loaded(['check', '127.0.0.1:1/app:1.0', '--timeout', '5s', '--allow-unverified']);
   t.equal(r.status, 0, r.stderr);
   t.same(r.packages, ['undici'], 'undici, and not the Kubernetes client, fastify or prom-client');
 });
