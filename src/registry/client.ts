@@ -271,7 +271,7 @@ export class RegistryClient {
     const isManifest = path.includes('/manifests/');
     const known = this.challenges.get(host);
     if (known) {
-      const auth = await this.auth.authorize(known, scope, cred, signal);
+      const auth = await this.auth.authorize(known, scope, cred, signal, this.transport.baseUrl(host));
       if (auth.ok) headers.authorization = auth.authorization;
     }
     // A GET body is used whole (manifests, configs, tag lists; Debian's registry sends every tag in
@@ -301,7 +301,7 @@ export class RegistryClient {
       this.auth.forget(challenge, scope, cred);
     }
     this.challenges.set(host, { scheme: challenge.scheme, params: { ...challenge.params, error: '', scope: '' } });
-    const auth = await this.auth.authorize(challenge, scope, cred, signal);
+    const auth = await this.auth.authorize(challenge, scope, cred, signal, this.transport.baseUrl(host));
     if (!auth.ok) {
       evidence.push(auth.detail);
       if (auth.failure === 'token-error')

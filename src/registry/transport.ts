@@ -52,6 +52,11 @@ export interface HttpRequest {
   /** bytes of body to keep at most; more is an error (manifests) or cut (error bodies) */
   maxBody?: number;
   truncateBody?: boolean;
+  /**
+   * The request carries credentials (a password in the body or header): a redirect that leaves
+   * the origin is not followed at all, rather than followed without them.
+   */
+  credentialed?: boolean;
 }
 
 export interface TransportOptions {
@@ -183,20 +188,35 @@ export class RegistryTransport {
     }
   }
 
-  /** Any URL (token realms are absolute), following redirects without carrying Authorization across hosts. */
+  /**
+   * Any URL (token realms are absolute), following redirects. Credentials never leave the origin
+   * they were first sent to: Authorization is dropped when a redirect leaves it, and a credentialed
+   * request (a password form or Basic header) is not followed there at all.
+   */
   async request(url: URL, req: HttpRequest): Promise<HttpResponse> {
     let current = url;
-    let headers = { ...req.headers };
-    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-      const res = await this.once(current, { ...req, headers });
+    let hop: HttpRequest = { ...req, headers: { ...req.headers } };
+    for (let n = 0; n <= MAX_REDIRECTS; n++) {
+      const res = await this.once(current, hop);
       if (res.status < 300 || res.status >= 400 || res.status === 304) return res;
       const location = first(res.headers.location);
       if (!location) return res;
       const next = new URL(location, current);
-      if (next.host !== current.host || next.protocol !== current.protocol) {
+      if (next.origin !== url.origin) {
+        if (req.credentialed)
+          throw new TransportError(
+            'redirect',
+            `${url.host} redirected a request carrying credentials to ${next.protocol === url.protocol ? next.host : `${next.protocol}//${next.host}`}; pullguard sends credentials only to the host they are for`,
+          );
         // The OCI spec: a client MUST NOT forward Authorization when a redirect leaves the host.
-        const { authorization: _dropped, Authorization: _dropped2, ...rest } = headers;
-        headers = rest;
+        const { authorization: _dropped, Authorization: _dropped2, ...rest } = hop.headers ?? {};
+        hop = { ...hop, headers: rest };
+      }
+      // 301/302/303 turn a POST into a GET without its body (as browsers and curl do); 307/308 keep both.
+      if (hop.method === 'POST' && res.status !== 307 && res.status !== 308) {
+        const { body: _body, ...rest } = hop;
+        const { 'content-type': _type, ...headers } = rest.headers ?? {};
+        hop = { ...rest, method: 'GET', headers };
       }
       current = next;
     }
