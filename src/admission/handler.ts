@@ -41,7 +41,8 @@ export class AdmissionHandler {
     const kind = req.kind.kind;
     let findings: Finding[] = [];
     if (site && uses.length) {
-      const namespace = site.namespace ?? req.namespace ?? 'default';
+      // imagesToCheck refused a review without request.namespace or naming another one.
+      const namespace = req.namespace ?? site.namespace ?? 'default';
       // Cluster reads get half the deadline at most, so the registry still has time.
       const credentials = await this.deps.credentials.forSite(
         site,
@@ -81,7 +82,7 @@ export class AdmissionHandler {
         {
           uid: req.uid,
           kind,
-          namespace: req.namespace ?? site?.namespace ?? '',
+          namespace: req.namespace ?? '',
           name: req.name || site?.name || '',
           operation: req.operation,
           ...(req.subResource ? { subResource: req.subResource } : {}),

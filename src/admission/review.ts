@@ -2,7 +2,7 @@
 // request's uid, says why in one line per image, and stays inside the API server's warning limits.
 
 import { z } from 'zod';
-import { describe, oneLine, type Finding, type ImageUse } from '../findings.ts';
+import { describe, oneLine, quote, type Finding, type ImageUse } from '../findings.ts';
 import type { Outcome } from '../policy/policy.ts';
 import { imageUsesOf, podSpecSite, type PodSpecSite } from '../workload/images.ts';
 
@@ -93,11 +93,17 @@ export function imagesToCheck(req: AdmissionRequest): { site?: PodSpecSite; uses
   if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return { uses: [], unchanged: 0 };
   const site = podSpecSite(req.object);
   if (!site) return { uses: [], unchanged: 0 };
-  // The object may carry no namespace on CREATE; the request always does.
-  const namespace = site.namespace ?? req.namespace;
+  // The namespace is the request's: the API server sets it for every namespaced object, while the
+  // object's is whatever a client wrote (another namespace's would make its pull secrets answer).
+  const namespace = req.namespace;
+  if (!namespace) throw new BadReview(`request.namespace is missing; the API server sets it for every ${site.kind}`);
+  if (site.namespace && site.namespace !== namespace)
+    throw new BadReview(
+      `the object names namespace ${quote(site.namespace, 63)} but the request is for namespace ${quote(namespace, 63)}`,
+    );
   const named: PodSpecSite = {
     ...site,
-    ...(namespace ? { namespace } : {}),
+    namespace,
     ...(site.name ? {} : req.name ? { name: req.name } : {}),
   };
   let uses = imageUsesOf(named);
