@@ -160,12 +160,25 @@ export const configSchema = z.strictObject({
       metricsPort: z.number().int().min(0).max(65535).default(9090),
       tlsCert: z.string().optional(),
       tlsKey: z.string().optional(),
-      /** AdmissionReview bodies carry object and oldObject; a 1.5 MiB object needs ~3 MiB, allow more */
+      /**
+       * AdmissionReview bodies carry object and oldObject; the API server takes requests up to 3 MiB,
+       * so a review is ~6 MiB at most
+       */
       bodyLimit: z
         .number()
         .int()
         .positive()
-        .default(16 * 1024 * 1024),
+        .default(8 * 1024 * 1024),
+      /** estimated memory (bytes) all request bodies being read, parsed or reviewed may hold at once */
+      bodyMemory: z
+        .number()
+        .int()
+        .positive()
+        .default(64 * 1024 * 1024),
+      /** reviews running at once; more are answered 429 at once (the webhook's failurePolicy decides) */
+      reviewsInFlight: z.number().int().positive().default(64),
+      /** open connections at most */
+      maxConnections: z.number().int().positive().default(512),
     })
     .prefault({}),
 

@@ -196,6 +196,11 @@ export async function startServer(
     tls,
     bodyLimit: config.server.bodyLimit,
     metricsRoute: config.server.metricsPort === 0,
+    bodyMemory: config.server.bodyMemory,
+    reviewsInFlight: config.server.reviewsInFlight,
+    maxConnections: config.server.maxConnections,
+    // The whole request within the webhook's timeout: the API server gives up after it anyway.
+    requestTimeout: Math.max(1000, Math.min(10_000, config.deadline + 1000)),
     ready: () => !nodes || nodes.ready,
   });
   const stopWatching =
