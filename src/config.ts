@@ -174,7 +174,7 @@ export const configSchema = z.strictObject({
         .number()
         .int()
         .positive()
-        .default(64 * 1024 * 1024),
+        .default(48 * 1024 * 1024),
       /** reviews running at once; more are answered 429 at once (the webhook's failurePolicy decides) */
       reviewsInFlight: z.number().int().positive().default(64),
       /** open connections at most */

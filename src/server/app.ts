@@ -80,7 +80,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   // JSON read with bounded memory (body.ts): depth and element limits, a shared budget, released
   // when the answer has gone out, whatever way the request ends.
-  const budget = new BodyBudget(opts.bodyMemory ?? 64 * 1024 * 1024);
+  const budget = new BodyBudget(opts.bodyMemory ?? 48 * 1024 * 1024);
   const held = new WeakMap<object, { bytes: number }>();
   app.addHook('onRequest', async (request, reply) => {
     const account = { bytes: 0 };
