@@ -176,7 +176,7 @@ export const configSchema = z.strictObject({
         .positive()
         .default(48 * 1024 * 1024),
       /** reviews running at once; more are answered 429 at once (the webhook's failurePolicy decides) */
-      reviewsInFlight: z.number().int().positive().default(64),
+      reviewsInFlight: z.number().int().positive().default(1000),
       /** open connections at most */
       maxConnections: z.number().int().positive().default(512),
     })

@@ -77,6 +77,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Connections beyond the cap are closed at once (each open TLS connection holds ~125 KB: bench hostile).
   app.server.maxConnections = opts.maxConnections ?? 512;
   app.server.headersTimeout = Math.min(opts.requestTimeout ?? 10_000, 10_000);
+  // Node checks those timeouts every 30 s by default: a trickling client would hold on three times longer.
+  (app.server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = 1000;
 
   // JSON read with bounded memory (body.ts): depth and element limits, a shared budget, released
   // when the answer has gone out, whatever way the request ends.
@@ -168,7 +170,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     return reply.code(500).send({ error: 'internal error; see the pullguard log' });
   });
 
-  const reviewsInFlight = opts.reviewsInFlight ?? 64;
+  const reviewsInFlight = opts.reviewsInFlight ?? 1000;
   let running = 0;
   const validate = async (body: unknown, mode?: string) => {
     if (mode !== undefined && !isMode(mode))

@@ -6,10 +6,11 @@
 // Real objects, measured (test/server/body.test.ts, test/helpers/big-objects.ts): a Deployment
 // UPDATE whose pod template has 40 containers with 250 env entries each, managedFields included, in
 // object and oldObject: 2.8 MiB, depth 15, 222,911 elements — near the API server's 3 MiB request
-// limit, so no real review has many more. The limits below are 4× that depth and 4.5× those elements.
+// limit, so no real review has many more. The limits below are 4× that depth and 2.2× those elements (a
+// parsed element costs ~50-140 bytes: 500,000 of them fit the default BodyBudget, more would not).
 
 export const MAX_DEPTH = 64;
-export const MAX_ELEMENTS = 1_000_000;
+export const MAX_ELEMENTS = 500_000;
 /** what a parsed element costs in the heap, roughly (an empty object is ~56 bytes; strings more) */
 const BYTES_PER_ELEMENT = 48;
 
