@@ -9,8 +9,9 @@ import { version } from './version.ts';
 const USAGE = `Usage: pullguard <command> [options]
 
 Commands:
-  check   check images and manifests (for CI and before kubectl apply)
-  serve   run the validating admission webhook
+  check     check images and manifests (for CI and before kubectl apply)
+  serve     run the validating admission webhook
+  diagnose  explain pods already stuck on an image pull (ErrImagePull, ImagePullBackOff, …)
 
 Run "pullguard <command> --help" for a command's options; "pullguard --version" for the version.
 `;
@@ -22,6 +23,10 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     case 'check': {
       const { runCheck } = await import('./check.ts');
       return runCheck(rest, io);
+    }
+    case 'diagnose': {
+      const { runDiagnose } = await import('./diagnose.ts');
+      return runDiagnose(rest, io);
     }
     case 'serve': {
       const { runServe } = await import('./serve.ts');

@@ -10,6 +10,8 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 
+import { microTime } from '../../src/cluster/microtime.ts';
+
 const MERGE = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 export interface StuckContainer {
@@ -169,8 +171,8 @@ export class FakeKubelet {
           namespace,
           body: {
             metadata: { name: eventName, namespace },
-            eventTime: first,
-            series: e.count > 1 ? { count: e.count, lastObservedTime: last } : undefined,
+            eventTime: microTime(first),
+            series: e.count > 1 ? { count: e.count, lastObservedTime: microTime(last) } : undefined,
             reportingController: 'kubelet',
             reportingInstance: node,
             action: e.reason === 'BackOff' ? 'Waiting' : 'Pulling',
