@@ -182,6 +182,24 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
+  /** the watch in `pullguard serve`: Events on pods stuck pulling, re-verification of running workloads */
+  watch: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** how often every running workload's images are asked of their registries again */
+      interval: duration.pipe(z.number().min(1000, 'at least 1s')).prefault('10m'),
+      /** an Event is updated at most this often (per pod container or workload image) unless its cause changes */
+      eventInterval: duration.prefault('1m'),
+      /** registry requests per registry host and re-verification round */
+      registryBudget: z.number().int().positive().default(100),
+      /** the coordination.k8s.io Lease that picks one acting replica */
+      leaseName: z.string().min(1).default('pullguard-watch'),
+      /** the Lease's namespace; default: pullguard's own (POD_NAMESPACE, else the service account's) */
+      leaseNamespace: z.string().optional(),
+      leaseDuration: duration.pipe(z.number().min(1000, 'at least 1s')).prefault('15s'),
+    })
+    .prefault({}),
+
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -225,7 +243,7 @@ export function readConfigFile(file: string): unknown {
 /**
  * PULLGUARD_* variables override the file: PULLGUARD_MODE, PULLGUARD_DEADLINE,
  * PULLGUARD_LOG_LEVEL, PULLGUARD_SERVER_PORT, PULLGUARD_SERVER_METRICS_PORT, PULLGUARD_SERVER_TLS_CERT, PULLGUARD_SERVER_TLS_KEY,
- * PULLGUARD_CLUSTER_KUBECONFIG.
+ * PULLGUARD_CLUSTER_KUBECONFIG, PULLGUARD_WATCH_ENABLED (true/false).
  */
 export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, Record<string, unknown> | unknown> = {};
@@ -242,6 +260,8 @@ export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unk
   if (env.PULLGUARD_SERVER_TLS_CERT) set(['server', 'tlsCert'], env.PULLGUARD_SERVER_TLS_CERT);
   if (env.PULLGUARD_SERVER_TLS_KEY) set(['server', 'tlsKey'], env.PULLGUARD_SERVER_TLS_KEY);
   if (env.PULLGUARD_CLUSTER_KUBECONFIG) set(['cluster', 'kubeconfig'], env.PULLGUARD_CLUSTER_KUBECONFIG);
+  // the kustomize component and the Helm chart switch the watch on with this
+  if (env.PULLGUARD_WATCH_ENABLED) set(['watch', 'enabled'], env.PULLGUARD_WATCH_ENABLED === 'true');
   return out;
 }
 

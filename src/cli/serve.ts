@@ -1,10 +1,14 @@
 // `pullguard serve`: the validating admission webhook.
 
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AdmissionHandler } from '../admission/handler.ts';
-import { KubeConfigError, loadKubeConfig } from '../cluster/kubeconfig.ts';
+import { KubeConfigError, loadKubeConfig, SERVICE_ACCOUNT_DIR } from '../cluster/kubeconfig.ts';
 import { NodeWatcher } from '../cluster/nodes.ts';
 import { ClusterReader } from '../cluster/reader.ts';
 import { ConfigError, loadConfig, type Config } from '../config.ts';
@@ -19,6 +23,7 @@ import { createLogger } from '../server/logger.ts';
 import { Metrics } from '../server/metrics.ts';
 import { listenMetrics, type MetricsServer } from '../server/metrics-server.ts';
 import { readTlsPair, selfSigned, watchTls, type TlsPair } from '../server/tls.ts';
+import { Watch } from '../watch/watch.ts';
 import { parsePlatforms, readCaFiles, REGISTRY_FLAGS, registryOverrides, UsageError, type CliIO } from './check.ts';
 
 export const SERVE_USAGE = `Usage: pullguard serve [options]
@@ -55,6 +60,17 @@ export interface Running {
   engine: Preflight;
   logger: Logger;
   close: () => Promise<void>;
+  /** the watch, when watch.enabled */
+  watch: Watch | null;
+}
+
+/** The namespace of the service account pullguard runs as, when in a cluster. */
+function ownNamespace(): string | undefined {
+  try {
+    return readFileSync(join(SERVICE_ACCOUNT_DIR, 'namespace'), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
@@ -146,6 +162,10 @@ export async function startServer(
   }
 
   const kube = loadKubeConfig({ ...(config.cluster.kubeconfig ? { kubeconfig: config.cluster.kubeconfig } : {}), env });
+  if (config.watch.enabled && !kube)
+    throw new UsageError(
+      'watch.enabled needs cluster access (--kubeconfig, KUBECONFIG or an in-cluster service account)',
+    );
   let reader: ClusterReader | null = null;
   let nodes: NodeWatcher | null = null;
   if (kube) {
@@ -177,12 +197,27 @@ export async function startServer(
   });
   metrics.observeEngine(engine);
 
+  const credentials = new PodCredentials(reader, nodeKeyring, providers ? [providers] : []);
+  let watch: Watch | null = null;
+  if (config.watch.enabled && kube) {
+    watch = new Watch({
+      kc: kube.kc,
+      config,
+      credentials,
+      caPems,
+      registry: metrics.registry,
+      logger,
+      identity: `${env.POD_NAME || hostname()}_${randomUUID().slice(0, 8)}`,
+      leaseNamespace: config.watch.leaseNamespace ?? env.POD_NAMESPACE ?? ownNamespace() ?? 'pullguard',
+    });
+  }
+
   const platforms = (): readonly Platform[] =>
     configuredPlatforms.length ? configuredPlatforms : (nodes?.platforms() ?? []);
   const handler = new AdmissionHandler({
     config,
     engine,
-    credentials: new PodCredentials(reader, nodeKeyring, providers ? [providers] : []),
+    credentials,
     platforms,
     ...(nodes ? { imageOnAnyNode: (names: string[]) => (nodes.ready ? nodes.imageOnAnyNode(names) : undefined) } : {}),
     logger,
@@ -210,6 +245,7 @@ export async function startServer(
   let metricsServer: MetricsServer | undefined;
   const close = async () => {
     stopWatching();
+    await watch?.stop();
     await metricsServer?.close();
     await app.close();
     await nodes?.stop();
@@ -240,7 +276,11 @@ export async function startServer(
     { address, metrics: metricsUrl ?? `${address}/metrics`, mode: config.mode, deadlineMs: config.deadline },
     'pullguard webhook listening',
   );
-  return { app, url: address, ...(metricsUrl ? { metricsUrl } : {}), config, engine, logger, close };
+  if (watch) {
+    watch.start();
+    logger.info({ intervalMs: config.watch.interval, lease: config.watch.leaseName }, 'watch started');
+  }
+  return { app, url: address, ...(metricsUrl ? { metricsUrl } : {}), config, engine, logger, close, watch };
 }
 
 export async function runServe(argv: string[], io: CliIO): Promise<number> {
