@@ -12,7 +12,7 @@ import { createLogger } from '../../src/server/logger.ts';
 import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { repoRoot } from '../helpers/shared.ts';
+import { repoRoot } from '../helpers/fixtures.ts';
 
 // Starting etcd and kube-apiserver on a loaded 2-core machine can take minutes: a generous file timeout.
 t.setTimeout(600_000);
