@@ -7,9 +7,6 @@ import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.ts';
 
-// Starting etcd and kube-apiserver on a loaded 2-core machine can take minutes: a generous file timeout.
-t.setTimeout(600_000);
-
 interface Diagnosis {
   pod: { namespace: string; name: string; node?: string; platform?: string };
   container: string;

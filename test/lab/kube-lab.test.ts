@@ -5,9 +5,6 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import t from 'tap';
 import { startKubeLab } from '../helpers/kube-lab.ts';
 
-// Starting etcd and kube-apiserver on a loaded 2-core machine can take minutes: a generous file timeout.
-t.setTimeout(600_000);
-
 function running(pid: number): boolean {
   try {
     // a zombie waiting for its parent to reap it is gone for our purposes

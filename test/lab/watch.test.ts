@@ -14,9 +14,6 @@ import { FakeKubelet } from '../helpers/kubelet.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
 
-// Starting etcd and kube-apiserver on a loaded 2-core machine can take minutes: a generous file timeout.
-t.setTimeout(600_000);
-
 let lab: KubeLab;
 let reg: TestRegistry;
 const replicas: Running[] = [];
@@ -45,7 +42,7 @@ t.before(async () => {
   await grantShippedRbac();
   for (let i = 0; i < 2; i++) {
     const config = validateConfig({
-      server: { host: '127.0.0.1', port: 0 },
+      server: { host: '127.0.0.1', port: 0, metricsPort: 0 },
       // as the shipped RBAC's subject: what the manifests grant is all it gets
       cluster: { kubeconfig: lab.kubeconfigFor('pullguard'), watchNodes: false },
       registry: { insecure: [reg.host] },
