@@ -112,6 +112,7 @@ export function describeRuntimeCause(reason: RuntimeCause['reason']): string {
     case 'timeout':
       return 'the pull timed out';
     case 'unverifiable':
+    case 'not-checked':
       return 'the pull failed for a reason pullguard cannot check';
     case 'available':
       return 'the image is available';
