@@ -9,7 +9,7 @@ import { withSignal } from '../cluster/signal.ts';
 import type { PodCredentials } from '../credentials/sources.ts';
 import type { Finding } from '../findings.ts';
 import { cut, oneLine } from '../findings.ts';
-import type { Preflight } from '../preflight/engine.ts';
+import type { CredentialContext, Preflight } from '../preflight/engine.ts';
 import { parseImage } from '../reference/index.ts';
 import { imageUsesOf, podSpecSite } from '../workload/images.ts';
 import type { EventPoster } from './events.ts';
@@ -60,6 +60,8 @@ export class Reverifier {
   #warnedKinds = new Set<string>();
   /** rounds completed so far */
   rounds = 0;
+  /** images left for the next round in the last one (budget or rate limit) */
+  skipped = 0;
 
   constructor(opts: ReverifyOptions) {
     this.#opts = opts;
@@ -111,45 +113,49 @@ export class Reverifier {
   async round(): Promise<WorkloadImage[]> {
     const workloads = await this.#list();
     const next = new Map<string, WorkloadImage>();
-    const startCounts = new Map<string, number>();
     const stopped: WorkloadImage[] = [];
-    const overBudget = (host: string) => {
-      if (!startCounts.has(host)) startCounts.set(host, this.#opts.requestsTo(host));
-      if (this.#opts.requestsTo(host) - startCounts.get(host)! >= this.#opts.budget) return true;
+    const atStart = new Map<string, number>();
+    // registries that answered "rate limited" in this round: not asked again until the next
+    const limited = new Set<string>();
+    const blocked = (host: string) => {
+      if (limited.has(host)) return true;
+      if (!atStart.has(host)) atStart.set(host, this.#opts.requestsTo(host));
+      if (this.#opts.requestsTo(host) - atStart.get(host)! >= this.#opts.budget) return true;
       for (const r of this.#opts.engine.client.rateLimits.values())
         if (r.host === host && r.remaining < this.#opts.rateLimitThreshold) return true;
       return false;
     };
+    let skipped = 0;
     for (const w of workloads) {
       const site = podSpecSite(w.object);
       if (!site) continue;
       const namespace = site.namespace ?? 'default';
       const meta = (w.object.metadata ?? {}) as { uid?: string };
-      const uses = imageUsesOf(site).filter((u) => {
-        const parsed = parseImage(u.image);
-        if (!parsed.ok) return true; // answered without a request
-        const host = parsed.ref.domain;
-        if (!overBudget(host)) return true;
-        // over budget: keep the last answer rather than guess
-        const key = `${namespace}\u0000${w.kind}\u0000${site.name}\u0000${u.container}`;
-        const prev = this.#state.get(key);
-        if (prev) next.set(key, prev);
-        return false;
-      });
-      if (!uses.length) continue;
-      let findings: Finding[];
-      try {
-        const credentials = await this.#opts.credentials.forSite(site, namespace, this.#opts.deadlineMs);
-        findings = await this.#opts.engine.check(uses, { credentials, platforms: [], deadline: this.#opts.deadlineMs });
-      } catch (err) {
-        this.#opts.logger?.warn(
-          { namespace, kind: w.kind, name: site.name, err: (err as Error).message },
-          'not re-verified',
-        );
-        continue;
-      }
-      for (const f of findings) {
-        const key = `${namespace}\u0000${w.kind}\u0000${site.name}\u0000${f.container}`;
+      let credentials: CredentialContext | undefined;
+      // One image at a time: the budget is checked before every request, not per workload.
+      for (const use of imageUsesOf(site)) {
+        const key = `${namespace}\u0000${w.kind}\u0000${site.name}\u0000${use.container}`;
+        const parsed = parseImage(use.image);
+        const host = parsed.ok ? this.#opts.engine.client.hostFor(parsed.ref.domain) : undefined;
+        if (host && blocked(host)) {
+          // over the budget or the quota: keep the last answer rather than guess
+          const prev = this.#state.get(key);
+          if (prev) next.set(key, prev);
+          skipped++;
+          continue;
+        }
+        let f: Finding | undefined;
+        try {
+          credentials ??= await this.#opts.credentials.forSite(site, namespace, this.#opts.deadlineMs);
+          [f] = await this.#opts.engine.check([use], { credentials, platforms: [], deadline: this.#opts.deadlineMs });
+        } catch (err) {
+          this.#opts.logger?.warn(
+            { namespace, kind: w.kind, name: site.name, err: (err as Error).message },
+            'not re-verified',
+          );
+        }
+        if (!f) continue;
+        if (host && f.reason === 'rate-limited') limited.add(host);
         const result: WorkloadImage = {
           namespace,
           kind: w.kind,
@@ -168,6 +174,7 @@ export class Reverifier {
       }
     }
     this.#state = next;
+    this.skipped = skipped;
     this.rounds++;
     return stopped;
   }

@@ -11,6 +11,12 @@ import { validateConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/server/logger.ts';
 import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
+import { ClusterReader } from '../../src/cluster/reader.ts';
+import { PodCredentials } from '../../src/credentials/sources.ts';
+import { Preflight } from '../../src/preflight/engine.ts';
+import { EventPoster } from '../../src/watch/events.ts';
+import { Reverifier } from '../../src/watch/reverify.ts';
+import { faults } from '../helpers/fault-proxy.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
 
@@ -203,4 +209,66 @@ t.test('a deleted tag flips pullable to 0 within one interval and posts one Even
   t.equal(events[0]!.type, 'Warning');
   t.match(events[0]!.message!, 'a rescheduled pod will fail');
   t.match(events[0]!.message!, '1.4');
+});
+
+t.test('re-verification keeps to its budget per registry and stops where the quota is low', async (t) => {
+  const [busy, quota] = await Promise.all([startRegistry({ proxy: true }), startRegistry({ proxy: true })]);
+  t.teardown(() => Promise.all([busy.stop(), quota.stop()]).then(() => undefined));
+  const kc = lab.kc();
+  await new FakeKubelet(kc).namespace('budget');
+  const apps = kc.makeApiClient(AppsV1Api);
+  for (const [label, r] of [
+    ['busy', busy],
+    ['quota', quota],
+  ] as const) {
+    for (const i of [1, 2, 3, 4]) {
+      await r.pushImage(`demo/app${i}`, '1.0', { seed: `${i}` });
+      const name = `${label}-${i}`;
+      await apps.createNamespacedDeployment({
+        namespace: 'budget',
+        body: {
+          metadata: { name },
+          spec: {
+            selector: { matchLabels: { app: name } },
+            template: {
+              metadata: { labels: { app: name } },
+              spec: { containers: [{ name: 'web', image: `${r.host}/demo/app${i}:1.0` }] },
+            },
+          },
+        },
+      });
+    }
+  }
+  // the registry says 3 pulls remain (under the threshold of 10): one answer is enough to stop
+  quota.proxy!.fault(faults.rateLimitHeaders(3), { method: 'HEAD' });
+  const config = validateConfig({ registry: { insecure: [busy.host, quota.host] }, deadline: '5s' });
+  const requests = new Map<string, number>();
+  const count = (host: string) => requests.set(host, (requests.get(host) ?? 0) + 1);
+  const engine = new Preflight(config, [], { onResponse: count, onFailure: count });
+  t.teardown(() => engine.close());
+  const reverifier = new Reverifier({
+    kc,
+    engine,
+    credentials: new PodCredentials(new ClusterReader(kc, { cacheTtlMs: 1000 }), null),
+    events: new EventPoster(kc, { identity: 'budget-test', minIntervalMs: 60_000 }),
+    budget: 2,
+    rateLimitThreshold: config.registry.rateLimitThreshold,
+    deadlineMs: config.deadline,
+    pods: () => [],
+    requestsTo: (host) => requests.get(host) ?? 0,
+  });
+  busy.proxy!.resetLog();
+  quota.proxy!.resetLog();
+  await reverifier.round();
+  const checked = (label: string) =>
+    reverifier.results().filter((r) => r.namespace === 'budget' && r.name.startsWith(`${label}-`));
+  t.ok(busy.proxy!.count() <= 2, `at most the budget of 2 requests reached the registry (${busy.proxy!.count()})`);
+  t.ok(checked('busy').length >= 1 && checked('busy').length < 4, 'some images wait for the next round');
+  t.equal(quota.proxy!.count({ method: 'HEAD' }), 1, 'one manifest request: its rate-limit headers said stop');
+  t.same(
+    checked('quota').map((r) => r.reason),
+    ['rate-limited'],
+    'the one checked image is reported rate-limited, still pullable',
+  );
+  t.ok(reverifier.skipped >= 4, 'the rest is left for the next round');
 });
