@@ -23,7 +23,7 @@ import { createLogger } from '../server/logger.ts';
 import { Metrics } from '../server/metrics.ts';
 import { listenMetrics, type MetricsServer } from '../server/metrics-server.ts';
 import { readTlsPair, selfSigned, watchTls, type TlsPair } from '../server/tls.ts';
-import { Watch } from '../watch/watch.ts';
+import type { Watch } from '../watch/watch.ts';
 import { parsePlatforms, readCaFiles, REGISTRY_FLAGS, registryOverrides, UsageError, type CliIO } from './check.ts';
 
 export const SERVE_USAGE = `Usage: pullguard serve [options]
@@ -200,6 +200,8 @@ export async function startServer(
   const credentials = new PodCredentials(reader, nodeKeyring, providers ? [providers] : []);
   let watch: Watch | null = null;
   if (config.watch.enabled && kube) {
+    // loaded only when enabled: the watch carries the cluster client, which a webhook without one never loads
+    const { Watch } = await import('../watch/watch.ts');
     watch = new Watch({
       kc: kube.kc,
       config,
