@@ -22,7 +22,7 @@ import { buildApp } from '../server/app.ts';
 import { createLogger } from '../server/logger.ts';
 import { Metrics } from '../server/metrics.ts';
 import { listenMetrics, type MetricsServer } from '../server/metrics-server.ts';
-import { readTlsPair, selfSigned, watchTls, type TlsPair } from '../server/tls.ts';
+import { certificateExpiry, readTlsPair, selfSigned, watchTls, type TlsPair } from '../server/tls.ts';
 import type { Watch } from '../watch/watch.ts';
 import { parsePlatforms, readCaFiles, REGISTRY_FLAGS, registryOverrides, UsageError, type CliIO } from './check.ts';
 
@@ -196,6 +196,7 @@ export async function startServer(
     onFailure: (host, _method, kind) => metrics.registryRequests.inc({ registry: host, status: kind }),
   });
   metrics.observeEngine(engine);
+  metrics.certificateExpiry.set(certificateExpiry(tls) / 1000);
 
   const credentials = new PodCredentials(reader, nodeKeyring, providers ? [providers] : []);
   let watch: Watch | null = null;
@@ -242,7 +243,9 @@ export async function startServer(
   });
   const stopWatching =
     tlsCert && tlsKey
-      ? watchTls(app.server as unknown as import('node:https').Server, tlsCert, tlsKey, logger)
+      ? watchTls(app.server as unknown as import('node:https').Server, tlsCert, tlsKey, logger, 2000, (pair) =>
+          metrics.certificateExpiry.set(certificateExpiry(pair) / 1000),
+        )
       : () => undefined;
   let metricsServer: MetricsServer | undefined;
   const close = async () => {

@@ -8,7 +8,7 @@ import type { AdmissionHandler } from '../admission/handler.ts';
 import { isMode } from '../policy/policy.ts';
 import { BodyBudget, BodyRefused, JsonShape, MAX_DEPTH, MAX_ELEMENTS } from './body.ts';
 import type { Metrics } from './metrics.ts';
-import type { TlsPair } from './tls.ts';
+import { SERVER_TLS, type TlsPair } from './tls.ts';
 
 export interface AppOptions {
   handler: AdmissionHandler;
@@ -68,7 +68,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // A client that trickles its headers or body is cut off: the API server sends a review at once
     // and gives up after the webhook's timeoutSeconds (10 s) anyway.
     requestTimeout: opts.requestTimeout ?? 10_000,
-    ...(opts.tls ? { https: { ...opts.tls, minVersion: 'TLSv1.2' as const } } : {}),
+    ...(opts.tls ? { https: { ...opts.tls, ...SERVER_TLS } } : {}),
   }) as unknown as FastifyInstance;
 
   // fastify parses text/plain into a string by default, which then failed as "expected object,

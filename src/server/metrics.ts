@@ -99,6 +99,7 @@ export class Metrics {
   readonly registryRequests: Counter<'registry' | 'status'>;
   readonly findings: ReviewCounter<'reason' | 'action'>;
   readonly proxiedRequests: Counter<'registry' | 'proxy' | 'status'>;
+  readonly certificateExpiry: Gauge;
 
   constructor() {
     // The default names already start with process_/nodejs_: prefix 'pullguard_' (not 'pullguard_process_', which stuttered).
@@ -118,6 +119,11 @@ export class Metrics {
       name: 'pullguard_registry_requests_total',
       help: 'Requests to registries by registry host and HTTP status (or transport failure kind)',
       labelNames: ['registry', 'status'],
+      registers: [this.registry],
+    });
+    this.certificateExpiry = new Gauge({
+      name: 'pullguard_serving_certificate_expiry_timestamp_seconds',
+      help: 'When the serving certificate in use expires (Unix time); alert well before it',
       registers: [this.registry],
     });
     this.proxiedRequests = new Counter({
