@@ -90,10 +90,20 @@ t.test('on reload: a bad pair is not installed, the current one keeps serving, a
   t.equal(Number(metric.exec((await s.get('/metrics')).text)?.[1]), expiry, 'the expiry of the certificate in use');
 
   const steps: [string, () => void, RegExp][] = [
-    ['empty files', () => (writeFileSync(certFile, ''), writeFileSync(keyFile, '')), /empty/],
+    [
+      'empty files',
+      () => {
+        writeFileSync(certFile, '');
+        writeFileSync(keyFile, '');
+      },
+      /empty/,
+    ],
     [
       'an expired pair',
-      () => (copyFileSync(pki.expiredServer.certFile, certFile), copyFileSync(pki.expiredServer.keyFile, keyFile)),
+      () => {
+        copyFileSync(pki.expiredServer.certFile, certFile);
+        copyFileSync(pki.expiredServer.keyFile, keyFile);
+      },
       /expired/,
     ],
   ];
