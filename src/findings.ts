@@ -76,6 +76,17 @@ export function quote(text: string, max = 200): string {
   return `"${cut.replace(/["\\]/g, (c) => `\\${c}`).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}"`;
 }
 
+/**
+ * Text for a log field: control characters (C0, C1, U+2028/2029) escaped as \uXXXX, as in warnings
+ * (a log pipeline may split lines on them), and cut to `max` characters.
+ */
+export function logText(text: string, max = 256): string {
+  return cut(text, max).replace(
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
 /** Removes control characters from text meant for one line. */
 export function oneLine(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();

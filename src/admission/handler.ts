@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { Config, Mode } from '../config.ts';
 import type { PodCredentials } from '../credentials/sources.ts';
-import type { Finding } from '../findings.ts';
+import { type Finding, logText } from '../findings.ts';
 import type { Platform } from '../platform/index.ts';
 import { actionFor } from '../policy/policy.ts';
 import type { Preflight } from '../preflight/engine.ts';
@@ -80,10 +80,10 @@ export class AdmissionHandler {
     if (logger.isLevelEnabled(level))
       logger[level](
         {
-          uid: req.uid,
-          kind,
-          namespace: req.namespace ?? '',
-          name: req.name || site?.name || '',
+          uid: logText(req.uid),
+          kind: logText(kind),
+          namespace: logText(req.namespace ?? ''),
+          name: logText(req.name || site?.name || ''),
           operation: req.operation,
           ...(req.subResource ? { subResource: req.subResource } : {}),
           ...(req.dryRun ? { dryRun: true } : {}),
@@ -93,10 +93,19 @@ export class AdmissionHandler {
           verdict,
           action,
           ms,
-          ...(verdict === 'ok' ? {} : { findings: notableFindings(decided) }),
+          ...(verdict === 'ok' ? {} : notableForLog(decided)),
         },
         'review',
       );
     return answer;
   }
+}
+
+/** The review log line's findings: C1 controls and line separators escaped, as in warnings. */
+function notableForLog(decided: Parameters<typeof notableFindings>[0]) {
+  const { findings, omitted } = notableFindings(decided);
+  return {
+    findings: findings.map((f) => ({ ...f, container: logText(f.container), image: logText(f.image) })),
+    ...(omitted ? { findingsOmitted: omitted } : {}),
+  };
 }

@@ -2,7 +2,7 @@
 // request's uid, says why in one line per image, and stays inside the API server's warning limits.
 
 import { z } from 'zod';
-import { describe, oneLine, quote, type Finding, type ImageUse } from '../findings.ts';
+import { cut, describe, oneLine, quote, type Finding, type ImageUse } from '../findings.ts';
 import type { Outcome } from '../policy/policy.ts';
 import { imageUsesOf, podSpecSite, type PodSpecSite } from '../workload/images.ts';
 
@@ -150,24 +150,46 @@ export function warningsFor(decided: Decided[]): string[] {
   return [...new Set(out)];
 }
 
+/** status.message at most (code points): a pod with 10,000 bad images made a 2.8 MB message. */
+export const DENIAL_MAX = 4096;
+/** the findings audit annotation at most (characters of JSON) */
+export const AUDIT_FINDINGS_MAX = 4096;
+
 export function denialMessage(decided: Decided[]): string {
   const denied = decided.filter((d) => d.action === 'deny');
   const head = denied.length === 1 ? 'an image cannot be pulled' : `${denied.length} images cannot be pulled`;
-  return oneLine(`pullguard: ${head}: ${denied.map((d) => describe(d.finding)).join(' | ')}`);
+  let text = `pullguard: ${head}: `;
+  for (let i = 0; i < denied.length; i++) {
+    const one = `${i ? ' | ' : ''}${describe(denied[i]!.finding, 1024)}`;
+    const rest = denied.length - i;
+    const more = ` | and ${rest} more; run pullguard check on the manifest for all of them`;
+    if ([...text].length + [...one].length + (rest > 1 ? more.length : 0) > DENIAL_MAX) {
+      text += more;
+      break;
+    }
+    text += one;
+  }
+  return oneLine(text);
 }
 
-/** What is worth recording of a review (audit annotations, the log line): every finding that is not ok. */
-export function notableFindings(
-  decided: Decided[],
-): { container: string; image: string; reason: string; action: Outcome }[] {
-  return decided
-    .filter((d) => d.finding.verdict !== 'ok')
-    .map((d) => ({
-      container: d.finding.container,
-      image: d.finding.image,
-      reason: d.finding.reason,
-      action: d.action,
-    }));
+/**
+ * What is worth recording of a review (audit annotations, the log line): the findings that are not
+ * ok, images cut to 256 characters, as many as fit AUDIT_FINDINGS_MAX; `omitted` counts the rest.
+ */
+export function notableFindings(decided: Decided[]): {
+  findings: { container: string; image: string; reason: string; action: Outcome }[];
+  omitted: number;
+} {
+  const notable = decided.filter((d) => d.finding.verdict !== 'ok');
+  const findings: { container: string; image: string; reason: string; action: Outcome }[] = [];
+  let size = 2;
+  for (const d of notable) {
+    const f = { container: cut(d.finding.container, 63), image: cut(d.finding.image, 256), reason: d.finding.reason, action: d.action };
+    size += JSON.stringify(f).length + 1;
+    if (size > AUDIT_FINDINGS_MAX) break;
+    findings.push(f);
+  }
+  return { findings, omitted: notable.length - findings.length };
 }
 
 export interface ReviewResponse {
@@ -191,8 +213,8 @@ export function respond(uid: string, decided: Decided[]): ReviewResponse {
   if (deny) response.status = { code: 403, reason: 'Forbidden', message: denialMessage(decided) };
   const warnings = warningsFor(decided);
   if (warnings.length) response.warnings = warnings;
-  const notable = notableFindings(decided);
-  if (notable.length) {
+  const { findings: notable, omitted } = notableFindings(decided);
+  if (notable.length || omitted) {
     // Keys become "<webhook name>/<key>" in the audit log; values are strings.
     response.auditAnnotations = {
       verdict: decided.some((d) => d.finding.verdict === 'fail') ? 'fail' : 'risk',
@@ -201,6 +223,7 @@ export function respond(uid: string, decided: Decided[]): ReviewResponse {
         /[\u007f-\u009f\u2028\u2029]/g,
         (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
       ),
+      ...(omitted ? { 'findings-omitted': String(omitted) } : {}),
     };
   }
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response };
