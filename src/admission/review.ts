@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { cut, describe, oneLine, quote, type Finding, type ImageUse } from '../findings.ts';
 import type { Outcome } from '../policy/policy.ts';
 import { imageUsesOf, podSpecSite, type PodSpecSite } from '../workload/images.ts';
+import { isDnsLabel } from '../workload/names.ts';
 
 const groupVersionKind = z.looseObject({ group: z.string(), version: z.string(), kind: z.string() });
 
@@ -97,6 +98,7 @@ export function imagesToCheck(req: AdmissionRequest): { site?: PodSpecSite; uses
   // object's is whatever a client wrote (another namespace's would make its pull secrets answer).
   const namespace = req.namespace;
   if (!namespace) throw new BadReview(`request.namespace is missing; the API server sets it for every ${site.kind}`);
+  if (!isDnsLabel(namespace)) throw new BadReview(`request.namespace ${quote(namespace, 63)} is not a namespace name`);
   if (site.namespace && site.namespace !== namespace)
     throw new BadReview(
       `the object names namespace ${quote(site.namespace, 63)} but the request is for namespace ${quote(namespace, 63)}`,
@@ -184,7 +186,12 @@ export function notableFindings(decided: Decided[]): {
   const findings: { container: string; image: string; reason: string; action: Outcome }[] = [];
   let size = 2;
   for (const d of notable) {
-    const f = { container: cut(d.finding.container, 63), image: cut(d.finding.image, 256), reason: d.finding.reason, action: d.action };
+    const f = {
+      container: cut(d.finding.container, 63),
+      image: cut(d.finding.image, 256),
+      reason: d.finding.reason,
+      action: d.action,
+    };
     size += JSON.stringify(f).length + 1;
     if (size > AUDIT_FINDINGS_MAX) break;
     findings.push(f);

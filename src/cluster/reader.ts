@@ -5,6 +5,7 @@ import type { CoreV1Api, KubeConfig, V1Secret } from '@kubernetes/client-node';
 import { clientNode } from './k8s.ts';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+import { isDnsLabel, isDnsSubdomain } from '../workload/names.ts';
 import { withSignal } from './signal.ts';
 import {
   DockerConfigError,
@@ -78,6 +79,19 @@ export class ClusterReader {
   /** One answer per distinct non-empty name, in the order given (empty names are skipped, as by the kubelet). */
   async readPullSecrets(namespace: string, names: string[], opts: ReadOptions = {}): Promise<PullSecretRead[]> {
     const distinct = [...new Set(names.filter((n) => n !== ''))];
+    // A name that is none (".", "..", "a/b") would make the request path another API path.
+    if (!isDnsLabel(namespace))
+      return distinct.map((name) => ({ name, status: 'error', detail: 'not a valid namespace name' }));
+    const invalid = distinct.filter((n) => !isDnsSubdomain(n));
+    if (invalid.length)
+      return [
+        ...invalid.map((name): PullSecretRead => ({ name, status: 'error', detail: 'not a valid Secret name' })),
+        ...(await this.readPullSecrets(
+          namespace,
+          distinct.filter((n) => isDnsSubdomain(n)),
+          opts,
+        )),
+      ];
     return Promise.all(
       distinct.map((name) =>
         this.#shared<PullSecretRead>(
@@ -95,6 +109,8 @@ export class ClusterReader {
     name: string,
     opts: ReadOptions = {},
   ): Promise<ServiceAccountRead> {
+    if (!isDnsLabel(namespace) || !isDnsSubdomain(name))
+      return { status: 'error', names: [], detail: 'not a valid namespace or ServiceAccount name' };
     return this.#shared<ServiceAccountRead>(
       `sa\0${namespace}\0${name}`,
       (signal) => this.#loadServiceAccount(namespace, name, signal),

@@ -2,10 +2,15 @@
 // its ServiceAccount's, as the admission plugin will copy them into each pod), then the node's.
 
 import type { ClusterReader } from '../cluster/reader.ts';
+import { quote } from '../findings.ts';
 import type { CredentialContext, DynamicCredentials } from '../preflight/engine.ts';
 import type { PodSpecSite } from '../workload/images.ts';
 import { pullSecretNames } from '../workload/images.ts';
+import { isDnsSubdomain } from '../workload/names.ts';
 import { Keyring } from './keyring.ts';
+
+/** pull secrets read for one pod at most (5,000 names made 3,135 API requests from one review) */
+export const MAX_PULL_SECRETS = 16;
 
 export class PodCredentials {
   private readonly reader: ClusterReader | null;
@@ -37,7 +42,8 @@ export class PodCredentials {
             ? site.spec.serviceAccount
             : 'default';
       scope = `namespace "${namespace}", ServiceAccount "${sa}"`;
-      if (this.reader) {
+      if (!isDnsSubdomain(sa)) problems.push(`ServiceAccount ${quote(sa, 63)} is not a valid ServiceAccount name`);
+      else if (this.reader) {
         const read = await this.reader.serviceAccountPullSecrets(namespace, sa, bound());
         if (read.status === 'ok') names = read.names;
         else if (read.status === 'missing')
@@ -45,6 +51,18 @@ export class PodCredentials {
         else problems.push(`ServiceAccount "${sa}" could not be read (${read.detail ?? read.status})`);
       }
     }
+    // Only names the API server would accept, each once, and not without bound.
+    const valid: string[] = [];
+    let invalid = 0;
+    for (const name of new Set(names))
+      if (isDnsSubdomain(name)) valid.push(name);
+      else if (invalid++ < 3) problems.push(`imagePullSecret ${quote(name, 63)} is not a valid Secret name`);
+    if (invalid > 3) problems.push(`${invalid - 3} more imagePullSecrets are not valid Secret names`);
+    if (valid.length > MAX_PULL_SECRETS)
+      problems.push(
+        `${valid.length - MAX_PULL_SECRETS} more imagePullSecrets were not read (pullguard reads ${MAX_PULL_SECRETS})`,
+      );
+    names = valid.slice(0, MAX_PULL_SECRETS);
     const pod = new Keyring();
     if (!this.reader) {
       unreadSecrets.push(...names);

@@ -67,3 +67,38 @@ t.test('a review without request.namespace for a namespaced object is refused', 
   t.match(res.json.error, /request\.namespace/);
   t.equal(api.requests.length, 0, 'nothing was read');
 });
+
+t.test('pull secret names: only valid Secret names, each once, at most 16 read', async (t) => {
+  api.requests.length = 0;
+  const names = [
+    '.',
+    '..',
+    'a/b',
+    '../x',
+    '%2e%2e',
+    'Upper',
+    ...Array(1000).fill('regcred'),
+    ...Array.from({ length: 100 }, (_, i) => `x-${i}`),
+  ];
+  const r = await s.review(podIn('victim', 'victim', names));
+  t.equal(r.allowed, true, 'the valid secret among them still opens the registry');
+  const reads = api.requests.filter((q) => q.namespace === 'victim');
+  t.ok(reads.length <= 16, `${reads.length} API requests from one review`);
+  t.ok(
+    api.requests.every(
+      (q) => q.verb === 'get' && q.resource === 'secrets' && /^[a-z0-9][-a-z0-9.]*$/.test(q.name ?? ''),
+    ),
+    'only GETs of single secrets by valid names: no LIST, no other path',
+  );
+  t.equal(api.requests.filter((q) => q.name === 'regcred').length <= 1, true, 'a repeated name is read once');
+});
+
+t.test('a namespace that is no namespace name is refused before anything is read', async (t) => {
+  api.requests.length = 0;
+  for (const ns of ['..', '.', 'a/b', 'Victim']) {
+    const res = await s.post(podIn(ns, ns, ['regcred']));
+    t.equal(res.status, 400, ns);
+    t.match(res.json.error, /is not a namespace name/, ns);
+  }
+  t.equal(api.requests.length, 0, 'nothing was read');
+});
