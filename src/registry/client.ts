@@ -3,7 +3,7 @@
 // when a registry makes it necessary, tags and index bodies only when a finding needs them.
 
 import { createHash } from 'node:crypto';
-import { oneLine } from '../findings.ts';
+import { cut, oneLine, redact } from '../findings.ts';
 import { parseChallenges, pickChallenge, type Challenge } from './challenge.ts';
 import { Authenticator, credentialId, type RegistryCredential } from './auth.ts';
 import { registryHost } from './hosts.ts';
@@ -369,8 +369,11 @@ export class RegistryClient {
     r?: HttpResponse,
   ): Answer<T> {
     const err = r ? errorBody(r.body) : undefined;
-    if (err?.code || err?.message)
-      evidence.push(`registry says: ${[err.code, err.message].filter(Boolean).join(' ')}`.slice(0, 200));
+    if (err?.code || err?.message) {
+      // A registry may echo the request (its Authorization header included) in its error text.
+      const sent = cred ? [cred.password, Buffer.from(`${cred.username}:${cred.password}`).toString('base64')] : [];
+      evidence.push(cut(redact(`registry says: ${[err.code, err.message].filter(Boolean).join(' ')}`, sent), 200));
+    }
     const rateLimit = r ? parseRateLimit(r.headers) : undefined;
     if (rateLimit) this.rateLimits.set(`${host}|${credentialId(cred)}`, { ...rateLimit, host, at: Date.now() });
     return rateLimit ? { outcome, evidence, rateLimit } : { outcome, evidence };
