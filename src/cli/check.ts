@@ -2,6 +2,7 @@
 // Exit 0: every image verified (or only risks); 1: an image would fail (or, with --strict, might);
 // 2: bad usage or input; 3: nothing failed but some image could not be verified.
 
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, parseDuration, type Config } from '../config.ts';
@@ -150,11 +151,23 @@ export function parsePlatforms(list: readonly string[]): Platform[] {
 
 export function readCaFiles(files: readonly string[]): string[] {
   return files.map((f) => {
+    let text: string;
     try {
-      return readFileSync(f, 'utf8');
+      text = readFileSync(f, 'utf8');
     } catch (err) {
       throw new UsageError(`registry CA ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
+    // A file that holds no certificate would be ignored silently and trust nothing.
+    const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    if (!blocks.length) throw new UsageError(`registry CA ${f}: no PEM certificate in the file`);
+    for (const block of blocks) {
+      try {
+        new X509Certificate(block);
+      } catch {
+        throw new UsageError(`registry CA ${f}: a certificate in the file does not parse`);
+      }
+    }
+    return text;
   });
 }
 

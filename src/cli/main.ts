@@ -2,9 +2,10 @@
 // pullguard: check images before the kubelet does. `pullguard check` for CI, `pullguard serve` for
 // the admission webhook.
 
-import { readFileSync } from 'node:fs';
 import type { CliIO } from './check.ts';
 import { version } from './version.ts';
+import { oneLine } from '../findings.ts';
+import { readInput } from './input.ts';
 
 const USAGE = `Usage: pullguard <command> [options]
 
@@ -54,7 +55,7 @@ export function runCli(argv: string[]): Promise<void> {
   const io: CliIO = {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),
-    stdin: () => readFileSync(0, 'utf8'),
+    stdin: () => readInput(0, '-'),
     env: process.env,
     isTTY: Boolean(process.stdout.isTTY),
     stderrIsTTY: Boolean(process.stderr.isTTY),
@@ -66,7 +67,8 @@ export function runCli(argv: string[]): Promise<void> {
       if (code >= 0) process.exitCode = code;
     },
     (err: unknown) => {
-      process.stderr.write(`pullguard: ${(err as Error).stack ?? String(err)}\n`);
+      // One line, never a stack trace: what failed is in the message.
+      process.stderr.write(`pullguard: ${oneLine(String((err as Error).message ?? err)).slice(0, 500)}\n`);
       process.exitCode = 2;
     },
   );
