@@ -7,6 +7,8 @@ import { bursts } from './bursts.ts';
 import { check50 } from './check-50.ts';
 import { coldChecks } from './cold-checks.ts';
 import { deadRegistry } from './dead-registry.ts';
+import { hostile } from './hostile.ts';
+import { startup } from './startup.ts';
 import { warmReviews } from './warm-reviews.ts';
 
 const BENCHMARKS: Record<string, (rec: Recorder) => Promise<void>> = {
@@ -15,6 +17,8 @@ const BENCHMARKS: Record<string, (rec: Recorder) => Promise<void>> = {
   bursts,
   'dead-registry': deadRegistry,
   'check-50': check50,
+  hostile,
+  startup,
 };
 
 const asked = process.argv.slice(2).filter((a) => a !== '--');

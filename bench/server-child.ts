@@ -3,7 +3,8 @@
 // the parent's garbage. argv[2]: 'pullguard' or 'baseline'. Settings come in BENCH_SERVER as JSON;
 // the parent asks over IPC for process.cpuUsage() or for N timed in-process reviews.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import type { FastifyInstance } from 'fastify';
 import type { StageCost } from './stages.ts';
 
@@ -16,6 +17,8 @@ interface Settings {
 
 export type ParentMessage =
   | { type: 'cpu' }
+  | { type: 'profile-start' }
+  | { type: 'profile-stop'; file: string }
   | { type: 'stop' }
   | { type: 'inject'; n: number; warm: number; body: string }
   | { type: 'stages'; n: number; body: string };
@@ -23,17 +26,14 @@ export type ParentMessage =
 export type ChildMessage =
   | { type: 'ready'; url: string }
   | { type: 'cpu'; user: number; system: number; rss: number }
-  | { type: 'inject'; times: number[]; handlerMs: number[] }
+  | { type: 'profile'; file: string }
+  | { type: 'inject'; times: number[] }
   | { type: 'stages'; stages: StageCost[] }
   | { type: 'error'; message: string };
 
 const kind = process.argv[2];
 const settings = JSON.parse(process.env.BENCH_SERVER ?? '{}') as Settings;
 const send = (m: ChildMessage) => process.send?.(m);
-
-// pullguard's log lines go to stdout as in production (the parent points it at /dev/null); while
-// timing in-process reviews they are also kept, for the handler's own `ms`.
-let capture: string[] | null = null;
 
 interface Server {
   url: string;
@@ -56,15 +56,8 @@ async function start(): Promise<Server> {
   const { startServer } = await import('../src/app/server.ts');
   const { validateConfig } = await import('../src/config.ts');
   const { createLogger } = await import('../src/server/logger.ts');
-  const { pino } = await import('pino');
-  // What pino() writes to by default: SonicBoom on fd 1, asynchronous.
-  const stdout = pino.destination(1);
-  const logger = createLogger(settings.logLevel, {
-    write(line: string) {
-      capture?.push(line);
-      stdout.write(line);
-    },
-  });
+  // What pino() writes to by default: SonicBoom on fd 1, asynchronous (the parent points it at /dev/null).
+  const logger = createLogger(settings.logLevel);
   const config = validateConfig({
     server: { host: '127.0.0.1', port: 0, metricsPort: 0, tlsCert: settings.certFile, tlsKey: settings.keyFile },
     registry: { insecure: [settings.registryHost] },
@@ -88,7 +81,6 @@ async function injectTimes(app: FastifyInstance, n: number, warm: number, body: 
     app.inject({ method: 'POST', url: '/validate', headers: { 'content-type': 'application/json' }, payload: body });
   for (let i = 0; i < warm; i++) await one();
   const times: number[] = [];
-  capture = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     const res = await one();
@@ -96,12 +88,26 @@ async function injectTimes(app: FastifyInstance, n: number, warm: number, body: 
     if (res.statusCode !== 200)
       throw new Error(`in-process review answered ${res.statusCode}: ${res.body.slice(0, 200)}`);
   }
-  const handlerMs = capture
-    .map((l) => JSON.parse(l) as { msg?: string; ms?: number })
-    .filter((l) => l.msg === 'review' && typeof l.ms === 'number')
-    .map((l) => l.ms!);
-  capture = null;
-  return { type: 'inject', times, handlerMs };
+  return { type: 'inject', times };
+}
+
+// BENCH_CPU_PROF: a V8 CPU profile of the measured load window only (not start-up, warm-up or the
+// in-process timings), sampled every 100 µs, written where the parent says.
+let profiler: Session | null = null;
+async function profileStart(): Promise<void> {
+  profiler = new Session();
+  profiler.connect();
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.setSamplingInterval', { interval: 100 });
+  await profiler.post('Profiler.start');
+}
+async function profileStop(file: string): Promise<ChildMessage> {
+  if (!profiler) throw new Error('profile-stop without profile-start');
+  const { profile } = await profiler.post('Profiler.stop');
+  profiler.disconnect();
+  profiler = null;
+  writeFileSync(file, JSON.stringify(profile));
+  return { type: 'profile', file };
 }
 
 start().then(
@@ -110,6 +116,13 @@ start().then(
       if (m.type === 'cpu') {
         const c = process.cpuUsage();
         send({ type: 'cpu', user: c.user, system: c.system, rss: process.memoryUsage().rss });
+      } else if (m.type === 'profile-start') {
+        profileStart().then(
+          () => send({ type: 'profile', file: '' }),
+          (err: unknown) => send({ type: 'error', message: (err as Error).message }),
+        );
+      } else if (m.type === 'profile-stop') {
+        profileStop(m.file).then(send, (err: unknown) => send({ type: 'error', message: (err as Error).message }));
       } else if (m.type === 'inject') {
         injectTimes(server.app, m.n, m.warm, m.body).then(send, (err: unknown) =>
           send({ type: 'error', message: (err as Error).message }),

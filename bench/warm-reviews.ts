@@ -1,29 +1,33 @@
 // warm-reviews: a cached Deployment review over HTTPS with keep-alive, against a fastify handler on
 // the same TLS settings that only echoes an allow. Each server runs in its own process so that its
-// CPU time per review can be read (the load generator shares the machine's cores); then both are
-// timed in-process without the network (server-side latency).
+// CPU time per review can be read (the load generator shares the machine's cores); the two are
+// loaded in alternating windows; then both are timed in-process without the network (server-side latency).
 
 import autocannon from 'autocannon';
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { sharedPki } from '../test/helpers/pki.ts';
-import { startRegistry, type TestRegistry } from '../test/helpers/registry.ts';
+import { startRegistry } from '../test/helpers/registry.ts';
 import { admissionBody, figure, mean, percentile, QUICK, round, type Recorder } from './lib.ts';
 import type { ChildMessage, ParentMessage } from './server-child.ts';
 import type { StageCost } from './stages.ts';
 
 const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url));
+/** BENCH_CPU_PROF=DIR: each server writes a CPU profile of its measured run there (figures then include the profiler's cost). */
+const PROFILE_DIR = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : '';
 
 interface LoadRun {
   kind: 'pullguard' | 'baseline';
   rps: number;
   reviews: number;
   durationS: number;
+  /** the measured windows, in order */
+  windows: { reviews: number; durationS: number; cpuUsPerReview: number }[];
   p50: number;
   p99: number;
-  autocannonP50: number;
-  autocannonP99: number;
   errors: number;
   non2xx: number;
   cpuUs: number;
@@ -33,7 +37,6 @@ interface LoadRun {
   registryRequests: number;
   /** in-process (fastify inject) times in the same server process, after the load */
   inProcess: number[];
-  handlerMs: number[];
   stages?: StageCost[];
 }
 
@@ -55,7 +58,7 @@ function ask<T extends ChildMessage['type']>(
 }
 
 async function startChild(kind: LoadRun['kind'], settings: object): Promise<{ child: ChildProcess; url: string }> {
-  // stdout (pullguard's one log line per review) goes to /dev/null: written, as in production, but not read.
+  // stdout (pullguard's log, asynchronous as in production) goes to /dev/null: written, but not read.
   const child = fork(CHILD, [kind], {
     env: { ...process.env, BENCH_SERVER: JSON.stringify(settings) },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -102,20 +105,17 @@ async function load(
   return { result, latencies };
 }
 
-async function loadRun(
-  kind: LoadRun['kind'],
-  settings: object,
-  body: string,
-  caPem: string,
-  reg: TestRegistry,
-  warmS: number,
-  durationS: number,
-  n: number,
-): Promise<LoadRun> {
+interface Server {
+  kind: LoadRun['kind'];
+  child: ChildProcess;
+  url: string;
+}
+
+/** Starts a server and sends it one review: pullguard asks the registry here and caches the answer. */
+async function prepare(kind: LoadRun['kind'], settings: object, body: string, caPem: string): Promise<Server> {
   const { child, url } = await startChild(kind, settings);
+  const agent = new Agent({ connect: { ca: caPem } });
   try {
-    // Warm once: pullguard asks the registry here and caches the answer.
-    const agent = new Agent({ connect: { ca: caPem } });
     const res = await request(`${url}/validate`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -123,59 +123,101 @@ async function loadRun(
       dispatcher: agent,
     });
     const answer = (await res.body.json()) as { response?: { allowed?: boolean; uid?: string } };
-    await agent.close();
     if (res.statusCode !== 200 || answer.response?.allowed !== true)
       throw new Error(`${kind}: warm review answered ${res.statusCode} ${JSON.stringify(answer)}`);
-
-    await load(url, body, warmS);
-    reg.resetCounters();
-    const cpu0 = await ask(child, { type: 'cpu' }, 'cpu');
-    const { result, latencies } = await load(url, body, durationS);
-    const cpu1 = await ask(child, { type: 'cpu' }, 'cpu');
-    const registryRequests = reg.proxy?.count() ?? -1;
-    const reviews = result['2xx'];
-    const cpuUs = cpu1.user - cpu0.user + (cpu1.system - cpu0.system);
-    // Server-side latency in the same process, JIT warm from the load, sequential.
-    const injected = await ask(child, { type: 'inject', n, warm: Math.ceil(n / 10), body }, 'inject');
-    const stages =
-      kind === 'pullguard' ? (await ask(child, { type: 'stages', n: n * 5, body }, 'stages')).stages : undefined;
-    return {
-      kind,
-      rps: reviews / result.duration,
-      reviews,
-      durationS: result.duration,
-      p50: percentile(latencies, 50),
-      p99: percentile(latencies, 99),
-      autocannonP50: result.latency.p50,
-      autocannonP99: result.latency.p99,
-      errors: result.errors + result.timeouts,
-      non2xx: result.non2xx,
-      cpuUs,
-      cpuUsPerReview: cpuUs / reviews,
-      reviewsPerCoreSecond: reviews / (cpuUs / 1e6),
-      serverRssBytes: cpu1.rss,
-      registryRequests,
-      inProcess: injected.times,
-      handlerMs: injected.handlerMs,
-      ...(stages ? { stages } : {}),
-    };
-  } finally {
+  } catch (err) {
     await stopChild(child);
+    throw err;
+  } finally {
+    await agent.close();
   }
+  return { kind, child, url };
+}
+
+interface Window {
+  reviews: number;
+  durationS: number;
+  latencies: number[];
+  errors: number;
+  non2xx: number;
+  cpuUs: number;
+}
+
+/** One measured window of load on one server, with the server's own CPU time over it. */
+async function measure(server: Server, body: string, durationS: number): Promise<Window> {
+  const cpu0 = await ask(server.child, { type: 'cpu' }, 'cpu');
+  const { result, latencies } = await load(server.url, body, durationS);
+  const cpu1 = await ask(server.child, { type: 'cpu' }, 'cpu');
+  return {
+    reviews: result['2xx'],
+    durationS: result.duration,
+    latencies,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+    cpuUs: cpu1.user - cpu0.user + (cpu1.system - cpu0.system),
+  };
+}
+
+/** The windows of one server added up, its RSS after them, then its in-process timings. */
+async function summarise(server: Server, windows: Window[], body: string, n: number, registryRequests: number) {
+  const sum = (f: (w: Window) => number) => windows.reduce((a, w) => a + f(w), 0);
+  const reviews = sum((w) => w.reviews);
+  const durationS = sum((w) => w.durationS);
+  const cpuUs = sum((w) => w.cpuUs);
+  const latencies = windows.flatMap((w) => w.latencies);
+  const { rss } = await ask(server.child, { type: 'cpu' }, 'cpu');
+  // Server-side latency in the same process, JIT warm from the load, sequential.
+  const injected = await ask(server.child, { type: 'inject', n, warm: Math.ceil(n / 10), body }, 'inject');
+  const stages =
+    server.kind === 'pullguard'
+      ? (await ask(server.child, { type: 'stages', n: n * 5, body }, 'stages')).stages
+      : undefined;
+  const run: LoadRun = {
+    kind: server.kind,
+    rps: reviews / durationS,
+    reviews,
+    durationS,
+    windows: windows.map((w) => ({
+      reviews: w.reviews,
+      durationS: w.durationS,
+      cpuUsPerReview: round(w.cpuUs / w.reviews, 2) ?? NaN,
+    })),
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    errors: sum((w) => w.errors),
+    non2xx: sum((w) => w.non2xx),
+    cpuUs,
+    cpuUsPerReview: cpuUs / reviews,
+    reviewsPerCoreSecond: reviews / (cpuUs / 1e6),
+    serverRssBytes: rss,
+    registryRequests,
+    inProcess: injected.times,
+    ...(stages ? { stages } : {}),
+  };
+  return run;
 }
 
 export async function warmReviews(rec: Recorder): Promise<void> {
   const durationS = QUICK ? 1 : 10;
+  const rounds = QUICK ? 1 : 5;
   const warmS = QUICK ? 1 : 2;
   const n = QUICK ? 200 : 2000;
+  if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
   const pki = await sharedPki();
   const reg = await startRegistry({ auth: 'none', proxy: true });
   rec.settings = {
     fixture: 'deployment-create.json',
     registry: 'docker-registry on loopback, anonymous HTTP, behind the counting proxy',
     tls: 'test CA server certificate (EC P-256), minVersion TLSv1.2, for both servers',
-    autocannon: { connections: 10, pipelining: 1, warmupSeconds: warmS, durationSeconds: durationS, keepAlive: true },
-    pullguardLogLevel: 'info (one line per review, written to /dev/null)',
+    autocannon: {
+      connections: 10,
+      pipelining: 1,
+      warmupSeconds: warmS,
+      durationSeconds: durationS,
+      windows: `${rounds} per server, ${durationS / rounds} s each, alternating (ABBA)`,
+      keepAlive: true,
+    },
+    pullguardLogLevel: 'info, the default (plain allows are logged at debug, so not written; stdout is /dev/null)',
     inProcessReviews: n,
   };
   try {
@@ -188,13 +230,36 @@ export async function warmReviews(rec: Recorder): Promise<void> {
       logLevel: 'info',
     };
 
-    // Sequential, never together: the two servers must not share the cores with each other.
-    const baseline = await loadRun('baseline', settings, body, pki.caPem, reg, warmS, durationS, n);
-    const pullguard = await loadRun('pullguard', settings, body, pki.caPem, reg, warmS, durationS, n);
+    // Both servers run side by side but are loaded in turn, never together (they must not share the
+    // cores with each other), in alternating windows (ABBA order): load from other work on a shared
+    // machine drifts within seconds, and this way it falls on both alike.
+    const servers: Server[] = [];
+    let baseline: LoadRun;
+    let pullguard: LoadRun;
+    try {
+      servers.push(await prepare('baseline', settings, body, pki.caPem));
+      servers.push(await prepare('pullguard', settings, body, pki.caPem));
+      for (const s of servers) await load(s.url, body, warmS);
+      reg.resetCounters();
+      if (PROFILE_DIR) for (const s of servers) await ask(s.child, { type: 'profile-start' }, 'profile');
+      const windows: Record<LoadRun['kind'], Window[]> = { baseline: [], pullguard: [] };
+      for (let r = 0; r < rounds; r++)
+        for (const s of r % 2 ? [...servers].reverse() : servers)
+          windows[s.kind].push(await measure(s, body, durationS / rounds));
+      if (PROFILE_DIR)
+        for (const s of servers) {
+          const file = join(PROFILE_DIR, `warm-reviews-${s.kind}.cpuprofile`);
+          await ask(s.child, { type: 'profile-stop', file }, 'profile');
+        }
+      const registryRequests = reg.proxy?.count() ?? -1;
+      baseline = await summarise(servers[0]!, windows.baseline, body, n, registryRequests);
+      pullguard = await summarise(servers[1]!, windows.pullguard, body, n, registryRequests);
+    } finally {
+      for (const s of servers) await stopChild(s.child);
+    }
 
     const pgTimes = pullguard.inProcess;
     const baseTimes = baseline.inProcess;
-    const handlerMs = pullguard.handlerMs;
 
     const b = (name: string, value: number, unit: string) => ({ name, value, unit });
     rec.add(
@@ -233,18 +298,6 @@ export async function warmReviews(rec: Recorder): Promise<void> {
         b('echo-allow fastify', percentile(baseTimes, 99), 'ms'),
       ),
       figure(
-        'handler review() p50 (log ms)',
-        percentile(handlerMs, 50),
-        'ms',
-        b('whole in-process request p50', percentile(pgTimes, 50), 'ms'),
-      ),
-      figure(
-        'handler review() p99 (log ms)',
-        percentile(handlerMs, 99),
-        'ms',
-        b('whole in-process request p99', percentile(pgTimes, 99), 'ms'),
-      ),
-      figure(
         'registry requests while measured',
         pullguard.registryRequests,
         '',
@@ -263,7 +316,7 @@ export async function warmReviews(rec: Recorder): Promise<void> {
     for (const st of pullguard.stages ?? []) {
       rec.add(figure(`  step: ${st.stage}`, st.us, 'µs', b('echo-allow whole request p50', echoP50, 'µs')));
     }
-    const strip = ({ inProcess: _i, handlerMs: _h, ...rest }: LoadRun) => rest;
+    const strip = ({ inProcess: _i, ...rest }: LoadRun) => rest;
     rec.details = {
       http: { pullguard: strip(pullguard), baseline: strip(baseline) },
       inProcess: {
@@ -279,12 +332,6 @@ export async function warmReviews(rec: Recorder): Promise<void> {
           p99: round(percentile(baseTimes, 99), 4),
           mean: round(mean(baseTimes), 4),
         },
-        handlerLogMs: {
-          n: handlerMs.length,
-          p50: percentile(handlerMs, 50),
-          p99: percentile(handlerMs, 99),
-          max: Math.max(...handlerMs),
-        },
       },
     };
     if (pullguard.errors || pullguard.non2xx || baseline.errors || baseline.non2xx) {
@@ -298,7 +345,13 @@ export async function warmReviews(rec: Recorder): Promise<void> {
     rec.note(
       "client latencies are autocannon's per-response times (float ms), over TLS with 10 keep-alive connections",
     );
-    rec.note("the handler's log ms is rounded to 0.1 ms by the handler");
+    rec.note(
+      `each server was loaded in ${rounds} windows alternating with the other's; each window opens its 10 connections anew (TLS handshakes count in both servers' CPU)`,
+    );
+    if (PROFILE_DIR)
+      rec.note(
+        `CPU profiles in ${PROFILE_DIR} (node bench/profile-top.ts FILE); the profiler's cost is in these figures: compare ratios only between profiled runs`,
+      );
   } finally {
     await reg.stop();
   }

@@ -79,6 +79,19 @@ export const configSchema = z.strictObject({
           z.url({ protocol: /^https?$/, error: 'an http(s) URL such as https://mirror.internal:5000' }),
         )
         .default({}),
+      /**
+       * the HTTP proxy registries are reached through; when set it wins over HTTPS_PROXY, HTTP_PROXY
+       * and NO_PROXY (url "" turns proxies off). noProxy uses NO_PROXY's syntax.
+       */
+      proxy: z
+        .strictObject({
+          url: z.union([
+            z.literal(''),
+            z.url({ protocol: /^https?$/, error: 'an http(s) URL such as http://proxy.corp:3128' }),
+          ]),
+          noProxy: z.string().optional(),
+        })
+        .optional(),
     })
     .prefault({}),
 
@@ -112,6 +125,17 @@ export const configSchema = z.strictObject({
           '*.gcr.io',
           '*.azurecr.io',
         ]),
+      /**
+       * the nodes' CredentialProviderConfig (kubelet --image-credential-provider-config): its plugins
+       * are run as the kubelet runs them, so the images they serve can be checked
+       */
+      providerConfig: z.string().optional(),
+      /** where the plugins named in providerConfig are (kubelet --image-credential-provider-bin-dir) */
+      providerBinDir: z.string().optional(),
+    })
+    .refine((c) => !c.providerConfig || Boolean(c.providerBinDir), {
+      message: 'providerConfig needs providerBinDir (the kubelet needs both flags too)',
+      path: ['providerBinDir'],
     })
     .prefault({}),
 
@@ -137,12 +161,43 @@ export const configSchema = z.strictObject({
       metricsPort: z.number().int().min(0).max(65535).default(9090),
       tlsCert: z.string().optional(),
       tlsKey: z.string().optional(),
-      /** AdmissionReview bodies carry object and oldObject; a 1.5 MiB object needs ~3 MiB, allow more */
+      /**
+       * AdmissionReview bodies carry object and oldObject; the API server takes requests up to 3 MiB,
+       * so a review is ~6 MiB at most
+       */
       bodyLimit: z
         .number()
         .int()
         .positive()
-        .default(16 * 1024 * 1024),
+        .default(8 * 1024 * 1024),
+      /** estimated memory (bytes) all request bodies being read, parsed or reviewed may hold at once */
+      bodyMemory: z
+        .number()
+        .int()
+        .positive()
+        .default(48 * 1024 * 1024),
+      /** reviews running at once; more are answered 429 at once (the webhook's failurePolicy decides) */
+      reviewsInFlight: z.number().int().positive().default(1000),
+      /** open connections at most */
+      maxConnections: z.number().int().positive().default(512),
+    })
+    .prefault({}),
+
+  /** the watch in `pullguard serve`: Events on pods stuck pulling, re-verification of running workloads */
+  watch: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** how often every running workload's images are asked of their registries again */
+      interval: duration.pipe(z.number().min(1000, 'at least 1s')).prefault('10m'),
+      /** an Event is updated at most this often (per pod container or workload image) unless its cause changes */
+      eventInterval: duration.prefault('1m'),
+      /** registry requests per registry host and re-verification round */
+      registryBudget: z.number().int().positive().default(100),
+      /** the coordination.k8s.io Lease that picks one acting replica */
+      leaseName: z.string().min(1).default('pullguard-watch'),
+      /** the Lease's namespace; default: pullguard's own (POD_NAMESPACE, else the service account's) */
+      leaseNamespace: z.string().optional(),
+      leaseDuration: duration.pipe(z.number().min(1000, 'at least 1s')).prefault('15s'),
     })
     .prefault({}),
 
@@ -190,7 +245,7 @@ export function readConfigFile(file: string): unknown {
 /**
  * PULLGUARD_* variables override the file: PULLGUARD_MODE, PULLGUARD_DEADLINE,
  * PULLGUARD_LOG_LEVEL, PULLGUARD_SERVER_PORT, PULLGUARD_SERVER_METRICS_PORT, PULLGUARD_SERVER_TLS_CERT, PULLGUARD_SERVER_TLS_KEY,
- * PULLGUARD_CLUSTER_KUBECONFIG.
+ * PULLGUARD_CLUSTER_KUBECONFIG, PULLGUARD_WATCH_ENABLED (true/false).
  */
 export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, Record<string, unknown> | unknown> = {};
@@ -207,6 +262,8 @@ export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unk
   if (env.PULLGUARD_SERVER_TLS_CERT) set(['server', 'tlsCert'], env.PULLGUARD_SERVER_TLS_CERT);
   if (env.PULLGUARD_SERVER_TLS_KEY) set(['server', 'tlsKey'], env.PULLGUARD_SERVER_TLS_KEY);
   if (env.PULLGUARD_CLUSTER_KUBECONFIG) set(['cluster', 'kubeconfig'], env.PULLGUARD_CLUSTER_KUBECONFIG);
+  // the kustomize component and the Helm chart switch the watch on with this
+  if (env.PULLGUARD_WATCH_ENABLED) set(['watch', 'enabled'], env.PULLGUARD_WATCH_ENABLED === 'true');
   return out;
 }
 

@@ -76,6 +76,34 @@ export function quote(text: string, max = 200): string {
   return `"${cut.replace(/["\\]/g, (c) => `\\${c}`).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}"`;
 }
 
+/**
+ * Text for a log field: control characters (C0, C1, U+2028/2029) escaped as \uXXXX, as in warnings
+ * (a log pipeline may split lines on them), and cut to `max` characters.
+ */
+export function logText(text: string, max = 256): string {
+  return cut(text, max).replace(
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/**
+ * Text from elsewhere (a registry's error body) made safe to show: whatever looks like a credential
+ * — an Authorization value, a JWT, a password=… or token: … pair — and the given secrets (the
+ * credentials actually sent, in plain and base64 form) become [redacted].
+ */
+export function redact(text: string, secrets: readonly string[] = []): string {
+  let out = text;
+  for (const s of secrets) if (s.length >= 4) out = out.split(s).join('[redacted]');
+  return out
+    .replace(/\b(basic|bearer|token)(\s+)[A-Za-z0-9+/=._~-]{8,}/gi, '$1$2[redacted]')
+    .replace(/\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g, '[redacted]')
+    .replace(
+      /\b(password|passwd|pwd|secret|token|access_token|refresh_token|api[_-]?key|auth)("?\s*[=:]\s*"?)[^\s"&,;}]+/gi,
+      '$1$2[redacted]',
+    );
+}
+
 /** Removes control characters from text meant for one line. */
 export function oneLine(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();

@@ -1,9 +1,9 @@
 // One admission review, start to end: what changed, whose credentials, the engine's findings under
-// the deadline, the policy's actions, the answer, and one log line.
+// the deadline, the policy's actions, the answer, metrics, and a log line (at info when it has findings).
 
 import type { Logger } from 'pino';
 import type { Config, Mode } from '../config.ts';
-import type { Finding, Reason, Verdict } from '../findings.ts';
+import { type Finding, logText, type Reason, type Verdict } from '../findings.ts';
 import { actionFor, type Decision } from '../policy/policy.ts';
 import type { PodCheck } from '../podcheck/podcheck.ts';
 import { imagesToCheck, notableFindings, parseReview, respond, type ReviewResponse } from './review.ts';
@@ -49,9 +49,9 @@ export class AdmissionHandler {
     const kind = req.kind.kind;
     let findings: Finding[] = [];
     if (site && uses.length) {
-      findings = await podCheck.check({ site, namespace: site.namespace ?? req.namespace ?? 'default' }, uses, {
-        deadline: started + config.deadline,
-      });
+      // imagesToCheck refused a review without request.namespace or naming another one.
+      const namespace = req.namespace ?? site.namespace ?? 'default';
+      findings = await podCheck.check({ site, namespace }, uses, { deadline: started + config.deadline });
     }
     const decided = findings.map((finding) => ({ finding, action: actionFor(finding, mode, config.actions) }));
     const answer = respond(req.uid, decided);
@@ -74,25 +74,39 @@ export class AdmissionHandler {
         .filter((d) => d.finding.verdict !== 'ok')
         .map((d) => ({ reason: d.finding.reason, action: d.action })),
     });
-    logger.info(
-      {
-        uid: req.uid,
-        kind,
-        namespace: req.namespace ?? site?.namespace ?? '',
-        name: req.name || site?.name || '',
-        operation: req.operation,
-        ...(req.subResource ? { subResource: req.subResource } : {}),
-        ...(req.dryRun ? { dryRun: true } : {}),
-        mode,
-        images: uses.length,
-        unchanged,
-        verdict,
-        action,
-        ms,
-        ...(verdict === 'ok' ? {} : { findings: notableFindings(decided) }),
-      },
-      'review',
-    );
+    // Reviews with something to say (a finding that is not ok, or any action but allow) at info,
+    // with everything an operator needs; the plain allows, the bulk of the traffic, at debug. The
+    // observer above counts every review either way. The line is only built when it will be written.
+    const level = verdict === 'ok' && action === 'allow' ? 'debug' : 'info';
+    if (logger.isLevelEnabled(level))
+      logger[level](
+        {
+          uid: logText(req.uid),
+          kind: logText(kind),
+          namespace: logText(req.namespace ?? ''),
+          name: logText(req.name || site?.name || ''),
+          operation: req.operation,
+          ...(req.subResource ? { subResource: req.subResource } : {}),
+          ...(req.dryRun ? { dryRun: true } : {}),
+          mode,
+          images: uses.length,
+          unchanged,
+          verdict,
+          action,
+          ms,
+          ...(verdict === 'ok' ? {} : notableForLog(decided)),
+        },
+        'review',
+      );
     return answer;
   }
+}
+
+/** The review log line's findings: C1 controls and line separators escaped, as in warnings. */
+function notableForLog(decided: Parameters<typeof notableFindings>[0]) {
+  const { findings, omitted } = notableFindings(decided);
+  return {
+    findings: findings.map((f) => ({ ...f, container: logText(f.container), image: logText(f.image) })),
+    ...(omitted ? { findingsOmitted: omitted } : {}),
+  };
 }

@@ -2,9 +2,10 @@
 // request's uid, says why in one line per image, and stays inside the API server's warning limits.
 
 import { z } from 'zod';
-import { describe, oneLine, type Finding, type ImageUse } from '../findings.ts';
+import { cut, describe, oneLine, quote, type Finding, type ImageUse } from '../findings.ts';
 import type { Decision } from '../policy/policy.ts';
 import { imageUsesOf, podSpecSite, type PodSpecSite } from '../workload/images.ts';
+import { isDnsLabel } from '../workload/names.ts';
 import { PullguardError } from '../errors.ts';
 
 const groupVersionKind = z.looseObject({ group: z.string(), version: z.string(), kind: z.string() });
@@ -37,7 +38,52 @@ export class BadReview extends PullguardError {
   readonly code = 'bad-review';
 }
 
+type Plain = Record<string, unknown>;
+
+/** A plain JSON object (what JSON.parse makes), not an array, not a class instance. */
+function plain(v: unknown): v is Plain {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
+const optionalObject = (v: unknown) => v === undefined || v === null || plain(v);
+const OPERATIONS = new Set(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']);
+
+/**
+ * The request of a well-formed review, field by field as admissionReviewSchema checks it, without
+ * zod's copying (a third of a cached review's own CPU time); undefined for anything unusual, which
+ * then goes through the schema for its error. It accepts only what the schema accepts.
+ */
+function wellFormedRequest(body: unknown): AdmissionRequest | undefined {
+  if (!plain(body) || body.apiVersion !== 'admission.k8s.io/v1' || body.kind !== 'AdmissionReview') return undefined;
+  const r = body.request;
+  if (!plain(r) || typeof r.uid !== 'string' || r.uid === '' || !OPERATIONS.has(r.operation as string))
+    return undefined;
+  const k = r.kind;
+  if (!plain(k) || typeof k.group !== 'string' || typeof k.version !== 'string' || typeof k.kind !== 'string')
+    return undefined;
+  const res = r.resource;
+  if (
+    res !== undefined &&
+    !(
+      plain(res) &&
+      typeof res.group === 'string' &&
+      typeof res.version === 'string' &&
+      typeof res.resource === 'string'
+    )
+  )
+    return undefined;
+  if (!optionalString(r.subResource) || !optionalString(r.name) || !optionalString(r.namespace)) return undefined;
+  if (!optionalObject(r.object) || !optionalObject(r.oldObject)) return undefined;
+  if (r.dryRun !== undefined && typeof r.dryRun !== 'boolean') return undefined;
+  return r as AdmissionRequest;
+}
+
 export function parseReview(body: unknown): AdmissionRequest {
+  const fast = wellFormedRequest(body);
+  if (fast) return fast;
   const result = admissionReviewSchema.safeParse(body);
   if (!result.success) {
     const issue = result.error.issues[0]!;
@@ -52,11 +98,18 @@ export function imagesToCheck(req: AdmissionRequest): { site?: PodSpecSite; uses
   if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') return { uses: [], unchanged: 0 };
   const site = podSpecSite(req.object);
   if (!site) return { uses: [], unchanged: 0 };
-  // The object may carry no namespace on CREATE; the request always does.
-  const namespace = site.namespace ?? req.namespace;
+  // The namespace is the request's: the API server sets it for every namespaced object, while the
+  // object's is whatever a client wrote (another namespace's would make its pull secrets answer).
+  const namespace = req.namespace;
+  if (!namespace) throw new BadReview(`request.namespace is missing; the API server sets it for every ${site.kind}`);
+  if (!isDnsLabel(namespace)) throw new BadReview(`request.namespace ${quote(namespace, 63)} is not a namespace name`);
+  if (site.namespace && site.namespace !== namespace)
+    throw new BadReview(
+      `the object names namespace ${quote(site.namespace, 63)} but the request is for namespace ${quote(namespace, 63)}`,
+    );
   const named: PodSpecSite = {
     ...site,
-    ...(namespace ? { namespace } : {}),
+    namespace,
     ...(site.name ? {} : req.name ? { name: req.name } : {}),
   };
   let uses = imageUsesOf(named);
@@ -103,24 +156,51 @@ export function warningsFor(decided: Decided[]): string[] {
   return [...new Set(out)];
 }
 
+/** status.message at most (code points): a pod with 10,000 bad images made a 2.8 MB message. */
+export const DENIAL_MAX = 4096;
+/** the findings audit annotation at most (characters of JSON) */
+export const AUDIT_FINDINGS_MAX = 4096;
+
 export function denialMessage(decided: Decided[]): string {
   const denied = decided.filter((d) => d.action === 'deny');
   const head = denied.length === 1 ? 'an image cannot be pulled' : `${denied.length} images cannot be pulled`;
-  return oneLine(`pullguard: ${head}: ${denied.map((d) => describe(d.finding)).join(' | ')}`);
+  let text = `pullguard: ${head}: `;
+  for (let i = 0; i < denied.length; i++) {
+    const one = `${i ? ' | ' : ''}${describe(denied[i]!.finding, 1024)}`;
+    const rest = denied.length - i;
+    const more = ` | and ${rest} more; run pullguard check on the manifest for all of them`;
+    if ([...text].length + [...one].length + (rest > 1 ? more.length : 0) > DENIAL_MAX) {
+      text += more;
+      break;
+    }
+    text += one;
+  }
+  return oneLine(text);
 }
 
-/** What is worth recording of a review (audit annotations, the log line): every finding that is not ok. */
-export function notableFindings(
-  decided: Decided[],
-): { container: string; image: string; reason: string; action: Decision }[] {
-  return decided
-    .filter((d) => d.finding.verdict !== 'ok')
-    .map((d) => ({
-      container: d.finding.container,
-      image: d.finding.image,
+/**
+ * What is worth recording of a review (audit annotations, the log line): the findings that are not
+ * ok, images cut to 256 characters, as many as fit AUDIT_FINDINGS_MAX; `omitted` counts the rest.
+ */
+export function notableFindings(decided: Decided[]): {
+  findings: { container: string; image: string; reason: string; action: Decision }[];
+  omitted: number;
+} {
+  const notable = decided.filter((d) => d.finding.verdict !== 'ok');
+  const findings: { container: string; image: string; reason: string; action: Decision }[] = [];
+  let size = 2;
+  for (const d of notable) {
+    const f = {
+      container: cut(d.finding.container, 63),
+      image: cut(d.finding.image, 256),
       reason: d.finding.reason,
       action: d.action,
-    }));
+    };
+    size += JSON.stringify(f).length + 1;
+    if (size > AUDIT_FINDINGS_MAX) break;
+    findings.push(f);
+  }
+  return { findings, omitted: notable.length - findings.length };
 }
 
 export interface ReviewResponse {
@@ -136,13 +216,16 @@ export interface ReviewResponse {
 }
 
 export function respond(uid: string, decided: Decided[]): ReviewResponse {
+  // The common answer, nothing found: no warnings or annotations to build.
+  if (decided.every((d) => d.finding.verdict === 'ok' && d.action !== 'deny' && d.action !== 'warn'))
+    return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } };
   const deny = decided.some((d) => d.action === 'deny');
   const response: ReviewResponse['response'] = { uid, allowed: !deny };
   if (deny) response.status = { code: 403, reason: 'Forbidden', message: denialMessage(decided) };
   const warnings = warningsFor(decided);
   if (warnings.length) response.warnings = warnings;
-  const notable = notableFindings(decided);
-  if (notable.length) {
+  const { findings: notable, omitted } = notableFindings(decided);
+  if (notable.length || omitted) {
     // Keys become "<webhook name>/<key>" in the audit log; values are strings.
     response.auditAnnotations = {
       verdict: decided.some((d) => d.finding.verdict === 'fail') ? 'fail' : 'risk',
@@ -151,6 +234,7 @@ export function respond(uid: string, decided: Decided[]): ReviewResponse {
         /[\u007f-\u009f\u2028\u2029]/g,
         (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
       ),
+      ...(omitted ? { 'findings-omitted': String(omitted) } : {}),
     };
   }
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response };

@@ -1,31 +1,39 @@
 // Builds the pod check from the configuration, once, the same way for the webhook and the CLI:
-// registry CAs, keyrings, cluster access (with the reader's lifetimes set here and nowhere else),
-// the node watch, and the engine.
+// registry CAs, proxies, keyrings and credential plugins, cluster access (with the reader's
+// lifetimes set here and nowhere else), the node watch, and the engine. The cluster client is
+// loaded only when a cluster is configured: without one it is most of a cold start.
 
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { loadKubeConfig, type LoadedKubeConfig } from '../cluster/kubeconfig.ts';
-import { NodeWatcher } from '../cluster/nodes.ts';
-import { ClusterReader, type ClusterReaderOptions } from '../cluster/reader.ts';
+import type { LoadedKubeConfig } from '../cluster/kubeconfig.ts';
+import type { NodeWatcher } from '../cluster/nodes.ts';
+import type { ClusterReaderOptions } from '../cluster/reader.ts';
+import { clusterConfigured } from '../cluster/source.ts';
 import type { Config } from '../config.ts';
 import { keyringFromFiles } from '../credentials/files.ts';
-import { Keyring } from '../credentials/keyring.ts';
-import { PodCredentials } from '../podcheck/credentials.ts';
-import { SetupError, UsageError } from '../errors.ts';
-import { parsePlatform, type Platform } from '../platform/index.ts';
+import { loadCredentialProviders } from '../credentials/providers.ts';
+import { defaultStorePaths, readStoreFiles, UserCredentials } from '../credentials/stores.ts';
+import { SetupError } from '../errors.ts';
+import { PodCredentials, type StandInSecrets } from '../podcheck/credentials.ts';
+import { PodCheck } from '../podcheck/podcheck.ts';
 import { Preflight } from '../preflight/engine.ts';
 import { RegistryClient, type ClientOptions } from '../registry/client.ts';
-import { PodCheck } from '../podcheck/podcheck.ts';
+import { ProxyRules, proxySettings } from '../registry/proxy.ts';
+import { parsePlatforms } from './platforms.ts';
 
 export interface PodCheckSetup {
   env: NodeJS.ProcessEnv;
   /**
    * Docker config files: the nodes' own credentials, used after the pod's. Without a cluster,
-   * `pullguard check` lets them stand for the pods' pull secrets (`standIn`).
+   * `pullguard check` lets them (or, when none are given, the person's credential stores) stand
+   * for the pods' pull secrets.
    */
   dockerConfigs: readonly string[];
-  /** `pullguard check`: wait for the node list within the deadline, files stand in without a cluster */
+  /** `pullguard check`: wait for the node list within the deadline, credential stores stand in without a cluster */
   cli?: boolean;
+  /** the kubeconfig context to use (`pullguard check --context`) */
+  context?: string;
   logger?: Logger;
   /** registry request observers (metrics) */
   hooks?: Pick<ClientOptions, 'onResponse' | 'onFailure'>;
@@ -33,8 +41,14 @@ export interface PodCheckSetup {
 
 export interface BuiltPodCheck {
   podCheck: PodCheck;
+  /** the keyrings and plugins pods' pulls use (the watch re-verifies with the same) */
+  credentials: PodCredentials;
+  /** a registry client like the engine's (CAs, proxies, insecure hosts) with other observers: the watch's */
+  registryClient: (hooks: Pick<ClientOptions, 'onResponse' | 'onFailure'>) => RegistryClient;
   /** where cluster access came from; null: none */
   cluster: LoadedKubeConfig | null;
+  /** without a cluster, for `pullguard check`: the credential store files in use, and those skipped */
+  stores?: { files: string[]; skipped: string[] };
 }
 
 /** How long the cluster reader keeps answers and waits for one: the same for the webhook and the CLI. */
@@ -48,16 +62,21 @@ export function readerOptions(config: Config, logger?: Logger): ClusterReaderOpt
   };
 }
 
-/** The registry client the configuration describes: insecure hosts, CAs, mirrors, the per-host cap. */
+/** The registry client the configuration describes: insecure hosts, CAs, mirrors, proxies, the per-host cap. */
 export function registryClientFor(
   config: Config,
   caPems: readonly string[] = [],
-  hooks: Pick<ClientOptions, 'onResponse' | 'onFailure' | 'lookup'> = {},
+  options: Pick<ClientOptions, 'onResponse' | 'onFailure' | 'lookup'> & {
+    /** HTTPS_PROXY, HTTP_PROXY, NO_PROXY (registry.proxy wins) */
+    env?: NodeJS.ProcessEnv;
+  } = {},
 ): RegistryClient {
+  const { env = {}, ...hooks } = options;
   return new RegistryClient({
     ...hooks,
+    proxy: proxySettings(config.registry.proxy, env),
     insecure: config.registry.insecure,
-    caPems,
+    caPems: [...caPems],
     concurrency: config.registry.concurrency,
     allowLinkLocal: config.registry.allowLinkLocal,
     endpoints: config.registry.endpoints,
@@ -65,57 +84,85 @@ export function registryClientFor(
   });
 }
 
-export function parsePlatforms(list: readonly string[]): Platform[] {
-  return list.map((p) => {
-    try {
-      return parsePlatform(p);
-    } catch (err) {
-      throw new UsageError(`platform "${p}": ${(err as Error).message}`);
-    }
-  });
-}
-
+/** The registry CA files, each holding at least one certificate that parses (else it would trust nothing, silently). */
 export function readCaFiles(files: readonly string[]): string[] {
   return files.map((f) => {
+    let text: string;
     try {
-      return readFileSync(f, 'utf8');
+      text = readFileSync(f, 'utf8');
     } catch (err) {
       throw new SetupError(`registry CA ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
+    const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    if (!blocks.length) throw new SetupError(`registry CA ${f}: no PEM certificate in the file`);
+    for (const block of blocks) {
+      try {
+        new X509Certificate(block);
+      } catch {
+        throw new SetupError(`registry CA ${f}: a certificate in the file does not parse`);
+      }
+    }
+    return text;
   });
 }
 
 /** Reads every file first (a mistake is an error before anything starts), then starts the node watch. */
-export function buildPodCheck(config: Config, setup: PodCheckSetup): BuiltPodCheck {
-  const { logger } = setup;
+export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promise<BuiltPodCheck> {
+  const { logger, env } = setup;
   const caPems = readCaFiles(config.registry.caFiles);
   const platforms = parsePlatforms(config.platforms);
-  const files = setup.dockerConfigs.length ? keyringFromFiles(setup.dockerConfigs) : null;
-  const cluster = loadKubeConfig({
-    ...(config.cluster.kubeconfig ? { kubeconfig: config.cluster.kubeconfig } : {}),
-    env: setup.env,
-  });
+  new ProxyRules(proxySettings(config.registry.proxy, env)).assertSupported();
+  // Plugins and credential helpers get half the deadline, so the registry still has time.
+  const helperMs = Math.floor(config.deadline / 2);
+  const providers = loadCredentialProviders(config.credentials, { timeoutMs: helperMs, env });
+  const plugins = providers ? [providers] : [];
+
+  const kubeconfig = config.cluster.kubeconfig ? { kubeconfig: config.cluster.kubeconfig } : {};
+  let cluster: LoadedKubeConfig | null = null;
+  if (setup.context || clusterConfigured({ ...kubeconfig, env })) {
+    const { loadKubeConfig } = await import('../cluster/kubeconfig.ts');
+    cluster = loadKubeConfig({ ...kubeconfig, ...(setup.context ? { context: setup.context } : {}), env });
+  }
 
   let credentials: PodCredentials;
+  let stores: BuiltPodCheck['stores'];
   let nodes: NodeWatcher | null = null;
+  const files = setup.dockerConfigs.length ? keyringFromFiles(setup.dockerConfigs) : null;
   if (cluster) {
-    credentials = new PodCredentials(new ClusterReader(cluster.kc, readerOptions(config, logger)), files);
+    const [{ ClusterReader }, { NodeWatcher }] = await Promise.all([
+      import('../cluster/reader.ts'),
+      import('../cluster/nodes.ts'),
+    ]);
+    // With a cluster, only the files given stand for the nodes' credentials: the person's own
+    // stores say nothing about what the kubelet has.
+    credentials = new PodCredentials(new ClusterReader(cluster.kc, readerOptions(config, logger)), files, plugins);
     if (config.cluster.watchNodes && !platforms.length) {
       // A one-shot command needs the list once; the webhook keeps it current.
       nodes = new NodeWatcher(cluster.kc, { ...(logger ? { logger } : {}), watch: !setup.cli });
       nodes.start();
     }
   } else if (setup.cli) {
-    credentials = new PodCredentials(null, null, {
-      keyring: files ?? new Keyring(),
-      scope: files ? 'the docker config files given' : 'the command line (no --docker-config given)',
-      secretsUnread: !files,
-    });
+    // --docker-config replaces the person's own stores.
+    const explicit = setup.dockerConfigs.length > 0;
+    const read = readStoreFiles(explicit ? setup.dockerConfigs : defaultStorePaths(env), explicit);
+    const user = new UserCredentials(read.stores, { timeoutMs: helperMs, env });
+    stores = { files: user.files, skipped: read.skipped };
+    const standIn: StandInSecrets = {
+      stores: user,
+      scope: explicit
+        ? 'the docker config files given'
+        : user.files.length
+          ? `your credential stores (${user.files.join(', ')})`
+          : 'the command line (no --docker-config given, no credential store found)',
+      secretsUnread: !explicit,
+    };
+    credentials = new PodCredentials(null, null, plugins, standIn);
   } else {
-    credentials = new PodCredentials(null, files);
+    credentials = new PodCredentials(null, files, plugins);
   }
 
-  const engine = new Preflight(config, registryClientFor(config, caPems, setup.hooks));
+  const registryClient = (hooks: PodCheckSetup['hooks']) => registryClientFor(config, caPems, { ...hooks, env });
+  const engine = new Preflight(config, registryClient(setup.hooks));
   const podCheck = new PodCheck({
     engine,
     credentials,
@@ -127,5 +174,5 @@ export function buildPodCheck(config: Config, setup: PodCheckSetup): BuiltPodChe
       await engine.close();
     },
   });
-  return { podCheck, cluster };
+  return { podCheck, credentials, registryClient, cluster, ...(stores ? { stores } : {}) };
 }

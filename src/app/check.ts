@@ -24,9 +24,9 @@ export interface CheckSetup {
 /** Reads the files and finds the cluster (errors here are the user's to fix); checking starts later. */
 export function prepareCheck(
   config: Config,
-  setup: { env: NodeJS.ProcessEnv; dockerConfigs: readonly string[] },
-): BuiltPodCheck {
-  return buildPodCheck(config, { env: setup.env, dockerConfigs: setup.dockerConfigs, cli: true });
+  setup: { env: NodeJS.ProcessEnv; dockerConfigs: readonly string[]; context?: string },
+): Promise<BuiltPodCheck> {
+  return buildPodCheck(config, { ...setup, cli: true });
 }
 
 /** Every group checked in parallel, all by the one deadline; the pod check is closed afterwards. */

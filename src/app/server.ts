@@ -2,9 +2,14 @@
 // configuration, the admission handler, metrics and the HTTP server, and one close() for all.
 // The CLI, the tests and the benchmarks start the server through here.
 
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AdmissionHandler } from '../admission/handler.ts';
+import { SERVICE_ACCOUNT_DIR } from '../cluster/kubeconfig.ts';
 import type { Config } from '../config.ts';
 import { SetupError } from '../errors.ts';
 import type { Preflight } from '../preflight/engine.ts';
@@ -12,7 +17,8 @@ import { buildApp } from '../server/app.ts';
 import { createLogger } from '../server/logger.ts';
 import { Metrics } from '../server/metrics.ts';
 import { listenMetrics, type MetricsServer } from '../server/metrics-server.ts';
-import { readTlsPair, selfSigned, watchTls, type TlsPair } from '../server/tls.ts';
+import { certificateExpiry, readTlsPair, selfSigned, watchTls, type TlsPair } from '../server/tls.ts';
+import type { Watch } from '../watch/watch.ts';
 import { buildPodCheck } from './build.ts';
 
 export interface Running {
@@ -24,6 +30,17 @@ export interface Running {
   engine: Preflight;
   logger: Logger;
   close: () => Promise<void>;
+  /** the watch, when watch.enabled */
+  watch: Watch | null;
+}
+
+/** The namespace of the service account pullguard runs as, when in a cluster. */
+function ownNamespace(): string | undefined {
+  try {
+    return readFileSync(join(SERVICE_ACCOUNT_DIR, 'namespace'), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Starts everything; resolves once listening. */
@@ -52,15 +69,24 @@ export async function startServer(
   }
 
   const metrics = new Metrics();
-  const { podCheck, cluster } = buildPodCheck(config, {
+  const { podCheck, credentials, cluster, registryClient } = await buildPodCheck(config, {
     env,
     dockerConfigs: config.credentials.nodeDockerConfigs,
     logger,
     hooks: {
-      onResponse: (host, _method, status) => metrics.registryRequests.inc({ registry: host, status: String(status) }),
+      onResponse: (host, _method, status, via) => {
+        metrics.registryRequests.inc({ registry: host, status: String(status) });
+        if (via) metrics.proxiedRequests.inc({ registry: host, proxy: via, status: String(status) });
+      },
       onFailure: (host, _method, kind) => metrics.registryRequests.inc({ registry: host, status: kind }),
     },
   });
+  if (config.watch.enabled && !cluster) {
+    await podCheck.close();
+    throw new SetupError(
+      'watch.enabled needs cluster access (--kubeconfig, KUBECONFIG or an in-cluster service account)',
+    );
+  }
   if (cluster) logger.info({ source: cluster.source }, 'reading pull secrets and service accounts from the cluster');
   else
     logger.warn(
@@ -68,6 +94,23 @@ export async function startServer(
     );
   const engine = podCheck.engine;
   metrics.observeEngine(engine);
+  metrics.certificateExpiry.set(certificateExpiry(tls) / 1000);
+
+  let watch: Watch | null = null;
+  if (config.watch.enabled && cluster) {
+    // loaded only when enabled: the watch carries the cluster client, which a webhook without one never loads
+    const { Watch } = await import('../watch/watch.ts');
+    watch = new Watch({
+      kc: cluster.kc,
+      config,
+      credentials,
+      registryClient,
+      registry: metrics.registry,
+      logger,
+      identity: `${env.POD_NAME || hostname()}_${randomUUID().slice(0, 8)}`,
+      leaseNamespace: config.watch.leaseNamespace ?? env.POD_NAMESPACE ?? ownNamespace() ?? 'pullguard',
+    });
+  }
 
   const handler = new AdmissionHandler({ config, podCheck, logger, observer: metrics });
   const app = await buildApp({
@@ -77,15 +120,23 @@ export async function startServer(
     tls,
     bodyLimit: config.server.bodyLimit,
     metricsRoute: config.server.metricsPort === 0,
+    bodyMemory: config.server.bodyMemory,
+    reviewsInFlight: config.server.reviewsInFlight,
+    maxConnections: config.server.maxConnections,
+    // The whole request within the webhook's timeout: the API server gives up after it anyway.
+    requestTimeout: Math.max(1000, Math.min(10_000, config.deadline + 1000)),
     ready: () => podCheck.ready,
   });
   const stopWatching =
     tlsCert && tlsKey
-      ? watchTls(app.server as unknown as import('node:https').Server, tlsCert, tlsKey, logger)
+      ? watchTls(app.server as unknown as import('node:https').Server, tlsCert, tlsKey, logger, 2000, (pair) =>
+          metrics.certificateExpiry.set(certificateExpiry(pair) / 1000),
+        )
       : () => undefined;
   let metricsServer: MetricsServer | undefined;
   const close = async () => {
     stopWatching();
+    await watch?.stop();
     await metricsServer?.close();
     await app.close();
     await podCheck.close();
@@ -115,5 +166,9 @@ export async function startServer(
     { address, metrics: metricsUrl ?? `${address}/metrics`, mode: config.mode, deadlineMs: config.deadline },
     'pullguard webhook listening',
   );
-  return { app, url: address, ...(metricsUrl ? { metricsUrl } : {}), config, engine, logger, close };
+  if (watch) {
+    watch.start();
+    logger.info({ intervalMs: config.watch.interval, lease: config.watch.leaseName }, 'watch started');
+  }
+  return { app, url: address, ...(metricsUrl ? { metricsUrl } : {}), config, engine, logger, close, watch };
 }

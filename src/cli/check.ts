@@ -5,24 +5,22 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { BuiltPodCheck } from '../app/build.ts';
-import { parsePlatforms } from '../app/build.ts';
-import { checkGroups, prepareCheck, type Group } from '../app/check.ts';
+import type { Group } from '../app/check.ts';
+import { parsePlatforms } from '../app/platforms.ts';
 import { loadConfig, type Config } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import type { Finding, ImageUse } from '../findings.ts';
 import type { Platform } from '../platform/index.ts';
 import { imageFieldProblems, imageUsesOf, podSpecSite } from '../workload/images.ts';
-import { REGISTRY_FLAGS, registryOverrides, type CliIO } from './flags.ts';
 import { exitStatusFor } from './errors.ts';
-import { InputError, readManifests, type SourcedObject } from './manifests.ts';
+import { REGISTRY_FLAGS, registryOverrides, type CliIO } from './flags.ts';
+import { InputError } from './input.ts';
+import { readManifests, type SourcedObject } from './manifests.ts';
 import { offlineFindings } from './offline.ts';
 import { parseOutputs, render, type OutputTarget } from './output/index.ts';
 import { Progress } from './progress.ts';
 import { buildReport, objectText } from './report.ts';
 import { version } from './version.ts';
-
-export type { CliIO } from './flags.ts';
-export type { Group } from '../app/check.ts';
 
 export const CHECK_USAGE = `Usage: pullguard check [IMAGE...] [-f FILE|DIR|-]... [options]
 
@@ -30,10 +28,17 @@ Checks that every image of the given images and manifests can be pulled, as the 
 
 Options:
   -f, --filename FILE|DIR|-     manifests (YAML or JSON, multi-document, List kinds); - reads stdin
-      --docker-config FILE      docker config.json or .dockercfg with pull credentials (repeatable)
+      --docker-config FILE      docker config.json or .dockercfg with pull credentials (repeatable); without
+                                it, your own stores: REGISTRY_AUTH_FILE, podman's auth.json, docker's
+                                config.json and their credential helpers (see README)
       --platform OS/ARCH[/VAR]  platforms the pods may run on, comma-separated (repeatable)
       --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
       --registry-ca FILE        extra CA certificate (PEM) trusted for registries (repeatable)
+      --image-credential-provider-config FILE
+                                the nodes' kubelet CredentialProviderConfig: its plugins open the images
+                                they serve (ECR, GCR/Artifact Registry, ACR, ...)
+      --image-credential-provider-bin-dir DIR
+                                where those plugins are
       --timeout DURATION        overall deadline, e.g. 8s or 8000 (milliseconds; default from config: 8s)
       --offline                 no network: reference syntax and pull policies only; the rest is not-checked
       --strict                  treat risks as failures
@@ -45,6 +50,7 @@ Options:
       --version                 print the version
       --kubeconfig FILE         read pull secrets, ServiceAccounts and node platforms from this cluster
                                 (default: KUBECONFIG; without either, docker config files only)
+      --context NAME            the kubeconfig context to use (default: its current context)
   -n, --namespace NS            namespace of objects that name none (default: default)
       --config FILE             configuration file (YAML or JSON); flags override it
   -h, --help                    this help
@@ -66,6 +72,7 @@ export interface CheckArgs {
   quiet: boolean;
   outputs: OutputTarget[];
   namespace: string;
+  context?: string;
   config: Config;
 }
 
@@ -87,6 +94,7 @@ export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArg
         output: { type: 'string', short: 'o', multiple: true },
         kubeconfig: { type: 'string' },
         namespace: { type: 'string', short: 'n' },
+        context: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -118,6 +126,7 @@ export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArg
     quiet: Boolean(v.quiet),
     outputs,
     namespace: v.namespace ?? 'default',
+    ...(v.context ? { context: v.context } : {}),
     config,
   };
 }
@@ -200,7 +209,15 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     // --timeout is one deadline for the whole command, the wait for the nodes included.
     deadline = performance.now() + args.config.deadline;
     groups = collectGroups(args, io.stdin);
-    if (!args.offline) built = prepareCheck(args.config, { env: io.env, dockerConfigs: args.dockerConfigs });
+    if (!args.offline) {
+      // The engine and the cluster client load only when something will be asked of them.
+      const { prepareCheck } = await import('../app/check.ts');
+      built = await prepareCheck(args.config, {
+        env: io.env,
+        dockerConfigs: args.dockerConfigs,
+        ...(args.context ? { context: args.context } : {}),
+      });
+    }
   } catch (err) {
     return exitStatusFor('check', err, io);
   }
@@ -212,14 +229,17 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
       args.platforms,
     );
   } else {
+    const files = built.stores?.files ?? [];
     if (!built.cluster && !args.quiet)
       io.stderr(
-        'pullguard check: no cluster (no --kubeconfig or KUBECONFIG): checking with docker config files only\n',
+        `pullguard check: no cluster (no --kubeconfig or KUBECONFIG): checking with docker config files only (${files.length ? files.join(', ') : 'none found'})\n`,
       );
+    for (const s of built.stores?.skipped ?? []) io.stderr(`pullguard check: skipped ${s}\n`);
     const uses = groups.reduce((n, g) => n + g.uses.length, 0);
     const progress = io.stderrIsTTY ? new Progress(uses, io.stderr) : undefined;
     progress?.start();
     const onSettled = progress ? () => progress.tick() : undefined;
+    const { checkGroups } = await import('../app/check.ts');
     try {
       findings = await checkGroups(built, groups, {
         namespace: args.namespace,

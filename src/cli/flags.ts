@@ -24,6 +24,8 @@ export const REGISTRY_FLAGS = {
   'docker-config': { type: 'string', multiple: true },
   timeout: { type: 'string' },
   config: { type: 'string' },
+  'image-credential-provider-config': { type: 'string' },
+  'image-credential-provider-bin-dir': { type: 'string' },
 } as const;
 
 export function registryOverrides(values: {
@@ -31,11 +33,20 @@ export function registryOverrides(values: {
   'registry-ca'?: string[];
   timeout?: string;
   platform?: string[];
+  'image-credential-provider-config'?: string;
+  'image-credential-provider-bin-dir'?: string;
 }): Record<string, unknown> {
   const registry: Record<string, unknown> = {};
   if (values['insecure-registry']?.length) registry.insecure = values['insecure-registry'];
   if (values['registry-ca']?.length) registry.caFiles = values['registry-ca'];
   const out: Record<string, unknown> = { registry };
+  // The kubelet's own flag names, so the nodes' values can be copied as they are.
+  const credentials: Record<string, unknown> = {};
+  if (values['image-credential-provider-config'])
+    credentials.providerConfig = values['image-credential-provider-config'];
+  if (values['image-credential-provider-bin-dir'])
+    credentials.providerBinDir = values['image-credential-provider-bin-dir'];
+  if (Object.keys(credentials).length) out.credentials = credentials;
   if (values.timeout !== undefined) {
     try {
       out.deadline = parseDuration(values.timeout);

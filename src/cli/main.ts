@@ -2,15 +2,17 @@
 // pullguard: check images before the kubelet does. `pullguard check` for CI, `pullguard serve` for
 // the admission webhook.
 
-import { readFileSync } from 'node:fs';
-import { runCheck, type CliIO } from './check.ts';
+import type { CliIO } from './flags.ts';
 import { version } from './version.ts';
+import { oneLine } from '../findings.ts';
+import { readInput } from './input.ts';
 
 const USAGE = `Usage: pullguard <command> [options]
 
 Commands:
-  check   check images and manifests (for CI and before kubectl apply)
-  serve   run the validating admission webhook
+  check     check images and manifests (for CI and before kubectl apply)
+  serve     run the validating admission webhook
+  diagnose  explain pods already stuck on an image pull (ErrImagePull, ImagePullBackOff, …)
 
 Run "pullguard <command> --help" for a command's options; "pullguard --version" for the version.
 `;
@@ -18,8 +20,15 @@ Run "pullguard <command> --help" for a command's options; "pullguard --version" 
 export async function main(argv: string[], io: CliIO): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case 'check':
+    // Each command loads its own modules: --help and --version load none of them.
+    case 'check': {
+      const { runCheck } = await import('./check.ts');
       return runCheck(rest, io);
+    }
+    case 'diagnose': {
+      const { runDiagnose } = await import('./diagnose.ts');
+      return runDiagnose(rest, io);
+    }
     case 'serve': {
       const { runServe } = await import('./serve.ts');
       return runServe(rest, io);
@@ -46,7 +55,7 @@ export function runCli(argv: string[]): Promise<void> {
   const io: CliIO = {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),
-    stdin: () => readFileSync(0, 'utf8'),
+    stdin: () => readInput(0, '-'),
     env: process.env,
     isTTY: Boolean(process.stdout.isTTY),
     stderrIsTTY: Boolean(process.stderr.isTTY),
@@ -58,7 +67,8 @@ export function runCli(argv: string[]): Promise<void> {
       if (code >= 0) process.exitCode = code;
     },
     (err: unknown) => {
-      process.stderr.write(`pullguard: ${(err as Error).stack ?? String(err)}\n`);
+      // One line, never a stack trace: what failed is in the message.
+      process.stderr.write(`pullguard: ${oneLine(String((err as Error).message ?? err)).slice(0, 500)}\n`);
       process.exitCode = 2;
     },
   );

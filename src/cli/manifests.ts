@@ -2,16 +2,11 @@
 // errors name the file and, for YAML, the line. Every object keeps a way back to its text, so
 // findings can say file:line:column of the field they are about.
 
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
+import { InputError, MAX_INPUT_BYTES, readInput } from './input.ts';
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import type { SourcePosition } from '../findings.ts';
-import { PullguardError } from '../errors.ts';
-
-/** A manifest that cannot be read or parsed; the message names the file and, for YAML, the line. */
-export class InputError extends PullguardError {
-  readonly code = 'input';
-}
 
 export interface SourcedObject {
   object: unknown;
@@ -21,6 +16,9 @@ export interface SourcedObject {
 }
 
 const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+
+/** YAML aliases expanded at most per document (billion laughs) */
+export const MAX_YAML_ALIASES = 100;
 
 /** Files named on the command line, folders expanded (recursively, sorted) to their manifest files. */
 export function expandPaths(paths: readonly string[]): string[] {
@@ -100,7 +98,15 @@ export function parseManifests(text: string, file: string): SourcedObject[] {
       const line = error.linePos?.[0]?.line;
       throw new InputError(`${file}${line ? `:${line}` : ''}: ${error.message.split('\n')[0]}`);
     }
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+    } catch (err) {
+      // yaml throws on too many aliases (a "billion laughs" document) and other resolution failures.
+      throw new InputError(
+        `${file}: ${/alias/i.test((err as Error).message) ? `more than ${MAX_YAML_ALIASES} YAML aliases; pullguard does not expand that many` : (err as Error).message.split('\n')[0]}`,
+      );
+    }
     if (value === null || value === undefined) continue;
     const flat: { object: unknown; path: Path }[] = [];
     flatten(value, [], flat);
@@ -112,12 +118,7 @@ export function parseManifests(text: string, file: string): SourcedObject[] {
 export function readManifests(paths: readonly string[], stdin: () => string): SourcedObject[] {
   return expandPaths(paths).flatMap((file) => {
     if (file === '-') return parseManifests(stdin(), '-');
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new InputError(`${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-    return parseManifests(text, file);
+    return parseManifests(readInput(file, file), file);
   });
 }
+export { InputError, MAX_INPUT_BYTES, readInput };

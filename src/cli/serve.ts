@@ -24,6 +24,10 @@ Options:
       --platform OS/ARCH[/VAR]  platforms to require instead of the nodes' (repeatable)
       --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
       --registry-ca FILE        extra CA certificate (PEM) for registries (repeatable)
+      --image-credential-provider-config FILE
+                                the nodes' kubelet CredentialProviderConfig (run its plugins as the kubelet does)
+      --image-credential-provider-bin-dir DIR
+                                where those plugins are
       --timeout DURATION        deadline per review, under the webhook's timeoutSeconds (default 8s)
   -h, --help                    this help
 `;
@@ -68,7 +72,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Config |
   flags.server = server;
   if (v.mode) flags.mode = v.mode;
   if (v.kubeconfig) flags.cluster = { kubeconfig: v.kubeconfig };
-  if (v['docker-config']?.length) flags.credentials = { nodeDockerConfigs: v['docker-config'] };
+  if (v['docker-config']?.length)
+    flags.credentials = { ...(flags.credentials as object | undefined), nodeDockerConfigs: v['docker-config'] };
   return loadConfig({ ...(v.config ? { file: v.config } : {}), env, flags });
 }
 

@@ -14,3 +14,23 @@ export const REQUIRED_ACCESS: readonly ApiAccess[] = [
   { apiGroup: '', resource: 'serviceaccounts', verbs: ['get'], namespaced: true },
   { apiGroup: '', resource: 'nodes', verbs: ['list', 'watch'], namespaced: false },
 ];
+
+/**
+ * What the watch in `pullguard serve` (watch.enabled) needs besides REQUIRED_ACCESS. The kustomize
+ * component manifests/components/watch grants exactly this (a test compares them); the Lease is
+ * namespaced to pullguard's own namespace (a Role).
+ */
+export const WATCH_ACCESS: readonly ApiAccess[] = [
+  { apiGroup: '', resource: 'pods', verbs: ['list', 'watch'], namespaced: false },
+  { apiGroup: '', resource: 'events', verbs: ['list', 'create', 'get', 'update'], namespaced: false },
+  { apiGroup: '', resource: 'nodes', verbs: ['get'], namespaced: false },
+  { apiGroup: 'apps', resource: 'deployments', verbs: ['list'], namespaced: false },
+  { apiGroup: 'apps', resource: 'statefulsets', verbs: ['list'], namespaced: false },
+  { apiGroup: 'apps', resource: 'daemonsets', verbs: ['list'], namespaced: false },
+  { apiGroup: 'batch', resource: 'cronjobs', verbs: ['list'], namespaced: false },
+];
+
+/** The Lease that picks the acting replica: in pullguard's own namespace only. */
+export const WATCH_LEASE_ACCESS: readonly ApiAccess[] = [
+  { apiGroup: 'coordination.k8s.io', resource: 'leases', verbs: ['get', 'create', 'update'], namespaced: true },
+];

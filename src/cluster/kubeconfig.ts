@@ -4,13 +4,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { isIPv6 } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
-import { PullguardError } from '../errors.ts';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { clientNode } from './k8s.ts';
+import { KubeConfigError } from './source.ts';
 
-/** A kubeconfig that was asked for but cannot be used: bad usage, not a crash. */
-export class KubeConfigError extends PullguardError {
-  readonly code = 'kubeconfig';
-}
+export { KubeConfigError };
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -20,6 +18,8 @@ export interface LoadKubeConfigOptions {
   env: NodeJS.ProcessEnv;
   /** where the service account token, CA and namespace are mounted (tests point elsewhere) */
   serviceAccountDir?: string;
+  /** the context to use instead of the current one (--context), as kubectl's flag */
+  context?: string;
 }
 
 export interface LoadedKubeConfig {
@@ -29,10 +29,26 @@ export interface LoadedKubeConfig {
 }
 
 export function loadKubeConfig(opts: LoadKubeConfigOptions): LoadedKubeConfig | null {
+  const loaded = loadAny(opts);
+  if (!opts.context) return loaded;
+  if (!loaded || loaded.source === 'in-cluster service account')
+    throw new KubeConfigError(
+      `--context ${opts.context}: no kubeconfig to choose it from (--kubeconfig or KUBECONFIG)`,
+    );
+  if (!loaded.kc.contexts.some((c) => c.name === opts.context))
+    throw new KubeConfigError(`--context ${opts.context}: no such context in ${loaded.source}`);
+  loaded.kc.setCurrentContext(opts.context);
+  requireCluster(loaded.kc, `context ${opts.context} in ${loaded.source}`);
+  return { kc: loaded.kc, source: `${loaded.source}, context ${opts.context}` };
+}
+
+function loadAny(opts: LoadKubeConfigOptions): LoadedKubeConfig | null {
+  // With --context, the file's own current context need not name a cluster.
+  const check = (kc: KubeConfig, what: string) => (opts.context ? undefined : requireCluster(kc, what));
   if (opts.kubeconfig !== undefined && opts.kubeconfig !== '') {
-    const kc = new KubeConfig();
+    const kc = new (clientNode().KubeConfig)();
     loadFile(kc, opts.kubeconfig);
-    requireCluster(kc, opts.kubeconfig);
+    check(kc, opts.kubeconfig);
     return { kc, source: `kubeconfig ${opts.kubeconfig}` };
   }
 
@@ -42,14 +58,14 @@ export function loadKubeConfig(opts: LoadKubeConfigOptions): LoadedKubeConfig | 
     const files = fromEnv.split(delimiter).filter((f) => f !== '' && existsSync(f));
     const [first, ...rest] = files;
     if (first !== undefined) {
-      const kc = new KubeConfig();
+      const kc = new (clientNode().KubeConfig)();
       loadFile(kc, first);
       for (const file of rest) {
-        const more = new KubeConfig();
+        const more = new (clientNode().KubeConfig)();
         loadFile(more, file);
         mergeFirstWins(kc, more);
       }
-      requireCluster(kc, `KUBECONFIG=${fromEnv}`);
+      check(kc, `KUBECONFIG=${fromEnv}`);
       return { kc, source: `KUBECONFIG ${files.join(delimiter)}` };
     }
   }
@@ -92,7 +108,7 @@ function inClusterConfig(host: string, port: string, saDir: string): KubeConfig 
   const scheme = port === '80' || port === '8080' || port === '8001' ? 'http' : 'https';
   const serverHost = isIPv6(host) ? `[${host}]` : host;
   const nsFile = join(saDir, 'namespace');
-  const kc = new KubeConfig();
+  const kc = new (clientNode().KubeConfig)();
   kc.loadFromOptions({
     clusters: [
       {

@@ -1,7 +1,8 @@
 // The cluster's nodes as the engine needs them: which platforms they run and which images they
 // report. Kept current with list + watch on nodes only (REQUIRED_ACCESS). A broken watch is
 // re-established with back-off; nothing here throws into the process.
-import { CoreV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { clientNode } from './k8s.ts';
 import type { Logger } from 'pino';
 import { withSignal } from './signal.ts';
 
@@ -80,7 +81,7 @@ export class NodeWatcher {
 
   constructor(kc: KubeConfig, opts: NodeWatcherOptions = {}) {
     this.#kc = kc;
-    this.#api = kc.makeApiClient(CoreV1Api);
+    this.#api = kc.makeApiClient(clientNode().CoreV1Api);
     this.#log = opts.logger;
     this.#pageSize = opts.pageSize ?? 500;
     this.#watchTimeoutSeconds = opts.watchTimeoutSeconds ?? 300;
@@ -271,7 +272,7 @@ export class NodeWatcher {
       stop.addEventListener('abort', onStop, { once: true });
 
       const timeoutSeconds = Math.floor(this.#watchTimeoutSeconds * (1 + Math.random()));
-      const watch = new Watch(this.#kc);
+      const watch = new (clientNode().Watch)(this.#kc);
       // client-node aborts a watch after 30s without data; nodes can be quiet far longer, so let
       // the server's timeoutSeconds end the stream and keep a dead-connection guard beyond it.
       (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = (timeoutSeconds + 60) * 1000;

@@ -1,9 +1,11 @@
 // Reads the objects that make up a pod's keyring: pull secrets and service accounts, with `get`
 // only (REQUIRED_ACCESS), cached briefly, one request per object however many reviews ask at once,
 // and never longer than a per-request timeout. Results never carry secret values in `detail`.
-import { ApiException, CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
+import type { CoreV1Api, KubeConfig, V1Secret } from '@kubernetes/client-node';
+import { clientNode } from './k8s.ts';
 import type { Logger } from 'pino';
 import { SharedCache } from '../cache.ts';
+import { isDnsLabel, isDnsSubdomain } from '../workload/names.ts';
 import { withSignal } from './signal.ts';
 import {
   DockerConfigError,
@@ -65,7 +67,7 @@ export class ClusterReader {
   readonly #cache: SharedCache<Cached>;
 
   constructor(kc: KubeConfig, opts: ClusterReaderOptions) {
-    this.#api = kc.makeApiClient(CoreV1Api);
+    this.#api = kc.makeApiClient(clientNode().CoreV1Api);
     this.#ttl = opts.cacheTtlMs;
     this.#negativeTtl = opts.negativeTtlMs ?? opts.cacheTtlMs;
     this.#timeoutMs = opts.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -76,6 +78,19 @@ export class ClusterReader {
   /** One answer per distinct non-empty name, in the order given (empty names are skipped, as by the kubelet). */
   async readPullSecrets(namespace: string, names: string[], opts: ReadOptions = {}): Promise<PullSecretRead[]> {
     const distinct = [...new Set(names.filter((n) => n !== ''))];
+    // A name that is none (".", "..", "a/b") would make the request path another API path.
+    if (!isDnsLabel(namespace))
+      return distinct.map((name) => ({ name, status: 'error', detail: 'not a valid namespace name' }));
+    const invalid = distinct.filter((n) => !isDnsSubdomain(n));
+    if (invalid.length)
+      return [
+        ...invalid.map((name): PullSecretRead => ({ name, status: 'error', detail: 'not a valid Secret name' })),
+        ...(await this.readPullSecrets(
+          namespace,
+          distinct.filter((n) => isDnsSubdomain(n)),
+          opts,
+        )),
+      ];
     return Promise.all(
       distinct.map((name) =>
         this.#shared<PullSecretRead>(
@@ -93,6 +108,8 @@ export class ClusterReader {
     name: string,
     opts: ReadOptions = {},
   ): Promise<ServiceAccountRead> {
+    if (!isDnsLabel(namespace) || !isDnsSubdomain(name))
+      return { status: 'error', names: [], detail: 'not a valid namespace or ServiceAccount name' };
     return this.#shared<ServiceAccountRead>(
       `sa\0${namespace}\0${name}`,
       (signal) => this.#loadServiceAccount(namespace, name, signal),
@@ -217,7 +234,7 @@ interface Failure {
  * (error texts from body parsing may quote the body, which for a secret holds its values).
  */
 export function describeFailure(err: unknown, what: string, timeoutMs: number): Failure {
-  if (err instanceof ApiException) {
+  if (err instanceof clientNode().ApiException) {
     const code = err.code;
     const statusMessage = statusMessageOf(err.body);
     if (code === 404) return { status: 'missing', detail: `${what} not found` };

@@ -1,4 +1,5 @@
-import { Observable, type ObservableMiddleware } from '@kubernetes/client-node';
+import type { ObservableMiddleware } from '@kubernetes/client-node';
+import { clientNode } from './k8s.ts';
 
 // Per-call client options that put an AbortSignal on the request; the kubeconfig's own middleware
 // stays in place ('append'). client-node has no other per-request timeout for the generated APIs.
@@ -12,9 +13,9 @@ export function withSignal(signal: AbortSignal): {
       {
         pre: (ctx) => {
           ctx.setSignal(signal);
-          return new Observable(Promise.resolve(ctx));
+          return new (clientNode().Observable)(Promise.resolve(ctx));
         },
-        post: (res) => new Observable(Promise.resolve(res)),
+        post: (res) => new (clientNode().Observable)(Promise.resolve(res)),
       },
     ],
     middlewareMergeStrategy: 'append',

@@ -1,7 +1,7 @@
 // The keyring a pod's pulls will use, and where it came from, so that messages can say which secret
 // was missing or refused. Built by the pod check (podcheck/credentials.ts), read by the engine.
 
-import type { Keyring } from './keyring.ts';
+import type { Credential, Keyring } from './keyring.ts';
 
 /** Where a check's credentials came from, so messages can say which secret was missing or refused. */
 export interface CredentialContext {
@@ -15,4 +15,14 @@ export interface CredentialContext {
   unreadSecrets?: string[];
   /** pull secrets that do not parse: the kubelet then fails every pull of the pod */
   brokenSecrets?: string[];
+  /**
+   * credentials only found when an image asks (docker credential helpers, kubelet credential
+   * provider plugins): asked after the keyrings, in order
+   */
+  dynamic?: DynamicCredentials[];
+}
+
+/** A source asked per image: what it has for the image, what failed, and whether it alone can open it. */
+export interface DynamicCredentials {
+  lookup(name: string, domain: string): Promise<{ credentials: Credential[]; failures: string[]; managed?: boolean }>;
 }

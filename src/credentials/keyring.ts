@@ -55,6 +55,7 @@ export class Keyring {
    * a Docker Hub image fall back to the credentials stored under index.docker.io.
    */
   lookup(image: string): Credential[] {
+    if (this.#creds.size === 0) return [];
     const out: Credential[] = [];
     for (const k of this.#index) {
       if (urlsMatchStr(k, image)) out.push(...(this.#creds.get(k) ?? []));
@@ -67,6 +68,7 @@ export class Keyring {
 
 /** kubelet's UnionDockerKeyring: each keyring looked up on its own (fallback included), results concatenated. */
 export function unionLookup(keyrings: Keyring[], image: string): Credential[] {
+  if (keyrings.length === 1) return keyrings[0]!.lookup(image);
   return keyrings.flatMap((k) => k.lookup(image));
 }
 

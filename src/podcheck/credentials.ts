@@ -2,31 +2,47 @@
 // its ServiceAccount's, as the admission plugin will copy them into each pod), then the node's.
 
 import type { ClusterReader } from '../cluster/reader.ts';
-import type { CredentialContext } from '../credentials/context.ts';
+import type { CredentialContext, DynamicCredentials } from '../credentials/context.ts';
+import { Keyring } from '../credentials/keyring.ts';
+import { quote } from '../findings.ts';
 import type { PodSpecSite } from '../workload/images.ts';
 import { pullSecretNames } from '../workload/images.ts';
-import { Keyring } from '../credentials/keyring.ts';
+import { isDnsSubdomain } from '../workload/names.ts';
 
 /**
- * Without a cluster, `pullguard check` lets docker config files stand for every pod's pull secrets:
- * they are the pod's keyring, and a pod that names secrets is only unreadable when no file was given.
+ * Without a cluster, `pullguard check` lets the person's credential stores (or the docker config
+ * files given) stand for every pod's pull secrets; a pod that names secrets is only unreadable when
+ * no file was given.
  */
 export interface StandInSecrets {
-  keyring: Keyring;
+  /** asked per image, before the nodes' credential provider plugins */
+  stores: DynamicCredentials;
   /** where the credentials came from, for messages */
   scope: string;
   /** whether the pull secrets a pod names count as unread (no file was given) */
   secretsUnread: boolean;
 }
 
+/** pull secrets read for one pod at most (5,000 names made 3,135 API requests from one review) */
+export const MAX_PULL_SECRETS = 16;
+
 export class PodCredentials {
   private readonly reader: ClusterReader | null;
   private readonly node: Keyring | null;
   private readonly standIn: StandInSecrets | undefined;
 
-  constructor(reader: ClusterReader | null, nodeKeyring: Keyring | null, standIn?: StandInSecrets) {
+  /** asked per image after the keyrings: the nodes' credential provider plugins */
+  private readonly dynamic: DynamicCredentials[];
+
+  constructor(
+    reader: ClusterReader | null,
+    nodeKeyring: Keyring | null,
+    dynamic: DynamicCredentials[] = [],
+    standIn?: StandInSecrets,
+  ) {
     this.reader = reader;
     this.node = nodeKeyring;
+    this.dynamic = dynamic;
     this.standIn = reader ? undefined : standIn;
   }
 
@@ -38,7 +54,8 @@ export class PodCredentials {
     if (this.standIn) {
       const named = pullSecretNames(site.spec);
       return {
-        keyrings: [this.standIn.keyring],
+        keyrings: [],
+        dynamic: [this.standIn.stores, ...this.dynamic],
         scope: this.standIn.scope,
         unreadSecrets: named.length > 0 && this.standIn.secretsUnread ? named : [],
       };
@@ -58,7 +75,8 @@ export class PodCredentials {
             ? site.spec.serviceAccount
             : 'default';
       scope = `namespace "${namespace}", ServiceAccount "${sa}"`;
-      if (this.reader) {
+      if (!isDnsSubdomain(sa)) problems.push(`ServiceAccount ${quote(sa, 63)} is not a valid ServiceAccount name`);
+      else if (this.reader) {
         const read = await this.reader.serviceAccountPullSecrets(namespace, sa, bound());
         if (read.status === 'ok') names = read.names;
         else if (read.status === 'missing')
@@ -66,6 +84,18 @@ export class PodCredentials {
         else problems.push(`ServiceAccount "${sa}" could not be read (${read.detail ?? read.status})`);
       }
     }
+    // Only names the API server would accept, each once, and not without bound.
+    const valid: string[] = [];
+    let invalid = 0;
+    for (const name of new Set(names))
+      if (isDnsSubdomain(name)) valid.push(name);
+      else if (invalid++ < 3) problems.push(`imagePullSecret ${quote(name, 63)} is not a valid Secret name`);
+    if (invalid > 3) problems.push(`${invalid - 3} more imagePullSecrets are not valid Secret names`);
+    if (valid.length > MAX_PULL_SECRETS)
+      problems.push(
+        `${valid.length - MAX_PULL_SECRETS} more imagePullSecrets were not read (pullguard reads ${MAX_PULL_SECRETS})`,
+      );
+    names = valid.slice(0, MAX_PULL_SECRETS);
     const pod = new Keyring();
     if (!this.reader) {
       unreadSecrets.push(...names);
@@ -96,6 +126,7 @@ export class PodCredentials {
     }
     return {
       keyrings: this.node ? [pod, this.node] : [pod],
+      ...(this.dynamic.length ? { dynamic: this.dynamic } : {}),
       scope,
       problems,
       unreadSecrets,

@@ -54,6 +54,7 @@ export class Preflight {
     this.config = config;
     this.client = client;
     this.answers = new SharedCache(config.cache.maxEntries);
+    this.settled = new LRUCache<string, Settled>({ max: config.cache.maxEntries });
     this.platformLists = new SharedCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
     this.tagLists = new SharedCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
   }
@@ -68,6 +69,12 @@ export class Preflight {
    * another check is still waiting for the same answer.
    */
   async check(uses: ImageUse[], opts: CheckOptions): Promise<Finding[]> {
+    // Every image settled from the cache (the common warm review): no timer, no race, no promises.
+    const remembered = uses.map((u) => this.settledVerdict(u.image, u.pullPolicy, opts));
+    if (remembered.every((v) => v !== undefined)) {
+      if (opts.onSettled) for (const _ of uses) opts.onSettled();
+      return uses.map((u, i) => findingOf(remembered[i]!, u));
+    }
     const deadline = opts.deadline ?? this.config.deadline;
     const byImage = new Map<string, Promise<ImageVerdict>>();
     const key = (u: ImageUse) => `${u.image}\u0000${u.pullPolicy ?? ''}`;
@@ -94,14 +101,7 @@ export class Preflight {
       const verdicts = await Promise.all(
         uses.map((u) => (settled ? byImage.get(key(u))!.finally(settled) : byImage.get(key(u))!)),
       );
-      return uses.map((u, i) => ({
-        ...verdicts[i]!,
-        image: u.image,
-        container: u.container,
-        field: u.field,
-        object: u.object,
-        ...(u.source ? { source: u.source } : {}),
-      }));
+      return uses.map((u, i) => findingOf(verdicts[i]!, u));
     } finally {
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onCallerAbort);
@@ -125,6 +125,28 @@ export class Preflight {
         [String((err as Error).message)],
       );
     }
+  }
+
+  /**
+   * 'available' verdicts, by image, pull policy, credentials and platforms, with the cached answers
+   * (and platform list) they came from: served again, without re-deciding, only while every one of
+   * those is still the cached one. A refreshed or expired answer makes the next check decide anew.
+   */
+  private readonly settled: LRUCache<string, Settled>;
+
+  private settledVerdict(image: string, pullPolicy: string | undefined, opts: CheckOptions): ImageVerdict | undefined {
+    if (opts.credentials.brokenSecrets?.length || opts.credentials.dynamic?.length) return undefined;
+    const { parsed } = this.staticsOf(image);
+    if (!parsed.ok) return undefined;
+    const creds = unionLookup(opts.credentials.keyrings, parsed.ref.name);
+    const s = this.settled.get(settledKey(image, pullPolicy, creds, opts.platforms));
+    if (!s) return undefined;
+    for (let i = 0; i < s.answerKeys.length; i++)
+      if (this.answers.peek(s.answerKeys[i]!) !== s.answers[i]) return undefined;
+    if (s.platformKey !== undefined && this.platformLists.peek(s.platformKey) !== s.platformList) return undefined;
+    // The registry answers were served from the cache, as the full path would have counted them.
+    this.answers.stats.hits += s.answers.length;
+    return s.verdict;
   }
 
   /** Parsing and provider-pattern matching depend on the image string alone: done once per string. */
@@ -194,46 +216,70 @@ export class Preflight {
         [],
       );
     }
-    const creds = unionLookup(opts.credentials.keyrings, ref.name);
-    if (!creds.length && providerManaged) {
+    const dynamic = opts.credentials.dynamic;
+    const asked = dynamic?.length ? await Promise.all(dynamic.map((d) => d.lookup(ref.name, ref.domain))) : [];
+    const creds = [...unionLookup(opts.credentials.keyrings, ref.name), ...asked.flatMap((a) => a.credentials)];
+    // A credential source that failed: without it pullguard cannot say what the pull would see.
+    const failures = asked.flatMap((a) => a.failures);
+    const managed = providerManaged || asked.some((a) => a.managed);
+    if (!creds.length && managed) {
       return verdict(
         image,
         ref.pullRef,
         'unverifiable',
-        explain({ ...base, reason: 'unverifiable', detail: 'provider' }),
-        [],
+        explain({ ...base, reason: 'unverifiable', ...unverifiableDetail(failures, 'provider') }),
+        failures,
       );
     }
 
     // The kubelet tries every matching credential in order and stops at the first success; with
     // none it pulls anonymously, and never falls back to anonymous after a failure.
     const tried: Resolved[] = [];
+    const answers: Answer[] = [];
     for (const cred of creds.length ? creds : [null]) {
       const answer = await this.resolve(ref, cred, opts.signal);
+      answers.push(answer);
       tried.push({ ...answer, cred });
       if (answer.outcome.kind === 'found') break;
     }
     const found = tried.find((t) => t.outcome.kind === 'found');
-    const evidence = tried.flatMap((t) => t.evidence.map((e) => (t.cred ? `[${t.cred.source}] ${e}` : e)));
-    if (found) return this.onFound(image, ref, found, evidence, opts);
-    if (providerManaged) {
+    const evidence = [
+      ...failures,
+      ...tried.flatMap((t) => t.evidence.map((e) => (t.cred ? `[${t.cred.source}] ${e}` : e))),
+    ];
+    if (found) {
+      const v = await this.onFound(image, ref, found, evidence, opts);
+      // Remembered only without per-image credential sources (plugins), whose answers are theirs to keep.
+      if (v.reason === 'available' && !dynamic?.length) {
+        const wantsPlatforms = Boolean(opts.platforms?.length);
+        const platformKey = wantsPlatforms ? this.platformKey(ref, found.outcome) : undefined;
+        this.settled.set(settledKey(image, pullPolicy, creds, opts.platforms), {
+          verdict: v,
+          answerKeys: tried.map((t) => answerKey(ref, t.cred)),
+          answers,
+          ...(platformKey !== undefined ? { platformKey, platformList: this.platformLists.peek(platformKey) } : {}),
+        });
+      }
+      return v;
+    }
+    // A 404 after authorization is definitive even for a provider's registry: the credentials worked.
+    if (managed && !tried.some((t) => t.outcome.kind === 'not-found')) {
       return verdict(
         image,
         ref.pullRef,
         'unverifiable',
-        explain({ ...base, reason: 'unverifiable', detail: 'provider-after-secrets' }),
+        explain({ ...base, reason: 'unverifiable', ...unverifiableDetail(failures, 'provider-after-secrets') }),
         evidence,
       );
     }
-    return this.onFailure(image, ref, tried, evidence, opts);
+    return this.onFailure(image, ref, tried, evidence, opts, failures);
   }
 
   /** The registry's answer for one reference and credential, from the cache when it may be. */
   private resolve(ref: ImageRef, cred: Credential | null, signal: AbortSignal): Promise<Answer> {
     const target = { domain: ref.domain, path: ref.path };
-    const key = `${ref.pullRef}|${credentialId(cred)}`;
     return this.answers.get(
-      key,
+      answerKey(ref, cred),
       (shared) => this.client.resolve(target, ref.digest ?? ref.tag ?? 'latest', cred, shared),
       (a) => this.ttlOf(a.outcome, Boolean(ref.digest)),
       signal,
@@ -350,6 +396,10 @@ export class Preflight {
     };
   }
 
+  private platformKey(ref: ImageRef, outcome: Outcome): string {
+    return `body|${this.client.hostFor(ref.domain)}|${(outcome as { digest?: string }).digest ?? ''}`;
+  }
+
   /** The platforms an image offers: the index's entries, or a single manifest's config. Cached by digest. */
   private async platformsOf(
     ref: ImageRef,
@@ -359,7 +409,7 @@ export class Preflight {
   ): Promise<PlatformList> {
     const target = { domain: ref.domain, path: ref.path };
     return this.platformLists.get(
-      `body|${this.client.hostFor(ref.domain)}|${outcome.digest}`,
+      this.platformKey(ref, outcome),
       async (shared) => {
         const res = await this.client.manifest(target, outcome.digest, cred, shared);
         if (!res.body) return TRANSIENT_REASON[res.outcome.kind as TransientKind] ? { failure: res } : {};
@@ -388,6 +438,7 @@ export class Preflight {
     tried: Resolved[],
     evidence: string[],
     opts: Run,
+    failures: string[] = [],
   ): Promise<ImageVerdict> {
     // Transient trouble with any credential means we cannot know what the kubelet will see.
     const transient = tried.find((t) => t.outcome.kind in TRANSIENT_REASON);
@@ -449,6 +500,15 @@ export class Preflight {
           evidence,
         ),
         suggestions,
+      );
+    }
+    if (failures.length) {
+      return verdict(
+        image,
+        ref.pullRef,
+        'unverifiable',
+        explain({ ...ctx, reason: 'unverifiable', ...unverifiableDetail(failures, 'credential-failure') }),
+        evidence,
       );
     }
     if (opts.credentials.unreadSecrets?.length) {
@@ -527,6 +587,10 @@ interface PlatformList {
   failure?: Answer;
 }
 
+function unverifiableDetail(failures: string[], otherwise: string): { detail: string; failures?: string[] } {
+  return failures.length ? { detail: 'credential-failure', failures } : { detail: otherwise };
+}
+
 /** A missing or denied Docker Hub official image: the nearest official names ("ngiinx" -> "nginx"). */
 function officialSuggestions(ref: ImageRef): string[] {
   return isDockerHub(ref.domain) && ref.path.startsWith('library/')
@@ -542,6 +606,49 @@ const TRANSIENT_REASON: Record<TransientKind, Reason> = {
   unreachable: 'registry-unreachable',
   timeout: 'timeout',
 };
+
+interface Settled {
+  verdict: ImageVerdict;
+  answerKeys: string[];
+  answers: Answer[];
+  platformKey?: string;
+  platformList?: PlatformList | undefined;
+}
+
+/** The answer cache's key: a reference asked with one credential (its identity, never the secret itself). */
+function answerKey(ref: ImageRef, cred: Credential | null): string {
+  return `${ref.pullRef}|${credentialId(cred)}`;
+}
+
+const platformKeys = new WeakMap<readonly Platform[], string>();
+
+/** What an 'available' verdict depends on besides the cached answers: the credentials tried (their identity and source, which the evidence names) and the platforms asked for. */
+function settledKey(
+  image: string,
+  pullPolicy: string | undefined,
+  creds: Credential[],
+  platforms: readonly Platform[] | undefined,
+): string {
+  let wanted = '';
+  if (platforms?.length) {
+    wanted = platformKeys.get(platforms) ?? platforms.map(formatPlatform).join(',');
+    platformKeys.set(platforms, wanted);
+  }
+  let key = `${image}\u0000${pullPolicy ?? ''}\u0000${wanted}`;
+  for (const c of creds) key += `\u0000${credentialId(c)}\u0001${c.source}`;
+  return key;
+}
+
+function findingOf(v: ImageVerdict, u: ImageUse): Finding {
+  return {
+    ...v,
+    image: u.image,
+    container: u.container,
+    field: u.field,
+    object: u.object,
+    ...(u.source ? { source: u.source } : {}),
+  };
+}
 
 function verdict(
   image: string,

@@ -38,6 +38,8 @@ export interface ExplainInput {
   single?: boolean;
   rateLimit?: RateLimit;
   credentialSource?: string | undefined;
+  /** credential helpers or provider plugins that failed, one line each */
+  failures?: string[];
 }
 
 function didYouMean(suggestions: string[] | undefined): string {
@@ -221,6 +223,11 @@ export function explain(i: ExplainInput): Explained {
         'unread-secrets': {
           message: `${img}: the pod's imagePullSecrets (${(i.credentials?.unreadSecrets ?? []).join(', ')}) could not be read, and the credentials pullguard has were refused`,
           hint: 'let pullguard read them (RBAC get on secrets; for pullguard check, --kubeconfig or --docker-config)',
+        },
+        'credential-failure': {
+          // The failing helper or plugin first: warnings are cut, and its name is what people need.
+          message: `${img}: ${(i.failures ?? []).join('; ')}; without those credentials pullguard cannot check it`,
+          hint: 'make that credential helper or plugin work where pullguard runs, or check the image from a node',
         },
         'never-unknown': {
           message: `${img} has imagePullPolicy Never, so it must already be on the node; pullguard cannot see the nodes' images`,

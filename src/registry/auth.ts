@@ -1,6 +1,12 @@
 // Answers a registry's WWW-Authenticate challenge the way containerd does: Basic with the credential
 // as is; Bearer through the token server (OAuth2 POST first when there is a secret, then GET with
 // Basic), anonymous GET when there is none. Tokens are kept until they expire.
+//
+// Where credentials go: to the registry host itself (Basic), and to the token realm the registry
+// names, which may be another host (Docker Hub's is auth.docker.io) — as containerd does. Unlike
+// containerd, a realm over plain http:// for a registry reached over HTTPS gets nothing (the
+// password would cross the network in cleartext), and a token server that redirects a request
+// carrying credentials to another host is not followed: both end as a registry-error saying why.
 
 import { createHash } from 'node:crypto';
 import { SharedCache } from '../cache.ts';
@@ -49,6 +55,8 @@ export class Authenticator {
     scope: string,
     cred: RegistryCredential | null,
     signal?: AbortSignal,
+    /** the registry that sent the challenge: an HTTPS registry's credentials never go to an http:// realm */
+    registry?: URL,
   ): Promise<AuthOutcome> {
     if (challenge.scheme === 'basic') {
       if (!cred)
@@ -74,7 +82,7 @@ export class Authenticator {
     const key = `${realm}|${service}|${scope}|${credentialId(cred)}`;
     const answer = await this.tokens.get(
       key,
-      (shared) => this.fetchToken(realm, service, scope, cred, shared),
+      (shared) => this.fetchToken(realm, service, scope, cred, shared, registry),
       (a) => (a.ok ? (a.lifetimeMs ?? 0) : 0),
       signal,
     );
@@ -93,6 +101,7 @@ export class Authenticator {
     scope: string,
     cred: RegistryCredential | null,
     signal?: AbortSignal,
+    registry?: URL,
   ): Promise<AuthOutcome> {
     let url: URL;
     try {
@@ -100,6 +109,14 @@ export class Authenticator {
     } catch {
       return { ok: false, failure: 'token-error', detail: `the token realm "${realm.slice(0, 100)}" is not a URL` };
     }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      return { ok: false, failure: 'token-error', detail: `the token realm ${url.protocol}// is not http(s)` };
+    if (cred && url.protocol === 'http:' && registry?.protocol === 'https:')
+      return {
+        ok: false,
+        failure: 'token-error',
+        detail: `the token realm ${url.host} is plain HTTP while the registry is reached over HTTPS; pullguard does not send the pull secret there in cleartext (the kubelet's runtime would)`,
+      };
     if (cred) {
       const posted = await this.request(url, {
         method: 'POST',
@@ -112,6 +129,7 @@ export class Authenticator {
           client_id: 'pullguard',
           scope,
         }).toString(),
+        credentialed: true,
         signal,
       });
       // Token servers without the OAuth2 endpoint answer 404, 401, 400 or 405 (GCR, JFrog, ACR): fall back to GET.
@@ -123,7 +141,7 @@ export class Authenticator {
     const headers: Record<string, string> = cred
       ? { authorization: `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}` }
       : {};
-    return this.accept(await this.request(get, { method: 'GET', headers, signal }));
+    return this.accept(await this.request(get, { method: 'GET', headers, credentialed: Boolean(cred), signal }));
   }
 
   private async request(

@@ -3,7 +3,7 @@
 // when a registry makes it necessary, tags and index bodies only when a finding needs them.
 
 import { createHash } from 'node:crypto';
-import { oneLine } from '../findings.ts';
+import { cut, oneLine, redact } from '../findings.ts';
 import { parseChallenges, pickChallenge, type Challenge } from './challenge.ts';
 import { Authenticator, credentialId, type RegistryCredential } from './auth.ts';
 import { registryHost } from './hosts.ts';
@@ -271,7 +271,7 @@ export class RegistryClient {
     const isManifest = path.includes('/manifests/');
     const known = this.challenges.get(host);
     if (known) {
-      const auth = await this.auth.authorize(known, scope, cred, signal);
+      const auth = await this.auth.authorize(known, scope, cred, signal, this.transport.baseUrl(host));
       if (auth.ok) headers.authorization = auth.authorization;
     }
     // A GET body is used whole (manifests, configs, tag lists; Debian's registry sends every tag in
@@ -285,7 +285,7 @@ export class RegistryClient {
       return this.transport.registryRequest(host, path, { method, headers, signal, ...body });
     };
     let r = await request();
-    evidence.push(`${method} ${path.split('?')[0]} → ${r.status}`);
+    evidence.push(`${method} ${path.split('?')[0]} → ${r.status}${via(r)}`);
     if (r.status !== 401) return { response: r };
 
     const challenge = pickChallenge(parseChallenges(headerAll(r, 'www-authenticate')));
@@ -301,7 +301,7 @@ export class RegistryClient {
       this.auth.forget(challenge, scope, cred);
     }
     this.challenges.set(host, { scheme: challenge.scheme, params: { ...challenge.params, error: '', scope: '' } });
-    const auth = await this.auth.authorize(challenge, scope, cred, signal);
+    const auth = await this.auth.authorize(challenge, scope, cred, signal, this.transport.baseUrl(host));
     if (!auth.ok) {
       evidence.push(auth.detail);
       if (auth.failure === 'token-error')
@@ -326,7 +326,7 @@ export class RegistryClient {
     headers.authorization = auth.authorization;
     r = await request();
     evidence.push(
-      `${method} ${path.split('?')[0]} with ${auth.authorization.startsWith('Basic') ? 'basic credentials' : 'a token'} → ${r.status}`,
+      `${method} ${path.split('?')[0]} with ${auth.authorization.startsWith('Basic') ? 'basic credentials' : 'a token'} → ${r.status}${via(r)}`,
     );
     if (r.status !== 401) return { response: r };
     const again = pickChallenge(parseChallenges(headerAll(r, 'www-authenticate')));
@@ -369,8 +369,11 @@ export class RegistryClient {
     r?: HttpResponse,
   ): Answer<T> {
     const err = r ? errorBody(r.body) : undefined;
-    if (err?.code || err?.message)
-      evidence.push(`registry says: ${[err.code, err.message].filter(Boolean).join(' ')}`.slice(0, 200));
+    if (err?.code || err?.message) {
+      // A registry may echo the request (its Authorization header included) in its error text.
+      const sent = cred ? [cred.password, Buffer.from(`${cred.username}:${cred.password}`).toString('base64')] : [];
+      evidence.push(cut(redact(`registry says: ${[err.code, err.message].filter(Boolean).join(' ')}`, sent), 200));
+    }
     const rateLimit = r ? parseRateLimit(r.headers) : undefined;
     if (rateLimit) this.rateLimits.set(`${host}|${credentialId(cred)}`, { ...rateLimit, host, at: Date.now() });
     return rateLimit ? { outcome, evidence, rateLimit } : { outcome, evidence };
@@ -393,6 +396,10 @@ function transportOutcome(err: unknown, evidence: string[]): Outcome {
   if (err.kind === 'aborted' || err.kind === 'timeout') return { kind: 'timeout' };
   if (err.kind === 'too-large' || err.kind === 'redirect') return { kind: 'error' };
   return { kind: 'unreachable', transport: err.kind };
+}
+
+function via(r: HttpResponse): string {
+  return r.proxy ? ` (via proxy ${r.proxy})` : '';
 }
 
 function header(r: HttpResponse, name: string): string | undefined {

@@ -24,20 +24,52 @@ export function hostAndPort(host: string): { hostname: string; port: string } {
 /**
  * Link-local and cloud metadata addresses: anyone who may create a pod names the host its image
  * comes from, so without this check pullguard would fetch from the node's metadata service for them.
+ * An IPv6 address that carries an IPv4 one (mapped, compatible, NAT64, 6to4) is judged by that
+ * IPv4 address: `[::ffff:169.254.169.254]` reaches the same service as `169.254.169.254`.
  */
 export function isForbiddenAddress(address: string): boolean {
-  const family = isIP(address);
+  const plain = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  const family = isIP(plain);
   if (family === 4) {
-    const [a, b] = address.split('.').map(Number);
+    const [a, b] = plain.split('.').map(Number);
     return a === 169 && b === 254;
   }
-  if (family === 6) {
-    const lower = address.toLowerCase();
-    if (lower.startsWith('::ffff:')) return isForbiddenAddress(lower.slice(7));
-    // fe80::/10 link-local; fd00:ec2::254 is AWS's IPv6 metadata endpoint
-    return /^fe[89ab][0-9a-f]:/.test(lower) || lower === 'fd00:ec2::254';
+  if (family !== 6) return false;
+  const groups = ipv6Groups(plain);
+  if (!groups) return false;
+  const embedded = embeddedIpv4(groups);
+  if (embedded) return isForbiddenAddress(embedded);
+  // fe80::/10 link-local; fd00:ec2::254 is AWS's IPv6 metadata endpoint
+  return (groups[0]! & 0xffc0) === 0xfe80 || groups.join(':') === [0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254].join(':');
+}
+
+/** The eight 16-bit groups of an IPv6 address (a trailing dotted IPv4 part included). */
+export function ipv6Groups(address: string): number[] | undefined {
+  let text = address.toLowerCase();
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted[1]!.split('.').map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
   }
-  return false;
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const part = (s: string | undefined) => (s ? s.split(':').map((g) => Number.parseInt(g, 16)) : []);
+  const front = part(head);
+  const back = part(tail);
+  const missing = 8 - front.length - back.length;
+  if (tail !== undefined && missing < 1) return undefined;
+  const groups = tail === undefined ? front : [...front, ...Array<number>(missing).fill(0), ...back];
+  return groups.length === 8 && groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff) ? groups : undefined;
+}
+
+/** The IPv4 address an IPv6 one stands for, if any: ::ffff:0:0/96, ::/96 (not :: or ::1), 64:ff9b::/96, 2002::/16. */
+function embeddedIpv4(g: number[]): string | undefined {
+  const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  const zeros = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+  if (zeros(0, 5) && g[5] === 0xffff) return v4(g[6]!, g[7]!);
+  if (zeros(0, 6) && (g[6] !== 0 || g[7]! > 1)) return v4(g[6]!, g[7]!);
+  if (g[0] === 0x64 && g[1] === 0xff9b && zeros(2, 6)) return v4(g[6]!, g[7]!);
+  if (g[0] === 0x2002) return v4(g[1]!, g[2]!);
+  return undefined;
 }
 
 /** Matches a host against a list of host[:port] entries; an entry without a port matches any port. */

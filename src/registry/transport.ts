@@ -1,15 +1,18 @@
 // HTTP to registries on undici: one keep-alive pool per origin, a cap on requests in flight per
 // registry host, TLS verified unless the host is configured insecure, redirects followed by hand so
 // that credentials never cross to another host, and a resolver that refuses link-local addresses.
+// Through an HTTP proxy when the proxy rules say so (proxy.ts): CONNECT tunnels for https, the
+// absolute-URI form for plain http; the link-local guard is then decided here, before the proxy is asked.
 
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import type { Socket } from 'node:net';
-import { Agent, buildConnector, type Dispatcher } from 'undici';
-import { cut, oneLine } from '../findings.ts';
-import { hostListed, isForbiddenAddress, hostAndPort } from './hosts.ts';
+import { Agent, buildConnector, ProxyAgent, type Dispatcher } from 'undici';
 import { PullguardError } from '../errors.ts';
+import { cut, oneLine } from '../findings.ts';
+import { hostAndPort, hostListed, isForbiddenAddress } from './hosts.ts';
+import { displayProxy, ProxyRules, type ProxySettings } from './proxy.ts';
 
 export type TransportErrorKind =
   | 'dns'
@@ -20,7 +23,8 @@ export type TransportErrorKind =
   | 'aborted'
   | 'forbidden-address'
   | 'too-large'
-  | 'redirect';
+  | 'redirect'
+  | 'proxy';
 
 export class TransportError extends PullguardError {
   readonly code = 'transport';
@@ -39,6 +43,8 @@ export interface HttpResponse {
   body: Buffer;
   /** the URL that answered, after redirects */
   url: URL;
+  /** the proxy it went through (scheme://host:port, never credentials) */
+  proxy?: string;
 }
 
 export interface HttpRequest {
@@ -49,6 +55,11 @@ export interface HttpRequest {
   /** bytes of body to keep at most; more is an error (manifests) or cut (error bodies) */
   maxBody?: number;
   truncateBody?: boolean;
+  /**
+   * The request carries credentials (a password in the body or header): a redirect that leaves
+   * the origin is not followed at all, rather than followed without them.
+   */
+  credentialed?: boolean;
 }
 
 export interface TransportOptions {
@@ -58,12 +69,14 @@ export interface TransportOptions {
   allowLinkLocal: readonly string[];
   /** per request: connect, first byte and between body chunks */
   requestTimeoutMs: number;
-  /** called for every answer (metrics); host is host[:port] */
-  onResponse?: (host: string, method: string, status: number) => void;
+  /** called for every answer (metrics); host is host[:port]; proxy as in HttpResponse */
+  onResponse?: (host: string, method: string, status: number, proxy?: string) => void;
   /** called for every transport failure (metrics) */
   onFailure?: (host: string, method: string, kind: TransportErrorKind) => void;
   /** name resolution (default dns.lookup); tests resolve names without asking a DNS server */
   lookup?: LookupFunction;
+  /** HTTP proxies (registry.proxy or HTTPS_PROXY/HTTP_PROXY/NO_PROXY); none: always direct */
+  proxy?: ProxySettings;
 }
 
 export type LookupFunction = (
@@ -73,6 +86,19 @@ export type LookupFunction = (
 ) => void;
 
 const MAX_REDIRECTS = 5;
+/** how long a proxied host that passed the link-local guard is trusted before DNS is asked again */
+const GUARD_TTL_MS = 30_000;
+/** a proxy's own refusals of a plain-http request (absolute-URI form) */
+const PROXY_REFUSALS = new Set([403, 407, 502, 503, 504]);
+const PROXY_STATUS: Record<number, string> = {
+  401: 'proxy credentials refused',
+  403: 'forbidden by the proxy',
+  407: 'proxy authentication required',
+  500: 'the proxy failed',
+  502: 'bad gateway: the proxy could not reach the registry',
+  503: 'the proxy is unavailable',
+  504: 'the proxy timed out reaching the registry',
+};
 
 /** A counting semaphore: at most `size` holders at once, the rest wait in order. */
 class Semaphore {
@@ -112,7 +138,7 @@ class Semaphore {
 
 export class RegistryTransport {
   private readonly options: TransportOptions;
-  private readonly agents = new Map<string, Agent>();
+  private readonly agents = new Map<string, Dispatcher>();
   private readonly slots = new Map<string, Semaphore>();
   /** insecure hosts found to speak plain HTTP */
   private readonly plainHttp = new Set<string>();
@@ -120,9 +146,14 @@ export class RegistryTransport {
   private readonly sockets = new Set<Socket>();
   /** with extra CAs: built once, since parsing ~140 roots again for every connection is costly */
   private readonly secureContext: SecureContext | undefined;
+  private readonly proxies: ProxyRules | undefined;
+  /** per host: when the link-local guard last passed a proxied host (the proxy resolves it, so we ask first) */
+  private readonly guarded = new Map<string, number>();
 
   constructor(options: TransportOptions) {
     this.options = options;
+    this.proxies = options.proxy ? new ProxyRules(options.proxy).assertSupported() : undefined;
+
     // A given `ca` replaces Node's bundle, so the public roots go along with the configured ones.
     this.secureContext = options.caPems.length
       ? createSecureContext({ ca: [...rootCertificates, ...options.caPems] })
@@ -162,20 +193,35 @@ export class RegistryTransport {
     }
   }
 
-  /** Any URL (token realms are absolute), following redirects without carrying Authorization across hosts. */
+  /**
+   * Any URL (token realms are absolute), following redirects. Credentials never leave the origin
+   * they were first sent to: Authorization is dropped when a redirect leaves it, and a credentialed
+   * request (a password form or Basic header) is not followed there at all.
+   */
   async request(url: URL, req: HttpRequest): Promise<HttpResponse> {
     let current = url;
-    let headers = { ...req.headers };
-    for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-      const res = await this.once(current, { ...req, headers });
+    let hop: HttpRequest = { ...req, headers: { ...req.headers } };
+    for (let n = 0; n <= MAX_REDIRECTS; n++) {
+      const res = await this.once(current, hop);
       if (res.status < 300 || res.status >= 400 || res.status === 304) return res;
       const location = first(res.headers.location);
       if (!location) return res;
       const next = new URL(location, current);
-      if (next.host !== current.host || next.protocol !== current.protocol) {
+      if (next.origin !== url.origin) {
+        if (req.credentialed)
+          throw new TransportError(
+            'redirect',
+            `${url.host} redirected a request carrying credentials to ${next.protocol === url.protocol ? next.host : `${next.protocol}//${next.host}`}; pullguard sends credentials only to the host they are for`,
+          );
         // The OCI spec: a client MUST NOT forward Authorization when a redirect leaves the host.
-        const { authorization: _dropped, Authorization: _dropped2, ...rest } = headers;
-        headers = rest;
+        const { authorization: _dropped, Authorization: _dropped2, ...rest } = hop.headers ?? {};
+        hop = { ...hop, headers: rest };
+      }
+      // 301/302/303 turn a POST into a GET without its body (as browsers and curl do); 307/308 keep both.
+      if (hop.method === 'POST' && res.status !== 307 && res.status !== 308) {
+        const { body: _body, ...rest } = hop;
+        const { 'content-type': _type, ...headers } = rest.headers ?? {};
+        hop = { ...rest, method: 'GET', headers };
       }
       current = next;
     }
@@ -185,6 +231,8 @@ export class RegistryTransport {
   private async once(url: URL, req: HttpRequest): Promise<HttpResponse> {
     const host = url.host;
     this.assertAllowedLiteral(url);
+    const proxy = this.proxies?.proxyFor(url.protocol.slice(0, -1), host);
+    const via = proxy ? displayProxy(proxy) : undefined;
     // One bound for the whole request, the wait for a slot included: undici's bodyTimeout is per
     // chunk (a trickling registry would never end), and against a dead registry the queue for slots
     // must not outgrow the deadline.
@@ -203,7 +251,8 @@ export class RegistryTransport {
         : err;
     }
     try {
-      const sent = this.agent(url).request({
+      if (proxy) await this.assertAllowedName(url, signal);
+      const sent = this.agent(url, proxy).request({
         origin: url.origin,
         path: url.pathname + url.search,
         method: req.method,
@@ -221,15 +270,22 @@ export class RegistryTransport {
       // ends at its timeout, or at close().
       const res = await untilAborted(sent, signal);
       const body = await readBody(res.body, req.maxBody ?? 1024 * 1024, req.truncateBody ?? false);
-      this.options.onResponse?.(host, req.method, res.statusCode);
-      return { status: res.statusCode, headers: res.headers as Headers, body, url };
+      // Plain http through a proxy: a refusal is the proxy's own answer, which a registry never
+      // sends without its API version header.
+      if (via && url.protocol === 'http:' && PROXY_REFUSALS.has(res.statusCode)) {
+        if (!res.headers['docker-distribution-api-version']) throw proxyRefusal(via, host, res.statusCode);
+      }
+      this.options.onResponse?.(host, req.method, res.statusCode, via);
+      return { status: res.statusCode, headers: res.headers as Headers, body, url, ...(via ? { proxy: via } : {}) };
     } catch (err) {
       const failure =
         limit.aborted && !req.signal?.aborted
           ? new TransportError('timeout', `${host} did not answer in time (${this.options.requestTimeoutMs} ms)`)
           : req.signal?.aborted
             ? new TransportError('aborted', `request to ${host} was cut off by the deadline`)
-            : classify(err, url);
+            : via
+              ? classifyProxied(err, url, via)
+              : classify(err, url);
       this.options.onFailure?.(host, req.method, failure.kind);
       throw failure;
     } finally {
@@ -247,18 +303,65 @@ export class RegistryTransport {
     }
   }
 
+  /**
+   * Through a proxy the proxy resolves the name, so the guard asks DNS first: a name that resolves
+   * here to a link-local or metadata address is refused; one that does not resolve here (split DNS,
+   * no DNS beyond the proxy) is left to the proxy.
+   */
+  private async assertAllowedName(url: URL, signal: AbortSignal): Promise<void> {
+    const host = url.host;
+    const hostname = url.hostname.replace(/^\[|\]$/g, '');
+    if (isIP(hostname) || hostListed(host, this.options.allowLinkLocal)) return;
+    const passed = this.guarded.get(hostname);
+    if (passed !== undefined && Date.now() - passed < GUARD_TTL_MS) return;
+    const lookup = this.options.lookup ?? (dnsLookup as unknown as LookupFunction);
+    const addresses = await new Promise<LookupAddress[]>((resolve) => {
+      const onAbort = () => resolve([]);
+      signal.addEventListener('abort', onAbort, { once: true });
+      lookup(hostname, { all: true }, (err, found) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(err ? [] : found);
+      });
+    });
+    if (addresses.some((a) => isForbiddenAddress(a.address))) {
+      throw new TransportError(
+        'forbidden-address',
+        `${host} resolves to a link-local or metadata address; pullguard does not contact it, not even through a proxy, unless configured (registry.allowLinkLocal)`,
+      );
+    }
+    this.guarded.set(hostname, Date.now());
+  }
+
   private slot(host: string): Semaphore {
     let s = this.slots.get(host);
     if (!s) this.slots.set(host, (s = new Semaphore(this.options.concurrency)));
     return s;
   }
 
-  private agent(url: URL): Agent {
+  private agent(url: URL, proxy: URL | undefined): Dispatcher {
     const key = url.origin;
     let agent = this.agents.get(key);
     if (agent) return agent;
     const insecure = this.isInsecure(url.host);
     const allowed = hostListed(url.host, this.options.allowLinkLocal);
+    if (proxy) {
+      // One tunnel per connection, kept alive and reused like a direct one; the proxy's credentials
+      // (from its URL) go only to the proxy, the registry's only inside the tunnel.
+      const proxied = new ProxyAgent({
+        uri: proxy.href,
+        connections: this.options.concurrency,
+        keepAliveTimeout: 30_000,
+        allowH2: false,
+        connectTimeout: this.options.requestTimeoutMs,
+        requestTls: {
+          rejectUnauthorized: !insecure,
+          ...(this.secureContext ? { secureContext: this.secureContext } : {}),
+        },
+        ...(this.secureContext ? { proxyTls: { secureContext: this.secureContext } } : {}),
+      });
+      this.agents.set(key, proxied);
+      return proxied;
+    }
     agent = new Agent({
       connections: this.options.concurrency,
       keepAliveTimeout: 30_000,
@@ -415,6 +518,28 @@ export function classify(err: unknown, url: URL): TransportError {
   if (has(RESET_CODES))
     return new TransportError('reset', `${host} closed the connection (${codes.find((c) => RESET_CODES.has(c))})`);
   return new TransportError('connect', `request to ${host} failed: ${short(text)}`);
+}
+
+function proxyRefusal(via: string, host: string, status: number): TransportError {
+  const why = PROXY_STATUS[status];
+  return new TransportError(
+    'proxy',
+    `the proxy ${via} refused the request to ${host} (HTTP ${status}${why ? `, ${why}` : ''})`,
+  );
+}
+
+/** Failures of a proxied request: the proxy's refusals by status, everything else said to be through it. */
+function classifyProxied(err: unknown, url: URL, via: string): TransportError {
+  const chain: (Error & { code?: string })[] = [];
+  for (let e = err as (Error & { cause?: unknown }) | undefined; e && chain.length < 5; e = e.cause as typeof e)
+    chain.push(e);
+  for (const e of chain) {
+    const m = /Proxy response \((\d{3})\)|Proxy Authentication Required \((\d{3})\)/.exec(e.message ?? '');
+    if (m) return proxyRefusal(via, url.host, Number(m[1] ?? m[2]));
+  }
+  const plain = classify(err, url);
+  if (plain.kind === 'aborted' || plain.kind === 'timeout' || plain.kind === 'forbidden-address') return plain;
+  return new TransportError(plain.kind, `${plain.message} (through the proxy ${via})`);
 }
 
 /** An error text from Node or a peer, fit for a one-line message. */

@@ -1,7 +1,7 @@
 // Every image a pod spec would make the kubelet pull, wherever the spec sits in the object:
 // containers, init containers (sidecars included), ephemeral containers and image volumes.
 
-import { kindByName } from './kinds.ts';
+import { kindByName, POD_SPEC_KINDS } from './kinds.ts';
 import { cut, type ImageUse } from '../findings.ts';
 import { parseImageName } from '../reference/index.ts';
 
@@ -26,6 +26,8 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+const SPEC_PATHS = new Map(POD_SPEC_KINDS.map((k) => [k, k.specPath.join('.')]));
+
 /** The pod spec of an object of a supported kind, or undefined (other kinds, or a nil template). */
 export function podSpecSite(object: unknown): PodSpecSite | undefined {
   if (!isObj(object)) return undefined;
@@ -42,7 +44,7 @@ export function podSpecSite(object: unknown): PodSpecSite | undefined {
     kind: info.kind,
     ...(namespace ? { namespace } : {}),
     ...(name ? { name } : {}),
-    specPath: info.specPath.join('.'),
+    specPath: SPEC_PATHS.get(info) ?? info.specPath.join('.'),
     spec: node,
     template: info.kind !== 'Pod',
   };

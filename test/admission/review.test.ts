@@ -1,6 +1,8 @@
 import t from 'tap';
+import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import {
+  admissionReviewSchema,
   BadReview,
   imagesToCheck,
   parseReview,
@@ -70,6 +72,89 @@ t.test('malformed reviews are refused with a plain reason', async (t) => {
     caught = err;
   }
   t.ok(caught instanceof BadReview, 'a BadReview, which the server turns into a 400');
+});
+
+t.test('parseReview accepts exactly what the schema accepts, and gives the same request', async (t) => {
+  const base = fixture('deployment-create.json') as { request: { object: Record<string, unknown> } };
+  const other = fc.oneof(
+    fc.constantFrom(undefined, null, '', 'x', 0, 1, true, false, [], {}, ['CREATE'], { kind: 'Pod' }),
+    fc.jsonValue({ maxDepth: 2 }),
+  );
+  // Each field mostly its well-formed value, else anything; optional keys may be missing.
+  const field = <T>(...good: T[]) =>
+    fc.oneof({ arbitrary: fc.constantFrom(...good), weight: 12 }, { arbitrary: other, weight: 1 });
+  const review = fc.record(
+    {
+      apiVersion: field('admission.k8s.io/v1'),
+      kind: field('AdmissionReview'),
+      request: fc.oneof(
+        { arbitrary: other, weight: 1 },
+        {
+          weight: 12,
+          arbitrary: fc.record(
+            {
+              uid: field('0b4d-uid'),
+              kind: fc.oneof(
+                { arbitrary: other, weight: 1 },
+                {
+                  weight: 12,
+                  arbitrary: fc.record(
+                    { group: field('', 'apps'), version: field('v1'), kind: field('Pod', 'Deployment') },
+                    { requiredKeys: ['group', 'version', 'kind'] },
+                  ),
+                },
+              ),
+              resource: fc.oneof(
+                { arbitrary: other, weight: 1 },
+                {
+                  weight: 6,
+                  arbitrary: fc.record(
+                    { group: field(''), version: field('v1'), resource: field('pods') },
+                    { requiredKeys: ['group', 'version', 'resource'] },
+                  ),
+                },
+              ),
+              subResource: field('status'),
+              name: field('web'),
+              namespace: field('shop'),
+              operation: field('CREATE', 'UPDATE', 'DELETE', 'CONNECT'),
+              object: field(base.request.object, null),
+              oldObject: field(base.request.object, null),
+              dryRun: field(true, false),
+              extra: field('kept'),
+            },
+            { requiredKeys: ['uid', 'kind', 'operation'] },
+          ),
+        },
+      ),
+    },
+    { requiredKeys: ['apiVersion', 'kind', 'request'] },
+  );
+  // Key order aside (zod rebuilds objects), the same JSON.
+  const canon = (v: unknown): string =>
+    JSON.stringify(v, (_k, x: unknown) =>
+      x && typeof x === 'object' && !Array.isArray(x)
+        ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : x,
+    );
+  let accepted = 0;
+  fc.assert(
+    fc.property(review, (body) => {
+      const schema = admissionReviewSchema.safeParse(body);
+      let got: unknown;
+      try {
+        got = parseReview(body);
+      } catch (err) {
+        got = err;
+      }
+      if (!schema.success) return got instanceof BadReview;
+      accepted++;
+      return !(got instanceof Error) && canon(got) === canon(schema.data.request);
+    }),
+    { numRuns: 3000 },
+  );
+  t.ok(accepted > 100, `well-formed reviews were among them (${accepted})`);
+  t.same(canon(parseReview(base)), canon(admissionReviewSchema.parse(base).request), 'the fixture');
 });
 
 t.test('UPDATE checks only images new against oldObject', async (t) => {

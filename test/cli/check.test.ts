@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
-import { runCheck, type CliIO } from '../../src/cli/check.ts';
+import { runCheck } from '../../src/cli/check.ts';
+import type { CliIO } from '../../src/cli/flags.ts';
 
 const run = promisify(execFile);
 const node = process.execPath;

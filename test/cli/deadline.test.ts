@@ -83,8 +83,9 @@ t.test('a registry that never answers: the command ends by --timeout', async (t)
   t.equal(r.code, 3, 'not verified: exit 3');
   t.match(JSON.parse(r.stdout).findings, [{ reason: 'timeout' }]);
   const ran = r.exited - firstContact;
-  t.ok(ran >= TIMEOUT - 100, `not before the deadline (${Math.round(ran)} ms after the first request)`);
   t.ok(ran < TIMEOUT + MARGIN, `ended ${Math.round(ran)} ms after its first request (--timeout ${TIMEOUT} ms)`);
+  // The deadline counts from the command's start, not from its first request.
+  t.ok(r.exited - r.spawned >= TIMEOUT, 'and not before the deadline');
 });
 
 t.test('an API server that never answers: the command ends by --timeout too', async (t) => {
@@ -112,7 +113,7 @@ t.test('an API server that never answers: the command ends by --timeout too', as
     '--insecure-registry',
     registry,
     '--timeout',
-    '2s',
+    `${TIMEOUT}ms`,
   ]);
   const first = await asked;
   t.equal(r.code, 3, 'not verified: exit 3');

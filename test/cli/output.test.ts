@@ -15,7 +15,8 @@ import { repoRoot } from '../helpers/fixtures.ts';
 import { annotation, escapeData, escapeProperty } from '../../src/cli/output/github.ts';
 import { highestFirst } from '../../src/preflight/suggest.ts';
 import type { Finding } from '../../src/findings.ts';
-import { runCheck, type CliIO } from '../../src/cli/check.ts';
+import { runCheck } from '../../src/cli/check.ts';
+import type { CliIO } from '../../src/cli/flags.ts';
 
 const run = promisify(execFile);
 let reg: TestRegistry;
@@ -452,4 +453,18 @@ t.test('highest versions first', async (t) => {
     'latest',
     'multi',
   ]);
+});
+
+t.test('stdin is the file -: positions, JUnit and SARIF without a file location', async (t) => {
+  const input = `apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: a\n    image: "Bad&<Name>:1"\n`;
+  const json = await inProcess(['-f', '-', '--offline', '-o', 'json'], { stdin: input });
+  t.equal(json.code, 1);
+  t.same(JSON.parse(json.stdout).findings[0].source, { file: '-', line: 7, column: 12 });
+  const junit = await inProcess(['-f', '-', '--offline', '-o', 'junit'], { stdin: input });
+  const doc = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '' }).parse(junit.stdout, true);
+  t.equal(doc.testsuites.testsuite.name, 'stdin');
+  t.equal(doc.testsuites.testsuite.testcase.name, 'Pod p, container "a": Bad&<Name>:1', 'markup escaped and read back');
+  const sarif = JSON.parse((await inProcess(['-f', '-', '--offline', '-o', 'sarif'], { stdin: input })).stdout);
+  t.notOk(sarif.runs[0].results[0].locations[0].physicalLocation, 'no file to point at');
+  t.match(sarif.runs[0].results[0].locations[0].logicalLocations[0].fullyQualifiedName, 'spec.containers[0].image');
 });

@@ -6,7 +6,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './lib.ts';
 
-const RENDERED = new Set(['manifests/', 'manifests', 'manifests/overlays/cert-manager', 'manifests/overlays/plain']);
+const RENDERED = new Set([
+  'manifests/',
+  'manifests',
+  'manifests/overlays/cert-manager',
+  'manifests/overlays/plain',
+  'manifests/overlays/watch',
+]);
 const docs = ['README.md', 'docs/operating.md'].filter((f) => existsSync(join(repoRoot, f)));
 
 /** Shell lines from ```sh blocks, joined where they continue with a backslash. */

@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { REQUIRED_ACCESS } from '../../src/cluster/access.ts';
+import { REQUIRED_ACCESS, WATCH_ACCESS, WATCH_LEASE_ACCESS } from '../../src/cluster/access.ts';
 import { validateConfig } from '../../src/config.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import { Metrics } from '../../src/server/metrics.ts';
@@ -19,6 +19,7 @@ import {
   manifestsDir,
   only,
   parseYamlDocs,
+  readYaml,
   renderKustomize,
   repoRoot,
   resolvePort,
@@ -428,4 +429,57 @@ t.test('the metrics port: configuration, container, Service, NetworkPolicy and S
     /> 6\.4\s*$/,
     '"near the deadline" is 80 % of the 8 s deadline',
   );
+});
+
+t.test('watch.enabled: its RBAC (exactly WATCH_ACCESS), its configuration, POD_NAME and alerts', async (t) => {
+  const expand = (rules: Obj[]) =>
+    rules
+      .flatMap((r) =>
+        (r.apiGroups as string[]).flatMap((g) =>
+          (r.resources as string[]).flatMap((res) => (r.verbs as string[]).map((v) => `${g || 'core'} ${res} ${v}`)),
+        ),
+      )
+      .sort();
+  const access = (list: readonly { apiGroup: string; resource: string; verbs: readonly string[] }[]) =>
+    expand(list.map((a) => ({ apiGroups: [a.apiGroup], resources: [a.resource], verbs: [...a.verbs] })));
+  const off = render(t, {});
+  t.notOk(
+    off.some((o) => /watch/.test(o.metadata?.name ?? '')),
+    'off by default: no watch RBAC',
+  );
+  const on = render(
+    t,
+    {
+      watch: { enabled: true, interval: '5m', registryBudget: 20 },
+      metrics: { prometheusRule: { enabled: true }, serviceMonitor: { enabled: true } },
+    },
+    'pg',
+    'guard',
+  );
+  t.same(expand(only(on, 'ClusterRole', 'pg-pullguard-watch').rules), access(WATCH_ACCESS), 'WATCH_ACCESS');
+  const role = only(on, 'Role');
+  t.equal(role.metadata.namespace, 'guard', 'the Lease role in the release namespace');
+  t.same(expand(role.rules), access(WATCH_LEASE_ACCESS), 'WATCH_LEASE_ACCESS');
+  const kustomize = readYaml(join(manifestsDir, 'components', 'watch', 'rbac.yaml'));
+  t.same(only(on, 'ClusterRole', 'pg-pullguard-watch').rules, only(kustomize, 'ClusterRole').rules, 'as kustomize');
+  for (const kind of ['ClusterRoleBinding', 'RoleBinding'])
+    t.same(
+      on.filter((o) => o.kind === kind && /watch/.test(o.metadata.name)).map((o) => o.subjects),
+      [[{ kind: 'ServiceAccount', name: only(on, 'ServiceAccount').metadata.name, namespace: 'guard' }]],
+      `${kind}: the chart's ServiceAccount`,
+    );
+  const config = parseYaml(only(on, 'ConfigMap').data['config.yaml']) as Obj;
+  t.same(config.watch, {
+    enabled: true,
+    interval: '5m',
+    eventInterval: '1m',
+    registryBudget: 20,
+    leaseNamespace: 'guard',
+  });
+  t.doesNotThrow(() => validateConfig(config), 'a configuration serve accepts');
+  const env = only(on, 'Deployment').spec.template.spec.containers[0].env as Obj[];
+  t.same(env.find((e) => e.name === 'POD_NAME')?.valueFrom, { fieldRef: { fieldPath: 'metadata.name' } });
+  const rules = (only(on, 'PrometheusRule').spec.groups[0].rules as Obj[]).map((r) => r.alert);
+  t.ok(rules.includes('PullguardWorkloadImageNotPullable'), 'the alert on pullable == 0');
+  t.equal(only(on, 'ServiceMonitor').spec.endpoints[0].honorLabels, true, "the workloads' namespace label is kept");
 });

@@ -207,3 +207,41 @@ t.test(
     t.same(withoutPolicy(after), withoutPolicy(before), 'and nothing else changed');
   },
 );
+
+t.test(
+  'overlays/watch: the cert-manager install plus the watch RBAC, switched on',
+  toolOptions('kubectl', kubectl),
+  async (t) => {
+    const objects = renderKustomize(join(manifestsDir, 'overlays', 'watch'));
+    const plain = renderKustomize(join(manifestsDir, 'overlays', 'cert-manager'));
+    const key = (o: Obj) => `${o.kind}/${o.metadata.name}`;
+    const added = objects.filter((o) => !plain.some((p) => key(p) === key(o))).map(key);
+    t.same(added.sort(), [
+      'ClusterRole/pullguard-watch',
+      'ClusterRoleBinding/pullguard-watch',
+      'Role/pullguard-watch-lease',
+      'RoleBinding/pullguard-watch-lease',
+    ]);
+    const ns = only(plain, 'Namespace').metadata.name as string;
+    for (const o of objects.filter((o) => added.includes(key(o)))) {
+      t.equal(o.metadata.labels?.['app.kubernetes.io/part-of'], 'pullguard', `${key(o)} is labelled`);
+      if (o.kind.endsWith('Binding'))
+        t.equal(o.subjects[0].namespace, ns, `${key(o)} binds pullguard's ServiceAccount`);
+    }
+    t.equal(only(objects, 'Role', 'pullguard-watch-lease').metadata.namespace, ns, 'the Lease role in its namespace');
+    const dep = only(objects, 'Deployment');
+    const env = dep.spec.template.spec.containers[0].env as Obj[];
+    t.same(
+      env.find((e) => e.name === 'PULLGUARD_WATCH_ENABLED'),
+      { name: 'PULLGUARD_WATCH_ENABLED', value: 'true' },
+      'the watch is switched on',
+    );
+    t.same(env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
+    const { env: _env, ...container } = dep.spec.template.spec.containers[0];
+    t.same(container, only(plain, 'Deployment').spec.template.spec.containers[0], 'otherwise the same container');
+    t.notOk(
+      plain.some((o) => o.metadata?.name === 'pullguard-watch'),
+      'the default install has no watch RBAC',
+    );
+  },
+);

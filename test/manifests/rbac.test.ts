@@ -1,8 +1,9 @@
 // RBAC grants exactly src/cluster/access.ts REQUIRED_ACCESS: no more (least privilege), no less
 // (a missing verb would only show as a 403 at run time).
 import t from 'tap';
-import { REQUIRED_ACCESS } from '../../src/cluster/access.ts';
-import { all, baseObjects, listYamlFiles, only, readYaml, type Obj } from './lib.ts';
+import { join } from 'node:path';
+import { REQUIRED_ACCESS, WATCH_ACCESS, WATCH_LEASE_ACCESS, type ApiAccess } from '../../src/cluster/access.ts';
+import { all, baseObjects, listYamlFiles, manifestsDir, only, readYaml, type Obj } from './lib.ts';
 
 const objects = baseObjects();
 
@@ -38,8 +39,15 @@ t.test('nothing else grants anything', async (t) => {
     .filter((o) => ['Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding'].includes(o.kind));
   t.same(
     roles.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
-    ['ClusterRole/pullguard', 'ClusterRoleBinding/pullguard'],
-    'one ClusterRole and its binding in all of manifests/',
+    [
+      'ClusterRole/pullguard',
+      'ClusterRole/pullguard-watch',
+      'ClusterRoleBinding/pullguard',
+      'ClusterRoleBinding/pullguard-watch',
+      'Role/pullguard-watch-lease',
+      'RoleBinding/pullguard-watch-lease',
+    ],
+    "the base's ClusterRole and binding, and the watch component's roles and bindings",
   );
 });
 
@@ -54,4 +62,20 @@ t.test("the binding gives the role to the Deployment's ServiceAccount only", asy
   t.equal(binding.subjects[0].name, sa.metadata.name);
   t.equal(dep.spec.template.spec.serviceAccountName, sa.metadata.name, 'the Deployment runs as that ServiceAccount');
   t.equal(all(objects, 'ServiceAccount').length, 1);
+});
+
+const accessTriples = (access: readonly ApiAccess[]) =>
+  expand(access.map((a) => ({ apiGroups: [a.apiGroup], resources: [a.resource], verbs: a.verbs })));
+
+t.test('the watch component grants exactly WATCH_ACCESS, and the Lease only in its namespace', async (t) => {
+  const objects = readYaml(join(manifestsDir, 'components', 'watch', 'rbac.yaml'));
+  const cluster = only(objects, 'ClusterRole');
+  t.same(expand(cluster.rules as never), accessTriples(WATCH_ACCESS));
+  const role = only(objects, 'Role');
+  t.same(expand(role.rules as never), accessTriples(WATCH_LEASE_ACCESS), 'a Role: leases of its own namespace only');
+  for (const binding of [only(objects, 'ClusterRoleBinding'), only(objects, 'RoleBinding')]) {
+    t.same(binding.subjects, [{ kind: 'ServiceAccount', name: 'pullguard' }], "pullguard's ServiceAccount only");
+  }
+  for (const r of [...(cluster.rules as Obj[]), ...(role.rules as Obj[])])
+    t.notOk([...r.apiGroups, ...r.resources, ...r.verbs].includes('*'), 'no wildcards');
 });

@@ -34,8 +34,16 @@ t.test('kustomizations are well formed and every path they name exists', async (
     const dir = dirname(k);
     const doc = readYaml(k)[0]!;
     use(k, { as: 'kustomization', by: rel(k) });
-    t.equal(doc.apiVersion, 'kustomize.config.k8s.io/v1beta1', `${rel(k)} apiVersion`);
-    t.equal(doc.kind, 'Kustomization', `${rel(k)} kind`);
+    // components/ hold kustomize Components (optional parts an overlay includes), the rest Kustomizations
+    const component = rel(k).startsWith('manifests/components/');
+    t.equal(
+      doc.apiVersion,
+      component ? 'kustomize.config.k8s.io/v1alpha1' : 'kustomize.config.k8s.io/v1beta1',
+      `${rel(k)} apiVersion`,
+    );
+    t.equal(doc.kind, component ? 'Component' : 'Kustomization', `${rel(k)} kind`);
+    for (const c of (doc.components as string[] | undefined) ?? [])
+      t.ok(existsSync(join(dir, c, 'kustomization.yaml')), `${rel(k)}: component ${c} exists`);
     const named: [string, Use['as']][] = [
       ...((doc.resources as string[] | undefined) ?? []).map((r): [string, Use['as']] => [r, 'resource']),
       ...((doc.patches as Obj[] | undefined) ?? [])

@@ -75,7 +75,7 @@ t.test('a hanging API server: its requests are closed by the check deadline', as
     cluster: { kubeconfig, watchNodes: false },
     registry: { endpoints: { [reg.host]: `http://${reg.host}` } },
   });
-  const { podCheck } = buildPodCheck(config, { env: {}, dockerConfigs: [] });
+  const { podCheck } = await buildPodCheck(config, { env: {}, dockerConfigs: [] });
   t.teardown(() => podCheck.close());
   const site = podSpecSite(deployment(`${reg.host}/demo/app:1.0`))!;
   const before = api.countRequests({ resource: 'serviceaccounts' });

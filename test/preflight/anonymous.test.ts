@@ -139,6 +139,24 @@ t.test('negative answers are kept only briefly, so a push is seen soon', async (
   t.equal((await checkImage(e, late)).reason, 'available', 'seen after the negative TTL');
 });
 
+t.test('an available image is decided again once its cached answer expires: a tag gone since is seen', async (t) => {
+  const e = engineFor({ registry: { insecure: [reg.host] }, cache: { positiveTtl: '300ms' } });
+  const image = `${reg.host}/demo/app:1.1`;
+  t.equal((await checkImage(e, image)).reason, 'available');
+  const gone = reg.proxy!.fault(
+    {
+      kind: 'status',
+      status: 404,
+      body: { errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' }] },
+    },
+    { path: '/v2/demo/app/manifests/1.1' },
+  );
+  t.teardown(() => gone.remove());
+  t.equal((await checkImage(e, image)).reason, 'available', 'still cached');
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal((await checkImage(e, image)).reason, 'tag-not-found', 'asked again after the positive TTL');
+});
+
 t.test('the cache is bounded', async (t) => {
   const e = engineFor({ registry: { insecure: [reg.host] }, cache: { maxEntries: 3 } });
   for (const tag of ['1.0', '1.1', '1.2', '2.0', '2.0.1']) await checkImage(e, `${reg.host}/demo/app:${tag}`);

@@ -220,7 +220,8 @@ export async function serve(
       : {}),
   };
   const config = validateConfig(mergeLayers(base, input));
-  const log = captureLog(opts.level ?? 'info');
+  // debug by default: every review's line, the plain allows (written at debug) included.
+  const log = captureLog(opts.level ?? 'debug');
   // An empty environment: no KUBECONFIG or in-cluster account of the machine running the tests.
   const running = await startServer(config, {}, log.logger);
   const agent = opts.tls === false ? new Agent({ connect: { rejectUnauthorized: false } }) : await client();

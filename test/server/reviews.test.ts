@@ -586,6 +586,7 @@ t.test(
         ms: Number,
       });
       t.ok(l.ms >= 0 && l.ms < 10_000, `ms ${l.ms}`);
+      t.equal(l.level, l.verdict === 'ok' && l.action === 'allow' ? 20 : 30, 'plain allows at debug, the rest at info');
     }
     const text = s.log.text();
     const { username, password } = regs.user;
@@ -597,6 +598,43 @@ t.test(
     t.notMatch(text, Buffer.from(`${username}:${password}`).toString('base64'), 'no base64 user:password');
     t.notMatch(text, /Basic [A-Za-z0-9+/=]{8}/, 'no Basic header');
     t.notMatch(text, 'apiserver-secret-token-123', 'no incoming Authorization header');
+  },
+);
+
+t.test(
+  'logs at info: reviews with findings get their line with the findings; plain allows only in metrics',
+  async (t) => {
+    const s = await fresh(t, {}, { level: 'info' });
+    const allowed = sample('deployment-create.json', regs);
+    allowed.request.uid = 'plain-allow';
+    const denied = sample('pod-create.json', regs);
+    denied.request.uid = 'denied';
+    t.equal((await s.review(allowed)).allowed, true);
+    t.equal((await s.review(denied)).allowed, false);
+    t.equal((await s.review({ ...allowed, request: { ...allowed.request, uid: 'cached-allow' } })).allowed, true);
+
+    const lines = s.log.reviews();
+    t.same(
+      lines.map((l) => l.uid),
+      ['denied'],
+      'only the review with a finding has an info line',
+    );
+    t.match(lines[0], {
+      level: 30,
+      kind: 'Pod',
+      namespace: 'lab-demo',
+      name: String,
+      operation: 'CREATE',
+      verdict: 'fail',
+      action: 'deny',
+      ms: Number,
+      findings: [{ container: 'app', image: bad(), reason: 'repository-not-found', action: 'deny' }],
+    });
+
+    const m = (await s.get('/metrics')).text;
+    t.match(m, /\npullguard_reviews_total\{kind="Deployment",operation="CREATE",verdict="ok",action="allow"\} 2\n/);
+    t.match(m, /\npullguard_reviews_total\{kind="Pod",operation="CREATE",verdict="fail",action="deny"\} 1\n/);
+    t.match(m, /\npullguard_review_duration_seconds_count\{kind="Deployment"\} 2\n/, 'both allows timed');
   },
 );
 

@@ -18,6 +18,8 @@ export function renderJson(report: Report, version: string): string {
     hint: f.hint,
     ...(f.digest ? { digest: f.digest } : {}),
     ...(f.suggestions?.length ? { suggestions: f.suggestions } : {}),
+    // what was asked and answered, which credential source and proxy: never a secret
+    ...(f.evidence?.length ? { evidence: f.evidence } : {}),
   }));
   return `${JSON.stringify({ version, findings, summary: report.summary, exitCode: report.exitCode }, null, 2)}\n`;
 }

@@ -1,0 +1,131 @@
+// `pullguard diagnose`: for pods already stuck on an image pull, the kubelet's evidence beside
+// pullguard's cause, fix and outlook. Exit 0: nothing stuck; 1: something is; 2: usage or cluster errors.
+
+import { parseArgs } from 'node:util';
+import { readCaFiles, readerOptions, registryClientFor } from '../app/build.ts';
+import { loadKubeConfig } from '../cluster/kubeconfig.ts';
+import { PodReader, PodReadError } from '../cluster/pods.ts';
+import { ClusterReader } from '../cluster/reader.ts';
+import { loadConfig } from '../config.ts';
+import { keyringFromFiles } from '../credentials/files.ts';
+import { diagnosesToJson, diagnosesToText } from '../diagnose/diagnose.ts';
+import { diagnose } from '../diagnose/pods.ts';
+import { PullguardError } from '../errors.ts';
+import { PodCredentials } from '../podcheck/credentials.ts';
+import { Preflight } from '../preflight/engine.ts';
+import { type CliIO, REGISTRY_FLAGS, registryOverrides } from './flags.ts';
+
+export const DIAGNOSE_USAGE = `Usage: pullguard diagnose [POD...] [-n NS | -A] [-l SELECTOR] [options]
+
+Explains pods whose containers wait with ErrImagePull, ImagePullBackOff, InvalidImageName or
+ErrImageNeverPull: the kubelet's own message, the cause and fix, and whether the next retry will succeed.
+
+Options:
+  -n, --namespace NS            the namespace (default: the kubeconfig context's, else default)
+  -A, --all-namespaces          every namespace
+  -l, --selector SELECTOR       only pods with these labels, e.g. app=web
+      --kubeconfig FILE         cluster access (default: KUBECONFIG, then in-cluster)
+      --context NAME            the kubeconfig context to use
+      --docker-config FILE      the nodes' docker config (node credentials; repeatable)
+      --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
+      --registry-ca FILE        extra CA certificate (PEM) for registries (repeatable)
+      --timeout DURATION        deadline per pod (default from config: 8s)
+  -o, --output text|json        output format (default text)
+      --config FILE             configuration file (YAML or JSON); flags override it
+  -h, --help                    this help
+
+Exit status: 0 nothing is stuck, 1 a container is stuck, 2 bad usage or the cluster could not be read.
+`;
+
+export async function runDiagnose(argv: string[], io: CliIO): Promise<number> {
+  const fail = (message: string, usage = false) => {
+    io.stderr(`pullguard diagnose: ${message}\n`);
+    if (usage) io.stderr('Run "pullguard diagnose --help" for usage.\n');
+    return 2;
+  };
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        ...REGISTRY_FLAGS,
+        namespace: { type: 'string', short: 'n' },
+        'all-namespaces': { type: 'boolean', short: 'A' },
+        selector: { type: 'string', short: 'l' },
+        kubeconfig: { type: 'string' },
+        context: { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    return fail((err as Error).message, true);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    io.stdout(DIAGNOSE_USAGE);
+    return 0;
+  }
+  const output = v.output ?? 'text';
+  if (output !== 'text' && output !== 'json') return fail(`--output must be text or json, not "${output}"`, true);
+  if (v['all-namespaces'] && v.namespace) return fail('use either --namespace or --all-namespaces', true);
+  if (v['all-namespaces'] && parsed.positionals.length)
+    return fail('name pods with --namespace, not --all-namespaces', true);
+  if (v.platform?.length) return fail("--platform is not an option of diagnose: a pod's platform is its node's", true);
+
+  let engine: Preflight;
+  let reader: PodReader;
+  let credentials: PodCredentials;
+  let namespace: string | undefined;
+  let deadlineMs: number;
+  try {
+    const flags = registryOverrides(v);
+    if (v.kubeconfig) flags.cluster = { kubeconfig: v.kubeconfig };
+    if (v['docker-config']?.length) flags.credentials = { nodeDockerConfigs: v['docker-config'] };
+    const config = loadConfig({ ...(v.config ? { file: v.config } : {}), env: io.env, flags });
+    const kube = loadKubeConfig({
+      ...(config.cluster.kubeconfig ? { kubeconfig: config.cluster.kubeconfig } : {}),
+      env: io.env,
+    });
+    if (!kube) return fail('no cluster: give --kubeconfig or set KUBECONFIG');
+    if (v.context) {
+      if (!kube.kc.contexts.some((c) => c.name === v.context))
+        return fail(`context "${v.context}" is not in the kubeconfig`, true);
+      kube.kc.setCurrentContext(v.context);
+    }
+    namespace = v['all-namespaces']
+      ? undefined
+      : (v.namespace ?? kube.kc.getContextObject(kube.kc.getCurrentContext())?.namespace ?? 'default');
+    const nodeKeyring = config.credentials.nodeDockerConfigs.length
+      ? keyringFromFiles(config.credentials.nodeDockerConfigs)
+      : null;
+    deadlineMs = config.deadline;
+    reader = new PodReader(kube.kc, Math.max(5_000, deadlineMs));
+    credentials = new PodCredentials(new ClusterReader(kube.kc, readerOptions(config)), nodeKeyring);
+    engine = new Preflight(config, registryClientFor(config, readCaFiles(config.registry.caFiles), { env: io.env }));
+  } catch (err) {
+    if (err instanceof PullguardError) return fail(err.message, err.code === 'usage');
+    throw err;
+  }
+
+  try {
+    const result = await diagnose(
+      { reader, engine, credentials, deadlineMs },
+      {
+        ...(namespace !== undefined ? { namespace } : {}),
+        pods: parsed.positionals,
+        ...(v.selector ? { labelSelector: v.selector } : {}),
+      },
+    );
+    io.stdout(output === 'json' ? diagnosesToJson(result.diagnoses) : diagnosesToText(result.diagnoses));
+    for (const e of result.errors) io.stderr(`pullguard diagnose: ${e}\n`);
+    if (result.diagnoses.some((d) => d.stuck)) return 1;
+    return result.errors.length ? 2 : 0;
+  } catch (err) {
+    if (err instanceof PodReadError) return fail(err.message);
+    throw err;
+  } finally {
+    await engine.close();
+  }
+}

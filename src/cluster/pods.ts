@@ -1,0 +1,85 @@
+// Reads for `pullguard diagnose`: pods (named, by namespace or everywhere, with a label selector),
+// the events about one pod (the involvedObject field selector, as `kubectl describe` asks) and the
+// node a pod is bound to. Everything is one bounded request at a time; failures say what was read.
+import { ApiException, CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { withSignal } from './signal.ts';
+
+export class PodReadError extends Error {}
+
+function failure(err: unknown, what: string): PodReadError {
+  if (err instanceof ApiException) {
+    if (err.code === 404) return new PodReadError(`${what} not found`);
+    if (err.code === 403) return new PodReadError(`${what}: forbidden (the kubeconfig's user may not read it)`);
+    if (err.code === 401) return new PodReadError(`${what}: the API server refused the kubeconfig's credentials`);
+    return new PodReadError(`${what}: the API server answered HTTP ${err.code}`);
+  }
+  const e = err as Error;
+  return new PodReadError(`${what}: ${e.name === 'AbortError' || e.name === 'TimeoutError' ? 'timed out' : e.message}`);
+}
+
+export class PodReader {
+  readonly #api: CoreV1Api;
+  readonly #timeoutMs: number;
+
+  constructor(kc: KubeConfig, timeoutMs = 10_000) {
+    this.#api = kc.makeApiClient(CoreV1Api);
+    this.#timeoutMs = timeoutMs;
+  }
+
+  #opts() {
+    return withSignal(AbortSignal.timeout(this.#timeoutMs));
+  }
+
+  async pod(namespace: string, name: string): Promise<V1Pod> {
+    try {
+      return await this.#api.readNamespacedPod({ name, namespace }, this.#opts());
+    } catch (err) {
+      throw failure(err, `pod "${name}" in namespace "${namespace}"`);
+    }
+  }
+
+  /** Every pod of a namespace (undefined: all namespaces), page by page. */
+  async pods(namespace: string | undefined, labelSelector?: string): Promise<V1Pod[]> {
+    const out: V1Pod[] = [];
+    let cont: string | undefined;
+    const where = namespace ? `pods in namespace "${namespace}"` : 'pods in all namespaces';
+    do {
+      const page = { limit: 500, ...(cont ? { _continue: cont } : {}), ...(labelSelector ? { labelSelector } : {}) };
+      try {
+        const list = namespace
+          ? await this.#api.listNamespacedPod({ namespace, ...page }, this.#opts())
+          : await this.#api.listPodForAllNamespaces(page, this.#opts());
+        out.push(...list.items);
+        cont = list.metadata?._continue || undefined;
+      } catch (err) {
+        throw failure(err, where);
+      }
+    } while (cont);
+    return out;
+  }
+
+  /** The events about one pod (any source: the kubelet's, the scheduler's, pullguard's). */
+  async events(namespace: string, pod: string, uid?: string): Promise<unknown[]> {
+    const fieldSelector = [
+      `involvedObject.kind=Pod`,
+      `involvedObject.name=${pod}`,
+      `involvedObject.namespace=${namespace}`,
+      ...(uid ? [`involvedObject.uid=${uid}`] : []),
+    ].join(',');
+    try {
+      const list = await this.#api.listNamespacedEvent({ namespace, fieldSelector }, this.#opts());
+      return list.items;
+    } catch (err) {
+      throw failure(err, `events of pod "${pod}" in namespace "${namespace}"`);
+    }
+  }
+
+  /** The node, or undefined when it cannot be read (a diagnosis goes on without its platform). */
+  async node(name: string): Promise<V1Node | undefined> {
+    try {
+      return await this.#api.readNode({ name }, this.#opts());
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,308 @@
+// Kubelet image credential provider plugins (KEP-2133, credentialprovider.kubelet.k8s.io/v1), run the
+// way the kubelet runs them (pkg/credentialprovider/plugin): the same CredentialProviderConfig and bin
+// dir the nodes use, `matchImages` with the keyring's glob rules, a CredentialProviderRequest on stdin
+// with the provider's args and env, the response's auth map as docker config entries, and its cache
+// (cacheKeyType Image, Registry or Global; cacheDuration, else defaultCacheDuration; 0 = none).
+// A plugin that is missing, fails, hangs or answers nonsense is reported, never thrown.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { LRUCache } from 'lru-cache';
+import { parse as parseYaml } from 'yaml';
+import { cut, oneLine } from '../findings.ts';
+import type { DockerConfigEntry } from './dockerconfig.ts';
+import { runCredentialProgram } from './exec.ts';
+import { type Credential, Keyring, normalizeKey, urlsMatchStr } from './keyring.ts';
+import { PullguardError } from '../errors.ts';
+
+export class ProviderConfigError extends PullguardError {
+  readonly code = 'credential-provider-config';
+}
+
+const CONFIG_VERSIONS = ['kubelet.config.k8s.io/v1', 'kubelet.config.k8s.io/v1beta1', 'kubelet.config.k8s.io/v1alpha1'];
+const PLUGIN_VERSIONS = [
+  'credentialprovider.kubelet.k8s.io/v1',
+  'credentialprovider.kubelet.k8s.io/v1beta1',
+  'credentialprovider.kubelet.k8s.io/v1alpha1',
+];
+
+export interface ProviderEntry {
+  name: string;
+  matchImages: string[];
+  defaultCacheDurationMs: number;
+  apiVersion: string;
+  args: string[];
+  env: { name: string; value: string }[];
+  /** set when the plugin wants the pod's service account token, which pullguard cannot mint */
+  needsServiceAccountToken: boolean;
+}
+
+/** Reads and validates a CredentialProviderConfig as the kubelet does at start-up. */
+export function readProviderConfig(file: string): ProviderEntry[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ProviderConfigError(
+      `credential provider config ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch {
+    throw new ProviderConfigError(`credential provider config ${file}: not YAML or JSON`);
+  }
+  const problems: string[] = [];
+  const entries = parseProviderConfig(doc, problems);
+  if (problems.length) throw new ProviderConfigError(`credential provider config ${file}: ${problems.join('; ')}`);
+  return entries;
+}
+
+export function parseProviderConfig(doc: unknown, problems: string[]): ProviderEntry[] {
+  if (!isObject(doc)) {
+    problems.push('expected a CredentialProviderConfig object');
+    return [];
+  }
+  if (doc.kind !== 'CredentialProviderConfig') problems.push('kind must be CredentialProviderConfig');
+  if (typeof doc.apiVersion !== 'string' || !CONFIG_VERSIONS.includes(doc.apiVersion))
+    problems.push(`apiVersion must be one of ${CONFIG_VERSIONS.join(', ')}`);
+  const providers = Array.isArray(doc.providers) ? doc.providers : [];
+  if (!providers.length) problems.push('providers: at least one provider is required');
+  const names = new Set<string>();
+  const out: ProviderEntry[] = [];
+  providers.forEach((p: unknown, i: number) => {
+    const at = `providers[${i}]`;
+    if (!isObject(p)) {
+      problems.push(`${at}: expected an object`);
+      return;
+    }
+    const name = typeof p.name === 'string' ? p.name : '';
+    if (!name) problems.push(`${at}.name is required`);
+    else if (name.includes('/') || name.includes(' ') || name === '.' || name === '..')
+      problems.push(`${at}.name "${cut(oneLine(name), 60)}" must be a file name in the bin dir`);
+    else if (names.has(name)) problems.push(`${at}.name "${name}" is duplicated`);
+    names.add(name);
+    const matchImages = Array.isArray(p.matchImages)
+      ? p.matchImages.filter((m): m is string => typeof m === 'string')
+      : [];
+    if (!matchImages.length) problems.push(`${at}.matchImages: at least one pattern is required`);
+    for (const m of matchImages)
+      if (normalizeKey(m) === undefined) problems.push(`${at}.matchImages: "${m}" is invalid`);
+    let defaultCacheDurationMs = 0;
+    if (typeof p.defaultCacheDuration !== 'string') problems.push(`${at}.defaultCacheDuration is required`);
+    else {
+      const d = parseGoDuration(p.defaultCacheDuration);
+      if (d === undefined || d < 0)
+        problems.push(`${at}.defaultCacheDuration "${p.defaultCacheDuration}" is not a duration`);
+      else defaultCacheDurationMs = d;
+    }
+    const apiVersion = typeof p.apiVersion === 'string' ? p.apiVersion : '';
+    if (!PLUGIN_VERSIONS.includes(apiVersion))
+      problems.push(`${at}.apiVersion must be one of ${PLUGIN_VERSIONS.join(', ')}`);
+    const args = Array.isArray(p.args) ? p.args.map(String) : [];
+    const env = Array.isArray(p.env)
+      ? p.env.filter(isObject).map((e) => ({ name: String(e.name ?? ''), value: String(e.value ?? '') }))
+      : [];
+    out.push({
+      name,
+      matchImages,
+      defaultCacheDurationMs,
+      apiVersion,
+      args,
+      env,
+      needsServiceAccountToken: isObject(p.tokenAttributes),
+    });
+  });
+  return out;
+}
+
+/** Go's time.ParseDuration, in milliseconds: "1h30m", "300ms", "1.5s", "0". */
+export function parseGoDuration(text: string): number | undefined {
+  const s = text.trim();
+  if (s === '0' || s === '+0' || s === '-0') return 0;
+  const m = /^([-+]?)((?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$/.exec(s);
+  if (!m) return undefined;
+  const unit: Record<string, number> = {
+    ns: 1e-6,
+    us: 1e-3,
+    µs: 1e-3,
+    μs: 1e-3,
+    ms: 1,
+    s: 1000,
+    m: 60_000,
+    h: 3_600_000,
+  };
+  let total = 0;
+  for (const part of m[2]!.matchAll(/(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g))
+    total += Number(part[1]) * unit[part[2]!]!;
+  return m[1] === '-' ? -total : total;
+}
+
+interface CacheEntry {
+  auth: Map<string, DockerConfigEntry>;
+}
+
+export interface ProviderLookup {
+  credentials: Credential[];
+  failures: string[];
+  /** a provider's matchImages cover the image: without its credentials the image cannot be judged */
+  managed: boolean;
+}
+
+export class CredentialProviders {
+  private readonly providers: ProviderEntry[];
+  private readonly binDir: string;
+  private readonly timeoutMs: number;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly caches = new Map<string, LRUCache<string, CacheEntry>>();
+  private readonly inFlight = new Map<string, Promise<{ auth?: Map<string, DockerConfigEntry>; failure?: string }>>();
+  /** plugin runs per provider, for tests and metrics */
+  readonly runs = new Map<string, number>();
+
+  constructor(providers: ProviderEntry[], opts: { binDir: string; timeoutMs: number; env: NodeJS.ProcessEnv }) {
+    this.providers = providers;
+    this.binDir = opts.binDir;
+    this.timeoutMs = opts.timeoutMs;
+    this.env = opts.env;
+    for (const p of providers) this.caches.set(p.name, new LRUCache({ max: 10_000 }));
+  }
+
+  /** Whether some provider's matchImages cover `image` (the kubelet's repository name). */
+  matches(image: string): boolean {
+    return this.providers.some((p) => p.matchImages.some((m) => urlsMatchStr(m, image)));
+  }
+
+  /**
+   * Every matching provider's credentials for `image`, merged as the kubelet merges them (an auth
+   * key an earlier provider returned wins), then looked up with the keyring's rules.
+   */
+  async lookup(image: string, _domain?: string): Promise<ProviderLookup> {
+    const matching = this.providers.filter((p) => p.matchImages.some((m) => urlsMatchStr(m, image)));
+    if (!matching.length) return { credentials: [], failures: [], managed: false };
+    const answers = await Promise.all(matching.map((p) => this.provide(p, image)));
+    const keyring = new Keyring();
+    const seen = new Set<string>();
+    const failures: string[] = [];
+    answers.forEach((a, i) => {
+      if (a.failure) failures.push(a.failure);
+      const fresh = new Map([...(a.auth ?? new Map())].filter(([k]) => !seen.has(k)));
+      for (const k of fresh.keys()) seen.add(k);
+      keyring.addConfig(fresh, `credential provider ${matching[i]!.name}`);
+    });
+    return { credentials: keyring.lookup(image), failures, managed: true };
+  }
+
+  private async provide(
+    p: ProviderEntry,
+    image: string,
+  ): Promise<{ auth?: Map<string, DockerConfigEntry>; failure?: string }> {
+    const cache = this.caches.get(p.name)!;
+    const registry = image.split('/')[0]!;
+    for (const key of [`image:${image}`, `registry:${registry}`, 'global:']) {
+      const hit = cache.get(key);
+      if (hit) return { auth: hit.auth };
+    }
+    const flight = `${p.name}\u0000${image}`;
+    let pending = this.inFlight.get(flight);
+    if (!pending) {
+      pending = this.exec(p, image).finally(() => this.inFlight.delete(flight));
+      this.inFlight.set(flight, pending);
+    }
+    return pending;
+  }
+
+  private async exec(
+    p: ProviderEntry,
+    image: string,
+  ): Promise<{ auth?: Map<string, DockerConfigEntry>; failure?: string }> {
+    const label = `credential provider plugin "${p.name}"`;
+    if (p.needsServiceAccountToken)
+      return {
+        failure: `${label} needs the pod's service account token (tokenAttributes), which pullguard cannot request`,
+      };
+    this.runs.set(p.name, (this.runs.get(p.name) ?? 0) + 1);
+    const env = { ...this.env };
+    for (const e of p.env) env[e.name] = e.value;
+    const request = `${JSON.stringify({ kind: 'CredentialProviderRequest', apiVersion: p.apiVersion, image })}\n`;
+    const r = await runCredentialProgram(join(this.binDir, p.name), p.args, request, {
+      timeoutMs: this.timeoutMs,
+      env,
+      name: label,
+    });
+    if (!r.ok) return { failure: r.error! };
+    const parsed = parseResponse(r.stdout, p.apiVersion);
+    if ('error' in parsed) return { failure: `${label} ${parsed.error}` };
+    const { auth, cacheKeyType, cacheDurationMs } = parsed;
+    const ttl = cacheDurationMs ?? p.defaultCacheDurationMs;
+    if (ttl > 0) {
+      const key =
+        cacheKeyType === 'Image'
+          ? `image:${image}`
+          : cacheKeyType === 'Registry'
+            ? `registry:${image.split('/')[0]}`
+            : 'global:';
+      this.caches.get(p.name)!.set(key, { auth }, { ttl: Math.max(1, Math.round(ttl)) });
+    }
+    return { auth };
+  }
+}
+
+/** The configured plugins (credentials.providerConfig and providerBinDir), or none. */
+export function loadCredentialProviders(
+  credentials: { providerConfig?: string | undefined; providerBinDir?: string | undefined },
+  opts: { timeoutMs: number; env: NodeJS.ProcessEnv },
+): CredentialProviders | undefined {
+  if (!credentials.providerConfig) return undefined;
+  if (!credentials.providerBinDir)
+    throw new ProviderConfigError('--image-credential-provider-config needs --image-credential-provider-bin-dir');
+  return new CredentialProviders(readProviderConfig(credentials.providerConfig), {
+    binDir: credentials.providerBinDir,
+    ...opts,
+  });
+}
+
+/** A CredentialProviderResponse, checked as the kubelet checks it; errors never quote the output. */
+export function parseResponse(
+  stdout: string,
+  apiVersion: string,
+):
+  | { auth: Map<string, DockerConfigEntry>; cacheKeyType: 'Image' | 'Registry' | 'Global'; cacheDurationMs?: number }
+  | { error: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    return { error: 'answered something that is not JSON' };
+  }
+  if (!isObject(json)) return { error: 'answered something that is not a CredentialProviderResponse' };
+  if (json.apiVersion !== apiVersion)
+    return { error: `answered apiVersion "${cut(oneLine(String(json.apiVersion)), 60)}", not ${apiVersion}` };
+  if (json.kind !== 'CredentialProviderResponse')
+    return { error: `answered kind "${cut(oneLine(String(json.kind)), 60)}", not CredentialProviderResponse` };
+  const cacheKeyType = json.cacheKeyType;
+  if (cacheKeyType !== 'Image' && cacheKeyType !== 'Registry' && cacheKeyType !== 'Global')
+    return { error: `answered an invalid cacheKeyType "${cut(oneLine(String(cacheKeyType ?? '')), 30)}"` };
+  let cacheDurationMs: number | undefined;
+  if (json.cacheDuration !== undefined && json.cacheDuration !== null) {
+    cacheDurationMs = typeof json.cacheDuration === 'string' ? parseGoDuration(json.cacheDuration) : undefined;
+    if (cacheDurationMs === undefined) return { error: 'answered an invalid cacheDuration' };
+  }
+  const auth = new Map<string, DockerConfigEntry>();
+  if (json.auth !== undefined && json.auth !== null) {
+    if (!isObject(json.auth)) return { error: 'answered an auth that is not a map' };
+    for (const [key, v] of Object.entries(json.auth)) {
+      if (!isObject(v)) return { error: 'answered an auth entry that is not an object' };
+      auth.set(key, {
+        username: typeof v.username === 'string' ? v.username : '',
+        password: typeof v.password === 'string' ? v.password : '',
+        email: '',
+      });
+    }
+  }
+  return { auth, cacheKeyType, ...(cacheDurationMs !== undefined ? { cacheDurationMs } : {}) };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

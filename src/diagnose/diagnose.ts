@@ -1,0 +1,214 @@
+// One diagnosis per stuck container: the kubelet's evidence beside pullguard's finding of now, the
+// cause and fix, whether the next retry can succeed, and where the two disagree (said, never hidden).
+
+import type { Finding, Reason } from '../findings.ts';
+import { cut, oneLine, quote } from '../findings.ts';
+import { explain } from '../preflight/messages.ts';
+import { type Backoff, backoffAfter, type ContainerEvidence, runtimeText, STUCK_REASONS } from './evidence.ts';
+import { agrees, classifyRuntimeMessage, describeRuntimeCause, type RuntimeCause } from './runtime.ts';
+
+export type Now = 'still-failing' | 'would-succeed' | 'unknown';
+
+export interface ContainerDiagnosis {
+  pod: { namespace: string; name: string; node?: string; platform?: string };
+  container: string;
+  image: string;
+  /** whether the container waits on an image pull */
+  stuck: boolean;
+  /** what the kubelet recorded */
+  kubelet: { reason?: string; message?: string; events: string[] };
+  /** the cause the kubelet's (runtime's) text shows, when it shows one */
+  runtime?: RuntimeCause;
+  /** the cause: pullguard's when it could ask the registry, else the runtime's */
+  reason: Reason | 'not-found' | 'never-pull' | 'unknown';
+  message: string;
+  hint: string;
+  now: Now;
+  /** one sentence about the next retry */
+  outlook: string;
+  backoff?: Backoff;
+  /** where the kubelet's evidence and pullguard disagree */
+  disagreement?: string;
+  /** pullguard's finding of now, when it could make one */
+  finding?: Finding;
+}
+
+// Findings that mean pullguard asked and the registry still refuses the same way the kubelet saw.
+const STILL_REFUSED: readonly Reason[] = ['rate-limited', 'registry-unreachable', 'registry-error'];
+
+function nowOf(f: Finding | undefined, runtime: RuntimeCause | undefined): Now {
+  if (!f) return 'unknown';
+  if (f.verdict === 'ok') return 'would-succeed';
+  if (f.verdict === 'fail') return 'still-failing';
+  if (STILL_REFUSED.includes(f.reason)) return 'still-failing';
+  // pull policy Never: the engine cannot see the node's images; the kubelet already said it is absent
+  if (f.reason === 'unverifiable' && runtime?.reason === 'never-pull') return 'still-failing';
+  return 'unknown';
+}
+
+/** Seconds as a person says them: 45s, 3m, 2h. */
+export function humanSeconds(s: number): string {
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  return `${Math.round(s / 3600)}h`;
+}
+
+/**
+ * Shortens a kubelet message in the middle: its start names the image, its end carries the
+ * runtime's cause ("…: not found", "…toomanyrequests: …"), the middle repeats the image.
+ */
+export function shorten(text: string, max = 240): string {
+  const chars = [...text];
+  if (chars.length <= max) return text;
+  const head = Math.floor(max / 4);
+  return `${chars.slice(0, head).join('')} … ${chars.slice(chars.length - (max - head - 3)).join('')}`;
+}
+
+const NEVER_HINT =
+  'load the image onto the node (or the nodes it may land on), or set imagePullPolicy to IfNotPresent so the kubelet pulls it';
+
+export function diagnoseContainer(
+  pod: ContainerDiagnosis['pod'],
+  ev: ContainerEvidence,
+  finding: Finding | undefined,
+  now: Date,
+): ContainerDiagnosis {
+  const text = runtimeText(ev);
+  const runtime = text ? classifyRuntimeMessage(text) : undefined;
+  const stuck = ev.reason !== undefined && (STUCK_REASONS as readonly string[]).includes(ev.reason);
+  const backoff = stuck && ev.reason !== 'InvalidImageName' ? backoffAfter(ev, now) : undefined;
+  const state = nowOf(finding, runtime);
+
+  let reason: ContainerDiagnosis['reason'] = 'unknown';
+  let message = '';
+  let hint = '';
+  const useFinding = finding && !(finding.verdict !== 'fail' && state === 'unknown' && runtime);
+  if (finding && useFinding) {
+    reason = finding.reason;
+    ({ message, hint } = finding);
+    if (finding.reason === 'unverifiable' && runtime?.reason === 'never-pull') {
+      reason = 'never-pull';
+      message = `image ${quote(ev.image)} is not on node ${quote(pod.node ?? '(unknown)')} and imagePullPolicy is Never: the kubelet will never pull it`;
+      hint = NEVER_HINT;
+    }
+  } else if (runtime) {
+    // pullguard could not tell now (unreachable, timeout, unverifiable): the kubelet's text still says why
+    reason = runtime.reason;
+    const known = runtime.reason !== 'not-found' && runtime.reason !== 'never-pull';
+    const base = known ? explain({ reason: runtime.reason as Reason, image: ev.image }) : undefined;
+    message = `image ${quote(ev.image)}: the kubelet reports that ${describeRuntimeCause(runtime.reason)} (${quote(runtime.evidence, 80)})${runtime.host ? ` for host ${runtime.host}` : ''}`;
+    hint =
+      runtime.reason === 'never-pull'
+        ? NEVER_HINT
+        : runtime.reason === 'not-found'
+          ? 'check the repository name and the tag or digest; push the image if it was never pushed'
+          : (base?.hint ?? '');
+  } else if (finding) {
+    reason = finding.reason;
+    ({ message, hint } = finding);
+  }
+
+  let outlook: string;
+  const due =
+    backoff?.nextRetryInSeconds !== undefined
+      ? backoff.nextRetryInSeconds > 0
+        ? `due in ~${humanSeconds(backoff.nextRetryInSeconds)}`
+        : 'due now'
+      : 'due soon';
+  if (!stuck) outlook = 'the container is not waiting on an image pull';
+  else if (ev.reason === 'InvalidImageName')
+    outlook = 'still failing: the kubelet never retries an invalid name; fix the image field (a new pod is made)';
+  else if (state === 'would-succeed')
+    outlook = `would now succeed: the next retry, ${due}, will succeed; delete the pod to retry at once`;
+  else if (state === 'still-failing') outlook = `still failing: the next retry, ${due}, will fail the same way`;
+  else outlook = `unknown: pullguard cannot tell whether the next retry, ${due}, will succeed`;
+
+  let disagreement: string | undefined;
+  if (
+    runtime &&
+    finding &&
+    finding.verdict !== 'ok' &&
+    state !== 'unknown' &&
+    !agrees(runtime.reason, finding.reason)
+  ) {
+    disagreement = `the kubelet's message says ${describeRuntimeCause(runtime.reason)}, but pullguard now finds ${finding.reason}: the cause may have changed since the last pull, or the node sees the registry differently`;
+  } else if (
+    stuck &&
+    finding &&
+    finding.verdict === 'ok' &&
+    ev.reason !== 'ImagePullBackOff' &&
+    ev.reason !== 'ErrImagePull'
+  ) {
+    disagreement = `the kubelet reports ${ev.reason}, but pullguard finds the image available`;
+  }
+
+  const kubelet: ContainerDiagnosis['kubelet'] = {
+    events: ev.events.map(
+      (e) => `${e.reason ?? ''}${e.count > 1 ? ` (x${e.count})` : ''}: ${cut(oneLine(e.message ?? ''), 300)}`,
+    ),
+  };
+  if (ev.reason) kubelet.reason = ev.reason;
+  if (text) kubelet.message = shorten(oneLine(text));
+
+  const out: ContainerDiagnosis = {
+    pod,
+    container: ev.container,
+    image: ev.image,
+    stuck,
+    kubelet,
+    reason,
+    message,
+    hint,
+    now: state,
+    outlook,
+  };
+  if (runtime) out.runtime = runtime;
+  if (backoff) out.backoff = backoff;
+  if (disagreement) out.disagreement = disagreement;
+  if (finding) out.finding = finding;
+  return out;
+}
+
+/** The report a person reads: one block per container. */
+export function diagnosesToText(list: readonly ContainerDiagnosis[]): string {
+  if (!list.length) return 'no container is stuck pulling its image\n';
+  const lines: string[] = [];
+  for (const d of list) {
+    lines.push(
+      `pod ${d.pod.namespace}/${d.pod.name}${d.pod.node ? ` (node ${d.pod.node}${d.pod.platform ? `, ${d.pod.platform}` : ''})` : ''}, container ${quote(d.container, 63)}, image ${quote(d.image)}`,
+    );
+    if (d.kubelet.reason || d.kubelet.message)
+      lines.push(
+        `  kubelet:   ${d.kubelet.reason ?? ''}${d.kubelet.message ? ` ${quote(d.kubelet.message, 300)}` : ''}`,
+      );
+    lines.push(`  cause:     ${d.reason}: ${oneLine(d.message)}`);
+    if (d.hint) lines.push(`  fix:       ${oneLine(d.hint)}`);
+    lines.push(`  now:       ${d.outlook}`);
+    if (d.backoff && d.backoff.attempts > 0)
+      lines.push(
+        `  backoff:   ${d.backoff.attempts} failed pull${d.backoff.attempts === 1 ? '' : 's'}${d.backoff.failingForSeconds !== undefined ? ` over ${humanSeconds(d.backoff.failingForSeconds)}` : ''}; waiting ${humanSeconds(d.backoff.seconds)} between pulls (step ${d.backoff.step} of 6, 10s doubling to 5m)`,
+      );
+    if (d.disagreement) lines.push(`  disagrees: ${d.disagreement}`);
+    lines.push('');
+  }
+  return `${lines.join('\n')}`;
+}
+
+export function diagnosesToJson(list: readonly ContainerDiagnosis[]): string {
+  const out = list.map((d) => ({
+    pod: d.pod,
+    container: d.container,
+    image: d.image,
+    stuck: d.stuck,
+    kubelet: d.kubelet,
+    ...(d.runtime ? { runtime: d.runtime } : {}),
+    reason: d.reason,
+    message: d.message,
+    hint: d.hint,
+    now: d.now,
+    outlook: d.outlook,
+    ...(d.backoff ? { backoff: d.backoff } : {}),
+    ...(d.disagreement ? { disagreement: d.disagreement } : {}),
+  }));
+  return `${JSON.stringify({ diagnoses: out, stuck: list.filter((d) => d.stuck).length }, null, 2)}\n`;
+}

@@ -1,0 +1,135 @@
+// Diagnoses pods: reads what the kubelet recorded, checks the stuck containers' images now with the
+// pod's own credentials (its pull secrets, then the node's) and its node's platform, and joins both.
+
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import type { PodReader } from '../cluster/pods.ts';
+import type { PodCredentials } from '../podcheck/credentials.ts';
+import type { Finding } from '../findings.ts';
+import { format as formatPlatform, normalize, type Platform } from '../platform/index.ts';
+import type { Preflight } from '../preflight/engine.ts';
+import { imageUsesOf, type PodSpecSite } from '../workload/images.ts';
+import { type ContainerDiagnosis, diagnoseContainer } from './diagnose.ts';
+import { containerEvidence, podEventOf } from './evidence.ts';
+
+export interface DiagnoseDeps {
+  reader: PodReader;
+  engine: Preflight;
+  credentials: PodCredentials;
+  /** per pod, for the engine and the credential reads */
+  deadlineMs: number;
+  now?: () => Date;
+}
+
+export interface DiagnoseTarget {
+  /** undefined: every namespace */
+  namespace?: string;
+  /** named pods (diagnosed whatever their state); empty: every stuck pod */
+  pods: string[];
+  labelSelector?: string;
+}
+
+export interface DiagnoseResult {
+  diagnoses: ContainerDiagnosis[];
+  /** pods that could not be read or checked, one line each */
+  errors: string[];
+}
+
+type Obj = Record<string, unknown>;
+
+/** The node's platform as the kubelet reports it (arm64 nodes run v8). */
+export function nodePlatform(node: V1Node | undefined): Platform | undefined {
+  const os = node?.status?.nodeInfo?.operatingSystem || node?.metadata?.labels?.['kubernetes.io/os'];
+  const arch = node?.status?.nodeInfo?.architecture || node?.metadata?.labels?.['kubernetes.io/arch'];
+  if (!os || !arch) return undefined;
+  try {
+    return normalize({ os, architecture: arch });
+  } catch {
+    return undefined;
+  }
+}
+
+export async function diagnoseOne(deps: DiagnoseDeps, pod: V1Pod, named: boolean): Promise<ContainerDiagnosis[]> {
+  const namespace = pod.metadata?.namespace ?? 'default';
+  const name = pod.metadata?.name ?? '';
+  const pending = containerEvidence(pod, [], named);
+  if (!pending.length) return [];
+  const events = (await deps.reader.events(namespace, name, pod.metadata?.uid)).map(podEventOf);
+  const evidence = containerEvidence(pod, events, named);
+  const nodeName = pod.spec?.nodeName;
+  const node = nodeName ? await deps.reader.node(nodeName) : undefined;
+  const platform = nodePlatform(node);
+  const nodeImages = new Set((node?.status?.images ?? []).flatMap((i) => i.names ?? []));
+
+  const site: PodSpecSite = {
+    kind: 'Pod',
+    namespace,
+    name,
+    specPath: 'spec',
+    spec: (pod.spec ?? {}) as unknown as Obj,
+    template: false,
+  };
+  const wanted = new Set(evidence.map((e) => `${e.list}\u0000${e.container}`));
+  const uses = imageUsesOf(site).filter((u) => {
+    const list = /\.(initContainers|containers|ephemeralContainers)\[/.exec(u.field)?.[1];
+    return list !== undefined && wanted.has(`${list}\u0000${u.container}`);
+  });
+  const credentials = await deps.credentials.forSite(site, namespace, () => AbortSignal.timeout(deps.deadlineMs));
+  const findings: Finding[] = await deps.engine.check(uses, {
+    credentials,
+    platforms: platform ? [platform] : [],
+    deadline: deps.deadlineMs,
+    ...(node ? { imageOnAnyNode: (names: string[]) => names.some((n) => nodeImages.has(n)) } : {}),
+  });
+  const now = deps.now?.() ?? new Date();
+  const where: ContainerDiagnosis['pod'] = {
+    namespace,
+    name,
+    ...(nodeName ? { node: nodeName } : {}),
+    ...(platform ? { platform: formatPlatform(platform) } : {}),
+  };
+  return evidence.map((ev) =>
+    diagnoseContainer(
+      where,
+      ev,
+      findings.find((f) => f.container === ev.container && f.field.includes(`.${ev.list}[`)),
+      now,
+    ),
+  );
+}
+
+export async function diagnose(deps: DiagnoseDeps, target: DiagnoseTarget): Promise<DiagnoseResult> {
+  const errors: string[] = [];
+  let pods: V1Pod[];
+  const named = target.pods.length > 0;
+  if (named) {
+    const ns = target.namespace ?? 'default';
+    const read = await Promise.allSettled(target.pods.map((p) => deps.reader.pod(ns, p)));
+    pods = [];
+    for (const r of read) {
+      if (r.status === 'fulfilled') pods.push(r.value);
+      else errors.push((r.reason as Error).message);
+    }
+  } else {
+    pods = await deps.reader.pods(target.namespace, target.labelSelector);
+  }
+  pods.sort((a, b) =>
+    `${a.metadata?.namespace}/${a.metadata?.name}`.localeCompare(`${b.metadata?.namespace}/${b.metadata?.name}`),
+  );
+  const diagnoses: ContainerDiagnosis[] = [];
+  // A few pods at a time: the engine shares registry answers between them anyway.
+  const queue = [...pods];
+  const results = new Map<V1Pod, ContainerDiagnosis[]>();
+  await Promise.all(
+    Array.from({ length: Math.min(4, queue.length) }, async () => {
+      for (let pod = queue.shift(); pod; pod = queue.shift()) {
+        try {
+          results.set(pod, await diagnoseOne(deps, pod, named));
+        } catch (err) {
+          errors.push(`pod ${pod.metadata?.namespace}/${pod.metadata?.name}: ${(err as Error).message}`);
+        }
+      }
+    }),
+  );
+  for (const pod of pods) diagnoses.push(...(results.get(pod) ?? []));
+  return { diagnoses, errors };
+}

@@ -1,0 +1,131 @@
+// pullguard's own Kubernetes Events (core/v1, source pullguard): one per object and subject, named
+// from both, so a repeat raises count and lastTimestamp instead of adding an Event — also when two
+// replicas race (the second create is a 409 and becomes an update). Repeats with the same message
+// are posted at most once per `minIntervalMs` per Event.
+import { ApiException, CoreV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { withSignal } from '../cluster/signal.ts';
+import { cut, oneLine } from '../findings.ts';
+
+export interface EventTarget {
+  apiVersion: string;
+  kind: string;
+  namespace: string;
+  name: string;
+  uid?: string;
+  fieldPath?: string;
+}
+
+export interface PostedEvent {
+  target: EventTarget;
+  /** what the Event is about within the object, e.g. the container; part of its name */
+  subject: string;
+  reason: string;
+  message: string;
+}
+
+export interface EventPosterOptions {
+  identity: string;
+  /** at most one update per Event in this time unless the message changes */
+  minIntervalMs: number;
+  logger?: Logger;
+  now?: () => number;
+}
+
+// The API server caps an Event message at 1 KiB in events.k8s.io; stay well within.
+const MAX_MESSAGE = 1000;
+
+export class EventPoster {
+  readonly #api: CoreV1Api;
+  readonly #opts: EventPosterOptions;
+  /** event name -> when we last wrote it and with which message */
+  readonly #last = new Map<string, { at: number; message: string }>();
+
+  constructor(kc: KubeConfig, opts: EventPosterOptions) {
+    this.#api = kc.makeApiClient(CoreV1Api);
+    this.#opts = opts;
+  }
+
+  static nameFor(target: EventTarget, subject: string, reason: string): string {
+    const h = createHash('sha256')
+      .update(`${target.kind}\u0000${target.uid ?? target.name}\u0000${subject}\u0000${reason}`)
+      .digest('hex')
+      .slice(0, 12);
+    // names are at most 253 characters of a DNS subdomain; pod names already are one
+    return `${target.name.slice(0, 200)}.pullguard.${h}`;
+  }
+
+  /** Creates or updates the Event; returns what was done. Never throws. */
+  async post(e: PostedEvent): Promise<'created' | 'updated' | 'skipped' | 'failed'> {
+    const now = this.#opts.now?.() ?? Date.now();
+    const name = EventPoster.nameFor(e.target, e.subject, e.reason);
+    const message = cut(oneLine(e.message), MAX_MESSAGE);
+    const last = this.#last.get(name);
+    if (last && last.message === message && now - last.at < this.#opts.minIntervalMs) return 'skipped';
+    const namespace = e.target.namespace;
+    const stamp = new Date(now);
+    const signal = () => withSignal(AbortSignal.timeout(10_000));
+    try {
+      const body: CoreV1Event = {
+        metadata: { name, namespace },
+        involvedObject: {
+          apiVersion: e.target.apiVersion,
+          kind: e.target.kind,
+          name: e.target.name,
+          namespace,
+          ...(e.target.uid ? { uid: e.target.uid } : {}),
+          ...(e.target.fieldPath ? { fieldPath: e.target.fieldPath } : {}),
+        },
+        reason: e.reason,
+        message,
+        type: 'Warning',
+        count: 1,
+        firstTimestamp: stamp,
+        lastTimestamp: stamp,
+        source: { component: 'pullguard' },
+        reportingComponent: 'pullguard',
+        reportingInstance: this.#opts.identity,
+      };
+      try {
+        await this.#api.createNamespacedEvent({ namespace, body }, signal());
+        this.#remember(name, now, message);
+        return 'created';
+      } catch (err) {
+        if (!(err instanceof ApiException && err.code === 409)) throw err;
+      }
+      // It exists (ours from before, or another replica's): raise its count.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const current = await this.#api.readNamespacedEvent({ name, namespace }, signal());
+        const lastAt = current.lastTimestamp ? new Date(current.lastTimestamp).getTime() : 0;
+        if (current.message === message && now - lastAt < this.#opts.minIntervalMs) {
+          this.#remember(name, lastAt, message);
+          return 'skipped';
+        }
+        current.count = (current.count ?? 1) + 1;
+        current.lastTimestamp = stamp;
+        current.message = message;
+        current.reportingInstance = this.#opts.identity;
+        try {
+          await this.#api.replaceNamespacedEvent({ name, namespace, body: current }, signal());
+          this.#remember(name, now, message);
+          return 'updated';
+        } catch (err) {
+          if (!(err instanceof ApiException && err.code === 409)) throw err;
+        }
+      }
+      return 'failed';
+    } catch (err) {
+      this.#opts.logger?.warn(
+        { namespace, object: e.target.name, reason: e.reason, err: (err as Error).message },
+        'event not posted',
+      );
+      return 'failed';
+    }
+  }
+
+  #remember(name: string, at: number, message: string): void {
+    this.#last.set(name, { at, message });
+    if (this.#last.size > 50_000) this.#last.delete(this.#last.keys().next().value!);
+  }
+}

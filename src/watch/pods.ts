@@ -1,0 +1,176 @@
+// The watch on pods: when a container starts waiting on an image pull, diagnose it (as `pullguard
+// diagnose` does) and post one Warning Event `ImagePullDiagnosed` on the pod with the cause and fix.
+// Only the leader acts; every replica keeps the list current so a new leader starts at once.
+import {
+  CoreV1Api,
+  type Informer,
+  type KubeConfig,
+  makeInformer,
+  type ObjectCache,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { cut, oneLine, quote } from '../findings.ts';
+import type { ContainerDiagnosis } from '../diagnose/diagnose.ts';
+import { STUCK_REASONS } from '../diagnose/evidence.ts';
+import type { EventPoster } from './events.ts';
+
+export const DIAGNOSED_REASON = 'ImagePullDiagnosed';
+
+export interface PodWatchOptions {
+  kc: KubeConfig;
+  events: EventPoster;
+  /** diagnoses one pod's stuck containers */
+  diagnose: (pod: V1Pod) => Promise<ContainerDiagnosis[]>;
+  isLeader: () => boolean;
+  /** a pod's containers are diagnosed again at most this often (its status changes every back-off) */
+  minIntervalMs: number;
+  logger?: Logger;
+  /** restart delay after the watch fails */
+  retryMs?: number;
+}
+
+/** The stuck containers of a pod: name and waiting reason. */
+export function stuckContainers(pod: V1Pod): { container: string; reason: string }[] {
+  const out: { container: string; reason: string }[] = [];
+  const all = [
+    ...(pod.status?.initContainerStatuses ?? []),
+    ...(pod.status?.containerStatuses ?? []),
+    ...(pod.status?.ephemeralContainerStatuses ?? []),
+  ];
+  for (const s of all) {
+    const reason = s.state?.waiting?.reason;
+    if (reason && (STUCK_REASONS as readonly string[]).includes(reason)) out.push({ container: s.name, reason });
+  }
+  return out;
+}
+
+/** The Event's message: cause and fix in one line, then the outlook. */
+export function eventMessage(d: ContainerDiagnosis): string {
+  const fix = d.hint ? ` Fix: ${oneLine(d.hint)}.` : '';
+  return `container ${quote(d.container, 63)}: ${cut(oneLine(d.message), 500).replace(/\.+$/, '')}.${fix} Now: ${d.outlook}`;
+}
+
+export class PodWatch {
+  readonly #opts: PodWatchOptions;
+  #informer: (Informer<V1Pod> & ObjectCache<V1Pod>) | undefined;
+  #stopped = false;
+  #retry: NodeJS.Timeout | undefined;
+  /** pod uid + container -> when it was last diagnosed, and its cause */
+  readonly #diagnosed = new Map<string, { at: number; reason: string; namespace: string }>();
+  readonly #busy = new Set<string>();
+  #ready = false;
+
+  constructor(opts: PodWatchOptions) {
+    this.#opts = opts;
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  start(): void {
+    const api = this.#opts.kc.makeApiClient(CoreV1Api);
+    const informer = makeInformer(this.#opts.kc, '/api/v1/pods', () => api.listPodForAllNamespaces());
+    informer.on('add', (pod) => this.#seen(pod));
+    informer.on('update', (pod) => this.#seen(pod));
+    informer.on('delete', (pod) => this.#forget(pod));
+    informer.on('connect', () => {
+      this.#ready = true;
+    });
+    informer.on('error', (err: unknown) => {
+      this.#opts.logger?.warn({ err: (err as Error)?.message }, 'pod watch failed; restarting');
+      if (this.#stopped) return;
+      this.#retry = setTimeout(() => void informer.start().catch(() => undefined), this.#opts.retryMs ?? 5_000);
+    });
+    this.#informer = informer;
+    void informer.start().catch((err: unknown) => {
+      this.#opts.logger?.warn({ err: (err as Error)?.message }, 'pod watch could not start');
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#retry);
+    await this.#informer?.stop();
+  }
+
+  /** The leader's view for the metric: stuck containers by namespace and cause. */
+  failing(): Map<string, number> {
+    const counts = new Map<string, number>();
+    if (!this.#informer) return counts;
+    for (const pod of this.#informer.list()) {
+      for (const { container, reason } of stuckContainers(pod)) {
+        const d = this.#diagnosed.get(`${pod.metadata?.uid}\u0000${container}`);
+        const key = `${pod.metadata?.namespace ?? ''}\u0000${d?.reason ?? reason}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+    }
+    return counts;
+  }
+
+  /** Every pod the watch holds (for re-verification of bare pods). */
+  pods(): readonly V1Pod[] {
+    return this.#informer?.list() ?? [];
+  }
+
+  /** Diagnose the pods that are stuck now (a replica that just became leader catches up). */
+  catchUp(): void {
+    for (const pod of this.pods()) this.#seen(pod);
+  }
+
+  #forget(pod: V1Pod): void {
+    for (const key of this.#diagnosed.keys())
+      if (key.startsWith(`${pod.metadata?.uid}\u0000`)) this.#diagnosed.delete(key);
+  }
+
+  #seen(pod: V1Pod): void {
+    if (this.#stopped || !this.#opts.isLeader()) return;
+    const uid = pod.metadata?.uid ?? '';
+    const stuck = stuckContainers(pod);
+    if (!stuck.length) return;
+    const now = Date.now();
+    const due = stuck.filter(({ container }) => {
+      const last = this.#diagnosed.get(`${uid}\u0000${container}`);
+      return !last || now - last.at >= this.#opts.minIntervalMs;
+    });
+    if (!due.length || this.#busy.has(uid)) return;
+    this.#busy.add(uid);
+    void this.#handle(pod, new Set(due.map((d) => d.container))).finally(() => this.#busy.delete(uid));
+  }
+
+  async #handle(pod: V1Pod, containers: Set<string>): Promise<void> {
+    const uid = pod.metadata?.uid ?? '';
+    const namespace = pod.metadata?.namespace ?? 'default';
+    let list: ContainerDiagnosis[];
+    try {
+      list = await this.#opts.diagnose(pod);
+    } catch (err) {
+      this.#opts.logger?.warn({ namespace, pod: pod.metadata?.name, err: (err as Error).message }, 'diagnosis failed');
+      return;
+    }
+    for (const d of list) {
+      if (!d.stuck || !containers.has(d.container)) continue;
+      this.#diagnosed.set(`${uid}\u0000${d.container}`, { at: Date.now(), reason: d.reason, namespace });
+      if (!this.#opts.isLeader()) continue;
+      const list_ = (pod.spec?.initContainers ?? []).some((c) => c.name === d.container)
+        ? 'initContainers'
+        : (pod.spec?.ephemeralContainers ?? []).some((c) => c.name === d.container)
+          ? 'ephemeralContainers'
+          : 'containers';
+      await this.#opts.events.post({
+        target: {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          namespace,
+          name: pod.metadata?.name ?? '',
+          ...(uid ? { uid } : {}),
+          fieldPath: `spec.${list_}{${d.container}}`,
+        },
+        subject: d.container,
+        reason: DIAGNOSED_REASON,
+        message: eventMessage(d),
+      });
+    }
+  }
+}

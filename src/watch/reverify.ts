@@ -1,0 +1,202 @@
+// Re-verification: every interval, each image of the running workloads (Deployments, StatefulSets,
+// DaemonSets, CronJobs, bare Pods) is asked of its registry again with the workload's credentials —
+// manifest HEAD requests, within a request budget per registry and round, and no further once a
+// registry says its rate limit is near. An image that stops being pullable gets an Event on the
+// workload ("a rescheduled pod will fail") and pullguard_workload_image_pullable drops to 0.
+import { AppsV1Api, BatchV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { withSignal } from '../cluster/signal.ts';
+import type { PodCredentials } from '../podcheck/credentials.ts';
+import type { Finding } from '../findings.ts';
+import { cut, oneLine } from '../findings.ts';
+import type { CredentialContext } from '../credentials/context.ts';
+import type { Preflight } from '../preflight/engine.ts';
+import { parseImage } from '../reference/index.ts';
+import { imageUsesOf, podSpecSite } from '../workload/images.ts';
+import type { EventPoster } from './events.ts';
+
+export const NOT_PULLABLE_REASON = 'ImageNotPullable';
+
+export interface WorkloadImage {
+  namespace: string;
+  kind: string;
+  name: string;
+  uid?: string;
+  apiVersion: string;
+  container: string;
+  image: string;
+  /** 1 pullable (or only at risk), 0 a rescheduled pod will fail */
+  pullable: 0 | 1;
+  reason: string;
+  message: string;
+}
+
+export interface ReverifyOptions {
+  kc: KubeConfig;
+  engine: Preflight;
+  credentials: PodCredentials;
+  events: EventPoster;
+  /** requests per registry host and round */
+  budget: number;
+  /** stop asking a registry whose reported remaining pulls fall below this */
+  rateLimitThreshold: number;
+  deadlineMs: number;
+  /** the bare pods (the pod watch holds them) */
+  pods: () => readonly V1Pod[];
+  /** requests the engine made so far, per registry host (the engine's hooks count them) */
+  requestsTo: (host: string) => number;
+  logger?: Logger;
+}
+
+interface Workload {
+  apiVersion: string;
+  kind: string;
+  object: Record<string, unknown>;
+}
+
+export class Reverifier {
+  readonly #opts: ReverifyOptions;
+  /** key -> the latest result */
+  #state = new Map<string, WorkloadImage>();
+  #warnedKinds = new Set<string>();
+  /** rounds completed so far */
+  rounds = 0;
+  /** images left for the next round in the last one (budget or rate limit) */
+  skipped = 0;
+
+  constructor(opts: ReverifyOptions) {
+    this.#opts = opts;
+  }
+
+  /** The latest result per workload container. */
+  results(): WorkloadImage[] {
+    return [...this.#state.values()];
+  }
+
+  async #list(): Promise<Workload[]> {
+    const apps = this.#opts.kc.makeApiClient(AppsV1Api);
+    const batch = this.#opts.kc.makeApiClient(BatchV1Api);
+    const signal = () => withSignal(AbortSignal.timeout(30_000));
+    const kinds: [string, string, () => Promise<{ items: unknown[] }>][] = [
+      ['apps/v1', 'Deployment', () => apps.listDeploymentForAllNamespaces({}, signal())],
+      ['apps/v1', 'StatefulSet', () => apps.listStatefulSetForAllNamespaces({}, signal())],
+      ['apps/v1', 'DaemonSet', () => apps.listDaemonSetForAllNamespaces({}, signal())],
+      ['batch/v1', 'CronJob', () => batch.listCronJobForAllNamespaces({}, signal())],
+    ];
+    const out: Workload[] = [];
+    await Promise.all(
+      kinds.map(async ([apiVersion, kind, list]) => {
+        try {
+          for (const item of (await list()).items)
+            out.push({ apiVersion, kind, object: { ...(item as object), kind } as Record<string, unknown> });
+        } catch (err) {
+          // e.g. batch/v1 CronJob before Kubernetes 1.21, or no RBAC for a kind: the others go on
+          if (!this.#warnedKinds.has(kind)) {
+            this.#warnedKinds.add(kind);
+            this.#opts.logger?.warn({ kind, err: (err as Error).message }, 'workloads of this kind not re-verified');
+          }
+        }
+      }),
+    );
+    for (const pod of this.#opts.pods()) {
+      if (pod.metadata?.ownerReferences?.length) continue; // their owner is checked
+      if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
+      out.push({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        object: { ...(pod as object), kind: 'Pod' } as Record<string, unknown>,
+      });
+    }
+    return out;
+  }
+
+  /** One round. Returns the images that stopped being pullable in it. */
+  async round(): Promise<WorkloadImage[]> {
+    const workloads = await this.#list();
+    const next = new Map<string, WorkloadImage>();
+    const stopped: WorkloadImage[] = [];
+    const atStart = new Map<string, number>();
+    // registries that answered "rate limited" in this round: not asked again until the next
+    const limited = new Set<string>();
+    const blocked = (host: string) => {
+      if (limited.has(host)) return true;
+      if (!atStart.has(host)) atStart.set(host, this.#opts.requestsTo(host));
+      if (this.#opts.requestsTo(host) - atStart.get(host)! >= this.#opts.budget) return true;
+      for (const r of this.#opts.engine.client.rateLimits.values())
+        if (r.host === host && r.remaining < this.#opts.rateLimitThreshold) return true;
+      return false;
+    };
+    let skipped = 0;
+    for (const w of workloads) {
+      const site = podSpecSite(w.object);
+      if (!site) continue;
+      const namespace = site.namespace ?? 'default';
+      const meta = (w.object.metadata ?? {}) as { uid?: string };
+      let credentials: CredentialContext | undefined;
+      // One image at a time: the budget is checked before every request, not per workload.
+      for (const use of imageUsesOf(site)) {
+        const key = `${namespace}\u0000${w.kind}\u0000${site.name}\u0000${use.container}`;
+        const parsed = parseImage(use.image);
+        const host = parsed.ok ? this.#opts.engine.client.hostFor(parsed.ref.domain) : undefined;
+        if (host && blocked(host)) {
+          // over the budget or the quota: keep the last answer rather than guess
+          const prev = this.#state.get(key);
+          if (prev) next.set(key, prev);
+          skipped++;
+          continue;
+        }
+        let f: Finding | undefined;
+        try {
+          credentials ??= await this.#opts.credentials.forSite(site, namespace, () =>
+            AbortSignal.timeout(this.#opts.deadlineMs),
+          );
+          [f] = await this.#opts.engine.check([use], { credentials, platforms: [], deadline: this.#opts.deadlineMs });
+        } catch (err) {
+          this.#opts.logger?.warn(
+            { namespace, kind: w.kind, name: site.name, err: (err as Error).message },
+            'not re-verified',
+          );
+        }
+        if (!f) continue;
+        if (host && f.reason === 'rate-limited') limited.add(host);
+        const result: WorkloadImage = {
+          namespace,
+          kind: w.kind,
+          name: site.name ?? '',
+          ...(meta.uid ? { uid: meta.uid } : {}),
+          apiVersion: w.apiVersion,
+          container: f.container,
+          image: f.image,
+          pullable: f.verdict === 'fail' ? 0 : 1,
+          reason: f.reason,
+          message: `${oneLine(f.message).replace(/\.+$/, '')}: a rescheduled pod will fail. Fix: ${oneLine(f.hint)}`,
+        };
+        const prev = this.#state.get(key);
+        next.set(key, result);
+        if (result.pullable === 0 && (prev?.pullable !== 0 || prev.image !== result.image)) stopped.push(result);
+      }
+    }
+    this.#state = next;
+    this.skipped = skipped;
+    this.rounds++;
+    return stopped;
+  }
+
+  /** Posts one Event per image that stopped being pullable. */
+  async announce(stopped: WorkloadImage[]): Promise<void> {
+    for (const s of stopped) {
+      await this.#opts.events.post({
+        target: {
+          apiVersion: s.apiVersion,
+          kind: s.kind,
+          namespace: s.namespace,
+          name: s.name,
+          ...(s.uid ? { uid: s.uid } : {}),
+        },
+        subject: `${s.container}\u0000${s.image}`,
+        reason: NOT_PULLABLE_REASON,
+        message: `container "${s.container}": ${cut(s.message, 900)}`,
+      });
+    }
+  }
+}

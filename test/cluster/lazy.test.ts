@@ -1,0 +1,83 @@
+// @kubernetes/client-node is loaded only when there is a cluster to talk to: a webhook or a check
+// without one never carries its ~60 MiB of heap. Each case runs in a fresh process that records
+// whether the package was ever resolved.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { sharedPki } from '../helpers/pki.ts';
+import { repoRoot } from '../helpers/fixtures.ts';
+
+const src = (p: string) => JSON.stringify(pathToFileURL(join(repoRoot, 'src', p)).href);
+
+function run(body: string): Promise<{ loaded: boolean; out: string }> {
+  const script = `
+import { registerHooks } from 'node:module';
+let loaded = false;
+registerHooks({
+  resolve(specifier, context, next) {
+    const r = next(specifier, context);
+    if (r.url.includes('/node_modules/@kubernetes/client-node/')) loaded = true;
+    return r;
+  },
+});
+${body}
+process.stdout.write('\\nLOADED=' + loaded + '\\n');
+process.exit(0);
+`;
+  return new Promise((resolve, reject) =>
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', script],
+      { cwd: repoRoot, env: { PATH: process.env.PATH ?? '' }, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        const m = /LOADED=(true|false)/.exec(stdout);
+        if (!m) reject(new Error(`no answer: ${err?.message ?? ''}\n${stdout}\n${stderr}`));
+        else resolve({ loaded: m[1] === 'true', out: stdout });
+      },
+    ),
+  );
+}
+
+t.test('serve without a cluster starts and stops without loading @kubernetes/client-node', async (t) => {
+  const pki = await sharedPki();
+  const { loaded } = await run(`
+const { startServer } = await import(${src('app/server.ts')});
+const { validateConfig } = await import(${src('config.ts')});
+const { createLogger } = await import(${src('server/logger.ts')});
+const config = validateConfig({
+  server: { host: '127.0.0.1', port: 0, tlsCert: ${JSON.stringify(pki.server.certFile)}, tlsKey: ${JSON.stringify(pki.server.keyFile)} },
+  cluster: { watchNodes: true },
+});
+const running = await startServer(config, {}, createLogger('silent'));
+await running.close();
+`);
+  t.equal(loaded, false);
+});
+
+t.test('a kubeconfig loads it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pullguard-lazy-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'kubeconfig');
+  writeFileSync(
+    file,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]',
+      'users: [{name: u, user: {token: t}}]',
+      'contexts: [{name: x, context: {cluster: c, user: u}}]',
+      'current-context: x',
+      '',
+    ].join('\n'),
+  );
+  const { loaded } = await run(`
+const { loadKubeConfig } = await import(${src('cluster/kubeconfig.ts')});
+const { ClusterReader } = await import(${src('cluster/reader.ts')});
+const cluster = loadKubeConfig({ kubeconfig: ${JSON.stringify(file)}, env: {} });
+new ClusterReader(cluster.kc, { cacheTtlMs: 1000, negativeTtlMs: 1000, requestTimeoutMs: 1000 });
+`);
+  t.equal(loaded, true);
+});

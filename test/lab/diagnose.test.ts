@@ -1,0 +1,327 @@
+// `pullguard diagnose -A` against a real kube-apiserver: pods stuck for each cause, their status and
+// events written as the kubelet writes them, the images on real registries on loopback.
+import t from 'tap';
+import { runDiagnose } from '../../src/cli/diagnose.ts';
+import { faults } from '../helpers/fault-proxy.ts';
+import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
+import { FakeKubelet } from '../helpers/kubelet.ts';
+import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.ts';
+
+interface Diagnosis {
+  pod: { namespace: string; name: string; node?: string; platform?: string };
+  container: string;
+  image: string;
+  stuck: boolean;
+  kubelet: { reason?: string; message?: string; events: string[] };
+  reason: string;
+  message: string;
+  hint: string;
+  now: string;
+  outlook: string;
+  backoff?: { attempts: number; seconds: number; step: number; nextRetryInSeconds?: number };
+  disagreement?: string;
+}
+
+let lab: KubeLab;
+let anon: TestRegistry;
+let priv: TestRegistry;
+let limited: TestRegistry;
+let closedPort: number;
+const NS = 'shop';
+
+const containerd = (image: string, rest: string) =>
+  `rpc error: code = Unknown desc = failed to pull and unpack image "${image}": failed to resolve reference "${image}": ${rest}`;
+
+t.before(async () => {
+  [lab, anon, priv, limited, closedPort] = await Promise.all([
+    startKubeLab(),
+    startRegistry(),
+    startRegistry({ auth: 'htpasswd', users: [{ username: 'alice', password: 's3cret' }] }),
+    startRegistry({ proxy: true }),
+    freePort(),
+  ]);
+  await anon.pushImage('demo/app', '1.0', { platform: 'linux/amd64' });
+  await priv.pushImage('team/app', '1.0');
+  await limited.pushImage('demo/app', '1.0');
+  limited.proxy!.fault(faults.tooManyRequests());
+
+  const kubelet = new FakeKubelet(lab.kc());
+  await kubelet.namespace(NS);
+  await kubelet.node('node-amd64', 'amd64');
+  await kubelet.node('node-arm64', 'arm64');
+  const dockerconfig = (password: string) =>
+    Buffer.from(
+      JSON.stringify({
+        auths: {
+          [priv.host]: { username: 'alice', password, auth: Buffer.from(`alice:${password}`).toString('base64') },
+        },
+      }),
+    ).toString('base64');
+  await kubelet.core.createNamespacedSecret({
+    namespace: NS,
+    body: {
+      metadata: { name: 'wrongcred' },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: { '.dockerconfigjson': dockerconfig('wrong-password') },
+    },
+  });
+
+  const missingTag = `${anon.host}/demo/app:2.0`;
+  const missingRepo = `${anon.host}/demo/nope:1.0`;
+  const privImage = `${priv.host}/team/app:1.0`;
+  const limitedImage = `${limited.host}/demo/app:1.0`;
+  const downImage = `127.0.0.1:${closedPort}/demo/app:1.0`;
+  const armImage = `${anon.host}/demo/app:1.0`;
+  const stuck: [string, string, Parameters<FakeKubelet['stuckPod']>[3], string[]?][] = [
+    [
+      'missing-tag',
+      'node-amd64',
+      [
+        {
+          name: 'web',
+          image: missingTag,
+          reason: 'ImagePullBackOff',
+          runtime: containerd(missingTag, `${missingTag}: not found`).replace('Unknown', 'NotFound'),
+          failures: 3,
+          lastFailureAgoS: 5,
+        },
+      ],
+    ],
+    [
+      'missing-repo',
+      'node-amd64',
+      [
+        {
+          name: 'web',
+          image: missingRepo,
+          reason: 'ErrImagePull',
+          runtime: containerd(missingRepo, `${missingRepo}: not found`),
+          eventsApi: 'events.k8s.io/v1',
+        },
+      ],
+    ],
+    [
+      'no-secret',
+      'node-amd64',
+      [
+        {
+          name: 'web',
+          image: privImage,
+          reason: 'ImagePullBackOff',
+          runtime: containerd(
+            privImage,
+            `unexpected status from HEAD request to https://${priv.host}/v2/team/app/manifests/1.0: 401 Unauthorized`,
+          ),
+        },
+      ],
+    ],
+    [
+      'wrong-secret',
+      'node-amd64',
+      [
+        {
+          name: 'web',
+          image: privImage,
+          reason: 'ImagePullBackOff',
+          runtime: containerd(
+            privImage,
+            `unexpected status from HEAD request to https://${priv.host}/v2/team/app/manifests/1.0: 401 Unauthorized`,
+          ),
+        },
+      ],
+      ['wrongcred'],
+    ],
+    [
+      'rate-limit',
+      'node-amd64',
+      [
+        {
+          name: 'web',
+          image: limitedImage,
+          reason: 'ImagePullBackOff',
+          runtime: containerd(
+            limitedImage,
+            `unexpected status code http://${limited.host}/v2/demo/app/manifests/1.0: 429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit`,
+          ),
+          eventsApi: 'events.k8s.io/v1',
+        },
+      ],
+    ],
+    [
+      'unreachable',
+      'node-amd64',
+      [
+        {
+          name: 'web',
+          image: downImage,
+          reason: 'ErrImagePull',
+          runtime: containerd(
+            downImage,
+            `failed to do request: Head "https://${`127.0.0.1:${closedPort}`}/v2/demo/app/manifests/1.0": dial tcp 127.0.0.1:${closedPort}: connect: connection refused`,
+          ),
+        },
+      ],
+    ],
+    ['invalid-name', 'node-amd64', [{ name: 'web', image: 'Demo/App:1.0', reason: 'InvalidImageName' }]],
+    [
+      'wrong-platform',
+      'node-arm64',
+      [
+        {
+          name: 'web',
+          image: armImage,
+          reason: 'ImagePullBackOff',
+          runtime: `rpc error: code = NotFound desc = failed to pull and unpack image "${armImage}": no match for platform in manifest: not found`,
+        },
+      ],
+    ],
+    [
+      'never',
+      'node-amd64',
+      [{ name: 'web', image: `${anon.host}/demo/local:1.0`, pullPolicy: 'Never', reason: 'ErrImageNeverPull' }],
+    ],
+  ];
+  for (const [name, node, containers, secrets] of stuck)
+    await kubelet.stuckPod(NS, name, node, containers, secrets ? { imagePullSecrets: secrets } : {});
+  // A running pod in another namespace: not stuck, not listed.
+  await kubelet.namespace('calm');
+  await kubelet.core.createNamespacedPod({
+    namespace: 'calm',
+    body: {
+      metadata: { name: 'ok' },
+      spec: { nodeName: 'node-amd64', containers: [{ name: 'web', image: armImage }] },
+    },
+  });
+});
+
+t.teardown(async () => {
+  await Promise.all([lab?.stop(), anon?.stop(), priv?.stop(), limited?.stop()]);
+});
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runDiagnose(
+    [
+      ...args,
+      '--kubeconfig',
+      lab.kubeconfig,
+      '--insecure-registry',
+      anon.host,
+      '--insecure-registry',
+      limited.host,
+      '--insecure-registry',
+      `127.0.0.1:${closedPort}`,
+      '--registry-ca',
+      priv.caFile!,
+      '--timeout',
+      '8s',
+    ],
+    {
+      stdout: (s) => (stdout += s),
+      stderr: (s) => (stderr += s),
+      stdin: () => '',
+      env: {},
+      isTTY: false,
+    },
+  );
+  return { code, stdout, stderr };
+}
+
+const byPod = (list: Diagnosis[]) => new Map(list.map((d) => [d.pod.name, d]));
+
+t.test('diagnose -A: every stuck pod, the right cause, the kubelet quoted', async (t) => {
+  const { code, stdout, stderr } = await run(['-A', '-o', 'json']);
+  t.equal(code, 1, 'something is stuck');
+  t.equal(stderr, '');
+  const list = (JSON.parse(stdout) as { diagnoses: Diagnosis[] }).diagnoses;
+  const got = byPod(list);
+  t.same([...got.keys()].sort(), [
+    'invalid-name',
+    'missing-repo',
+    'missing-tag',
+    'never',
+    'no-secret',
+    'rate-limit',
+    'unreachable',
+    'wrong-platform',
+    'wrong-secret',
+  ]);
+  const expect: Record<string, [string, string]> = {
+    'missing-tag': ['tag-not-found', 'still-failing'],
+    'missing-repo': ['repository-not-found', 'still-failing'],
+    'no-secret': ['access-denied', 'still-failing'],
+    'wrong-secret': ['access-denied', 'still-failing'],
+    'rate-limit': ['rate-limited', 'still-failing'],
+    unreachable: ['registry-unreachable', 'still-failing'],
+    'invalid-name': ['invalid-reference', 'still-failing'],
+    'wrong-platform': ['platform-not-found', 'still-failing'],
+    never: ['never-pull', 'still-failing'],
+  };
+  for (const [pod, [reason, now]] of Object.entries(expect)) {
+    const d = got.get(pod)!;
+    t.equal(d.reason, reason, `${pod}: cause`);
+    t.equal(d.now, now, `${pod}: outlook`);
+    t.ok(d.stuck, `${pod}: stuck`);
+    t.ok(d.kubelet.message, `${pod}: the kubelet's message is kept`);
+    t.ok(d.hint.length > 0, `${pod}: a fix`);
+    t.notOk(d.disagreement, `${pod}: the kubelet and pullguard agree`);
+  }
+  t.match(got.get('missing-tag')!.kubelet.message!, ': not found');
+  t.match(got.get('rate-limit')!.kubelet.message!, 'toomanyrequests');
+  t.match(got.get('wrong-platform')!.kubelet.message!, 'no match for platform');
+  t.match(got.get('wrong-platform')!.pod.platform!, 'linux/arm64');
+  t.match(got.get('never')!.kubelet.message!, 'pull policy of Never');
+  t.match(got.get('invalid-name')!.kubelet.message!, 'invalid reference format');
+  t.match(got.get('wrong-secret')!.message, 'wrongcred', 'says which secret was refused');
+  const tag = got.get('missing-tag')!;
+  t.equal(tag.backoff?.attempts, 3, 'three failed pulls from the event count');
+  t.equal(tag.backoff?.seconds, 40, 'the kubelet now waits 40 s (10 s doubling)');
+  t.equal(tag.backoff?.step, 3);
+  t.equal(got.get('missing-repo')!.backoff?.attempts, 3, 'events.k8s.io/v1 series counted too');
+});
+
+t.test('diagnose: text names pod, container, the kubelet quoted, cause, fix and outlook', async (t) => {
+  const { code, stdout } = await run(['-n', NS, 'missing-tag', 'rate-limit']);
+  t.equal(code, 1);
+  t.match(stdout, `pod ${NS}/missing-tag (node node-amd64, linux/amd64), container "web"`);
+  t.match(stdout, /kubelet: {3}ImagePullBackOff "Failed to pull image .*: not found"/);
+  t.match(stdout, /cause: {5}tag-not-found: /);
+  t.match(stdout, /fix: {7}\S/);
+  t.match(stdout, /now: {7}still failing: the next retry, due in ~\d+s, will fail the same way/);
+  t.match(stdout, 'backoff:   3 failed pulls');
+  t.match(stdout, 'step 3 of 6');
+  t.notMatch(stdout, /[\u0000-\u0008\u000b-\u001f]/, 'no control characters');
+});
+
+t.test('right after the image is pushed: "would now succeed"', async (t) => {
+  await anon.pushImage('demo/app', '2.0', { platform: 'linux/amd64' });
+  await anon.pushImage('demo/app', '1.0', { platform: 'linux/arm64' });
+  const { code, stdout } = await run(['-A', '-o', 'json']);
+  t.equal(code, 1, 'the pods are still stuck until the kubelet retries');
+  const got = byPod((JSON.parse(stdout) as { diagnoses: Diagnosis[] }).diagnoses);
+  t.equal(got.get('missing-tag')!.now, 'would-succeed');
+  t.match(
+    got.get('missing-tag')!.outlook,
+    /the next retry, due in ~\d+s, will succeed; delete the pod to retry at once/,
+  );
+  t.equal(got.get('missing-repo')!.now, 'still-failing', 'not pushed: still failing');
+  t.equal(got.get('no-secret')!.now, 'still-failing');
+  t.equal(got.get('wrong-platform')!.now, 'would-succeed', 'an arm64 build now exists');
+});
+
+t.test('exit 0 when nothing is stuck; 2 on usage errors', async (t) => {
+  t.equal((await run(['-n', 'calm'])).code, 0);
+  t.match((await run(['-n', 'calm'])).stdout, 'no container is stuck');
+  t.equal((await run(['-A', '-n', NS])).code, 2);
+  t.equal((await run(['-o', 'yaml'])).code, 2);
+  const missing = await run(['-n', NS, 'no-such-pod']);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, 'pod "no-such-pod" in namespace "shop" not found');
+});
+
+t.test('a label selector narrows the pods', async (t) => {
+  const { code, stdout } = await run(['-A', '-l', 'app=none']);
+  t.equal(code, 0);
+  t.match(stdout, 'no container is stuck');
+});
