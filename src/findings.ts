@@ -90,11 +90,14 @@ export function logText(text: string, max = 256): string {
 /**
  * Text from elsewhere (a registry's error body) made safe to show: whatever looks like a credential
  * — an Authorization value, a JWT, a password=… or token: … pair — and the given secrets (the
- * credentials actually sent, in plain and base64 form) become [redacted].
+ * passwords and tokens actually sent, in plain, form-encoded and base64 form) become [redacted], wherever
+ * they appear.
  */
 export function redact(text: string, secrets: readonly string[] = []): string {
   let out = text;
-  for (const s of secrets) if (s.length >= 4) out = out.split(s).join('[redacted]');
+  // Longest first: a password inside a longer secret (its Basic pair) must not break that one's match.
+  for (const s of [...secrets].sort((x, y) => y.length - x.length))
+    if (s.length >= 4) out = out.split(s).join('[redacted]');
   return out
     .replace(/\b(basic|bearer|token)(\s+)[A-Za-z0-9+/=._~-]{8,}/gi, '$1$2[redacted]')
     .replace(/\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g, '[redacted]')

@@ -106,14 +106,15 @@ export class RegistryClient {
   ): Promise<Answer> {
     const host = this.hostFor(target.domain);
     const evidence: string[] = [];
+    const sent = secretsOf(cred);
     const manifestPath = `/v2/${target.path}/manifests/${tagOrDigest}`;
     try {
-      let res = await this.send(host, target.path, 'HEAD', manifestPath, cred, evidence, signal);
+      let res = await this.send(host, target.path, 'HEAD', manifestPath, cred, evidence, sent, signal);
       if (!res.response) return res.answer;
       let r = res.response;
       // Registries that never implemented HEAD: containerd retries as GET.
       if (r.status === 405) {
-        res = await this.send(host, target.path, 'GET', manifestPath, cred, evidence, signal);
+        res = await this.send(host, target.path, 'GET', manifestPath, cred, evidence, sent, signal);
         if (!res.response) return res.answer;
         r = res.response;
       }
@@ -124,12 +125,12 @@ export class RegistryClient {
           // No digest header (old registries): fetch the body and hash it, as containerd does.
           const got = r.body.length
             ? r
-            : (await this.send(host, target.path, 'GET', manifestPath, cred, evidence, signal)).response;
+            : (await this.send(host, target.path, 'GET', manifestPath, cred, evidence, sent, signal)).response;
           if (got?.status !== 200)
-            return this.answer({ kind: 'error', ...(got ? { status: got.status } : {}) }, evidence, host, cred);
+            return this.answer({ kind: 'error', ...(got ? { status: got.status } : {}) }, evidence, host, cred, sent);
           digest = `sha256:${createHash('sha256').update(got.body).digest('hex')}`;
         }
-        return this.answer({ kind: 'found', digest, mediaType }, evidence, host, cred, r);
+        return this.answer({ kind: 'found', digest, mediaType }, evidence, host, cred, sent, r);
       }
       // A tag can never contain ':', a digest always does.
       if (r.status === 404 && tagOrDigest.includes(':')) {
@@ -141,6 +142,7 @@ export class RegistryClient {
           `/v2/${target.path}/blobs/${tagOrDigest}`,
           cred,
           evidence,
+          sent,
           signal,
         );
         if (blob.response?.status === 200)
@@ -149,12 +151,13 @@ export class RegistryClient {
             evidence,
             host,
             cred,
+            sent,
             blob.response,
           );
       }
-      return this.answer(this.outcomeOfStatus(r, res.authFailure), evidence, host, cred, r);
+      return this.answer(this.outcomeOfStatus(r, res.authFailure), evidence, host, cred, sent, r);
     } catch (err) {
-      return this.answer(transportOutcome(err, evidence), evidence, host, cred);
+      return this.answer(transportOutcome(err, evidence), evidence, host, cred, sent);
     }
   }
 
@@ -167,6 +170,7 @@ export class RegistryClient {
   ): Promise<Answer & { body?: ManifestBody }> {
     const host = this.hostFor(target.domain);
     const evidence: string[] = [];
+    const sent = secretsOf(cred);
     try {
       const res = await this.send(
         host,
@@ -175,25 +179,26 @@ export class RegistryClient {
         `/v2/${target.path}/manifests/${digest}`,
         cred,
         evidence,
+        sent,
         signal,
       );
       if (!res.response) return res.answer;
       const r = res.response;
-      if (r.status !== 200) return this.answer(this.outcomeOfStatus(r, res.authFailure), evidence, host, cred, r);
+      if (r.status !== 200) return this.answer(this.outcomeOfStatus(r, res.authFailure), evidence, host, cred, sent, r);
       const body = parseVerified(r.body, digest);
       if (!body) {
         evidence.push(`the manifest ${digest} is not JSON or does not match its digest`);
-        return this.answer({ kind: 'error', status: 200 }, evidence, host, cred, r);
+        return this.answer({ kind: 'error', status: 200 }, evidence, host, cred, sent, r);
       }
       const mediaType = (typeof body.mediaType === 'string' ? body.mediaType : (header(r, 'content-type') ?? ''))
         .split(';')[0]!
         .trim();
       return {
-        ...this.answer({ kind: 'found', digest, mediaType }, evidence, host, cred, r),
+        ...this.answer({ kind: 'found', digest, mediaType }, evidence, host, cred, sent, r),
         body: { digest, mediaType, json: body },
       };
     } catch (err) {
-      return this.answer(transportOutcome(err, evidence), evidence, host, cred);
+      return this.answer(transportOutcome(err, evidence), evidence, host, cred, sent);
     }
   }
 
@@ -206,7 +211,7 @@ export class RegistryClient {
   ): Promise<Record<string, unknown> | undefined> {
     const host = this.hostFor(target.domain);
     try {
-      const res = await this.send(host, target.path, 'GET', `/v2/${target.path}/blobs/${digest}`, cred, [], signal);
+      const res = await this.send(host, target.path, 'GET', `/v2/${target.path}/blobs/${digest}`, cred, [], [], signal);
       if (res.response?.status !== 200) return undefined;
       return parseVerified(res.response.body, digest);
     } catch {
@@ -226,28 +231,30 @@ export class RegistryClient {
   ): Promise<Answer & { tags?: string[] }> {
     const host = this.hostFor(target.domain);
     const evidence: string[] = [];
+    const sent = secretsOf(cred);
     const tags: string[] = [];
     // Pages of 100: registries that page (distribution 3, Docker Hub) are followed by their Link header.
     let path: string | undefined = `/v2/${target.path}/tags/list?n=${Math.min(Math.max(max, 1), 100)}`;
     try {
       for (let page = 0; path && tags.length < max && page < 50; page++) {
-        const res = await this.send(host, target.path, 'GET', path, cred, evidence, signal);
+        const res = await this.send(host, target.path, 'GET', path, cred, evidence, sent, signal);
         if (!res.response) return res.answer;
         const r = res.response;
-        if (r.status !== 200) return this.answer(this.outcomeOfStatus(r, res.authFailure), evidence, host, cred, r);
+        if (r.status !== 200)
+          return this.answer(this.outcomeOfStatus(r, res.authFailure), evidence, host, cred, sent, r);
         let json: { tags?: unknown };
         try {
           json = JSON.parse(r.body.toString('utf8')) as { tags?: unknown };
         } catch {
           evidence.push('the tag list is not JSON');
-          return this.answer({ kind: 'error', status: 200 }, evidence, host, cred, r);
+          return this.answer({ kind: 'error', status: 200 }, evidence, host, cred, sent, r);
         }
         if (Array.isArray(json.tags)) for (const t of json.tags) if (typeof t === 'string') tags.push(t);
         path = nextLink(header(r, 'link'), host);
       }
       return { outcome: { kind: 'found', digest: '', mediaType: '' }, evidence, tags: tags.slice(0, max) };
     } catch (err) {
-      return this.answer(transportOutcome(err, evidence), evidence, host, cred);
+      return this.answer(transportOutcome(err, evidence), evidence, host, cred, sent);
     }
   }
 
@@ -262,6 +269,8 @@ export class RegistryClient {
     path: string,
     cred: RegistryCredential | null,
     evidence: string[],
+    /** every secret this request sends is added here, to be redacted from what the registry says */
+    sent: string[],
     signal?: AbortSignal,
   ): Promise<
     { response: HttpResponse; answer?: undefined; authFailure?: AuthFailure } | { response?: undefined; answer: Answer }
@@ -272,7 +281,7 @@ export class RegistryClient {
     const known = this.challenges.get(host);
     if (known) {
       const auth = await this.auth.authorize(known, scope, cred, signal, this.transport.baseUrl(host));
-      if (auth.ok) headers.authorization = auth.authorization;
+      if (auth.ok) headers.authorization = remember(sent, auth.authorization);
     }
     // A GET body is used whole (manifests, configs, tag lists; Debian's registry sends every tag in
     // one page), up to containerd's manifest limit; a HEAD's is only ever an error text.
@@ -311,6 +320,7 @@ export class RegistryClient {
             evidence,
             host,
             cred,
+            sent,
             r,
           ),
         };
@@ -323,7 +333,7 @@ export class RegistryClient {
         },
       };
     }
-    headers.authorization = auth.authorization;
+    headers.authorization = remember(sent, auth.authorization);
     r = await request();
     evidence.push(
       `${method} ${path.split('?')[0]} with ${auth.authorization.startsWith('Basic') ? 'basic credentials' : 'a token'} → ${r.status}${via(r)}`,
@@ -366,12 +376,12 @@ export class RegistryClient {
     evidence: string[],
     host: string,
     cred: RegistryCredential | null,
+    sent: readonly string[],
     r?: HttpResponse,
   ): Answer<T> {
     const err = r ? errorBody(r.body) : undefined;
     if (err?.code || err?.message) {
-      // A registry may echo the request (its Authorization header included) in its error text.
-      const sent = cred ? [cred.password, Buffer.from(`${cred.username}:${cred.password}`).toString('base64')] : [];
+      // A registry may echo the request (its Authorization header, the bare token) in its error text.
       evidence.push(cut(redact(`registry says: ${[err.code, err.message].filter(Boolean).join(' ')}`, sent), 200));
     }
     const rateLimit = r ? parseRateLimit(r.headers) : undefined;
@@ -396,6 +406,25 @@ function transportOutcome(err: unknown, evidence: string[]): Outcome {
   if (err.kind === 'aborted' || err.kind === 'timeout') return { kind: 'timeout' };
   if (err.kind === 'too-large' || err.kind === 'redirect') return { kind: 'error' };
   return { kind: 'unreachable', transport: err.kind };
+}
+
+/** The secrets a credential puts on the wire: the password as is, form-encoded and in Basic's base64. */
+function secretsOf(cred: RegistryCredential | null): string[] {
+  if (!cred) return [];
+  const { username, password } = cred;
+  return [
+    password,
+    encodeURIComponent(password),
+    Buffer.from(password).toString('base64'),
+    Buffer.from(`${username}:${password}`).toString('base64'),
+  ];
+}
+
+/** Adds an Authorization value's credential (a token, a Basic pair) and its base64 to `sent`; returns the value. */
+function remember(sent: string[], authorization: string): string {
+  const secret = authorization.slice(authorization.indexOf(' ') + 1);
+  if (!sent.includes(secret)) sent.push(secret, Buffer.from(secret).toString('base64'));
+  return authorization;
 }
 
 function via(r: HttpResponse): string {

@@ -85,3 +85,57 @@ t.test('what looks like a credential is redacted from any text', async (t) => {
   );
   t.equal(redact('pw is opensesame', ['opensesame']), 'pw is [redacted]', 'a given secret is redacted wherever it is');
 });
+
+t.test('a non-JWT token echoed without the word Bearer (raw and base64): redacted in the finding', async (t) => {
+  const hub = await startRegistry({ auth: 'token', tls: true, users: [alice], proxy: true, proxyToken: true });
+  t.teardown(() => hub.stop());
+  // An opaque token, as many token servers issue: nothing about it looks like a credential.
+  const token = `op4que${Date.now().toString(36)}Zq`;
+  const token64 = Buffer.from(token).toString('base64');
+  hub.tokenProxy!.fault({
+    kind: 'handler',
+    handle: (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ token, expires_in: 300 }));
+    },
+  });
+  const challenge = `Bearer realm="${hub.tokenProxy!.url}/token",service="${hub.tokenServer!.service}"`;
+  hub.proxy!.fault(
+    {
+      kind: 'handler',
+      handle: (req, res) => {
+        if (!req.headers.authorization) {
+          res.writeHead(401, { 'www-authenticate': challenge, 'content-length': 0 });
+          res.end();
+          return;
+        }
+        const raw = req.headers.authorization.replace(/^Bearer /, '');
+        const body = JSON.stringify({
+          errors: [
+            { code: 'UNKNOWN', message: `credential ${raw} not valid here (${Buffer.from(raw).toString('base64')})` },
+          ],
+        });
+        // HEAD: 405, so that the client asks again with GET and reads the body.
+        res.writeHead(req.method === 'HEAD' ? 405 : 500, {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          'x-echo': raw,
+        });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      },
+    },
+    { path: /\/manifests\// },
+  );
+  const engine = new Preflight(validateConfig({ deadline: 3000 }), [hub.caPem!]);
+  t.teardown(() => engine.close());
+  const v = await checkImage(engine, `${hub.host}/private/app:1.0`, { keyrings: [keyring({ [hub.host]: alice })] });
+  t.equal(v.reason, 'registry-error');
+  t.ok(
+    hub.proxy!.requests().some((r) => r.authorization === `Bearer ${token}`),
+    'the token was sent',
+  );
+  const text = JSON.stringify(v);
+  t.match(text, /registry says: UNKNOWN credential \[redacted\] not valid here/, 'the registry text is kept');
+  t.notMatch(text, token, 'no token');
+  t.notMatch(text, token64, 'no base64 of the token');
+});
