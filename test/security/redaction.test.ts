@@ -126,7 +126,10 @@ t.test('a non-JWT token echoed without the word Bearer (raw and base64): redacte
     },
     { path: /\/manifests\// },
   );
-  const engine = new Preflight(validateConfig({ deadline: 3000 }), [hub.caPem!]);
+  const engine = new Preflight(
+    validateConfig({ deadline: 3000 }),
+    registryClientFor(validateConfig({ deadline: 3000 }), [hub.caPem!]),
+  );
   t.teardown(() => engine.close());
   const v = await checkImage(engine, `${hub.host}/private/app:1.0`, { keyrings: [keyring({ [hub.host]: alice })] });
   t.equal(v.reason, 'registry-error');
