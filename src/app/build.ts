@@ -6,6 +6,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { closeConnections } from '../cluster/connections.ts';
 import type { LoadedKubeConfig } from '../cluster/kubeconfig.ts';
 import type { NodeWatcher } from '../cluster/nodes.ts';
 import type { ClusterReaderOptions } from '../cluster/reader.ts';
@@ -172,6 +173,7 @@ export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promi
     close: async () => {
       await nodes?.stop();
       await engine.close();
+      if (cluster) closeConnections(cluster.kc);
     },
   });
   return { podCheck, credentials, registryClient, cluster, ...(stores ? { stores } : {}) };

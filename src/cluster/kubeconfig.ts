@@ -6,6 +6,7 @@ import { delimiter, join } from 'node:path';
 import { isIPv6 } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { clientNode } from './k8s.ts';
+import { trackConnections } from './connections.ts';
 import { KubeConfigError } from './source.ts';
 
 export { KubeConfigError };
@@ -30,6 +31,7 @@ export interface LoadedKubeConfig {
 
 export function loadKubeConfig(opts: LoadKubeConfigOptions): LoadedKubeConfig | null {
   const loaded = loadAny(opts);
+  if (loaded) trackConnections(loaded.kc);
   if (!opts.context) return loaded;
   if (!loaded || loaded.source === 'in-cluster service account')
     throw new KubeConfigError(

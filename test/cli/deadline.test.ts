@@ -122,3 +122,41 @@ t.test('an API server that never answers: the command ends by --timeout too', as
   t.ok(ran < TIMEOUT + MARGIN, `ended ${Math.round(ran)} ms after its first API request (--timeout ${TIMEOUT} ms)`);
   t.ok(r.exited - r.spawned >= TIMEOUT, 'and not before the deadline');
 });
+
+t.test('an API server that never finishes the TLS handshake: the command still ends by --timeout', async (t) => {
+  // undici keeps a connection that is still in its handshake open after its request is aborted,
+  // until its own connect timeout (10 s): the process stayed alive that long after its answer.
+  firstContact = Number.POSITIVE_INFINITY;
+  const silentKubeconfig = join(dir, 'silent-kubeconfig');
+  writeFileSync(
+    silentKubeconfig,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      `clusters: [{name: c, cluster: {server: "https://${registry}", insecure-skip-tls-verify: true}}]`,
+      'users: [{name: u, user: {token: not-a-secret}}]',
+      'contexts: [{name: x, context: {cluster: c, user: u}}]',
+      'current-context: x',
+      '',
+    ].join('\n'),
+  );
+  const manifest = join(dir, 'handshake.yaml');
+  writeFileSync(
+    manifest,
+    `apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    spec:\n      containers: [{name: web, image: "${registry}/demo/app:1.0"}]\n`,
+  );
+  const r = await check([
+    '-f',
+    manifest,
+    '--kubeconfig',
+    silentKubeconfig,
+    '--insecure-registry',
+    registry,
+    '--timeout',
+    `${TIMEOUT}ms`,
+  ]);
+  t.equal(r.code, 3, 'not verified: exit 3');
+  t.match(r.stdout, /timeout/, 'the image is a timeout risk');
+  const ran = r.exited - firstContact;
+  t.ok(ran < TIMEOUT + MARGIN, `ended ${Math.round(ran)} ms after its first request (--timeout ${TIMEOUT} ms)`);
+});
