@@ -74,11 +74,9 @@ export async function startServer(
     dockerConfigs: config.credentials.nodeDockerConfigs,
     logger,
     hooks: {
-      onResponse: (host, _method, status, via) => {
-        metrics.registryRequests.inc({ registry: host, status: String(status) });
-        if (via) metrics.proxiedRequests.inc({ registry: host, proxy: via, status: String(status) });
-      },
-      onFailure: (host, _method, kind) => metrics.registryRequests.inc({ registry: host, status: kind }),
+      onResponse: (host, _method, status, via, registryLike) =>
+        metrics.registryAnswered(host, status, via, registryLike),
+      onFailure: (host, _method, kind) => metrics.registryFailed(host, kind),
     },
   });
   if (config.watch.enabled && !cluster) {

@@ -281,7 +281,7 @@ export class RegistryClient {
     const known = this.challenges.get(host);
     if (known) {
       const auth = await this.auth.authorize(known, scope, cred, signal, this.transport.baseUrl(host));
-      if (auth.ok) headers.authorization = remember(sent, auth.authorization);
+      if (auth.ok) headers.authorization = sentWith(sent, auth.authorization);
     }
     // A GET body is used whole (manifests, configs, tag lists; Debian's registry sends every tag in
     // one page), up to containerd's manifest limit; a HEAD's is only ever an error text.
@@ -309,7 +309,7 @@ export class RegistryClient {
         return { response: r, authFailure: { insufficientScope: true, rejected: false, noCredentials: false } };
       this.auth.forget(challenge, scope, cred);
     }
-    this.challenges.set(host, { scheme: challenge.scheme, params: { ...challenge.params, error: '', scope: '' } });
+    keep(this.challenges, host, { scheme: challenge.scheme, params: { ...challenge.params, error: '', scope: '' } });
     const auth = await this.auth.authorize(challenge, scope, cred, signal, this.transport.baseUrl(host));
     if (!auth.ok) {
       evidence.push(auth.detail);
@@ -333,7 +333,7 @@ export class RegistryClient {
         },
       };
     }
-    headers.authorization = remember(sent, auth.authorization);
+    headers.authorization = sentWith(sent, auth.authorization);
     r = await request();
     evidence.push(
       `${method} ${path.split('?')[0]} with ${auth.authorization.startsWith('Basic') ? 'basic credentials' : 'a token'} → ${r.status}${via(r)}`,
@@ -385,7 +385,7 @@ export class RegistryClient {
       evidence.push(cut(redact(`registry says: ${[err.code, err.message].filter(Boolean).join(' ')}`, sent), 200));
     }
     const rateLimit = r ? parseRateLimit(r.headers) : undefined;
-    if (rateLimit) this.rateLimits.set(`${host}|${credentialId(cred)}`, { ...rateLimit, host, at: Date.now() });
+    if (rateLimit) keep(this.rateLimits, `${host}|${credentialId(cred)}`, { ...rateLimit, host, at: Date.now() });
     return rateLimit ? { outcome, evidence, rateLimit } : { outcome, evidence };
   }
 
@@ -408,6 +408,15 @@ function transportOutcome(err: unknown, evidence: string[]): Outcome {
   return { kind: 'unreachable', transport: err.kind };
 }
 
+/** Per-host memory: pod authors name any host, so past MAX_HOSTS the oldest entry goes. */
+const MAX_HOSTS = 1024;
+
+function keep<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > MAX_HOSTS) map.delete(map.keys().next().value as string);
+}
+
 /** The secrets a credential puts on the wire: the password as is, form-encoded and in Basic's base64. */
 function secretsOf(cred: RegistryCredential | null): string[] {
   if (!cred) return [];
@@ -421,7 +430,7 @@ function secretsOf(cred: RegistryCredential | null): string[] {
 }
 
 /** Adds an Authorization value's credential (a token, a Basic pair) and its base64 to `sent`; returns the value. */
-function remember(sent: string[], authorization: string): string {
+function sentWith(sent: string[], authorization: string): string {
   const secret = authorization.slice(authorization.indexOf(' ') + 1);
   if (!sent.includes(secret)) sent.push(secret, Buffer.from(secret).toString('base64'));
   return authorization;

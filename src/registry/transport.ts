@@ -69,8 +69,11 @@ export interface TransportOptions {
   allowLinkLocal: readonly string[];
   /** per request: connect, first byte and between body chunks */
   requestTimeoutMs: number;
-  /** called for every answer (metrics); host is host[:port]; proxy as in HttpResponse */
-  onResponse?: (host: string, method: string, status: number, proxy?: string) => void;
+  /**
+   * called for every answer (metrics); host is host[:port]; proxy as in HttpResponse; registryLike:
+   * the answer came from a registry (its API version header, or a /v2/ answer only a registry gives)
+   */
+  onResponse?: (host: string, method: string, status: number, proxy: string | undefined, registryLike: boolean) => void;
   /** called for every transport failure (metrics) */
   onFailure?: (host: string, method: string, kind: TransportErrorKind) => void;
   /** name resolution (default dns.lookup); tests resolve names without asking a DNS server */
@@ -86,6 +89,13 @@ export type LookupFunction = (
 ) => void;
 
 const MAX_REDIRECTS = 5;
+/**
+ * Hosts whose connection pool and slots are kept while idle; past this the least recently used idle
+ * ones are closed and dropped. A pod author names any host: their number must not make memory grow.
+ */
+export const MAX_IDLE_HOSTS = 64;
+/** proxied hosts whose guard result is remembered (GUARD_TTL_MS) */
+const MAX_GUARDED = 1024;
 /** how long a proxied host that passed the link-local guard is trusted before DNS is asked again */
 const GUARD_TTL_MS = 30_000;
 /** a proxy's own refusals of a plain-http request (absolute-URI form) */
@@ -130,6 +140,10 @@ class Semaphore {
     this.active++;
     return () => this.release();
   }
+  /** no request holds or waits for a slot */
+  get idle(): boolean {
+    return this.active === 0 && this.waiting.length === 0;
+  }
   private release(): void {
     this.active--;
     this.waiting.shift()?.();
@@ -138,6 +152,8 @@ class Semaphore {
 
 export class RegistryTransport {
   private readonly options: TransportOptions;
+  // Per origin and per host, in order of last use (an entry moves to the end when used): eviction of
+  // idle ones starts at the front.
   private readonly agents = new Map<string, Dispatcher>();
   private readonly slots = new Map<string, Semaphore>();
   /** insecure hosts found to speak plain HTTP */
@@ -275,7 +291,7 @@ export class RegistryTransport {
       if (via && url.protocol === 'http:' && PROXY_REFUSALS.has(res.statusCode)) {
         if (!res.headers['docker-distribution-api-version']) throw proxyRefusal(via, host, res.statusCode);
       }
-      this.options.onResponse?.(host, req.method, res.statusCode, via);
+      this.options.onResponse?.(host, req.method, res.statusCode, via, registryLike(url, res.statusCode, res.headers));
       return { status: res.statusCode, headers: res.headers as Headers, body, url, ...(via ? { proxy: via } : {}) };
     } catch (err) {
       const failure =
@@ -329,19 +345,54 @@ export class RegistryTransport {
         `${host} resolves to a link-local or metadata address; pullguard does not contact it, not even through a proxy, unless configured (registry.allowLinkLocal)`,
       );
     }
+    this.guarded.delete(hostname);
     this.guarded.set(hostname, Date.now());
+    if (this.guarded.size > MAX_GUARDED) this.guarded.delete(this.guarded.keys().next().value as string);
+  }
+
+  /** How many hosts' slots and connection pools are held (tests; at most about MAX_IDLE_HOSTS plus those in use). */
+  get held(): { hosts: number; pools: number } {
+    return { hosts: this.slots.size, pools: this.agents.size };
   }
 
   private slot(host: string): Semaphore {
     let s = this.slots.get(host);
-    if (!s) this.slots.set(host, (s = new Semaphore(this.options.concurrency)));
+    if (s) this.slots.delete(host);
+    else s = new Semaphore(this.options.concurrency);
+    this.slots.set(host, s);
+    this.evictIdle(host);
     return s;
+  }
+
+  /**
+   * Drops the least recently used per-host state beyond MAX_IDLE_HOSTS: a host's slots once no
+   * request holds or waits for one, its pools (closed, their idle connections with them) likewise.
+   * Never `current`, whose request is about to take a slot, nor a host with requests in flight.
+   */
+  private evictIdle(current: string): void {
+    if (this.slots.size > MAX_IDLE_HOSTS)
+      for (const [host, s] of this.slots) {
+        if (this.slots.size <= MAX_IDLE_HOSTS) break;
+        if (host !== current && s.idle) this.slots.delete(host);
+      }
+    if (this.agents.size > MAX_IDLE_HOSTS)
+      for (const [origin, agent] of this.agents) {
+        if (this.agents.size <= MAX_IDLE_HOSTS) break;
+        const host = new URL(origin).host;
+        if (host === current || this.slots.get(host)?.idle === false) continue;
+        this.agents.delete(origin);
+        agent.close().catch(() => undefined);
+      }
   }
 
   private agent(url: URL, proxy: URL | undefined): Dispatcher {
     const key = url.origin;
     let agent = this.agents.get(key);
-    if (agent) return agent;
+    if (agent) {
+      this.agents.delete(key);
+      this.agents.set(key, agent);
+      return agent;
+    }
     const insecure = this.isInsecure(url.host);
     const allowed = hostListed(url.host, this.options.allowLinkLocal);
     if (proxy) {
@@ -360,6 +411,7 @@ export class RegistryTransport {
         ...(this.secureContext ? { proxyTls: { secureContext: this.secureContext } } : {}),
       });
       this.agents.set(key, proxied);
+      this.evictIdle(url.host);
       return proxied;
     }
     agent = new Agent({
@@ -376,6 +428,7 @@ export class RegistryTransport {
       ),
     });
     this.agents.set(key, agent);
+    this.evictIdle(url.host);
     return agent;
   }
 
@@ -479,6 +532,16 @@ const CONNECT_CODES = new Set([
 ]);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+/**
+ * An answer only a registry gives: the distribution API version header (every registry sends it on
+ * /v2/), or, on a /v2/ path, a challenge (401 with WWW-Authenticate) or a manifest's digest header.
+ */
+function registryLike(url: URL, status: number, headers: Dispatcher.ResponseData['headers']): boolean {
+  if (headers['docker-distribution-api-version']) return true;
+  if (!url.pathname.startsWith('/v2/')) return false;
+  return (status === 401 && Boolean(headers['www-authenticate'])) || Boolean(headers['docker-content-digest']);
+}
 
 function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;

@@ -4,8 +4,32 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Histogram } from 'prom-client';
 import type { ReviewObserver, ReviewRecord } from '../admission/handler.ts';
 import type { Preflight } from '../preflight/engine.ts';
+import type { TransportErrorKind } from '../registry/transport.ts';
+import { POD_SPEC_KINDS } from '../workload/kinds.ts';
 
 type Labels<L extends string> = Record<L, string>;
+
+// Label values come from outside: request.kind.kind is whatever a client sends, and anyone who may
+// create a pod names the hosts. Each value is a series kept until restart, so they are bounded.
+
+/** registry label values at most; hosts past these, or that never answered like a registry, are `other` */
+export const MAX_REGISTRY_LABELS = 50;
+
+const REVIEWED_KINDS = new Set(POD_SPEC_KINDS.map((k) => k.kind));
+
+/** The kind label: a kind pullguard reviews, else `other`. */
+export function kindLabel(kind: string): string {
+  return REVIEWED_KINDS.has(kind) ? kind : 'other';
+}
+
+const STATUSES = new Set([
+  200, 201, 202, 204, 206, 301, 302, 303, 307, 308, 400, 401, 403, 404, 405, 408, 409, 429, 500, 502, 503, 504,
+]);
+
+/** The status label: the statuses registries use, others by class (`4xx`). */
+export function statusLabel(status: number): string {
+  return STATUSES.has(status) ? String(status) : `${Math.floor(status / 100)}xx`;
+}
 
 /**
  * A counter bumped once or more per review: a Map entry per label set, without prom-client's
@@ -101,6 +125,8 @@ export class Metrics implements ReviewObserver {
   readonly findings: ReviewCounter<'reason' | 'action'>;
   readonly proxiedRequests: Counter<'registry' | 'proxy' | 'status'>;
   readonly certificateExpiry: Gauge;
+  /** hosts that answered like registries, in the order they did: the registry label's values */
+  readonly #registries = new Set<string>();
 
   constructor() {
     // The default names already start with process_/nodejs_: prefix 'pullguard_' (not 'pullguard_process_', which stuttered).
@@ -141,9 +167,33 @@ export class Metrics implements ReviewObserver {
   }
 
   reviewed(r: ReviewRecord): void {
-    this.reviews.inc({ kind: r.kind, operation: r.operation, verdict: r.verdict, action: r.action });
-    this.reviewSeconds.observe({ kind: r.kind }, r.seconds);
+    const kind = kindLabel(r.kind);
+    this.reviews.inc({ kind, operation: r.operation, verdict: r.verdict, action: r.action });
+    this.reviewSeconds.observe({ kind }, r.seconds);
     for (const f of r.notable) this.findings.inc({ reason: f.reason, action: f.action });
+  }
+
+  /**
+   * The registry label for a host: its name once it answered like a registry, while there are
+   * fewer than MAX_REGISTRY_LABELS; else `other`.
+   */
+  registryLabel(host: string, registryLike = false): string {
+    if (this.#registries.has(host)) return host;
+    if (!registryLike || this.#registries.size >= MAX_REGISTRY_LABELS) return 'other';
+    this.#registries.add(host);
+    return host;
+  }
+
+  /** An answer from a registry host (the transport's onResponse). */
+  registryAnswered(host: string, status: number, proxy: string | undefined, registryLike: boolean): void {
+    const registry = this.registryLabel(host, registryLike);
+    this.registryRequests.inc({ registry, status: statusLabel(status) });
+    if (proxy) this.proxiedRequests.inc({ registry, proxy, status: statusLabel(status) });
+  }
+
+  /** A request to a registry host that failed without an answer (the transport's onFailure). */
+  registryFailed(host: string, kind: TransportErrorKind): void {
+    this.registryRequests.inc({ registry: this.registryLabel(host), status: kind });
   }
 
   /** Gauges read from the engine when scraped. */
@@ -181,6 +231,7 @@ export class Metrics implements ReviewObserver {
         this.set(engine.cacheStats.size);
       },
     });
+    const label = (host: string) => this.registryLabel(host);
     const rateLimit = new Gauge({
       name: 'pullguard_registry_ratelimit_remaining',
       help: 'Pulls left in the current window as the registry last reported (ratelimit-remaining), by registry',
@@ -190,7 +241,7 @@ export class Metrics implements ReviewObserver {
         rateLimit.reset();
         const lowest = new Map<string, number>();
         for (const r of engine.client.rateLimits.values())
-          lowest.set(r.host, Math.min(lowest.get(r.host) ?? Infinity, r.remaining));
+          lowest.set(label(r.host), Math.min(lowest.get(label(r.host)) ?? Infinity, r.remaining));
         for (const [registry, remaining] of lowest) rateLimit.set({ registry }, remaining);
       },
     });
