@@ -160,7 +160,7 @@ export class RegistryTransport {
   private readonly plainHttp = new Set<string>();
   /** every connection, connecting ones included: close() ends them all, so nothing outlives it */
   private readonly sockets = new Set<Socket>();
-  /** with extra CAs: built once, since parsing ~140 roots again for every connection is costly */
+  /** with extra CAs: built once, since building a trust store for every connection is costly */
   private readonly secureContext: SecureContext | undefined;
   private readonly proxies: ProxyRules | undefined;
   /** per host: when the link-local guard last passed a proxied host (the proxy resolves it, so we ask first) */
@@ -170,10 +170,7 @@ export class RegistryTransport {
     this.options = options;
     this.proxies = options.proxy ? new ProxyRules(options.proxy).assertSupported() : undefined;
 
-    // A given `ca` replaces Node's bundle, so the public roots go along with the configured ones.
-    this.secureContext = options.caPems.length
-      ? createSecureContext({ ca: [...rootCertificates, ...options.caPems] })
-      : undefined;
+    this.secureContext = options.caPems.length ? withExtraCas(options.caPems) : undefined;
   }
 
   /** A host whose configured endpoint is http:// is never tried over TLS. */
@@ -480,6 +477,20 @@ function untilAborted(sent: Promise<Dispatcher.ResponseData>, signal: AbortSigna
       },
     );
   });
+}
+
+/**
+ * Node's default trust (its bundled roots, NODE_EXTRA_CA_CERTS, the system's with --use-system-ca)
+ * plus the configured CAs. Added to a default context, as Node's own tests do: a `ca` option would
+ * replace the default trust, and passing the ~140 bundled roots along parses every one of them again
+ * (~10 ms of a CLI start). Where the context has no addCACert (not Node), the roots go along.
+ */
+function withExtraCas(pems: readonly string[]): SecureContext {
+  const context = createSecureContext();
+  const native = (context as { context?: { addCACert?: (pem: string) => void } }).context;
+  if (typeof native?.addCACert !== 'function') return createSecureContext({ ca: [...rootCertificates, ...pems] });
+  for (const pem of pems) native.addCACert(pem);
+  return context;
 }
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
