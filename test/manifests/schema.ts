@@ -107,6 +107,34 @@ function selectorMatches(where: string, selector: unknown, podLabels: unknown, p
   }
 }
 
+/** Role and ClusterRole validate their rules alike. */
+const rbacRules: Check = (o, _opts, p) => {
+  for (const [i, r] of ((o.rules as Obj[] | undefined) ?? []).entries()) {
+    if (!nonEmptyArray(r.verbs)) p.push(`rules[${i}].verbs must not be empty`);
+    if (!(nonEmptyArray(r.resources) && Array.isArray(r.apiGroups)) && !nonEmptyArray(r.nonResourceURLs))
+      p.push(`rules[${i}] needs apiGroups and resources`);
+  }
+};
+
+/** RoleBinding and ClusterRoleBinding validate their roleRef and subjects alike. */
+const rbacBinding: Check = (o, opts, p) => {
+  const ref = o.roleRef as Obj | undefined;
+  if (
+    !(
+      ref?.apiGroup === 'rbac.authorization.k8s.io' &&
+      ['ClusterRole', 'Role'].includes(ref.kind) &&
+      nonEmptyString(ref.name)
+    )
+  )
+    p.push('roleRef needs apiGroup rbac.authorization.k8s.io, kind and name');
+  if (!nonEmptyArray(o.subjects)) return void p.push('subjects must not be empty');
+  for (const [i, s] of (o.subjects as Obj[]).entries()) {
+    if (!nonEmptyString(s.kind) || !nonEmptyString(s.name)) p.push(`subjects[${i}] needs kind and name`);
+    if (s.kind === 'ServiceAccount' && opts.rendered && !nonEmptyString(s.namespace))
+      p.push(`subjects[${i}]: a ServiceAccount subject needs a namespace`);
+  }
+};
+
 export const KIND_CHECKS: Record<string, { apiVersion: string; check: Check }> = {
   Namespace: { apiVersion: 'v1', check: () => {} },
   ServiceAccount: { apiVersion: 'v1', check: () => {} },
@@ -156,63 +184,19 @@ export const KIND_CHECKS: Record<string, { apiVersion: string; check: Check }> =
   },
   ClusterRole: {
     apiVersion: 'rbac.authorization.k8s.io/v1',
-    check: (o, _opts, p) => {
-      for (const [i, r] of ((o.rules as Obj[] | undefined) ?? []).entries()) {
-        if (!nonEmptyArray(r.verbs)) p.push(`rules[${i}].verbs must not be empty`);
-        if (!(nonEmptyArray(r.resources) && Array.isArray(r.apiGroups)) && !nonEmptyArray(r.nonResourceURLs))
-          p.push(`rules[${i}] needs apiGroups and resources`);
-      }
-    },
+    check: rbacRules,
   },
   ClusterRoleBinding: {
     apiVersion: 'rbac.authorization.k8s.io/v1',
-    check: (o, opts, p) => {
-      const ref = o.roleRef as Obj | undefined;
-      if (
-        !(
-          ref?.apiGroup === 'rbac.authorization.k8s.io' &&
-          ['ClusterRole', 'Role'].includes(ref.kind) &&
-          nonEmptyString(ref.name)
-        )
-      )
-        p.push('roleRef needs apiGroup rbac.authorization.k8s.io, kind and name');
-      if (!nonEmptyArray(o.subjects)) return void p.push('subjects must not be empty');
-      for (const [i, s] of (o.subjects as Obj[]).entries()) {
-        if (!nonEmptyString(s.kind) || !nonEmptyString(s.name)) p.push(`subjects[${i}] needs kind and name`);
-        if (s.kind === 'ServiceAccount' && opts.rendered && !nonEmptyString(s.namespace))
-          p.push(`subjects[${i}]: a ServiceAccount subject needs a namespace`);
-      }
-    },
+    check: rbacBinding,
   },
   Role: {
     apiVersion: 'rbac.authorization.k8s.io/v1',
-    check: (o, _opts, p) => {
-      for (const [i, r] of ((o.rules as Obj[] | undefined) ?? []).entries()) {
-        if (!nonEmptyArray(r.verbs)) p.push(`rules[${i}].verbs must not be empty`);
-        if (!(nonEmptyArray(r.resources) && Array.isArray(r.apiGroups)) && !nonEmptyArray(r.nonResourceURLs))
-          p.push(`rules[${i}] needs apiGroups and resources`);
-      }
-    },
+    check: rbacRules,
   },
   RoleBinding: {
     apiVersion: 'rbac.authorization.k8s.io/v1',
-    check: (o, opts, p) => {
-      const ref = o.roleRef as Obj | undefined;
-      if (
-        !(
-          ref?.apiGroup === 'rbac.authorization.k8s.io' &&
-          ['ClusterRole', 'Role'].includes(ref.kind) &&
-          nonEmptyString(ref.name)
-        )
-      )
-        p.push('roleRef needs apiGroup rbac.authorization.k8s.io, kind and name');
-      if (!nonEmptyArray(o.subjects)) return void p.push('subjects must not be empty');
-      for (const [i, s] of (o.subjects as Obj[]).entries()) {
-        if (!nonEmptyString(s.kind) || !nonEmptyString(s.name)) p.push(`subjects[${i}] needs kind and name`);
-        if (s.kind === 'ServiceAccount' && opts.rendered && !nonEmptyString(s.namespace))
-          p.push(`subjects[${i}]: a ServiceAccount subject needs a namespace`);
-      }
-    },
+    check: rbacBinding,
   },
   ValidatingWebhookConfiguration: {
     apiVersion: 'admissionregistration.k8s.io/v1',
