@@ -408,13 +408,13 @@ function transportOutcome(err: unknown, evidence: string[]): Outcome {
   return { kind: 'unreachable', transport: err.kind };
 }
 
-/** Per-host memory: pod authors name any host, so past MAX_HOSTS the oldest entry goes. */
-const MAX_HOSTS = 1024;
+/** Per-host memory (challenges, rate limits): pod authors name any host, so past this the oldest entry goes. */
+export const MAX_REMEMBERED_HOSTS = 1024;
 
 function keep<V>(map: Map<string, V>, key: string, value: V): void {
   map.delete(key);
   map.set(key, value);
-  if (map.size > MAX_HOSTS) map.delete(map.keys().next().value as string);
+  if (map.size > MAX_REMEMBERED_HOSTS) map.delete(map.keys().next().value as string);
 }
 
 /** The secrets a credential puts on the wire: the password as is, form-encoded and in Basic's base64. */

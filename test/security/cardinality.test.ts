@@ -1,10 +1,12 @@
 // What anyone who may create a pod (or reach the webhook port) can make pullguard keep: per-host
 // connection pools and slots are dropped when idle past a bound (never a host with requests in
-// flight), and metric labels take only the kinds pullguard reviews and hosts that answered like
-// registries, up to a cap; everything else is `other`.
+// flight), the client remembers challenges and rate limits of a bounded number of hosts, and metric
+// labels take only the kinds pullguard reviews and hosts that answered like registries, up to a cap;
+// everything else is `other`.
 import t from 'tap';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { MAX_REMEMBERED_HOSTS, RegistryClient } from '../../src/registry/client.ts';
 import { POD_SPEC_KINDS } from '../../src/workload/kinds.ts';
 import {
   MAX_IDLE_HOSTS,
@@ -133,6 +135,51 @@ t.test('a host with requests in flight is never evicted: its cap on requests hol
     [404, 404, 404, 404],
     'the held requests were answered by the registry',
   );
+});
+
+t.test('the client remembers challenges and rate limits of at most MAX_REMEMBERED_HOSTS hosts', async (t) => {
+  reg.proxy!.fault(
+    {
+      kind: 'status',
+      status: 401,
+      headers: {
+        'www-authenticate': 'Basic realm="registry"',
+        'docker-distribution-api-version': 'registry/2.0',
+        'ratelimit-limit': '100;w=21600',
+        'ratelimit-remaining': '99;w=21600',
+      },
+    },
+    { path: /\/v2\/limits\// },
+  );
+  t.teardown(() => reg.proxy!.clearRules());
+  const port = reg.host.split(':')[1];
+  const hosts = Array.from({ length: MAX_REMEMBERED_HOSTS + 100 }, (_, i) => `l${i}.pullguard.test:${port}`);
+  const client = new RegistryClient({
+    insecure: [],
+    caPems: [],
+    concurrency: 4,
+    allowLinkLocal: [],
+    requestTimeoutMs: 30_000,
+    lookup: toLoopback,
+    endpoints: Object.fromEntries(hosts.map((h) => [h, `http://${h}`])),
+  });
+  t.teardown(() => client.close());
+  const cred = { username: 'u', password: 'p4ssword' };
+  for (const host of hosts) await client.resolve({ domain: host, path: 'limits/app' }, '1.0', cred);
+  t.ok(
+    client.rateLimits.size <= MAX_REMEMBERED_HOSTS,
+    `${client.rateLimits.size} rate limits kept after ${hosts.length} hosts`,
+  );
+  // The first host's challenge was forgotten: its next request goes out without credentials and
+  // gets the challenge again (a remembered one is answered up front).
+  reg.proxy!.resetLog();
+  await client.resolve({ domain: hosts[0]!, path: 'limits/app' }, '1.0', cred);
+  const [first] = reg.proxy!.requests({ path: /\/v2\/limits\// });
+  t.equal(first?.headers.host, hosts[0]);
+  t.equal(first?.authorization, undefined, 'the oldest challenge is no longer kept');
+  reg.proxy!.resetLog();
+  await client.resolve({ domain: hosts.at(-1)!, path: 'limits/app' }, '1.0', cred);
+  t.match(reg.proxy!.requests()[0]?.authorization, /^Basic /, 'a recent one still is');
 });
 
 t.test(
