@@ -5,11 +5,11 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers/fixtures.ts';
 import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
+import { type SilentServer, silentServer } from '../helpers/silent.ts';
 
 const NODE = join(repoRoot, 'node_modules/.bin/node');
 const MAIN = join(repoRoot, 'src/cli/main.ts');
@@ -21,14 +21,7 @@ const MARGIN = TIMEOUT;
 let api: KubeApiServer;
 let dir: string;
 let kubeconfig: string;
-let firstContact = Number.POSITIVE_INFINITY;
-const sockets = new Set<Socket>();
-const silent = createServer((s) => {
-  firstContact = Math.min(firstContact, performance.now());
-  sockets.add(s);
-  s.resume();
-  s.on('error', () => undefined);
-});
+let silent: SilentServer;
 let registry = '';
 
 t.before(async () => {
@@ -36,12 +29,11 @@ t.before(async () => {
   api.putNode(makeNode({ name: 'amd-1', architecture: 'amd64' }));
   dir = mkdtempSync(join(tmpdir(), 'pullguard-deadline-'));
   kubeconfig = await api.writeKubeconfig(dir);
-  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-  registry = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  silent = await silentServer();
+  registry = silent.host;
 });
 t.teardown(async () => {
-  for (const s of sockets) s.destroy();
-  await new Promise((r) => silent.close(r));
+  await silent.stop();
   await api.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -70,7 +62,7 @@ function check(
 }
 
 t.test('a registry that never answers: the command ends by --timeout', async (t) => {
-  firstContact = Number.POSITIVE_INFINITY;
+  const seen = silent.accepted.length;
   const r = await check([
     `${registry}/demo/app:1.0`,
     '--insecure-registry',
@@ -82,7 +74,7 @@ t.test('a registry that never answers: the command ends by --timeout', async (t)
   ]);
   t.equal(r.code, 3, 'not verified: exit 3');
   t.match(JSON.parse(r.stdout).findings, [{ reason: 'timeout' }]);
-  const ran = r.exited - firstContact;
+  const ran = r.exited - silent.accepted[seen]!;
   t.ok(ran < TIMEOUT + MARGIN, `ended ${Math.round(ran)} ms after its first request (--timeout ${TIMEOUT} ms)`);
   // The deadline counts from the command's start, not from its first request.
   t.ok(r.exited - r.spawned >= TIMEOUT, 'and not before the deadline');
@@ -126,7 +118,7 @@ t.test('an API server that never answers: the command ends by --timeout too', as
 t.test('an API server that never finishes the TLS handshake: the command still ends by --timeout', async (t) => {
   // undici keeps a connection that is still in its handshake open after its request is aborted,
   // until its own connect timeout (10 s): the process stayed alive that long after its answer.
-  firstContact = Number.POSITIVE_INFINITY;
+  const seen = silent.accepted.length;
   const silentKubeconfig = join(dir, 'silent-kubeconfig');
   writeFileSync(
     silentKubeconfig,
@@ -157,6 +149,6 @@ t.test('an API server that never finishes the TLS handshake: the command still e
   ]);
   t.equal(r.code, 3, 'not verified: exit 3');
   t.match(r.stdout, /timeout/, 'the image is a timeout risk');
-  const ran = r.exited - firstContact;
+  const ran = r.exited - silent.accepted[seen]!;
   t.ok(ran < TIMEOUT + MARGIN, `ended ${Math.round(ran)} ms after its first request (--timeout ${TIMEOUT} ms)`);
 });

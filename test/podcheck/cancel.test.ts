@@ -3,7 +3,6 @@
 // much longer timeout), and `pullguard check --timeout` is one deadline for the command.
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildPodCheck } from '../../src/app/build.ts';
@@ -11,6 +10,7 @@ import { runCheck } from '../../src/cli/check.ts';
 import { validateConfig } from '../../src/config.ts';
 import { imageUsesOf, podSpecSite } from '../../src/workload/images.ts';
 import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
+import { silentServer, until } from '../helpers/silent.ts';
 
 let api: KubeApiServer;
 let dir: string;
@@ -27,35 +27,6 @@ t.teardown(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A registry that accepts connections and never answers; it notes when each one closes. */
-async function silentRegistry() {
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.resume();
-    s.on('error', () => undefined);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    open: () => sockets.size,
-    stop: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
-}
-
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
-
 const deployment = (image: string) => ({
   apiVersion: 'apps/v1',
   kind: 'Deployment',
@@ -66,7 +37,7 @@ const deployment = (image: string) => ({
 t.test('a hanging API server: its requests are closed by the check deadline', async (t) => {
   api.latencyMs = 3_600_000;
   t.teardown(() => (api.latencyMs = 0));
-  const reg = await silentRegistry();
+  const reg = await silentServer();
   t.teardown(reg.stop);
   // The reader's own request timeout is half of the configured 60 s: only the check's deadline
   // can close the read within the margin below.
@@ -92,7 +63,7 @@ t.test('a hanging API server: its requests are closed by the check deadline', as
 t.test('pullguard check --timeout is one deadline for the command, nodes and cluster reads included', async (t) => {
   api.latencyMs = 3_600_000;
   t.teardown(() => (api.latencyMs = 0));
-  const reg = await silentRegistry();
+  const reg = await silentServer();
   t.teardown(reg.stop);
   const stdin = JSON.stringify(deployment(`${reg.host}/demo/app:1.0`));
   let stdout = '';

@@ -4,45 +4,10 @@
 // when each connection closed.
 import t from 'tap';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { ImageUse } from '../../src/findings.ts';
+import { silentServer, until } from '../helpers/silent.ts';
 import { engineFor } from './lib.ts';
-
-/** A server that accepts connections and never says a word; it notes when each one closes. */
-async function silent(): Promise<{ host: string; closed: number[]; open: () => number; stop: () => Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const closed: number[] = [];
-  const server: Server = createServer((s) => {
-    sockets.add(s);
-    s.resume(); // read (and drop) what is sent, so the client closing its end is seen
-    s.on('error', () => undefined);
-    s.on('close', () => {
-      sockets.delete(s);
-      closed.push(performance.now());
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    closed,
-    open: () => sockets.size,
-    stop: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
-}
-
-/** Polls until `cond` holds or `ms` pass; says which. */
-async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
 
 const use = (image: string): ImageUse => ({ object: { kind: 'Pod' }, container: 'app', field: 'image', image });
 
@@ -53,7 +18,7 @@ const DEADLINE = 500;
 const MARGIN = 10_000;
 
 t.test('a hanging registry sees its connection closed by the check deadline', async (t) => {
-  const reg = await silent();
+  const reg = await silentServer();
   t.teardown(reg.stop);
   const engine = engineFor({ deadline: CONFIGURED, registry: { endpoints: { [reg.host]: `http://${reg.host}` } } });
   t.teardown(() => engine.close());
@@ -69,7 +34,7 @@ t.test('a hanging registry sees its connection closed by the check deadline', as
 });
 
 t.test('a token server that hangs is cut off by the deadline too', async (t) => {
-  const tokens = await silent();
+  const tokens = await silentServer();
   t.teardown(tokens.stop);
   // The registry asks for a token from the silent server.
   const registry: HttpServer = createHttpServer((req, res) => {
@@ -92,7 +57,7 @@ t.test('a token server that hangs is cut off by the deadline too', async (t) => 
 });
 
 t.test('a shared request is aborted only when the last check waiting for it gives up', async (t) => {
-  const reg = await silent();
+  const reg = await silentServer();
   t.teardown(reg.stop);
   const engine = engineFor({ deadline: CONFIGURED, registry: { endpoints: { [reg.host]: `http://${reg.host}` } } });
   t.teardown(() => engine.close());

@@ -4,8 +4,9 @@
 // is a timeout.
 import t from 'tap';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { RegistryTransport, TransportError, type TransportOptions } from '../../src/registry/transport.ts';
+import { silentServer, until } from '../helpers/silent.ts';
 
 interface Seen {
   path: string;
@@ -113,21 +114,9 @@ t.test('a host that accepts and never answers is a timeout', async (t) => {
 });
 
 t.test('a request stuck in a TLS handshake ends at its abort; close() ends the connection', async (t) => {
-  const open = new Set<Socket>();
-  const silent = createNetServer((s) => {
-    open.add(s);
-    s.resume();
-    s.on('error', () => undefined);
-    s.on('close', () => open.delete(s));
-  });
-  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-  t.teardown(() => new Promise((r) => silent.close(r)));
-  const host = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
-  const until = async (cond: () => boolean) => {
-    const end = performance.now() + 10_000;
-    while (!cond() && performance.now() < end) await new Promise((r) => setTimeout(r, 10));
-    return cond();
-  };
+  const silent = await silentServer();
+  t.teardown(silent.stop);
+  const host = silent.host;
   // Verified TLS (not insecure): the handshake waits for a ServerHello that never comes. The
   // connect timeout is a minute: only the abort, or close(), can end it within the margins here.
   const tr = new RegistryTransport({
@@ -139,11 +128,11 @@ t.test('a request stuck in a TLS handshake ends at its abort; close() ends the c
   });
   const ac = new AbortController();
   const pending = failure(tr.registryRequest(host, '/v2/', { method: 'GET', signal: ac.signal }));
-  t.ok(await until(() => open.size === 1), 'connected');
+  t.ok(await until(() => silent.open() === 1, 10_000), 'connected');
   ac.abort();
   t.equal(await pending, 'aborted', 'the request (and its slot) ends at the abort, not at the connect timeout');
   const left = failure(tr.registryRequest(host, '/v2/', { method: 'GET' }));
   await tr.close();
-  t.ok(await until(() => open.size === 0), 'close() ends the connections still handshaking');
+  t.ok(await until(() => silent.open() === 0, 10_000), 'close() ends the connections still handshaking');
   t.not(await left, '', 'its request fails');
 });
