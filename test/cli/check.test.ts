@@ -1,18 +1,13 @@
 // `pullguard check` as CI runs it: the real command against real registries, its table, its JSON
 // and its exit codes.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { repoRoot } from '../helpers/fixtures.ts';
+import { runInProcess, runProcess } from '../helpers/cli.ts';
 import { runCheck } from '../../src/cli/check.ts';
-import type { CliIO } from '../../src/cli/flags.ts';
 
-const run = promisify(execFile);
-const node = process.execPath;
 const alice = { username: 'alice', password: 'alice-s3cret!' };
 let anon: TestRegistry;
 let priv: TestRegistry;
@@ -44,42 +39,11 @@ t.teardown(async () => {
 });
 
 /** The real CLI process. */
-async function cli(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = run(node, [join(repoRoot, 'src/cli/main.ts'), 'check', ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, NO_COLOR: '1' },
-  });
-  if (input !== undefined) {
-    child.child.stdin!.end(input);
-  } else {
-    child.child.stdin!.end();
-  }
-  try {
-    const { stdout, stderr } = await child;
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (args: string[], input?: string) => runProcess(['check', ...args], { input });
 
 /** In process, for the many small cases. */
-async function inProcess(
-  args: string[],
-  opts: { stdin?: string; isTTY?: boolean } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIO = {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    stdin: () => opts.stdin ?? '',
-    env: {},
-    isTTY: opts.isTTY ?? false,
-  };
-  const code = await runCheck(args, io);
-  return { code, stdout, stderr };
-}
+const inProcess = (args: string[], opts: { stdin?: string; isTTY?: boolean } = {}) =>
+  runInProcess(runCheck, args, opts);
 
 const reg = () => ['--insecure-registry', anon.host];
 

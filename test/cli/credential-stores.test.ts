@@ -1,17 +1,14 @@
 // `pullguard check` with the credentials people already have: docker's and podman's files, and
 // docker credential helpers, found without --docker-config.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { promisify } from 'node:util';
 import { runCheck } from '../../src/cli/check.ts';
 import { defaultStorePaths } from '../../src/credentials/stores.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { repoRoot } from '../helpers/fixtures.ts';
+import { runInProcess, runProcess } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
 const erin = { username: 'erin', password: 'Erin-Store-pw-77' };
 let priv: TestRegistry;
 let dir: string;
@@ -46,18 +43,7 @@ function helper(bin: string, name: string, script: string): void {
   chmodSync(file, 0o755);
 }
 
-async function inProcess(args: string[], env: Record<string, string>) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCheck(args, {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    stdin: () => '',
-    env,
-    isTTY: false,
-  });
-  return { code, stdout, stderr };
-}
+const inProcess = (args: string[], env: Record<string, string>) => runInProcess(runCheck, args, { env });
 
 async function check(args: string[], env: Record<string, string>) {
   // Nothing of the machine's own stores: only what the test sets.
@@ -66,19 +52,9 @@ async function check(args: string[], env: Record<string, string>) {
       ([k]) => !/^(HOME|DOCKER_CONFIG|REGISTRY_AUTH_FILE|XDG_RUNTIME_DIR|XDG_CONFIG_HOME|KUBECONFIG)$/.test(k),
     ),
   );
-  const child = run(
-    process.execPath,
-    [join(repoRoot, 'src/cli/main.ts'), 'check', ...args, '--registry-ca', join(dir, 'ca.pem'), '-o', 'json'],
-    { cwd: repoRoot, env: { ...keep, NO_COLOR: '1', ...env } },
-  );
-  child.child.stdin!.end();
-  let out: { stdout: string; stderr: string; code: number };
-  try {
-    out = { ...(await child), code: 0 };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    out = { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+  const out = await runProcess(['check', ...args, '--registry-ca', join(dir, 'ca.pem'), '-o', 'json'], {
+    env: { ...keep, NO_COLOR: '1', ...env },
+  });
   const findings = (JSON.parse(out.stdout) as { findings: Record<string, any>[] }).findings;
   return { ...out, f: findings[0]! };
 }

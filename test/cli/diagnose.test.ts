@@ -1,19 +1,9 @@
 // `pullguard diagnose` usage errors: one clear line and exit 2, before any cluster is contacted.
 import t from 'tap';
 import { main } from '../../src/cli/main.ts';
+import { runInProcess } from '../helpers/cli.ts';
 
-async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(['diagnose', ...argv], {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    stdin: () => '',
-    env,
-    isTTY: false,
-  });
-  return { code, stdout, stderr };
-}
+const run = (argv: string[], env: NodeJS.ProcessEnv = {}) => runInProcess(main, ['diagnose', ...argv], { env });
 
 t.test('help', async (t) => {
   const r = await run(['--help']);

@@ -2,23 +2,21 @@
 // from one multi-file input, SARIF against the SARIF 2.1.0 schema, JUnit read back by an XML
 // parser, GitHub workflow commands with their escaping, and the exit-code table.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import AjvModule from 'ajv-draft-04';
 import formatsModule from 'ajv-formats';
 import { XMLParser } from 'fast-xml-parser';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { runInProcess, runProcess } from '../helpers/cli.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
+import { silentServer } from '../helpers/silent.ts';
 import { annotation, escapeData, escapeProperty } from '../../src/cli/output/github.ts';
 import { highestFirst } from '../../src/preflight/suggest.ts';
 import type { Finding } from '../../src/findings.ts';
 import { runCheck } from '../../src/cli/check.ts';
-import type { CliIO } from '../../src/cli/flags.ts';
 
-const run = promisify(execFile);
 let reg: TestRegistry;
 let dir: string;
 let dead: string;
@@ -42,38 +40,14 @@ async function cli(
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...opts.env };
   if (!opts.env?.COLUMNS) delete env.COLUMNS;
-  const child = run(process.execPath, [join(repoRoot, 'src/cli/main.ts'), 'check', ...args], {
-    cwd: opts.cwd ?? dir,
-    env,
-  });
-  child.child.stdin!.end(opts.input ?? '');
-  try {
-    const { stdout, stderr } = await child;
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+  return runProcess(['check', ...args], { input: opts.input ?? '', cwd: opts.cwd ?? dir, env });
 }
 
 /** In process, for the many small cases. */
-async function inProcess(
+const inProcess = (
   args: string[],
   opts: { stdin?: string; env?: Record<string, string>; stderrIsTTY?: boolean } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIO = {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    stdin: () => opts.stdin ?? '',
-    env: opts.env ?? {},
-    isTTY: false,
-    stderrIsTTY: opts.stderrIsTTY ?? false,
-  };
-  const code = await runCheck(args, io);
-  return { code, stdout, stderr };
-}
+) => runInProcess(runCheck, args, opts);
 
 const pod = (name: string, containers: string) =>
   `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: shop\nspec:\n  containers:\n${containers}`;
@@ -405,10 +379,9 @@ t.test('--output: bad values are usage errors', async (t) => {
 t.test('progress on stderr when it is a terminal and the check takes more than a second', async (t) => {
   const { images } = writeInput();
   // A registry that accepts connections and never answers: the check lasts until its deadline.
-  const silent = (await import('node:net')).createServer(() => {});
-  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => silent.close());
-  const host = `127.0.0.1:${(silent.address() as { port: number }).port}`;
+  const silent = await silentServer();
+  t.teardown(silent.stop);
+  const host = silent.host;
   const slow = [
     `${host}/demo/app:1.0`,
     images.ok,

@@ -1,17 +1,14 @@
 // Images whose credentials come from the nodes' kubelet credential provider plugins: checked with
 // the plugins themselves (small executables written here), by `pullguard check` and the webhook.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { runCheck } from '../../src/cli/check.ts';
-import { repoRoot } from '../helpers/fixtures.ts';
+import { runInProcess, runProcess } from '../helpers/cli.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { podReview, serve } from '../server/lib.ts';
 
-const run = promisify(execFile);
 const grace = { username: 'grace', password: 'Grace-Plugin-pw-19' };
 let token: TestRegistry;
 let dir: string;
@@ -79,16 +76,10 @@ const flags = (provider: string) => [
 ];
 
 async function check(images: string[], provider: string, extra: string[] = []) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCheck([...images, ...flags(provider), ...extra], {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    stdin: () => '',
+  const r = await runInProcess(runCheck, [...images, ...flags(provider), ...extra], {
     env: { PATH: process.env.PATH ?? '' },
-    isTTY: false,
   });
-  return { code, stdout, stderr, findings: (stdout ? JSON.parse(stdout).findings : []) as Record<string, any>[] };
+  return { ...r, findings: (r.stdout ? JSON.parse(r.stdout).findings : []) as Record<string, any>[] };
 }
 
 const noSecret = (t: { notOk: (v: unknown, m: string) => void }, text: string) =>
@@ -96,19 +87,15 @@ const noSecret = (t: { notOk: (v: unknown, m: string) => void }, text: string) =
 
 t.test('must show: a provider-managed image is ok through the plugin, a missing tag tag-not-found', async (t) => {
   // The real command once, as a node's operator would run it.
-  const child = run(
-    process.execPath,
+  const r = await runProcess(
     [
-      join(repoRoot, 'src/cli/main.ts'),
       'check',
       `${token.host}/team/app:1.0`,
       `${token.host}/team/app:9.9`,
       ...flags('test-registry-credential-provider'),
     ],
-    { cwd: repoRoot, env: { PATH: process.env.PATH ?? '', NO_COLOR: '1' } },
+    { env: { PATH: process.env.PATH ?? '', NO_COLOR: '1' } },
   );
-  child.child.stdin!.end();
-  const r = await child.catch((e: { stdout: string; stderr: string; code: number }) => e);
   const findings = JSON.parse(r.stdout).findings as Record<string, any>[];
   t.same(
     findings.map((f) => [f.verdict, f.reason]),

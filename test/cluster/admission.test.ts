@@ -19,6 +19,7 @@ import { PodCheck } from '../../src/podcheck/podcheck.ts';
 import { createLogger } from '../../src/server/logger.ts';
 import { runCheck } from '../../src/cli/check.ts';
 import { KubeApiServer, dockerConfigJson, dockercfg, makeNode } from '../helpers/kube-api.ts';
+import { runInProcess } from '../helpers/cli.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { registryClientFor } from '../../src/app/build.ts';
 
@@ -260,18 +261,7 @@ t.test("out of cluster: pullguard check reads the namespace's secrets with --kub
     `apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers: [{name: web, image: "${reg.host}/private/multi:1.0"}]\n`,
   );
   writeFileSync(join(dir, 'ca.pem'), reg.caPem!);
-  const run = async (args: string[]) => {
-    let stdout = '';
-    let stderr = '';
-    const code = await runCheck(args, {
-      stdout: (s) => (stdout += s),
-      stderr: (s) => (stderr += s),
-      stdin: () => '',
-      env: {},
-      isTTY: false,
-    });
-    return { code, stdout, stderr };
-  };
+  const run = (args: string[]) => runInProcess(runCheck, args);
   const shop = await run([
     '-f',
     manifest,

@@ -9,6 +9,7 @@ import { buildPodCheck } from '../../src/app/build.ts';
 import { runCheck } from '../../src/cli/check.ts';
 import { validateConfig } from '../../src/config.ts';
 import { imageUsesOf, podSpecSite } from '../../src/workload/images.ts';
+import { runInProcess } from '../helpers/cli.ts';
 import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
 import { silentServer, until } from '../helpers/silent.ts';
 
@@ -66,12 +67,12 @@ t.test('pullguard check --timeout is one deadline for the command, nodes and clu
   const reg = await silentServer();
   t.teardown(reg.stop);
   const stdin = JSON.stringify(deployment(`${reg.host}/demo/app:1.0`));
-  let stdout = '';
   const timeout = 4_000;
   const started = performance.now();
-  const code = await runCheck(
+  const { code, stdout } = await runInProcess(
+    runCheck,
     ['-f', '-', '--kubeconfig', kubeconfig, '--insecure-registry', reg.host, '--timeout', `${timeout}ms`, '-o', 'json'],
-    { stdout: (s) => (stdout += s), stderr: () => undefined, stdin: () => stdin, env: {}, isTTY: false },
+    { stdin },
   );
   const elapsed = performance.now() - started;
   t.equal(code, 3, 'a timeout is not verified: exit 3');

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCheck } from '../../src/cli/check.ts';
-import type { CliIO } from '../../src/cli/flags.ts';
+import { runInProcess } from '../helpers/cli.ts';
 import { KubeApiServer, dockerConfigJson, makeNode } from '../helpers/kube-api.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { podReview, serve } from '../server/lib.ts';
@@ -55,18 +55,10 @@ t.test('pullguard check: five workloads and two pods in one namespace, each obje
     ),
   ].join('---\n');
   const before = api.requests.length;
-  let stdout = '';
-  let stderr = '';
-  const io: CliIO = {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    stdin: () => docs,
-    env: {},
-    isTTY: false,
-  };
-  const code = await runCheck(
+  const { code, stdout, stderr } = await runInProcess(
+    runCheck,
     ['-f', '-', '--kubeconfig', kubeconfig, '--registry-ca', reg.caFile!, '--timeout', '60s', '-o', 'json'],
-    io,
+    { stdin: docs },
   );
   t.equal(code, 0, stderr);
   const findings = JSON.parse(stdout).findings as { reason: string }[];

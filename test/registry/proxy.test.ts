@@ -1,22 +1,19 @@
 // Registries behind a real HTTP proxy (tinyproxy on loopback). The registries' host name resolves only
 // inside the proxy, so a check that answers at all went through it; tinyproxy's log shows how.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { runCheck } from '../../src/cli/check.ts';
 import { RegistryClient } from '../../src/registry/client.ts';
 import { PROXY_ONLY_HOST, proxyAvailable, startProxy, type TestProxy } from '../helpers/http-proxy.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { repoRoot } from '../helpers/fixtures.ts';
+import { runInProcess, runProcess } from '../helpers/cli.ts';
 import { podReview, serve } from '../server/lib.ts';
 
 const unavailable = proxyAvailable();
 if (unavailable) throw new Error(unavailable);
 
-const run = promisify(execFile);
 const carol = { username: 'carol', password: 'carol-Reg1stry-pw' };
 const dave = { username: 'dave', password: 'dave-Htpass-pw' };
 const proxyUser = { username: 'proxyuser', password: 'Pr0xy-Secret-42' };
@@ -65,33 +62,14 @@ const common = () => ['--docker-config', join(dir, 'config.json'), '--registry-c
 /** The real command, as a person or CI runs it. */
 async function cli(args: string[], env: Record<string, string>) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/_proxy$/i.test(k)));
-  const child = run(process.execPath, [join(repoRoot, 'src/cli/main.ts'), 'check', ...args, ...common()], {
-    cwd: repoRoot,
-    env: { ...clean, NO_COLOR: '1', ...env },
-  });
-  child.child.stdin!.end();
-  let out: { stdout: string; stderr: string; code: number };
-  try {
-    out = { ...(await child), code: 0 };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    out = { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+  const out = await runProcess(['check', ...args, ...common()], { env: { ...clean, NO_COLOR: '1', ...env } });
   return { ...out, findings: (JSON.parse(out.stdout) as { findings: Record<string, any>[] }).findings };
 }
 
 /** The same command in this process (a process per case costs seconds on a loaded machine). */
 async function check(args: string[], env: Record<string, string>) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCheck([...args, ...common()], {
-    stdout: (s) => (stdout += s),
-    stderr: (s) => (stderr += s),
-    stdin: () => '',
-    env,
-    isTTY: false,
-  });
-  return { code, stdout, stderr, findings: (JSON.parse(stdout) as { findings: Record<string, any>[] }).findings };
+  const out = await runInProcess(runCheck, [...args, ...common()], { env });
+  return { ...out, findings: (JSON.parse(out.stdout) as { findings: Record<string, any>[] }).findings };
 }
 
 function noSecrets(t: { notOk: (v: unknown, m: string) => void }, text: string, where: string) {

@@ -2,39 +2,17 @@
 // /dev/zero, stdin), a --registry-ca file with no certificate. Each is one line on stderr, exit 2,
 // no stack trace, no unbounded memory.
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { repoRoot } from '../helpers/fixtures.ts';
+import { runProcess } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'pullguard-cli-input-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 /** The real CLI process, memory capped at 512 MB of heap so that a runaway read fails the test, not the machine. */
-async function cli(args: string[], input?: string | Buffer): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = run(
-    process.execPath,
-    ['--max-old-space-size=512', join(repoRoot, 'src/cli/main.ts'), 'check', ...args],
-    {
-      cwd: repoRoot,
-      env: { ...process.env, NO_COLOR: '1' },
-      maxBuffer: 1024 * 1024,
-      timeout: 120_000,
-    },
-  );
-  child.child.stdin!.on('error', () => undefined);
-  child.child.stdin!.end(input);
-  try {
-    const { stdout, stderr } = await child;
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = (args: string[], input?: string | Buffer) =>
+  runProcess(['check', ...args], { input, nodeArgs: ['--max-old-space-size=512'], timeout: 120_000 });
 
 function oneLineExit2(t: Tap, r: { code: number; stderr: string }, name: string, reason: RegExp): void {
   t.equal(r.code, 2, `${name}: exit 2`);
