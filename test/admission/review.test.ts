@@ -11,6 +11,7 @@ import {
   type Decided,
 } from '../../src/admission/review.ts';
 import type { Finding } from '../../src/findings.ts';
+import { ADMISSION_SAMPLES } from '../helpers/fixtures.ts';
 
 const fixture = (name: string) =>
   JSON.parse(readFileSync(new URL(`../fixtures/admission/${name}`, import.meta.url), 'utf8')) as Record<
@@ -35,17 +36,7 @@ function finding(over: Partial<Finding> = {}): Finding {
 }
 
 t.test('every captured AdmissionReview parses', async (t) => {
-  for (const name of [
-    'pod-create.json',
-    'pod-create-dryrun.json',
-    'pod-create-init-digest.json',
-    'pod-update-set-image.json',
-    'pod-update-server-side-apply.json',
-    'deployment-create.json',
-    'deployment-create-latest.json',
-    'deployment-update.json',
-    'deployment-update-image.json',
-  ]) {
+  for (const name of ADMISSION_SAMPLES) {
     const req = parseReview(fixture(name));
     t.ok(req.uid, `${name}: uid`);
   }

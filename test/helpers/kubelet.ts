@@ -164,6 +164,15 @@ export class FakeKubelet {
       list.push({ reason: 'BackOff', message: `Back-off pulling image "${c.image}"`, count: failures, type: 'Normal' });
       list.push({ reason: 'Failed', message: 'Error: ImagePullBackOff', count: failures, type: 'Warning' });
     }
+    // The object an event is about: `regarding` in events.k8s.io/v1, `involvedObject` in core/v1.
+    const about = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      name: pod.metadata!.name!,
+      namespace,
+      uid: pod.metadata!.uid!,
+      fieldPath,
+    };
     for (const [i, e] of list.entries()) {
       const eventName = `${pod.metadata!.name}.${c.name}.${i}`;
       if (c.eventsApi === 'events.k8s.io/v1') {
@@ -179,14 +188,7 @@ export class FakeKubelet {
             reason: e.reason,
             note: e.message,
             type: e.type,
-            regarding: {
-              apiVersion: 'v1',
-              kind: 'Pod',
-              name: pod.metadata!.name!,
-              namespace,
-              uid: pod.metadata!.uid!,
-              fieldPath,
-            },
+            regarding: about,
           } as never,
         });
       } else {
@@ -194,14 +196,7 @@ export class FakeKubelet {
           namespace,
           body: {
             metadata: { name: eventName, namespace },
-            involvedObject: {
-              apiVersion: 'v1',
-              kind: 'Pod',
-              name: pod.metadata!.name!,
-              namespace,
-              uid: pod.metadata!.uid!,
-              fieldPath,
-            },
+            involvedObject: about,
             reason: e.reason,
             message: e.message,
             type: e.type,

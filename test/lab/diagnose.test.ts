@@ -2,6 +2,7 @@
 // events written as the kubelet writes them, the images on real registries on loopback.
 import t from 'tap';
 import { runDiagnose } from '../../src/cli/diagnose.ts';
+import { runInProcess } from '../helpers/cli.ts';
 import { faults } from '../helpers/fault-proxy.ts';
 import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
@@ -72,6 +73,16 @@ t.before(async () => {
   const limitedImage = `${limited.host}/demo/app:1.0`;
   const downImage = `127.0.0.1:${closedPort}/demo/app:1.0`;
   const armImage = `${anon.host}/demo/app:1.0`;
+  // The private image pulled without its secret or with a wrong one: the registry says 401 either way.
+  const unauthorized = {
+    name: 'web',
+    image: privImage,
+    reason: 'ImagePullBackOff',
+    runtime: containerd(
+      privImage,
+      `unexpected status from HEAD request to https://${priv.host}/v2/team/app/manifests/1.0: 401 Unauthorized`,
+    ),
+  };
   const stuck: [string, string, Parameters<FakeKubelet['stuckPod']>[3], string[]?][] = [
     [
       'missing-tag',
@@ -100,37 +111,8 @@ t.before(async () => {
         },
       ],
     ],
-    [
-      'no-secret',
-      'node-amd64',
-      [
-        {
-          name: 'web',
-          image: privImage,
-          reason: 'ImagePullBackOff',
-          runtime: containerd(
-            privImage,
-            `unexpected status from HEAD request to https://${priv.host}/v2/team/app/manifests/1.0: 401 Unauthorized`,
-          ),
-        },
-      ],
-    ],
-    [
-      'wrong-secret',
-      'node-amd64',
-      [
-        {
-          name: 'web',
-          image: privImage,
-          reason: 'ImagePullBackOff',
-          runtime: containerd(
-            privImage,
-            `unexpected status from HEAD request to https://${priv.host}/v2/team/app/manifests/1.0: 401 Unauthorized`,
-          ),
-        },
-      ],
-      ['wrongcred'],
-    ],
+    ['no-secret', 'node-amd64', [unauthorized]],
+    ['wrong-secret', 'node-amd64', [unauthorized], ['wrongcred']],
     [
       'rate-limit',
       'node-amd64',
@@ -198,34 +180,22 @@ t.teardown(async () => {
   await Promise.all([lab?.stop(), anon?.stop(), priv?.stop(), limited?.stop()]);
 });
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runDiagnose(
-    [
-      ...args,
-      '--kubeconfig',
-      lab.kubeconfig,
-      '--insecure-registry',
-      anon.host,
-      '--insecure-registry',
-      limited.host,
-      '--insecure-registry',
-      `127.0.0.1:${closedPort}`,
-      '--registry-ca',
-      priv.caFile!,
-      '--timeout',
-      '8s',
-    ],
-    {
-      stdout: (s) => (stdout += s),
-      stderr: (s) => (stderr += s),
-      stdin: () => '',
-      env: {},
-      isTTY: false,
-    },
-  );
-  return { code, stdout, stderr };
+function run(args: string[]) {
+  return runInProcess(runDiagnose, [
+    ...args,
+    '--kubeconfig',
+    lab.kubeconfig,
+    '--insecure-registry',
+    anon.host,
+    '--insecure-registry',
+    limited.host,
+    '--insecure-registry',
+    `127.0.0.1:${closedPort}`,
+    '--registry-ca',
+    priv.caFile!,
+    '--timeout',
+    '8s',
+  ]);
 }
 
 const byPod = (list: Diagnosis[]) => new Map(list.map((d) => [d.pod.name, d]));

@@ -116,6 +116,18 @@ const run = (args: string[], env: Record<string, string> = {}) => {
   started.push(p);
   return { p, exit: p.exit };
 };
+/** `pullguard serve` on loopback with this port and certificate. */
+const serveTls = (port: string, cert: string, key: string) => [
+  'serve',
+  '--host',
+  '127.0.0.1',
+  '--port',
+  port,
+  '--tls-cert',
+  cert,
+  '--tls-key',
+  key,
+];
 const failures = {
   badFile: run(['serve', '--config', badFile]),
   brokenFile: run(['serve', '--config', brokenFile]),
@@ -124,53 +136,11 @@ const failures = {
     PULLGUARD_MODE: 'sometimes',
     PULLGUARD_DEADLINE: 'soon',
   }),
-  missingCert: run([
-    'serve',
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--tls-cert',
-    missingCert,
-    '--tls-key',
-    pki.server.keyFile,
-  ]),
+  missingCert: run(serveTls('0', missingCert, pki.server.keyFile)),
   // A key that does not belong to the certificate.
-  mismatchedKey: run([
-    'serve',
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--tls-cert',
-    pki.server.certFile,
-    '--tls-key',
-    otherKey,
-  ]),
-  portTaken: run([
-    'serve',
-    '--host',
-    '127.0.0.1',
-    '--port',
-    String(takenPort),
-    '--tls-cert',
-    pki.server.certFile,
-    '--tls-key',
-    pki.server.keyFile,
-  ]),
-  badKubeconfig: run([
-    'serve',
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--tls-cert',
-    pki.server.certFile,
-    '--tls-key',
-    pki.server.keyFile,
-    '--kubeconfig',
-    missingFile,
-  ]),
+  mismatchedKey: run(serveTls('0', pki.server.certFile, otherKey)),
+  portTaken: run(serveTls(String(takenPort), pki.server.certFile, pki.server.keyFile)),
+  badKubeconfig: run([...serveTls('0', pki.server.certFile, pki.server.keyFile), '--kubeconfig', missingFile]),
 };
 
 t.test('a bad configuration file: exit 2 with the path of every wrong field', async (t) => {

@@ -18,17 +18,7 @@ export type Obj = Record<string, any>;
 /** The digest the captured pod-create-init-digest.json pins (demo/app:1.0 in the capture's registry). */
 export const CAPTURED_DIGEST = 'sha256:213c73d80c4fdebbf9b1454261bfce8e4391592f826fe153f472518d83a1c714';
 
-export const SAMPLES = [
-  'pod-create.json',
-  'pod-create-dryrun.json',
-  'pod-create-init-digest.json',
-  'pod-update-set-image.json',
-  'pod-update-server-side-apply.json',
-  'deployment-create.json',
-  'deployment-create-latest.json',
-  'deployment-update.json',
-  'deployment-update-image.json',
-] as const;
+export { ADMISSION_SAMPLES as SAMPLES } from '../helpers/fixtures.ts';
 
 export interface Registries {
   /** anonymous plain HTTP, behind a counting fault proxy: stands in for 127.0.0.1:5000 */

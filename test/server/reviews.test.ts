@@ -149,24 +149,23 @@ interface Expected {
   log: Obj;
 }
 
+/** The denial of an image whose repository does not exist on the plain registry. */
+const noRepository = (container: string, repository: string, tag: string): Expected['denies'] => ({
+  container,
+  image: (r) => `${r.plain.host}/${repository}:${tag}`,
+  cause: new RegExp(`repository \\S+/${repository} does not exist`),
+});
+
 const table: Record<(typeof SAMPLES)[number], Expected> = {
   'pod-create.json': {
     allowed: false,
-    denies: {
-      container: 'app',
-      image: (r) => `${r.plain.host}/demo/bad-app:1.0`,
-      cause: /repository \S+\/demo\/bad-app does not exist/,
-    },
+    denies: noRepository('app', 'demo/bad-app', '1.0'),
     requests: 'some',
     log: { kind: 'Pod', operation: 'CREATE', name: 'bad-pod', namespace: 'lab-demo', verdict: 'fail', action: 'deny' },
   },
   'pod-create-dryrun.json': {
     allowed: false,
-    denies: {
-      container: 'app',
-      image: (r) => `${r.plain.host}/demo/bad-app:1.0`,
-      cause: /repository \S+\/demo\/bad-app does not exist/,
-    },
+    denies: noRepository('app', 'demo/bad-app', '1.0'),
     requests: 'some',
     log: { kind: 'Pod', operation: 'CREATE', dryRun: true, verdict: 'fail', action: 'deny' },
   },
@@ -177,11 +176,7 @@ const table: Record<(typeof SAMPLES)[number], Expected> = {
   },
   'pod-update-set-image.json': {
     allowed: false,
-    denies: {
-      container: 'app',
-      image: (r) => `${r.plain.host}/demo/bad:2`,
-      cause: /repository \S+\/demo\/bad does not exist/,
-    },
+    denies: noRepository('app', 'demo/bad', '2'),
     notNamed: ['"init"', '"sidecar"', 'demo/app'],
     requests: 'some',
     log: { kind: 'Pod', operation: 'UPDATE', images: 1, unchanged: 2, verdict: 'fail', action: 'deny' },
@@ -198,11 +193,7 @@ const table: Record<(typeof SAMPLES)[number], Expected> = {
   },
   'deployment-create-latest.json': {
     allowed: false,
-    denies: {
-      container: 'web',
-      image: (r) => `${r.plain.host}/demo/bad:latest`,
-      cause: /repository \S+\/demo\/bad does not exist/,
-    },
+    denies: noRepository('web', 'demo/bad', 'latest'),
     requests: 'some',
     log: { kind: 'Deployment', operation: 'CREATE', name: 'web-bad', verdict: 'fail', action: 'deny' },
   },
@@ -213,11 +204,7 @@ const table: Record<(typeof SAMPLES)[number], Expected> = {
   },
   'deployment-update-image.json': {
     allowed: false,
-    denies: {
-      container: 'web',
-      image: (r) => `${r.plain.host}/demo/bad-app:2.0`,
-      cause: /repository \S+\/demo\/bad-app does not exist/,
-    },
+    denies: noRepository('web', 'demo/bad-app', '2.0'),
     notNamed: ['demo/app:1.0'],
     requests: 'some',
     log: { kind: 'Deployment', operation: 'UPDATE', images: 1, unchanged: 0, verdict: 'fail', action: 'deny' },
