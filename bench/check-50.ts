@@ -2,7 +2,6 @@
 // 5 containers): registry requests (goal: one manifest request) and the time of a warm check against
 // a cold one. The CLI makes a new engine per run, so "warm" is the same engine checking again.
 
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +14,8 @@ import { keyringFromFiles } from '../src/credentials/files.ts';
 import { Keyring } from '../src/credentials/keyring.ts';
 import { Preflight } from '../src/preflight/engine.ts';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.ts';
-import { figure, noClusterEnv, percentile, QUICK, repoRoot, round, since, type Recorder } from './lib.ts';
+import { figure, noClusterEnv, percentile, QUICK, repoRoot, round, runProcess, since, type Recorder } from './lib.ts';
+import { checkFlags, writeRegistryFiles } from './registry-files.ts';
 import { registryClientFor } from '../src/app/build.ts';
 
 function manifest(image: string): string {
@@ -157,18 +157,12 @@ export async function check50(rec: Recorder): Promise<void> {
     // The real CLI process, as a CI job runs it (a new image, so the registry is asked).
     anon.resetCounters();
     const t0 = performance.now();
-    const proc = await new Promise<{ code: number; stdout: string }>((resolve) => {
-      execFile(
-        process.execPath,
-        [join(repoRoot, 'src/cli/main.ts'), 'check', ...anonArgs(files.anon2!)],
-        { env: noClusterEnv(), timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
-        (err, stdout) =>
-          resolve({
-            code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0,
-            stdout,
-          }),
-      );
-    });
+    const proc = await runProcess(
+      process.execPath,
+      [join(repoRoot, 'src/cli/main.ts'), 'check', ...anonArgs(files.anon2!)],
+      noClusterEnv(),
+      60_000,
+    );
     const processRun = counted(anon, since(t0), { exit: proc.code });
 
     const anonEngine = await engineRuns(
@@ -181,30 +175,14 @@ export async function check50(rec: Recorder): Promise<void> {
     );
 
     // Token registry: the first request meets the challenge; then the token, then the HEAD again.
-    const dockerConfig = join(dir, 'config.json');
-    writeFileSync(
-      dockerConfig,
-      JSON.stringify({
-        auths: { [tok.host]: { auth: Buffer.from(`${user.username}:${user.password}`).toString('base64') } },
-      }),
-    );
-    writeFileSync(join(dir, 'ca.pem'), tok.caPem!);
-    const tokArgs = (file: string) => [
-      '-f',
-      file,
-      '--docker-config',
-      dockerConfig,
-      '--registry-ca',
-      join(dir, 'ca.pem'),
-      '-o',
-      'json',
-    ];
+    const tokFiles = writeRegistryFiles(dir, tok, user);
+    const tokArgs = (file: string) => ['-f', file, ...checkFlags(tokFiles)];
     const tokenCli = await cliRun(tok, tokArgs(files.token!));
     const tokEngine = await engineRuns(
       tok,
       `${tok.host}/bench/check50:v2`,
       validateConfig({}),
-      keyringFromFiles([dockerConfig]),
+      keyringFromFiles([tokFiles.dockerConfig]),
       [tok.caPem!],
       repeat,
     );

@@ -2,8 +2,7 @@
 // (private repository, credentials from a docker config), cold (new engine, no token) and with the
 // repository's token cached (same engine, new tags), against `skopeo inspect --raw` on the same images.
 
-import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -24,10 +23,12 @@ import {
   QUICK,
   repoRoot,
   round,
+  runProcess,
   since,
   versions,
   type Recorder,
 } from './lib.ts';
+import { checkFlags, skopeoInspectArgs, writeRegistryFiles } from './registry-files.ts';
 import { registryClientFor } from '../src/app/build.ts';
 
 interface PerImage {
@@ -118,22 +119,6 @@ async function keptAliveHeads(
   }
 }
 
-function run(
-  cmd: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ code: number; stderr: string; stdout: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { env, timeout: 30_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
-      resolve({
-        code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0,
-        stdout,
-        stderr,
-      }),
-    );
-  });
-}
-
 export async function coldChecks(rec: Recorder): Promise<void> {
   const n = QUICK ? 3 : 20;
   const user = { username: 'bench', password: randomBytes(12).toString('hex') };
@@ -156,18 +141,8 @@ export async function coldChecks(rec: Recorder): Promise<void> {
     for (const tag of [...tags, 'warm']) await reg.pushImage('private/app', tag, { seed: tag });
     const images = tags.map((t) => `${reg.host}/private/app:${t}`);
 
-    const dockerConfig = join(dir, 'config.json');
-    writeFileSync(
-      dockerConfig,
-      JSON.stringify({
-        auths: { [reg.host]: { auth: Buffer.from(`${user.username}:${user.password}`).toString('base64') } },
-      }),
-    );
-    const keyring = keyringFromFiles([dockerConfig]);
-    const certDir = join(dir, 'certs');
-    writeFileSync(join(dir, 'ca.pem'), reg.caPem!);
-    mkdirSync(certDir);
-    copyFileSync(reg.caFile!, join(certDir, 'ca.crt'));
+    const files = writeRegistryFiles(dir, reg, user);
+    const keyring = keyringFromFiles([files.dockerConfig]);
     const config = validateConfig({ cluster: { watchNodes: false } });
     const conns = connectionCounter();
 
@@ -204,19 +179,7 @@ export async function coldChecks(rec: Recorder): Promise<void> {
     for (const image of haveSkopeo ? images : []) {
       reg.resetCounters();
       const t0 = performance.now();
-      const r = await run(
-        'skopeo',
-        [
-          'inspect',
-          '--raw',
-          '--cert-dir',
-          certDir,
-          '--creds',
-          `${user.username}:${user.password}`,
-          `docker://${image}`,
-        ],
-        env,
-      );
+      const r = await runProcess('skopeo', skopeoInspectArgs(files, user, image), env);
       const ms = since(t0);
       if (r.code !== 0) throw new Error(`skopeo inspect ${image} failed (${r.code}): ${r.stderr.trim()}`);
       skopeo.push({ image, ms, ...counts(reg), ok: r.code === 0 });
@@ -228,19 +191,9 @@ export async function coldChecks(rec: Recorder): Promise<void> {
     for (const image of cliImages) {
       reg.resetCounters();
       const t0 = performance.now();
-      const r = await run(
+      const r = await runProcess(
         process.execPath,
-        [
-          join(repoRoot, 'src/cli/main.ts'),
-          'check',
-          '--docker-config',
-          dockerConfig,
-          '--registry-ca',
-          join(dir, 'ca.pem'),
-          '-o',
-          'json',
-          image,
-        ],
+        [join(repoRoot, 'src/cli/main.ts'), 'check', ...checkFlags(files), image],
         noClusterEnv(),
       );
       const ms = since(t0);
@@ -257,6 +210,12 @@ export async function coldChecks(rec: Recorder): Promise<void> {
     const total = (list: PerImage[]) => mean(list.map((p) => p.registry + p.token));
     const max = (list: PerImage[]) => Math.max(...list.map((p) => p.registry + p.token));
     const b = (name: string, value: number, unit: string) => ({ name, value, unit });
+    const faster = { text: 'ratio < 1', met: (f: { ratio: number | null }) => (f.ratio ?? Infinity) < 1 };
+    const p50 = (list: PerImage[]) =>
+      percentile(
+        list.map((p) => p.ms),
+        50,
+      );
     rec.add(
       figure('cold: requests per image (registry + token)', total(cold), '', b('skopeo', total(skopeo), ''), {
         text: 'each ≤ 3',
@@ -273,69 +232,19 @@ export async function coldChecks(rec: Recorder): Promise<void> {
         text: 'each = 1 HEAD',
         met: () => cached.every((p) => p.registry === 1 && p.manifestHeads === 1 && p.token === 0),
       }),
-      figure(
-        'cold: time per image p50',
-        percentile(
-          cold.map((p) => p.ms),
-          50,
-        ),
-        'ms',
-        b(
-          'skopeo p50',
-          percentile(
-            skopeo.map((p) => p.ms),
-            50,
-          ),
-          'ms',
-        ),
-        { text: 'ratio < 1', met: (f) => (f.ratio ?? Infinity) < 1 },
-      ),
+      figure('cold: time per image p50', p50(cold), 'ms', b('skopeo p50', p50(skopeo), 'ms'), faster),
       figure(
         'cold: time per image mean',
         mean(cold.map((p) => p.ms)),
         'ms',
         b('skopeo mean', mean(skopeo.map((p) => p.ms)), 'ms'),
-        { text: 'ratio < 1', met: (f) => (f.ratio ?? Infinity) < 1 },
+        faster,
       ),
+      figure('token cached: time per image p50', p50(cached), 'ms', b('skopeo p50', p50(skopeo), 'ms'), faster),
+      figure('token cached: time per image p50', p50(cached), 'ms', b('pullguard cold p50', p50(cold), 'ms')),
       figure(
         'token cached: time per image p50',
-        percentile(
-          cached.map((p) => p.ms),
-          50,
-        ),
-        'ms',
-        b(
-          'skopeo p50',
-          percentile(
-            skopeo.map((p) => p.ms),
-            50,
-          ),
-          'ms',
-        ),
-        { text: 'ratio < 1', met: (f) => (f.ratio ?? Infinity) < 1 },
-      ),
-      figure(
-        'token cached: time per image p50',
-        percentile(
-          cached.map((p) => p.ms),
-          50,
-        ),
-        'ms',
-        b(
-          'pullguard cold p50',
-          percentile(
-            cold.map((p) => p.ms),
-            50,
-          ),
-          'ms',
-        ),
-      ),
-      figure(
-        'token cached: time per image p50',
-        percentile(
-          cached.map((p) => p.ms),
-          50,
-        ),
+        p50(cached),
         'ms',
         b('raw HEAD, kept-alive conn. p50', percentile(floor, 50), 'ms'),
       ),
@@ -353,22 +262,7 @@ export async function coldChecks(rec: Recorder): Promise<void> {
         '',
         b('requests to the registry', perImage(cold, 'registry'), ''),
       ),
-      figure(
-        'CLI process: time per image p50',
-        percentile(
-          cli.map((p) => p.ms),
-          50,
-        ),
-        'ms',
-        b(
-          'skopeo process p50',
-          percentile(
-            skopeo.map((p) => p.ms),
-            50,
-          ),
-          'ms',
-        ),
-      ),
+      figure('CLI process: time per image p50', p50(cli), 'ms', b('skopeo process p50', p50(skopeo), 'ms')),
       figure('CLI process: requests per image', total(cli), '', b('skopeo', total(skopeo), '')),
     );
     const pick = (list: PerImage[]) =>

@@ -7,43 +7,16 @@
 // Figures: the server's peak RSS (VmHWM, since its start) against the Deployment's memory limit
 // (manifests/base/deployment.yaml, 384Mi; goal: ratio < 0.7), and the reviews answered meanwhile.
 
-import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect, type TLSSocket } from 'node:tls';
-import { fileURLToPath } from 'node:url';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import { deepArrays, manyObjects, reviewWithManyObjects } from '../test/helpers/big-objects.ts';
 import { sharedPki } from '../test/helpers/pki.ts';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.ts';
 import { admissionBody, figure, MiB, percentile, QUICK, round, since, sleep, type Recorder } from './lib.ts';
-import type { ChildMessage } from './server-child.ts';
+import { postReview, startServerProcess, stopServerProcess } from './webhook.ts';
 
-const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url));
 const MEMORY_LIMIT = 384 * MiB;
-
-async function startChild(settings: object): Promise<{ child: ChildProcess; url: string }> {
-  const child = fork(CHILD, ['pullguard'], {
-    env: { ...process.env, BENCH_SERVER: JSON.stringify(settings) },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`server exited (${code})`)));
-    child.on('message', (m: ChildMessage) => {
-      if (m.type === 'ready') resolve(m.url);
-      if (m.type === 'error') reject(new Error(`server: ${m.message}`));
-    });
-  });
-  child.removeAllListeners('exit');
-  return { child, url };
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.send({ type: 'stop' });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await gone;
-  clearTimeout(timer);
-}
 
 /** Resident set size now and at its peak since the process started, from /proc. */
 function memoryOf(pid: number): { rss: number; peak: number } {
@@ -65,14 +38,7 @@ function reviewLoop(url: string, agent: Agent, body: string, until: () => boolea
     while (!until()) {
       const t0 = performance.now();
       try {
-        const res = await request(`${url}/validate`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body,
-          dispatcher: agent,
-          headersTimeout: 15_000,
-          bodyTimeout: 15_000,
-        });
+        const res = await postReview(url, body, agent, 15_000);
         const answer = (await res.body.json()) as { response?: { uid?: string } };
         if (res.statusCode === 200 && answer.response?.uid) {
           out.answered++;
@@ -91,19 +57,37 @@ function reviewLoop(url: string, agent: Agent, body: string, until: () => boolea
 /** Sends `body` to /validate, reading whatever comes back; never throws. */
 async function hostilePost(url: string, agent: Agent, body: Buffer): Promise<string> {
   try {
-    const res = await request(`${url}/validate`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-      dispatcher: agent,
-      headersTimeout: 30_000,
-      bodyTimeout: 30_000,
-    });
+    const res = await postReview(url, body, agent, 30_000);
     await res.body.dump();
     return String(res.statusCode);
   } catch (err) {
     return (err as { code?: string }).code ?? 'error';
   }
+}
+
+/**
+ * A phase's figures: the server's peak RSS (goal: under 0.7 of the memory limit) and its RSS before
+ * the load, against the limit; the reviews answered meanwhile and their p50, against `load`.
+ */
+function phaseFigures(
+  phase: string,
+  before: { rss: number },
+  after: { peak: number },
+  reviews: Reviews,
+  load: { name: string; value: number; unit: string },
+) {
+  const limit = { name: 'memory limit', value: MEMORY_LIMIT / MiB, unit: 'MiB' };
+  const goal = { text: 'ratio < 0.7', met: (f: { ratio: number | null }) => (f.ratio ?? Infinity) < 0.7 };
+  return [
+    figure(`${phase}: server peak RSS`, after.peak / MiB, 'MiB', limit, goal),
+    figure(`${phase}: server RSS before the load`, before.rss / MiB, 'MiB', limit),
+    figure(`${phase}: reviews answered meanwhile`, reviews.answered, '', {
+      name: 'reviews not answered',
+      value: Object.values(reviews.other).reduce((a, b) => a + b, 0),
+      unit: '',
+    }),
+    figure(`${phase}: review p50 meanwhile`, percentile(reviews.ms, 50), 'ms', load),
+  ];
 }
 
 function count(into: Record<string, number>, key: string): void {
@@ -132,22 +116,14 @@ export async function hostile(rec: Recorder): Promise<void> {
       registryHost: reg.host,
       logLevel: 'warn',
     };
-    const limitBaseline = { name: 'memory limit', value: MEMORY_LIMIT / MiB, unit: 'MiB' };
-    const goal = { text: 'ratio < 0.7', met: (f: { ratio: number | null }) => (f.ratio ?? Infinity) < 0.7 };
 
     // --- bodies ---------------------------------------------------------------------------------
     {
-      const { child, url } = await startChild(settings);
+      const { child, url } = await startServerProcess('pullguard', settings);
       const agent = new Agent({ connect: { ca: pki.caPem }, connections: 2 });
       const hostileAgent = new Agent({ connect: { ca: pki.caPem }, connections: parallel });
       try {
-        for (let i = 0; i < 20; i++)
-          await request(`${url}/validate`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body,
-            dispatcher: agent,
-          }).then((r) => r.body.dump());
+        for (let i = 0; i < 20; i++) await postReview(url, body, agent).then((r) => r.body.dump());
         const idle = memoryOf(child.pid!);
         const kinds: [string, () => Buffer][] = [
           ['16 MiB [{},{},…]', () => manyObjects(16 * MiB)],
@@ -183,20 +159,7 @@ export async function hostile(rec: Recorder): Promise<void> {
         const reviews = await meanwhile;
         const elapsed = since(t0);
         const mem = memoryOf(child.pid!);
-        rec.add(
-          figure('bodies: server peak RSS', mem.peak / MiB, 'MiB', limitBaseline, goal),
-          figure('bodies: server RSS before the load', idle.rss / MiB, 'MiB', limitBaseline),
-          figure('bodies: reviews answered meanwhile', reviews.answered, '', {
-            name: 'reviews not answered',
-            value: Object.values(reviews.other).reduce((a, b) => a + b, 0),
-            unit: '',
-          }),
-          figure('bodies: review p50 meanwhile', percentile(reviews.ms, 50), 'ms', {
-            name: 'load duration',
-            value: elapsed,
-            unit: 'ms',
-          }),
-        );
+        rec.add(...phaseFigures('bodies', idle, mem, reviews, { name: 'load duration', value: elapsed, unit: 'ms' }));
         rec.details.bodies = {
           statuses,
           reviewsOther: reviews.other,
@@ -205,13 +168,13 @@ export async function hostile(rec: Recorder): Promise<void> {
       } finally {
         await agent.close();
         await hostileAgent.close();
-        await stopChild(child);
+        await stopServerProcess(child);
       }
     }
 
     // --- trickle --------------------------------------------------------------------------------
     {
-      const { child, url } = await startChild(settings);
+      const { child, url } = await startServerProcess('pullguard', settings);
       const agent = new Agent({ connect: { ca: pki.caPem }, connections: 2, keepAliveTimeout: 60_000 });
       const { hostname, port } = new URL(url);
       const sockets = new Set<TLSSocket>();
@@ -237,13 +200,7 @@ export async function hostile(rec: Recorder): Promise<void> {
         });
       };
       try {
-        for (let i = 0; i < 20; i++)
-          await request(`${url}/validate`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body,
-            dispatcher: agent,
-          }).then((r) => r.body.dump());
+        for (let i = 0; i < 20; i++) await postReview(url, body, agent).then((r) => r.body.dump());
         const idle = memoryOf(child.pid!);
         let done = false;
         const meanwhile = reviewLoop(url, agent, body, () => done);
@@ -262,18 +219,7 @@ export async function hostile(rec: Recorder): Promise<void> {
         const mem = memoryOf(child.pid!);
         for (const s of sockets) s.destroy();
         rec.add(
-          figure('trickle: server peak RSS', mem.peak / MiB, 'MiB', limitBaseline, goal),
-          figure('trickle: server RSS before the load', idle.rss / MiB, 'MiB', limitBaseline),
-          figure('trickle: reviews answered meanwhile', reviews.answered, '', {
-            name: 'reviews not answered',
-            value: Object.values(reviews.other).reduce((a, b) => a + b, 0),
-            unit: '',
-          }),
-          figure('trickle: review p50 meanwhile', percentile(reviews.ms, 50), 'ms', {
-            name: 'phase',
-            value: trickleSeconds * 1000,
-            unit: 'ms',
-          }),
+          ...phaseFigures('trickle', idle, mem, reviews, { name: 'phase', value: trickleSeconds * 1000, unit: 'ms' }),
         );
         rec.details.trickle = {
           opened,
@@ -285,7 +231,7 @@ export async function hostile(rec: Recorder): Promise<void> {
         stop = true;
         for (const s of sockets) s.destroy();
         await agent.close();
-        await stopChild(child);
+        await stopServerProcess(child);
       }
     }
   } finally {

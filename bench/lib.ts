@@ -1,7 +1,7 @@
 // Shared by every benchmark: the machine and versions, percentiles, figures beside their baselines,
-// the printed table and the JSON written to bench/results/<name>.json.
+// the printed table and the JSON written to bench/results/<name>.json; running a process to its end.
 
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import diagnostics from 'node:diagnostics_channel';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { arch, availableParallelism, cpus, loadavg, platform, release, totalmem, type as osType } from 'node:os';
@@ -295,4 +295,22 @@ export function connectionCounter(): { count: (host?: string) => number; reset: 
 export function noClusterEnv(): NodeJS.ProcessEnv {
   const { KUBECONFIG: _k, KUBERNETES_SERVICE_HOST: _h, KUBERNETES_SERVICE_PORT: _p, ...env } = process.env;
   return { ...env, NO_COLOR: '1' };
+}
+
+/** Runs a process to its end: its exit code (1 when it could not start or was killed) and output. */
+export function runProcess(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 30_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+      resolve({
+        code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0,
+        stdout,
+        stderr,
+      }),
+    );
+  });
 }

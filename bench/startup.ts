@@ -7,12 +7,13 @@
 // `npm install -g` and the container image run it; the first run of each fills Node's compile
 // cache and is not counted.
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startRegistry } from '../test/helpers/registry.ts';
 import { figure, noClusterEnv, percentile, QUICK, repoRoot, type Recorder, since, versions } from './lib.ts';
+import { checkFlags, skopeoInspectArgs, writeRegistryFiles } from './registry-files.ts';
 
 interface Command {
   name: string;
@@ -52,17 +53,7 @@ export async function startup(rec: Recorder): Promise<void> {
   try {
     await reg.pushImage('private/app', '1.0', { seed: 'startup' });
     const image = `${reg.host}/private/app:1.0`;
-    const dockerConfig = join(dir, 'config.json');
-    writeFileSync(
-      dockerConfig,
-      JSON.stringify({
-        auths: { [reg.host]: { auth: Buffer.from(`${user.username}:${user.password}`).toString('base64') } },
-      }),
-    );
-    writeFileSync(join(dir, 'ca.pem'), reg.caPem!);
-    const certDir = join(dir, 'certs');
-    mkdirSync(certDir);
-    copyFileSync(reg.caFile!, join(certDir, 'ca.crt'));
+    const files = writeRegistryFiles(dir, reg, user);
 
     const node = process.execPath;
     const bin = join(repoRoot, 'bin', 'pullguard.js');
@@ -80,31 +71,13 @@ export async function startup(rec: Recorder): Promise<void> {
       {
         name: 'skopeo inspect',
         cmd: 'skopeo',
-        args: [
-          'inspect',
-          '--raw',
-          '--cert-dir',
-          certDir,
-          '--creds',
-          `${user.username}:${user.password}`,
-          `docker://${image}`,
-        ],
+        args: skopeoInspectArgs(files, user, image),
         env: { ...env, REGISTRY_AUTH_FILE: join(dir, 'no-auth.json') },
       },
       {
         name: 'pullguard check IMAGE',
         cmd: node,
-        args: [
-          bin,
-          'check',
-          '--docker-config',
-          dockerConfig,
-          '--registry-ca',
-          join(dir, 'ca.pem'),
-          '-o',
-          'json',
-          image,
-        ],
+        args: [bin, 'check', ...checkFlags(files), image],
         env,
       },
     ];

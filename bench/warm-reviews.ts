@@ -4,18 +4,17 @@
 // loaded in alternating windows; then both are timed in-process without the network (server-side latency).
 
 import autocannon from 'autocannon';
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
 import { sharedPki } from '../test/helpers/pki.ts';
 import { startRegistry } from '../test/helpers/registry.ts';
 import { admissionBody, figure, mean, percentile, QUICK, round, type Recorder } from './lib.ts';
 import type { ChildMessage, ParentMessage } from './server-child.ts';
+import { postReview, startServerProcess, stopServerProcess } from './webhook.ts';
 import type { StageCost } from './stages.ts';
 
-const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url));
 /** BENCH_CPU_PROF=DIR: each server writes a CPU profile of its measured run there (figures then include the profiler's cost). */
 const PROFILE_DIR = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : '';
 
@@ -57,31 +56,6 @@ function ask<T extends ChildMessage['type']>(
   });
 }
 
-async function startChild(kind: LoadRun['kind'], settings: object): Promise<{ child: ChildProcess; url: string }> {
-  // stdout (pullguard's log, asynchronous as in production) goes to /dev/null: written, but not read.
-  const child = fork(CHILD, [kind], {
-    env: { ...process.env, BENCH_SERVER: JSON.stringify(settings) },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${kind} server exited (${code})`)));
-    child.on('message', (m: ChildMessage) => {
-      if (m.type === 'ready') resolve(m.url);
-      if (m.type === 'error') reject(new Error(`${kind} server: ${m.message}`));
-    });
-  });
-  child.removeAllListeners('exit');
-  return { child, url };
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.send({ type: 'stop' });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await gone;
-  clearTimeout(timer);
-}
-
 async function load(
   url: string,
   body: string,
@@ -113,20 +87,15 @@ interface Server {
 
 /** Starts a server and sends it one review: pullguard asks the registry here and caches the answer. */
 async function prepare(kind: LoadRun['kind'], settings: object, body: string, caPem: string): Promise<Server> {
-  const { child, url } = await startChild(kind, settings);
+  const { child, url } = await startServerProcess(kind, settings);
   const agent = new Agent({ connect: { ca: caPem } });
   try {
-    const res = await request(`${url}/validate`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-      dispatcher: agent,
-    });
+    const res = await postReview(url, body, agent);
     const answer = (await res.body.json()) as { response?: { allowed?: boolean; uid?: string } };
     if (res.statusCode !== 200 || answer.response?.allowed !== true)
       throw new Error(`${kind}: warm review answered ${res.statusCode} ${JSON.stringify(answer)}`);
   } catch (err) {
-    await stopChild(child);
+    await stopServerProcess(child);
     throw err;
   } finally {
     await agent.close();
@@ -255,7 +224,7 @@ export async function warmReviews(rec: Recorder): Promise<void> {
       baseline = await summarise(servers[0]!, windows.baseline, body, n, registryRequests);
       pullguard = await summarise(servers[1]!, windows.pullguard, body, n, registryRequests);
     } finally {
-      for (const s of servers) await stopChild(s.child);
+      for (const s of servers) await stopServerProcess(s.child);
     }
 
     const pgTimes = pullguard.inProcess;

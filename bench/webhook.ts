@@ -1,0 +1,50 @@
+// A webhook server from a benchmark's side: started and stopped in its own process (server-child.ts),
+// and sent reviews as the API server sends them.
+
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { type Agent, request } from 'undici';
+import type { ChildMessage } from './server-child.ts';
+
+const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url));
+
+/** `kind` is 'pullguard' or 'baseline'; settings go to the child as BENCH_SERVER. */
+export async function startServerProcess(
+  kind: 'pullguard' | 'baseline',
+  settings: object,
+): Promise<{ child: ChildProcess; url: string }> {
+  // stdout (pullguard's log, asynchronous as in production) goes to /dev/null: written, but not read.
+  const child = fork(CHILD, [kind], {
+    env: { ...process.env, BENCH_SERVER: JSON.stringify(settings) },
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${kind} server exited (${code})`)));
+    child.on('message', (m: ChildMessage) => {
+      if (m.type === 'ready') resolve(m.url);
+      if (m.type === 'error') reject(new Error(`${kind} server: ${m.message}`));
+    });
+  });
+  child.removeAllListeners('exit');
+  return { child, url };
+}
+
+/** Asks the server to stop; kills it when it has not exited 5 s later. */
+export async function stopServerProcess(child: ChildProcess): Promise<void> {
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.send({ type: 'stop' });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await gone;
+  clearTimeout(timer);
+}
+
+/** POSTs an AdmissionReview to a webhook server's /validate, as the API server does. */
+export function postReview(url: string, body: string | Buffer, agent: Agent, timeoutMs?: number) {
+  return request(`${url}/validate`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    dispatcher: agent,
+    ...(timeoutMs === undefined ? {} : { headersTimeout: timeoutMs, bodyTimeout: timeoutMs }),
+  });
+}
