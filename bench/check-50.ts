@@ -43,12 +43,13 @@ ${containers}
   return docs.join('---\n');
 }
 
+/** The JSON on stdout is read; notices on stderr (no cluster, say) are not. */
 function io(): CliIO & { out: string[] } {
   const out: string[] = [];
   return {
     out,
     stdout: (s) => void out.push(s),
-    stderr: (s) => void out.push(s),
+    stderr: () => undefined,
     stdin: () => '',
     env: {},
     isTTY: false,
