@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { REQUIRED_ACCESS, WATCH_ACCESS, WATCH_LEASE_ACCESS } from '../../src/cluster/access.ts';
+import { REQUIRED_ACCESS, WATCH_ACCESS, WATCH_LEASE_ACCESS, type ApiAccess } from '../../src/cluster/access.ts';
 import { validateConfig } from '../../src/config.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import { Metrics } from '../../src/server/metrics.ts';
@@ -49,6 +49,19 @@ MDBaMBMxETAPBgNVBAMMCHRlc3QtY2EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC
 AAQ7
 -----END CERTIFICATE-----
 `;
+
+/** RBAC rules as sorted "group resource verb" lines; a grant made twice shows twice. */
+const expand = (rules: Obj[]) =>
+  rules
+    .flatMap((r) =>
+      (r.apiGroups as string[]).flatMap((g) =>
+        (r.resources as string[]).flatMap((res) => (r.verbs as string[]).map((v) => `${g || 'core'} ${res} ${v}`)),
+      ),
+    )
+    .sort();
+/** The same lines for a list of src/cluster/access.ts grants. */
+const access = (list: readonly ApiAccess[]) =>
+  expand(list.map((a) => ({ apiGroups: [a.apiGroup], resources: [a.resource], verbs: [...a.verbs] })));
 
 const MODES: Record<string, Obj> = {
   'cert-manager': {},
@@ -200,17 +213,7 @@ t.test('RBAC, webhooks and the Deployment equal the kustomize base', async (t) =
   const chart = render(t, { namespace: { create: true } });
   const base = renderKustomize(manifestsDir);
 
-  const expand = (rules: Obj[]) =>
-    rules
-      .flatMap((r) =>
-        (r.apiGroups as string[]).flatMap((g) =>
-          (r.resources as string[]).flatMap((res) => (r.verbs as string[]).map((v) => `${g || 'core'} ${res} ${v}`)),
-        ),
-      )
-      .sort();
-  const required = expand(
-    REQUIRED_ACCESS.map((a) => ({ apiGroups: [a.apiGroup], resources: [a.resource], verbs: [...a.verbs] })),
-  );
+  const required = access(REQUIRED_ACCESS);
   t.same(expand(only(chart, 'ClusterRole').rules), required, "the chart's ClusterRole grants exactly REQUIRED_ACCESS");
   t.same(expand(only(base, 'ClusterRole').rules), required, "kustomize's too");
   t.same(only(chart, 'ClusterRole').rules, only(base, 'ClusterRole').rules, 'rule for rule the same');
@@ -432,16 +435,6 @@ t.test('the metrics port: configuration, container, Service, NetworkPolicy and S
 });
 
 t.test('watch.enabled: its RBAC (exactly WATCH_ACCESS), its configuration, POD_NAME and alerts', async (t) => {
-  const expand = (rules: Obj[]) =>
-    rules
-      .flatMap((r) =>
-        (r.apiGroups as string[]).flatMap((g) =>
-          (r.resources as string[]).flatMap((res) => (r.verbs as string[]).map((v) => `${g || 'core'} ${res} ${v}`)),
-        ),
-      )
-      .sort();
-  const access = (list: readonly { apiGroup: string; resource: string; verbs: readonly string[] }[]) =>
-    expand(list.map((a) => ({ apiGroups: [a.apiGroup], resources: [a.resource], verbs: [...a.verbs] })));
   const off = render(t, {});
   t.notOk(
     off.some((o) => /watch/.test(o.metadata?.name ?? '')),
