@@ -94,8 +94,8 @@ const MAX_REDIRECTS = 5;
  * ones are closed and dropped. A pod author names any host: their number must not make memory grow.
  */
 export const MAX_IDLE_HOSTS = 64;
-/** proxied hosts whose guard result is remembered (GUARD_TTL_MS) */
-const MAX_GUARDED = 1024;
+/** proxied hosts whose guard result is remembered (GUARD_TTL_MS); past this the oldest is asked again */
+export const MAX_GUARDED = 1024;
 /** how long a proxied host that passed the link-local guard is trusted before DNS is asked again */
 const GUARD_TTL_MS = 30_000;
 /** a proxy's own refusals of a plain-http request (absolute-URI form) */

@@ -9,6 +9,7 @@ import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.
 import { MAX_REMEMBERED_HOSTS, RegistryClient } from '../../src/registry/client.ts';
 import { POD_SPEC_KINDS } from '../../src/workload/kinds.ts';
 import {
+  MAX_GUARDED,
   MAX_IDLE_HOSTS,
   RegistryTransport,
   TransportError,
@@ -135,6 +136,35 @@ t.test('a host with requests in flight is never evicted: its cap on requests hol
     [404, 404, 404, 404],
     'the held requests were answered by the registry',
   );
+});
+
+t.test('through a proxy, the link-local guard remembers at most MAX_GUARDED hosts', async (t) => {
+  // The guard asks DNS before the proxy is asked, and remembers a host that passed for a while; the
+  // proxy here refuses connections (nothing listens), which is all the requests need to get that far.
+  const asked: string[] = [];
+  const counting: LookupFunction = (hostname, options, callback) => {
+    asked.push(hostname);
+    toLoopback(hostname, options, callback);
+  };
+  const proxy = `http://127.0.0.1:${await freePort()}`;
+  const tr = new RegistryTransport({
+    insecure: [],
+    caPems: [],
+    concurrency: 4,
+    allowLinkLocal: [],
+    requestTimeoutMs: 30_000,
+    lookup: counting,
+    proxy: { httpProxy: proxy, httpsProxy: proxy, noProxy: '' },
+  });
+  t.teardown(() => tr.close());
+  const names = Array.from({ length: MAX_GUARDED + 100 }, (_, i) => `g${i}.pullguard.test`);
+  const outcomes = await requests(tr, names.length, (i) => `http://${names[i]}/v2/`);
+  t.same(outcomes, { connect: names.length }, 'every request got as far as the proxy, which refused the connection');
+  t.equal(asked.length, names.length, 'each name was looked up once');
+  await requests(tr, 1, () => `http://${names.at(-1)}/v2/`);
+  t.equal(asked.length, names.length, 'a recent name is remembered');
+  await requests(tr, 1, () => `http://${names[0]}/v2/`);
+  t.equal(asked.at(-1), names[0], 'the oldest was forgotten and is looked up again');
 });
 
 t.test('the client remembers challenges and rate limits of at most MAX_REMEMBERED_HOSTS hosts', async (t) => {
