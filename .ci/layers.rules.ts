@@ -8,7 +8,7 @@ export const rules: Rules = {
     // vocabulary and rules: no knowledge of registries, clusters or HTTP
     ['reference', 'platform', 'findings.ts', 'errors.ts', 'cache.ts'],
     // one concern each
-    ['registry', 'credentials', 'workload', 'config.ts'],
+    ['registry', 'credentials', 'workload', 'config.ts', 'config-layers.ts'],
     // the engine and the policy
     ['preflight', 'policy'],
     // use cases: the Kubernetes API, one pod's check, the AdmissionReview, diagnosing running pods

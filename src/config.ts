@@ -6,6 +6,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { FAIL_REASONS, REASONS } from './findings.ts';
 import { PullguardError } from './errors.ts';
+import { environmentOverrides, HOST_PORT, mergeLayers, parseDuration } from './config-layers.ts';
+
+export { environmentOverrides, mergeLayers, parseDuration };
 
 const duration = z
   .union([
@@ -14,21 +17,12 @@ const duration = z
   ])
   .transform((v) => (typeof v === 'number' ? v : parseDuration(v)));
 
-/** 500ms, 8s, 5m, 1h, or bare milliseconds (8000), as the configuration file accepts them. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new Error(`"${text}" is not a duration (use 500ms, 8s, 5m, 1h or milliseconds such as 8000)`);
-  const n = Number(m[1]);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
-  return n * unit;
-}
-
 export const MODES = ['enforce', 'warn', 'audit'] as const;
 export type Mode = (typeof MODES)[number];
 export const ACTIONS = ['deny', 'warn', 'ignore'] as const;
 export type Action = (typeof ACTIONS)[number];
 
-const hostPort = z.string().regex(/^[A-Za-z0-9.\-[\]:]+$/, 'a registry host, optionally with :port');
+const hostPort = z.string().regex(HOST_PORT, 'a registry host, optionally with :port');
 
 export const configSchema = z.strictObject({
   /** enforce: deny fail, warn risk; warn: warn everything; audit: allow everything, record only */
@@ -240,46 +234,6 @@ export function readConfigFile(file: string): unknown {
   } catch (err) {
     throw new ConfigError(file, [(err as Error).message.split('\n')[0] ?? 'not YAML or JSON']);
   }
-}
-
-/**
- * PULLGUARD_* variables override the file: PULLGUARD_MODE, PULLGUARD_DEADLINE,
- * PULLGUARD_LOG_LEVEL, PULLGUARD_SERVER_PORT, PULLGUARD_SERVER_METRICS_PORT, PULLGUARD_SERVER_TLS_CERT, PULLGUARD_SERVER_TLS_KEY,
- * PULLGUARD_CLUSTER_KUBECONFIG, PULLGUARD_WATCH_ENABLED (true/false).
- */
-export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const out: Record<string, Record<string, unknown> | unknown> = {};
-  const set = (path: string[], value: unknown) => {
-    let node = out as Record<string, unknown>;
-    for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
-    node[path[path.length - 1]!] = value;
-  };
-  if (env.PULLGUARD_MODE) set(['mode'], env.PULLGUARD_MODE);
-  if (env.PULLGUARD_DEADLINE) set(['deadline'], env.PULLGUARD_DEADLINE);
-  if (env.PULLGUARD_LOG_LEVEL) set(['log', 'level'], env.PULLGUARD_LOG_LEVEL);
-  if (env.PULLGUARD_SERVER_PORT) set(['server', 'port'], Number(env.PULLGUARD_SERVER_PORT));
-  if (env.PULLGUARD_SERVER_METRICS_PORT) set(['server', 'metricsPort'], Number(env.PULLGUARD_SERVER_METRICS_PORT));
-  if (env.PULLGUARD_SERVER_TLS_CERT) set(['server', 'tlsCert'], env.PULLGUARD_SERVER_TLS_CERT);
-  if (env.PULLGUARD_SERVER_TLS_KEY) set(['server', 'tlsKey'], env.PULLGUARD_SERVER_TLS_KEY);
-  if (env.PULLGUARD_CLUSTER_KUBECONFIG) set(['cluster', 'kubeconfig'], env.PULLGUARD_CLUSTER_KUBECONFIG);
-  // the kustomize component and the Helm chart switch the watch on with this
-  if (env.PULLGUARD_WATCH_ENABLED) set(['watch', 'enabled'], env.PULLGUARD_WATCH_ENABLED === 'true');
-  return out;
-}
-
-/** Deep merge of plain objects; arrays and scalars of later layers replace earlier ones. */
-export function mergeLayers(...layers: unknown[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const layer of layers) {
-    if (!layer || typeof layer !== 'object' || Array.isArray(layer)) continue;
-    for (const [key, value] of Object.entries(layer)) {
-      if (value === undefined) continue;
-      const prev = out[key];
-      const isObj = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
-      out[key] = isObj(prev) && isObj(value) ? mergeLayers(prev, value) : value;
-    }
-  }
-  return out;
 }
 
 export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; flags?: unknown }): Config {

@@ -7,11 +7,12 @@ import { parseArgs } from 'node:util';
 import type { BuiltPodCheck } from '../app/build.ts';
 import type { Group } from '../app/check.ts';
 import { parsePlatforms } from '../app/platforms.ts';
-import { loadConfig, type Config } from '../config.ts';
+import type { Config } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import type { Finding, ImageUse } from '../findings.ts';
 import type { Platform } from '../platform/index.ts';
 import { imageFieldProblems, imageUsesOf, podSpecSite } from '../workload/images.ts';
+import { loadCheckConfig } from './config.ts';
 import { exitStatusFor } from './errors.ts';
 import { REGISTRY_FLAGS, registryOverrides, type CliIO } from './flags.ts';
 import { InputError } from './input.ts';
@@ -76,7 +77,7 @@ export interface CheckArgs {
   config: Config;
 }
 
-export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArgs | 'help' | 'version' {
+export async function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): Promise<CheckArgs | 'help' | 'version'> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -113,7 +114,7 @@ export function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): CheckArg
   if (!parsed.positionals.length && !v.filename?.length) throw new UsageError('name at least one IMAGE or -f FILE');
   const flags = registryOverrides(v);
   if (v.kubeconfig) flags.cluster = { kubeconfig: v.kubeconfig };
-  const config = loadConfig({ ...(v.config ? { file: v.config } : {}), env, flags });
+  const config = await loadCheckConfig({ ...(v.config ? { file: v.config } : {}), env, flags });
   return {
     images: parsed.positionals,
     files: v.filename ?? [],
@@ -197,7 +198,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
   let built: BuiltPodCheck | null = null;
   let deadline = 0;
   try {
-    args = parseCheckArgs(argv, io.env);
+    args = await parseCheckArgs(argv, io.env);
     if (args === 'help') {
       io.stdout(CHECK_USAGE);
       return 0;

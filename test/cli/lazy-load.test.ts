@@ -1,7 +1,8 @@
 // What each command loads (issue 14, fast start): --help and --version none of the heavy
 // dependencies, check --offline neither a registry nor a cluster client, check without a cluster
-// no Kubernetes client, serve its web server. Seen from inside the real process through a module
-// resolve hook, so the verdict does not depend on how fast the machine is.
+// no Kubernetes client (and no zod without a configuration file), serve its web server. Seen from
+// inside the real process through a module resolve hook, so the verdict does not depend on how fast
+// the machine is.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { repoRoot } from '../helpers/fixtures.ts';
 
-const HEAVY = ['@kubernetes/client-node', 'fastify', 'prom-client', 'pino', 'undici'];
+const HEAVY = ['@kubernetes/client-node', 'fastify', 'prom-client', 'pino', 'undici', 'zod'];
 const dir = mkdtempSync(join(tmpdir(), 'pullguard-lazy-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const hook = join(dir, 'hook.mjs');
@@ -57,13 +58,18 @@ t.test('check without a cluster: the registry client only', async (t) => {
   // a registry that refuses at once: unverified (exit 3), accepted with --allow-unverified
   const r = loaded(['check', '127.0.0.1:1/app:1.0', '--timeout', '5s', '--allow-unverified']);
   t.equal(r.status, 0, r.stderr);
-  t.same(r.packages, ['undici'], 'undici, and not the Kubernetes client, fastify or prom-client');
+  t.same(r.packages, ['undici'], 'undici, and not the Kubernetes client, fastify, prom-client or zod');
 });
 
 t.test('the hook sees them when they are needed', async (t) => {
   const withCluster = loaded(['check', 'nginx:1.25', '--kubeconfig', join(dir, 'missing-kubeconfig')]);
   t.equal(withCluster.status, 2, 'a kubeconfig that cannot be loaded: exit 2');
   t.ok(withCluster.packages.includes('@kubernetes/client-node'), 'a kubeconfig loads the Kubernetes client');
+  const config = join(dir, 'pullguard.yaml');
+  writeFileSync(config, 'deadline: 5s\n');
+  const withFile = loaded(['check', 'nginx:1.25', '--offline', '--allow-unverified', '--config', config]);
+  t.equal(withFile.status, 0, withFile.stderr);
+  t.same(withFile.packages, ['zod'], 'a configuration file is validated with the schema (zod)');
   const serve = loaded(['serve', '--help']);
   t.ok(serve.packages.includes('fastify'), 'serve loads fastify');
 });
