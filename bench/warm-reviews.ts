@@ -4,7 +4,7 @@
 // loaded in alternating windows; then both are timed in-process without the network (server-side latency).
 
 import autocannon from 'autocannon';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Agent } from 'undici';
@@ -17,6 +17,8 @@ import type { StageCost } from './stages.ts';
 
 /** BENCH_CPU_PROF=DIR: each server writes a CPU profile of its measured run there (figures then include the profiler's cost). */
 const PROFILE_DIR = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : '';
+// Linux perf of each server over the measured windows: CPU time only, native frames (TLS, JSON) included.
+const PERF_DIR = process.env.BENCH_PERF ? resolve(process.env.BENCH_PERF) : '';
 
 interface LoadRun {
   kind: 'pullguard' | 'baseline';
@@ -31,6 +33,8 @@ interface LoadRun {
   non2xx: number;
   cpuUs: number;
   cpuUsPerReview: number;
+  /** the server's main thread alone; the rest of cpuUs is its helper threads (GC, libuv) */
+  mainThreadUsPerReview: number;
   reviewsPerCoreSecond: number;
   serverRssBytes: number;
   registryRequests: number;
@@ -85,9 +89,28 @@ interface Server {
   url: string;
 }
 
+/** perf record on one server until the returned function is called (SIGINT: perf writes its file). */
+function startPerf(server: Server): () => Promise<void> {
+  mkdirSync(PERF_DIR, { recursive: true });
+  const file = join(PERF_DIR, `warm-reviews-${server.kind}.perf.data`);
+  const perf = spawn('perf', ['record', '-F', '999', '-g', '-o', file, '-p', String(server.child.pid)], {
+    stdio: 'ignore',
+  });
+  return () =>
+    new Promise<void>((resolve) => {
+      perf.once('exit', () => resolve());
+      perf.kill('SIGINT');
+    });
+}
+
 /** Starts a server and sends it one review: pullguard asks the registry here and caches the answer. */
 async function prepare(kind: LoadRun['kind'], settings: object, body: string, caPem: string): Promise<Server> {
-  const { child, url } = await startServerProcess(kind, settings);
+  const { child, url } = await startServerProcess(
+    kind,
+    settings,
+    // perf names JIT-compiled JavaScript functions from /tmp/perf-PID.map
+    PERF_DIR ? ['--perf-basic-prof', '--interpreted-frames-native-stack'] : [],
+  );
   const agent = new Agent({ connect: { ca: caPem } });
   try {
     const res = await postReview(url, body, agent);
@@ -110,6 +133,7 @@ interface Window {
   errors: number;
   non2xx: number;
   cpuUs: number;
+  mainThreadUs: number;
 }
 
 /** One measured window of load on one server, with the server's own CPU time over it. */
@@ -124,6 +148,7 @@ async function measure(server: Server, body: string, durationS: number): Promise
     errors: result.errors + result.timeouts,
     non2xx: result.non2xx,
     cpuUs: cpu1.user - cpu0.user + (cpu1.system - cpu0.system),
+    mainThreadUs: cpu1.mainThread - cpu0.mainThread,
   };
 }
 
@@ -157,6 +182,7 @@ async function summarise(server: Server, windows: Window[], body: string, n: num
     non2xx: sum((w) => w.non2xx),
     cpuUs,
     cpuUsPerReview: cpuUs / reviews,
+    mainThreadUsPerReview: sum((w) => w.mainThreadUs) / reviews,
     reviewsPerCoreSecond: reviews / (cpuUs / 1e6),
     serverRssBytes: rss,
     registryRequests,
@@ -211,10 +237,12 @@ export async function warmReviews(rec: Recorder): Promise<void> {
       for (const s of servers) await load(s.url, body, warmS);
       reg.resetCounters();
       if (PROFILE_DIR) for (const s of servers) await ask(s.child, { type: 'profile-start' }, 'profile');
+      const perfs = PERF_DIR ? servers.map((s) => startPerf(s)) : [];
       const windows: Record<LoadRun['kind'], Window[]> = { baseline: [], pullguard: [] };
       for (let r = 0; r < rounds; r++)
         for (const s of r % 2 ? [...servers].reverse() : servers)
           windows[s.kind].push(await measure(s, body, durationS / rounds));
+      for (const stop of perfs) await stop();
       if (PROFILE_DIR)
         for (const s of servers) {
           const file = join(PROFILE_DIR, `warm-reviews-${s.kind}.cpuprofile`);
@@ -246,6 +274,12 @@ export async function warmReviews(rec: Recorder): Promise<void> {
         pullguard.cpuUsPerReview,
         'µs',
         b('echo-allow fastify', baseline.cpuUsPerReview, 'µs'),
+      ),
+      figure(
+        'server main-thread CPU per review',
+        pullguard.mainThreadUsPerReview,
+        'µs',
+        b('echo-allow fastify', baseline.mainThreadUsPerReview, 'µs'),
       ),
       figure(
         'reviews per core-second',

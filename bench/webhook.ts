@@ -12,10 +12,12 @@ const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url));
 export async function startServerProcess(
   kind: 'pullguard' | 'baseline',
   settings: object,
+  nodeOptions: string[] = [],
 ): Promise<{ child: ChildProcess; url: string }> {
   // stdout (pullguard's log, asynchronous as in production) goes to /dev/null: written, but not read.
   const child = fork(CHILD, [kind], {
     env: { ...process.env, BENCH_SERVER: JSON.stringify(settings) },
+    ...(nodeOptions.length ? { execArgv: [...process.execArgv, ...nodeOptions] } : {}),
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const url = await new Promise<string>((resolve, reject) => {

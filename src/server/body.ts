@@ -62,19 +62,18 @@ export class JsonShape {
 
   /** Feeds a chunk; returns why the text passes the limits, or undefined. */
   feed(chunk: Uint8Array, limits = { depth: MAX_DEPTH, elements: MAX_ELEMENTS }): string | undefined {
-    for (let i = 0; i < chunk.length; i++) {
-      const c = chunk[i]!;
+    const end = chunk.length;
+    for (let i = 0; i < end; i++) {
+      let c = chunk[i]!;
       if (this.inString) {
         if (this.escaped) this.escaped = false;
-        else if (c === BACKSLASH) this.escaped = true;
-        else if (c === QUOTE) this.inString = false;
         else {
-          // Skip to the next quote or backslash at once: most of a real body is string content.
-          const q = chunk.indexOf(QUOTE, i + 1);
-          const b = chunk.indexOf(BACKSLASH, i + 1);
-          const next = q < 0 ? b : b < 0 ? q : Math.min(q, b);
-          if (next < 0) return undefined;
-          i = next - 1;
+          // Most of a real body is string content: run to its end in one tight loop. (Two
+          // Buffer.indexOf calls per string searched the rest of the chunk for a backslash each
+          // time: a sixth of a cached review's CPU.)
+          while (c !== QUOTE && c !== BACKSLASH && ++i < end) c = chunk[i]!;
+          if (c === BACKSLASH) this.escaped = true;
+          else if (c === QUOTE) this.inString = false;
         }
         continue;
       }
