@@ -27,7 +27,7 @@ export type ChildMessage =
   | { type: 'ready'; url: string }
   | { type: 'cpu'; user: number; system: number; rss: number; mainThread: number }
   | { type: 'profile'; file: string }
-  | { type: 'inject'; times: number[] }
+  | { type: 'inject'; times: number[]; cpuUsPerReview: number }
   | { type: 'stages'; stages: StageCost[] }
   | { type: 'error'; message: string };
 
@@ -81,6 +81,8 @@ async function injectTimes(app: FastifyInstance, n: number, warm: number, body: 
     app.inject({ method: 'POST', url: '/validate', headers: { 'content-type': 'application/json' }, payload: body });
   for (let i = 0; i < warm; i++) await one();
   const times: number[] = [];
+  // CPU time, not wall time: a figure a busy machine does not move much.
+  const cpu0 = process.threadCpuUsage();
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     const res = await one();
@@ -88,7 +90,8 @@ async function injectTimes(app: FastifyInstance, n: number, warm: number, body: 
     if (res.statusCode !== 200)
       throw new Error(`in-process review answered ${res.statusCode}: ${res.body.slice(0, 200)}`);
   }
-  return { type: 'inject', times };
+  const cpu = process.threadCpuUsage(cpu0);
+  return { type: 'inject', times, cpuUsPerReview: (cpu.user + cpu.system) / n };
 }
 
 // BENCH_CPU_PROF: a V8 CPU profile of the measured load window only (not start-up, warm-up or the

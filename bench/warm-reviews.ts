@@ -40,6 +40,8 @@ interface LoadRun {
   registryRequests: number;
   /** in-process (fastify inject) times in the same server process, after the load */
   inProcess: number[];
+  /** main-thread CPU per in-process review (fastify inject: no TLS, no sockets) */
+  inProcessCpuUs: number;
   stages?: StageCost[];
 }
 
@@ -187,6 +189,7 @@ async function summarise(server: Server, windows: Window[], body: string, n: num
     serverRssBytes: rss,
     registryRequests,
     inProcess: injected.times,
+    inProcessCpuUs: injected.cpuUsPerReview,
     ...(stages ? { stages } : {}),
   };
   return run;
@@ -287,6 +290,12 @@ export async function warmReviews(rec: Recorder): Promise<void> {
         '/cpu-s',
         b('echo-allow fastify', baseline.reviewsPerCoreSecond, '/cpu-s'),
         { text: 'ratio ≥ 0.8', met: (f) => (f.ratio ?? 0) >= 0.8 },
+      ),
+      figure(
+        'main-thread CPU per review (in-process)',
+        pullguard.inProcessCpuUs,
+        'µs',
+        b('echo-allow fastify', baseline.inProcessCpuUs, 'µs'),
       ),
       figure(
         'server-side latency p50 (in-process)',

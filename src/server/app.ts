@@ -80,21 +80,22 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Node checks those timeouts every 30 s by default: a trickling client would hold on three times longer.
   (app.server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = 1000;
 
-  // JSON read with bounded memory (body.ts): depth and element limits, a shared budget, released
-  // when the answer has gone out, whatever way the request ends.
+  // JSON read with bounded memory (body.ts): depth and element limits, and a shared budget that a
+  // body holds from its first byte until its review is done (or until it is refused). No hook per
+  // request: an onRequest hook and a close listener on every reply cost more than the rest of a
+  // cached review's bookkeeping.
   const budget = new BodyBudget(opts.bodyMemory ?? 48 * 1024 * 1024);
   const held = new WeakMap<object, { bytes: number }>();
-  app.addHook('onRequest', async (request, reply) => {
-    const account = { bytes: 0 };
-    held.set(request.raw, account);
-    reply.raw.once('close', () => {
-      budget.give(account.bytes);
-      account.bytes = 0;
-    });
-  });
+  const release = (raw: object) => {
+    const account = held.get(raw);
+    if (!account) return;
+    held.delete(raw);
+    budget.give(account.bytes);
+  };
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', (request, payload, done) => {
-    const account = held.get(request.raw) ?? { bytes: 0 };
+    const account = { bytes: 0 };
+    held.set(request.raw, account);
     const declared = Number(request.headers['content-length'] ?? Number.NaN);
     if (declared > opts.bodyLimit) return done(new BodyRefused(400, bodyTooLarge(opts.bodyLimit)), undefined);
     const shape = new JsonShape();
@@ -107,7 +108,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       payload.removeListener('data', onData);
       payload.removeListener('end', onEnd);
       payload.removeListener('error', onError);
-      if (err) payload.resume();
+      payload.removeListener('close', onClose);
+      if (err) {
+        release(request.raw);
+        payload.resume();
+      }
       done(err, value);
     };
     const onData = (chunk: Buffer) => {
@@ -141,9 +146,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       }
     };
     const onError = (err: Error) => finish(err);
+    // A connection that goes away mid-body may end the stream without 'end' or 'error'.
+    const onClose = () => finish(new BodyRefused(400, 'the request ended before its body did'));
     payload.on('data', onData);
     payload.on('end', onEnd);
     payload.on('error', onError);
+    payload.on('close', onClose);
   });
 
   // preClose runs before the server stops accepting, so probes see 503 while reviews finish.
@@ -172,7 +180,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   const reviewsInFlight = opts.reviewsInFlight ?? 1000;
   let running = 0;
-  const validate = async (body: unknown, mode?: string) => {
+  const validate = async (request: { raw: object; body: unknown }, mode?: string) => {
+    try {
+      return await review(request.body, mode);
+    } finally {
+      release(request.raw);
+    }
+  };
+  const review = async (body: unknown, mode?: string) => {
     if (mode !== undefined && !isMode(mode))
       throw new BadReview(`unknown mode "${mode.slice(0, 20)}" in the path; use enforce, warn or audit`);
     // No body and no content type reaches here as undefined: say so rather than "received undefined".
@@ -187,10 +202,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       running--;
     }
   };
-  app.post('/validate', async (request) => validate(request.body));
-  app.post<{ Params: { mode: string } }>('/validate/:mode', async (request) =>
-    validate(request.body, request.params.mode),
-  );
+  app.post('/validate', async (request) => validate(request));
+  app.post<{ Params: { mode: string } }>('/validate/:mode', async (request) => validate(request, request.params.mode));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
