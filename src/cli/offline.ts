@@ -11,21 +11,21 @@ export function offlineFindings(uses: readonly ImageUse[], platforms: readonly P
   return uses.map((u): Finding => {
     const parsed = parseImage(u.image);
     if (!parsed.ok) {
-      const text = explain({ reason: 'invalid-reference', image: u.image, detail: parsed.error });
+      const text = explain({ reason: 'invalid-reference', image: u.image, error: parsed.error });
       return { ...u, reference: '', verdict: 'fail', reason: 'invalid-reference', ...text, evidence: [parsed.error] };
     }
     const ref = parsed.ref;
-    const unverifiable = (detail: string): Finding => ({
+    const unverifiable = (why: 'never-unknown' | 'localhost'): Finding => ({
       ...u,
       reference: ref.pullRef,
       verdict: 'risk',
       reason: 'unverifiable',
-      ...explain({ image: u.image, ref, reason: 'unverifiable', detail }),
+      ...explain({ image: u.image, ref, reason: 'unverifiable', why }),
       evidence: [],
     });
     if (u.pullPolicy === 'Never') return unverifiable('never-unknown');
     if (ref.domain === 'localhost') return unverifiable('localhost');
-    const detail = wanted
+    const note = wanted
       ? `whether it has a build for ${wanted} is not known either${ref.digest ? ' (the digest pins the image, not its platforms)' : ''}`
       : undefined;
     return {
@@ -33,7 +33,7 @@ export function offlineFindings(uses: readonly ImageUse[], platforms: readonly P
       reference: ref.pullRef,
       verdict: 'risk',
       reason: 'not-checked',
-      ...explain({ image: u.image, ref, reason: 'not-checked', detail }),
+      ...explain({ image: u.image, ref, reason: 'not-checked', note }),
       evidence: [],
     };
   });

@@ -67,6 +67,21 @@ export function shorten(text: string, max = 240): string {
 const NEVER_HINT =
   'load the image onto the node (or the nodes it may land on), or set imagePullPolicy to IfNotPresent so the kubelet pulls it';
 
+/** pullguard's hint for a reason only the kubelet's text shows: its words without a registry's details. */
+function hintOf(reason: Reason, image: string): string {
+  switch (reason) {
+    case 'invalid-reference':
+      return explain({ reason, image, error: '' }).hint;
+    case 'platform-not-found':
+      return explain({ reason, image, missing: [], offered: [], single: false }).hint;
+    case 'unverifiable':
+      // No runtime text shows this one; what pullguard says when it cannot tell why.
+      return 'check it from a node';
+    default:
+      return explain({ reason, image }).hint;
+  }
+}
+
 export function diagnoseContainer(
   pod: ContainerDiagnosis['pod'],
   ev: ContainerEvidence,
@@ -94,15 +109,13 @@ export function diagnoseContainer(
   } else if (runtime) {
     // pullguard could not tell now (unreachable, timeout, unverifiable): the kubelet's text still says why
     reason = runtime.reason;
-    const known = runtime.reason !== 'not-found' && runtime.reason !== 'never-pull';
-    const base = known ? explain({ reason: runtime.reason as Reason, image: ev.image }) : undefined;
     message = `image ${quote(ev.image)}: the kubelet reports that ${describeRuntimeCause(runtime.reason)} (${quote(runtime.evidence, 80)})${runtime.host ? ` for host ${runtime.host}` : ''}`;
     hint =
       runtime.reason === 'never-pull'
         ? NEVER_HINT
         : runtime.reason === 'not-found'
           ? 'check the repository name and the tag or digest; push the image if it was never pushed'
-          : (base?.hint ?? '');
+          : hintOf(runtime.reason, ev.image);
   } else if (finding) {
     reason = finding.reason;
     ({ message, hint } = finding);

@@ -14,7 +14,7 @@ import { parseImage, type ImageRef } from '../reference/index.ts';
 import { credentialId } from '../registry/auth.ts';
 import { isIndexMediaType, type Answer, type Outcome, type RegistryClient } from '../registry/client.ts';
 import { isDockerHub } from '../registry/hosts.ts';
-import { explain, type Explained } from './messages.ts';
+import { explain, type ExplainInput, type Explained } from './messages.ts';
 import { OFFICIAL_IMAGES } from './official-images.ts';
 import { nearest } from './suggest.ts';
 import { PullguardError } from '../errors.ts';
@@ -172,7 +172,7 @@ export class Preflight {
         image,
         '',
         'invalid-reference',
-        explain({ reason: 'invalid-reference', image, detail: parsed.error }),
+        explain({ reason: 'invalid-reference', image, error: parsed.error }),
         [parsed.error],
       );
     }
@@ -186,14 +186,14 @@ export class Preflight {
           image,
           ref.pullRef,
           'available',
-          explain({ reason: 'available', image, detail: 'pullPolicy Never: the image is on at least one node' }),
+          explain({ reason: 'available', image, note: 'pullPolicy Never: the image is on at least one node' }),
           [],
         );
       return verdict(
         image,
         ref.pullRef,
         'unverifiable',
-        explain({ ...base, reason: 'unverifiable', detail: present === false ? 'never-absent' : 'never-unknown' }),
+        explain({ ...base, reason: 'unverifiable', why: present === false ? 'never-absent' : 'never-unknown' }),
         [],
       );
     }
@@ -202,7 +202,7 @@ export class Preflight {
         image,
         ref.pullRef,
         'unverifiable',
-        explain({ ...base, reason: 'unverifiable', detail: 'localhost' }),
+        explain({ ...base, reason: 'unverifiable', why: 'localhost' }),
         [],
       );
     }
@@ -212,7 +212,7 @@ export class Preflight {
         image,
         ref.pullRef,
         'access-denied',
-        explain({ ...base, reason: 'access-denied', credentials: opts.credentials, detail: 'broken-secrets' }),
+        explain({ ...base, reason: 'access-denied', brokenSecrets: opts.credentials.brokenSecrets }),
         [],
       );
     }
@@ -223,13 +223,7 @@ export class Preflight {
     const failures = asked.flatMap((a) => a.failures);
     const managed = providerManaged || asked.some((a) => a.managed);
     if (!creds.length && managed) {
-      return verdict(
-        image,
-        ref.pullRef,
-        'unverifiable',
-        explain({ ...base, reason: 'unverifiable', ...unverifiableDetail(failures, 'provider') }),
-        failures,
-      );
+      return verdict(image, ref.pullRef, 'unverifiable', explain(unverifiable(base, failures, 'provider')), failures);
     }
 
     // The kubelet tries every matching credential in order and stops at the first success; with
@@ -268,7 +262,7 @@ export class Preflight {
         image,
         ref.pullRef,
         'unverifiable',
-        explain({ ...base, reason: 'unverifiable', ...unverifiableDetail(failures, 'provider-after-secrets') }),
+        explain(unverifiable(base, failures, 'provider-after-secrets')),
         evidence,
       );
     }
@@ -315,15 +309,17 @@ export class Preflight {
             image,
             ref.pullRef,
             reason,
-            explain({
-              image,
-              ref,
-              reason,
-              outcome: failure.outcome,
-              ...(reason === 'timeout'
-                ? {}
-                : { detail: `its platforms could not be read: ${failure.evidence.at(-1) ?? failure.outcome.kind}` }),
-            }),
+            explain(
+              transientInput(
+                { image, ref },
+                reason,
+                failure.outcome,
+                // For a timeout the words say the deadline, not what happened.
+                reason === 'timeout'
+                  ? undefined
+                  : `its platforms could not be read: ${failure.evidence.at(-1) ?? failure.outcome.kind}`,
+              ),
+            ),
             [...evidence, ...failure.evidence],
           ),
           ...extras,
@@ -335,43 +331,20 @@ export class Preflight {
           .filter((p): p is Platform => Boolean(p))
           .map(formatPlatform)
           .filter((p) => p !== 'unknown/unknown');
-        if (missing.length === wanted.length) {
-          return {
-            ...verdict(
-              image,
-              ref.pullRef,
-              'platform-not-found',
-              explain({
-                image,
-                ref,
-                reason: 'platform-not-found',
-                missing: missing.map(formatPlatform),
-                offered: offeredText,
-                single: !isIndexMediaType(outcome.mediaType),
-              }),
-              evidence,
-            ),
-            ...extras,
-          };
-        }
         if (missing.length) {
+          // No build for some of the nodes: a risk (pods may land elsewhere); for none of them: a failure.
+          const partial = missing.length < wanted.length;
+          const text = explain({
+            image,
+            ref,
+            reason: 'platform-not-found',
+            missing: missing.map(formatPlatform),
+            offered: offeredText,
+            partial,
+            single: !isIndexMediaType(outcome.mediaType),
+          });
           return {
-            ...verdict(
-              image,
-              ref.pullRef,
-              'platform-not-found',
-              explain({
-                image,
-                ref,
-                reason: 'platform-not-found',
-                missing: missing.map(formatPlatform),
-                offered: offeredText,
-                partial: true,
-                single: !isIndexMediaType(outcome.mediaType),
-              }),
-              evidence,
-              'risk',
-            ),
+            ...verdict(image, ref.pullRef, 'platform-not-found', text, evidence, partial ? 'risk' : undefined),
             ...extras,
           };
         }
@@ -442,17 +415,11 @@ export class Preflight {
   ): Promise<ImageVerdict> {
     // Transient trouble with any credential means we cannot know what the kubelet will see.
     const transient = tried.find((t) => t.outcome.kind in TRANSIENT_REASON);
-    const ctx = { image, ref, credentials: opts.credentials, tried: tried.map((t) => t.cred?.source ?? 'anonymous') };
+    const about = { image, ref };
     if (transient) {
-      const reason: Reason = TRANSIENT_REASON[transient.outcome.kind as TransientKind];
-      const outcome = transient.outcome;
-      return verdict(
-        image,
-        ref.pullRef,
-        reason,
-        explain({ ...ctx, reason, outcome, detail: transient.evidence.at(-1) }),
-        evidence,
-      );
+      const reason = TRANSIENT_REASON[transient.outcome.kind as TransientKind];
+      const text = explain(transientInput(about, reason, transient.outcome, transient.evidence.at(-1)));
+      return verdict(image, ref.pullRef, reason, text, evidence);
     }
     // A 404 after authorization is definitive: the credentials worked and the thing is not there.
     const notFound = tried.find((t) => t.outcome.kind === 'not-found');
@@ -469,7 +436,7 @@ export class Preflight {
             image,
             ref.pullRef,
             'repository-not-found',
-            explain({ ...ctx, reason: 'repository-not-found', suggestions }),
+            explain({ ...about, reason: 'repository-not-found', suggestions }),
             evidence,
           ),
           suggestions,
@@ -480,7 +447,7 @@ export class Preflight {
           image,
           ref.pullRef,
           'digest-not-found',
-          explain({ ...ctx, reason: 'digest-not-found' }),
+          explain({ ...about, reason: 'digest-not-found' }),
           evidence,
         );
       const suggestions = list.tags ? nearest(ref.tag ?? 'latest', list.tags) : [];
@@ -490,7 +457,7 @@ export class Preflight {
           ref.pullRef,
           'tag-not-found',
           explain({
-            ...ctx,
+            ...about,
             reason: 'tag-not-found',
             suggestions,
             tagCount: list.tags?.length,
@@ -507,7 +474,7 @@ export class Preflight {
         image,
         ref.pullRef,
         'unverifiable',
-        explain({ ...ctx, reason: 'unverifiable', ...unverifiableDetail(failures, 'credential-failure') }),
+        explain({ ...about, reason: 'unverifiable', why: 'credential-failure', failures }),
         evidence,
       );
     }
@@ -516,7 +483,12 @@ export class Preflight {
         image,
         ref.pullRef,
         'unverifiable',
-        explain({ ...ctx, reason: 'unverifiable', detail: 'unread-secrets' }),
+        explain({
+          ...about,
+          reason: 'unverifiable',
+          why: 'unread-secrets',
+          unreadSecrets: opts.credentials.unreadSecrets,
+        }),
         evidence,
       );
     }
@@ -528,8 +500,10 @@ export class Preflight {
         ref.pullRef,
         'access-denied',
         explain({
-          ...ctx,
+          ...about,
           reason: 'access-denied',
+          credentials: opts.credentials,
+          tried: tried.map((t) => t.cred?.source ?? 'anonymous'),
           outcome: denied.outcome,
           suggestions,
           rejected: tried
@@ -563,7 +537,7 @@ export class Preflight {
       image,
       parsed.ok ? parsed.ref.pullRef : '',
       'timeout',
-      explain({ image, reason: 'timeout', detail: `${deadline} ms` }),
+      explain({ image, reason: 'timeout', within: `${deadline} ms` }),
       [`no answer within the ${deadline} ms deadline`],
     );
   }
@@ -587,8 +561,15 @@ interface PlatformList {
   failure?: Answer;
 }
 
-function unverifiableDetail(failures: string[], otherwise: string): { detail: string; failures?: string[] } {
-  return failures.length ? { detail: 'credential-failure', failures } : { detail: otherwise };
+/** Unverifiable because of where the credentials come from, or because a credential source failed (said first). */
+function unverifiable(
+  about: { image: string; ref: ImageRef },
+  failures: string[],
+  otherwise: 'provider' | 'provider-after-secrets',
+): ExplainInput {
+  return failures.length
+    ? { ...about, reason: 'unverifiable', why: 'credential-failure', failures }
+    : { ...about, reason: 'unverifiable', why: otherwise };
 }
 
 /** A missing or denied Docker Hub official image: the nearest official names ("ngiinx" -> "nginx"). */
@@ -600,12 +581,32 @@ function officialSuggestions(ref: ImageRef): string[] {
 
 /** Registry answers that say nothing certain about the image, and the risk each one is. */
 type TransientKind = 'rate-limited' | 'error' | 'unreachable' | 'timeout';
-const TRANSIENT_REASON: Record<TransientKind, Reason> = {
+type TransientReason = 'rate-limited' | 'registry-error' | 'registry-unreachable' | 'timeout';
+const TRANSIENT_REASON: Record<TransientKind, TransientReason> = {
   'rate-limited': 'rate-limited',
   error: 'registry-error',
   unreachable: 'registry-unreachable',
   timeout: 'timeout',
 };
+
+/** The words' input for a transient answer; `detail` is what happened (the last line of evidence). */
+function transientInput(
+  about: { image: string; ref: ImageRef },
+  reason: TransientReason,
+  outcome: Outcome,
+  detail: string | undefined,
+): ExplainInput {
+  switch (reason) {
+    case 'rate-limited':
+      return { ...about, reason, outcome };
+    case 'registry-error':
+      return { ...about, reason, outcome, detail };
+    case 'registry-unreachable':
+      return { ...about, reason, detail };
+    case 'timeout':
+      return { ...about, reason, within: detail };
+  }
+}
 
 interface Settled {
   verdict: ImageVerdict;

@@ -1,7 +1,7 @@
 // Words for people: per reason, what will happen (message) and what to do about it (hint).
 // Every message names the image; the caller adds the container. One line, no control characters.
 
-import { quote, type Reason } from '../findings.ts';
+import { quote } from '../findings.ts';
 import { diagnoseReference } from '../reference/diagnose.ts';
 import type { ImageRef } from '../reference/index.ts';
 import type { Outcome } from '../registry/client.ts';
@@ -15,32 +15,79 @@ export interface Explained {
   hint: string;
 }
 
-export interface ExplainInput {
-  reason: Reason;
+/** What every explanation knows: the image as written and, once it parsed, the reference. */
+interface About {
   image: string;
   ref?: ImageRef;
-  detail?: string | undefined;
-  outcome?: Outcome;
+}
+
+/** For a refusal: the credentials there were, which were tried and which refused. */
+interface CredentialsUsed {
   credentials?: CredentialContext;
   /** sources of the credentials tried, 'anonymous' for none */
   tried?: string[];
   /** sources whose credentials the registry or its token server refused */
   rejected?: string[];
-  suggestions?: string[];
-  tagCount?: number | undefined;
-  /** the repository's tags as read (for a missing tag with no near match) */
-  tags?: string[] | undefined;
-  /** more tags exist than were read */
-  tagsCapped?: boolean;
-  missing?: string[];
-  offered?: string[];
-  partial?: boolean;
-  single?: boolean;
-  rateLimit?: RateLimit;
-  credentialSource?: string | undefined;
-  /** credential helpers or provider plugins that failed, one line each */
-  failures?: string[];
 }
+
+/** Why an image cannot be checked from here. */
+export type Unverifiable =
+  | 'localhost'
+  | 'provider'
+  | 'provider-after-secrets'
+  | 'unread-secrets'
+  | 'credential-failure'
+  | 'never-unknown'
+  | 'never-absent';
+
+/** The input of explain(): one shape per reason, with only what that reason's words use. */
+export type ExplainInput =
+  | (About & { reason: 'available'; note?: string })
+  | (About & { reason: 'invalid-reference'; error: string })
+  | (About & { reason: 'repository-not-found'; suggestions?: string[] })
+  | (About & {
+      reason: 'tag-not-found';
+      suggestions?: string[];
+      tagCount?: number | undefined;
+      /** the repository's tags as read (for a missing tag with no near match) */
+      tags?: string[] | undefined;
+      /** more tags exist than were read */
+      tagsCapped?: boolean;
+    })
+  | (About & { reason: 'digest-not-found' })
+  | (About &
+      CredentialsUsed & {
+        reason: 'access-denied';
+        /** the pod's imagePullSecrets that do not parse: the kubelet fails every pull, whatever the registry says */
+        brokenSecrets?: readonly string[];
+        outcome?: Outcome;
+        suggestions?: string[];
+      })
+  | (About & {
+      reason: 'platform-not-found';
+      missing: string[];
+      offered: string[];
+      /** some of the nodes' platforms are offered */
+      partial?: boolean;
+      /** a single-platform manifest rather than an index */
+      single: boolean;
+    })
+  | (About & {
+      reason: 'rate-limited';
+      /** the registry's announced limit, when it sent one */
+      rateLimit?: RateLimit;
+      credentialSource?: string | undefined;
+      outcome?: Outcome;
+    })
+  | (About & { reason: 'registry-unreachable'; detail?: string | undefined })
+  | (About & { reason: 'registry-error'; outcome?: Outcome; detail?: string | undefined })
+  /** `within`: the deadline in words ("2000 ms"), or the timed-out request's evidence line; absent: "the deadline" */
+  | (About & { reason: 'timeout'; within?: string | undefined })
+  | (About & { reason: 'not-checked'; note?: string | undefined })
+  | (About & { reason: 'unverifiable'; why: Exclude<Unverifiable, 'unread-secrets' | 'credential-failure'> })
+  | (About & { reason: 'unverifiable'; why: 'unread-secrets'; unreadSecrets: readonly string[] })
+  /** `failures`: the credential helpers or provider plugins that failed, one line each */
+  | (About & { reason: 'unverifiable'; why: 'credential-failure'; failures: readonly string[] });
 
 function didYouMean(suggestions: string[] | undefined): string {
   return suggestions?.length ? ` Did you mean ${suggestions.map((s) => quote(s)).join(' or ')}?` : '';
@@ -57,7 +104,7 @@ function hours(seconds: number | undefined): string {
 }
 
 /** What the credentials situation was, for access problems: the part people most often need. */
-function credentialStory(i: ExplainInput): { said: string; fix: string } {
+function credentialStory(i: About & CredentialsUsed): { said: string; fix: string } {
   const ref = i.ref;
   const reg = ref ? ref.domain : 'the registry';
   const scope = i.credentials?.scope ? ` in ${i.credentials.scope}` : '';
@@ -95,11 +142,11 @@ export function explain(i: ExplainInput): Explained {
   const name = ref?.name ?? '';
   switch (i.reason) {
     case 'available':
-      return { message: `${img} can be pulled${i.detail ? ` (${i.detail})` : ''}`, hint: '' };
+      return { message: `${img} can be pulled${i.note ? ` (${i.note})` : ''}`, hint: '' };
     case 'invalid-reference': {
       const why = diagnoseReference(i.image);
       return {
-        message: `${img} is invalid, the kubelet reports InvalidImageName: ${i.detail ?? ''}${why ? `; ${why}` : ''}`,
+        message: `${img} is invalid, the kubelet reports InvalidImageName: ${i.error}${why ? `; ${why}` : ''}`,
         hint: 'write it as [registry/]repository[:tag][@digest], lowercase, without spaces',
       };
     }
@@ -133,8 +180,8 @@ export function explain(i: ExplainInput): Explained {
         hint: 'pin a digest that exists in this repository',
       };
     case 'access-denied': {
-      if (i.detail === 'broken-secrets') {
-        const broken = (i.credentials?.brokenSecrets ?? []).map((n) => quote(n)).join(', ');
+      if (i.brokenSecrets) {
+        const broken = i.brokenSecrets.map((n) => quote(n)).join(', ');
         return {
           message: `${img}: imagePullSecret ${broken} does not parse, and the kubelet then fails every image pull of the pod`,
           hint: `recreate the secret with kubectl create secret docker-registry, or remove it from imagePullSecrets`,
@@ -152,8 +199,8 @@ export function explain(i: ExplainInput): Explained {
       };
     }
     case 'platform-not-found': {
-      const missing = (i.missing ?? []).join(', ');
-      const offered = (i.offered ?? []).join(', ') || 'no platform it declares';
+      const missing = i.missing.join(', ');
+      const offered = i.offered.join(', ') || 'no platform it declares';
       if (i.single) {
         return {
           message: `${img} is built for ${offered} only; on ${missing} nodes the pull succeeds but the container fails with "exec format error"`,
@@ -196,49 +243,54 @@ export function explain(i: ExplainInput): Explained {
       };
     case 'timeout':
       return {
-        message: `${img}: the registry did not answer within ${i.detail ?? 'the deadline'}; the pull may still work`,
+        message: `${img}: the registry did not answer within ${i.within ?? 'the deadline'}; the pull may still work`,
         hint: "check the registry's latency from the cluster",
       };
     case 'not-checked':
       return {
-        message: `${img} was not checked: the reference is valid, and with --offline the registry was not asked whether it exists${i.detail ? `; ${i.detail}` : ''}`,
+        message: `${img} was not checked: the reference is valid, and with --offline the registry was not asked whether it exists${i.note ? `; ${i.note}` : ''}`,
         hint: 'run without --offline to ask the registry',
       };
-    case 'unverifiable': {
-      const why: Record<string, Explained> = {
-        localhost: {
-          message: `${img} names "localhost", which means each node's own registry; pullguard cannot see it`,
-          hint: 'make sure every node that may run the pod has the image, or push it to a shared registry',
-        },
-        provider: {
-          message: `${img}: credentials for ${ref?.domain ?? 'this registry'} come from the nodes' kubelet credential provider, which pullguard cannot use`,
-          hint: "check that the nodes' credential provider (or an imagePullSecret) grants pull access to this repository",
-        },
-        'provider-after-secrets': {
-          message: `${img}: the pod's pull secrets do not open ${name}; the nodes' kubelet credential provider may still do so`,
-          hint: "check that the nodes' credential provider grants pull access to this repository",
-        },
+    case 'unverifiable':
+      switch (i.why) {
+        case 'localhost':
+          return {
+            message: `${img} names "localhost", which means each node's own registry; pullguard cannot see it`,
+            hint: 'make sure every node that may run the pod has the image, or push it to a shared registry',
+          };
+        case 'provider':
+          return {
+            message: `${img}: credentials for ${ref?.domain ?? 'this registry'} come from the nodes' kubelet credential provider, which pullguard cannot use`,
+            hint: "check that the nodes' credential provider (or an imagePullSecret) grants pull access to this repository",
+          };
+        case 'provider-after-secrets':
+          return {
+            message: `${img}: the pod's pull secrets do not open ${name}; the nodes' kubelet credential provider may still do so`,
+            hint: "check that the nodes' credential provider grants pull access to this repository",
+          };
         // Reached by the webhook when RBAC or the API server kept a secret from it, and by
         // `pullguard check` without a cluster: the hint covers both.
-        'unread-secrets': {
-          message: `${img}: the pod's imagePullSecrets (${(i.credentials?.unreadSecrets ?? []).join(', ')}) could not be read, and the credentials pullguard has were refused`,
-          hint: 'let pullguard read them (RBAC get on secrets; for pullguard check, --kubeconfig or --docker-config)',
-        },
-        'credential-failure': {
+        case 'unread-secrets':
+          return {
+            message: `${img}: the pod's imagePullSecrets (${i.unreadSecrets.join(', ')}) could not be read, and the credentials pullguard has were refused`,
+            hint: 'let pullguard read them (RBAC get on secrets; for pullguard check, --kubeconfig or --docker-config)',
+          };
+        case 'credential-failure':
           // The failing helper or plugin first: warnings are cut, and its name is what people need.
-          message: `${img}: ${(i.failures ?? []).join('; ')}; without those credentials pullguard cannot check it`,
-          hint: 'make that credential helper or plugin work where pullguard runs, or check the image from a node',
-        },
-        'never-unknown': {
-          message: `${img} has imagePullPolicy Never, so it must already be on the node; pullguard cannot see the nodes' images`,
-          hint: 'pre-load the image on every node, or use imagePullPolicy IfNotPresent',
-        },
-        'never-absent': {
-          message: `${img} has imagePullPolicy Never and no node reports having it; the kubelet would fail with ErrImageNeverPull`,
-          hint: 'pre-load the image on the nodes, or use imagePullPolicy IfNotPresent (node image lists are capped, so it may still be there)',
-        },
-      };
-      return why[i.detail ?? ''] ?? { message: `${img} cannot be checked from here`, hint: 'check it from a node' };
-    }
+          return {
+            message: `${img}: ${i.failures.join('; ')}; without those credentials pullguard cannot check it`,
+            hint: 'make that credential helper or plugin work where pullguard runs, or check the image from a node',
+          };
+        case 'never-unknown':
+          return {
+            message: `${img} has imagePullPolicy Never, so it must already be on the node; pullguard cannot see the nodes' images`,
+            hint: 'pre-load the image on every node, or use imagePullPolicy IfNotPresent',
+          };
+        case 'never-absent':
+          return {
+            message: `${img} has imagePullPolicy Never and no node reports having it; the kubelet would fail with ErrImageNeverPull`,
+            hint: 'pre-load the image on the nodes, or use imagePullPolicy IfNotPresent (node image lists are capped, so it may still be there)',
+          };
+      }
   }
 }

@@ -42,7 +42,7 @@ t.test('valid references have nothing to diagnose', async (t) => {
 t.test('the message keeps the kubelet error and adds the diagnosis', async (t) => {
   const parsed = parseImage('nginx:');
   t.notOk(parsed.ok);
-  const { message } = explain({ reason: 'invalid-reference', image: 'nginx:', detail: parsed.ok ? '' : parsed.error });
+  const { message } = explain({ reason: 'invalid-reference', image: 'nginx:', error: parsed.ok ? '' : parsed.error });
   t.match(message, 'invalid reference format');
   t.match(message, 'the tag after ":" at position 6 is empty');
 });
