@@ -25,9 +25,8 @@ export function offlineFindings(uses: readonly ImageUse[], platforms: readonly P
     });
     if (u.pullPolicy === 'Never') return unverifiable('never-unknown');
     if (ref.domain === 'localhost') return unverifiable('localhost');
-    const note = wanted
-      ? `whether it has a build for ${wanted} is not known either${ref.digest ? ' (the digest pins the image, not its platforms)' : ''}`
-      : undefined;
+    const pinned = ref.digest ? ' (the digest pins the image, not its platforms)' : '';
+    const note = wanted ? `whether it has a build for ${wanted} is not known either${pinned}` : undefined;
     return {
       ...u,
       reference: ref.pullRef,

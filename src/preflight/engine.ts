@@ -49,7 +49,10 @@ export class Preflight {
   private readonly platformLists: SharedCache<PlatformList>;
   private readonly tagLists: SharedCache<Answer & { tags?: string[] }>;
 
-  /** The engine asks registries through `client` (as containerd's resolver takes its hosts and authorizer) and closes it with itself. */
+  /**
+   * The engine asks registries through `client` (as containerd's resolver takes its hosts and
+   * authorizer) and closes it with itself.
+   */
   constructor(config: Config, client: RegistryClient) {
     this.config = config;
     this.client = client;
@@ -623,7 +626,10 @@ function answerKey(ref: ImageRef, cred: Credential | null): string {
 
 const platformKeys = new WeakMap<readonly Platform[], string>();
 
-/** What an 'available' verdict depends on besides the cached answers: the credentials tried (their identity and source, which the evidence names) and the platforms asked for. */
+/**
+ * What an 'available' verdict depends on besides the cached answers: the credentials tried (their
+ * identity and source, which the evidence names) and the platforms asked for.
+ */
 function settledKey(
   image: string,
   pullPolicy: string | undefined,

@@ -183,16 +183,20 @@ export function explain(i: ExplainInput): Explained {
       if (i.brokenSecrets) {
         const broken = i.brokenSecrets.map((n) => quote(n)).join(', ');
         return {
-          message: `${img}: imagePullSecret ${broken} does not parse, and the kubelet then fails every image pull of the pod`,
-          hint: `recreate the secret with kubectl create secret docker-registry, or remove it from imagePullSecrets`,
+          message:
+            `${img}: imagePullSecret ${broken} does not parse, ` +
+            'and the kubelet then fails every image pull of the pod',
+          hint: 'recreate the secret with kubectl create secret docker-registry, or remove it from imagePullSecrets',
         };
       }
       const story = credentialStory(i);
       const hub = ref && isDockerHub(ref.domain);
       const status = i.outcome?.kind === 'denied' ? 'HTTP 403' : 'HTTP 401';
+      const asks = i.outcome?.kind === 'unauthorized' && i.outcome.noCredentials;
+      const why = `${status}${asks ? ', it asks for a username and password' : ''}`;
       const what = hub
         ? `repository ${name} does not exist or needs credentials (Docker Hub answers both the same way, ${status})`
-        : `${registryName(ref)} refused to let us pull ${name} (${status}${i.outcome?.kind === 'unauthorized' && i.outcome.noCredentials ? ', it asks for a username and password' : ''})`;
+        : `${registryName(ref)} refused to let us pull ${name} (${why})`;
       return {
         message: `${img}: ${what}; ${story.said}.${didYouMean(i.suggestions)}`,
         hint: hub ? `fix a typo in the name, or ${story.fix}` : story.fix,
@@ -201,25 +205,36 @@ export function explain(i: ExplainInput): Explained {
     case 'platform-not-found': {
       const missing = i.missing.join(', ');
       const offered = i.offered.join(', ') || 'no platform it declares';
+      const pin = `, or pin the pod to ${offered} nodes`;
       if (i.single) {
         return {
-          message: `${img} is built for ${offered} only; on ${missing} nodes the pull succeeds but the container fails with "exec format error"`,
-          hint: `push a multi-platform image with ${missing}, or pin the pod to ${offered} nodes`,
+          message:
+            `${img} is built for ${offered} only; on ${missing} nodes the pull succeeds ` +
+            'but the container fails with "exec format error"',
+          hint: `push a multi-platform image with ${missing}${pin}`,
         };
       }
       return {
         message: i.partial
-          ? `${img} has no build for ${missing}, which some nodes run (it offers ${offered}); pods placed there will fail with "no match for platform in manifest"`
-          : `${img} has no build for the nodes' platform ${missing} (it offers ${offered}); the kubelet will fail with "no match for platform in manifest"`,
-        hint: `push a multi-platform image with ${missing}${i.partial ? `, or pin the pod to ${offered} nodes` : ''}`,
+          ? `${img} has no build for ${missing}, which some nodes run (it offers ${offered}); ` +
+            'pods placed there will fail with "no match for platform in manifest"'
+          : `${img} has no build for the nodes' platform ${missing} (it offers ${offered}); ` +
+            'the kubelet will fail with "no match for platform in manifest"',
+        hint: `push a multi-platform image with ${missing}${i.partial ? pin : ''}`,
       };
     }
     case 'rate-limited': {
       const rl = i.rateLimit;
       const reg = registryName(ref);
+      const source = i.credentialSource;
+      const who = source ? `the credentials from ${source}` : 'anonymous pulls from this address';
+      const retryAfter = i.outcome?.kind === 'rate-limited' ? i.outcome.retryAfter : undefined;
+      const retry = retryAfter !== undefined ? `, retry after ${retryAfter} s` : '';
       const message = rl
-        ? `${img}: ${reg} allows only ${rl.remaining} more pulls${hours(rl.window)} for ${i.credentialSource ? `the credentials from ${i.credentialSource}` : 'anonymous pulls from this address'} (limit ${rl.limit}); pulls beyond it fail with "toomanyrequests"`
-        : `${img}: ${reg} is refusing requests with HTTP 429 (rate limit reached${i.outcome?.kind === 'rate-limited' && i.outcome.retryAfter !== undefined ? `, retry after ${i.outcome.retryAfter} s` : ''}); the pull may fail with "toomanyrequests"`;
+        ? `${img}: ${reg} allows only ${rl.remaining} more pulls${hours(rl.window)} for ${who} (limit ${rl.limit}); ` +
+          'pulls beyond it fail with "toomanyrequests"'
+        : `${img}: ${reg} is refusing requests with HTTP 429 (rate limit reached${retry}); ` +
+          'the pull may fail with "toomanyrequests"';
       return { message, hint: 'pull with an account that has a higher limit, or mirror the image' };
     }
     case 'registry-unreachable': {
@@ -229,18 +244,23 @@ export function explain(i: ExplainInput): Explained {
       if (plainHttp)
         return {
           message: `${img}: the registry is unreachable: ${i.detail}; ${host} seems to speak plain HTTP, not TLS`,
-          hint: `if ${host} is a plain-HTTP registry, pass --insecure-registry ${host} (registry.insecure in the configuration), as the nodes' container runtime must be told too`,
+          hint:
+            `if ${host} is a plain-HTTP registry, pass --insecure-registry ${host} (registry.insecure in the ` +
+            "configuration), as the nodes' container runtime must be told too",
         };
       return {
         message: `${img}: the registry is unreachable: ${i.detail ?? 'connection failed'}`,
         hint: 'check the registry host name, and that the nodes can reach it and trust its certificate',
       };
     }
-    case 'registry-error':
+    case 'registry-error': {
+      const host = ref ? registryHost(ref.domain) : 'the registry';
+      const status = i.outcome?.kind === 'error' && i.outcome.status ? ` (HTTP ${i.outcome.status})` : '';
       return {
-        message: `${img}: ${ref ? registryHost(ref.domain) : 'the registry'} answered with an error${i.outcome?.kind === 'error' && i.outcome.status ? ` (HTTP ${i.outcome.status})` : ''}${i.detail ? `: ${i.detail}` : ''}`,
+        message: `${img}: ${host} answered with an error${status}${i.detail ? `: ${i.detail}` : ''}`,
         hint: 'retry later, or check the registry',
       };
+    }
     case 'timeout':
       return {
         message: `${img}: the registry did not answer within ${i.within ?? 'the deadline'}; the pull may still work`,
@@ -248,49 +268,68 @@ export function explain(i: ExplainInput): Explained {
       };
     case 'not-checked':
       return {
-        message: `${img} was not checked: the reference is valid, and with --offline the registry was not asked whether it exists${i.note ? `; ${i.note}` : ''}`,
+        message:
+          `${img} was not checked: the reference is valid, and with --offline the registry was not asked ` +
+          `whether it exists${i.note ? `; ${i.note}` : ''}`,
         hint: 'run without --offline to ask the registry',
       };
     case 'unverifiable':
-      switch (i.why) {
-        case 'localhost':
-          return {
-            message: `${img} names "localhost", which means each node's own registry; pullguard cannot see it`,
-            hint: 'make sure every node that may run the pod has the image, or push it to a shared registry',
-          };
-        case 'provider':
-          return {
-            message: `${img}: credentials for ${ref?.domain ?? 'this registry'} come from the nodes' kubelet credential provider, which pullguard cannot use`,
-            hint: "check that the nodes' credential provider (or an imagePullSecret) grants pull access to this repository",
-          };
-        case 'provider-after-secrets':
-          return {
-            message: `${img}: the pod's pull secrets do not open ${name}; the nodes' kubelet credential provider may still do so`,
-            hint: "check that the nodes' credential provider grants pull access to this repository",
-          };
-        // Reached by the webhook when RBAC or the API server kept a secret from it, and by
-        // `pullguard check` without a cluster: the hint covers both.
-        case 'unread-secrets':
-          return {
-            message: `${img}: the pod's imagePullSecrets (${i.unreadSecrets.join(', ')}) could not be read, and the credentials pullguard has were refused`,
-            hint: 'let pullguard read them (RBAC get on secrets; for pullguard check, --kubeconfig or --docker-config)',
-          };
-        case 'credential-failure':
-          // The failing helper or plugin first: warnings are cut, and its name is what people need.
-          return {
-            message: `${img}: ${i.failures.join('; ')}; without those credentials pullguard cannot check it`,
-            hint: 'make that credential helper or plugin work where pullguard runs, or check the image from a node',
-          };
-        case 'never-unknown':
-          return {
-            message: `${img} has imagePullPolicy Never, so it must already be on the node; pullguard cannot see the nodes' images`,
-            hint: 'pre-load the image on every node, or use imagePullPolicy IfNotPresent',
-          };
-        case 'never-absent':
-          return {
-            message: `${img} has imagePullPolicy Never and no node reports having it; the kubelet would fail with ErrImageNeverPull`,
-            hint: 'pre-load the image on the nodes, or use imagePullPolicy IfNotPresent (node image lists are capped, so it may still be there)',
-          };
-      }
+      return unverifiable(img, i);
+  }
+}
+
+/** Why an image cannot be checked from here, and what to do instead. */
+function unverifiable(img: string, i: Extract<ExplainInput, { reason: 'unverifiable' }>): Explained {
+  switch (i.why) {
+    case 'localhost':
+      return {
+        message: `${img} names "localhost", which means each node's own registry; pullguard cannot see it`,
+        hint: 'make sure every node that may run the pod has the image, or push it to a shared registry',
+      };
+    case 'provider':
+      return {
+        message:
+          `${img}: credentials for ${i.ref?.domain ?? 'this registry'} come from the nodes' kubelet credential ` +
+          'provider, which pullguard cannot use',
+        hint: "check that the nodes' credential provider (or an imagePullSecret) grants pull access to this repository",
+      };
+    case 'provider-after-secrets':
+      return {
+        message:
+          `${img}: the pod's pull secrets do not open ${i.ref?.name ?? ''}; ` +
+          "the nodes' kubelet credential provider may still do so",
+        hint: "check that the nodes' credential provider grants pull access to this repository",
+      };
+    // Reached by the webhook when RBAC or the API server kept a secret from it, and by
+    // `pullguard check` without a cluster: the hint covers both.
+    case 'unread-secrets':
+      return {
+        message:
+          `${img}: the pod's imagePullSecrets (${i.unreadSecrets.join(', ')}) could not be read, ` +
+          'and the credentials pullguard has were refused',
+        hint: 'let pullguard read them (RBAC get on secrets; for pullguard check, --kubeconfig or --docker-config)',
+      };
+    case 'credential-failure':
+      // The failing helper or plugin first: warnings are cut, and its name is what people need.
+      return {
+        message: `${img}: ${i.failures.join('; ')}; without those credentials pullguard cannot check it`,
+        hint: 'make that credential helper or plugin work where pullguard runs, or check the image from a node',
+      };
+    case 'never-unknown':
+      return {
+        message:
+          `${img} has imagePullPolicy Never, so it must already be on the node; ` +
+          "pullguard cannot see the nodes' images",
+        hint: 'pre-load the image on every node, or use imagePullPolicy IfNotPresent',
+      };
+    case 'never-absent':
+      return {
+        message:
+          `${img} has imagePullPolicy Never and no node reports having it; ` +
+          'the kubelet would fail with ErrImageNeverPull',
+        hint:
+          'pre-load the image on the nodes, or use imagePullPolicy IfNotPresent ' +
+          '(node image lists are capped, so it may still be there)',
+      };
   }
 }
