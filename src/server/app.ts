@@ -85,6 +85,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // request: an onRequest hook and a close listener on every reply cost more than the rest of a
   // cached review's bookkeeping.
   const budget = new BodyBudget(opts.bodyMemory ?? 48 * 1024 * 1024);
+  opts.metrics.observeBodies(() => budget.inUse, budget.limit);
   const held = new WeakMap<object, { bytes: number }>();
   const release = (raw: object) => {
     const account = held.get(raw);

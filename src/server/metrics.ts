@@ -197,6 +197,23 @@ export class Metrics implements ReviewObserver {
   }
 
   /** Gauges read from the engine when scraped. */
+  /** The estimated memory that review bodies being read, parsed or reviewed hold (BodyBudget), read when scraped. */
+  observeBodies(inUse: () => number, limit: number): void {
+    new Gauge({
+      name: 'pullguard_review_body_bytes',
+      help: 'Estimated bytes held by review bodies being read, parsed or reviewed (past server.bodyMemory: 429)',
+      registers: [this.registry],
+      collect() {
+        this.set(inUse());
+      },
+    });
+    new Gauge({
+      name: 'pullguard_review_body_bytes_limit',
+      help: 'server.bodyMemory: the estimated bytes review bodies may hold at once',
+      registers: [this.registry],
+    }).set(limit);
+  }
+
   observeEngine(engine: Preflight): void {
     const cache = () => engine.cacheStats.answers;
     new Gauge({
