@@ -593,7 +593,8 @@ const TRANSIENT_REASON: Record<TransientKind, TransientReason> = {
 };
 
 /** The words' input for a transient answer; `detail` is what happened (the last line of evidence). */
-function transientInput(
+/** The explain() input of a transient registry answer; exported for its test. */
+export function transientInput(
   about: { image: string; ref: ImageRef },
   reason: TransientReason,
   outcome: Outcome,
@@ -607,7 +608,9 @@ function transientInput(
     case 'registry-unreachable':
       return { ...about, reason, detail };
     case 'timeout':
-      return { ...about, reason, within: detail };
+      // The request's own line ("host did not answer in time (8000 ms)") goes to the evidence; the
+      // message says the deadline ("did not answer within <that line>" read as nonsense).
+      return { ...about, reason };
   }
 }
 

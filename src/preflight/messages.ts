@@ -81,7 +81,7 @@ export type ExplainInput =
     })
   | (About & { reason: 'registry-unreachable'; detail?: string | undefined })
   | (About & { reason: 'registry-error'; outcome?: Outcome; detail?: string | undefined })
-  /** `within`: the deadline in words ("2000 ms"), or the timed-out request's evidence line; absent: "the deadline" */
+  /** `within`: the deadline in words ("2000 ms"); absent: "the deadline" */
   | (About & { reason: 'timeout'; within?: string | undefined })
   | (About & { reason: 'not-checked'; note?: string | undefined })
   | (About & { reason: 'unverifiable'; why: Exclude<Unverifiable, 'unread-secrets' | 'credential-failure'> })
@@ -203,7 +203,8 @@ export function explain(i: ExplainInput): Explained {
       };
     }
     case 'platform-not-found': {
-      const missing = i.missing.join(', ');
+      // diagnose knows no platforms when only the kubelet's text tells of the mismatch
+      const missing = i.missing.join(', ') || "the nodes' platform";
       const offered = i.offered.join(', ') || 'no platform it declares';
       const pin = `, or pin the pod to ${offered} nodes`;
       if (i.single) {

@@ -5,6 +5,8 @@
 import t from 'tap';
 import { type ExplainInput, explain } from '../../src/preflight/messages.ts';
 import { parseImage } from '../../src/reference/index.ts';
+import { transientInput } from '../../src/preflight/engine.ts';
+import type { Outcome } from '../../src/registry/client.ts';
 
 const parsed = parseImage('registry.example/team/app:1.0');
 if (!parsed.ok) throw new Error(parsed.error);
@@ -62,4 +64,25 @@ t.test('platform-not-found: no build for some nodes, or for all of them', async 
 t.test('access-denied: broken pull secrets are named, whatever the registry says', async (t) => {
   const { message } = explain({ ...about, reason: 'access-denied', brokenSecrets: ['bad-secret'] });
   t.match(message, 'imagePullSecret "bad-secret" does not parse');
+});
+
+t.test('a request that timed out: the message says the deadline, the request goes to the evidence', async (t) => {
+  const image = 'registry.example:5000/team/app:1.0';
+  const parsed = parseImage(image);
+  if (!parsed.ok) throw new Error('test image does not parse');
+  const text = explain(
+    transientInput(
+      { image, ref: parsed.ref },
+      'timeout',
+      { kind: 'timeout' } as Outcome,
+      'registry.example:5000 did not answer in time (8000 ms)',
+    ),
+  );
+  t.match(text.message, /did not answer within the deadline; the pull may still work$/);
+  t.notMatch(text.message, /within registry\.example/, 'not "within <the evidence line>"');
+});
+
+t.test('platform-not-found without the platforms known (diagnose from the kubelet text): a whole hint', async (t) => {
+  const text = explain({ ...about, reason: 'platform-not-found', missing: [], offered: [], single: false });
+  t.equal(text.hint, "push a multi-platform image with the nodes' platform");
 });
