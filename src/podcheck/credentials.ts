@@ -23,6 +23,8 @@ export interface StandInSecrets {
   secretsUnread: boolean;
 }
 
+const NO_SECRETS = new Keyring();
+
 /** pull secrets read for one pod at most (5,000 names made 3,135 API requests from one review) */
 export const MAX_PULL_SECRETS = 16;
 
@@ -96,7 +98,8 @@ export class PodCredentials {
         `${valid.length - MAX_PULL_SECRETS} more imagePullSecrets were not read (pullguard reads ${MAX_PULL_SECRETS})`,
       );
     names = valid.slice(0, MAX_PULL_SECRETS);
-    const pod = new Keyring();
+    // Only secrets read from the cluster fill the pod's keyring; without any it is the shared empty one.
+    const pod = this.reader && names.length ? new Keyring() : NO_SECRETS;
     if (!this.reader) {
       unreadSecrets.push(...names);
     } else if (names.length) {

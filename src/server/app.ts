@@ -135,7 +135,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       if (!Number.isNaN(declared) && declared !== received)
         return finish(new BodyRefused(400, 'the Content-Length does not match the body'));
       if (!received) return finish(new BodyRefused(400, 'the request body is empty'));
-      const text = Buffer.concat(chunks).toString('utf8');
+      // One chunk (most reviews) is decoded as it is; more are joined once, their length known.
+      const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received)).toString('utf8');
       chunks.length = 0;
       // As fastify's own parser: keys that would reach an object's prototype are refused.
       if ((text.includes('__proto__') || text.includes('constructor')) && /"(?:__proto__|constructor)"\s*:/.test(text))
