@@ -417,6 +417,8 @@ export class RegistryTransport {
       allowH2: false,
       connect: this.tracked(
         buildConnector({
+          // the connector offers ALPN itself: without this it offers h2, whatever the Agent says
+          allowH2: false,
           timeout: this.options.requestTimeoutMs,
           rejectUnauthorized: !insecure,
           ...(this.secureContext ? { secureContext: this.secureContext } : {}),

@@ -1,11 +1,13 @@
 // The registry transport on its own, against plain node:http servers: credentials never follow a
 // redirect to another host, bodies are bounded, link-local literals are refused without a
-// connection, the per-host cap queues requests (and a queued one can give up), and a silent host
-// is a timeout.
+// connection, the per-host cap queues requests (and a queued one can give up), a silent host is a
+// timeout, and HTTP/1.1 is spoken even to a TLS server that offers HTTP/2.
 import t from 'tap';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { RegistryTransport, TransportError, type TransportOptions } from '../../src/registry/transport.ts';
+import { sharedPki } from '../helpers/pki.ts';
 import { silentServer, until } from '../helpers/silent.ts';
 
 interface Seen {
@@ -135,4 +137,28 @@ t.test('a request stuck in a TLS handshake ends at its abort; close() ends the c
   await tr.close();
   t.ok(await until(() => silent.open() === 0, 10_000), 'close() ends the connections still handshaking');
   t.not(await left, '', 'its request fails');
+});
+
+t.test('registries are spoken to in HTTP/1.1, also over TLS to a server that offers HTTP/2', async (t) => {
+  // The transport is built for HTTP/1.1 (keep-alive pools, a cap on requests per host); a TLS
+  // server that offers h2 in ALPN (docker-registry does) must not get it.
+  const pki = await sharedPki();
+  const s = createSecureServer(
+    { cert: pki.server.certPem, key: pki.server.keyPem, allowHTTP1: true },
+    (req: Http2ServerRequest, res: Http2ServerResponse) => res.end(req.httpVersion),
+  );
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise((r) => s.close(r)));
+  const host = `127.0.0.1:${(s.address() as AddressInfo).port}`;
+  const tr = new RegistryTransport({
+    insecure: [],
+    caPems: [pki.caPem],
+    concurrency: 1,
+    allowLinkLocal: [],
+    requestTimeoutMs: 10_000,
+  });
+  t.teardown(() => tr.close());
+  const res = await tr.registryRequest(host, '/v2/', { method: 'GET' });
+  t.equal(res.status, 200);
+  t.equal(res.body.toString(), '1.1', 'HTTP/1.1');
 });
