@@ -51,6 +51,10 @@ export interface PodCheckOptions {
   onSettled?: () => void;
 }
 
+/** images named on the command line belong to no object: a pod spec with nothing in it */
+const NO_SITE: PodSpecSite = { kind: 'Pod', specPath: 'spec', spec: {}, template: false };
+const NO_PLATFORMS: readonly Platform[] = [];
+
 /** Cluster reads may use this share of the time left at most, so the registries still get the rest. */
 const CLUSTER_SHARE = 0.5;
 
@@ -88,11 +92,12 @@ export class PodCheck {
       const limit = AbortSignal.timeout(clusterMs);
       return opts.signal ? AbortSignal.any([opts.signal, limit]) : limit;
     };
-    const site = pod.site ?? { kind: 'Pod', specPath: 'spec', spec: {}, template: false };
-    const [credentials, platforms] = await Promise.all([
-      this.#credentials.forSite(site, pod.namespace, cutoff),
-      this.#platforms(clusterMs),
-    ]);
+    const site = pod.site ?? NO_SITE;
+    // The nodes' list is waited for (beside the cluster reads) only when it has not come yet.
+    const known = this.#platformsKnown();
+    const [credentials, platforms] = known
+      ? [await this.#credentials.forSite(site, pod.namespace, cutoff), known]
+      : await Promise.all([this.#credentials.forSite(site, pod.namespace, cutoff), this.#platforms(clusterMs)]);
     // Whole milliseconds: the engine puts this number in the timeout message ("within 1497 ms").
     const remaining = Math.max(1, Math.floor(opts.deadline - performance.now()));
     return this.engine.check(uses, {
@@ -103,6 +108,14 @@ export class PodCheck {
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(this.#imageOnAnyNode ? { imageOnAnyNode: this.#imageOnAnyNode } : {}),
     });
+  }
+
+  /** The platforms now, or undefined when the check must wait for the nodes' first list. */
+  #platformsKnown(): readonly Platform[] | undefined {
+    if (this.#configured.length) return this.#configured;
+    const nodes = this.#nodes;
+    if (!nodes) return NO_PLATFORMS;
+    return !nodes.ready && this.#waitForNodes ? undefined : nodes.platforms();
   }
 
   async #platforms(waitMs: number): Promise<readonly Platform[]> {
