@@ -51,4 +51,17 @@ export function mergeLayers(...layers: unknown[]): Record<string, unknown> {
 }
 
 /** A registry host, optionally with :port (registry.insecure, registry.allowLinkLocal). */
+/**
+ * Images the cloud providers' kubelet credential plugins serve (ECR, Artifact Registry/GCR, ACR):
+ * without a plugin configured, one that no pull secret opens is unverifiable, not denied.
+ */
+export const PROVIDER_IMAGES: readonly string[] = [
+  '*.dkr.ecr.*.amazonaws.com',
+  '*.dkr.ecr.*.amazonaws.com.cn',
+  '*.pkg.dev',
+  'gcr.io',
+  '*.gcr.io',
+  '*.azurecr.io',
+];
+
 export const HOST_PORT = /^[A-Za-z0-9.\-[\]:]+$/;

@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { FAIL_REASONS, REASONS } from './findings.ts';
 import { PullguardError } from './errors.ts';
-import { environmentOverrides, HOST_PORT, mergeLayers, parseDuration } from './config-layers.ts';
+import { environmentOverrides, HOST_PORT, mergeLayers, PROVIDER_IMAGES, parseDuration } from './config-layers.ts';
 
 export { environmentOverrides, mergeLayers, parseDuration };
 
@@ -109,16 +109,7 @@ export const configSchema = z.strictObject({
        * image patterns (kubelet matchImages globs) served by node credential provider plugins: an image
        * they match is `unverifiable` when no pull secret opens it
        */
-      providerImages: z
-        .array(z.string())
-        .default([
-          '*.dkr.ecr.*.amazonaws.com',
-          '*.dkr.ecr.*.amazonaws.com.cn',
-          '*.pkg.dev',
-          'gcr.io',
-          '*.gcr.io',
-          '*.azurecr.io',
-        ]),
+      providerImages: z.array(z.string()).default([...PROVIDER_IMAGES]),
       /**
        * the nodes' CredentialProviderConfig (kubelet --image-credential-provider-config): its plugins
        * are run as the kubelet runs them, so the images they serve can be checked

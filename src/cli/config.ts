@@ -5,7 +5,7 @@
 // itself — which configSchema then validates and words the errors of.
 
 import type { Config } from '../config.ts';
-import { environmentOverrides, HOST_PORT, mergeLayers, parseDuration } from '../config-layers.ts';
+import { environmentOverrides, HOST_PORT, mergeLayers, PROVIDER_IMAGES, parseDuration } from '../config-layers.ts';
 
 /** configSchema's answer to {}: every default (config.test.ts holds them equal). */
 export function defaultConfig(): Config {
@@ -25,14 +25,7 @@ export function defaultConfig(): Config {
     cache: { maxEntries: 10_000, positiveTtl: 300_000, digestTtl: 3_600_000, negativeTtl: 10_000 },
     credentials: {
       nodeDockerConfigs: [],
-      providerImages: [
-        '*.dkr.ecr.*.amazonaws.com',
-        '*.dkr.ecr.*.amazonaws.com.cn',
-        '*.pkg.dev',
-        'gcr.io',
-        '*.gcr.io',
-        '*.azurecr.io',
-      ],
+      providerImages: [...PROVIDER_IMAGES],
     },
     platforms: [],
     cluster: { cacheTtl: 30_000, watchNodes: true },
