@@ -2,17 +2,12 @@
 // pullguard's cause, fix and outlook. Exit 0: nothing stuck; 1: something is; 2: usage or cluster errors.
 
 import { parseArgs } from 'node:util';
-import { readCaFiles, readerOptions, registryClientFor } from '../app/build.ts';
-import { loadKubeConfig } from '../cluster/kubeconfig.ts';
+import { type BuiltPodCheck, buildPodCheck } from '../app/build.ts';
 import { PodReader, PodReadError } from '../cluster/pods.ts';
-import { ClusterReader } from '../cluster/reader.ts';
 import { loadConfig } from '../config.ts';
-import { keyringFromFiles } from '../credentials/files.ts';
 import { diagnosesToJson, diagnosesToText } from '../diagnose/diagnose.ts';
 import { diagnose } from '../diagnose/pods.ts';
 import { PullguardError } from '../errors.ts';
-import { PodCredentials } from '../podcheck/credentials.ts';
-import { Preflight } from '../preflight/engine.ts';
 import { type CliIO, REGISTRY_FLAGS, registryOverrides } from './flags.ts';
 
 export const DIAGNOSE_USAGE = `Usage: pullguard diagnose [POD...] [-n NS | -A] [-l SELECTOR] [options]
@@ -74,40 +69,39 @@ export async function runDiagnose(argv: string[], io: CliIO): Promise<number> {
     return fail('name pods with --namespace, not --all-namespaces', true);
   if (v.platform?.length) return fail("--platform is not an option of diagnose: a pod's platform is its node's", true);
 
-  let engine: Preflight;
+  // The same credentials (pull secrets, node files, credential provider plugins), proxies and
+  // CAs as the webhook's pod check; a pod's platform is its node's, so no node list is kept.
+  let built: BuiltPodCheck;
   let reader: PodReader;
-  let credentials: PodCredentials;
   let namespace: string | undefined;
   let deadlineMs: number;
   try {
     const flags = registryOverrides(v);
-    if (v.kubeconfig) flags.cluster = { kubeconfig: v.kubeconfig };
-    if (v['docker-config']?.length) flags.credentials = { nodeDockerConfigs: v['docker-config'] };
+    flags.cluster = { watchNodes: false, ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}) };
+    if (v['docker-config']?.length)
+      flags.credentials = { ...(flags.credentials as object | undefined), nodeDockerConfigs: v['docker-config'] };
     const config = loadConfig({ ...(v.config ? { file: v.config } : {}), env: io.env, flags });
-    const kube = loadKubeConfig({
-      ...(config.cluster.kubeconfig ? { kubeconfig: config.cluster.kubeconfig } : {}),
+    built = await buildPodCheck(config, {
       env: io.env,
+      dockerConfigs: config.credentials.nodeDockerConfigs,
+      ...(v.context ? { context: v.context } : {}),
     });
-    if (!kube) return fail('no cluster: give --kubeconfig or set KUBECONFIG');
-    if (v.context) {
-      if (!kube.kc.contexts.some((c) => c.name === v.context))
-        return fail(`context "${v.context}" is not in the kubeconfig`, true);
-      kube.kc.setCurrentContext(v.context);
+    const kube = built.cluster;
+    if (!kube) {
+      await built.podCheck.close();
+      return fail('no cluster: give --kubeconfig or set KUBECONFIG');
     }
     namespace = v['all-namespaces']
       ? undefined
       : (v.namespace ?? kube.kc.getContextObject(kube.kc.getCurrentContext())?.namespace ?? 'default');
-    const nodeKeyring = config.credentials.nodeDockerConfigs.length
-      ? keyringFromFiles(config.credentials.nodeDockerConfigs)
-      : null;
     deadlineMs = config.deadline;
     reader = new PodReader(kube.kc, Math.max(5_000, deadlineMs));
-    credentials = new PodCredentials(new ClusterReader(kube.kc, readerOptions(config)), nodeKeyring);
-    engine = new Preflight(config, registryClientFor(config, readCaFiles(config.registry.caFiles), { env: io.env }));
   } catch (err) {
     if (err instanceof PullguardError) return fail(err.message, err.code === 'usage');
     throw err;
   }
+  const { credentials } = built;
+  const engine = built.podCheck.engine;
 
   try {
     const result = await diagnose(
@@ -126,6 +120,6 @@ export async function runDiagnose(argv: string[], io: CliIO): Promise<number> {
     if (err instanceof PodReadError) return fail(err.message);
     throw err;
   } finally {
-    await engine.close();
+    await built.podCheck.close();
   }
 }
