@@ -128,7 +128,8 @@ export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promi
   let credentials: PodCredentials;
   let stores: BuiltPodCheck['stores'];
   let nodes: NodeWatcher | null = null;
-  const files = setup.dockerConfigs.length ? keyringFromFiles(setup.dockerConfigs) : null;
+  // Read once, by the branch that uses them: without a cluster the CLI reads them as credential stores.
+  const nodeFiles = () => (setup.dockerConfigs.length ? keyringFromFiles(setup.dockerConfigs) : null);
   if (cluster) {
     const [{ ClusterReader }, { NodeWatcher }] = await Promise.all([
       import('../cluster/reader.ts'),
@@ -136,7 +137,11 @@ export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promi
     ]);
     // With a cluster, only the files given stand for the nodes' credentials: the person's own
     // stores say nothing about what the kubelet has.
-    credentials = new PodCredentials(new ClusterReader(cluster.kc, readerOptions(config, logger)), files, plugins);
+    credentials = new PodCredentials(
+      new ClusterReader(cluster.kc, readerOptions(config, logger)),
+      nodeFiles(),
+      plugins,
+    );
     if (config.cluster.watchNodes && !platforms.length) {
       // A one-shot command needs the list once; the webhook keeps it current.
       nodes = new NodeWatcher(cluster.kc, { ...(logger ? { logger } : {}), watch: !setup.cli });
@@ -159,7 +164,7 @@ export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promi
     };
     credentials = new PodCredentials(null, null, plugins, standIn);
   } else {
-    credentials = new PodCredentials(null, files, plugins);
+    credentials = new PodCredentials(null, nodeFiles(), plugins);
   }
 
   const registryClient = (hooks: PodCheckSetup['hooks']) => registryClientFor(config, caPems, { ...hooks, env });

@@ -97,7 +97,7 @@ export class PodCheck {
     const known = this.#platformsKnown();
     const [credentials, platforms] = known
       ? [await this.#credentials.forSite(site, pod.namespace, cutoff), known]
-      : await Promise.all([this.#credentials.forSite(site, pod.namespace, cutoff), this.#platforms(clusterMs)]);
+      : await Promise.all([this.#credentials.forSite(site, pod.namespace, cutoff), this.#nodesListed(clusterMs)]);
     // Whole milliseconds: the engine puts this number in the timeout message ("within 1497 ms").
     const remaining = Math.max(1, Math.floor(opts.deadline - performance.now()));
     return this.engine.check(uses, {
@@ -118,11 +118,10 @@ export class PodCheck {
     return !nodes.ready && this.#waitForNodes ? undefined : nodes.platforms();
   }
 
-  async #platforms(waitMs: number): Promise<readonly Platform[]> {
-    if (this.#configured.length) return this.#configured;
-    const nodes = this.#nodes;
-    if (!nodes) return [];
-    if (!nodes.ready && this.#waitForNodes) await nodes.whenReady(waitMs);
+  /** The nodes' platforms once their first list has come (or `waitMs` passed: then what is known). */
+  async #nodesListed(waitMs: number): Promise<readonly Platform[]> {
+    const nodes = this.#nodes!;
+    await nodes.whenReady(waitMs);
     return nodes.platforms();
   }
 
