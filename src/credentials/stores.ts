@@ -10,6 +10,7 @@ import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { cut, oneLine } from '../findings.ts';
 import { parseDockerConfigFile } from './dockerconfig.ts';
+import { isDockerHub } from '../registry/hosts.ts';
 import { runCredentialProgram } from './exec.ts';
 import { type Credential, Keyring } from './keyring.ts';
 
@@ -113,7 +114,7 @@ export class UserCredentials {
   async lookup(name: string, domain: string): Promise<StoreLookup> {
     const credentials: Credential[] = [];
     const failures: string[] = [];
-    const hub = domain === 'docker.io' || domain === 'index.docker.io';
+    const hub = isDockerHub(domain);
     const keys = hub ? HUB_KEYS : [domain];
     for (const store of this.stores) {
       const key = keys.find((k) => store.credHelpers[k]);

@@ -14,7 +14,7 @@ export function isDockerHub(domain: string): boolean {
 
 /** host[:port] → hostname without brackets, and the port (default for the scheme when absent). */
 export function hostAndPort(host: string): { hostname: string; port: string } {
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(host);
+  const bracketed = /^\[([^\]]+)\](?::(\d*))?$/.exec(host);
   if (bracketed) return { hostname: bracketed[1]!, port: bracketed[2] ?? '' };
   const i = host.lastIndexOf(':');
   if (i > 0 && host.indexOf(':') === i) return { hostname: host.slice(0, i), port: host.slice(i + 1) };

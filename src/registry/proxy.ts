@@ -7,6 +7,7 @@
 import { BlockList, isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 import { PullguardError } from '../errors.ts';
+import { hostAndPort } from './hosts.ts';
 
 export interface ProxySettings {
   httpProxy: string;
@@ -92,7 +93,7 @@ export class ProxyRules {
   proxyFor(scheme: 'http' | 'https' | string, host: string): URL | undefined {
     const proxy = scheme === 'https' ? this.https : scheme === 'http' ? this.http : undefined;
     if (!proxy) return undefined;
-    const { hostname, port } = splitRequestHost(host);
+    const { hostname, port } = hostAndPort(host);
     return this.useProxy(hostname, port || (scheme === 'https' ? '443' : '80')) ? proxy : undefined;
   }
 
@@ -198,13 +199,4 @@ function goSplitHostPort(hostport: string): { host: string; port: string } | und
   if (hostport.slice(j).includes('[')) return undefined;
   if (hostport.slice(k).includes(']')) return undefined;
   return { host, port: hostport.slice(i + 1) };
-}
-
-/** A request's host[:port] → hostname (no brackets) and port ('' when absent). */
-function splitRequestHost(host: string): { hostname: string; port: string } {
-  const bracketed = /^\[([^\]]+)\](?::(\d*))?$/.exec(host);
-  if (bracketed) return { hostname: bracketed[1]!, port: bracketed[2] ?? '' };
-  const i = host.lastIndexOf(':');
-  if (i > 0 && host.indexOf(':') === i) return { hostname: host.slice(0, i), port: host.slice(i + 1) };
-  return { hostname: host, port: '' };
 }
