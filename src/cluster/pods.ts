@@ -2,6 +2,7 @@
 // the events about one pod (the involvedObject field selector, as `kubectl describe` asks) and the
 // node a pod is bound to. Everything is one bounded request at a time; failures say what was read.
 import { ApiException, CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { cut, oneLine } from '../findings.ts';
 import { withSignal } from './signal.ts';
 
 export class PodReadError extends Error {}
@@ -14,7 +15,9 @@ function failure(err: unknown, what: string): PodReadError {
     return new PodReadError(`${what}: the API server answered HTTP ${err.code}`);
   }
   const e = err as Error;
-  return new PodReadError(`${what}: ${e.name === 'AbortError' || e.name === 'TimeoutError' ? 'timed out' : e.message}`);
+  // One line, bounded: the message of a failed connection can carry whatever the server sent.
+  const why = e.name === 'AbortError' || e.name === 'TimeoutError' ? 'timed out' : cut(oneLine(String(e.message)), 200);
+  return new PodReadError(`${what}: ${why}`);
 }
 
 export class PodReader {

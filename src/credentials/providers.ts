@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { parse as parseYaml } from 'yaml';
-import { cut, oneLine } from '../findings.ts';
+import { cut, oneLine, quote } from '../findings.ts';
 import type { DockerConfigEntry } from './dockerconfig.ts';
 import { runCredentialProgram } from './exec.ts';
 import { type Credential, Keyring, normalizeKey, urlsMatchStr } from './keyring.ts';
@@ -81,20 +81,20 @@ export function parseProviderConfig(doc: unknown, problems: string[]): ProviderE
     if (!name) problems.push(`${at}.name is required`);
     else if (name.includes('/') || name.includes(' ') || name === '.' || name === '..')
       problems.push(`${at}.name "${cut(oneLine(name), 60)}" must be a file name in the bin dir`);
-    else if (names.has(name)) problems.push(`${at}.name "${name}" is duplicated`);
+    else if (names.has(name)) problems.push(`${at}.name ${quote(name, 60)} is duplicated`);
     names.add(name);
     const matchImages = Array.isArray(p.matchImages)
       ? p.matchImages.filter((m): m is string => typeof m === 'string')
       : [];
     if (!matchImages.length) problems.push(`${at}.matchImages: at least one pattern is required`);
     for (const m of matchImages)
-      if (normalizeKey(m) === undefined) problems.push(`${at}.matchImages: "${m}" is invalid`);
+      if (normalizeKey(m) === undefined) problems.push(`${at}.matchImages: ${quote(m, 60)} is invalid`);
     let defaultCacheDurationMs = 0;
     if (typeof p.defaultCacheDuration !== 'string') problems.push(`${at}.defaultCacheDuration is required`);
     else {
       const d = parseGoDuration(p.defaultCacheDuration);
       if (d === undefined || d < 0)
-        problems.push(`${at}.defaultCacheDuration "${p.defaultCacheDuration}" is not a duration`);
+        problems.push(`${at}.defaultCacheDuration ${quote(p.defaultCacheDuration, 60)} is not a duration`);
       else defaultCacheDurationMs = d;
     }
     const apiVersion = typeof p.apiVersion === 'string' ? p.apiVersion : '';

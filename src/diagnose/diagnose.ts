@@ -95,8 +95,9 @@ export function diagnoseContainer(
   const state = nowOf(finding, runtime);
 
   let reason: ContainerDiagnosis['reason'] = 'unknown';
-  let message = '';
-  let hint = '';
+  // Neither a registry check nor the kubelet's words say why: still name the image and what to do.
+  let message = `image ${quote(ev.image)}: neither a registry check nor the kubelet's message shows why the pull fails`;
+  let hint = `see the pod's events (kubectl describe pod ${pod.name}) and pull the image from the node`;
   const useFinding = finding && !(finding.verdict !== 'fail' && state === 'unknown' && runtime);
   if (finding && useFinding) {
     reason = finding.reason;

@@ -196,7 +196,6 @@ export class Metrics implements ReviewObserver {
     this.registryRequests.inc({ registry: this.registryLabel(host), status: kind });
   }
 
-  /** Gauges read from the engine when scraped. */
   /** The estimated memory that review bodies being read, parsed or reviewed hold (BodyBudget), read when scraped. */
   observeBodies(inUse: () => number, limit: number): void {
     new Gauge({
@@ -214,6 +213,7 @@ export class Metrics implements ReviewObserver {
     }).set(limit);
   }
 
+  /** Gauges read from the engine when scraped. */
   observeEngine(engine: Preflight): void {
     const cache = () => engine.cacheStats.answers;
     new Gauge({

@@ -169,7 +169,7 @@ export class Reverifier {
           image: f.image,
           pullable: f.verdict === 'fail' ? 0 : 1,
           reason: f.reason,
-          message: `${oneLine(f.message).replace(/\.+$/, '')}: a rescheduled pod will fail. Fix: ${oneLine(f.hint)}`,
+          message: `${oneLine(f.message).replace(/\.+$/, '')}: a rescheduled pod will fail${f.hint ? `. Fix: ${oneLine(f.hint)}` : ''}`,
         };
         const prev = this.#state.get(key);
         next.set(key, result);
