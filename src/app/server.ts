@@ -127,8 +127,14 @@ export async function startServer(
   });
   const stopWatching =
     tlsCert && tlsKey
-      ? watchTls(app.server as unknown as import('node:https').Server, tlsCert, tlsKey, logger, 2000, (pair) =>
-          metrics.certificateExpiry.set(certificateExpiry(pair) / 1000),
+      ? watchTls(
+          app.server as unknown as import('node:https').Server,
+          tlsCert,
+          tlsKey,
+          logger,
+          2000,
+          (pair) => metrics.certificateExpiry.set(certificateExpiry(pair) / 1000),
+          tls,
         )
       : () => undefined;
   let metricsServer: MetricsServer | undefined;

@@ -107,6 +107,8 @@ export function watchTls(
   logger: Logger,
   intervalMs = 2000,
   onReload?: (pair: TlsPair) => void,
+  /** the pair the server was started with: files that changed since it was read are a renewal */
+  served?: TlsPair,
 ): () => void {
   const read = () => {
     try {
@@ -115,7 +117,7 @@ export function watchTls(
       return `unreadable: ${(err as Error).message}`;
     }
   };
-  let current = read();
+  let current = served ? served.cert + served.key : read();
   // What the files held at the last look: a bad pair is reported once per change, not per poll.
   let seen = current;
   const reload = () => {

@@ -220,3 +220,31 @@ t.test('no certificate configured: a self-signed one, and the log says so', asyn
   t.equal(res.allowed, true, 'and it serves');
   await t.rejects(peer(s.url, { ca: pki.caPem }), 'not trusted by an unrelated CA');
 });
+
+t.test('a renewal between reading the pair at start-up and starting the watch is not missed', async (t) => {
+  // start-up reads the pair, builds the pod check and the app (awaits), then starts the watch: files
+  // renewed in between must count as a change from what is served, not as what is served
+  const [a, b] = await Promise.all([pki.issue('webhook-sa'), pki.issue('webhook-sb')]);
+  const dir = mkdtempSync(join(tmpdir(), 'pullguard-renew-start-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'tls.crt'), b.certPem);
+  writeFileSync(join(dir, 'tls.key'), b.keyPem);
+  const server = createHttpsServer({ cert: a.certPem, key: a.keyPem });
+  const lines: { msg: string }[] = [];
+  const logger = pino(
+    {},
+    new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(String(chunk)) as { msg: string });
+        done();
+      },
+    }),
+  );
+  const stop = watchTls(server, join(dir, 'tls.crt'), join(dir, 'tls.key'), logger, 20, undefined, {
+    cert: a.certPem,
+    key: a.keyPem,
+  });
+  t.teardown(stop);
+  await waitFor('the reload', () => lines.some((l) => l.msg === 'serving certificate reloaded'), undefined, 20);
+  t.pass('certificate B installed');
+});
