@@ -50,7 +50,6 @@ export function mergeLayers(...layers: unknown[]): Record<string, unknown> {
   return out;
 }
 
-/** A registry host, optionally with :port (registry.insecure, registry.allowLinkLocal). */
 /**
  * Images the cloud providers' kubelet credential plugins serve (ECR, Artifact Registry/GCR, ACR):
  * without a plugin configured, one that no pull secret opens is unverifiable, not denied.
@@ -64,4 +63,5 @@ export const PROVIDER_IMAGES: readonly string[] = [
   '*.azurecr.io',
 ];
 
+/** A registry host, optionally with :port (registry.insecure, registry.allowLinkLocal). */
 export const HOST_PORT = /^[A-Za-z0-9.\-[\]:]+$/;

@@ -7,7 +7,7 @@
 import type { Config } from '../config.ts';
 import { environmentOverrides, HOST_PORT, mergeLayers, PROVIDER_IMAGES, parseDuration } from '../config-layers.ts';
 
-/** configSchema's answer to {}: every default (config.test.ts holds them equal). */
+/** configSchema's answer to {}: every default (test/cli/quick-config.test.ts holds them equal). */
 export function defaultConfig(): Config {
   return {
     mode: 'enforce',

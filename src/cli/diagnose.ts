@@ -8,6 +8,7 @@ import { loadConfig } from '../config.ts';
 import { diagnosesToJson, diagnosesToText } from '../diagnose/diagnose.ts';
 import { diagnose } from '../diagnose/pods.ts';
 import { PullguardError } from '../errors.ts';
+import { oneLine } from '../findings.ts';
 import { type CliIO, REGISTRY_FLAGS, registryOverrides } from './flags.ts';
 
 export const DIAGNOSE_USAGE = `Usage: pullguard diagnose [POD...] [-n NS | -A] [-l SELECTOR] [options]
@@ -34,7 +35,7 @@ Exit status: 0 nothing is stuck, 1 a container is stuck, 2 bad usage or the clus
 
 export async function runDiagnose(argv: string[], io: CliIO): Promise<number> {
   const fail = (message: string, usage = false) => {
-    io.stderr(`pullguard diagnose: ${message}\n`);
+    for (const line of message.split('\n')) io.stderr(`pullguard diagnose: ${oneLine(line)}\n`);
     if (usage) io.stderr('Run "pullguard diagnose --help" for usage.\n');
     return 2;
   };
@@ -113,7 +114,7 @@ export async function runDiagnose(argv: string[], io: CliIO): Promise<number> {
       },
     );
     io.stdout(output === 'json' ? diagnosesToJson(result.diagnoses) : diagnosesToText(result.diagnoses));
-    for (const e of result.errors) io.stderr(`pullguard diagnose: ${e}\n`);
+    for (const e of result.errors) io.stderr(`pullguard diagnose: ${oneLine(e)}\n`);
     if (result.diagnoses.some((d) => d.stuck)) return 1;
     return result.errors.length ? 2 : 0;
   } catch (err) {

@@ -4,7 +4,7 @@
 
 import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { InputError, MAX_INPUT_BYTES, readInput } from './input.ts';
+import { InputError, readInput } from './input.ts';
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import type { SourcePosition } from '../findings.ts';
 
@@ -121,4 +121,4 @@ export function readManifests(paths: readonly string[], stdin: () => string): So
     return parseManifests(readInput(file, file), file);
   });
 }
-export { InputError, MAX_INPUT_BYTES, readInput };
+export { InputError };

@@ -1,7 +1,7 @@
 // The one findings model every output format reads: the findings with their places, identical ones
 // grouped, the counts, and the exit status they add up to.
 
-import type { Finding, Reason } from '../findings.ts';
+import { type Finding, oneLine, type Reason } from '../findings.ts';
 
 /** Reasons that say nothing certain about the image: it could not be verified either way. */
 export const UNVERIFIED_REASONS: ReadonlySet<Reason> = new Set<Reason>([
@@ -85,12 +85,13 @@ export function objectText(f: Pick<Finding, 'object' | 'container' | 'field'>): 
   const o = f.object;
   const name = [o.namespace, o.name].filter(Boolean).join('/');
   const holder = f.field.includes('.volumes[') ? f.container : `container "${f.container}"`;
-  return `${o.kind}${name ? ` ${name}` : ''}${f.container ? `, ${holder}` : ''}`;
+  // Names come from the manifest: a control character in one must not reach the terminal.
+  return oneLine(`${o.kind}${name ? ` ${name}` : ''}${f.container ? `, ${holder}` : ''}`);
 }
 
 /** `file:line:column`, or nothing for images named on the command line. */
 export function placeText(f: Finding): string {
-  return f.source ? `${f.source.file}:${f.source.line}:${f.source.column}` : '';
+  return f.source ? oneLine(`${f.source.file}:${f.source.line}:${f.source.column}`) : '';
 }
 
 /** What each reason means and its usual fix, for formats that describe reasons once (SARIF rules). */

@@ -441,3 +441,16 @@ t.test('stdin is the file -: positions, JUnit and SARIF without a file location'
   t.notOk(sarif.runs[0].results[0].locations[0].physicalLocation, 'no file to point at');
   t.match(sarif.runs[0].results[0].locations[0].logicalLocations[0].fullyQualifiedName, 'spec.containers[0].image');
 });
+
+t.test('names from a manifest cannot put control characters on the terminal', async (t) => {
+  const { objectText, placeText } = await import('../../src/cli/report.ts');
+  const where = objectText({
+    object: { kind: 'Deployment', namespace: 'shop', name: 'web\u001b[2J' },
+    container: 'app\nfake: line',
+    field: 'spec.template.spec.containers[0].image',
+  });
+  t.notMatch(where, /[\u0000-\u001f\u007f-\u009f]/, where);
+  t.match(where, /^Deployment shop\/web \[2J, container "app fake: line"$/);
+  const place = placeText({ source: { file: 'a\u0007.yaml', line: 3, column: 14 } } as never);
+  t.equal(place, 'a .yaml:3:14');
+});
