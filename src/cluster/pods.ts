@@ -20,9 +20,13 @@ function failure(err: unknown, what: string): PodReadError {
   return new PodReadError(`${what}: ${why}`);
 }
 
+const NODE_TTL_MS = 30_000;
+const MAX_NODES = 5_000;
+
 export class PodReader {
   readonly #api: CoreV1Api;
   readonly #timeoutMs: number;
+  readonly #nodes = new Map<string, { at: number; node: Promise<V1Node | undefined> }>();
 
   constructor(kc: KubeConfig, timeoutMs = 10_000) {
     this.#api = kc.makeApiClient(CoreV1Api);
@@ -77,12 +81,17 @@ export class PodReader {
     }
   }
 
-  /** The node, or undefined when it cannot be read (a diagnosis goes on without its platform). */
-  async node(name: string): Promise<V1Node | undefined> {
-    try {
-      return await this.#api.readNode({ name }, this.#opts());
-    } catch {
-      return undefined;
-    }
+  /**
+   * The node, or undefined when it cannot be read (a diagnosis goes on without its platform). Kept
+   * for NODE_TTL_MS: `diagnose -A` and a watch round ask once per node, not once per stuck pod.
+   */
+  node(name: string): Promise<V1Node | undefined> {
+    const now = performance.now();
+    const kept = this.#nodes.get(name);
+    if (kept && now - kept.at < NODE_TTL_MS) return kept.node;
+    if (this.#nodes.size >= MAX_NODES) this.#nodes.clear();
+    const node = this.#api.readNode({ name }, this.#opts()).catch(() => undefined);
+    this.#nodes.set(name, { at: now, node });
+    return node;
   }
 }

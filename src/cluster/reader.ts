@@ -81,24 +81,16 @@ export class ClusterReader {
     // A name that is none (".", "..", "a/b") would make the request path another API path.
     if (!isDnsLabel(namespace))
       return distinct.map((name) => ({ name, status: 'error', detail: 'not a valid namespace name' }));
-    const invalid = distinct.filter((n) => !isDnsSubdomain(n));
-    if (invalid.length)
-      return [
-        ...invalid.map((name): PullSecretRead => ({ name, status: 'error', detail: 'not a valid Secret name' })),
-        ...(await this.readPullSecrets(
-          namespace,
-          distinct.filter((n) => isDnsSubdomain(n)),
-          opts,
-        )),
-      ];
     return Promise.all(
       distinct.map((name) =>
-        this.#shared<PullSecretRead>(
-          `secret\0${namespace}\0${name}`,
-          (signal) => this.#loadSecret(namespace, name, signal),
-          opts.signal,
-          (detail) => ({ name, status: 'error', detail }),
-        ),
+        !isDnsSubdomain(name)
+          ? { name, status: 'error' as const, detail: 'not a valid Secret name' }
+          : this.#shared<PullSecretRead>(
+              `secret\0${namespace}\0${name}`,
+              (signal) => this.#loadSecret(namespace, name, signal),
+              opts.signal,
+              (detail) => ({ name, status: 'error', detail }),
+            ),
       ),
     );
   }

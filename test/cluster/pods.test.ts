@@ -1,0 +1,33 @@
+// PodReader's node reads: `pullguard diagnose -A` and a watch round diagnose many pods on few nodes;
+// each node is read once, not once per pod.
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { PodReader } from '../../src/cluster/pods.ts';
+import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
+
+t.test('a node is read once for the pods on it; a missing one is undefined', async (t) => {
+  // diagnose runs as a person, who may get nodes (the webhook's own access only lists them)
+  const api = await KubeApiServer.start({
+    rbac: [{ apiGroup: '', resource: 'nodes', verbs: ['get'], namespaced: false }],
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'pullguard-pods-'));
+  t.teardown(async () => {
+    await api.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  api.putNode(makeNode({ name: 'n1', architecture: 'arm64' }));
+  const kc = new KubeConfig();
+  kc.loadFromFile(await api.writeKubeconfig(dir));
+  const reader = new PodReader(kc, 10_000);
+  const nodes = await Promise.all([reader.node('n1'), reader.node('n1'), reader.node('n1')]);
+  t.equal((await reader.node('n1'))?.status?.nodeInfo?.architecture, 'arm64');
+  t.ok(
+    nodes.every((n) => n?.metadata?.name === 'n1'),
+    'every pod gets the node',
+  );
+  t.equal(api.countRequests({ resource: 'nodes', name: 'n1' }), 1, 'one request for four asks');
+  t.equal(await reader.node('gone'), undefined);
+});
