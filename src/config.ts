@@ -230,5 +230,6 @@ export function readConfigFile(file: string): unknown {
 export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; flags?: unknown }): Config {
   const fromFile = opts.file ? readConfigFile(opts.file) : {};
   const merged = mergeLayers(fromFile, environmentOverrides(opts.env ?? {}), opts.flags ?? {});
-  return validateConfig(merged, opts.file ?? 'configuration');
+  // Without a file the values came from flags and the environment: say so ("in configuration" named nothing).
+  return validateConfig(merged, opts.file ?? 'flags and PULLGUARD_* variables');
 }

@@ -121,3 +121,9 @@ t.test('registry endpoints must be http(s) URLs', async (t) => {
     message: /registry\.endpoints\.docker\.io/,
   });
 });
+
+t.test('a bad value from flags or the environment says where it came from', async (t) => {
+  t.throws(() => loadConfig({ env: { PULLGUARD_DEADLINE: '50ms' } }), {
+    message: /^invalid configuration in flags and PULLGUARD_\* variables: deadline/,
+  });
+});
