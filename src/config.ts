@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { FAIL_REASONS, REASONS } from './findings.ts';
 import { PullguardError } from './errors.ts';
+import { systemErrorText } from './system-errors.ts';
 import { environmentOverrides, HOST_PORT, mergeLayers, PROVIDER_IMAGES, parseDuration } from './config-layers.ts';
 
 export { environmentOverrides, mergeLayers, parseDuration };
@@ -218,7 +219,7 @@ export function readConfigFile(file: string): unknown {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(file, [`cannot read: ${(err as Error).message}`]);
+    throw new ConfigError(file, [`cannot read: ${systemErrorText(err, 'read')} (check --config)`]);
   }
   try {
     return parseYaml(text) ?? {};

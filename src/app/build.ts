@@ -21,6 +21,7 @@ import { PodCheck } from '../podcheck/podcheck.ts';
 import { Preflight } from '../preflight/engine.ts';
 import { RegistryClient, type ClientOptions } from '../registry/client.ts';
 import { ProxyRules, proxySettings } from '../registry/proxy.ts';
+import { systemErrorText } from '../system-errors.ts';
 import { parsePlatforms } from './platforms.ts';
 
 export interface PodCheckSetup {
@@ -92,7 +93,9 @@ export function readCaFiles(files: readonly string[]): string[] {
     try {
       text = readFileSync(f, 'utf8');
     } catch (err) {
-      throw new SetupError(`registry CA ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new SetupError(
+        `registry CA ${f}: ${systemErrorText(err, 'read')} (check --registry-ca or registry.caFiles)`,
+      );
     }
     const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
     if (!blocks.length) throw new SetupError(`registry CA ${f}: no PEM certificate in the file`);

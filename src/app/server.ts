@@ -17,6 +17,7 @@ import { buildApp } from '../server/app.ts';
 import { createLogger } from '../server/logger.ts';
 import { Metrics } from '../server/metrics.ts';
 import { listenMetrics, type MetricsServer } from '../server/metrics-server.ts';
+import { systemErrorText } from '../system-errors.ts';
 import { certificateExpiry, readTlsPair, selfSigned, watchTls, type TlsPair } from '../server/tls.ts';
 import type { Watch } from '../watch/watch.ts';
 import { buildPodCheck } from './build.ts';
@@ -43,6 +44,12 @@ function ownNamespace(): string | undefined {
   }
 }
 
+/** Which of the two files a read error is about ("FILE: "), when it says. */
+function fileOf(err: unknown): string {
+  const path = (err as NodeJS.ErrnoException).path;
+  return typeof path === 'string' ? `${path}: ` : '';
+}
+
 /** Starts everything; resolves once listening. */
 export async function startServer(
   config: Config,
@@ -58,7 +65,7 @@ export async function startServer(
       tls = readTlsPair(tlsCert, tlsKey);
     } catch (err) {
       throw new SetupError(
-        `serving certificate ${tlsCert} and key ${tlsKey}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        `serving certificate ${tlsCert} and key ${tlsKey}: ${fileOf(err)}${systemErrorText(err, 'read')} (check server.tlsCert and server.tlsKey, or --tls-cert and --tls-key)`,
       );
     }
   } else {
@@ -152,7 +159,7 @@ export async function startServer(
     // Stop what was started (the certificate watch would keep the process alive), then say why.
     await close();
     throw new SetupError(
-      `cannot listen on ${config.server.host}:${config.server.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      `cannot listen on ${config.server.host}:${config.server.port}: ${systemErrorText(err, 'listen')} (choose another server.port or --port)`,
     );
   }
   if (config.server.metricsPort !== 0) {
@@ -161,7 +168,7 @@ export async function startServer(
     } catch (err) {
       await close();
       throw new SetupError(
-        `cannot listen on ${config.server.host}:${config.server.metricsPort} (server.metricsPort): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        `cannot listen on ${config.server.host}:${config.server.metricsPort} (server.metricsPort): ${systemErrorText(err, 'listen')} (choose another server.metricsPort or --metrics-port; 0 serves metrics on the webhook's port)`,
       );
     }
   }

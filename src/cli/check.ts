@@ -9,8 +9,9 @@ import type { Group } from '../app/check.ts';
 import { parsePlatforms } from '../app/platforms.ts';
 import type { Config } from '../config.ts';
 import { UsageError } from '../errors.ts';
-import type { Finding, ImageUse } from '../findings.ts';
+import { oneLine, type Finding, type ImageUse } from '../findings.ts';
 import type { Platform } from '../platform/index.ts';
+import { systemErrorText } from '../system-errors.ts';
 import { imageFieldProblems, imageUsesOf, podSpecSite } from '../workload/images.ts';
 import { loadCheckConfig } from './config.ts';
 import { exitStatusFor } from './errors.ts';
@@ -263,8 +264,8 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     try {
       writeFileSync(target.path, body);
     } catch (err) {
-      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      io.stderr(`pullguard check: cannot write ${target.path}: ${why}\n`);
+      const why = systemErrorText(err, 'write');
+      io.stderr(`pullguard check: ${oneLine(`cannot write ${target.path}: ${why} (create it, or write elsewhere)`)}\n`);
       return 2;
     }
   }

@@ -2,6 +2,7 @@
 // can read stdin without loading the YAML parser.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { PullguardError } from '../errors.ts';
+import { systemErrorText } from '../system-errors.ts';
 
 export class InputError extends PullguardError {
   readonly code = 'input';
@@ -16,7 +17,7 @@ export function readInput(file: string | 0, source: string, max = MAX_INPUT_BYTE
   try {
     fd = file === 0 ? 0 : openSync(file, 'r');
   } catch (err) {
-    throw new InputError(`${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new InputError(`${source}: cannot read it: ${systemErrorText(err, 'read')}`);
   }
   const chunks: Buffer[] = [];
   let size = 0;
@@ -33,7 +34,7 @@ export function readInput(file: string | 0, source: string, max = MAX_INPUT_BYTE
           continue;
         }
         if ((err as NodeJS.ErrnoException).code === 'EOF') break;
-        throw new InputError(`${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        throw new InputError(`${source}: cannot read it: ${systemErrorText(err, 'read')}`);
       }
       if (n === 0) break;
       size += n;

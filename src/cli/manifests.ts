@@ -7,6 +7,7 @@ import { extname, join } from 'node:path';
 import { InputError, readInput } from './input.ts';
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import type { SourcePosition } from '../findings.ts';
+import { systemErrorText } from '../system-errors.ts';
 
 export interface SourcedObject {
   object: unknown;
@@ -33,7 +34,7 @@ export function expandPaths(paths: readonly string[]): string[] {
       stat = statSync(p);
     } catch (err) {
       throw new InputError(
-        `${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or folder' : (err as Error).message}`,
+        `${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or folder' : systemErrorText(err, 'read')}`,
       );
     }
     if (!stat.isDirectory()) {

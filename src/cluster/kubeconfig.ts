@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { isIPv6 } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { systemErrorText } from '../system-errors.ts';
 import { clientNode } from './k8s.ts';
 import { trackConnections } from './connections.ts';
 import { KubeConfigError } from './source.ts';
@@ -87,7 +88,11 @@ function loadFile(kc: KubeConfig, file: string): void {
   } catch (err) {
     // The YAML parser's message may quote file content (tokens), so only say what failed.
     const code = (err as NodeJS.ErrnoException).code;
-    throw new KubeConfigError(`cannot load kubeconfig ${file}${code ? ` (${code})` : ''}`, { cause: code });
+    // A file system error has a syscall; anything else is about the content.
+    const why = (err as NodeJS.ErrnoException).syscall ? systemErrorText(err, 'read') : 'not a valid kubeconfig';
+    throw new KubeConfigError(`cannot load kubeconfig ${file}: ${why} (check --kubeconfig or KUBECONFIG)`, {
+      cause: code,
+    });
   }
 }
 

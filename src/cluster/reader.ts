@@ -5,6 +5,7 @@ import type { CoreV1Api, KubeConfig, V1Secret } from '@kubernetes/client-node';
 import { clientNode } from './k8s.ts';
 import type { Logger } from 'pino';
 import { SharedCache } from '../cache.ts';
+import { systemErrorText } from '../system-errors.ts';
 import { isDnsLabel, isDnsSubdomain } from '../workload/names.ts';
 import { withSignal } from './signal.ts';
 import {
@@ -249,7 +250,11 @@ export function describeFailure(err: unknown, what: string, timeoutMs: number): 
   }
   if (e?.name === 'AbortError') return { status: 'error', detail: `reading ${what} was aborted` };
   const code = typeof e?.cause?.code === 'string' ? e.cause.code : undefined;
-  if (code) return { status: 'error', detail: `cannot reach the API server reading ${what}: ${code}` };
+  if (code)
+    return {
+      status: 'error',
+      detail: `cannot reach the API server reading ${what}: ${systemErrorText(e?.cause, 'connect')}`,
+    };
   return {
     status: 'error',
     detail: `reading ${what} failed (${typeof e?.name === 'string' ? e.name : 'unknown error'})`,

@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { cut, oneLine } from '../findings.ts';
+import { systemErrorText } from '../system-errors.ts';
 
 export interface ExecResult {
   ok: boolean;
@@ -62,7 +63,7 @@ export function runCredentialProgram(
             ? `${opts.name} is not installed (${file} not found)`
             : err.code === 'EACCES'
               ? `${opts.name} cannot be run (${file}: permission denied)`
-              : `${opts.name} could not be started (${err.code ?? err.message})`,
+              : `${opts.name} could not be started: ${systemErrorText(err, 'run')}`,
       });
     });
     child.stdout!.on('data', (d: Buffer) => {

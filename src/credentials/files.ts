@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parseDockerConfigFile } from './dockerconfig.ts';
 import { Keyring } from './keyring.ts';
 import { PullguardError } from '../errors.ts';
+import { systemErrorText } from '../system-errors.ts';
 
 export class CredentialFileError extends PullguardError {
   readonly code = 'credential-file';
@@ -18,7 +19,7 @@ export function keyringFromFiles(files: readonly string[]): Keyring {
       text = readFileSync(file, 'utf8');
     } catch (err) {
       throw new CredentialFileError(
-        `cannot read docker config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        `cannot read docker config ${file}: ${systemErrorText(err, 'read')} (check --docker-config or credentials.nodeDockerConfigs)`,
       );
     }
     try {

@@ -14,6 +14,7 @@ import type { DockerConfigEntry } from './dockerconfig.ts';
 import { runCredentialProgram } from './exec.ts';
 import { type Credential, Keyring, normalizeKey, urlsMatchStr } from './keyring.ts';
 import { PullguardError } from '../errors.ts';
+import { systemErrorText } from '../system-errors.ts';
 
 export class ProviderConfigError extends PullguardError {
   readonly code = 'credential-provider-config';
@@ -44,7 +45,7 @@ export function readProviderConfig(file: string): ProviderEntry[] {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ProviderConfigError(
-      `credential provider config ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      `credential provider config ${file}: cannot read: ${systemErrorText(err, 'read')} (check --image-credential-provider-config or credentials.providerConfig)`,
     );
   }
   let doc: unknown;

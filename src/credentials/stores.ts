@@ -11,6 +11,7 @@ import { delimiter, join } from 'node:path';
 import { cut, oneLine } from '../findings.ts';
 import { parseDockerConfigFile } from './dockerconfig.ts';
 import { isDockerHub } from '../registry/hosts.ts';
+import { systemErrorText } from '../system-errors.ts';
 import { runCredentialProgram } from './exec.ts';
 import { type Credential, Keyring } from './keyring.ts';
 
@@ -56,8 +57,11 @@ export function readStoreFiles(
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (explicit)
-        throw new CredentialFileError(`cannot read docker config ${file}: ${code ?? (err as Error).message}`);
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') skipped.push(`${file} could not be read (${code})`);
+        throw new CredentialFileError(
+          `cannot read docker config ${file}: ${systemErrorText(err, 'read')} (check --docker-config)`,
+        );
+      if (code !== 'ENOENT' && code !== 'ENOTDIR')
+        skipped.push(`${file}: cannot read it: ${systemErrorText(err, 'read')}`);
       continue;
     }
     try {

@@ -37,7 +37,7 @@ t.test('an explicit path wins over KUBECONFIG and in-cluster', async (t) => {
 
 t.test('an explicit path that cannot be loaded is an error that quotes nothing from the file', async (t) => {
   t.throws(() => loadKubeConfig({ kubeconfig: join(dir, 'missing'), env: {} }), {
-    message: /cannot load kubeconfig .*missing \(ENOENT\)/,
+    message: /cannot load kubeconfig .*missing: no such file \(check --kubeconfig or KUBECONFIG\)/,
   });
   const broken = join(dir, 'broken');
   await writeFile(broken, 'users:\n- name: x\n  user:\n    token: SUPER-SECRET-TOKEN-123\n  : : [\n');

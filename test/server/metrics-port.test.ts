@@ -74,5 +74,8 @@ t.test('a metrics port in use: one plain error naming server.metricsPort, nothin
     (e: unknown) => e,
   );
   t.ok(err instanceof SetupError, 'a setup error (exit 2 from the CLI)');
-  t.match((err as Error).message, `cannot listen on 127.0.0.1:${port} (server.metricsPort): EADDRINUSE`);
+  t.match(
+    (err as Error).message,
+    `cannot listen on 127.0.0.1:${port} (server.metricsPort): the address is already in use`,
+  );
 });
