@@ -2,11 +2,13 @@
 // label), health and readiness for the kubelet's probes, and Prometheus metrics.
 
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import { BadReview } from '../admission/review.ts';
 import type { AdmissionHandler } from '../admission/handler.ts';
 import { isMode } from '../policy/policy.ts';
-import { BodyBudget, BodyRefused, JsonShape, MAX_DEPTH, MAX_ELEMENTS } from './body.ts';
+import { type BodyAccount, BodyBudget, BodyRefused, bodyTooLarge, readJsonBody } from './body.ts';
 import type { Metrics } from './metrics.ts';
 import { SERVER_TLS, type TlsPair } from './tls.ts';
 
@@ -30,10 +32,6 @@ export interface AppOptions {
   ready?: () => boolean;
 }
 
-function bodyTooLarge(bodyLimit: number): string {
-  return `the request body is larger than the limit (${bodyLimit} bytes)`;
-}
-
 /** Parser and limit errors become a plain 400 that names the problem; nothing else leaks out. */
 function badRequest(err: FastifyError, bodyLimit: number): string | undefined {
   switch (err.code) {
@@ -53,140 +51,88 @@ function badRequest(err: FastifyError, bodyLimit: number): string | undefined {
   }
 }
 
+/** What a failed request is answered, whichever way it came: status, the reason, and its log line. */
+function failure(err: Error, url: string | undefined, bodyLimit: number, logger: Logger) {
+  if (err instanceof BodyRefused) {
+    logger.warn(
+      { reason: err.message, url, status: err.statusCode },
+      err.statusCode === 400 ? 'bad admission request' : 'admission request refused',
+    );
+    return { status: err.statusCode, error: err.message, retry: err.statusCode === 429 };
+  }
+  const reason = err instanceof BadReview ? err.message : badRequest(err as FastifyError, bodyLimit);
+  if (reason) {
+    logger.warn({ reason, url }, 'bad admission request');
+    return { status: 400, error: reason, retry: false };
+  }
+  logger.error({ err, url }, 'review failed');
+  return { status: 500, error: 'internal error; see the pullguard log', retry: false };
+}
+
+/** A JSON answer written straight to the response, as fastify would write it. */
+function sendJson(res: ServerResponse, status: number, value: unknown, retry = false): void {
+  const text = JSON.stringify(value);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    ...(retry ? { 'retry-after': '1' } : {}),
+  });
+  res.end(text);
+}
+
+/**
+ * The mode of a review the server answers itself ('' for /validate), or null for fastify: a POST of
+ * JSON to /validate or /validate/<mode>, query string allowed (the API server adds ?timeout=10s).
+ * Anything else (other methods, content types, unknown modes, encoded paths) takes fastify's routes,
+ * which answer it as before.
+ */
+function reviewRoute(req: IncomingMessage): string | null {
+  if (req.method !== 'POST') return null;
+  const type = req.headers['content-type'];
+  if (type === undefined || !(type === 'application/json' || JSON_TYPE.test(type))) return null;
+  const url = req.url ?? '';
+  const query = url.indexOf('?');
+  const path = query === -1 ? url : url.slice(0, query);
+  if (path === '/validate') return '';
+  const mode = path.startsWith('/validate/') ? path.slice('/validate/'.length) : '';
+  return isMode(mode) ? mode : null;
+}
+const JSON_TYPE = /^application\/json\s*(?:;|$)/i;
+
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
-  const app = Fastify({
-    // No logger for fastify itself: it would make a child logger for every request (measurable on
-    // the hot path) to write per-request lines that would only double the handler's one per review.
-    logger: false,
-    bodyLimit: opts.bodyLimit,
-    return503OnClosing: true,
-    forceCloseConnections: 'idle',
-    // The API server's webhook client keeps idle connections 90 s (apimachinery SetOldTransportDefaults);
-    // fastify's 72 s default closed them first, and a review sent on a connection closing under it
-    // fails ("EOF"; a POST is not retried) and failurePolicy Ignore lets it through unchecked.
-    keepAliveTimeout: 120_000,
-    // A client that trickles its headers or body is cut off: the API server sends a review at once
-    // and gives up after the webhook's timeoutSeconds (10 s) anyway.
-    requestTimeout: opts.requestTimeout ?? 10_000,
-    ...(opts.tls ? { https: { ...opts.tls, ...SERVER_TLS } } : {}),
-  }) as unknown as FastifyInstance;
-
-  // fastify parses text/plain into a string by default, which then failed as "expected object,
-  // received string"; only JSON is an AdmissionReview, anything else gets the content-type reason.
-  app.removeContentTypeParser('text/plain');
-  // Connections beyond the cap are closed at once (each open TLS connection holds ~125 KB: bench hostile).
-  app.server.maxConnections = opts.maxConnections ?? 512;
-  app.server.headersTimeout = Math.min(opts.requestTimeout ?? 10_000, 10_000);
-  // Node checks those timeouts every 30 s by default: a trickling client would hold on three times longer.
-  (app.server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = 1000;
-
   // JSON read with bounded memory (body.ts): depth and element limits, and a shared budget that a
   // body holds from its first byte until its review is done (or until it is refused). No hook per
   // request: an onRequest hook and a close listener on every reply cost more than the rest of a
   // cached review's bookkeeping.
   const budget = new BodyBudget(opts.bodyMemory ?? 48 * 1024 * 1024);
   opts.metrics.observeBodies(() => budget.inUse, budget.limit);
-  const held = new WeakMap<object, { bytes: number }>();
+  const held = new WeakMap<object, BodyAccount>();
   const release = (raw: object) => {
     const account = held.get(raw);
     if (!account) return;
     held.delete(raw);
     budget.give(account.bytes);
   };
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', (request, payload, done) => {
+  const readBody = (
+    raw: IncomingMessage,
+    payload: IncomingMessage,
+    done: (err: Error | null, value?: unknown) => void,
+  ) => {
     const account = { bytes: 0 };
-    held.set(request.raw, account);
-    const declared = Number(request.headers['content-length'] ?? Number.NaN);
-    if (declared > opts.bodyLimit) return done(new BodyRefused(400, bodyTooLarge(opts.bodyLimit)), undefined);
-    const shape = new JsonShape();
-    const chunks: Buffer[] = [];
-    let received = 0;
-    let finished = false;
-    const finish = (err: Error | null, value?: unknown) => {
-      if (finished) return;
-      finished = true;
-      payload.removeListener('data', onData);
-      payload.removeListener('end', onEnd);
-      payload.removeListener('error', onError);
-      payload.removeListener('close', onClose);
-      if (err) {
-        release(request.raw);
-        payload.resume();
-      }
+    held.set(raw, account);
+    readJsonBody(payload, raw.headers['content-length'], opts.bodyLimit, budget, account, (err, value) => {
+      if (err) release(raw);
       done(err, value);
-    };
-    const onData = (chunk: Buffer) => {
-      received += chunk.length;
-      if (received > opts.bodyLimit) return finish(new BodyRefused(400, bodyTooLarge(opts.bodyLimit)));
-      const problem = shape.feed(chunk, { depth: MAX_DEPTH, elements: MAX_ELEMENTS });
-      if (problem) return finish(new BodyRefused(400, problem));
-      const cost = JsonShape.cost(received, shape.elements);
-      if (cost > account.bytes) {
-        if (!budget.take(cost - account.bytes))
-          return finish(
-            new BodyRefused(429, 'pullguard is holding too many large review bodies at once; the API server may retry'),
-          );
-        account.bytes = cost;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      if (!Number.isNaN(declared) && declared !== received)
-        return finish(new BodyRefused(400, 'the Content-Length does not match the body'));
-      if (!received) return finish(new BodyRefused(400, 'the request body is empty'));
-      // One chunk (most reviews) is decoded as it is; more are joined once, their length known.
-      const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received)).toString('utf8');
-      chunks.length = 0;
-      // As fastify's own parser: keys that would reach an object's prototype are refused.
-      if ((text.includes('__proto__') || text.includes('constructor')) && /"(?:__proto__|constructor)"\s*:/.test(text))
-        return finish(new BodyRefused(400, 'the request body is not valid JSON: it sets __proto__ or constructor'));
-      try {
-        finish(null, JSON.parse(text));
-      } catch (err) {
-        finish(new BodyRefused(400, `the request body is not valid JSON: ${(err as Error).message.split('\n')[0]}`));
-      }
-    };
-    const onError = (err: Error) => finish(err);
-    // A connection that goes away mid-body may end the stream without 'end' or 'error'.
-    const onClose = () => finish(new BodyRefused(400, 'the request ended before its body did'));
-    payload.on('data', onData);
-    payload.on('end', onEnd);
-    payload.on('error', onError);
-    payload.on('close', onClose);
-  });
-
-  // preClose runs before the server stops accepting, so probes see 503 while reviews finish.
-  let closing = false;
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
-
-  app.setErrorHandler((err: FastifyError, request, reply) => {
-    if (err instanceof BodyRefused) {
-      opts.logger.warn(
-        { reason: err.message, url: request.url, status: err.statusCode },
-        err.statusCode === 400 ? 'bad admission request' : 'admission request refused',
-      );
-      if (err.statusCode === 429) reply.header('retry-after', '1');
-      return reply.code(err.statusCode).send({ error: err.message });
-    }
-    const reason = err instanceof BadReview ? err.message : badRequest(err, opts.bodyLimit);
-    if (reason) {
-      opts.logger.warn({ reason, url: request.url }, 'bad admission request');
-      return reply.code(400).send({ error: reason });
-    }
-    opts.logger.error({ err, url: request.url }, 'review failed');
-    return reply.code(500).send({ error: 'internal error; see the pullguard log' });
-  });
+    });
+  };
 
   const reviewsInFlight = opts.reviewsInFlight ?? 1000;
   let running = 0;
-  const validate = async (request: { raw: object; body: unknown }, mode?: string) => {
+  const validate = async (raw: object, body: unknown, mode?: string) => {
     try {
-      return await review(request.body, mode);
+      return await review(body, mode);
     } finally {
-      release(request.raw);
+      release(raw);
     }
   };
   const review = async (body: unknown, mode?: string) => {
@@ -204,8 +150,95 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       running--;
     }
   };
-  app.post('/validate', async (request) => validate(request));
-  app.post<{ Params: { mode: string } }>('/validate/:mode', async (request) => validate(request, request.params.mode));
+
+  // Reviews, nearly all of the traffic, are answered by node:http directly: fastify's request
+  // lifecycle (request and reply objects, hooks, routing, serialisation) cost a cached review about a
+  // quarter of its CPU time (bench warm-reviews). Same reading, limits, answers and log lines as the
+  // fastify routes below, which keep everything else.
+  const fail = (res: ServerResponse, err: Error, url: string | undefined) => {
+    const { status, error, retry } = failure(err, url, opts.bodyLimit, opts.logger);
+    sendJson(res, status, { error }, retry);
+  };
+  const serveReview = (req: IncomingMessage, res: ServerResponse, mode: string | undefined) => {
+    // The account stays in this closure: no WeakMap entry per review (ephemeron tables are costly to
+    // grow, shrink and collect).
+    const account = { bytes: 0 };
+    const done = () => budget.give(account.bytes);
+    readJsonBody(req, req.headers['content-length'], opts.bodyLimit, budget, account, (err, body) => {
+      if (err) {
+        done();
+        return fail(res, err, req.url);
+      }
+      review(body, mode).then(
+        (answer) => {
+          done();
+          sendJson(res, 200, answer);
+        },
+        (e: Error) => {
+          done();
+          fail(res, e, req.url);
+        },
+      );
+    });
+  };
+  // preClose runs before the server stops accepting, so probes see 503 while reviews finish; from
+  // then on reviews go to fastify too, which answers them 503 (return503OnClosing).
+  let closing = false;
+
+  const app = Fastify({
+    // No logger for fastify itself: it would make a child logger for every request (measurable on
+    // the hot path) to write per-request lines that would only double the handler's one per review.
+    logger: false,
+    bodyLimit: opts.bodyLimit,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    // fastify's listen() names the address https:// from this; the server itself is made below.
+    ...(opts.tls ? { https: true } : {}),
+    serverFactory: (fastifyHandler) => {
+      const listener = (req: IncomingMessage, res: ServerResponse) => {
+        const mode = closing ? null : reviewRoute(req);
+        if (mode === null) fastifyHandler(req, res);
+        else serveReview(req, res, mode || undefined);
+      };
+      const server = opts.tls
+        ? createHttpsServer({ ...opts.tls, ...SERVER_TLS }, listener)
+        : createHttpServer(listener);
+      // The API server's webhook client keeps idle connections 90 s (apimachinery
+      // SetOldTransportDefaults); fastify's 72 s default closed them first, and a review sent on a
+      // connection closing under it fails ("EOF"; a POST is not retried) and failurePolicy Ignore
+      // lets it through unchecked.
+      server.keepAliveTimeout = 120_000;
+      // A client that trickles its headers or body is cut off: the API server sends a review at once
+      // and gives up after the webhook's timeoutSeconds (10 s) anyway.
+      server.requestTimeout = opts.requestTimeout ?? 10_000;
+      server.headersTimeout = Math.min(opts.requestTimeout ?? 10_000, 10_000);
+      // Connections beyond the cap are closed at once (each open TLS connection holds ~125 KB: bench hostile).
+      server.maxConnections = opts.maxConnections ?? 512;
+      // Node checks those timeouts every 30 s by default: a trickling client would hold on three times longer.
+      (server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = 1000;
+      return server;
+    },
+  }) as unknown as FastifyInstance;
+
+  // fastify parses text/plain into a string by default, which then failed as "expected object,
+  // received string"; only JSON is an AdmissionReview, anything else gets the content-type reason.
+  app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', (request, payload, done) =>
+    readBody(request.raw, payload as IncomingMessage, done),
+  );
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const { status, error, retry } = failure(err, request.url, opts.bodyLimit, opts.logger);
+    if (retry) reply.header('retry-after', '1');
+    return reply.code(status).send({ error });
+  });
+  app.post('/validate', async (request) => validate(request.raw, request.body));
+  app.post<{ Params: { mode: string } }>('/validate/:mode', async (request) =>
+    validate(request.raw, request.body, request.params.mode),
+  );
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {

@@ -9,6 +9,8 @@
 // limit, so no real review has many more. The limits below are 4× that depth and 2.2× those elements (a
 // parsed element costs ~50-140 bytes: 500,000 of them fit the default BodyBudget, more would not).
 
+import type { IncomingMessage } from 'node:http';
+
 export const MAX_DEPTH = 64;
 export const MAX_ELEMENTS = 500_000;
 /** what a parsed element costs in the heap, roughly (an empty object is ~56 bytes; strings more) */
@@ -20,6 +22,10 @@ export class BodyRefused extends Error {
     super(message);
     this.statusCode = statusCode;
   }
+}
+
+export function bodyTooLarge(bodyLimit: number): string {
+  return `the request body is larger than the limit (${bodyLimit} bytes)`;
 }
 
 /** Shared by every request: the estimated memory held by bodies being read, parsed or reviewed. */
@@ -50,56 +56,80 @@ const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACE = 0x7d;
 const CLOSE_BRACKET = 0x5d;
 const COMMA = 0x2c;
+const PROTO = Buffer.from('__proto__"');
+const CONSTRUCTOR = Buffer.from('constructor"');
 
-/** Depth and element counts of JSON text, fed chunk by chunk. Strings are skipped whole. */
+/** Whether the string opening at `at` may be "__proto__" or "constructor" (or is cut by the chunk's end). */
+function mayReachPrototype(chunk: Uint8Array, at: number): boolean {
+  const first = chunk[at];
+  const word = first === 0x5f ? PROTO : first === 0x63 ? CONSTRUCTOR : null;
+  if (!word) return first === undefined || first === BACKSLASH;
+  for (let k = 1; k < word.length; k++) {
+    const c = chunk[at + k];
+    if (c === undefined) return true;
+    if (c !== word[k]) return false;
+  }
+  return true;
+}
+
+/**
+ * Depth and element counts of JSON text, fed chunk by chunk. Strings are skipped whole, and one
+ * that opens with "__proto__" or "constructor" is noted, so that only those bodies are searched for
+ * such keys once whole.
+ */
 export class JsonShape {
   depth = 0;
   maxDepth = 0;
   /** containers plus commas: at least the number of values after the first in each container */
   elements = 0;
+  /** a string opened with "__proto__" or "constructor" (or a chunk ended where one might have) */
+  prototypeKey = false;
   private inString = false;
   private escaped = false;
 
   /** Feeds a chunk; returns why the text passes the limits, or undefined. */
   feed(chunk: Uint8Array, limits = { depth: MAX_DEPTH, elements: MAX_ELEMENTS }): string | undefined {
+    // The state lives in locals while the loop runs (fields cost a load and a store per byte).
+    let { depth, maxDepth, elements, inString, escaped, prototypeKey } = this;
+    let problem: string | undefined;
     const end = chunk.length;
     for (let i = 0; i < end; i++) {
       let c = chunk[i]!;
-      if (this.inString) {
-        if (this.escaped) this.escaped = false;
+      if (inString) {
+        if (escaped) escaped = false;
         else {
           // Most of a real body is string content: run to its end in one tight loop. (Two
           // Buffer.indexOf calls per string searched the rest of the chunk for a backslash each
           // time: a sixth of a cached review's CPU.)
           while (c !== QUOTE && c !== BACKSLASH && ++i < end) c = chunk[i]!;
-          if (c === BACKSLASH) this.escaped = true;
-          else if (c === QUOTE) this.inString = false;
+          if (c === BACKSLASH) escaped = true;
+          else if (c === QUOTE) inString = false;
         }
         continue;
       }
-      switch (c) {
-        case QUOTE:
-          this.inString = true;
+      if (c === QUOTE) {
+        inString = true;
+        if (!prototypeKey && mayReachPrototype(chunk, i + 1)) prototypeKey = true;
+      } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+        elements++;
+        if (++depth > limits.depth) {
+          problem = `the request body nests deeper than ${limits.depth} levels; no Kubernetes object does`;
           break;
-        case OPEN_BRACE:
-        case OPEN_BRACKET:
-          this.elements++;
-          if (++this.depth > limits.depth)
-            return `the request body nests deeper than ${limits.depth} levels; no Kubernetes object does`;
-          if (this.depth > this.maxDepth) this.maxDepth = this.depth;
-          break;
-        case CLOSE_BRACE:
-        case CLOSE_BRACKET:
-          this.depth--;
-          break;
-        case COMMA:
-          this.elements++;
-          break;
+        }
+        if (depth > maxDepth) maxDepth = depth;
+      } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
+      else if (c === COMMA && ++elements > limits.elements) {
+        problem = `the request body has more than ${limits.elements} JSON elements; no Kubernetes object does`;
+        break;
       }
-      if (this.elements > limits.elements)
-        return `the request body has more than ${limits.elements} JSON elements; no Kubernetes object does`;
     }
-    return undefined;
+    this.depth = depth;
+    this.maxDepth = maxDepth;
+    this.elements = elements;
+    this.inString = inString;
+    this.escaped = escaped;
+    this.prototypeKey = prototypeKey;
+    return problem;
   }
 
   /** the memory this much JSON is estimated to take once parsed, beyond its text */
@@ -107,4 +137,79 @@ export class JsonShape {
     // chunks, their concatenation, the decoded string, and what parsing makes of it
     return bytes * 4 + elements * BYTES_PER_ELEMENT;
   }
+}
+
+/** What one body holds of the budget; given back once its review is done (or it is refused). */
+export interface BodyAccount {
+  bytes: number;
+}
+
+/**
+ * Reads one JSON body from `stream` within `limit` bytes, the shape limits and the shared budget
+ * (the estimate taken is left in `account`), and calls `done` once: with the parsed value, or with a
+ * BodyRefused (400 or 429) or the stream's error. On a refusal the rest of the body is drained.
+ */
+export function readJsonBody(
+  stream: IncomingMessage,
+  contentLength: string | undefined,
+  limit: number,
+  budget: BodyBudget,
+  account: BodyAccount,
+  done: (err: Error | null, value?: unknown) => void,
+): void {
+  const declared = Number(contentLength ?? Number.NaN);
+  if (declared > limit) {
+    done(new BodyRefused(400, bodyTooLarge(limit)));
+    return;
+  }
+  const shape = new JsonShape();
+  const chunks: Buffer[] = [];
+  let received = 0;
+  let finished = false;
+  const finish = (err: Error | null, value?: unknown) => {
+    if (finished) return;
+    finished = true;
+    stream.removeListener('data', onData);
+    stream.removeListener('end', onEnd);
+    stream.removeListener('close', onClose);
+    if (err) stream.resume();
+    done(err, value);
+  };
+  const onData = (chunk: Buffer) => {
+    received += chunk.length;
+    if (received > limit) return finish(new BodyRefused(400, bodyTooLarge(limit)));
+    const problem = shape.feed(chunk, { depth: MAX_DEPTH, elements: MAX_ELEMENTS });
+    if (problem) return finish(new BodyRefused(400, problem));
+    const cost = JsonShape.cost(received, shape.elements);
+    if (cost > account.bytes) {
+      if (!budget.take(cost - account.bytes))
+        return finish(
+          new BodyRefused(429, 'pullguard is holding too many large review bodies at once; the API server may retry'),
+        );
+      account.bytes = cost;
+    }
+    chunks.push(chunk);
+  };
+  const onEnd = () => {
+    if (!Number.isNaN(declared) && declared !== received)
+      return finish(new BodyRefused(400, 'the Content-Length does not match the body'));
+    if (!received) return finish(new BodyRefused(400, 'the request body is empty'));
+    // One chunk (most reviews) is decoded as it is; more are joined once, their length known.
+    const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received)).toString('utf8');
+    chunks.length = 0;
+    // As fastify's own parser: keys that would reach an object's prototype are refused.
+    if (shape.prototypeKey && /"(?:__proto__|constructor)"\s*:/.test(text))
+      return finish(new BodyRefused(400, 'the request body is not valid JSON: it sets __proto__ or constructor'));
+    try {
+      finish(null, JSON.parse(text));
+    } catch (err) {
+      finish(new BodyRefused(400, `the request body is not valid JSON: ${(err as Error).message.split('\n')[0]}`));
+    }
+  };
+  // A connection that goes away mid-body ends the stream with 'close' (and 'error' only for a stream
+  // that has an 'error' listener: an IncomingMessage does not need one).
+  const onClose = () => finish(new BodyRefused(400, 'the request ended before its body did'));
+  stream.on('data', onData);
+  stream.on('end', onEnd);
+  stream.on('close', onClose);
 }

@@ -56,3 +56,34 @@ t.test(
     t.same({ elements: shape.elements, depth: shape.depth }, { elements: 1, depth: 1 });
   },
 );
+
+t.test('a string that opens with "__proto__" or "constructor" is noted, however the text is split', async (t) => {
+  const noted = [
+    '{"__proto__":{"x":1}}',
+    '{"a":{"constructor":{"prototype":{}}}}',
+    '["__proto__"]',
+    '{"constructor" :1}',
+    // a string that opens with an escape could be either, spelled otherwise
+    '{"\\u005f_proto__":1}',
+  ];
+  const clean = [
+    texts[0]!,
+    texts[3]!,
+    texts[4]!,
+    '{"containers":[],"constructors":1,"__protocol":2,"_proto__":3}',
+    '{"a":"x\\"__proto__\\" y"}',
+  ];
+  for (const [text, want] of [...noted.map((x) => [x, true] as const), ...clean.map((x) => [x, false] as const)]) {
+    const bytes = Buffer.from(text);
+    const whole = new JsonShape();
+    whole.feed(bytes);
+    t.equal(whole.prototypeKey, want, text);
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const split = new JsonShape();
+      split.feed(bytes.subarray(0, cut));
+      split.feed(bytes.subarray(cut));
+      // A chunk that ends inside such a word is noted too (the whole text is searched then): never missed.
+      if (want && !split.prototypeKey) t.fail(`split at ${cut} of ${text}: not noted`);
+    }
+  }
+});

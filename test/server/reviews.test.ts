@@ -452,7 +452,17 @@ t.test('namespace override through the path; an unknown mode is a 400', async (t
   t.equal(plainPath.allowed, true, '/validate uses the configured default');
   t.equal(plainPath.warnings.length, 1);
 
-  for (const path of ['/validate/off', '/validate/ENFORCE', '/validate/bogus']) {
+  // The API server appends the webhook's timeout to the URL it was given.
+  const queried = await s.review(sample('pod-create.json', regs), '/validate/enforce?timeout=10s');
+  t.equal(queried.allowed, false, 'the mode in a path with a query string');
+  const plainQueried = await s.review(sample('pod-create.json', regs), '/validate?timeout=10s');
+  t.equal(plainQueried.allowed, true, '/validate?timeout=10s uses the configured default');
+  t.equal(plainQueried.warnings.length, 1);
+  // An encoded mode is decoded, as any path parameter is.
+  const encoded = await s.review(sample('pod-create.json', regs), '/validate/%65nforce');
+  t.equal(encoded.allowed, false, '/validate/%65nforce is /validate/enforce');
+
+  for (const path of ['/validate/off', '/validate/ENFORCE', '/validate/bogus', '/validate/bogus?timeout=10s']) {
     const res = await s.post(sample('pod-create.json', regs), { path });
     t.equal(res.status, 400, path);
     t.match(res.json, { error: /unknown mode/ }, path);
