@@ -1,7 +1,9 @@
-// The baseline of warm-reviews: fastify on the same TLS settings as pullguard's server (same
-// certificate, TLS 1.2+), whose POST /validate only parses the body and echoes an allow.
+// The baselines of warm-reviews, on the same TLS settings as pullguard's server (same certificate,
+// TLS 1.2+), whose POST /validate only parses the body and echoes an allow: on fastify (what
+// pullguard's server was built on), and on bare node:https (what it answers reviews with now).
 
 import Fastify, { type FastifyInstance } from 'fastify';
+import { createServer, type Server } from 'node:https';
 
 export async function buildBaseline(tls: { key: string; cert: string }): Promise<FastifyInstance> {
   const app = Fastify({
@@ -18,4 +20,25 @@ export async function buildBaseline(tls: { key: string; cert: string }): Promise
     };
   });
   return app;
+}
+
+export function buildNodeBaseline(tls: { key: string; cert: string }): Server {
+  return createServer({ ...tls, minVersion: 'TLSv1.2' }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { request?: { uid?: unknown } } | null;
+      const uid = body?.request?.uid;
+      const text = JSON.stringify({
+        apiVersion: 'admission.k8s.io/v1',
+        kind: 'AdmissionReview',
+        response: { uid: typeof uid === 'string' ? uid : '', allowed: true },
+      });
+      res.writeHead(200, {
+        'content-type': 'application/json; charset=utf-8',
+        'content-length': Buffer.byteLength(text),
+      });
+      res.end(text);
+    });
+  });
 }

@@ -1,11 +1,12 @@
 // A webhook server in its own process, so that its CPU time per review can be read apart from the
 // load generator's (both share the machine's cores), and its in-process latency is not disturbed by
-// the parent's garbage. argv[2]: 'pullguard' or 'baseline'. Settings come in BENCH_SERVER as JSON;
+// the parent's garbage. argv[2]: 'pullguard', 'baseline' (fastify echo) or 'node-baseline'. Settings come in BENCH_SERVER as JSON;
 // the parent asks over IPC for process.cpuUsage() or for N timed in-process reviews.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import type { FastifyInstance } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { inject, type DispatchFunc } from 'light-my-request';
 import type { StageCost } from './stages.ts';
 
 interface Settings {
@@ -37,21 +38,31 @@ const send = (m: ChildMessage) => process.send?.(m);
 
 interface Server {
   url: string;
-  app: FastifyInstance;
+  /** what the server's socket hands each request to */
+  listener: DispatchFunc;
   close: () => Promise<void>;
   stages?: (n: number, body: string) => Promise<StageCost[]>;
 }
 
 async function start(): Promise<Server> {
-  // Imported on demand so the baseline process does not carry pullguard's modules.
+  // Imported on demand so the baseline processes do not carry pullguard's modules.
+  const tls = () => ({ cert: readFileSync(settings.certFile, 'utf8'), key: readFileSync(settings.keyFile, 'utf8') });
   if (kind === 'baseline') {
     const { buildBaseline } = await import('./baseline-server.ts');
-    const app = await buildBaseline({
-      cert: readFileSync(settings.certFile, 'utf8'),
-      key: readFileSync(settings.keyFile, 'utf8'),
-    });
+    const app = await buildBaseline(tls());
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
-    return { url, app, close: () => app.close() };
+    return { url, listener: listenerOf(app.server), close: () => app.close() };
+  }
+  if (kind === 'node-baseline') {
+    const { buildNodeBaseline } = await import('./baseline-server.ts');
+    const server = buildNodeBaseline(tls());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    return {
+      url: `https://127.0.0.1:${port}`,
+      listener: listenerOf(server),
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
   }
   const { startServer } = await import('../src/app/server.ts');
   const { validateConfig } = await import('../src/config.ts');
@@ -69,16 +80,28 @@ async function start(): Promise<Server> {
   const { stageCosts } = await import('./stages.ts');
   return {
     url: running.url,
-    app: running.app,
+    listener: listenerOf(running.app.server),
     close: running.close,
     stages: (n, body) => stageCosts(running.engine, config, body, n),
   };
 }
 
-/** fastify's inject: routing, body parsing, handler, serialisation; no TLS, no sockets. */
-async function injectTimes(app: FastifyInstance, n: number, warm: number, body: string): Promise<ChildMessage> {
+function listenerOf(server: import('node:events').EventEmitter): DispatchFunc {
+  return server.listeners('request')[0] as (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+/**
+ * Requests handed to the server's request listener as its socket would (light-my-request, as
+ * fastify's inject does): routing, body reading, handler, the answer; no TLS, no sockets.
+ */
+async function injectTimes(listener: DispatchFunc, n: number, warm: number, body: string): Promise<ChildMessage> {
   const one = () =>
-    app.inject({ method: 'POST', url: '/validate', headers: { 'content-type': 'application/json' }, payload: body });
+    inject(listener, {
+      method: 'POST',
+      url: '/validate',
+      headers: { 'content-type': 'application/json' },
+      payload: body,
+    });
   for (let i = 0; i < warm; i++) await one();
   const times: number[] = [];
   // CPU time, not wall time: a figure a busy machine does not move much.
@@ -135,7 +158,7 @@ start().then(
       } else if (m.type === 'profile-stop') {
         profileStop(m.file).then(send, (err: unknown) => send({ type: 'error', message: (err as Error).message }));
       } else if (m.type === 'inject') {
-        injectTimes(server.app, m.n, m.warm, m.body).then(send, (err: unknown) =>
+        injectTimes(server.listener, m.n, m.warm, m.body).then(send, (err: unknown) =>
           send({ type: 'error', message: (err as Error).message }),
         );
       } else if (m.type === 'stages' && server.stages) {

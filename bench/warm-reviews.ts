@@ -21,7 +21,7 @@ const PROFILE_DIR = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_P
 const PERF_DIR = process.env.BENCH_PERF ? resolve(process.env.BENCH_PERF) : '';
 
 interface LoadRun {
-  kind: 'pullguard' | 'baseline';
+  kind: 'pullguard' | 'baseline' | 'node-baseline';
   rps: number;
   reviews: number;
   durationS: number;
@@ -206,13 +206,13 @@ export async function warmReviews(rec: Recorder): Promise<void> {
   rec.settings = {
     fixture: 'deployment-create.json',
     registry: 'docker-registry on loopback, anonymous HTTP, behind the counting proxy',
-    tls: 'test CA server certificate (EC P-256), minVersion TLSv1.2, for both servers',
+    tls: 'test CA server certificate (EC P-256), minVersion TLSv1.2, for every server',
     autocannon: {
       connections: 10,
       pipelining: 1,
       warmupSeconds: warmS,
       durationSeconds: durationS,
-      windows: `${rounds} per server, ${durationS / rounds} s each, alternating (ABBA)`,
+      windows: `${rounds} per server, ${durationS / rounds} s each, in turn, the order reversed every round (ABC CBA)`,
       keepAlive: true,
     },
     pullguardLogLevel: 'info, the default (plain allows are logged at debug, so not written; stdout is /dev/null)',
@@ -228,20 +228,22 @@ export async function warmReviews(rec: Recorder): Promise<void> {
       logLevel: 'info',
     };
 
-    // Both servers run side by side but are loaded in turn, never together (they must not share the
-    // cores with each other), in alternating windows (ABBA order): load from other work on a shared
+    // The servers run side by side but are loaded in turn, never together (they must not share the
+    // cores with each other), in alternating windows (ABC CBA order): load from other work on a shared
     // machine drifts within seconds, and this way it falls on both alike.
     const servers: Server[] = [];
     let baseline: LoadRun;
+    let nodeBaseline: LoadRun;
     let pullguard: LoadRun;
     try {
       servers.push(await prepare('baseline', settings, body, pki.caPem));
+      servers.push(await prepare('node-baseline', settings, body, pki.caPem));
       servers.push(await prepare('pullguard', settings, body, pki.caPem));
       for (const s of servers) await load(s.url, body, warmS);
       reg.resetCounters();
       if (PROFILE_DIR) for (const s of servers) await ask(s.child, { type: 'profile-start' }, 'profile');
       const perfs = PERF_DIR ? servers.map((s) => startPerf(s)) : [];
-      const windows: Record<LoadRun['kind'], Window[]> = { baseline: [], pullguard: [] };
+      const windows: Record<LoadRun['kind'], Window[]> = { baseline: [], 'node-baseline': [], pullguard: [] };
       for (let r = 0; r < rounds; r++)
         for (const s of r % 2 ? [...servers].reverse() : servers)
           windows[s.kind].push(await measure(s, body, durationS / rounds));
@@ -253,7 +255,8 @@ export async function warmReviews(rec: Recorder): Promise<void> {
         }
       const registryRequests = reg.proxy?.count() ?? -1;
       baseline = await summarise(servers[0]!, windows.baseline, body, n, registryRequests);
-      pullguard = await summarise(servers[1]!, windows.pullguard, body, n, registryRequests);
+      nodeBaseline = await summarise(servers[1]!, windows['node-baseline'], body, n, registryRequests);
+      pullguard = await summarise(servers[2]!, windows.pullguard, body, n, registryRequests);
     } finally {
       for (const s of servers) await stopServerProcess(s.child);
     }
@@ -267,6 +270,7 @@ export async function warmReviews(rec: Recorder): Promise<void> {
         text: 'ratio ≥ 0.8',
         met: (f) => (f.ratio ?? 0) >= 0.8,
       }),
+      figure('reviews/s over HTTPS', pullguard.rps, '/s', b('echo-allow node:https', nodeBaseline.rps, '/s')),
       figure('client latency p50', pullguard.p50, 'ms', b('echo-allow fastify', baseline.p50, 'ms')),
       figure('client latency p99', pullguard.p99, 'ms', b('echo-allow fastify', baseline.p99, 'ms'), {
         text: 'p99 < 5 ms',
@@ -277,6 +281,12 @@ export async function warmReviews(rec: Recorder): Promise<void> {
         pullguard.cpuUsPerReview,
         'µs',
         b('echo-allow fastify', baseline.cpuUsPerReview, 'µs'),
+      ),
+      figure(
+        'server CPU per review',
+        pullguard.cpuUsPerReview,
+        'µs',
+        b('echo-allow node:https', nodeBaseline.cpuUsPerReview, 'µs'),
       ),
       figure(
         'server main-thread CPU per review',
@@ -292,10 +302,22 @@ export async function warmReviews(rec: Recorder): Promise<void> {
         { text: 'ratio ≥ 0.8', met: (f) => (f.ratio ?? 0) >= 0.8 },
       ),
       figure(
+        'reviews per core-second',
+        pullguard.reviewsPerCoreSecond,
+        '/cpu-s',
+        b('echo-allow node:https', nodeBaseline.reviewsPerCoreSecond, '/cpu-s'),
+      ),
+      figure(
         'main-thread CPU per review (in-process)',
         pullguard.inProcessCpuUs,
         'µs',
         b('echo-allow fastify', baseline.inProcessCpuUs, 'µs'),
+      ),
+      figure(
+        'main-thread CPU per review (in-process)',
+        pullguard.inProcessCpuUs,
+        'µs',
+        b('echo-allow node:https', nodeBaseline.inProcessCpuUs, 'µs'),
       ),
       figure(
         'server-side latency p50 (in-process)',
@@ -330,7 +352,7 @@ export async function warmReviews(rec: Recorder): Promise<void> {
     }
     const strip = ({ inProcess: _i, ...rest }: LoadRun) => rest;
     rec.details = {
-      http: { pullguard: strip(pullguard), baseline: strip(baseline) },
+      http: { pullguard: strip(pullguard), baseline: strip(baseline), nodeBaseline: strip(nodeBaseline) },
       inProcess: {
         pullguard: {
           n: pgTimes.length,
@@ -358,7 +380,7 @@ export async function warmReviews(rec: Recorder): Promise<void> {
       "client latencies are autocannon's per-response times (float ms), over TLS with 10 keep-alive connections",
     );
     rec.note(
-      `each server was loaded in ${rounds} windows alternating with the other's; each window opens its 10 connections anew (TLS handshakes count in both servers' CPU)`,
+      `each server was loaded in ${rounds} windows, in turn with the others'; each window opens its 10 connections anew (TLS handshakes count in every server's CPU)`,
     );
     if (PROFILE_DIR)
       rec.note(

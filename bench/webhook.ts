@@ -8,9 +8,9 @@ import type { ChildMessage } from './server-child.ts';
 
 const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url));
 
-/** `kind` is 'pullguard' or 'baseline'; settings go to the child as BENCH_SERVER. */
+/** `kind` is 'pullguard', 'baseline' or 'node-baseline'; settings go to the child as BENCH_SERVER. */
 export async function startServerProcess(
-  kind: 'pullguard' | 'baseline',
+  kind: 'pullguard' | 'baseline' | 'node-baseline',
   settings: object,
   nodeOptions: string[] = [],
 ): Promise<{ child: ChildProcess; url: string }> {
