@@ -18,6 +18,7 @@ import { defaultStorePaths, readStoreFiles, UserCredentials } from '../credentia
 import { SetupError } from '../errors.ts';
 import { PodCredentials, type StandInSecrets } from '../podcheck/credentials.ts';
 import { PodCheck } from '../podcheck/podcheck.ts';
+import type { Platform } from '../platform/index.ts';
 import { Preflight } from '../preflight/engine.ts';
 import { RegistryClient, type ClientOptions } from '../registry/client.ts';
 import { ProxyRules, proxySettings } from '../registry/proxy.ts';
@@ -36,6 +37,8 @@ export interface PodCheckSetup {
   cli?: boolean;
   /** the kubeconfig context to use (`pullguard check --context`) */
   context?: string;
+  /** config.platforms, when the caller has parsed them already (`pullguard check`, with its flags) */
+  platforms?: readonly Platform[];
   logger?: Logger;
   /** registry request observers (metrics) */
   hooks?: Pick<ClientOptions, 'onResponse' | 'onFailure'>;
@@ -114,7 +117,7 @@ export function readCaFiles(files: readonly string[]): string[] {
 export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promise<BuiltPodCheck> {
   const { logger, env } = setup;
   const caPems = readCaFiles(config.registry.caFiles);
-  const platforms = parsePlatforms(config.platforms);
+  const platforms = setup.platforms ?? parsePlatforms(config.platforms);
   new ProxyRules(proxySettings(config.registry.proxy, env)).assertSupported();
   // Plugins and credential helpers get half the deadline, so the registry still has time.
   const helperMs = Math.floor(config.deadline / 2);

@@ -3,6 +3,7 @@
 
 import type { Config } from '../config.ts';
 import type { Finding, ImageUse } from '../findings.ts';
+import type { Platform } from '../platform/index.ts';
 import type { PodSpecSite } from '../workload/images.ts';
 import { buildPodCheck, type BuiltPodCheck } from './build.ts';
 
@@ -24,7 +25,13 @@ export interface CheckSetup {
 /** Reads the files and finds the cluster (errors here are the user's to fix); checking starts later. */
 export function prepareCheck(
   config: Config,
-  setup: { env: NodeJS.ProcessEnv; dockerConfigs: readonly string[]; context?: string },
+  setup: {
+    env: NodeJS.ProcessEnv;
+    dockerConfigs: readonly string[];
+    /** config.platforms, parsed with the flags */
+    platforms: readonly Platform[];
+    context?: string;
+  },
 ): Promise<BuiltPodCheck> {
   return buildPodCheck(config, { ...setup, cli: true });
 }

@@ -217,6 +217,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
       built = await prepareCheck(args.config, {
         env: io.env,
         dockerConfigs: args.dockerConfigs,
+        platforms: args.platforms,
         ...(args.context ? { context: args.context } : {}),
       });
     }
