@@ -31,6 +31,8 @@ export interface HandlerDeps {
 }
 
 const WORST = ['ok', 'risk', 'fail'] as const;
+/** what a review whose findings are all ok records (most reviews): one shared empty list */
+const NOTHING_NOTABLE: ReviewRecord['notable'] = Object.freeze([]) as unknown as ReviewRecord['notable'];
 
 export class AdmissionHandler {
   private readonly deps: HandlerDeps;
@@ -55,7 +57,9 @@ export class AdmissionHandler {
     }
     const decided = findings.map((finding) => ({ finding, action: actionFor(finding, mode, config.actions) }));
     const answer = respond(req.uid, decided);
-    const verdict = WORST[Math.max(0, ...findings.map((f) => WORST.indexOf(f.verdict)))]!;
+    let worst = 0;
+    for (const f of findings) worst = Math.max(worst, WORST.indexOf(f.verdict));
+    const verdict = WORST[worst]!;
     const action = !answer.response.allowed
       ? 'deny'
       : answer.response.warnings?.length
@@ -70,9 +74,12 @@ export class AdmissionHandler {
       verdict,
       action,
       seconds: ms / 1000,
-      notable: decided
-        .filter((d) => d.finding.verdict !== 'ok')
-        .map((d) => ({ reason: d.finding.reason, action: d.action })),
+      notable:
+        verdict === 'ok'
+          ? NOTHING_NOTABLE
+          : decided
+              .filter((d) => d.finding.verdict !== 'ok')
+              .map((d) => ({ reason: d.finding.reason, action: d.action })),
     });
     // Reviews with something to say (a finding that is not ok, or any action but allow) at info,
     // with everything an operator needs; the plain allows, the bulk of the traffic, at debug. The

@@ -87,17 +87,19 @@ export class PodCredentials {
       }
     }
     // Only names the API server would accept, each once, and not without bound.
-    const valid: string[] = [];
-    let invalid = 0;
-    for (const name of new Set(names))
-      if (isDnsSubdomain(name)) valid.push(name);
-      else if (invalid++ < 3) problems.push(`imagePullSecret ${quote(name, 63)} is not a valid Secret name`);
-    if (invalid > 3) problems.push(`${invalid - 3} more imagePullSecrets are not valid Secret names`);
-    if (valid.length > MAX_PULL_SECRETS)
-      problems.push(
-        `${valid.length - MAX_PULL_SECRETS} more imagePullSecrets were not read (pullguard reads ${MAX_PULL_SECRETS})`,
-      );
-    names = valid.slice(0, MAX_PULL_SECRETS);
+    if (names.length) {
+      const valid: string[] = [];
+      let invalid = 0;
+      for (const name of new Set(names))
+        if (isDnsSubdomain(name)) valid.push(name);
+        else if (invalid++ < 3) problems.push(`imagePullSecret ${quote(name, 63)} is not a valid Secret name`);
+      if (invalid > 3) problems.push(`${invalid - 3} more imagePullSecrets are not valid Secret names`);
+      if (valid.length > MAX_PULL_SECRETS)
+        problems.push(
+          `${valid.length - MAX_PULL_SECRETS} more imagePullSecrets were not read (pullguard reads ${MAX_PULL_SECRETS})`,
+        );
+      names = valid.slice(0, MAX_PULL_SECRETS);
+    }
     // Only secrets read from the cluster fill the pod's keyring; without any it is the shared empty one.
     const pod = this.reader && names.length ? new Keyring() : NO_SECRETS;
     if (!this.reader) {
@@ -127,13 +129,14 @@ export class PodCredentials {
         }
       }
     }
-    return {
+    const context: CredentialContext = {
       keyrings: this.node ? [pod, this.node] : [pod],
-      ...(this.dynamic.length ? { dynamic: this.dynamic } : {}),
       scope,
       problems,
       unreadSecrets,
       brokenSecrets,
     };
+    if (this.dynamic.length) context.dynamic = this.dynamic;
+    return context;
   }
 }

@@ -6,7 +6,8 @@
 import type { PodCredentials } from './credentials.ts';
 import type { Finding, ImageUse } from '../findings.ts';
 import type { Platform } from '../platform/index.ts';
-import type { Preflight } from '../preflight/engine.ts';
+import type { CheckOptions, Preflight } from '../preflight/engine.ts';
+import type { CredentialContext } from '../credentials/context.ts';
 import type { PodSpecSite } from '../workload/images.ts';
 
 /** Where a pod spec sits: its object (none for images named on the command line) and namespace. */
@@ -95,19 +96,26 @@ export class PodCheck {
     const site = pod.site ?? NO_SITE;
     // The nodes' list is waited for (beside the cluster reads) only when it has not come yet.
     const known = this.#platformsKnown();
-    const [credentials, platforms] = known
-      ? [await this.#credentials.forSite(site, pod.namespace, cutoff), known]
-      : await Promise.all([this.#credentials.forSite(site, pod.namespace, cutoff), this.#nodesListed(clusterMs)]);
+    let credentials: CredentialContext;
+    let platforms: readonly Platform[];
+    if (known) {
+      credentials = await this.#credentials.forSite(site, pod.namespace, cutoff);
+      platforms = known;
+    } else
+      [credentials, platforms] = await Promise.all([
+        this.#credentials.forSite(site, pod.namespace, cutoff),
+        this.#nodesListed(clusterMs),
+      ]);
     // Whole milliseconds: the engine puts this number in the timeout message ("within 1497 ms").
-    const remaining = Math.max(1, Math.floor(opts.deadline - performance.now()));
-    return this.engine.check(uses, {
+    const options: CheckOptions = {
       credentials,
       platforms,
-      deadline: remaining,
-      ...(opts.onSettled ? { onSettled: opts.onSettled } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      ...(this.#imageOnAnyNode ? { imageOnAnyNode: this.#imageOnAnyNode } : {}),
-    });
+      deadline: Math.max(1, Math.floor(opts.deadline - performance.now())),
+    };
+    if (opts.onSettled) options.onSettled = opts.onSettled;
+    if (opts.signal) options.signal = opts.signal;
+    if (this.#imageOnAnyNode) options.imageOnAnyNode = this.#imageOnAnyNode;
+    return this.engine.check(uses, options);
   }
 
   /** The platforms now, or undefined when the check must wait for the nodes' first list. */
