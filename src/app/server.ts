@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AdmissionHandler } from '../admission/handler.ts';
 import { SERVICE_ACCOUNT_DIR } from '../cluster/kubeconfig.ts';
+import { clusterConfigured } from '../cluster/source.ts';
 import type { Config } from '../config.ts';
 import { SetupError } from '../errors.ts';
 import type { Preflight } from '../preflight/engine.ts';
@@ -35,6 +36,9 @@ export interface Running {
   watch: Watch | null;
 }
 
+const WATCH_NEEDS_CLUSTER =
+  'watch.enabled needs cluster access and there is none: give --kubeconfig or KUBECONFIG, or run in a cluster with a service account; or turn the watch off (watch.enabled: false, PULLGUARD_WATCH_ENABLED=false)';
+
 /** The namespace of the service account pullguard runs as, when in a cluster. */
 function ownNamespace(): string | undefined {
   try {
@@ -56,6 +60,10 @@ export async function startServer(
   env: NodeJS.ProcessEnv,
   logger = createLogger(config.log.level),
 ): Promise<Running> {
+  // The watch reads the cluster: without any cluster configured, say so before anything is made.
+  const kubeconfig = config.cluster.kubeconfig ? { kubeconfig: config.cluster.kubeconfig } : {};
+  if (config.watch.enabled && !clusterConfigured({ ...kubeconfig, env })) throw new SetupError(WATCH_NEEDS_CLUSTER);
+
   // The certificate first: a missing or mismatched pair is a configuration mistake (a plain message,
   // exit 2), found before anything is started that would need stopping.
   let tls: TlsPair;
@@ -87,10 +95,9 @@ export async function startServer(
     },
   });
   if (config.watch.enabled && !cluster) {
+    // configured but not found: in-cluster variables without a service account token
     await podCheck.close();
-    throw new SetupError(
-      'watch.enabled needs cluster access (--kubeconfig, KUBECONFIG or an in-cluster service account)',
-    );
+    throw new SetupError(WATCH_NEEDS_CLUSTER);
   }
   if (cluster) logger.info({ source: cluster.source }, 'reading pull secrets and service accounts from the cluster');
   else

@@ -141,6 +141,12 @@ const failures = {
   mismatchedKey: run(serveTls('0', pki.server.certFile, otherKey)),
   portTaken: run(serveTls(String(takenPort), pki.server.certFile, pki.server.keyFile)),
   badKubeconfig: run([...serveTls('0', pki.server.certFile, pki.server.keyFile), '--kubeconfig', missingFile]),
+  // No certificate either: a self-signed one would be made (and logged) if anything started.
+  watchWithoutCluster: run([
+    'serve',
+    '--config',
+    file('watch.yaml', 'server:\n  host: 127.0.0.1\n  port: 0\n  metricsPort: 0\nwatch:\n  enabled: true\n'),
+  ]),
 };
 
 t.test('a bad configuration file: exit 2 with the path of every wrong field', async (t) => {
@@ -194,6 +200,16 @@ t.test('start-up failures are one plain line and exit 2: certificate files, a po
     t.notMatch(p.stderr(), /\n\s+at /, 'no stack trace');
     t.equal(p.stderr().trim().split('\n').length, 1, 'one line');
   }
+});
+
+t.test('the watch without a cluster: one line naming the setting and the fix, before anything starts', async (t) => {
+  const { p, exit } = failures.watchWithoutCluster;
+  t.equal((await exit).code, 2, 'exit 2');
+  t.equal(
+    p.stderr(),
+    'pullguard serve: watch.enabled needs cluster access and there is none: give --kubeconfig or KUBECONFIG, or run in a cluster with a service account; or turn the watch off (watch.enabled: false, PULLGUARD_WATCH_ENABLED=false)\n',
+  );
+  t.equal(p.stdout(), '', 'nothing built or started: no certificate made, no port listened on, no log line');
 });
 
 t.test('layers: file < PULLGUARD_* < flags', async (t) => {
