@@ -163,7 +163,7 @@ async function summarise(server: Server, windows: Window[], body: string, n: num
   const latencies = windows.flatMap((w) => w.latencies);
   const { rss } = await ask(server.child, { type: 'cpu' }, 'cpu');
   // Server-side latency in the same process, JIT warm from the load, sequential.
-  const injected = await ask(server.child, { type: 'inject', n, warm: Math.ceil(n / 10), body }, 'inject');
+  const injected = await ask(server.child, { type: 'inject', n, warm: n, body }, 'inject');
   const stages =
     server.kind === 'pullguard'
       ? (await ask(server.child, { type: 'stages', n: n * 5, body }, 'stages')).stages
