@@ -264,7 +264,7 @@ export function loadCredentialProviders(
 }
 
 /** A CredentialProviderResponse, checked as the kubelet checks it; errors never quote the output. */
-export function parseResponse(
+function parseResponse(
   stdout: string,
   apiVersion: string,
 ):

@@ -47,7 +47,7 @@ function nowOf(f: Finding | undefined, runtime: RuntimeCause | undefined): Now {
 }
 
 /** Seconds as a person says them: 45s, 3m, 2h. */
-export function humanSeconds(s: number): string {
+function humanSeconds(s: number): string {
   if (s < 120) return `${s}s`;
   if (s < 7200) return `${Math.round(s / 60)}m`;
   return `${Math.round(s / 3600)}h`;
@@ -57,7 +57,7 @@ export function humanSeconds(s: number): string {
  * Shortens a kubelet message in the middle: its start names the image, its end carries the
  * runtime's cause ("…: not found", "…toomanyrequests: …"), the middle repeats the image.
  */
-export function shorten(text: string, max = 240): string {
+function shorten(text: string, max = 240): string {
   const chars = [...text];
   if (chars.length <= max) return text;
   const head = Math.floor(max / 4);

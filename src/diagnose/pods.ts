@@ -37,7 +37,7 @@ export interface DiagnoseResult {
 type Obj = Record<string, unknown>;
 
 /** The node's platform as the kubelet reports it (arm64 nodes run v8). */
-export function nodePlatform(node: V1Node | undefined): Platform | undefined {
+function nodePlatform(node: V1Node | undefined): Platform | undefined {
   const os = node?.status?.nodeInfo?.operatingSystem || node?.metadata?.labels?.['kubernetes.io/os'];
   const arch = node?.status?.nodeInfo?.architecture || node?.metadata?.labels?.['kubernetes.io/arch'];
   if (!os || !arch) return undefined;

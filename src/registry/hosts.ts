@@ -44,7 +44,7 @@ export function isForbiddenAddress(address: string): boolean {
 }
 
 /** The eight 16-bit groups of an IPv6 address (a trailing dotted IPv4 part included). */
-export function ipv6Groups(address: string): number[] | undefined {
+function ipv6Groups(address: string): number[] | undefined {
   let text = address.toLowerCase();
   const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (dotted) {

@@ -32,7 +32,7 @@ export function proxySettings(configured: { url: string; noProxy?: string } | un
 }
 
 /** httpproxy's parseProxy: a value without a scheme (or that does not parse) is read as http://value. */
-export function parseProxyUrl(value: string): URL | undefined {
+function parseProxyUrl(value: string): URL | undefined {
   if (value === '') return undefined;
   let url: URL | undefined;
   try {

@@ -31,7 +31,7 @@ export interface PodWatchOptions {
 }
 
 /** The stuck containers of a pod: name and waiting reason. */
-export function stuckContainers(pod: V1Pod): { container: string; reason: string }[] {
+function stuckContainers(pod: V1Pod): { container: string; reason: string }[] {
   const out: { container: string; reason: string }[] = [];
   const all = [
     ...(pod.status?.initContainerStatuses ?? []),
@@ -46,7 +46,7 @@ export function stuckContainers(pod: V1Pod): { container: string; reason: string
 }
 
 /** The Event's message: cause and fix in one line, then the outlook. */
-export function eventMessage(d: ContainerDiagnosis): string {
+function eventMessage(d: ContainerDiagnosis): string {
   const fix = d.hint ? ` Fix: ${oneLine(d.hint)}.` : '';
   return `container ${quote(d.container, 63)}: ${cut(oneLine(d.message), 500).replace(/\.+$/, '')}.${fix} Now: ${d.outlook}`;
 }
