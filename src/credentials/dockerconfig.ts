@@ -84,7 +84,10 @@ export function decodeEntry(raw: unknown, key?: string): DockerConfigEntry {
 
 /** `.dockerconfigjson` ({"auths": {...}}); any bad entry fails the whole secret, as in the kubelet. */
 export function parseDockerConfigJSON(text: string): Map<string, DockerConfigEntry> {
-  const top = parseJSON(text);
+  return decodeDockerConfigJSON(parseJSON(text));
+}
+
+function decodeDockerConfigJSON(top: unknown): Map<string, DockerConfigEntry> {
   if (top === null) return new Map();
   if (!isObject(top)) throw new DockerConfigError(UNMARSHAL_ERROR);
   let auths = new Map<string, DockerConfigEntry>();
@@ -110,7 +113,10 @@ export function parseDockerConfigJSON(text: string): Map<string, DockerConfigEnt
 
 /** Legacy `.dockercfg`: a flat map of registry key to entry. */
 export function parseDockercfg(text: string): Map<string, DockerConfigEntry> {
-  const top = parseJSON(text);
+  return decodeDockercfg(parseJSON(text));
+}
+
+function decodeDockercfg(top: unknown): Map<string, DockerConfigEntry> {
   if (top === null) return new Map();
   return decodeFlat(top, new Map());
 }
@@ -141,9 +147,17 @@ const CLI_CONFIG_KEYS = new Set(
  * `auths` key or another docker CLI setting, and the legacy flat map otherwise.
  */
 export function parseDockerConfigFile(text: string): Map<string, DockerConfigEntry> {
+  return parseDockerConfigFileJSON(text).entries;
+}
+
+/**
+ * parseDockerConfigFile, parsing the text once and handing back the parsed JSON too, for the
+ * settings besides the credentials that the kubelet does not read (docker's credential helpers).
+ */
+export function parseDockerConfigFileJSON(text: string): { entries: Map<string, DockerConfigEntry>; json: unknown } {
   const top = parseJSON(text);
-  if (isObject(top) && Object.keys(top).some((k) => CLI_CONFIG_KEYS.has(goFold(k)))) return parseDockerConfigJSON(text);
-  return parseDockercfg(text);
+  const cli = isObject(top) && Object.keys(top).some((k) => CLI_CONFIG_KEYS.has(goFold(k)));
+  return { entries: cli ? decodeDockerConfigJSON(top) : decodeDockercfg(top), json: top };
 }
 
 function decodeFlat(value: unknown, into: Map<string, DockerConfigEntry>): Map<string, DockerConfigEntry> {

@@ -6,16 +6,13 @@
 // A registry with a credential helper (credHelpers, or credsStore for all) is asked through
 // `docker-credential-<name> get`, as docker does, instead of the file's `auths`.
 
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { cut, oneLine } from '../findings.ts';
-import { parseDockerConfigFile } from './dockerconfig.ts';
 import { isDockerHub } from '../registry/hosts.ts';
-import { systemErrorText } from '../system-errors.ts';
 import { runCredentialProgram } from './exec.ts';
+import { notValid, readDockerConfig } from './files.ts';
 import { type Credential, Keyring } from './keyring.ts';
-
-import { CredentialFileError } from './files.ts';
 
 /** One credential store file: its `auths` as a keyring, and the helpers it names. */
 export interface StoreFile {
@@ -51,38 +48,18 @@ export function readStoreFiles(
   const stores: StoreFile[] = [];
   const skipped: string[] = [];
   for (const file of files) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (explicit)
-        throw new CredentialFileError(
-          `cannot read docker config ${file}: ${systemErrorText(err, 'read')} (check --docker-config)`,
-        );
-      if (code !== 'ENOENT' && code !== 'ENOTDIR')
-        skipped.push(`${file}: cannot read it: ${systemErrorText(err, 'read')}`);
+    const read = readDockerConfig(file);
+    const helpers = read.config?.helpers;
+    if (!read.config || !helpers) {
+      // A file holding only `null` has no settings docker could read from it: not a store.
+      const unusable = read.unusable ?? notValid(file);
+      if (explicit) throw unusable.error('--docker-config');
+      if (!unusable.missing) skipped.push(unusable.skipped);
       continue;
     }
-    try {
-      const keyring = new Keyring();
-      keyring.addConfig(parseDockerConfigFile(text), `file ${file}`);
-      const json = JSON.parse(text) as { credHelpers?: unknown; credsStore?: unknown };
-      const credHelpers: Record<string, string> = {};
-      if (json.credHelpers && typeof json.credHelpers === 'object')
-        for (const [k, v] of Object.entries(json.credHelpers)) if (typeof v === 'string' && v) credHelpers[k] = v;
-      stores.push({
-        file,
-        keyring,
-        credHelpers,
-        ...(typeof json.credsStore === 'string' && json.credsStore ? { credsStore: json.credsStore } : {}),
-      });
-    } catch {
-      // The parser's message never holds secret material, but say only what a person needs.
-      const msg = `docker config ${file} is not valid JSON in the config.json or .dockercfg format`;
-      if (explicit) throw new CredentialFileError(msg);
-      skipped.push(msg);
-    }
+    const keyring = new Keyring();
+    keyring.addConfig(read.config.entries, `file ${file}`);
+    stores.push({ file, keyring, ...helpers });
   }
   return { stores, skipped };
 }
