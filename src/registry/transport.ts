@@ -560,9 +560,11 @@ function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** Turns whatever undici or Node threw into one of a few kinds a person can act on. */
-export function classify(err: unknown, url: URL): TransportError {
-  if (err instanceof TransportError) return err;
+/**
+ * The error and its causes, outermost first: undici and Node wrap the system error that says what
+ * happened. Five at most, so a cause chain that loops back on itself ends too.
+ */
+function causeChain(err: unknown): (Error & { code?: string })[] {
   const chain: (Error & { code?: string })[] = [];
   for (
     let e = err as (Error & { code?: string; cause?: unknown }) | undefined;
@@ -570,6 +572,13 @@ export function classify(err: unknown, url: URL): TransportError {
     e = e.cause as typeof e
   )
     chain.push(e);
+  return chain;
+}
+
+/** Turns whatever undici or Node threw into one of a few kinds a person can act on. */
+export function classify(err: unknown, url: URL): TransportError {
+  if (err instanceof TransportError) return err;
+  const chain = causeChain(err);
   const codes = chain.map((e) => e.code ?? '').filter(Boolean);
   const text = chain.map((e) => e.message).find(Boolean) ?? String(err);
   const host = url.host;
@@ -606,10 +615,7 @@ function proxyRefusal(via: string, host: string, status: number): TransportError
 
 /** Failures of a proxied request: the proxy's refusals by status, everything else said to be through it. */
 function classifyProxied(err: unknown, url: URL, via: string): TransportError {
-  const chain: (Error & { code?: string })[] = [];
-  for (let e = err as (Error & { cause?: unknown }) | undefined; e && chain.length < 5; e = e.cause as typeof e)
-    chain.push(e);
-  for (const e of chain) {
+  for (const e of causeChain(err)) {
     const m = /Proxy response \((\d{3})\)|Proxy Authentication Required \((\d{3})\)/.exec(e.message ?? '');
     if (m) return proxyRefusal(via, url.host, Number(m[1] ?? m[2]));
   }

@@ -1,12 +1,14 @@
 // The registry transport on its own, against plain node:http servers: credentials never follow a
 // redirect to another host, bodies are bounded, link-local literals are refused without a
 // connection, the per-host cap queues requests (and a queued one can give up), a silent host is a
-// timeout, and HTTP/1.1 is spoken even to a TLS server that offers HTTP/2.
+// timeout, HTTP/1.1 is spoken even to a TLS server that offers HTTP/2, and a failure is classified
+// from its whole cause chain, directly and through a proxy.
 import t from 'tap';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createSecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { RegistryTransport, TransportError, type TransportOptions } from '../../src/registry/transport.ts';
+import { classify, RegistryTransport, TransportError, type TransportOptions } from '../../src/registry/transport.ts';
+import { freePort } from '../helpers/registry.ts';
 import { sharedPki } from '../helpers/pki.ts';
 import { silentServer, until } from '../helpers/silent.ts';
 
@@ -161,4 +163,76 @@ t.test('registries are spoken to in HTTP/1.1, also over TLS to a server that off
   const res = await tr.registryRequest(host, '/v2/', { method: 'GET' });
   t.equal(res.status, 200);
   t.equal(res.body.toString(), '1.1', 'HTTP/1.1');
+});
+
+t.test(
+  'a failure is classified by the codes anywhere in its cause chain, which is walked a bounded length',
+  async (t) => {
+    const url = new URL('https://r.example/v2/');
+    const chain = (codes: (string | undefined)[]): Error => {
+      let cause: Error | undefined;
+      for (const code of codes.toReversed()) cause = Object.assign(new Error(`code ${code}`, { cause }), { code });
+      return cause!;
+    };
+    const kinds = (err: unknown) => {
+      const c = classify(err, url);
+      return [c.kind, c.message];
+    };
+    t.same(kinds(chain([undefined, undefined, 'ECONNREFUSED'])), [
+      'connect',
+      'cannot connect to r.example (ECONNREFUSED)',
+    ]);
+    t.same(kinds(chain([undefined, 'EAI_AGAIN', 'ECONNRESET'])), [
+      'dns',
+      'the name r.example does not resolve (EAI_AGAIN)',
+    ]);
+    t.same(
+      kinds(chain([undefined, undefined, undefined, undefined, 'ENOTFOUND'])),
+      ['dns', 'the name r.example does not resolve (ENOTFOUND)'],
+      'the fifth error of the chain counts',
+    );
+    t.same(
+      kinds(chain([undefined, undefined, undefined, undefined, undefined, 'ENOTFOUND'])),
+      ['connect', 'request to r.example failed: code undefined'],
+      'the sixth does not',
+    );
+    const looped = new Error('socket hang up') as Error & { cause?: unknown };
+    looped.cause = looped;
+    t.same(kinds(looped), ['connect', 'request to r.example failed: socket hang up'], 'a cause chain that loops ends');
+    const aborted = new Error('outer', { cause: Object.assign(new Error('stop'), { name: 'AbortError' }) });
+    t.same(kinds(aborted), ['aborted', 'request to r.example was cut off by the deadline']);
+  },
+);
+
+t.test('through a proxy: a refused tunnel names the proxy and its answer; an unreachable proxy is named', async (t) => {
+  const refusing = createServer();
+  refusing.on('connect', (_req, socket) => socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n'));
+  await new Promise<void>((r) => refusing.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise((r) => refusing.close(r)));
+  const closed = await freePort();
+  const through = async (proxy: string) => {
+    const tr = new RegistryTransport({
+      insecure: [],
+      caPems: [],
+      concurrency: 1,
+      allowLinkLocal: [],
+      requestTimeoutMs: 10_000,
+      proxy: { httpProxy: '', httpsProxy: proxy, noProxy: '' },
+      // The guard asks for the name first; the registry itself is never reached, only the proxy.
+      lookup: (_host, _o, cb) => cb(null, [{ address: '192.0.2.1', family: 4 }]),
+    });
+    t.teardown(() => tr.close());
+    const err = await tr.request(new URL('https://registry.pullguard.test/v2/'), { method: 'GET' }).catch((e) => e);
+    t.ok(err instanceof TransportError, String(err));
+    return [err.kind, err.message];
+  };
+  const refusedBy = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}`;
+  t.same(await through(refusedBy), [
+    'proxy',
+    `the proxy ${refusedBy} refused the request to registry.pullguard.test (HTTP 403, forbidden by the proxy)`,
+  ]);
+  t.same(await through(`http://127.0.0.1:${closed}`), [
+    'connect',
+    `cannot connect to registry.pullguard.test (ECONNREFUSED) (through the proxy http://127.0.0.1:${closed})`,
+  ]);
 });
