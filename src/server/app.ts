@@ -1,5 +1,6 @@
 // The webhook's HTTP face: POST /validate (and /validate/<mode> for namespaces that chose a mode by
-// label), health and readiness for the kubelet's probes, and Prometheus metrics.
+// label), health and readiness for the kubelet's probes, and Prometheus metrics. Reviews, nearly all
+// of the traffic, are answered by node:http directly; fastify answers everything else.
 
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -106,6 +107,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // cached review's bookkeeping.
   const budget = new BodyBudget(opts.bodyMemory ?? 48 * 1024 * 1024);
   opts.metrics.observeBodies(() => budget.inUse, budget.limit);
+  // fastify hands the body and the request to different callbacks: there, a body's account is found
+  // again by its request.
   const held = new WeakMap<object, BodyAccount>();
   const release = (raw: object) => {
     const account = held.get(raw);
@@ -113,7 +116,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     held.delete(raw);
     budget.give(account.bytes);
   };
-  const readBody = (
+  const readForFastify = (
     raw: IncomingMessage,
     payload: IncomingMessage,
     done: (err: Error | null, value?: unknown) => void,
@@ -225,7 +228,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.removeContentTypeParser('text/plain');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', (request, payload, done) =>
-    readBody(request.raw, payload as IncomingMessage, done),
+    readForFastify(request.raw, payload as IncomingMessage, done),
   );
   app.addHook('preClose', async () => {
     closing = true;
