@@ -23,8 +23,7 @@ interface DockerConfigFile {
   file: string;
   /** `auths`, or the legacy flat map, as the kubelet decodes them */
   entries: Map<string, DockerConfigEntry>;
-  /** undefined when the file holds only `null`: a config to the kubelet, but no settings docker could read */
-  helpers: HelperSettings | undefined;
+  helpers: HelperSettings;
 }
 
 /** Why a docker config file cannot be used, said for a file given by name or for a default one. */
@@ -64,14 +63,15 @@ export function readDockerConfig(file: string): DockerConfigRead {
 }
 
 /** A file whose content is not a docker config. */
-export function notValid(file: string): UnusableFile {
+function notValid(file: string): UnusableFile {
   // The parser's message never holds secret material, but say only what a person needs.
   const message = `docker config ${file} is not valid JSON in the config.json or .dockercfg format`;
   return { missing: false, error: () => new CredentialFileError(message), skipped: message };
 }
 
-function helperSettings(json: unknown): HelperSettings | undefined {
-  if (json === null) return undefined;
+function helperSettings(json: unknown): HelperSettings {
+  // A file holding only `null` is an empty config to docker's decoder as to the kubelet's.
+  if (json === null) return { credHelpers: {} };
   // The parser accepted it: a JSON object. Docker's own keys, matched exactly.
   const { credHelpers: named, credsStore } = json as { credHelpers?: unknown; credsStore?: unknown };
   const credHelpers: Record<string, string> = {};

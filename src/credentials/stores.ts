@@ -11,7 +11,7 @@ import { delimiter, join } from 'node:path';
 import { cut, oneLine } from '../findings.ts';
 import { isDockerHub } from '../registry/hosts.ts';
 import { runCredentialProgram } from './exec.ts';
-import { notValid, readDockerConfig } from './files.ts';
+import { readDockerConfig } from './files.ts';
 import { type Credential, Keyring } from './keyring.ts';
 
 /** One credential store file: its `auths` as a keyring, and the helpers it names. */
@@ -49,17 +49,14 @@ export function readStoreFiles(
   const skipped: string[] = [];
   for (const file of files) {
     const read = readDockerConfig(file);
-    const helpers = read.config?.helpers;
-    if (!read.config || !helpers) {
-      // A file holding only `null` has no settings docker could read from it: not a store.
-      const unusable = read.unusable ?? notValid(file);
-      if (explicit) throw unusable.error('--docker-config');
-      if (!unusable.missing) skipped.push(unusable.skipped);
+    if (read.unusable) {
+      if (explicit) throw read.unusable.error('--docker-config');
+      if (!read.unusable.missing) skipped.push(read.unusable.skipped);
       continue;
     }
     const keyring = new Keyring();
     keyring.addConfig(read.config.entries, `file ${file}`);
-    stores.push({ file, keyring, ...helpers });
+    stores.push({ file, keyring, ...read.config.helpers });
   }
   return { stores, skipped };
 }

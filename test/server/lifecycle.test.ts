@@ -129,79 +129,87 @@ function responses(sock: TLSSocket): () => Promise<RawResponse> {
   };
 }
 
-t.test(
-  'shutdown: the review in flight completes; readiness says 503 meanwhile; new connections are refused',
-  async (t) => {
-    const s = await serve(regs);
-    let closed = false;
-    t.teardown(() => (closed ? undefined : s.close()));
-    // The registry holds its answer until the test has sent the readiness probe, so the review is
-    // still in flight while the server closes, however long each step takes.
-    let release = () => {};
-    const delay = regs.plain.proxy!.fault(
-      { kind: 'hold', until: new Promise<void>((resolve) => (release = resolve)) },
-      { method: 'HEAD', path: '/v2/demo/app/manifests/1.0' },
-    );
-    t.teardown(() => {
+// What arrives on an open connection while the server closes: a readiness probe, or another review
+// (answered 503 by fastify, like every request then, not reviewed by the server's own review route).
+for (const second of ['GET /readyz', 'POST /validate'] as const)
+  t.test(
+    `shutdown: the review in flight completes; ${second} says 503 meanwhile; new connections are refused`,
+    async (t) => {
+      const s = await serve(regs);
+      let closed = false;
+      t.teardown(() => (closed ? undefined : s.close()));
+      // The registry holds its answer until the test has sent the readiness probe, so the review is
+      // still in flight while the server closes, however long each step takes.
+      let release = () => {};
+      const delay = regs.plain.proxy!.fault(
+        { kind: 'hold', until: new Promise<void>((resolve) => (release = resolve)) },
+        { method: 'HEAD', path: '/v2/demo/app/manifests/1.0' },
+      );
+      t.teardown(() => {
+        release();
+        delay.remove();
+      });
+      regs.reset();
+
+      const url = new URL(s.url);
+      const sock = await new Promise<TLSSocket>((resolve, reject) => {
+        const c = connect(
+          { host: url.hostname, port: Number(url.port), ca: regs.pki.caPem, servername: 'localhost' },
+          () => resolve(c),
+        );
+        c.once('error', reject);
+      });
+      t.teardown(() => sock.destroy());
+      const next = responses(sock);
+      const body = JSON.stringify(sample('deployment-create.json', regs));
+      sock.write(
+        `POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      await waitFor(
+        'the review to reach the registry',
+        () => regs.plain.proxy!.count({ method: 'HEAD', path: '/v2/demo/app/manifests/1.0' }) > 0,
+      );
+
+      const closing = s.close().then(() => {
+        closed = true;
+      });
+      // A second request that arrives on the open connection while closing. Once the server has it,
+      // the registry may answer the review.
+      const probed = new Promise<void>((resolve) =>
+        (s.app.server as import('node:https').Server).on('request', (req) => {
+          if (`${req.method} ${req.url}` === second) resolve();
+        }),
+      );
+      sock.write(
+        second === 'GET /readyz'
+          ? 'GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n'
+          : `POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      await probed;
       release();
-      delay.remove();
-    });
-    regs.reset();
 
-    const url = new URL(s.url);
-    const sock = await new Promise<TLSSocket>((resolve, reject) => {
-      const c = connect(
-        { host: url.hostname, port: Number(url.port), ca: regs.pki.caPem, servername: 'localhost' },
-        () => resolve(c),
-      );
-      c.once('error', reject);
-    });
-    t.teardown(() => sock.destroy());
-    const next = responses(sock);
-    const body = JSON.stringify(sample('deployment-create.json', regs));
-    sock.write(
-      `POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
-    await waitFor(
-      'the review to reach the registry',
-      () => regs.plain.proxy!.count({ method: 'HEAD', path: '/v2/demo/app/manifests/1.0' }) > 0,
-    );
+      const review = await next();
+      t.equal(review.status, 200, 'the review in flight was answered');
+      const answer = JSON.parse(review.body) as Obj;
+      t.equal(answer.response.allowed, true);
+      t.equal(answer.response.uid, sample('deployment-create.json').request.uid);
+      const probe = await next();
+      t.equal(probe.status, 503, `${second} during shutdown: 503`);
+      t.equal(probe.headers.connection, 'close', 'and the connection closes after it');
 
-    const closing = s.close().then(() => {
-      closed = true;
-    });
-    // A readiness probe that arrives on an open connection while closing. Once the server has it,
-    // the registry may answer the review.
-    const probed = new Promise<void>((resolve) =>
-      (s.app.server as import('node:https').Server).on('request', (req) => {
-        if (req.url === '/readyz') resolve();
-      }),
-    );
-    sock.write('GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n');
-    await probed;
-    release();
-
-    const review = await next();
-    t.equal(review.status, 200, 'the review in flight was answered');
-    const answer = JSON.parse(review.body) as Obj;
-    t.equal(answer.response.allowed, true);
-    t.equal(answer.response.uid, sample('deployment-create.json').request.uid);
-    const probe = await next();
-    t.equal(probe.status, 503, 'readiness during shutdown: 503');
-
-    const refused = await new Promise<string>((resolve) => {
-      const c = connect(
-        { host: url.hostname, port: Number(url.port), ca: regs.pki.caPem, servername: 'localhost' },
-        () => {
-          c.destroy();
-          resolve('connected');
-        },
-      );
-      c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
-    });
-    t.equal(refused, 'ECONNREFUSED', 'no new connections');
-    await closing;
-    t.ok(closed, 'close() resolved once the review in flight was answered');
-    t.equal(s.log.reviews().length, 1, 'the review was logged');
-  },
-);
+      const refused = await new Promise<string>((resolve) => {
+        const c = connect(
+          { host: url.hostname, port: Number(url.port), ca: regs.pki.caPem, servername: 'localhost' },
+          () => {
+            c.destroy();
+            resolve('connected');
+          },
+        );
+        c.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+      });
+      t.equal(refused, 'ECONNREFUSED', 'no new connections');
+      await closing;
+      t.ok(closed, 'close() resolved once the review in flight was answered');
+      t.equal(s.log.reviews().length, 1, 'the review was logged');
+    },
+  );
