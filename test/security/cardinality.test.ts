@@ -32,15 +32,18 @@ t.teardown(async () => {
 const toLoopback: LookupFunction = (_hostname, _options, callback) =>
   callback(null, [{ address: '127.0.0.1', family: 4 }]);
 
+/** Transport settings with every name resolving to loopback. */
+const loopbackSettings = {
+  insecure: [],
+  caPems: [],
+  concurrency: 4,
+  allowLinkLocal: [],
+  requestTimeoutMs: 30_000,
+  lookup: toLoopback,
+};
+
 function transport(): RegistryTransport {
-  return new RegistryTransport({
-    insecure: [],
-    caPems: [],
-    concurrency: 4,
-    allowLinkLocal: [],
-    requestTimeoutMs: 30_000,
-    lookup: toLoopback,
-  });
+  return new RegistryTransport(loopbackSettings);
 }
 
 /** `count` requests, `parallel` at a time; each ends with an answer or a TransportError. */
@@ -148,11 +151,7 @@ t.test('through a proxy, the link-local guard remembers at most MAX_GUARDED host
   };
   const proxy = `http://127.0.0.1:${await freePort()}`;
   const tr = new RegistryTransport({
-    insecure: [],
-    caPems: [],
-    concurrency: 4,
-    allowLinkLocal: [],
-    requestTimeoutMs: 30_000,
+    ...loopbackSettings,
     lookup: counting,
     proxy: { httpProxy: proxy, httpsProxy: proxy, noProxy: '' },
   });
@@ -185,12 +184,7 @@ t.test('the client remembers challenges and rate limits of at most MAX_REMEMBERE
   const port = reg.host.split(':')[1];
   const hosts = Array.from({ length: MAX_REMEMBERED_HOSTS + 100 }, (_, i) => `l${i}.pullguard.test:${port}`);
   const client = new RegistryClient({
-    insecure: [],
-    caPems: [],
-    concurrency: 4,
-    allowLinkLocal: [],
-    requestTimeoutMs: 30_000,
-    lookup: toLoopback,
+    ...loopbackSettings,
     endpoints: Object.fromEntries(hosts.map((h) => [h, `http://${h}`])),
   });
   t.teardown(() => client.close());

@@ -73,6 +73,21 @@ function over(agent: HttpsAgent, url: string, method = 'GET', body?: string): Pr
   });
 }
 
+/** A logger whose lines the test reads back. */
+function collectingLogger() {
+  const lines: { msg: string }[] = [];
+  const logger = pino(
+    {},
+    new Writable({
+      write(chunk, _enc, done) {
+        lines.push(JSON.parse(String(chunk)) as { msg: string });
+        done();
+      },
+    }),
+  );
+  return { lines, logger };
+}
+
 t.test('certificate reload: new connections get the new certificate, an open connection keeps working', async (t) => {
   const [a, b] = await Promise.all([pki.issue('webhook-a'), pki.issue('webhook-b')]);
   const dir = mkdtempSync(join(tmpdir(), 'pullguard-tls-'));
@@ -185,16 +200,7 @@ t.test('a renewal right after start-up is not missed', async (t) => {
   symlinkSync('..data/tls.crt', join(dir, 'tls.crt'));
   symlinkSync('..data/tls.key', join(dir, 'tls.key'));
   const server = createHttpsServer({ cert: a.certPem, key: a.keyPem });
-  const lines: { msg: string }[] = [];
-  const logger = pino(
-    {},
-    new Writable({
-      write(chunk, _enc, done) {
-        lines.push(JSON.parse(String(chunk)) as { msg: string });
-        done();
-      },
-    }),
-  );
+  const { lines, logger } = collectingLogger();
   const stop = watchTls(server, join(dir, 'tls.crt'), join(dir, 'tls.key'), logger, 20);
   t.teardown(stop);
   symlinkSync('..b', join(dir, '..data_tmp'));
@@ -230,16 +236,7 @@ t.test('a renewal between reading the pair at start-up and starting the watch is
   writeFileSync(join(dir, 'tls.crt'), b.certPem);
   writeFileSync(join(dir, 'tls.key'), b.keyPem);
   const server = createHttpsServer({ cert: a.certPem, key: a.keyPem });
-  const lines: { msg: string }[] = [];
-  const logger = pino(
-    {},
-    new Writable({
-      write(chunk, _enc, done) {
-        lines.push(JSON.parse(String(chunk)) as { msg: string });
-        done();
-      },
-    }),
-  );
+  const { lines, logger } = collectingLogger();
   const stop = watchTls(server, join(dir, 'tls.crt'), join(dir, 'tls.key'), logger, 20, undefined, {
     cert: a.certPem,
     key: a.keyPem,
