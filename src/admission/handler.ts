@@ -16,7 +16,7 @@ export interface ReviewRecord {
   action: 'deny' | 'warn' | 'record' | 'allow';
   seconds: number;
   /** the findings that were not ok, with what was done about each */
-  notable: { reason: Reason; action: Decision }[];
+  notable: readonly { reason: Reason; action: Decision }[];
 }
 
 export interface ReviewObserver {
@@ -32,7 +32,7 @@ export interface HandlerDeps {
 
 const WORST = ['ok', 'risk', 'fail'] as const;
 /** what a review whose findings are all ok records (most reviews): one shared empty list */
-const NOTHING_NOTABLE: ReviewRecord['notable'] = Object.freeze([]) as unknown as ReviewRecord['notable'];
+const NOTHING_NOTABLE: ReviewRecord['notable'] = Object.freeze([]);
 
 export class AdmissionHandler {
   private readonly deps: HandlerDeps;
