@@ -5,6 +5,7 @@
 // is never cached.
 
 import { LRUCache } from 'lru-cache';
+import { raceAbort } from './abort.ts';
 
 export interface CacheStats {
   hits: number;
@@ -72,27 +73,13 @@ export class SharedCache<V extends object> {
   }
 
   #wait(flight: Flight<V>, signal: AbortSignal): Promise<V> {
-    return new Promise<V>((resolve, reject) => {
-      const leave = () => {
-        flight.waiters--;
-        reject(signal.reason);
-        if (flight.waiters === 0) {
-          // Nobody wants the answer any more: stop the work, and let the next caller start afresh.
-          if (this.#inflight.get(flight.key) === flight) this.#inflight.delete(flight.key);
-          flight.controller.abort(signal.reason);
-        }
-      };
-      signal.addEventListener('abort', leave, { once: true });
-      flight.promise.then(
-        (v) => {
-          signal.removeEventListener('abort', leave);
-          resolve(v);
-        },
-        (err: unknown) => {
-          signal.removeEventListener('abort', leave);
-          reject(err);
-        },
-      );
+    return raceAbort(flight.promise, signal, () => {
+      flight.waiters--;
+      if (flight.waiters === 0) {
+        // Nobody wants the answer any more: stop the work, and let the next caller start afresh.
+        if (this.#inflight.get(flight.key) === flight) this.#inflight.delete(flight.key);
+        flight.controller.abort(signal.reason);
+      }
     });
   }
 

@@ -13,6 +13,7 @@ import { PullguardError } from '../errors.ts';
 import { cut, oneLine } from '../findings.ts';
 import { hostAndPort, hostListed, isForbiddenAddress } from './hosts.ts';
 import { displayProxy, ProxyRules, type ProxySettings } from './proxy.ts';
+import { raceAbort } from '../abort.ts';
 
 export type TransportErrorKind =
   | 'dns'
@@ -452,33 +453,12 @@ export class RegistryTransport {
 
 /** The response, or the signal's abort if that comes first; a response that comes later is dropped. */
 function untilAborted(sent: Promise<Dispatcher.ResponseData>, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
-  if (signal.aborted) {
+  return raceAbort(sent, signal, () =>
     sent.then(
       (r) => r.body.destroy(),
       () => undefined,
-    );
-    return Promise.reject(signal.reason);
-  }
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      sent.then(
-        (r) => r.body.destroy(),
-        () => undefined,
-      );
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    sent.then(
-      (r) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(r);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
+    ),
+  );
 }
 
 /**
