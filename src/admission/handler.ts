@@ -6,7 +6,14 @@ import type { Config, Mode } from '../config.ts';
 import { type Finding, logText, type Reason, type Verdict } from '../findings.ts';
 import { actionFor, type Decision } from '../policy/policy.ts';
 import type { PodCheck } from '../podcheck/podcheck.ts';
-import { imagesToCheck, notableFindings, parseReview, respond, type ReviewResponse } from './review.ts';
+import {
+  type AdmissionRequest,
+  imagesToCheck,
+  notableFindings,
+  parseReview,
+  respond,
+  type ReviewResponse,
+} from './review.ts';
 
 /** What one review came to, for whoever counts them (the server's metrics). */
 export interface ReviewRecord {
@@ -41,20 +48,37 @@ export class AdmissionHandler {
     this.deps = deps;
   }
 
-  /** Throws BadReview for input that is not an AdmissionReview; everything else gets an answer. */
-  async review(body: unknown, pathMode?: Mode): Promise<ReviewResponse> {
+  /**
+   * The answer now when everything the review needs is cached (most reviews: no promise, no
+   * microtask), otherwise a promise of it. Throws BadReview for input that is not an
+   * AdmissionReview; everything else gets an answer.
+   */
+  review(body: unknown, pathMode?: Mode): ReviewResponse | Promise<ReviewResponse> {
     const started = performance.now();
-    const { config, podCheck, logger, observer } = this.deps;
+    const { config, podCheck } = this.deps;
     const req = parseReview(body);
     const mode = pathMode ?? config.mode;
-    const { site, uses, unchanged } = imagesToCheck(req);
+    const images = imagesToCheck(req);
+    const { site, uses } = images;
+    if (!site || !uses.length) return this.#answer(req, mode, images, [], started);
+    // imagesToCheck refused a review without request.namespace or naming another one.
+    const pod = { site, namespace: req.namespace ?? site.namespace ?? 'default' };
+    const options = { deadline: started + config.deadline };
+    const cached = podCheck.cachedFindings(pod, uses, options);
+    if (cached) return this.#answer(req, mode, images, cached, started);
+    return podCheck.check(pod, uses, options).then((findings) => this.#answer(req, mode, images, findings, started));
+  }
+
+  /** The policy's actions on the findings, the answer, the observer's record and the log line. */
+  #answer(
+    req: AdmissionRequest,
+    mode: Mode,
+    { site, uses, unchanged }: ReturnType<typeof imagesToCheck>,
+    findings: Finding[],
+    started: number,
+  ): ReviewResponse {
+    const { config, logger, observer } = this.deps;
     const kind = req.kind.kind;
-    let findings: Finding[] = [];
-    if (site && uses.length) {
-      // imagesToCheck refused a review without request.namespace or naming another one.
-      const namespace = req.namespace ?? site.namespace ?? 'default';
-      findings = await podCheck.check({ site, namespace }, uses, { deadline: started + config.deadline });
-    }
     const decided = findings.map((finding) => ({ finding, action: actionFor(finding, mode, config.actions) }));
     const answer = respond(req.uid, decided);
     let worst = 0;

@@ -59,6 +59,27 @@ const DEFAULT_TIMEOUT_MS = 5_000;
 
 type Cached = PullSecretRead | ServiceAccountRead;
 
+const secretKey = (namespace: string, name: string) => `secret\0${namespace}\0${name}`;
+const serviceAccountKey = (namespace: string, name: string) => `sa\0${namespace}\0${name}`;
+
+/** the distinct non-empty names, in order */
+function distinctNames(names: string[]): string[] {
+  return [...new Set(names.filter((n) => n !== ''))];
+}
+
+/** The answer for a secret that is never asked for: a name that is none (".", "..", "a/b") would make the request path another API path. */
+function refusedSecret(namespace: string, name: string): PullSecretRead | undefined {
+  if (!isDnsLabel(namespace)) return { name, status: 'error', detail: 'not a valid namespace name' };
+  if (!isDnsSubdomain(name)) return { name, status: 'error', detail: 'not a valid Secret name' };
+  return undefined;
+}
+
+function refusedServiceAccount(namespace: string, name: string): ServiceAccountRead | undefined {
+  if (!isDnsLabel(namespace) || !isDnsSubdomain(name))
+    return { status: 'error', names: [], detail: 'not a valid namespace or ServiceAccount name' };
+  return undefined;
+}
+
 export class ClusterReader {
   readonly #api: CoreV1Api;
   readonly #ttl: number;
@@ -78,22 +99,29 @@ export class ClusterReader {
 
   /** One answer per distinct non-empty name, in the order given (empty names are skipped, as by the kubelet). */
   async readPullSecrets(namespace: string, names: string[], opts: ReadOptions = {}): Promise<PullSecretRead[]> {
-    const distinct = [...new Set(names.filter((n) => n !== ''))];
-    // A name that is none (".", "..", "a/b") would make the request path another API path.
-    if (!isDnsLabel(namespace))
-      return distinct.map((name) => ({ name, status: 'error', detail: 'not a valid namespace name' }));
     return Promise.all(
-      distinct.map((name) =>
-        !isDnsSubdomain(name)
-          ? { name, status: 'error' as const, detail: 'not a valid Secret name' }
-          : this.#shared<PullSecretRead>(
-              `secret\0${namespace}\0${name}`,
-              (signal) => this.#loadSecret(namespace, name, signal),
-              opts.signal,
-              (detail) => ({ name, status: 'error', detail }),
-            ),
+      distinctNames(names).map(
+        (name) =>
+          refusedSecret(namespace, name) ??
+          this.#shared<PullSecretRead>(
+            secretKey(namespace, name),
+            (signal) => this.#loadSecret(namespace, name, signal),
+            opts.signal,
+            (detail) => ({ name, status: 'error', detail }),
+          ),
       ),
     );
+  }
+
+  /** readPullSecrets' answers when every one is at hand (cached, or refused without a request); else undefined. */
+  cachedPullSecrets(namespace: string, names: string[]): PullSecretRead[] | undefined {
+    const out: PullSecretRead[] = [];
+    for (const name of distinctNames(names)) {
+      const now = refusedSecret(namespace, name) ?? (this.#cache.cached(secretKey(namespace, name)) as PullSecretRead);
+      if (now === undefined) return undefined;
+      out.push(now);
+    }
+    return out;
   }
 
   async serviceAccountPullSecrets(
@@ -101,13 +129,22 @@ export class ClusterReader {
     name: string,
     opts: ReadOptions = {},
   ): Promise<ServiceAccountRead> {
-    if (!isDnsLabel(namespace) || !isDnsSubdomain(name))
-      return { status: 'error', names: [], detail: 'not a valid namespace or ServiceAccount name' };
-    return this.#shared<ServiceAccountRead>(
-      `sa\0${namespace}\0${name}`,
-      (signal) => this.#loadServiceAccount(namespace, name, signal),
-      opts.signal,
-      (detail) => ({ status: 'error', names: [], detail }),
+    return (
+      refusedServiceAccount(namespace, name) ??
+      this.#shared<ServiceAccountRead>(
+        serviceAccountKey(namespace, name),
+        (signal) => this.#loadServiceAccount(namespace, name, signal),
+        opts.signal,
+        (detail) => ({ status: 'error', names: [], detail }),
+      )
+    );
+  }
+
+  /** serviceAccountPullSecrets' answer when it is at hand (cached, or refused without a request); else undefined. */
+  cachedServiceAccount(namespace: string, name: string): ServiceAccountRead | undefined {
+    return (
+      refusedServiceAccount(namespace, name) ??
+      (this.#cache.cached(serviceAccountKey(namespace, name)) as ServiceAccountRead | undefined)
     );
   }
 

@@ -1,7 +1,7 @@
 // The keyring the kubelet will build for a pod: its pull secrets (for a workload template with none,
 // its ServiceAccount's, as the admission plugin will copy them into each pod), then the node's.
 
-import type { ClusterReader } from '../cluster/reader.ts';
+import type { ClusterReader, PullSecretRead, ServiceAccountRead } from '../cluster/reader.ts';
 import type { CredentialContext, DynamicCredentials } from '../credentials/context.ts';
 import { Keyring } from '../credentials/keyring.ts';
 import { quote } from '../findings.ts';
@@ -53,85 +53,106 @@ export class PodCredentials {
    * read. It is only called when something is read (cached reviews make no timer).
    */
   async forSite(site: PodSpecSite, namespace: string, cutoff?: () => AbortSignal): Promise<CredentialContext> {
-    if (this.standIn) {
-      const named = pullSecretNames(site.spec);
-      return {
-        keyrings: [],
-        dynamic: [this.standIn.stores, ...this.dynamic],
-        scope: this.standIn.scope,
-        unreadSecrets: named.length > 0 && this.standIn.secretsUnread ? named : [],
-      };
-    }
+    if (this.standIn) return this.#standInContext(this.standIn, site);
     let signal: AbortSignal | undefined;
     const bound = () => (cutoff ? { signal: (signal ??= cutoff()) } : {});
-    const problems: string[] = [];
-    const unreadSecrets: string[] = [];
-    const brokenSecrets: string[] = [];
-    let names = pullSecretNames(site.spec);
-    let scope = `namespace "${namespace}"`;
-    if (site.template && !names.length) {
+    const plan = this.#plan(site, namespace);
+    if (this.reader && plan.serviceAccount)
+      fromServiceAccount(plan, await this.reader.serviceAccountPullSecrets(namespace, plan.serviceAccount, bound()));
+    secretsToRead(plan);
+    const reads =
+      this.reader && plan.names.length ? await this.reader.readPullSecrets(namespace, plan.names, bound()) : [];
+    return this.#context(plan, reads);
+  }
+
+  /**
+   * What forSite would answer, now, when the cluster reads it needs are cached (or none are needed);
+   * otherwise undefined. A review answered from caches alone then needs no promise at all.
+   */
+  forSiteCached(site: PodSpecSite, namespace: string): CredentialContext | undefined {
+    if (this.standIn) return this.#standInContext(this.standIn, site);
+    const plan = this.#plan(site, namespace);
+    if (this.reader && plan.serviceAccount) {
+      const read = this.reader.cachedServiceAccount(namespace, plan.serviceAccount);
+      if (!read) return undefined;
+      fromServiceAccount(plan, read);
+    }
+    secretsToRead(plan);
+    let reads: PullSecretRead[] = [];
+    if (this.reader && plan.names.length) {
+      const cached = this.reader.cachedPullSecrets(namespace, plan.names);
+      if (!cached) return undefined;
+      reads = cached;
+    }
+    return this.#context(plan, reads);
+  }
+
+  #standInContext(standIn: StandInSecrets, site: PodSpecSite): CredentialContext {
+    const named = pullSecretNames(site.spec);
+    return {
+      keyrings: [],
+      dynamic: [standIn.stores, ...this.dynamic],
+      scope: standIn.scope,
+      unreadSecrets: named.length > 0 && standIn.secretsUnread ? named : [],
+    };
+  }
+
+  /** The pod's own pull secrets; for a workload template with none, the ServiceAccount to read them from. */
+  #plan(site: PodSpecSite, namespace: string): Plan {
+    const plan: Plan = {
+      namespace,
+      scope: `namespace "${namespace}"`,
+      names: pullSecretNames(site.spec),
+      problems: [],
+    };
+    if (site.template && !plan.names.length) {
       const sa =
         typeof site.spec.serviceAccountName === 'string' && site.spec.serviceAccountName
           ? site.spec.serviceAccountName
           : typeof site.spec.serviceAccount === 'string' && site.spec.serviceAccount
             ? site.spec.serviceAccount
             : 'default';
-      scope = `namespace "${namespace}", ServiceAccount "${sa}"`;
-      if (!isDnsSubdomain(sa)) problems.push(`ServiceAccount ${quote(sa, 63)} is not a valid ServiceAccount name`);
-      else if (this.reader) {
-        const read = await this.reader.serviceAccountPullSecrets(namespace, sa, bound());
-        if (read.status === 'ok') names = read.names;
-        else if (read.status === 'missing')
-          problems.push(`ServiceAccount "${sa}" does not exist in namespace "${namespace}"`);
-        else problems.push(`ServiceAccount "${sa}" could not be read (${read.detail ?? read.status})`);
-      }
+      plan.scope = `namespace "${namespace}", ServiceAccount "${sa}"`;
+      if (!isDnsSubdomain(sa)) plan.problems.push(`ServiceAccount ${quote(sa, 63)} is not a valid ServiceAccount name`);
+      else plan.serviceAccount = sa;
     }
-    // Only names the API server would accept, each once, and not without bound.
-    if (names.length) {
-      const valid: string[] = [];
-      let invalid = 0;
-      for (const name of new Set(names))
-        if (isDnsSubdomain(name)) valid.push(name);
-        else if (invalid++ < 3) problems.push(`imagePullSecret ${quote(name, 63)} is not a valid Secret name`);
-      if (invalid > 3) problems.push(`${invalid - 3} more imagePullSecrets are not valid Secret names`);
-      if (valid.length > MAX_PULL_SECRETS)
-        problems.push(
-          `${valid.length - MAX_PULL_SECRETS} more imagePullSecrets were not read (pullguard reads ${MAX_PULL_SECRETS})`,
-        );
-      names = valid.slice(0, MAX_PULL_SECRETS);
-    }
+    return plan;
+  }
+
+  /** The keyrings from the secrets read (none without a cluster: then the names are unread). */
+  #context(plan: Plan, reads: PullSecretRead[]): CredentialContext {
+    const { namespace, problems } = plan;
+    const unreadSecrets: string[] = [];
+    const brokenSecrets: string[] = [];
     // Only secrets read from the cluster fill the pod's keyring; without any it is the shared empty one.
-    const pod = this.reader && names.length ? new Keyring() : NO_SECRETS;
-    if (!this.reader) {
-      unreadSecrets.push(...names);
-    } else if (names.length) {
-      for (const secret of await this.reader.readPullSecrets(namespace, names, bound())) {
-        const label = `imagePullSecret "${secret.name}"`;
-        switch (secret.status) {
-          case 'ok':
-            pod.addConfig(secret.entries ?? new Map(), `secret ${namespace}/${secret.name}`);
-            break;
-          case 'missing':
-            problems.push(`${label} does not exist in namespace "${namespace}"`);
-            break;
-          case 'wrong-type':
-            problems.push(
-              `${label} has type ${secret.type ?? 'unknown'}, which the kubelet ignores (use kubernetes.io/dockerconfigjson)`,
-            );
-            break;
-          case 'unparseable':
-            brokenSecrets.push(secret.name);
-            problems.push(`${label} does not parse as a docker config`);
-            break;
-          default:
-            unreadSecrets.push(secret.name);
-            problems.push(`${label} could not be read (${secret.detail ?? secret.status})`);
-        }
+    const pod = this.reader && plan.names.length ? new Keyring() : NO_SECRETS;
+    if (!this.reader) unreadSecrets.push(...plan.names);
+    for (const secret of reads) {
+      const label = `imagePullSecret "${secret.name}"`;
+      switch (secret.status) {
+        case 'ok':
+          pod.addConfig(secret.entries ?? new Map(), `secret ${namespace}/${secret.name}`);
+          break;
+        case 'missing':
+          problems.push(`${label} does not exist in namespace "${namespace}"`);
+          break;
+        case 'wrong-type':
+          problems.push(
+            `${label} has type ${secret.type ?? 'unknown'}, which the kubelet ignores (use kubernetes.io/dockerconfigjson)`,
+          );
+          break;
+        case 'unparseable':
+          brokenSecrets.push(secret.name);
+          problems.push(`${label} does not parse as a docker config`);
+          break;
+        default:
+          unreadSecrets.push(secret.name);
+          problems.push(`${label} could not be read (${secret.detail ?? secret.status})`);
       }
     }
     const context: CredentialContext = {
       keyrings: this.node ? [pod, this.node] : [pod],
-      scope,
+      scope: plan.scope,
       problems,
       unreadSecrets,
       brokenSecrets,
@@ -139,4 +160,39 @@ export class PodCredentials {
     if (this.dynamic.length) context.dynamic = this.dynamic;
     return context;
   }
+}
+
+/** What forSite works out before and between its reads. */
+interface Plan {
+  namespace: string;
+  scope: string;
+  /** the pull secrets to read */
+  names: string[];
+  /** the ServiceAccount whose pull secrets the pod will get, when it names none itself */
+  serviceAccount?: string;
+  problems: string[];
+}
+
+function fromServiceAccount(plan: Plan, read: ServiceAccountRead): void {
+  const { namespace, serviceAccount: sa } = plan;
+  if (read.status === 'ok') plan.names = read.names;
+  else if (read.status === 'missing')
+    plan.problems.push(`ServiceAccount "${sa}" does not exist in namespace "${namespace}"`);
+  else plan.problems.push(`ServiceAccount "${sa}" could not be read (${read.detail ?? read.status})`);
+}
+
+/** Only names the API server would accept, each once, and not without bound. */
+function secretsToRead(plan: Plan): void {
+  if (!plan.names.length) return;
+  const valid: string[] = [];
+  let invalid = 0;
+  for (const name of new Set(plan.names))
+    if (isDnsSubdomain(name)) valid.push(name);
+    else if (invalid++ < 3) plan.problems.push(`imagePullSecret ${quote(name, 63)} is not a valid Secret name`);
+  if (invalid > 3) plan.problems.push(`${invalid - 3} more imagePullSecrets are not valid Secret names`);
+  if (valid.length > MAX_PULL_SECRETS)
+    plan.problems.push(
+      `${valid.length - MAX_PULL_SECRETS} more imagePullSecrets were not read (pullguard reads ${MAX_PULL_SECRETS})`,
+    );
+  plan.names = valid.slice(0, MAX_PULL_SECRETS);
 }

@@ -106,6 +106,24 @@ export class PodCheck {
         this.#credentials.forSite(site, pod.namespace, cutoff),
         this.#nodesListed(clusterMs),
       ]);
+    return this.engine.check(uses, this.#options(credentials, platforms, opts));
+  }
+
+  /**
+   * The findings now, when the cluster reads and registry answers they need are all cached and the
+   * platforms are known (most webhook reviews); otherwise undefined, and check() does the work.
+   */
+  cachedFindings(pod: PodSite, uses: ImageUse[], opts: PodCheckOptions): Finding[] | undefined {
+    if (!uses.length) return [];
+    const platforms = this.#platformsKnown();
+    if (!platforms) return undefined;
+    const credentials = this.#credentials.forSiteCached(pod.site ?? NO_SITE, pod.namespace);
+    const findings = credentials && this.engine.cachedFindings(uses, this.#options(credentials, platforms, opts));
+    if (findings && opts.onSettled) for (const _ of uses) opts.onSettled();
+    return findings;
+  }
+
+  #options(credentials: CredentialContext, platforms: readonly Platform[], opts: PodCheckOptions): CheckOptions {
     // Whole milliseconds: the engine puts this number in the timeout message ("within 1497 ms").
     const options: CheckOptions = {
       credentials,
@@ -115,7 +133,7 @@ export class PodCheck {
     if (opts.onSettled) options.onSettled = opts.onSettled;
     if (opts.signal) options.signal = opts.signal;
     if (this.#imageOnAnyNode) options.imageOnAnyNode = this.#imageOnAnyNode;
-    return this.engine.check(uses, options);
+    return options;
   }
 
   /** The platforms now, or undefined when the check must wait for the nodes' first list. */

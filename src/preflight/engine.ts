@@ -72,11 +72,10 @@ export class Preflight {
    * another check is still waiting for the same answer.
    */
   async check(uses: ImageUse[], opts: CheckOptions): Promise<Finding[]> {
-    // Every image settled from the cache (the common warm review): no timer, no race, no promises.
-    const remembered = uses.map((u) => this.settledVerdict(u.image, u.pullPolicy, opts));
-    if (remembered.every((v) => v !== undefined)) {
+    const cached = this.cachedFindings(uses, opts);
+    if (cached) {
       if (opts.onSettled) for (const _ of uses) opts.onSettled();
-      return uses.map((u, i) => findingOf(remembered[i]!, u));
+      return cached;
     }
     const deadline = opts.deadline ?? this.config.deadline;
     const byImage = new Map<string, Promise<ImageVerdict>>();
@@ -111,6 +110,16 @@ export class Preflight {
       // Whatever is still running for this check is no longer wanted by it.
       stop.abort(new DeadlineError(deadline));
     }
+  }
+
+  /**
+   * The findings now when every image's verdict is settled from the cache (the common warm review):
+   * no timer, no race, no promise. Otherwise undefined, and check() decides.
+   */
+  cachedFindings(uses: ImageUse[], opts: CheckOptions): Finding[] | undefined {
+    const remembered = uses.map((u) => this.settledVerdict(u.image, u.pullPolicy, opts));
+    if (!remembered.every((v) => v !== undefined)) return undefined;
+    return uses.map((u, i) => findingOf(remembered[i]!, u));
   }
 
   /** One image, all the way to a verdict. Never throws: a surprise is a registry-error risk. */

@@ -8,6 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import { BadReview } from '../admission/review.ts';
 import type { AdmissionHandler } from '../admission/handler.ts';
+import type { ReviewResponse } from '../admission/review.ts';
 import { isMode } from '../policy/policy.ts';
 import { type BodyAccount, BodyBudget, BodyRefused, bodyTooLarge, readJsonBody } from './body.ts';
 import type { Metrics } from './metrics.ts';
@@ -138,7 +139,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       release(raw);
     }
   };
-  const review = async (body: unknown, mode?: string) => {
+  /** The answer now when the handler has everything cached, else a promise of it. */
+  const review = (body: unknown, mode?: string): ReviewResponse | Promise<ReviewResponse> => {
     if (mode !== undefined && !isMode(mode))
       throw new BadReview(`unknown mode "${mode.slice(0, 20)}" in the path; use enforce, warn or audit`);
     // No body and no content type reaches here as undefined: say so rather than "received undefined".
@@ -146,12 +148,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // Past the cap the API server gets a prompt 429 (its failurePolicy decides), not a slow answer.
     if (running >= reviewsInFlight)
       throw new BodyRefused(429, `pullguard is answering ${reviewsInFlight} reviews already; the API server may retry`);
+    const answer = opts.handler.review(body, mode);
+    if (!(answer instanceof Promise)) return answer;
     running++;
-    try {
-      return await opts.handler.review(body, mode);
-    } finally {
-      running--;
-    }
+    return answer.finally(() => running--);
   };
 
   // Reviews, nearly all of the traffic, are answered by node:http directly: fastify's request
@@ -172,10 +172,22 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         done();
         return fail(res, err, req.url);
       }
-      review(body, mode).then(
-        (answer) => {
+      let answer: ReviewResponse | Promise<ReviewResponse>;
+      try {
+        answer = review(body, mode);
+      } catch (e) {
+        done();
+        return fail(res, e as Error, req.url);
+      }
+      // A cached review is answered in this same callback: no promise, no microtask (bench warm-reviews).
+      if (!(answer instanceof Promise)) {
+        done();
+        return sendJson(res, 200, answer);
+      }
+      answer.then(
+        (value) => {
           done();
-          sendJson(res, 200, answer);
+          sendJson(res, 200, value);
         },
         (e: Error) => {
           done();

@@ -206,6 +206,31 @@ t.test('isolation: the cache never tells a namespace without credentials that a 
   t.equal(other.response.allowed, false, 'same image, no credentials: still denied');
 });
 
+t.test('a review whose cluster reads and registry answers are cached is answered at once, as before', async (t) => {
+  const handler = await handlerFor({ platforms: ['linux/amd64'] });
+  const image = `${reg.host}/private/app:1.0`;
+  const secrets = (...names: string[]) => ({ imagePullSecrets: names.map((name) => ({ name })) });
+  const bodies = [
+    deployment('shop', image),
+    deployment('blog', image, { serviceAccountName: 'builder' }),
+    pod('shop', image, secrets('stale', 'regcred')),
+    pod('shop', image, secrets('nope', 'regcred')),
+  ];
+  for (const body of bodies) {
+    const first = handler.review(body);
+    t.ok(first instanceof Promise, 'the first review asks the cluster and the registry');
+    const answer = await first;
+    t.equal(answer.response.allowed, true);
+    const again = handler.review(body);
+    t.notOk(again instanceof Promise, 'the same review again: answered without a promise');
+    t.same(again, answer, 'with the same answer');
+  }
+  // blog's default ServiceAccount was never read: the cache has no answer for it.
+  const other = handler.review(deployment('blog', image));
+  t.ok(other instanceof Promise);
+  t.equal((await other).response.allowed, false, 'and it is denied, as before');
+});
+
 t.test('must show: an amd64-only image on arm64-only nodes is denied; on mixed nodes warned', async (t) => {
   const armOnly = await handlerFor();
   const creds = { imagePullSecrets: [{ name: 'regcred' }] };

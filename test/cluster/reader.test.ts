@@ -243,6 +243,47 @@ t.test('a second read within the TTL makes no request; after it, one', async (t)
   t.equal(saCount() - s0, 2);
 });
 
+t.test('cached reads answer now what the reads before them did, and nothing that was not read', async (t) => {
+  const r = reader({ cacheTtlMs: 60_000 });
+  const names = ['legacy', '', 'regcred', 'legacy', 'nope'];
+  t.equal(r.cachedPullSecrets('shop', names), undefined, 'nothing read yet');
+  t.equal(r.cachedServiceAccount('shop', 'builder'), undefined);
+  const read1 = await read(r, 'shop', names);
+  const sa = await r.serviceAccountPullSecrets('shop', 'builder');
+  const locked = await r.serviceAccountPullSecrets('locked', 'default');
+  const before = api.requests.length;
+  t.same(r.cachedPullSecrets('shop', names), read1, 'the same answers in the same order, the missing one too');
+  t.same(r.cachedPullSecrets('shop', []), []);
+  t.same(r.cachedServiceAccount('shop', 'builder'), sa);
+  t.same(r.cachedServiceAccount('locked', 'default'), locked, 'a forbidden answer is kept as well');
+  t.equal(r.cachedPullSecrets('shop', ['regcred', 'opaque']), undefined, 'one name not read: no answer at all');
+  t.equal(r.cachedServiceAccount('shop', 'default'), undefined);
+  t.equal(api.requests.length, before, 'no request');
+  // Names that are never asked for are answered at once, as the reads answer them.
+  t.same(r.cachedPullSecrets('shop', ['a/b', 'regcred']), await r.readPullSecrets('shop', ['a/b', 'regcred']));
+  t.same(r.cachedPullSecrets('..', ['regcred']), await r.readPullSecrets('..', ['regcred']));
+  t.same(r.cachedServiceAccount('shop', 'Bad_Name'), await r.serviceAccountPullSecrets('shop', 'Bad_Name'));
+  t.equal(api.requests.length, before);
+});
+
+t.test('cached reads end with the TTL, and an error is never one', async (t) => {
+  const ttl = 300;
+  const r = reader({ cacheTtlMs: ttl, requestTimeoutMs: 100 });
+  await read(r, 'shop', ['regcred']);
+  t.ok(r.cachedPullSecrets('shop', ['regcred']));
+  await sleep(ttl + 100);
+  t.equal(r.cachedPullSecrets('shop', ['regcred']), undefined, 'expired');
+  let answer = () => {};
+  api.hold = new Promise<void>((resolve) => (answer = resolve));
+  t.teardown(() => {
+    answer();
+    api.hold = undefined;
+  });
+  const [slow] = await read(r, 'shop', ['legacy']);
+  t.equal(slow?.status, 'error');
+  t.equal(r.cachedPullSecrets('shop', ['legacy']), undefined, 'the error is asked again, not answered from the cache');
+});
+
 t.test('negative answers are cached too, for their own TTL', async (t) => {
   const negativeTtl = 1000;
   const r = reader({ cacheTtlMs: 60_000, negativeTtlMs: negativeTtl });
