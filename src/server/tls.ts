@@ -6,7 +6,6 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:https';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
-import { generate } from 'selfsigned';
 
 export interface TlsPair {
   key: string;
@@ -71,6 +70,9 @@ export function certificateExpiry(pair: TlsPair): number {
 }
 
 export async function selfSigned(names: string[] = ['localhost']): Promise<TlsPair> {
+  // Loaded only here: with its X.509 libraries it took 23 MiB of memory in every server, and a
+  // server with a certificate (every real one) never makes one.
+  const { generate } = await import('selfsigned');
   const now = new Date();
   const pems = await generate([{ name: 'commonName', value: names[0] ?? 'localhost' }], {
     keySize: 2048,
