@@ -1,15 +1,16 @@
 // The baselines of warm-reviews, on the same TLS settings as pullguard's server (same certificate,
-// TLS 1.2+), whose POST /validate only parses the body and echoes an allow: on fastify (what
+// SERVER_TLS: TLS 1.2+, its ciphers, in its order), whose POST /validate only parses the body and echoes an allow: on fastify (what
 // pullguard's server was built on), and on bare node:https (what it answers reviews with now).
 
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createServer, type Server } from 'node:https';
+import { SERVER_TLS } from '../src/server/tls.ts';
 
 export async function buildBaseline(tls: { key: string; cert: string }): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
     bodyLimit: 16 * 1024 * 1024,
-    https: { ...tls, minVersion: 'TLSv1.2' as const },
+    https: { ...tls, ...SERVER_TLS },
   }) as unknown as FastifyInstance;
   app.post('/validate', async (request) => {
     const uid = (request.body as { request?: { uid?: unknown } } | null)?.request?.uid;
@@ -23,7 +24,7 @@ export async function buildBaseline(tls: { key: string; cert: string }): Promise
 }
 
 export function buildNodeBaseline(tls: { key: string; cert: string }): Server {
-  return createServer({ ...tls, minVersion: 'TLSv1.2' }, (req, res) => {
+  return createServer({ ...tls, ...SERVER_TLS }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
