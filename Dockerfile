@@ -50,5 +50,9 @@ COPY --from=build /app/dist ./dist
 USER 65532:65532
 # the webhook (HTTPS) and the metrics (plain HTTP) ports
 EXPOSE 8443 9090
-ENTRYPOINT ["/nodejs/bin/node", "bin/pullguard.js"]
+# V8 sizes its young generation from the memory it sees: 32 MiB per semi-space on the 24 GB bench
+# machine, where the webhook under steady load grew to ~185 MiB RSS; at 16 MiB it stays at 137-158
+# MiB, for 1-2 us more CPU per review (bench warm-reviews). The benchmarks run every server with
+# these flags (bench/webhook.ts reads them from here).
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=16", "bin/pullguard.js"]
 CMD ["serve"]

@@ -2,11 +2,23 @@
 // and sent reviews as the API server sends them.
 
 import { type ChildProcess, fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Agent, request } from 'undici';
 import type { ChildMessage } from './server-child.ts';
 
 const CHILD = fileURLToPath(new URL('./server-child.ts', import.meta.url));
+
+/**
+ * The node flags of the image's ENTRYPOINT (between node and the script), which every server in the
+ * benchmarks runs with: pullguard as it ships, and the baselines under the same V8 settings.
+ */
+export function imageNodeFlags(dockerfile = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8')): string[] {
+  const line = dockerfile.split('\n').findLast((l) => /^ENTRYPOINT\s/.test(l));
+  const entry = line ? (JSON.parse(line.replace(/^ENTRYPOINT\s+/, '')) as string[]) : [];
+  const script = entry.findIndex((a) => a.endsWith('.js'));
+  return script > 0 ? entry.slice(1, script) : [];
+}
 
 /** `kind` is 'pullguard', 'baseline' or 'node-baseline'; settings go to the child as BENCH_SERVER. */
 export async function startServerProcess(
@@ -17,7 +29,7 @@ export async function startServerProcess(
   // stdout (pullguard's log, asynchronous as in production) goes to /dev/null: written, but not read.
   const child = fork(CHILD, [kind], {
     env: { ...process.env, BENCH_SERVER: JSON.stringify(settings) },
-    ...(nodeOptions.length ? { execArgv: [...process.execArgv, ...nodeOptions] } : {}),
+    execArgv: [...process.execArgv, ...imageNodeFlags(), ...nodeOptions],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const url = await new Promise<string>((resolve, reject) => {

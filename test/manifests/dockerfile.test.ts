@@ -2,8 +2,10 @@
 // that what it copies exists and reaches the build context, and that it starts what package.json
 // defines, the way the Deployment expects.
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
+import { imageNodeFlags } from '../../bench/webhook.ts';
 import { baseObjects, only, repoRoot, type Obj } from './lib.ts';
 
 interface Instruction {
@@ -207,10 +209,14 @@ t.test("the entrypoint runs the file npm's `pullguard` bin runs; CMD is serve", 
   const script = entry?.find((a) => a.endsWith('.js'));
   t.equal(script, bin, 'the script is package.json bin.pullguard');
   t.equal(entry?.at(-1), script, 'nothing after the script: the arguments are the command line');
+  const flags = entry?.slice(1, entry.indexOf(script ?? '')) ?? [];
   t.ok(
-    entry?.slice(1, entry.indexOf(script ?? '')).every((a) => a.startsWith('--')),
+    flags.every((a) => a.startsWith('--')),
     'only node flags before the script',
   );
+  t.same(imageNodeFlags(), flags, 'the benchmarks run their servers with the same node flags');
+  const accepted = spawnSync(process.execPath, [...flags, '-e', 'process.exit(0)'], { encoding: 'utf8' });
+  t.equal(accepted.status, 0, `node accepts them ${accepted.stderr}`);
   t.same(execForm(bodyOf(runtime, 'CMD').at(-1)), ['serve'], 'CMD ["serve"]: no arguments runs the webhook');
 
   // The script and what it loads must be in the image: WORKDIR, bin/ from the context, dist/ from the build.
