@@ -273,12 +273,7 @@ t.test('cached reads end with the TTL, and an error is never one', async (t) => 
   t.ok(r.cachedPullSecrets('shop', ['regcred']));
   await sleep(ttl + 100);
   t.equal(r.cachedPullSecrets('shop', ['regcred']), undefined, 'expired');
-  let answer = () => {};
-  api.hold = new Promise<void>((resolve) => (answer = resolve));
-  t.teardown(() => {
-    answer();
-    api.hold = undefined;
-  });
+  api.holdAnswers(t);
   const [slow] = await read(r, 'shop', ['legacy']);
   t.equal(slow?.status, 'error');
   t.equal(r.cachedPullSecrets('shop', ['legacy']), undefined, 'the error is asked again, not answered from the cache');
@@ -332,12 +327,7 @@ t.test('concurrent reads of the same object share one request', async (t) => {
 
 t.test('a slow API server gives an error within the request timeout, not cached', async (t) => {
   // The server answers only when the test lets it, after the reads have given up.
-  let answer = () => {};
-  api.hold = new Promise<void>((resolve) => (answer = resolve));
-  t.teardown(() => {
-    answer();
-    api.hold = undefined;
-  });
+  const answer = api.holdAnswers(t);
   const r = reader({ requestTimeoutMs: 100 });
   const [slow] = await read(r, 'shop', ['regcred']);
   const sa = keep(await r.serviceAccountPullSecrets('shop', 'builder'));
@@ -345,19 +335,13 @@ t.test('a slow API server gives an error within the request timeout, not cached'
   t.match(slow?.detail, /did not answer within 100ms/);
   t.equal(sa.status, 'error');
   answer();
-  api.hold = undefined;
   const [later] = await read(r, 'shop', ['regcred']);
   t.equal(later?.status, 'ok', 'the error was not cached');
 });
 
 t.test("a caller's signal ends its wait only; the shared read goes on for the others", async (t) => {
   // The server answers only when the test lets it: after the impatient caller has been answered.
-  let answer = () => {};
-  api.hold = new Promise<void>((resolve) => (answer = resolve));
-  t.teardown(() => {
-    answer();
-    api.hold = undefined;
-  });
+  const answer = api.holdAnswers(t);
   const r = reader();
   const count = () => api.countRequests({ resource: 'secrets', namespace: 'shop', name: 'legacy' });
   const c0 = count();
@@ -369,7 +353,6 @@ t.test("a caller's signal ends its wait only; the shared read goes on for the ot
   t.equal(gaveUp?.status, 'error', 'the aborted caller is answered while the read is still under way');
   t.match(keep(gaveUp!).detail, /deadline/);
   answer();
-  api.hold = undefined;
   t.equal((await patient)[0]?.status, 'ok');
   t.equal(count() - c0, 1);
   await r.serviceAccountPullSecrets('shop', 'default');

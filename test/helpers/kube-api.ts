@@ -197,6 +197,21 @@ export class KubeApiServer {
     this.#emit('DELETED', { ...prev, metadata: { ...prev.metadata, resourceVersion: String(++this.#rv) } });
   }
 
+  /**
+   * Holds every non-watch answer (hold) until the returned function is called, or the test ends:
+   * the test decides when the server answers.
+   */
+  holdAnswers(t: { teardown(fn: () => void): unknown }): () => void {
+    let release = () => {};
+    this.hold = new Promise<void>((resolve) => (release = resolve));
+    const answer = () => {
+      release();
+      this.hold = undefined;
+    };
+    t.teardown(answer);
+    return answer;
+  }
+
   /** Makes requests matching the rule answer 403, on top of the RBAC rules. */
   forbid(rule: ForbidRule): void {
     this.#forbid.push(rule);

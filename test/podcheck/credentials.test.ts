@@ -81,12 +81,7 @@ t.test('with a cluster: nothing before the reads, then the same as forSite, with
 });
 
 t.test('a read that failed is not an answer: forSite asks again', async (t) => {
-  let answer = () => {};
-  api.hold = new Promise<void>((resolve) => (answer = resolve));
-  t.teardown(() => {
-    answer();
-    api.hold = undefined;
-  });
+  api.holdAnswers(t);
   const kc = loadKubeConfig({ kubeconfig, env: {} })!.kc;
   const credentials = new PodCredentials(new ClusterReader(kc, { cacheTtlMs: 60_000, requestTimeoutMs: 100 }), null);
   const site = pod(secrets('regcred'));

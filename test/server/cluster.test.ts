@@ -74,19 +74,13 @@ t.test("the pod's pull secret opens the private registry; secrets never reach th
 
 t.test("readiness waits for the node list; the nodes' platform is required", async (t) => {
   // The API server holds its answer to the node list until the test has seen the 503.
-  let answer = () => {};
-  api.hold = new Promise<void>((resolve) => (answer = resolve));
-  t.teardown(() => {
-    answer();
-    api.hold = undefined;
-  });
+  const answer = api.holdAnswers(t);
   const s = await serve(regs, { cluster: { kubeconfig, watchNodes: true }, platforms: [] });
   t.teardown(() => s.close());
   const early = await s.get('/readyz');
   t.equal(early.status, 503, 'not ready before the nodes are listed');
   t.equal((await s.get('/healthz')).status, 200, 'but alive');
   answer();
-  api.hold = undefined;
   await waitFor('readiness', async () => (await s.get('/readyz')).status === 200, undefined, 100);
   t.pass('ready once listed');
 
