@@ -8,6 +8,12 @@
 // object and oldObject: 2.8 MiB, depth 15, 222,911 elements — near the API server's 3 MiB request
 // limit, so no real review has many more. The limits below are 4× that depth and 2.2× those elements (a
 // parsed element costs ~50-140 bytes: 500,000 of them fit the default BodyBudget, more would not).
+//
+// The API server sends each object's managedFields, which pullguard never reads and which took a
+// third of JSON.parse's time on a real Deployment review. So an array written `"managedFields":[`
+// in an object at depth 4 (an AdmissionReview's request.object.metadata and
+// request.oldObject.metadata) is scanned for the limits like the rest and then left out of the text
+// that is parsed: the object gets `"managedFields":[]`. Its content is not parsed at all.
 
 import type { IncomingMessage } from 'node:http';
 
@@ -57,6 +63,9 @@ const CLOSE_BRACE = 0x7d;
 const CLOSE_BRACKET = 0x5d;
 const COMMA = 0x2c;
 const PROTO = Buffer.from('__proto__"');
+const MANAGED_FIELDS = Buffer.from('managedFields":[');
+/** the depth of an object's metadata in an AdmissionReview: the review, request, object, metadata */
+const METADATA_DEPTH = 4;
 const CONSTRUCTOR = Buffer.from('constructor"');
 
 /** Whether the string opening at `at` may be "__proto__" or "constructor" (or is cut by the chunk's end). */
@@ -72,6 +81,13 @@ function mayReachPrototype(chunk: Uint8Array, at: number): boolean {
   return true;
 }
 
+/** Whether `"managedFields":[` opens at `at` (all of it in this chunk; cut by its end: no). */
+function managedFieldsAt(chunk: Uint8Array, at: number): boolean {
+  if (at + MANAGED_FIELDS.length > chunk.length) return false;
+  for (let k = 0; k < MANAGED_FIELDS.length; k++) if (chunk[at + k] !== MANAGED_FIELDS[k]) return false;
+  return true;
+}
+
 /**
  * Depth and element counts of JSON text, fed chunk by chunk. Strings are skipped whole, and one
  * that opens with "__proto__" or "constructor" is noted, so that only those bodies are searched for
@@ -84,13 +100,21 @@ export class JsonShape {
   elements = 0;
   /** a string opened with "__proto__" or "constructor" (or a chunk ended where one might have) */
   prototypeKey = false;
+  /** where each managedFields array at METADATA_DEPTH opens and closes (byte offsets in the text, in pairs) */
+  readonly cuts: number[] = [];
   private inString = false;
   private escaped = false;
+  /** bytes fed before this chunk */
+  private fed = 0;
+  /** where the `[` of a managedFields array will be; where it was, while it is open */
+  private cutAt = -1;
+  private cutOpen = -1;
 
   /** Feeds a chunk; returns why the text passes the limits, or undefined. */
   feed(chunk: Uint8Array, limits = { depth: MAX_DEPTH, elements: MAX_ELEMENTS }): string | undefined {
     // The state lives in locals while the loop runs (fields cost a load and a store per byte).
-    let { depth, maxDepth, elements, inString, escaped, prototypeKey } = this;
+    let { depth, maxDepth, elements, inString, escaped, prototypeKey, cutAt, cutOpen } = this;
+    const fed = this.fed;
     let problem: string | undefined;
     const end = chunk.length;
     for (let i = 0; i < end; i++) {
@@ -110,6 +134,9 @@ export class JsonShape {
       if (c === QUOTE) {
         inString = true;
         if (!prototypeKey && mayReachPrototype(chunk, i + 1)) prototypeKey = true;
+        // A string followed by a colon is a key: "managedFields" whose value is an array.
+        if (depth === METADATA_DEPTH && chunk[i + 1] === MANAGED_FIELDS[0] && managedFieldsAt(chunk, i + 1))
+          cutAt = fed + i + MANAGED_FIELDS.length;
       } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
         elements++;
         if (++depth > limits.depth) {
@@ -117,8 +144,14 @@ export class JsonShape {
           break;
         }
         if (depth > maxDepth) maxDepth = depth;
-      } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
-      else if (c === COMMA && ++elements > limits.elements) {
+        if (fed + i === cutAt) cutOpen = cutAt;
+      } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+        // Back at the metadata's depth: the array closed (with a brace the text is not JSON: no cut).
+        if (--depth === METADATA_DEPTH && cutOpen >= 0) {
+          if (c === CLOSE_BRACKET) this.cuts.push(cutOpen, fed + i);
+          cutOpen = -1;
+        }
+      } else if (c === COMMA && ++elements > limits.elements) {
         problem = `the request body has more than ${limits.elements} JSON elements; no Kubernetes object does`;
         break;
       }
@@ -129,6 +162,9 @@ export class JsonShape {
     this.inString = inString;
     this.escaped = escaped;
     this.prototypeKey = prototypeKey;
+    this.cutAt = cutAt;
+    this.cutOpen = cutOpen;
+    this.fed = fed + end;
     return problem;
   }
 
@@ -137,6 +173,19 @@ export class JsonShape {
     // chunks, their concatenation, the decoded string, and what parsing makes of it
     return bytes * 4 + elements * BYTES_PER_ELEMENT;
   }
+}
+
+/** The text of `body` with the content of each cut array left out (its brackets kept). */
+export function textWithout(body: Buffer, cuts: readonly number[]): string {
+  if (!cuts.length) return body.toString('utf8');
+  // Cuts fall on brackets, ASCII bytes: every piece is whole UTF-8.
+  let text = '';
+  let from = 0;
+  for (let k = 0; k < cuts.length; k += 2) {
+    text += body.toString('utf8', from, cuts[k]! + 1);
+    from = cuts[k + 1]!;
+  }
+  return text + body.toString('utf8', from);
 }
 
 /** What one body holds of the budget; given back once its review is done (or it is refused). */
@@ -195,13 +244,13 @@ export function readJsonBody(
       return finish(new BodyRefused(400, 'the Content-Length does not match the body'));
     if (!received) return finish(new BodyRefused(400, 'the request body is empty'));
     // One chunk (most reviews) is decoded as it is; more are joined once, their length known.
-    const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received)).toString('utf8');
+    const whole = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
     chunks.length = 0;
-    // As fastify's own parser: keys that would reach an object's prototype are refused.
-    if (shape.prototypeKey && /"(?:__proto__|constructor)"\s*:/.test(text))
+    // As fastify's own parser: keys that would reach an object's prototype are refused (anywhere).
+    if (shape.prototypeKey && /"(?:__proto__|constructor)"\s*:/.test(whole.toString('utf8')))
       return finish(new BodyRefused(400, 'the request body is not valid JSON: it sets __proto__ or constructor'));
     try {
-      finish(null, JSON.parse(text));
+      finish(null, JSON.parse(textWithout(whole, shape.cuts)));
     } catch (err) {
       finish(new BodyRefused(400, `the request body is not valid JSON: ${(err as Error).message.split('\n')[0]}`));
     }

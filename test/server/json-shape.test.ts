@@ -2,7 +2,8 @@
 // Its counts must not depend on where the chunks split (inside a string, after a backslash, between
 // an escape and the character it escapes) and must match the parsed value's own shape.
 import t from 'tap';
-import { JsonShape } from '../../src/server/body.ts';
+import { readFileSync } from 'node:fs';
+import { JsonShape, textWithout } from '../../src/server/body.ts';
 
 /** Containers plus commas, and the deepest nesting, from the parsed value. */
 function reference(v: unknown, depth = 0): { elements: number; maxDepth: number } {
@@ -86,4 +87,85 @@ t.test('a string that opens with "__proto__" or "constructor" is noted, however 
       if (want && !split.prototypeKey) t.fail(`split at ${cut} of ${text}: not noted`);
     }
   }
+});
+
+/** The text's JSON with its (old)object's metadata.managedFields emptied where `keep` says not to keep it. */
+function emptied(text: string, keep: { object: boolean; oldObject: boolean }) {
+  const v = JSON.parse(text) as { request: Record<string, { metadata: { managedFields?: unknown } } | null> };
+  for (const side of ['object', 'oldObject'] as const) {
+    const meta = v.request[side]?.metadata;
+    if (meta?.managedFields && !keep[side]) meta.managedFields = [];
+  }
+  return v;
+}
+
+t.test("an object's managedFields is left out of the parsed text, however the text is split", async (t) => {
+  // A real server-side apply UPDATE: managedFields in object and in oldObject.
+  const text = readFileSync(
+    new URL('../fixtures/admission/pod-update-server-side-apply.json', import.meta.url),
+    'utf8',
+  );
+  const bytes = Buffer.from(JSON.stringify(JSON.parse(text)));
+  const whole = new JsonShape();
+  whole.feed(bytes);
+  t.equal(whole.cuts.length, 4, 'two arrays');
+  t.same(JSON.parse(textWithout(bytes, whole.cuts)), emptied(bytes.toString(), { object: false, oldObject: false }));
+  t.same(
+    { elements: whole.elements, maxDepth: whole.maxDepth },
+    reference(JSON.parse(bytes.toString())),
+    'their content is counted for the limits all the same',
+  );
+  const allowed = [
+    emptied(bytes.toString(), { object: false, oldObject: false }),
+    emptied(bytes.toString(), { object: true, oldObject: false }),
+    emptied(bytes.toString(), { object: false, oldObject: true }),
+  ];
+  for (let cut = 1; cut < bytes.length; cut++) {
+    const split = new JsonShape();
+    split.feed(bytes.subarray(0, cut));
+    split.feed(bytes.subarray(cut));
+    // A chunk that ends inside `"managedFields":[` leaves that array in: parsed as it is, never wrong.
+    const parsed = JSON.parse(textWithout(bytes, split.cuts)) as unknown;
+    if (!allowed.some((a) => JSON.stringify(a) === JSON.stringify(parsed)))
+      t.fail(`split at ${cut}: ${JSON.stringify(split.cuts)}`);
+  }
+});
+
+t.test('only an array value of a managedFields key at the metadata depth is left out', async (t) => {
+  const wrap = (inner: string) => `{"request":{"object":{"metadata":${inner}}}}`;
+  const kept = [
+    // another depth: the object itself, the pod template's metadata
+    '{"request":{"object":{"managedFields":[1],"metadata":{}}}}',
+    wrap('{"a":{"managedFields":[1]}}'),
+    // not an array, not that key, not written as the API server writes it
+    wrap('{"managedFields":null}'),
+    wrap('{"managedFields":{"a":[1]}}'),
+    wrap('{"managedFieldsX":[1]}'),
+    wrap('{"managedFields" :[1]}'),
+    wrap('{"x":"managedFields\\":[1]"}'),
+  ];
+  for (const text of kept) {
+    const shape = new JsonShape();
+    shape.feed(Buffer.from(text));
+    t.same(shape.cuts, [], text);
+    t.same(JSON.parse(textWithout(Buffer.from(text), shape.cuts)), JSON.parse(text), text);
+  }
+  // Closed by a brace the text is not JSON: nothing is left out, and JSON.parse refuses it as before.
+  const broken = Buffer.from(wrap('{"managedFields":[1}}'));
+  const shape = new JsonShape();
+  shape.feed(broken);
+  t.same(shape.cuts, []);
+  t.throws(() => JSON.parse(textWithout(broken, shape.cuts)));
+  // Two metadata objects (object and oldObject), multi-byte text around them.
+  const two = Buffer.from(
+    '{"request":{"object":{"metadata":{"name":"é✓","managedFields":[{"f:x":"[é]"}]}},"oldObject":{"metadata":{"managedFields":[[],{}],"z":"✓"}}}}',
+  );
+  const both = new JsonShape();
+  both.feed(two);
+  t.same(JSON.parse(textWithout(two, both.cuts)), {
+    request: {
+      object: { metadata: { name: 'é✓', managedFields: [] } },
+      oldObject: { metadata: { managedFields: [], z: '✓' } },
+    },
+  });
 });
