@@ -66,6 +66,8 @@ const PROTO = Buffer.from('__proto__"');
 const MANAGED_FIELDS = Buffer.from('managedFields":[');
 /** the depth of an object's metadata in an AdmissionReview: the review, request, object, metadata */
 const METADATA_DEPTH = 4;
+/** arrays left out at most: a review has two (object and oldObject); a body made of many gets no more pieces */
+const MAX_CUTS = 4;
 const CONSTRUCTOR = Buffer.from('constructor"');
 
 /** Whether the string opening at `at` may be "__proto__" or "constructor" (or is cut by the chunk's end). */
@@ -135,7 +137,12 @@ export class JsonShape {
         inString = true;
         if (!prototypeKey && mayReachPrototype(chunk, i + 1)) prototypeKey = true;
         // A string followed by a colon is a key: "managedFields" whose value is an array.
-        if (depth === METADATA_DEPTH && chunk[i + 1] === MANAGED_FIELDS[0] && managedFieldsAt(chunk, i + 1))
+        if (
+          depth === METADATA_DEPTH &&
+          chunk[i + 1] === MANAGED_FIELDS[0] &&
+          this.cuts.length < 2 * MAX_CUTS &&
+          managedFieldsAt(chunk, i + 1)
+        )
           cutAt = fed + i + MANAGED_FIELDS.length;
       } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
         elements++;

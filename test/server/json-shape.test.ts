@@ -169,3 +169,15 @@ t.test('only an array value of a managedFields key at the metadata depth is left
     },
   });
 });
+
+t.test('at most four arrays are left out: a body made of many gets no more pieces', async (t) => {
+  const many = Buffer.from(`[[[${Array.from({ length: 10 }, () => '{"managedFields":[1]}').join(',')}]]]`);
+  const shape = new JsonShape();
+  shape.feed(many);
+  t.equal(shape.cuts.length, 8);
+  const parsed = JSON.parse(textWithout(many, shape.cuts)) as { managedFields: number[] }[][][];
+  t.same(
+    parsed[0]![0]!.map((o) => o.managedFields.length),
+    [0, 0, 0, 0, 1, 1, 1, 1, 1, 1],
+  );
+});
