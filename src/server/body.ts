@@ -63,12 +63,12 @@ const CLOSE_BRACE = 0x7d;
 const CLOSE_BRACKET = 0x5d;
 const COMMA = 0x2c;
 const PROTO = Buffer.from('__proto__"');
+const CONSTRUCTOR = Buffer.from('constructor"');
 const MANAGED_FIELDS = Buffer.from('managedFields":[');
 /** the depth of an object's metadata in an AdmissionReview: the review, request, object, metadata */
 const METADATA_DEPTH = 4;
 /** arrays left out at most: a review has two (object and oldObject); a body made of many gets no more pieces */
 const MAX_CUTS = 4;
-const CONSTRUCTOR = Buffer.from('constructor"');
 
 /** Whether the string opening at `at` may be "__proto__" or "constructor" (or is cut by the chunk's end). */
 function mayReachPrototype(chunk: Uint8Array, at: number): boolean {
