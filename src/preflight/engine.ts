@@ -118,8 +118,11 @@ export class Preflight {
    */
   cachedFindings(uses: ImageUse[], opts: CheckOptions): Finding[] | undefined {
     const remembered = uses.map((u) => this.settledVerdict(u.image, u.pullPolicy, opts));
-    if (!remembered.every((v) => v !== undefined)) return undefined;
-    return uses.map((u, i) => findingOf(remembered[i]!, u));
+    if (!remembered.every((s) => s !== undefined)) return undefined;
+    // The registry answers were served from the cache, as the full path would have counted them
+    // (counted here, once all are: a miss goes on to check(), which counts what it uses).
+    for (const s of remembered) this.answers.stats.hits += s!.answers.length;
+    return uses.map((u, i) => findingOf(remembered[i]!.verdict, u));
   }
 
   /** One image, all the way to a verdict. Never throws: a surprise is a registry-error risk. */
@@ -146,7 +149,7 @@ export class Preflight {
    */
   private readonly settled: LRUCache<string, Settled>;
 
-  private settledVerdict(image: string, pullPolicy: string | undefined, opts: CheckOptions): ImageVerdict | undefined {
+  private settledVerdict(image: string, pullPolicy: string | undefined, opts: CheckOptions): Settled | undefined {
     if (opts.credentials.brokenSecrets?.length || opts.credentials.dynamic?.length) return undefined;
     const { parsed } = this.staticsOf(image);
     if (!parsed.ok) return undefined;
@@ -156,9 +159,7 @@ export class Preflight {
     for (let i = 0; i < s.answerKeys.length; i++)
       if (this.answers.peek(s.answerKeys[i]!) !== s.answers[i]) return undefined;
     if (s.platformKey !== undefined && this.platformLists.peek(s.platformKey) !== s.platformList) return undefined;
-    // The registry answers were served from the cache, as the full path would have counted them.
-    this.answers.stats.hits += s.answers.length;
-    return s.verdict;
+    return s;
   }
 
   /** Parsing and provider-pattern matching depend on the image string alone: done once per string. */

@@ -123,6 +123,29 @@ t.test('50 checks of one new image make one manifest request; a second check is 
   t.ok(e.cacheStats.answers.hits + e.cacheStats.answers.shared >= 20);
 });
 
+t.test('each cached answer a check uses is counted as one hit, however the check is answered', async (t) => {
+  const e = engine();
+  const use = (tag: string) => ({
+    object: { kind: 'Pod', namespace: 'shop', name: 'p' },
+    container: 'app',
+    field: 'spec.containers[0].image',
+    image: `${reg.host}/demo/app:${tag}`,
+  });
+  const opts = { credentials: { keyrings: [] } };
+  await e.check([use('1.0')], opts);
+  const hits = () => e.cacheStats.answers.hits;
+  let before = hits();
+  t.ok(e.cachedFindings([use('1.0')], opts), 'remembered');
+  const one = hits() - before;
+  t.ok(one > 0, 'its cached answers are counted');
+  // Another image not yet checked: no cached answer, and the remembered one's counted once only.
+  before = hits();
+  t.equal(e.cachedFindings([use('1.0'), use('1.1')], opts), undefined);
+  t.equal(hits(), before, 'an answer that cannot be given counts nothing');
+  await e.check([use('1.0'), use('1.1')], opts);
+  t.equal(hits() - before, one, "the remembered image's answers, counted once");
+});
+
 t.test('negative answers are kept only briefly, so a push is seen soon', async (t) => {
   const ttl = 1000;
   const e = engineFor({ registry: { insecure: [reg.host] }, cache: { negativeTtl: `${ttl}ms` } });
