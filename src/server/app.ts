@@ -165,34 +165,22 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // The account stays in this closure: no WeakMap entry per review (ephemeron tables are costly to
     // grow, shrink and collect).
     const account = { bytes: 0 };
-    const done = () => budget.give(account.bytes);
+    const answer = (err: Error | null, value?: ReviewResponse) => {
+      budget.give(account.bytes);
+      if (err) fail(res, err, req.url);
+      else sendJson(res, 200, value);
+    };
     readJsonBody(req, req.headers['content-length'], opts.bodyLimit, budget, account, (err, body) => {
-      if (err) {
-        done();
-        return fail(res, err, req.url);
-      }
-      let answer: ReviewResponse | Promise<ReviewResponse>;
+      if (err) return answer(err);
+      let reviewed: ReviewResponse | Promise<ReviewResponse>;
       try {
-        answer = review(body, mode);
+        reviewed = review(body, mode);
       } catch (e) {
-        done();
-        return fail(res, e as Error, req.url);
+        return answer(e as Error);
       }
       // A cached review is answered in this same callback: no promise, no microtask (bench warm-reviews).
-      if (!(answer instanceof Promise)) {
-        done();
-        return sendJson(res, 200, answer);
-      }
-      answer.then(
-        (value) => {
-          done();
-          sendJson(res, 200, value);
-        },
-        (e: Error) => {
-          done();
-          fail(res, e, req.url);
-        },
-      );
+      if (reviewed instanceof Promise) reviewed.then((value) => answer(null, value), answer);
+      else answer(null, reviewed);
     });
   };
   // preClose runs before the server stops accepting, so probes see 503 while reviews finish; from
