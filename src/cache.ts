@@ -83,16 +83,7 @@ export class SharedCache<V extends object> {
     });
   }
 
-  /**
-   * The cached value now, counted as a hit, or undefined (nothing counted: the get() that follows a
-   * miss counts it). Lets a caller whose every answer is cached finish without a promise.
-   */
-  cached(key: string): V | undefined {
-    const hit = this.#lru.get(key);
-    if (hit !== undefined) this.stats.hits++;
-    return hit;
-  }
-
+  /** The cached value now (a load under way is none yet), without counting it. */
   peek(key: string): V | undefined {
     return this.#lru.get(key);
   }

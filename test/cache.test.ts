@@ -28,26 +28,26 @@ t.test('concurrent misses share one load; the value is kept for its ttl', async 
   t.same(cache.stats, { hits: 1, misses: 1, shared: 1 });
 });
 
-t.test('cached() answers a kept value now and counts it as a hit; a miss counts nothing', async (t) => {
+t.test('peek() answers a kept value now, nothing expired or still loading, and counts nothing', async (t) => {
   const cache = new SharedCache<{ n: number }>(10);
-  t.equal(cache.cached('k'), undefined);
-  t.same(cache.stats, { hits: 0, misses: 0, shared: 0 }, 'the get() after a miss counts it');
+  t.equal(cache.peek('k'), undefined);
+  t.same(cache.stats, { hits: 0, misses: 0, shared: 0 });
   await cache.get('k', async () => ({ n: 1 }), keep);
-  t.same(cache.cached('k'), { n: 1 });
-  t.same(cache.stats, { hits: 1, misses: 1, shared: 0 });
+  t.same(cache.peek('k'), { n: 1 });
+  t.same(cache.stats, { hits: 0, misses: 1, shared: 0 }, 'only the load is counted');
   await cache.get(
     'short',
     async () => ({ n: 2 }),
     () => 20,
   );
   await new Promise((resolve) => setTimeout(resolve, 60));
-  t.equal(cache.cached('short'), undefined, 'expired');
+  t.equal(cache.peek('short'), undefined, 'expired');
   const { calls, load } = manual<{ n: number }>();
   const pending = cache.get('later', load, keep);
-  t.equal(cache.cached('later'), undefined, 'a load under way is not a value yet');
+  t.equal(cache.peek('later'), undefined, 'a load under way is not a value yet');
   calls[0]!.resolve({ n: 3 });
   await pending;
-  t.same(cache.cached('later'), { n: 3 });
+  t.same(cache.peek('later'), { n: 3 });
 });
 
 t.test('a value with ttl 0 is not kept', async (t) => {

@@ -117,7 +117,7 @@ export class ClusterReader {
   cachedPullSecrets(namespace: string, names: string[]): PullSecretRead[] | undefined {
     const out: PullSecretRead[] = [];
     for (const name of distinctNames(names)) {
-      const now = refusedSecret(namespace, name) ?? (this.#cache.cached(secretKey(namespace, name)) as PullSecretRead);
+      const now = refusedSecret(namespace, name) ?? (this.#cache.peek(secretKey(namespace, name)) as PullSecretRead);
       if (now === undefined) return undefined;
       out.push(now);
     }
@@ -144,7 +144,7 @@ export class ClusterReader {
   cachedServiceAccount(namespace: string, name: string): ServiceAccountRead | undefined {
     return (
       refusedServiceAccount(namespace, name) ??
-      (this.#cache.cached(serviceAccountKey(namespace, name)) as ServiceAccountRead | undefined)
+      (this.#cache.peek(serviceAccountKey(namespace, name)) as ServiceAccountRead | undefined)
     );
   }
 
