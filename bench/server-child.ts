@@ -1,7 +1,8 @@
 // A webhook server in its own process, so that its CPU time per review can be read apart from the
 // load generator's (both share the machine's cores), and its in-process latency is not disturbed by
-// the parent's garbage. argv[2]: 'pullguard', 'baseline' (fastify echo) or 'node-baseline'. Settings come in BENCH_SERVER as JSON;
-// the parent asks over IPC for process.cpuUsage() or for N timed in-process reviews.
+// the parent's garbage. argv[2]: 'pullguard', 'baseline' (fastify echo) or 'node-baseline'.
+// Settings come in BENCH_SERVER as JSON; the parent asks over IPC for process.cpuUsage() or for N
+// timed in-process reviews.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';

@@ -12,7 +12,7 @@ import { sharedPki } from '../test/helpers/pki.ts';
 import { startRegistry } from '../test/helpers/registry.ts';
 import { admissionBody, figure, mean, percentile, QUICK, round, type Recorder } from './lib.ts';
 import type { ChildMessage, ParentMessage } from './server-child.ts';
-import { postReview, startServerProcess, stopServerProcess } from './webhook.ts';
+import { imageNodeFlags, postReview, startServerProcess, stopServerProcess } from './webhook.ts';
 import type { StageCost } from './stages.ts';
 
 /** BENCH_CPU_PROF=DIR: each server writes a CPU profile of its measured run there (figures then include the profiler's cost). */
@@ -206,7 +206,8 @@ export async function warmReviews(rec: Recorder): Promise<void> {
   rec.settings = {
     fixture: 'deployment-create.json',
     registry: 'docker-registry on loopback, anonymous HTTP, behind the counting proxy',
-    tls: 'test CA server certificate (EC P-256), minVersion TLSv1.2, for every server',
+    tls: "test CA server certificate (EC P-256) and pullguard's SERVER_TLS (TLS 1.2+, its ciphers in its order), for every server",
+    nodeFlags: imageNodeFlags(),
     autocannon: {
       connections: 10,
       pipelining: 1,
