@@ -70,21 +70,42 @@ export interface Finding {
   source?: SourcePosition;
 }
 
-/** Quotes text for a message: control characters escaped (the API server drops warnings with them), length capped. */
+/**
+ * Characters no message may carry raw: C0 and C1 controls, the line and paragraph separators, and
+ * the Unicode bidirectional controls (U+061C, U+200E/F, U+202A–202E, U+2066–2069), which reorder
+ * what a terminal or a browser shows ("Trojan Source").
+ */
+const UNSAFE_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+// What JSON.stringify leaves raw among them (it escapes C0 itself; its layout's newlines must stay).
+const UNSAFE_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+const CONTROL_RUN = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** A character as a \uXXXX escape (what JSON and JavaScript read back as the same character). */
+const escapeChar = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/** Text with every control and bidi character escaped as \uXXXX. */
+export function escapeUnsafe(text: string): string {
+  return text.replace(UNSAFE_CHARS, escapeChar);
+}
+
+/** JSON text whose strings carry no raw C1, separator or bidi character: the same values, escaped. */
+export function escapeJson(json: string): string {
+  return json.replace(UNSAFE_IN_JSON, escapeChar);
+}
+
+/** Quotes text for a message: control and bidi characters escaped (the API server drops warnings with controls), length capped. */
 export function quote(text: string, max = 200): string {
   const cut = text.length > max ? `${text.slice(0, max)}…` : text;
-  return `"${cut.replace(/["\\]/g, (c) => `\\${c}`).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}"`;
+  return `"${cut.replace(/["\\]/g, (c) => `\\${c}`).replace(UNSAFE_CHARS, escapeChar)}"`;
 }
 
 /**
- * Text for a log field: control characters (C0, C1, U+2028/2029) escaped as \uXXXX, as in warnings
- * (a log pipeline may split lines on them), and cut to `max` characters.
+ * Text for a log field: control characters (C0, C1, U+2028/2029) and bidi controls escaped as
+ * \uXXXX, as in warnings (a log pipeline may split lines on them), and cut to `max` characters.
  */
 export function logText(text: string, max = 256): string {
-  return cut(text, max).replace(
-    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  return cut(text, max).replace(UNSAFE_CHARS, escapeChar);
 }
 
 /**
@@ -107,9 +128,9 @@ export function redact(text: string, secrets: readonly string[] = []): string {
     );
 }
 
-/** Removes control characters from text meant for one line. */
+/** Text meant for one line: control characters become a space, bidi controls a \uXXXX escape. */
 export function oneLine(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ').trim();
+  return text.replace(CONTROL_RUN, ' ').replace(BIDI, escapeChar).trim();
 }
 
 /** Cuts text to `max` characters (code points), marking the cut with an ellipsis. */
