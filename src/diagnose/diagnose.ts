@@ -2,9 +2,16 @@
 // cause and fix, whether the next retry can succeed, and where the two disagree (said, never hidden).
 
 import type { Finding, Reason } from '../findings.ts';
-import { cut, oneLine, quote } from '../findings.ts';
+import { escapeJson, escapeUnsafe, oneLine, quote } from '../findings.ts';
 import { explain } from '../preflight/messages.ts';
-import { type Backoff, backoffAfter, type ContainerEvidence, runtimeText, STUCK_REASONS } from './evidence.ts';
+import {
+  type Backoff,
+  backoffAfter,
+  type ContainerEvidence,
+  type PodEvent,
+  runtimeText,
+  STUCK_REASONS,
+} from './evidence.ts';
 import { agrees, classifyRuntimeMessage, describeRuntimeCause, type RuntimeCause } from './runtime.ts';
 
 export type Now = 'still-failing' | 'would-succeed' | 'unknown';
@@ -17,6 +24,8 @@ export interface ContainerDiagnosis {
   stuck: boolean;
   /** what the kubelet recorded */
   kubelet: { reason?: string; message?: string; events: string[] };
+  /** pull events about the container that someone else than the kubelet reported: shown, never used */
+  untrusted?: { count: number; events: string[] };
   /** the cause the kubelet's (runtime's) text shows, when it shows one */
   runtime?: RuntimeCause;
   /** the cause: pullguard's when it could ask the registry, else the runtime's */
@@ -55,13 +64,32 @@ function humanSeconds(s: number): string {
 
 /**
  * Shortens a kubelet message in the middle: its start names the image, its end carries the
- * runtime's cause ("…: not found", "…toomanyrequests: …"), the middle repeats the image.
+ * runtime's cause ("…: not found", "…toomanyrequests: …"), the middle repeats the image. Both
+ * parts end at a space, so no word is cut, unless a part has no space in its second half.
  */
-function shorten(text: string, max = 240): string {
+export function shorten(text: string, max = 240): string {
   const chars = [...text];
   if (chars.length <= max) return text;
-  const head = Math.floor(max / 4);
-  return `${chars.slice(0, head).join('')} … ${chars.slice(chars.length - (max - head - 3)).join('')}`;
+  const room = max - 3; // " … "
+  const headMax = Math.floor(room / 4);
+  let head = chars.slice(0, headMax).join('');
+  if (chars[headMax] !== ' ') {
+    const space = head.lastIndexOf(' ');
+    if (space >= headMax / 2) head = head.slice(0, space);
+  }
+  head = head.trimEnd();
+  const tailMax = room - [...head].length;
+  let tail = chars.slice(chars.length - tailMax).join('');
+  if (chars[chars.length - tailMax - 1] !== ' ') {
+    const space = tail.indexOf(' ');
+    if (space >= 0 && space <= tailMax / 2) tail = tail.slice(space + 1);
+  }
+  return `${head} … ${tail.trimStart()}`;
+}
+
+/** One event as a line: reason, repeat count, text. */
+function eventLine(e: PodEvent, max: number): string {
+  return `${e.reason ?? ''}${e.count > 1 ? ` (x${e.count})` : ''}: ${shorten(oneLine(e.message ?? ''), max)}`;
 }
 
 const NEVER_HINT =
@@ -98,6 +126,9 @@ export function diagnoseContainer(
   // Neither a registry check nor the kubelet's words say why: still name the image and what to do.
   let message = `image ${quote(ev.image)}: neither a registry check nor the kubelet's message shows why the pull fails`;
   let hint = `see the pod's events (kubectl describe pod ${pod.name}) and pull the image from the node`;
+  // A verdict the registry answered (ok, fail, or a refusal seen now) is never replaced by the
+  // kubelet's text: that text may be an Event anyone in the namespace could have written. Only when
+  // the registry could not be asked (timeout, unverifiable) does the text say why.
   const useFinding = finding && !(finding.verdict !== 'fail' && state === 'unknown' && runtime);
   if (finding && useFinding) {
     reason = finding.reason;
@@ -156,11 +187,7 @@ export function diagnoseContainer(
     disagreement = `the kubelet reports ${ev.reason}, but pullguard finds the image available`;
   }
 
-  const kubelet: ContainerDiagnosis['kubelet'] = {
-    events: ev.events.map(
-      (e) => `${e.reason ?? ''}${e.count > 1 ? ` (x${e.count})` : ''}: ${cut(oneLine(e.message ?? ''), 300)}`,
-    ),
-  };
+  const kubelet: ContainerDiagnosis['kubelet'] = { events: ev.events.map((e) => eventLine(e, 300)) };
   if (ev.reason) kubelet.reason = ev.reason;
   if (text) kubelet.message = shorten(oneLine(text));
 
@@ -179,6 +206,11 @@ export function diagnoseContainer(
   if (runtime) out.runtime = runtime;
   if (backoff) out.backoff = backoff;
   if (disagreement) out.disagreement = disagreement;
+  if (ev.untrustedCount)
+    out.untrusted = {
+      count: ev.untrustedCount,
+      events: ev.untrusted.map((e) => `${eventLine(e, 200)} (reported by ${quote(e.source ?? '(nobody)', 63)})`),
+    };
   if (finding) out.finding = finding;
   return out;
 }
@@ -203,9 +235,15 @@ export function diagnosesToText(list: readonly ContainerDiagnosis[]): string {
         `  backoff:   ${d.backoff.attempts} failed pull${d.backoff.attempts === 1 ? '' : 's'}${d.backoff.failingForSeconds !== undefined ? ` over ${humanSeconds(d.backoff.failingForSeconds)}` : ''}; waiting ${humanSeconds(d.backoff.seconds)} between pulls (step ${d.backoff.step} of 6, 10s doubling to 5m)`,
       );
     if (d.disagreement) lines.push(`  disagrees: ${d.disagreement}`);
+    if (d.untrusted) {
+      for (const e of d.untrusted.events) lines.push(`  untrusted: not from the kubelet, ignored: ${e}`);
+      const more = d.untrusted.count - d.untrusted.events.length;
+      if (more > 0) lines.push(`  untrusted: ${more} more event${more === 1 ? '' : 's'} not from the kubelet, ignored`);
+    }
     lines.push('');
   }
-  return `${lines.join('\n')}`;
+  // Every part is quoted or made one line already; this holds for what is added later too.
+  return lines.map(escapeUnsafe).join('\n');
 }
 
 export function diagnosesToJson(list: readonly ContainerDiagnosis[]): string {
@@ -223,6 +261,7 @@ export function diagnosesToJson(list: readonly ContainerDiagnosis[]): string {
     outlook: d.outlook,
     ...(d.backoff ? { backoff: d.backoff } : {}),
     ...(d.disagreement ? { disagreement: d.disagreement } : {}),
+    ...(d.untrusted ? { untrusted: d.untrusted } : {}),
   }));
-  return `${JSON.stringify({ diagnoses: out, stuck: list.filter((d) => d.stuck).length }, null, 2)}\n`;
+  return `${escapeJson(JSON.stringify({ diagnoses: out, stuck: list.filter((d) => d.stuck).length }, null, 2))}\n`;
 }

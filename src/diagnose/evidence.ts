@@ -2,6 +2,9 @@
 // and the Failed/BackOff events that name it (involvedObject.fieldPath "spec.containers{web}").
 // From those: how long the pull has been failing, how many times, and the kubelet's current back-off
 // (10 s doubling to 5 minutes per image, as its image puller does).
+// Anyone who may create Events in a namespace can write one about any pod, so only the kubelet's
+// own (source.component, reportingComponent or reportingController "kubelet") count as its
+// evidence; the others are kept apart, to be shown as such and used for nothing.
 
 /** Waiting reasons that mean the image could not be pulled. */
 export const STUCK_REASONS = ['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull'] as const;
@@ -19,6 +22,10 @@ export interface PodEvent {
   reason?: string;
   message?: string;
   fieldPath?: string;
+  /** who reported it: source.component, reportingComponent (core/v1) or reportingController (events.k8s.io/v1) */
+  source?: string;
+  /** reported by the kubelet, and by nobody else */
+  fromKubelet: boolean;
   count: number;
   first?: Date;
   last?: Date;
@@ -41,8 +48,12 @@ export interface ContainerEvidence {
   /** the container's waiting reason and message, when it waits */
   reason?: string;
   message?: string;
-  /** Failed and BackOff events about this container, newest last */
+  /** the kubelet's Failed and BackOff events about this container, newest last */
   events: PodEvent[];
+  /** such events reported by someone else than the kubelet (the first MAX_UNTRUSTED), never used */
+  untrusted: PodEvent[];
+  /** how many such events there were */
+  untrustedCount: number;
   /** failed pulls the events count */
   failedPulls: number;
   /** the first and the latest failed pull the events show */
@@ -56,6 +67,9 @@ function toDate(v: unknown): Date | undefined {
   const d = new Date(v);
   return Number.isNaN(d.getTime()) ? undefined : d;
 }
+
+/** At most this many events not from the kubelet are kept per container, to show. */
+export const MAX_UNTRUSTED = 5;
 
 /** One Event object (plain JSON or a client-node instance) as the fields diagnose needs. */
 export function podEventOf(e: unknown): PodEvent {
@@ -75,7 +89,13 @@ export function podEventOf(e: unknown): PodEvent {
     toDate(o.deprecatedLastTimestamp) ??
     toDate(o.eventTime) ??
     first;
-  const out: PodEvent = { count };
+  const source = isObj(o.source) ? o.source : isObj(o.deprecatedSource) ? o.deprecatedSource : {};
+  // Every reporter field that is set must say kubelet: a forger who sets one and not the other is caught.
+  const reporters = [str(source.component), str(o.reportingComponent), str(o.reportingController)].filter(
+    (r): r is string => r !== undefined && r !== '',
+  );
+  const out: PodEvent = { count, fromKubelet: reporters.length > 0 && reporters.every((r) => r === 'kubelet') };
+  if (reporters.length) out.source = reporters.find((r) => r !== 'kubelet') ?? reporters[0]!;
   const set = <K extends keyof PodEvent>(k: K, v: PodEvent[K] | undefined) => {
     if (v !== undefined) out[k] = v;
   };
@@ -120,8 +140,10 @@ export function containerEvidence(pod: unknown, events: PodEvent[], all = false)
       const stuck = reason !== undefined && (STUCK_REASONS as readonly string[]).includes(reason);
       if (!stuck && !all) continue;
       const fieldPath = `spec.${list}{${name}}`;
-      const mine = events.filter((e) => e.fieldPath === fieldPath && isPullEvent(e));
-      mine.sort((a, b) => (a.last?.getTime() ?? 0) - (b.last?.getTime() ?? 0));
+      const about = events.filter((e) => e.fieldPath === fieldPath && isPullEvent(e));
+      about.sort((a, b) => (a.last?.getTime() ?? 0) - (b.last?.getTime() ?? 0));
+      const mine = about.filter((e) => e.fromKubelet);
+      const others = about.filter((e) => !e.fromKubelet);
       const failures = mine.filter(isPullFailure);
       const firsts = failures.map((e) => e.first?.getTime()).filter((n): n is number => n !== undefined);
       const lasts = failures.map((e) => e.last?.getTime()).filter((n): n is number => n !== undefined);
@@ -130,6 +152,8 @@ export function containerEvidence(pod: unknown, events: PodEvent[], all = false)
         list,
         image: str(c.image) ?? str(st?.image) ?? '',
         events: mine,
+        untrusted: others.slice(-MAX_UNTRUSTED),
+        untrustedCount: others.length,
         failedPulls: failures.reduce((n, e) => n + e.count, 0),
       };
       const policy = str(c.imagePullPolicy);
