@@ -1,9 +1,11 @@
 // Runs a small credential program (a docker credential helper, a kubelet credential provider plugin):
 // input on stdin, JSON on stdout, within a time limit, killed when it overstays. Its stdout may hold
-// secrets, so nothing of it ever goes into an error message; stderr is cut to one short line.
+// secrets, so nothing of it ever goes into an error message; stderr is shown only as one short line
+// with whatever looks like a credential redacted, and not at all when it is JSON (an answer printed
+// to the wrong stream).
 
 import { spawn } from 'node:child_process';
-import { cut, oneLine } from '../findings.ts';
+import { cut, oneLine, redact } from '../findings.ts';
 import { systemErrorText } from '../system-errors.ts';
 
 export interface ExecResult {
@@ -13,8 +15,10 @@ export interface ExecResult {
   error?: string;
   /** the exit code when it exited non-zero */
   code?: number;
-  /** its stderr, one short line */
+  /** its stderr, one short line, redacted; absent when it was JSON */
   stderr?: string;
+  /** it was killed for overstaying its time */
+  timedOut?: boolean;
 }
 
 const MAX_OUTPUT = 1024 * 1024;
@@ -52,7 +56,7 @@ export function runCredentialProgram(
       }
       child.stdout?.destroy();
       child.stderr?.destroy();
-      done({ ok: false, stdout: '', error: `${opts.name} did not answer within ${opts.timeoutMs} ms` });
+      done({ ok: false, stdout: '', timedOut: true, error: `${opts.name} did not answer within ${opts.timeoutMs} ms` });
     }, opts.timeoutMs);
     child.on('error', (err: NodeJS.ErrnoException) => {
       done({
@@ -75,7 +79,7 @@ export function runCredentialProgram(
     child.stdin!.on('error', () => undefined);
     child.stdin!.end(input);
     child.on('close', (code, signal) => {
-      const err = cut(oneLine(stderr.trim()), 200);
+      const err = stderrLine(stderr);
       if (code === 0) return done({ ok: true, stdout, ...(err ? { stderr: err } : {}) });
       done({
         ok: false,
@@ -86,4 +90,24 @@ export function runCredentialProgram(
       });
     });
   });
+}
+
+/**
+ * What a program's stderr may show of itself: nothing when it is (or starts like) JSON, which is what
+ * a program writes when it prints its answer, credentials included, to the wrong stream; otherwise
+ * one line, redacted, then cut (redacting first, so that a cut never leaves half a secret unmatched).
+ */
+export function stderrLine(stderr: string): string {
+  const text = stderr.trim();
+  if (!text || /^[[{"]/.test(text) || parsesAsJson(text)) return '';
+  return cut(oneLine(redact(text)), 200);
+}
+
+function parsesAsJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -133,10 +133,11 @@ export class UserCredentials {
       name: label,
     });
     if (!r.ok) {
-      // The helper protocol: on failure, the error text is on stdout. "credentials not found" is no credential.
-      const said = cut(oneLine(r.stdout.trim()), 200);
-      if (r.code !== undefined && /credentials not found/i.test(said)) return {};
-      return { failure: r.code !== undefined && said ? `${label} exited with status ${r.code}: ${said}` : r.error! };
+      // The helper protocol: on failure, the error text is on stdout. "credentials not found" is no
+      // credential. Its stdout is never shown: a helper that prints its answer and then fails would
+      // put the secret in the finding (and in every report made of it). Its stderr, redacted, is.
+      if (r.code !== undefined && /credentials not found/i.test(r.stdout.slice(0, 4096))) return {};
+      return { failure: r.error! };
     }
     let json: { Username?: unknown; Secret?: unknown };
     try {

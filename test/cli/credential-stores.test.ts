@@ -95,7 +95,8 @@ printf '{"ServerURL":"%s","Username":"${erin.username}","Secret":"${erin.passwor
 
 t.test('a missing, failing or hanging helper is a risk that names it, never a crash', async (t) => {
   const h = home('bad-helpers', {});
-  helper(h.bin, 'pgfail', 'echo "the keychain is locked"; exit 3');
+  // Its error on stderr: what it prints on stdout is never shown (it may be credentials).
+  helper(h.bin, 'pgfail', 'echo "the keychain is locked" >&2; exit 3');
   helper(h.bin, 'pghang', 'sleep 600');
   helper(h.bin, 'pgjunk', `echo "not json ${erin.password}"`);
   const PATH = `${h.bin}${delimiter}${process.env.PATH}`;
