@@ -30,7 +30,10 @@ export const WATCH_ACCESS: readonly ApiAccess[] = [
   { apiGroup: 'batch', resource: 'cronjobs', verbs: ['list'], namespaced: false },
 ];
 
-/** The Lease that picks the acting replica: in pullguard's own namespace only. */
+/**
+ * The Lease that picks the acting replica: in pullguard's own namespace only, and get/update only on
+ * the configured Lease (the Role's resourceNames; create cannot be limited by name).
+ */
 export const WATCH_LEASE_ACCESS: readonly ApiAccess[] = [
   { apiGroup: 'coordination.k8s.io', resource: 'leases', verbs: ['get', 'create', 'update'], namespaced: true },
 ];

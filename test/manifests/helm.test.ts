@@ -16,6 +16,7 @@ import { k8sTool } from '../helpers/k8s-tools.ts';
 import {
   all,
   isNamespaced,
+  leaseRuleProblems,
   manifestsDir,
   only,
   parseYamlDocs,
@@ -453,6 +454,7 @@ t.test('watch.enabled: its RBAC (exactly WATCH_ACCESS), its configuration, POD_N
   const role = only(on, 'Role');
   t.equal(role.metadata.namespace, 'guard', 'the Lease role in the release namespace');
   t.same(expand(role.rules), access(WATCH_LEASE_ACCESS), 'WATCH_LEASE_ACCESS');
+  t.same(leaseRuleProblems(role, 'pg-pullguard-watch'), [], 'get and update only on its own Lease');
   const kustomize = readYaml(join(manifestsDir, 'components', 'watch', 'rbac.yaml'));
   t.same(only(on, 'ClusterRole', 'pg-pullguard-watch').rules, only(kustomize, 'ClusterRole').rules, 'as kustomize');
   for (const kind of ['ClusterRoleBinding', 'RoleBinding'])
@@ -468,6 +470,7 @@ t.test('watch.enabled: its RBAC (exactly WATCH_ACCESS), its configuration, POD_N
     eventInterval: '1m',
     registryBudget: 20,
     leaseNamespace: 'guard',
+    leaseName: 'pg-pullguard-watch',
   });
   t.doesNotThrow(() => validateConfig(config), 'a configuration serve accepts');
   const env = only(on, 'Deployment').spec.template.spec.containers[0].env as Obj[];
@@ -475,4 +478,26 @@ t.test('watch.enabled: its RBAC (exactly WATCH_ACCESS), its configuration, POD_N
   const rules = (only(on, 'PrometheusRule').spec.groups[0].rules as Obj[]).map((r) => r.alert);
   t.ok(rules.includes('PullguardWorkloadImageNotPullable'), 'the alert on pullable == 0');
   t.equal(only(on, 'ServiceMonitor').spec.endpoints[0].honorLabels, true, "the workloads' namespace label is kept");
+});
+
+t.test('watch.leaseName: the Lease Role gets and updates that Lease only, also in kube-system', async (t) => {
+  for (const [values, release, leaseName] of [
+    [{ watch: { enabled: true, leaseName: 'edge-leader' } }, 'pullguard', 'edge-leader'],
+    [{ watch: { enabled: true } }, 'pullguard', 'pullguard-watch'],
+    [{ watch: { enabled: true } }, 'edge', 'edge-pullguard-watch'],
+  ] as const) {
+    const on = render(t, values, release, 'kube-system');
+    const role = only(on, 'Role');
+    t.equal(role.metadata.namespace, 'kube-system');
+    t.same(leaseRuleProblems(role, leaseName), [], `${leaseName}: get and update by name, create alone`);
+    t.notOk(
+      (role.rules as Obj[]).some((r) => r.resourceNames === undefined && r.verbs.some((v: string) => v !== 'create')),
+      `${leaseName}: kube-scheduler's and kube-controller-manager's leases out of reach`,
+    );
+    const config = parseYaml(only(on, 'ConfigMap').data['config.yaml']) as Obj;
+    t.equal(validateConfig(config).watch.leaseName, leaseName, `${leaseName}: the Lease the configuration names`);
+  }
+  const bad = template(t, { watch: { enabled: true, leaseName: 'Not a name' } });
+  t.not(bad.status, 0, 'a lease name that is no object name is refused');
+  t.match(bad.stderr, 'leaseName');
 });

@@ -186,3 +186,21 @@ export function renderPlainOverlay(t: { teardown: (fn: () => void) => void }): O
   runGen(join(dir, 'pki'), overlay);
   return renderKustomize(overlay);
 }
+
+/**
+ * The Lease Role's rules: get and update on the one named Lease only; the one rule without
+ * resourceNames grants create alone (RBAC sees no name on a create, so it cannot be limited).
+ */
+export function leaseRuleProblems(role: Obj, leaseName: string): string[] {
+  const problems: string[] = [];
+  for (const r of role.rules as Obj[]) {
+    const verbs = [...(r.verbs as string[])].sort().join(',');
+    if (r.apiGroups.join() !== 'coordination.k8s.io' || r.resources.join() !== 'leases')
+      problems.push(`a rule on ${r.apiGroups}/${r.resources}`);
+    else if (r.resourceNames === undefined) {
+      if (verbs !== 'create') problems.push(`${verbs} on every Lease in the namespace`);
+    } else if (r.resourceNames.join() !== leaseName) problems.push(`${verbs} on Leases ${r.resourceNames}`);
+    else if (verbs !== 'get,update') problems.push(`${verbs} on the Lease ${leaseName}`);
+  }
+  return problems;
+}

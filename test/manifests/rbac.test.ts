@@ -3,7 +3,19 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { REQUIRED_ACCESS, WATCH_ACCESS, WATCH_LEASE_ACCESS, type ApiAccess } from '../../src/cluster/access.ts';
-import { all, baseObjects, listYamlFiles, manifestsDir, only, readYaml, type Obj } from './lib.ts';
+import { parse as parseYaml } from 'yaml';
+import { validateConfig } from '../../src/config.ts';
+import {
+  all,
+  baseConfigText,
+  baseObjects,
+  leaseRuleProblems,
+  listYamlFiles,
+  manifestsDir,
+  only,
+  readYaml,
+  type Obj,
+} from './lib.ts';
 
 const objects = baseObjects();
 
@@ -79,3 +91,18 @@ t.test('the watch component grants exactly WATCH_ACCESS, and the Lease only in i
   for (const r of [...(cluster.rules as Obj[]), ...(role.rules as Obj[])])
     t.notOk([...r.apiGroups, ...r.resources, ...r.verbs].includes('*'), 'no wildcards');
 });
+
+t.test(
+  "the Lease Role gets and updates only the configuration's Lease; create is the only namespace-wide verb",
+  async (t) => {
+    const role = only(readYaml(join(manifestsDir, 'components', 'watch', 'rbac.yaml')), 'Role');
+    // The base configuration leaves watch.leaseName to its default.
+    const leaseName = validateConfig(parseYaml(baseConfigText())).watch.leaseName;
+    t.equal(leaseName, 'pullguard-watch');
+    t.same(leaseRuleProblems(role, leaseName), [], 'get and update limited by resourceNames');
+    t.same(
+      (role.rules as Obj[]).filter((r) => r.resourceNames).flatMap((r) => r.resourceNames),
+      [leaseName],
+    );
+  },
+);

@@ -7,6 +7,11 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The watch's Lease: watch.leaseName, else <fullname>-watch. The Lease Role names it (resourceNames). */}}
+{{- define "pullguard.leaseName" -}}
+{{- .Values.watch.leaseName | default (printf "%s-watch" (include "pullguard.fullname" .)) -}}
+{{- end -}}
+
 {{- define "pullguard.labels" -}}
 app.kubernetes.io/name: pullguard
 app.kubernetes.io/instance: {{ .Release.Name }}
