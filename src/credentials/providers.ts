@@ -144,6 +144,26 @@ interface CacheEntry {
   auth: Map<string, DockerConfigEntry>;
 }
 
+type CacheKeyType = 'Image' | 'Registry' | 'Global';
+type Answer = { auth?: Map<string, DockerConfigEntry>; failure?: string };
+
+/**
+ * Plugin processes one provider may have running at once. The kubelet runs one per image being
+ * pulled, a few at a time; a review of a pod with a hundred containers must not start a hundred.
+ */
+export const PLUGIN_CONCURRENCY = 2;
+
+/** Below this share of its time left, a queued run gives up rather than start a process it must kill. */
+const MIN_SHARE_LEFT = 4;
+
+/** One provider's runs: the cache key type its last answer declared, its processes, its queue. */
+interface ProviderState {
+  /** unknown until it first answers; until then one process at a time, as its answer may serve all */
+  keyType?: CacheKeyType;
+  running: number;
+  waiting: { deadline: number; start: () => void }[];
+}
+
 export interface ProviderLookup {
   credentials: Credential[];
   failures: string[];
@@ -157,7 +177,9 @@ export class CredentialProviders {
   private readonly timeoutMs: number;
   private readonly env: NodeJS.ProcessEnv;
   private readonly caches = new Map<string, LRUCache<string, CacheEntry>>();
-  private readonly inFlight = new Map<string, Promise<{ auth?: Map<string, DockerConfigEntry>; failure?: string }>>();
+  private readonly states = new Map<string, ProviderState>();
+  /** runs under way (queued or running), by provider and the cache key their answer will be filed under */
+  private readonly inFlight = new Map<string, Promise<Answer>>();
   /** plugin runs per provider, for tests and metrics */
   readonly runs = new Map<string, number>();
 
@@ -166,7 +188,10 @@ export class CredentialProviders {
     this.binDir = opts.binDir;
     this.timeoutMs = opts.timeoutMs;
     this.env = opts.env;
-    for (const p of providers) this.caches.set(p.name, new LRUCache({ max: 10_000 }));
+    for (const p of providers) {
+      this.caches.set(p.name, new LRUCache({ max: 10_000 }));
+      this.states.set(p.name, { running: 0, waiting: [] });
+    }
   }
 
   /** Whether some provider's matchImages cover `image` (the kubelet's repository name). */
@@ -181,7 +206,8 @@ export class CredentialProviders {
   async lookup(image: string, _domain?: string): Promise<ProviderLookup> {
     const matching = this.providers.filter((p) => p.matchImages.some((m) => urlsMatchStr(m, image)));
     if (!matching.length) return { credentials: [], failures: [], managed: false };
-    const answers = await Promise.all(matching.map((p) => this.provide(p, image)));
+    const deadline = Date.now() + this.timeoutMs;
+    const answers = await Promise.all(matching.map((p) => this.provide(p, image, deadline)));
     const keyring = new Keyring();
     const seen = new Set<string>();
     const failures: string[] = [];
@@ -194,59 +220,118 @@ export class CredentialProviders {
     return { credentials: keyring.lookup(image), failures, managed: true };
   }
 
-  private async provide(
-    p: ProviderEntry,
-    image: string,
-  ): Promise<{ auth?: Map<string, DockerConfigEntry>; failure?: string }> {
+  private cached(p: ProviderEntry, image: string): CacheEntry | undefined {
     const cache = this.caches.get(p.name)!;
-    const registry = image.split('/')[0]!;
-    for (const key of [`image:${image}`, `registry:${registry}`, 'global:']) {
-      const hit = cache.get(key);
-      if (hit) return { auth: hit.auth };
+    for (const type of ['Image', 'Registry', 'Global'] as const) {
+      const hit = cache.get(cacheKey(type, image));
+      if (hit) return hit;
     }
-    const flight = `${p.name}\u0000${image}`;
+    return undefined;
+  }
+
+  private provide(p: ProviderEntry, image: string, deadline: number): Promise<Answer> {
+    const hit = this.cached(p, image);
+    if (hit) return Promise.resolve({ auth: hit.auth });
+    // Lookups share a run when its answer would be filed under their cache key, by the type the
+    // plugin's last answer declared: with Registry, every image of the registry waits for one run.
+    // (The kubelet shares a run per image only, and says so; before the first answer, that is the key.)
+    const state = this.states.get(p.name)!;
+    const flight = `${p.name}\u0000${cacheKey(state.keyType ?? 'Image', image)}`;
     let pending = this.inFlight.get(flight);
     if (!pending) {
-      pending = this.exec(p, image).finally(() => this.inFlight.delete(flight));
+      pending = this.queued(p, state, image, deadline).finally(() => this.inFlight.delete(flight));
       this.inFlight.set(flight, pending);
     }
     return pending;
   }
 
-  private async exec(
-    p: ProviderEntry,
-    image: string,
-  ): Promise<{ auth?: Map<string, DockerConfigEntry>; failure?: string }> {
+  /** Waits for a turn (at most PLUGIN_CONCURRENCY processes), then runs the plugin unless the answer came meanwhile. */
+  private async queued(p: ProviderEntry, state: ProviderState, image: string, deadline: number): Promise<Answer> {
     const label = `credential provider plugin "${p.name}"`;
     if (p.needsServiceAccountToken)
       return {
         failure: `${label} needs the pod's service account token (tokenAttributes), which pullguard cannot request`,
       };
+    const turn = await this.turn(state, deadline);
+    if (!turn)
+      return {
+        failure: `${label} was not run within ${this.timeoutMs} ms: its earlier runs took the time (at most ${PLUGIN_CONCURRENCY} run at once)`,
+      };
+    try {
+      // An earlier run's answer, filed while this one waited, serves it as it would have at the start.
+      const hit = this.cached(p, image);
+      if (hit) return { auth: hit.auth };
+      return await this.exec(p, state, image, Math.max(1, deadline - Date.now()));
+    } finally {
+      this.release(state);
+    }
+  }
+
+  /** true once a process may start; false when the deadline comes (or too little is left) first. */
+  private turn(state: ProviderState, deadline: number): Promise<boolean> {
+    const limit = state.keyType ? PLUGIN_CONCURRENCY : 1;
+    if (state.running < limit && !state.waiting.length) {
+      state.running++;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const waiter = {
+        deadline,
+        start: () => {
+          clearTimeout(timer);
+          state.running++;
+          resolve(true);
+        },
+      };
+      const timer = setTimeout(() => {
+        const i = state.waiting.indexOf(waiter);
+        if (i >= 0) state.waiting.splice(i, 1);
+        resolve(false);
+      }, deadline - Date.now());
+      state.waiting.push(waiter);
+    });
+  }
+
+  /** A process ended: start the next waiters that still have the time to use their turn. */
+  private release(state: ProviderState): void {
+    state.running--;
+    const limit = state.keyType ? PLUGIN_CONCURRENCY : 1;
+    while (state.running < limit && state.waiting.length) {
+      const next = state.waiting.shift()!;
+      // Not worth a process: its timer gives up for it (and removes nothing, it is gone already).
+      if (next.deadline - Date.now() < this.timeoutMs / MIN_SHARE_LEFT) continue;
+      next.start();
+    }
+  }
+
+  private async exec(p: ProviderEntry, state: ProviderState, image: string, timeoutMs: number): Promise<Answer> {
+    const label = `credential provider plugin "${p.name}"`;
     this.runs.set(p.name, (this.runs.get(p.name) ?? 0) + 1);
     const env = { ...this.env };
     for (const e of p.env) env[e.name] = e.value;
     const request = `${JSON.stringify({ kind: 'CredentialProviderRequest', apiVersion: p.apiVersion, image })}\n`;
     const r = await runCredentialProgram(join(this.binDir, p.name), p.args, request, {
-      timeoutMs: this.timeoutMs,
+      timeoutMs,
       env,
       name: label,
     });
+    // Its stdout may hold credentials: never part of a message (runCredentialProgram shows stderr only).
+    if (r.timedOut) return { failure: `${label} did not answer within ${this.timeoutMs} ms` };
     if (!r.ok) return { failure: r.error! };
     const parsed = parseResponse(r.stdout, p.apiVersion);
     if ('error' in parsed) return { failure: `${label} ${parsed.error}` };
     const { auth, cacheKeyType, cacheDurationMs } = parsed;
+    state.keyType = cacheKeyType;
     const ttl = cacheDurationMs ?? p.defaultCacheDurationMs;
-    if (ttl > 0) {
-      const key =
-        cacheKeyType === 'Image'
-          ? `image:${image}`
-          : cacheKeyType === 'Registry'
-            ? `registry:${image.split('/')[0]}`
-            : 'global:';
-      this.caches.get(p.name)!.set(key, { auth }, { ttl: Math.max(1, Math.round(ttl)) });
-    }
+    if (ttl > 0)
+      this.caches.get(p.name)!.set(cacheKey(cacheKeyType, image), { auth }, { ttl: Math.max(1, Math.round(ttl)) });
     return { auth };
   }
+}
+
+/** The kubelet's cache key for an answer of this type: the image, its registry, or one for all. */
+function cacheKey(type: CacheKeyType, image: string): string {
+  return type === 'Image' ? `image:${image}` : type === 'Registry' ? `registry:${image.split('/')[0]}` : 'global:';
 }
 
 /** The configured plugins (credentials.providerConfig and providerBinDir), or none. */

@@ -1,11 +1,12 @@
 // Kubelet credential provider plugins: real executables written by the test, run the way the
 // kubelet runs them; matchImages against upstream's cases (test/fixtures/kubelet-matchimages.json).
 import t from 'tap';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   CredentialProviders,
+  PLUGIN_CONCURRENCY,
   parseGoDuration,
   parseProviderConfig,
   readProviderConfig,
@@ -115,6 +116,133 @@ t.test('one run for many concurrent lookups of the same image', async (t) => {
   const all = await Promise.all(Array.from({ length: 5 }, () => providers.lookup('a.example.com/app')));
   t.ok(all.every((r) => r.credentials.length === 1));
   t.equal(readFileSync(join(bin, 'log-flight'), 'utf8').trim().split('\n').length, 1);
+});
+
+// A plugin that logs its start and end and, in between, waits for the test to let it go (a file
+// named after its PID, or one for all); its answer's cacheKeyType and cacheDuration are its args.
+plugin(
+  'gate-provider',
+  `cat > /dev/null
+echo "start $$" >> "$GATE/log"
+while [ ! -e "$GATE/go-$$" ] && [ ! -e "$GATE/go-all" ]; do sleep 0.1; done
+echo "end $$" >> "$GATE/log"
+printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"%s","cacheDuration":"%s","auth":{"*.example.com":{"username":"u","password":"p"}}}' "$1" "$2"`,
+);
+
+/** Polls for `cond` (a net of ten minutes for one that never comes, not a speed limit). */
+async function waitFor(what: string, cond: () => boolean): Promise<void> {
+  const until = Date.now() + 600_000;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A gate for gate-provider: its log read as runs and the most ever in flight, and a way to let runs go. */
+function gate(name: string) {
+  const dir = join(bin, `gate-${name}`);
+  mkdirSync(dir);
+  const lines = () => (existsSync(join(dir, 'log')) ? readFileSync(join(dir, 'log'), 'utf8').trim().split('\n') : []);
+  return {
+    dir,
+    lines,
+    started: () =>
+      lines()
+        .filter((l) => l.startsWith('start '))
+        .map((l) => l.slice(6)),
+    release: (pid: string) => writeFileSync(join(dir, `go-${pid}`), ''),
+    releaseAll: () => writeFileSync(join(dir, 'go-all'), ''),
+    /** the most runs ever between their start and end lines (a process counts until it exits, so at least this many) */
+    maxInFlight() {
+      let now = 0;
+      let max = 0;
+      for (const l of lines()) {
+        now += l.startsWith('start ') ? 1 : -1;
+        max = Math.max(max, now);
+      }
+      return max;
+    },
+  };
+}
+
+function gated(name: string, keyType: string, duration: string, timeoutMs = 60_000) {
+  const g = gate(name);
+  const providers = new CredentialProviders(
+    [entry({ name: 'gate-provider', args: [keyType, duration], env: [{ name: 'GATE', value: g.dir }] })],
+    { binDir: bin, timeoutMs, env: { PATH: process.env.PATH } },
+  );
+  return { g, providers, runs: () => providers.runs.get('gate-provider') ?? 0 };
+}
+
+/** Lets every run go as it starts, until `done` settles. */
+async function releaseAsTheyStart<T>(g: ReturnType<typeof gate>, done: Promise<T>): Promise<T> {
+  let finished = false;
+  const result = done.finally(() => {
+    finished = true;
+  });
+  const released = new Set<string>();
+  await waitFor('the lookups to finish', () => {
+    for (const pid of g.started()) if (!released.has(pid) && released.add(pid)) g.release(pid);
+    return finished;
+  });
+  return result;
+}
+
+t.test('at most PLUGIN_CONCURRENCY runs of a provider at once, one until its first answer', async (t) => {
+  const { g, providers, runs } = gated('cap', 'Image', '5m');
+  const images = Array.from({ length: 30 }, (_, i) => `a.example.com/team/app-${i}`);
+  const all = Promise.all(images.map((image) => providers.lookup(image)));
+  await waitFor('the first run to start', () => g.started().length > 0);
+  t.equal(runs(), 1, 'while no answer is known, one run: its answer may serve them all');
+  const results = await releaseAsTheyStart(g, all);
+  t.ok(
+    results.every((r) => r.credentials.length === 1 && !r.failures.length),
+    'every image got its answer',
+  );
+  t.equal(runs(), 30, 'cacheKeyType Image: one run per image');
+  t.equal(g.started().length, 30);
+  t.ok(g.maxInFlight() <= PLUGIN_CONCURRENCY, `at most ${PLUGIN_CONCURRENCY} in flight (saw ${g.maxInFlight()})`);
+});
+
+t.test('runs are shared by the cache key the last answer declared, cached or not', async (t) => {
+  // cacheDuration 0: nothing is cached, yet concurrent lookups of one registry share one run.
+  const { g, providers, runs } = gated('registry-nocache', 'Registry', '0s');
+  g.releaseAll();
+  t.equal((await providers.lookup('a.example.com/first')).credentials.length, 1);
+  const many = await Promise.all(Array.from({ length: 40 }, (_, i) => providers.lookup(`a.example.com/team/app-${i}`)));
+  t.ok(many.every((r) => r.credentials.length === 1));
+  t.equal(runs(), 2, 'the first answer said Registry: the 40 lookups of that registry share one run');
+
+  // With a cache, the first answer serves everything queued behind it.
+  const cached = gated('registry-cached', 'Registry', '5m');
+  const images = Array.from({ length: 60 }, (_, i) => `a.example.com/team/app-${i}`);
+  const all = Promise.all(images.map((image) => cached.providers.lookup(image)));
+  await waitFor('the first run to start', () => cached.g.started().length > 0);
+  const results = await releaseAsTheyStart(cached.g, all);
+  t.ok(results.every((r) => r.credentials.length === 1));
+  t.equal(cached.runs(), 1, '60 images of one registry: one run');
+
+  const global = gated('global', 'Global', '5m');
+  const spread = ['a.example.com/x', 'b.example.com/y', 'c.example.com/z', 'a.example.com/w'];
+  const everywhere = await releaseAsTheyStart(global.g, Promise.all(spread.map((i) => global.providers.lookup(i))));
+  t.ok(everywhere.every((r) => r.credentials.length === 1));
+  t.equal(global.runs(), 1, 'Global: one run for every registry');
+});
+
+t.test('a queued run whose deadline passes gives up without starting a process', async (t) => {
+  const { g, providers, runs } = gated('deadline', 'Image', '5m', 3000);
+  // A first answer (so that two may run at once), then two runs that hang and five queued behind them.
+  const warm = providers.lookup('a.example.com/warm');
+  await waitFor('the first run', () => g.started().length === 1);
+  g.release(g.started()[0]!);
+  t.equal((await warm).credentials.length, 1);
+  const hung = ['a.example.com/h1', 'a.example.com/h2'].map((i) => providers.lookup(i));
+  const queued = Array.from({ length: 5 }, (_, i) => providers.lookup(`a.example.com/q${i}`));
+  const [h, q] = await Promise.all([Promise.all(hung), Promise.all(queued)]);
+  for (const r of h) t.match(r.failures.join('\n'), /"gate-provider" did not answer within 3000 ms/);
+  for (const r of q) t.match(r.failures.join('\n'), /"gate-provider" was not run within 3000 ms: its earlier runs/);
+  t.equal(runs(), 3, 'the first, and the two that hung: none of the queued ones started');
+  t.equal(g.started().length, 3);
 });
 
 t.test('failing, hanging, missing and malformed plugins are reported by name, never thrown', async (t) => {
