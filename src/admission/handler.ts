@@ -12,7 +12,10 @@ import {
   notableFindings,
   parseReview,
   respond,
+  type ReviewHead,
   type ReviewResponse,
+  uncheckedResponse,
+  wouldCheck,
 } from './review.ts';
 
 /** What one review came to, for whoever counts them (the server's metrics). */
@@ -28,6 +31,8 @@ export interface ReviewRecord {
 
 export interface ReviewObserver {
   reviewed(record: ReviewRecord): void;
+  /** a review answered without a check: its body passed `limit`, one of pullguard's own (server/body.ts) */
+  unchecked?(limit: string): void;
 }
 
 export interface HandlerDeps {
@@ -67,6 +72,32 @@ export class AdmissionHandler {
     const cached = podCheck.cachedFindings(pod, uses, options);
     if (cached) return this.#answer(req, mode, images, cached, started);
     return podCheck.check(pod, uses, options).then((findings) => this.#answer(req, mode, images, findings, started));
+  }
+
+  /**
+   * A review whose body passed one of pullguard's own limits (`limit`, `why` following "its review
+   * body"): only its head was read. Allowed, saying it was not checked and why; counted and logged.
+   */
+  unchecked(head: ReviewHead, limit: string, why: string, pathMode?: Mode): ReviewResponse {
+    const { config, logger, observer } = this.deps;
+    const mode = pathMode ?? config.mode;
+    const answer = uncheckedResponse(head, why, mode !== 'audit');
+    const skipped = wouldCheck(head);
+    if (skipped) observer?.unchecked?.(limit);
+    logger[skipped ? 'warn' : 'debug'](
+      {
+        uid: logText(head.uid),
+        kind: logText(head.kind.kind),
+        namespace: logText(head.namespace ?? ''),
+        name: logText(head.name ?? ''),
+        operation: head.operation,
+        mode,
+        limit,
+        reason: logText(`its review body ${why}`),
+      },
+      'review not checked',
+    );
+    return answer;
   }
 
   /** The policy's actions on the findings, the answer, the observer's record and the log line. */

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { cut, describe, oneLine, quote, type Finding, type ImageUse } from '../findings.ts';
 import type { Decision } from '../policy/policy.ts';
 import { imageUsesOf, podSpecSite, type PodSpecSite } from '../workload/images.ts';
+import { POD_SPEC_KINDS } from '../workload/kinds.ts';
 import { isDnsLabel } from '../workload/names.ts';
 import { PullguardError } from '../errors.ts';
 
@@ -91,6 +92,146 @@ export function parseReview(body: unknown): AdmissionRequest {
     throw new BadReview(`not an AdmissionReview admission.k8s.io/v1: ${where}${issue.message}`);
   }
   return result.data.request;
+}
+
+/** What the start of a review says: request.uid and the fields the API server writes before the object. */
+export interface ReviewHead {
+  uid: string;
+  kind: { group: string; version: string; kind: string };
+  operation: AdmissionRequest['operation'];
+  subResource?: string;
+  name?: string;
+  namespace?: string;
+}
+
+/** the text ended: what was read so far is all there is */
+const ENDED = Symbol('ended');
+type Wanted = { [key: string]: Wanted | true };
+/** The fields reviewHead keeps; all others are skipped over, not built. */
+const HEAD_FIELDS: Wanted = {
+  apiVersion: true,
+  kind: true,
+  request: { uid: true, kind: true, operation: true, subResource: true, name: true, namespace: true },
+};
+
+/**
+ * The start of a JSON text read as far as it goes (it may stop anywhere): the values HEAD_FIELDS
+ * names, in objects without a prototype. Other values are skipped by their brackets and strings,
+ * not parsed; a kept value is parsed whole by JSON.parse. Throws SyntaxError for text that is not JSON.
+ */
+function readHead(text: string): Record<string, unknown> {
+  let i = 0;
+  const n = text.length;
+  const space = () => {
+    while (i < n && (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t')) i++;
+    if (i >= n) throw ENDED;
+  };
+  /** past the string that opens at i */
+  const skipString = () => {
+    for (i++; ; i++) {
+      if (i >= n) throw ENDED;
+      if (text[i] === '\\') i++;
+      else if (text[i] === '"') return i++;
+    }
+  };
+  /** past the value that starts at i (after white space) */
+  const skipValue = () => {
+    space();
+    const c = text[i];
+    if (c === '"') return skipString();
+    if (c === '{' || c === '[') {
+      let depth = 0;
+      for (;;) {
+        if (i >= n) throw ENDED;
+        const d = text[i];
+        if (d === '"') {
+          skipString();
+          continue;
+        }
+        if (d === '{' || d === '[') depth++;
+        else if ((d === '}' || d === ']') && --depth === 0) return i++;
+        i++;
+      }
+    }
+    const literal = /[-+.0-9a-zA-Z]+/y;
+    literal.lastIndex = i;
+    if (!literal.exec(text)) throw new SyntaxError(`unexpected ${JSON.stringify(c)}`);
+    i = literal.lastIndex;
+    if (i >= n) throw ENDED; // a number may go on
+  };
+  const object = (wanted: Wanted, into: Record<string, unknown>) => {
+    space();
+    if (text[i] !== '{') throw new SyntaxError('not an object');
+    i++;
+    space();
+    if (text[i] === '}') return;
+    for (;;) {
+      space();
+      if (text[i] !== '"') throw new SyntaxError('expected a key');
+      const at = i;
+      skipString();
+      const key = JSON.parse(text.slice(at, i)) as string;
+      space();
+      if (text[i] !== ':') throw new SyntaxError('expected a colon');
+      i++;
+      const want = Object.hasOwn(wanted, key) ? wanted[key] : undefined;
+      if (want === true) {
+        space();
+        const start = i;
+        skipValue();
+        into[key] = JSON.parse(text.slice(start, i));
+      } else if (want) {
+        space();
+        if (text[i] === '{') {
+          const inner: Record<string, unknown> = Object.create(null);
+          into[key] = inner;
+          object(want, inner);
+        } else skipValue();
+      } else skipValue();
+      space();
+      if (text[i] === '}') return void i++;
+      if (text[i] !== ',') throw new SyntaxError('expected a comma');
+      i++;
+    }
+  };
+  const root: Record<string, unknown> = Object.create(null);
+  try {
+    object(HEAD_FIELDS, root);
+  } catch (err) {
+    if (err !== ENDED) throw err;
+  }
+  return root;
+}
+
+/**
+ * The review a body's start holds (a body too large to parse: body.ts), or why it holds none. The
+ * API server writes apiVersion, kind and request.uid first, and every field of ReviewHead before
+ * the object. Checked as parseReview checks them.
+ */
+export function reviewHead(text: string): ReviewHead | string {
+  const none = 'its start holds no AdmissionReview admission.k8s.io/v1 with a request.uid to answer';
+  if (!/^\s*\{/.test(text)) return none;
+  let head: Record<string, unknown>;
+  try {
+    head = readHead(text);
+  } catch (err) {
+    return `it is not valid JSON: ${(err as Error).message}`;
+  }
+  const r = head.request as Record<string, unknown> | undefined;
+  if (head.apiVersion !== 'admission.k8s.io/v1' || head.kind !== 'AdmissionReview' || !r) return none;
+  if (typeof r.uid !== 'string' || r.uid === '') return none;
+  const k = r.kind as Record<string, unknown> | undefined;
+  if (!OPERATIONS.has(r.operation as string) || !plain(k)) return none;
+  if (typeof k.group !== 'string' || typeof k.version !== 'string' || typeof k.kind !== 'string') return none;
+  if (!optionalString(r.subResource) || !optionalString(r.name) || !optionalString(r.namespace)) return none;
+  return {
+    uid: r.uid,
+    kind: { group: k.group, version: k.version, kind: k.kind },
+    operation: r.operation as ReviewHead['operation'],
+    ...(r.subResource !== undefined ? { subResource: r.subResource as string } : {}),
+    ...(r.name !== undefined ? { name: r.name as string } : {}),
+    ...(r.namespace !== undefined ? { namespace: r.namespace as string } : {}),
+  };
 }
 
 /** The pod spec under review and the images to check: on UPDATE only those not already in oldObject. */
@@ -236,6 +377,36 @@ export function respond(uid: string, decided: Decided[]): ReviewResponse {
       ),
       ...(omitted ? { 'findings-omitted': String(omitted) } : {}),
     };
+  }
+  return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response };
+}
+
+const POD_SPEC_KIND_NAMES = new Set(POD_SPEC_KINDS.map((k) => k.kind));
+
+/** Whether a review of this head would have had images to check: a CREATE or UPDATE of a kind with a pod spec. */
+export function wouldCheck(head: ReviewHead): boolean {
+  return (head.operation === 'CREATE' || head.operation === 'UPDATE') && POD_SPEC_KIND_NAMES.has(head.kind.kind);
+}
+
+/**
+ * The answer to a review that was not checked (its body passed pullguard's own limits): allowed,
+ * as a check that cannot run must not block; a warning (unless `warn` is false: audit mode) and
+ * an audit annotation say so and why. `why` follows "its review body".
+ */
+export function uncheckedResponse(head: ReviewHead, why: string, warn: boolean): ReviewResponse {
+  const response: ReviewResponse['response'] = { uid: head.uid, allowed: true };
+  if (wouldCheck(head)) {
+    const name = head.name ? (head.namespace ? `${head.namespace}/${head.name}` : head.name) : '';
+    const what = `${cut(oneLine(head.kind.kind), 40)}${name ? ` ${quote(name, 80)}` : head.namespace ? ` in ${quote(head.namespace, 63)}` : ''}`;
+    const reason = oneLine(`its review body ${why}`);
+    if (warn)
+      response.warnings = [
+        cut(
+          `pullguard: the images of ${what} were not checked: ${reason}; check them with pullguard check on the manifest`,
+          WARNING_MAX,
+        ),
+      ];
+    response.auditAnnotations = { verdict: 'unchecked', unchecked: cut(reason, AUDIT_FINDINGS_MAX) };
   }
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response };
 }

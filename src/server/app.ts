@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { AdmissionHandler } from '../admission/handler.ts';
 import { BadReview, type ReviewResponse } from '../admission/review.ts';
 import { isMode } from '../policy/policy.ts';
-import { type BodyAccount, BodyBudget, BodyRefused, bodyTooLarge, readJsonBody } from './body.ts';
+import { type BodyAccount, BodyBudget, BodyOverLimits, BodyRefused, bodyTooLarge, readJsonBody } from './body.ts';
 import type { Metrics } from './metrics.ts';
 import { SERVER_TLS, type TlsPair } from './tls.ts';
 
@@ -144,6 +144,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       throw new BadReview(`unknown mode "${mode.slice(0, 20)}" in the path; use enforce, warn or audit`);
     // No body and no content type reaches here as undefined: say so rather than "received undefined".
     if (body === undefined) throw new BadReview('the request body is empty');
+    // A well-formed review past pullguard's own limits gets its answer (allowed, not checked), not a
+    // 400 that failurePolicy: Ignore would turn into silence.
+    if (body instanceof BodyOverLimits) return opts.handler.unchecked(body.head, body.limit, body.reason, mode);
     // Past the cap the API server gets a prompt 429 (its failurePolicy decides), not a slow answer.
     if (running >= reviewsInFlight)
       throw new BodyRefused(429, `pullguard is answering ${reviewsInFlight} reviews already; the API server may retry`);

@@ -166,6 +166,17 @@ export class Metrics implements ReviewObserver {
     });
   }
 
+  /** Reviews answered without a check (allowed, with a warning) because the body passed one of pullguard's own limits. */
+  readonly #unchecked = new ReviewCounter<'limit'>(this.registry, {
+    name: 'pullguard_reviews_unchecked_total',
+    help: 'Reviews allowed without a check because the body passed a limit of pullguard (size, elements, depth, memory)',
+    labelNames: ['limit'],
+  });
+
+  unchecked(limit: string): void {
+    this.#unchecked.inc({ limit });
+  }
+
   reviewed(r: ReviewRecord): void {
     const kind = kindLabel(r.kind);
     this.reviews.inc({ kind, operation: r.operation, verdict: r.verdict, action: r.action });

@@ -140,10 +140,14 @@ t.test('deep nesting, huge bodies, wrong types and wrong content types', async (
   t.ok(wellFormed(await post(deep)), 'deeply nested array');
   const deepObject = `${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}`;
   t.ok(wellFormed(await post(deepObject)), 'deeply nested object');
+  // A review over the body limit is answered, allowed unchecked; anything else over it is refused.
   const huge = JSON.stringify({ ...samples[0], padding: 'x'.repeat(5 * 1024 * 1024) });
   const big = await post(huge);
-  t.equal(big.status, 400, 'over the body limit');
-  t.match(JSON.parse(big.body).error, 'larger than the limit');
+  t.equal(big.status, 200, 'a review over the body limit');
+  t.match(JSON.parse(big.body).response, { allowed: true, warnings: [/not checked: .*larger than/] });
+  const notReview = await post(JSON.stringify({ padding: 'x'.repeat(5 * 1024 * 1024) }));
+  t.equal(notReview.status, 400, 'over the body limit');
+  t.match(JSON.parse(notReview.body).error, 'larger than');
   t.equal((await post('<xml/>', 'application/xml')).status, 400, 'not JSON');
   t.equal((await post('')).status, 400, 'empty');
   t.equal((await post('{"__proto__":{"polluted":1}}')).status, 400, 'prototype pollution attempt');

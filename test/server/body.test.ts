@@ -5,7 +5,17 @@ import t from 'tap';
 import { connect } from 'node:tls';
 import { bigDeploymentUpdate, deepArrays, manyObjects, reviewWithManyObjects } from '../helpers/big-objects.ts';
 import { JsonShape, MAX_DEPTH, MAX_ELEMENTS } from '../../src/server/body.ts';
-import { podReview, sample, serve, startRegistries, waitFor, type Registries, type TestServer } from './lib.ts';
+import {
+  type Obj,
+  podReview,
+  runes,
+  sample,
+  serve,
+  startRegistries,
+  waitFor,
+  type Registries,
+  type TestServer,
+} from './lib.ts';
 
 let regs: Registries;
 let s: TestServer;
@@ -38,23 +48,130 @@ t.test('the largest real objects stay far below the limits and are reviewed', as
   t.equal(r.allowed, true);
 });
 
-t.test('bodies past the depth or element limits are refused with a plain 400 before they are parsed', async (t) => {
-  const cases: [string, Buffer, RegExp][] = [
-    ['2M empty objects in an array', manyObjects(6 * 1024 * 1024), /more than 500000 JSON elements/],
-    ['the same inside a review', reviewWithManyObjects(6 * 1024 * 1024), /more than 500000 JSON elements/],
-    ['arrays 1M deep', deepArrays(1_000_000), /nests deeper than 64 levels/],
-    ['arrays 65 deep', deepArrays(65), /nests deeper than 64 levels/],
-  ];
-  for (const [name, body, reason] of cases) {
-    const res = await s.post(body);
-    t.equal(res.status, 400, name);
-    t.match(res.json.error, reason, name);
+t.test(
+  'bodies that are no AdmissionReview past the depth or element limits get a plain 400 before they are parsed',
+  async (t) => {
+    const cases: [string, Buffer, RegExp][] = [
+      ['2M empty objects in an array', manyObjects(6 * 1024 * 1024), /no AdmissionReview/],
+      ['arrays 1M deep', deepArrays(1_000_000), /nests deeper than 64 levels/],
+      ['arrays 65 deep', deepArrays(65), /nests deeper than 64 levels/],
+      [
+        'a review without request.uid',
+        Buffer.from(
+          reviewWithManyObjects(6 * 1024 * 1024)
+            .toString()
+            .replace('"uid":"x",', ''),
+        ),
+        /request\.uid/,
+      ],
+    ];
+    for (const [name, body, reason] of cases) {
+      const res = await s.post(body);
+      t.equal(res.status, 400, name);
+      t.match(res.json.error, reason, name);
+    }
+    const shallow = await s.post(deepArrays(64));
+    t.match(shallow.json.error, /AdmissionReview/, '64 deep is parsed (and is no AdmissionReview)');
+    await stillServing(t, s, 'after hostile bodies');
+  },
+);
+
+/**
+ * A real review (a captured fixture) whose containers carry `n` empty args, written where and how
+ * the API server writes them: after the image (Go's field order), compact, with managedFields
+ * naming the field.
+ */
+function withEmptyArgs(review: Obj, sides: ('object' | 'oldObject')[], n: number): Buffer {
+  for (const side of sides) {
+    const pod = review.request[side];
+    pod.spec.containers = pod.spec.containers.map((c: Obj) => {
+      const { name, image, ...rest } = c;
+      return { name, image, args: new Array(n).fill(''), ...rest };
+    });
+    for (const entry of pod.metadata.managedFields ?? []) {
+      const containers = entry.fieldsV1?.['f:spec']?.['f:containers'] ?? {};
+      for (const fields of Object.values(containers) as Obj[]) fields['f:args'] = {};
+    }
   }
-  const shallow = await s.post(deepArrays(64));
-  t.match(shallow.json.error, /AdmissionReview/, '64 deep is parsed (and is no AdmissionReview)');
-  await stillServing(t, s, 'after hostile bodies');
+  return Buffer.from(JSON.stringify(review));
+}
+
+/** The count of a series on /metrics, 0 when absent. */
+async function metric(server: TestServer, series: string): Promise<number> {
+  const text = (await server.get('/metrics')).text;
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+t.test('valid objects the API server accepts are checked, however many elements they hold', async (t) => {
+  // Issue 28 item 6: 510,000 empty args got a 400 "more than 500000 JSON elements", which the
+  // chart's failurePolicy: Ignore turned into an unchecked pod.
+  const create = withEmptyArgs(sample('pod-create.json', regs), ['object'], 510_000);
+  const update = withEmptyArgs(sample('pod-update-set-image.json', regs), ['object', 'oldObject'], 260_000);
+  for (const [name, body] of [
+    ['a Pod CREATE with 510,000 empty args', create],
+    ['a Pod UPDATE with 260,000 empty args in object and oldObject', update],
+  ] as const) {
+    const shape = new JsonShape();
+    shape.feed(body, { depth: Infinity, elements: Infinity });
+    t.comment(`${name}: ${body.length} bytes, ${shape.elements} elements`);
+    const res = await s.post(body);
+    t.equal(res.status, 200, name);
+    t.equal(res.json.response?.allowed, false, `${name}: its missing image is found and denied`);
+    t.match(res.json.response?.status?.message, /demo\/bad/, name);
+  }
 });
 
+/** A Pod CREATE (pod-create.json) whose container's args nest `depth` levels below the body's top. */
+function deepInReview(depth: number): Buffer {
+  const review = sample('pod-create.json', regs);
+  const text = JSON.stringify(review);
+  // the container's args array is the 7th level: review, request, object, spec, containers, container, args
+  const nested = `${'['.repeat(depth - 6)}${']'.repeat(depth - 6)}`;
+  return Buffer.from(text.replace('"name":"app",', `"name":"app","args":${nested},`));
+}
+
+t.test("well-formed reviews past pullguard's own limits are allowed, saying they were not checked", async (t) => {
+  const small = await serve(regs, { server: { bodyLimit: 1024 * 1024 } });
+  const roomy = await serve(regs, { server: { bodyLimit: 16 * 1024 * 1024, bodyMemory: 512 * 1024 * 1024 } });
+  t.teardown(() => Promise.all([small.close(), roomy.close()]));
+  const elements = MAX_ELEMENTS + 1000;
+  const pod = () => sample('pod-create.json', regs);
+  const uid = pod().request.uid as string;
+  const cases: [string, TestServer, Buffer, string, string, RegExp][] = [
+    ['over the byte limit', small, withEmptyArgs(pod(), ['object'], 510_000), uid, 'size', /larger than 1048576 bytes/],
+    [
+      'over the element limit',
+      roomy,
+      withEmptyArgs(pod(), ['object'], elements),
+      uid,
+      'elements',
+      new RegExp(`more than ${MAX_ELEMENTS} JSON elements`),
+    ],
+    ['over the depth limit', s, deepInReview(MAX_DEPTH + 1), uid, 'depth', /nests deeper than 64 levels/],
+    ['more than the memory budget', s, reviewWithManyObjects(6 * 1024 * 1024), 'x', 'memory', /server\.bodyMemory/],
+  ];
+  for (const [name, server, body, wantUid, limit, why] of cases) {
+    const before = await metric(server, `pullguard_reviews_unchecked_total{limit="${limit}"}`);
+    const res = await server.post(body);
+    t.equal(res.status, 200, name);
+    const r = res.json.response ?? {};
+    t.equal(r.allowed, true, `${name}: allowed`);
+    t.equal(r.uid, wantUid, `${name}: for its uid`);
+    t.equal(r.warnings?.length, 1, `${name}: one warning`);
+    t.match(r.warnings?.[0], /^pullguard: .*not checked/, `${name}: the warning says so`);
+    t.match(r.warnings?.[0], why, `${name}: and why`);
+    t.ok(runes(r.warnings?.[0] ?? '') <= 256, `${name}: within the API server's warning limit`);
+    t.equal(r.auditAnnotations?.verdict, 'unchecked', `${name}: audit annotation`);
+    t.match(r.auditAnnotations?.unchecked, why, `${name}: audit annotation says why`);
+    t.equal(
+      await metric(server, `pullguard_reviews_unchecked_total{limit="${limit}"}`),
+      before + 1,
+      `${name}: counted`,
+    );
+  }
+  await stillServing(t, s, 'after them');
+});
 /** Opens a TLS connection, sends headers announcing `length` bytes and `first` of them; never the rest. */
 function holdBody(
   server: TestServer,
