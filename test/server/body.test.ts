@@ -245,3 +245,52 @@ t.test('reviews running at once are capped: the next gets a prompt 429', async (
   t.equal(first.status, 200, 'the review in flight is answered');
   await stillServing(t, one, 'once the first is done');
 });
+
+t.test(
+  'a key that reaches a prototype is refused however it is spelled; a string "constructor" key is not',
+  async (t) => {
+    const text = JSON.stringify(sample('pod-create.json', regs));
+    // Issue 28 item 11: JSON.parse decodes "\u005f_proto__" to __proto__; the check read the raw text.
+    const spellings = ['\\u005f_proto__', '_\\u005fproto__', '__proto\\u005f_', '\\u005F\\u005F\\u0070roto__'];
+    for (const key of spellings) {
+      for (const [where, body] of [
+        ['in the pod spec', text.replace('"containers":[', `"${key}":{"x":1},"containers":[`)],
+        ['in managedFields', text.replace('"managedFields":[', `"managedFields":[{"${key}":{"x":1}},`)],
+      ]) {
+        t.not(body, text);
+        const res = await s.post(body!);
+        t.equal(res.status, 400, `"${key}" ${where}`);
+        t.match(res.json.error, /sets __proto__ or constructor/, `"${key}" ${where}`);
+      }
+    }
+    const constructorObject = await s.post(
+      text.replace('"containers":[', '"constructor":{"prototype":{}},"containers":['),
+    );
+    t.equal(constructorObject.status, 400, 'constructor holding an object');
+    // A label (or nodeSelector) key "constructor" is valid Kubernetes: the pod is checked, not refused.
+    const labelled = sample('pod-create.json', regs);
+    labelled.request.object.metadata.labels = { constructor: 'yes' };
+    labelled.request.object.spec.nodeSelector = { constructor: 'yes', __protocol: 'x' };
+    const res = await s.post(labelled);
+    t.equal(res.status, 200, 'a pod labelled constructor: yes is reviewed');
+    t.equal(res.json.response?.allowed, false, 'and its missing image denied');
+  },
+);
+
+t.test('invalid JSON inside a managedFields array is accepted: it is never parsed', async (t) => {
+  // Decision (src/server/body.ts): the content of an object's managedFields is left out unparsed, so
+  // what is inside is not validated. The API server writes it with encoding/json and never sends
+  // invalid JSON; only a forged body could, and its answer uses nothing from there. Brackets and
+  // strings must still balance, or the text around it is not JSON and the body is refused.
+  const text = JSON.stringify(sample('pod-create.json', regs));
+  const valid = await s.post(text);
+  for (const inside of ['not JSON at all, ', '{"a":}, ', "{'single':quotes}, ", '[1,,2], ', '"\\x", ']) {
+    const res = await s.post(text.replace('"managedFields":[', `"managedFields":[${inside}`));
+    t.equal(res.status, 200, inside);
+    t.same(res.json, valid.json, `${inside}: the same answer as the valid body`);
+  }
+  for (const broken of ['{"a":1, ', '"open, ', ']], ']) {
+    const res = await s.post(text.replace('"managedFields":[', `"managedFields":[${broken}`));
+    t.equal(res.status, 400, `${broken}: brackets or strings that do not balance`);
+  }
+});
