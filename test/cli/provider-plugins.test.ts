@@ -1,13 +1,14 @@
 // Images whose credentials come from the nodes' kubelet credential provider plugins: checked with
 // the plugins themselves (small executables written here), by `pullguard check` and the webhook.
 import t from 'tap';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCheck } from '../../src/cli/check.ts';
 import { runInProcess, runProcess } from '../helpers/cli.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { podReview, serve } from '../server/lib.ts';
+import { PLUGIN_CONCURRENCY } from '../../src/credentials/providers.ts';
+import { podReview, serve, waitFor } from '../server/lib.ts';
 
 const grace = { username: 'grace', password: 'Grace-Plugin-pw-19' };
 let token: TestRegistry;
@@ -166,4 +167,148 @@ t.test('serve: the webhook uses the plugins after the pod’s secrets; a failing
   } finally {
     await Promise.all([server.close(), failing.close()]);
   }
+});
+
+/**
+ * A plugin that logs its start and end and waits in between for the test to let it go (a file named
+ * after its PID), answering with the cacheKeyType its config names; its config, and its log read as
+ * runs and the most runs ever in flight.
+ */
+function gatedPlugin(name: string, keyType: 'Registry' | 'Image') {
+  const gate = join(dir, `gate-${name}`);
+  mkdirSync(gate);
+  writeFileSync(
+    join(bin, 'gate-provider'),
+    `#!/bin/sh
+cat > /dev/null
+echo "start $$" >> "$GATE/log"
+while [ ! -e "$GATE/go-$$" ]; do sleep 0.1; done
+echo "end $$" >> "$GATE/log"
+printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"%s","cacheDuration":"10m","auth":{"%s":{"username":"%s","password":"%s"}}}' "$1" "$REGISTRY" "$USER_NAME" "$PLUGIN_PASSWORD"
+`,
+  );
+  chmodSync(join(bin, 'gate-provider'), 0o755);
+  const config = join(dir, `${name}.yaml`);
+  writeFileSync(
+    config,
+    [
+      'apiVersion: kubelet.config.k8s.io/v1',
+      'kind: CredentialProviderConfig',
+      'providers:',
+      '  - name: gate-provider',
+      `    matchImages: ["${token.host}"]`,
+      '    defaultCacheDuration: 12h',
+      '    apiVersion: credentialprovider.kubelet.k8s.io/v1',
+      `    args: [${keyType}]`,
+      '    env:',
+      `      - {name: GATE, value: "${gate}"}`,
+      `      - {name: REGISTRY, value: "${token.host}"}`,
+      `      - {name: USER_NAME, value: "${grace.username}"}`,
+      `      - {name: PLUGIN_PASSWORD, value: "${grace.password}"}`,
+      '',
+    ].join('\n'),
+  );
+  const lines = () => (existsSync(join(gate, 'log')) ? readFileSync(join(gate, 'log'), 'utf8').trim().split('\n') : []);
+  const started = () =>
+    lines()
+      .filter((l) => l.startsWith('start '))
+      .map((l) => l.slice(6));
+  return {
+    config,
+    runs: () => started().length,
+    /** the most runs between their start and end lines (each process lives a little longer than that) */
+    maxInFlight() {
+      let now = 0;
+      let max = 0;
+      for (const l of lines()) {
+        now += l.startsWith('start ') ? 1 : -1;
+        max = Math.max(max, now);
+      }
+      return max;
+    },
+    /** lets every run go as it starts, until `done` settles */
+    async releaseUntil<T>(done: Promise<T>): Promise<T> {
+      let finished = false;
+      const result = done.finally(() => {
+        finished = true;
+      });
+      const released = new Set<string>();
+      await waitFor(
+        'the command to finish',
+        () => {
+          for (const pid of started())
+            if (!released.has(pid)) {
+              released.add(pid);
+              writeFileSync(join(gate, `go-${pid}`), '');
+            }
+          return finished;
+        },
+        600_000,
+        20,
+      );
+      return result;
+    },
+  };
+}
+
+t.test('must show: 60 images, one plugin: at most 2 of its processes at once; with Registry, one run', async (t) => {
+  const images = Array.from({ length: 60 }, (_, i) => `${token.host}/team/app${i ? `-${i}` : ''}:1.0`);
+  for (const keyType of ['Registry', 'Image'] as const) {
+    const plugin = gatedPlugin(`cli-${keyType}`, keyType);
+    // --timeout 120s: the plugin gets 60 s, a net for a busy machine, not a pace.
+    const r = await plugin.releaseUntil(
+      runProcess(
+        [
+          'check',
+          ...images,
+          '--insecure-registry',
+          token.host,
+          '--image-credential-provider-config',
+          plugin.config,
+          '--image-credential-provider-bin-dir',
+          bin,
+          '--timeout',
+          '120s',
+          '-o',
+          'json',
+        ],
+        { env: { PATH: process.env.PATH ?? '', NO_COLOR: '1' } },
+      ),
+    );
+    const findings = JSON.parse(r.stdout).findings as Record<string, any>[];
+    t.equal(findings.length, 60);
+    t.same(
+      findings.filter((f) => f.reason === 'unverifiable').map((f) => f.message),
+      [],
+      `${keyType}: every image was checked with the plugin's credentials`,
+    );
+    t.equal(findings[0]!.reason, 'available', `${keyType}: the one image that exists is ok`);
+    t.ok(
+      plugin.maxInFlight() <= PLUGIN_CONCURRENCY,
+      `${keyType}: at most ${PLUGIN_CONCURRENCY} in flight (saw ${plugin.maxInFlight()})`,
+    );
+    t.equal(plugin.runs(), keyType === 'Registry' ? 1 : 60, `${keyType}: runs for 60 images (saw ${plugin.runs()})`);
+    noSecret(t, r.stdout + r.stderr);
+  }
+});
+
+t.test('must show: a review of a pod with 100 containers of one registry: one plugin run', async (t) => {
+  const plugin = gatedPlugin('webhook', 'Registry');
+  const server = await serve(null, {
+    mode: 'enforce',
+    deadline: 25_000,
+    registry: { insecure: [token.host] },
+    credentials: { providerConfig: plugin.config, providerBinDir: bin },
+  });
+  t.teardown(() => server.close());
+  const regs = { plain: token, secure: token, appDigest: '' };
+  const containers = Array.from({ length: 100 }, (_, i) => ({
+    name: `c${i}`,
+    image: `${token.host}/team/app-${i}:1.0`,
+  }));
+  const answer = await plugin.releaseUntil(server.review(podReview(regs, containers)));
+  t.equal(answer.allowed, false, 'denied: 99 of the images do not exist, which the plugin’s credentials showed');
+  t.notMatch(answer.status?.message ?? '', /unverifiable|credential provider plugin/);
+  t.equal(plugin.runs(), 1, `one run for the 100 images of one registry (saw ${plugin.runs()})`);
+  t.ok(plugin.maxInFlight() <= 1, `one process at a time (saw ${plugin.maxInFlight()})`);
 });
