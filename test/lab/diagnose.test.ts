@@ -1,7 +1,12 @@
 // `pullguard diagnose -A` against a real kube-apiserver: pods stuck for each cause, their status and
 // events written as the kubelet writes them, the images on real registries on loopback.
+import { CoreV1Api } from '@kubernetes/client-node';
 import t from 'tap';
+import { startServer } from '../../src/app/server.ts';
 import { runDiagnose } from '../../src/cli/diagnose.ts';
+import { microTime } from '../../src/cluster/microtime.ts';
+import { validateConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/server/logger.ts';
 import { runInProcess } from '../helpers/cli.ts';
 import { faults } from '../helpers/fault-proxy.ts';
 import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
@@ -21,6 +26,7 @@ interface Diagnosis {
   outlook: string;
   backoff?: { attempts: number; seconds: number; step: number; nextRetryInSeconds?: number };
   disagreement?: string;
+  untrusted?: { count: number; events: string[] };
 }
 
 let lab: KubeLab;
@@ -294,4 +300,126 @@ t.test('a label selector narrows the pods', async (t) => {
   const { code, stdout } = await run(['-A', '-l', 'app=none']);
   t.equal(code, 0);
   t.match(stdout, 'no container is stuck');
+});
+
+// Hostile input, last (it adds pods): Events anyone who may create Events in the namespace could
+// write, and an image full of Unicode bidi controls; through diagnose's output and the watch's Event.
+const BIDI = '\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069';
+const RAW_BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+t.test('events not from the kubelet are marked and change nothing; bidi controls never raw', async (t) => {
+  const HNS = 'hostile';
+  const kubelet = new FakeKubelet(lab.kc());
+  await kubelet.namespace(HNS);
+  await anon.pushImage('demo/forged', '1.0', { platform: 'linux/amd64' });
+  const okImage = `${anon.host}/demo/forged:1.0`;
+  // The kubelet saw "not found" before the image was pushed; the registry has it now.
+  const pod = await kubelet.stuckPod(HNS, 'forged', 'node-amd64', [
+    { name: 'web', image: okImage, reason: 'ImagePullBackOff', runtime: containerd(okImage, `${okImage}: not found`) },
+  ]);
+  const about = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    name: 'forged',
+    namespace: HNS,
+    uid: pod.metadata!.uid!,
+    fieldPath: 'spec.containers{web}',
+  };
+  const lie = `Failed to pull image "${okImage}": ${containerd(okImage, '429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit')}`;
+  const now = new Date();
+  await kubelet.core.createNamespacedEvent({
+    namespace: HNS,
+    body: {
+      metadata: { name: 'forged.core', namespace: HNS },
+      involvedObject: about,
+      reason: 'Failed',
+      message: lie,
+      type: 'Warning',
+      count: 50,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      source: { component: 'evil-controller' },
+    },
+  });
+  await kubelet.events.createNamespacedEvent({
+    namespace: HNS,
+    body: {
+      metadata: { name: 'forged.events', namespace: HNS },
+      eventTime: microTime(now),
+      series: { count: 40, lastObservedTime: microTime(now) },
+      reportingController: 'evil-controller',
+      reportingInstance: 'evil-1',
+      action: 'Pulling',
+      reason: 'Failed',
+      note: lie,
+      type: 'Warning',
+      regarding: about,
+    } as never,
+  });
+  const bidiImage = `${anon.host}/demo/app${BIDI}:1.0`;
+  await kubelet.stuckPod(HNS, 'bidi', 'node-amd64', [{ name: 'web', image: bidiImage, reason: 'InvalidImageName' }]);
+
+  const json = await run(['-n', HNS, '-o', 'json']);
+  t.equal(json.code, 1);
+  t.notMatch(json.stdout, RAW_BIDI, 'JSON: no raw bidi control');
+  const got = byPod(
+    (JSON.parse(json.stdout) as { diagnoses: (Diagnosis & { untrusted?: { count: number; events: string[] } })[] })
+      .diagnoses,
+  );
+  const forged = got.get('forged')!;
+  t.equal(forged.reason, 'available', "the registry's answer, not the forged rate limit");
+  t.equal(forged.now, 'would-succeed');
+  t.equal(forged.backoff?.attempts, 3, "the kubelet's failed pulls only, not the forged 50 and 40");
+  t.notOk(
+    forged.kubelet.events.some((e) => e.includes('toomanyrequests')),
+    "the forged text is not among the kubelet's events",
+  );
+  t.equal(forged.untrusted?.count, 2, 'both forged events (core/v1 and events.k8s.io/v1) are marked');
+  t.ok(
+    forged.untrusted?.events.every((e) => e.includes('(reported by "evil-controller")')),
+    'each names who reported it',
+  );
+  t.equal(got.get('bidi')!.image, bidiImage, 'the JSON value is the image, escaped in the text');
+
+  const text = await run(['-n', HNS]);
+  t.notMatch(text.stdout, RAW_BIDI, 'text: no raw bidi control');
+  t.match(text.stdout, 'app\\u061c\\u200e\\u200f\\u202a\\u202b\\u202c\\u202d\\u202e\\u2066\\u2067\\u2068\\u2069');
+  t.match(
+    text.stdout,
+    /untrusted: not from the kubelet, ignored: Failed \(x50\): .*toomanyrequests.* \(reported by "evil-controller"\)/,
+  );
+
+  // The watch posts its Event about both pods: the same verdict, and no raw bidi control.
+  const server = await startServer(
+    validateConfig({
+      server: { host: '127.0.0.1', port: 0, metricsPort: 0 },
+      cluster: { kubeconfig: lab.kubeconfig, watchNodes: false },
+      registry: { insecure: [anon.host, limited.host, `127.0.0.1:${closedPort}`] },
+      deadline: '5s',
+      watch: { enabled: true, interval: '10m', eventInterval: '1m', leaseDuration: '3s', leaseNamespace: HNS },
+      log: { level: 'silent' },
+    }),
+    {},
+    createLogger('silent'),
+  );
+  t.teardown(() => server.close());
+  const core = lab.kc().makeApiClient(CoreV1Api);
+  const posted = async (name: string) => {
+    const end = Date.now() + 90_000;
+    for (;;) {
+      const list = await core.listNamespacedEvent({
+        namespace: HNS,
+        fieldSelector: `involvedObject.name=${name},reason=ImagePullDiagnosed`,
+      });
+      if (list.items[0]) return list.items[0];
+      if (Date.now() > end) throw new Error(`no ImagePullDiagnosed Event on ${name} by the deadline`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+  const bidiEvent = await posted('bidi');
+  t.notMatch(bidiEvent.message!, RAW_BIDI, 'the posted Event: no raw bidi control');
+  t.match(bidiEvent.message!, '\\u202e', 'shown escaped');
+  const forgedEvent = await posted('forged');
+  t.match(forgedEvent.message!, 'would now succeed', "the posted Event keeps the registry's verdict");
+  t.notMatch(forgedEvent.message!, /toomanyrequests|rate limit/);
 });
