@@ -72,7 +72,9 @@ export function certificateExpiry(pair: TlsPair): number {
 export async function selfSigned(names: string[] = ['localhost']): Promise<TlsPair> {
   // Loaded only here: with its X.509 libraries it took 23 MiB of memory in every server, and a
   // server with a certificate (every real one) never makes one.
-  const { generate } = await import('selfsigned');
+  // The package is CommonJS: its exports object is the default export both from the sources and
+  // from the bundle (esbuild gives a CommonJS chunk only a default export, no named ones).
+  const { generate } = (await import('selfsigned')).default;
   const now = new Date();
   const pems = await generate([{ name: 'commonName', value: names[0] ?? 'localhost' }], {
     keySize: 2048,
