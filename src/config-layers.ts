@@ -12,7 +12,7 @@ export function parseDuration(text: string): number {
 
 /**
  * PULLGUARD_* variables override the file: PULLGUARD_MODE, PULLGUARD_DEADLINE,
- * PULLGUARD_LOG_LEVEL, PULLGUARD_SERVER_PORT, PULLGUARD_SERVER_METRICS_PORT, PULLGUARD_SERVER_TLS_CERT, PULLGUARD_SERVER_TLS_KEY,
+ * PULLGUARD_LOG_LEVEL, PULLGUARD_SERVER_HOST, PULLGUARD_SERVER_PORT, PULLGUARD_SERVER_METRICS_PORT, PULLGUARD_SERVER_TLS_CERT, PULLGUARD_SERVER_TLS_KEY,
  * PULLGUARD_CLUSTER_KUBECONFIG, PULLGUARD_WATCH_ENABLED (true/false).
  */
 export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
@@ -25,6 +25,7 @@ export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unk
   if (env.PULLGUARD_MODE) set(['mode'], env.PULLGUARD_MODE);
   if (env.PULLGUARD_DEADLINE) set(['deadline'], env.PULLGUARD_DEADLINE);
   if (env.PULLGUARD_LOG_LEVEL) set(['log', 'level'], env.PULLGUARD_LOG_LEVEL);
+  if (env.PULLGUARD_SERVER_HOST) set(['server', 'host'], env.PULLGUARD_SERVER_HOST);
   if (env.PULLGUARD_SERVER_PORT) set(['server', 'port'], Number(env.PULLGUARD_SERVER_PORT));
   if (env.PULLGUARD_SERVER_METRICS_PORT) set(['server', 'metricsPort'], Number(env.PULLGUARD_SERVER_METRICS_PORT));
   if (env.PULLGUARD_SERVER_TLS_CERT) set(['server', 'tlsCert'], env.PULLGUARD_SERVER_TLS_CERT);

@@ -59,6 +59,8 @@ export async function startServer(
   config: Config,
   env: NodeJS.ProcessEnv,
   logger = createLogger(config.log.level),
+  /** the kubeconfig context to use instead of the current one (`serve --context`) */
+  options: { context?: string } = {},
 ): Promise<Running> {
   // The watch reads the cluster: without any cluster configured, say so before anything is made.
   const kubeconfig = config.cluster.kubeconfig ? { kubeconfig: config.cluster.kubeconfig } : {};
@@ -87,6 +89,7 @@ export async function startServer(
   const { podCheck, credentials, cluster, registryClient } = await buildPodCheck(config, {
     env,
     dockerConfigs: config.credentials.nodeDockerConfigs,
+    ...(options.context ? { context: options.context } : {}),
     logger,
     hooks: {
       onResponse: (host, _method, status, via, registryLike) =>

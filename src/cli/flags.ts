@@ -28,6 +28,12 @@ export const REGISTRY_FLAGS = {
   'image-credential-provider-bin-dir': { type: 'string' },
 } as const;
 
+/** The cluster connection, as kubectl's flags: `check`, `diagnose` and `serve` take both. */
+export const CLUSTER_FLAGS = {
+  kubeconfig: { type: 'string' },
+  context: { type: 'string' },
+} as const;
+
 export function registryOverrides(values: {
   'insecure-registry'?: string[];
   'registry-ca'?: string[];

@@ -5,7 +5,7 @@ import { startServer, type Running } from '../app/server.ts';
 import { loadConfig, type Config } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { exitStatusFor } from './errors.ts';
-import { REGISTRY_FLAGS, registryOverrides, type CliIO } from './flags.ts';
+import { CLUSTER_FLAGS, REGISTRY_FLAGS, registryOverrides, type CliIO } from './flags.ts';
 
 export const SERVE_USAGE = `Usage: pullguard serve [options]
 
@@ -20,6 +20,7 @@ Options:
       --tls-cert FILE           serving certificate (PEM); with --tls-key; reloaded when it changes
       --tls-key FILE            its private key; without both, a self-signed certificate is made
       --kubeconfig FILE         cluster access (default: KUBECONFIG, then in-cluster)
+      --context NAME            the kubeconfig context to use (default: its current context)
       --docker-config FILE      the nodes' docker config (node credentials; repeatable)
       --platform OS/ARCH[/VAR]  platforms to require instead of the nodes' (repeatable)
       --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
@@ -32,20 +33,32 @@ Options:
   -h, --help                    this help
 `;
 
+/** What the command line asks of `serve`: the configuration, and the kubeconfig context (a flag only, as in check). */
+export interface ServeArgs {
+  config: Config;
+  context?: string;
+}
+
+/** The configuration `serve` runs with (files, PULLGUARD_* variables and flags). */
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Config | 'help' {
+  const args = parseServe(argv, env);
+  return args === 'help' ? args : args.config;
+}
+
+export function parseServe(argv: string[], env: NodeJS.ProcessEnv): ServeArgs | 'help' {
   let parsed;
   try {
     parsed = parseArgs({
       args: argv,
       options: {
         ...REGISTRY_FLAGS,
+        ...CLUSTER_FLAGS,
         host: { type: 'string' },
         port: { type: 'string' },
         'metrics-port': { type: 'string' },
         mode: { type: 'string' },
         'tls-cert': { type: 'string' },
         'tls-key': { type: 'string' },
-        kubeconfig: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -74,23 +87,24 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv): Config |
   if (v.kubeconfig) flags.cluster = { kubeconfig: v.kubeconfig };
   if (v['docker-config']?.length)
     flags.credentials = { ...(flags.credentials as object | undefined), nodeDockerConfigs: v['docker-config'] };
-  return loadConfig({ ...(v.config ? { file: v.config } : {}), env, flags });
+  const config = loadConfig({ ...(v.config ? { file: v.config } : {}), env, flags });
+  return { config, ...(v.context ? { context: v.context } : {}) };
 }
 
 export async function runServe(argv: string[], io: CliIO): Promise<number> {
-  let config: Config | 'help';
+  let args: ServeArgs | 'help';
   try {
-    config = parseServeArgs(argv, io.env);
+    args = parseServe(argv, io.env);
   } catch (err) {
     return exitStatusFor('serve', err, io);
   }
-  if (config === 'help') {
+  if (args === 'help') {
     io.stdout(SERVE_USAGE);
     return 0;
   }
   let running: Running;
   try {
-    running = await startServer(config, io.env);
+    running = await startServer(args.config, io.env, undefined, args.context ? { context: args.context } : {});
   } catch (err) {
     return exitStatusFor('serve', err, io);
   }
