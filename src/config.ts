@@ -177,8 +177,17 @@ export const configSchema = z.strictObject({
       interval: duration.pipe(z.number().min(1000, 'at least 1s')).prefault('10m'),
       /** an Event is updated at most this often (per pod container or workload image) unless its cause changes */
       eventInterval: duration.prefault('1m'),
-      /** registry requests per registry host and re-verification round */
+      /**
+       * registry requests per registry host (as connected: 127.1 and 127.0.0.1 are one) in each
+       * re-verification round, and again for diagnosing stuck pods in each interval
+       */
       registryBudget: z.number().int().positive().default(100),
+      /** registry requests to all hosts together in each round, and again for diagnosis in each interval */
+      roundBudget: z.number().int().positive().default(1000),
+      /** Events created or updated per namespace in each interval; the rest follow in later ones */
+      eventsPerNamespace: z.number().int().positive().default(20),
+      /** series of pullguard_workload_image_pullable at most; the rest are counted as dropped */
+      maxSeries: z.number().int().positive().default(5000),
       /** the coordination.k8s.io Lease that picks one acting replica */
       leaseName: z.string().min(1).default('pullguard-watch'),
       /** the Lease's namespace; default: pullguard's own (POD_NAMESPACE, else the service account's) */

@@ -13,7 +13,8 @@ import { containerEvidence, podEventOf } from './evidence.ts';
 
 export interface DiagnoseDeps {
   reader: PodReader;
-  engine: Preflight;
+  /** only check() is used: the watch passes one that keeps to its registry budget */
+  engine: Pick<Preflight, 'check'>;
   credentials: PodCredentials;
   /** per pod, for the engine and the credential reads */
   deadlineMs: number;

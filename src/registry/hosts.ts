@@ -80,3 +80,31 @@ export function hostListed(host: string, list: readonly string[]): boolean {
     return e.hostname.toLowerCase() === hostname.toLowerCase() && (e.port === '' || e.port === port);
   });
 }
+
+/**
+ * One spelling per place a request goes: the host as the transport connects to it. `127.1:5000`,
+ * `2130706433:5000`, `0x7f000001:05000` and `[::ffff:7f00:1]:5000` all become `127.0.0.1:5000` (the
+ * URL parser the transport uses reads IPv4 numbers so); names are lower-cased without a trailing
+ * dot, and ports 80 and 443 are left out, so `h`, `h:80` and `h:443` share a key (a budget keyed
+ * so errs towards fewer requests). Names that resolve to one address still differ: budgets kept
+ * by this key need a cap over all hosts as well.
+ */
+export function connectedHost(host: string): string {
+  let url: URL;
+  try {
+    url = new URL(`https://${host}`);
+  } catch {
+    return host.toLowerCase();
+  }
+  if (url.username || url.password || url.pathname !== '/' || url.search || url.hash) return host.toLowerCase();
+  let hostname = url.hostname.replace(/\.+$/, '');
+  // an IPv4-mapped IPv6 address reaches the IPv4 host itself (::ffff:0:0/96)
+  const mapped = /^\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(hostname);
+  if (mapped) {
+    const hi = Number.parseInt(mapped[1]!, 16);
+    const lo = Number.parseInt(mapped[2]!, 16);
+    hostname = `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  }
+  const port = url.port === '80' ? '' : url.port; // 443 is already left out as https's own
+  return port ? `${hostname}:${port}` : hostname;
+}

@@ -1,7 +1,9 @@
 // pullguard's own Kubernetes Events (core/v1, source pullguard): one per object and subject, named
 // from both, so a repeat raises count and lastTimestamp instead of adding an Event — also when two
 // replicas race (the second create is a 409 and becomes an update). Repeats with the same message
-// are posted at most once per `minIntervalMs` per Event.
+// are posted at most once per `minIntervalMs` per Event, and at most `perNamespace.max` Events are
+// created or updated in one namespace per `perNamespace.windowMs`: invalid references in a few
+// workloads with many containers would otherwise post hundreds at once.
 import { ApiException, CoreV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -29,6 +31,8 @@ export interface EventPosterOptions {
   identity: string;
   /** at most one update per Event in this time unless the message changes */
   minIntervalMs: number;
+  /** Events created or updated per namespace and window; more are held back ('limited') */
+  perNamespace?: { max: number; windowMs: number };
   logger?: Logger;
   now?: () => number;
 }
@@ -41,6 +45,9 @@ export class EventPoster {
   readonly #opts: EventPosterOptions;
   /** event name -> when we last wrote it and with which message */
   readonly #last = new Map<string, { at: number; message: string }>();
+  /** namespace -> Events written in the current window, and how many were held back */
+  #written = new Map<string, { n: number; held: number }>();
+  #windowStart = 0;
 
   constructor(kc: KubeConfig, opts: EventPosterOptions) {
     this.#api = kc.makeApiClient(CoreV1Api);
@@ -57,13 +64,14 @@ export class EventPoster {
   }
 
   /** Creates or updates the Event; returns what was done. Never throws. */
-  async post(e: PostedEvent): Promise<'created' | 'updated' | 'skipped' | 'failed'> {
+  async post(e: PostedEvent): Promise<'created' | 'updated' | 'skipped' | 'failed' | 'limited'> {
     const now = this.#opts.now?.() ?? Date.now();
     const name = EventPoster.nameFor(e.target, e.subject, e.reason);
     const message = cut(oneLine(e.message), MAX_MESSAGE);
     const last = this.#last.get(name);
     if (last && last.message === message && now - last.at < this.#opts.minIntervalMs) return 'skipped';
     const namespace = e.target.namespace;
+    if (!this.#admit(namespace, now)) return 'limited';
     const stamp = new Date(now);
     const signal = () => withSignal(AbortSignal.timeout(10_000));
     try {
@@ -122,6 +130,29 @@ export class EventPoster {
       );
       return 'failed';
     }
+  }
+
+  /** Whether one more Event may be written in the namespace in this window (and counts it). */
+  #admit(namespace: string, now: number): boolean {
+    const cap = this.#opts.perNamespace;
+    if (!cap) return true;
+    if (now - this.#windowStart >= cap.windowMs) {
+      this.#written = new Map();
+      this.#windowStart = now;
+    }
+    const w = this.#written.get(namespace) ?? { n: 0, held: 0 };
+    this.#written.set(namespace, w);
+    if (w.n >= cap.max) {
+      // one line per namespace and window
+      if (w.held++ === 0)
+        this.#opts.logger?.warn(
+          { namespace, max: cap.max },
+          'more Events due in this namespace than watch.eventsPerNamespace allows in one interval; the rest follow later',
+        );
+      return false;
+    }
+    w.n++;
+    return true;
   }
 
   #remember(name: string, at: number, message: string): void {

@@ -1,6 +1,8 @@
 // The watch on pods: when a container starts waiting on an image pull, diagnose it (as `pullguard
 // diagnose` does) and post one Warning Event `ImagePullDiagnosed` on the pod with the cause and fix.
-// Only the leader acts; every replica keeps the list current so a new leader starts at once.
+// Only the leader acts; every replica keeps the list current so a new leader starts at once. At
+// most DIAGNOSES_IN_FLIGHT pods are diagnosed at once (each reads the API: events, node, secrets);
+// the others wait their turn, once each, with their latest state.
 import {
   CoreV1Api,
   type Informer,
@@ -17,11 +19,17 @@ import type { EventPoster } from './events.ts';
 
 export const DIAGNOSED_REASON = 'ImagePullDiagnosed';
 
+/** pods diagnosed at once (as `pullguard diagnose` does) */
+export const DIAGNOSES_IN_FLIGHT = 4;
+
 export interface PodWatchOptions {
   kc: KubeConfig;
   events: EventPoster;
-  /** diagnoses one pod's stuck containers */
-  diagnose: (pod: V1Pod) => Promise<ContainerDiagnosis[]>;
+  /**
+   * Diagnoses one pod's stuck containers; `due` names those whose diagnosis is due. A container
+   * left out of the answer (e.g. its registry's budget is spent) is tried again at the pod's next change.
+   */
+  diagnose: (pod: V1Pod, due: ReadonlySet<string>) => Promise<ContainerDiagnosis[]>;
   isLeader: () => boolean;
   /** a pod's containers are diagnosed again at most this often (its status changes every back-off) */
   minIntervalMs: number;
@@ -59,6 +67,8 @@ export class PodWatch {
   /** pod uid + container -> when it was last diagnosed, and its cause */
   readonly #diagnosed = new Map<string, { at: number; reason: string; namespace: string }>();
   readonly #busy = new Set<string>();
+  /** pods waiting for a place (uid -> their latest state), in the order they came */
+  readonly #queue = new Map<string, V1Pod>();
   #ready = false;
 
   constructor(opts: PodWatchOptions) {
@@ -67,6 +77,11 @@ export class PodWatch {
 
   get ready(): boolean {
     return this.#ready;
+  }
+
+  /** Pods being diagnosed now, and pods waiting for a place. */
+  get diagnosing(): { running: number; queued: number } {
+    return { running: this.#busy.size, queued: this.#queue.size };
   }
 
   start(): void {
@@ -91,6 +106,7 @@ export class PodWatch {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#queue.clear();
     clearTimeout(this.#retry);
     await this.#informer?.stop();
   }
@@ -120,6 +136,7 @@ export class PodWatch {
   }
 
   #forget(pod: V1Pod): void {
+    this.#queue.delete(pod.metadata?.uid ?? '');
     for (const key of this.#diagnosed.keys())
       if (key.startsWith(`${pod.metadata?.uid}\u0000`)) this.#diagnosed.delete(key);
   }
@@ -135,8 +152,24 @@ export class PodWatch {
       return !last || now - last.at >= this.#opts.minIntervalMs;
     });
     if (!due.length || this.#busy.has(uid)) return;
+    if (this.#busy.size >= DIAGNOSES_IN_FLIGHT) {
+      this.#queue.set(uid, pod); // an update while it waits replaces the state, not its turn
+      return;
+    }
     this.#busy.add(uid);
-    void this.#handle(pod, new Set(due.map((d) => d.container))).finally(() => this.#busy.delete(uid));
+    void this.#handle(pod, new Set(due.map((d) => d.container))).finally(() => {
+      this.#busy.delete(uid);
+      this.#next();
+    });
+  }
+
+  /** Starts waiting pods while there are places (each is looked at again: still stuck, still due). */
+  #next(): void {
+    for (const [uid, pod] of this.#queue) {
+      if (this.#busy.size >= DIAGNOSES_IN_FLIGHT) return;
+      this.#queue.delete(uid);
+      this.#seen(pod);
+    }
   }
 
   async #handle(pod: V1Pod, containers: Set<string>): Promise<void> {
@@ -144,7 +177,7 @@ export class PodWatch {
     const namespace = pod.metadata?.namespace ?? 'default';
     let list: ContainerDiagnosis[];
     try {
-      list = await this.#opts.diagnose(pod);
+      list = await this.#opts.diagnose(pod, containers);
     } catch (err) {
       this.#opts.logger?.warn({ namespace, pod: pod.metadata?.name, err: (err as Error).message }, 'diagnosis failed');
       return;

@@ -1,7 +1,7 @@
 // Re-verification: every interval, each image of the running workloads (Deployments, StatefulSets,
 // DaemonSets, CronJobs, bare Pods) is asked of its registry again with the workload's credentials —
-// manifest HEAD requests, within a request budget per registry and round, and no further once a
-// registry says its rate limit is near. An image that stops being pullable gets an Event on the
+// manifest HEAD requests, within a request budget per registry and for all registries in a round,
+// and no further once a registry says its rate limit is near. An image that stops being pullable gets an Event on the
 // workload ("a rescheduled pod will fail") and pullguard_workload_image_pullable drops to 0.
 import { AppsV1Api, BatchV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -13,6 +13,7 @@ import type { CredentialContext } from '../credentials/context.ts';
 import type { Preflight } from '../preflight/engine.ts';
 import { parseImage } from '../reference/index.ts';
 import { imageUsesOf, podSpecSite } from '../workload/images.ts';
+import type { RequestBudget } from './budget.ts';
 import type { EventPoster } from './events.ts';
 
 export const NOT_PULLABLE_REASON = 'ImageNotPullable';
@@ -29,6 +30,8 @@ export interface WorkloadImage {
   pullable: 0 | 1;
   reason: string;
   message: string;
+  /** its Event was posted (false: held back by the cap on Events per namespace, posted in a later round) */
+  announced?: boolean;
 }
 
 export interface ReverifyOptions {
@@ -36,15 +39,11 @@ export interface ReverifyOptions {
   engine: Preflight;
   credentials: PodCredentials;
   events: EventPoster;
-  /** requests per registry host and round */
-  budget: number;
-  /** stop asking a registry whose reported remaining pulls fall below this */
-  rateLimitThreshold: number;
+  /** the round's registry budget; its counts start again with every round (the engine's hooks count) */
+  budget: RequestBudget;
   deadlineMs: number;
   /** the bare pods (the pod watch holds them) */
   pods: () => readonly V1Pod[];
-  /** requests the engine made so far, per registry host (the engine's hooks count them) */
-  requestsTo: (host: string) => number;
   logger?: Logger;
 }
 
@@ -115,17 +114,8 @@ export class Reverifier {
     const workloads = await this.#list();
     const next = new Map<string, WorkloadImage>();
     const stopped: WorkloadImage[] = [];
-    const atStart = new Map<string, number>();
-    // registries that answered "rate limited" in this round: not asked again until the next
-    const limited = new Set<string>();
-    const blocked = (host: string) => {
-      if (limited.has(host)) return true;
-      if (!atStart.has(host)) atStart.set(host, this.#opts.requestsTo(host));
-      if (this.#opts.requestsTo(host) - atStart.get(host)! >= this.#opts.budget) return true;
-      for (const r of this.#opts.engine.client.rateLimits.values())
-        if (r.host === host && r.remaining < this.#opts.rateLimitThreshold) return true;
-      return false;
-    };
+    const budget = this.#opts.budget;
+    budget.reset();
     let skipped = 0;
     for (const w of workloads) {
       const site = podSpecSite(w.object);
@@ -138,7 +128,9 @@ export class Reverifier {
         const key = `${namespace}\u0000${w.kind}\u0000${site.name}\u0000${use.container}`;
         const parsed = parseImage(use.image);
         const host = parsed.ok ? this.#opts.engine.client.hostFor(parsed.ref.domain) : undefined;
-        if (host && blocked(host)) {
+        // An invalid reference asks no registry: it needs no place in the budget.
+        const release = host ? budget.take(host) : () => {};
+        if (!release) {
           // over the budget or the quota: keep the last answer rather than guess
           const prev = this.#state.get(key);
           if (prev) next.set(key, prev);
@@ -156,9 +148,11 @@ export class Reverifier {
             { namespace, kind: w.kind, name: site.name, err: (err as Error).message },
             'not re-verified',
           );
+        } finally {
+          release();
         }
         if (!f) continue;
-        if (host && f.reason === 'rate-limited') limited.add(host);
+        if (host && f.reason === 'rate-limited') budget.stop(host);
         const result: WorkloadImage = {
           namespace,
           kind: w.kind,
@@ -173,7 +167,9 @@ export class Reverifier {
         };
         const prev = this.#state.get(key);
         next.set(key, result);
-        if (result.pullable === 0 && (prev?.pullable !== 0 || prev.image !== result.image)) stopped.push(result);
+        if (result.pullable === 0 && prev?.pullable === 0 && prev.image === result.image)
+          result.announced = prev.announced;
+        if (result.pullable === 0 && !result.announced) stopped.push(result);
       }
     }
     this.#state = next;
@@ -182,10 +178,13 @@ export class Reverifier {
     return stopped;
   }
 
-  /** Posts one Event per image that stopped being pullable. */
+  /**
+   * Posts one Event per image that stopped being pullable. One held back by the cap on Events per
+   * namespace stays unannounced, and is posted in a later round.
+   */
   async announce(stopped: WorkloadImage[]): Promise<void> {
     for (const s of stopped) {
-      await this.#opts.events.post({
+      const done = await this.#opts.events.post({
         target: {
           apiVersion: s.apiVersion,
           kind: s.kind,
@@ -197,6 +196,7 @@ export class Reverifier {
         reason: NOT_PULLABLE_REASON,
         message: `container "${s.container}": ${cut(s.message, 900)}`,
       });
+      s.announced = done !== 'limited';
     }
   }
 }

@@ -16,6 +16,7 @@ import { PodCredentials } from '../../src/podcheck/credentials.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import { EventPoster } from '../../src/watch/events.ts';
 import { Reverifier } from '../../src/watch/reverify.ts';
+import { RequestBudget } from '../../src/watch/budget.ts';
 import { faults } from '../helpers/fault-proxy.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
@@ -243,8 +244,13 @@ t.test('re-verification keeps to its budget per registry and stops where the quo
   // the registry says 3 pulls remain (under the threshold of 10): one answer is enough to stop
   quota.proxy!.fault(faults.rateLimitHeaders(3), { method: 'HEAD' });
   const config = validateConfig({ registry: { insecure: [busy.host, quota.host] }, deadline: '5s' });
-  const requests = new Map<string, number>();
-  const count = (host: string) => requests.set(host, (requests.get(host) ?? 0) + 1);
+  const budget = new RequestBudget({
+    perRegistry: 2,
+    total: 1000,
+    rateLimitThreshold: config.registry.rateLimitThreshold,
+    rateLimits: () => engine.client.rateLimits.values(),
+  });
+  const count = (host: string) => budget.spend(host);
   const engine = new Preflight(config, registryClientFor(config, [], { onResponse: count, onFailure: count }));
   t.teardown(() => engine.close());
   const reverifier = new Reverifier({
@@ -252,11 +258,9 @@ t.test('re-verification keeps to its budget per registry and stops where the quo
     engine,
     credentials: new PodCredentials(new ClusterReader(kc, { cacheTtlMs: 1000 }), null),
     events: new EventPoster(kc, { identity: 'budget-test', minIntervalMs: 60_000 }),
-    budget: 2,
-    rateLimitThreshold: config.registry.rateLimitThreshold,
+    budget,
     deadlineMs: config.deadline,
     pods: () => [],
-    requestsTo: (host) => requests.get(host) ?? 0,
   });
   busy.proxy!.resetLog();
   quota.proxy!.resetLog();
