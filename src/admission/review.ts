@@ -397,15 +397,12 @@ export function uncheckedResponse(head: ReviewHead, why: string, warn: boolean):
   const response: ReviewResponse['response'] = { uid: head.uid, allowed: true };
   if (wouldCheck(head)) {
     const name = head.name ? (head.namespace ? `${head.namespace}/${head.name}` : head.name) : '';
-    const what = `${cut(oneLine(head.kind.kind), 40)}${name ? ` ${quote(name, 80)}` : head.namespace ? ` in ${quote(head.namespace, 63)}` : ''}`;
+    const where = name ? ` ${quote(name, 60)}` : head.namespace ? ` in ${quote(head.namespace, 63)}` : '';
+    const start = `pullguard: the images of ${cut(oneLine(head.kind.kind), 30)}${where} were not checked: `;
+    const fix = '; run pullguard check on its manifest';
     const reason = oneLine(`its review body ${why}`);
-    if (warn)
-      response.warnings = [
-        cut(
-          `pullguard: the images of ${what} were not checked: ${reason}; check them with pullguard check on the manifest`,
-          WARNING_MAX,
-        ),
-      ];
+    // The reason is what gives way, never the fix.
+    if (warn) response.warnings = [`${start}${cut(reason, WARNING_MAX - [...start].length - fix.length)}${fix}`];
     response.auditAnnotations = { verdict: 'unchecked', unchecked: cut(reason, AUDIT_FINDINGS_MAX) };
   }
   return { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response };

@@ -296,9 +296,10 @@ export interface BodyAccount {
  * stream's error. On a refusal the rest of the body is drained.
  *
  * A body past a limit is not kept: its first HEAD_BYTES are, and the rest is scanned to its end
- * (at most 4 × `limit` bytes) to see that it closes like JSON. Then the head must be an
- * AdmissionReview with a request.uid (the API server writes the uid first): only then can the
- * answer name the request, so a body without one there gets a 400, as does one that is not JSON.
+ * (at most 4 × the larger of `limit` and REVIEW_BODY_MAX) to see that it closes like JSON. Then
+ * the head must be an AdmissionReview with a request.uid (the API server writes the uid first):
+ * only then can the answer name the request, so a body without one there gets a 400, as does one
+ * that is not JSON.
  */
 export function readJsonBody(
   stream: IncomingMessage,
@@ -309,7 +310,9 @@ export function readJsonBody(
   done: (err: Error | null, value?: unknown) => void,
 ): void {
   const declared = Number(contentLength ?? Number.NaN);
-  const scanLimit = 4 * limit;
+  // Past the limit a body is still read (not kept) for its answer: any the API server sends, even
+  // under a small server.bodyLimit. Four times more is no review body at all.
+  const scanLimit = 4 * Math.max(limit, REVIEW_BODY_MAX);
   if (declared > scanLimit) {
     done(new BodyRefused(400, bodyTooLarge(limit)));
     return;
@@ -369,7 +372,7 @@ export function readJsonBody(
     received += chunk.length;
     if (over) return readPast(chunk, false);
     if (received > limit) {
-      pass('size', `is larger than ${limit} bytes (server.bodyLimit)`);
+      pass('size', `is larger than the limit (${limit} bytes, server.bodyLimit)`);
       return readPast(chunk, false);
     }
     const problem = shape.feed(chunk, { depth: MAX_DEPTH, elements: MAX_ELEMENTS });
@@ -422,12 +425,12 @@ export function readJsonBody(
   // A connection that goes away mid-body ends the stream with 'close' (and 'error' only for a stream
   // that has an 'error' listener: an IncomingMessage does not need one).
   const onClose = () => finish(new BodyRefused(400, 'the request ended before its body did'));
-  if (declared > limit) pass('size', `is larger than ${limit} bytes (server.bodyLimit)`);
+  if (declared > limit) pass('size', `is larger than the limit (${limit} bytes, server.bodyLimit)`);
   stream.on('data', onData);
   stream.on('end', onEnd);
   stream.on('close', onClose);
 }
 
 function mib(bytes: number): string {
-  return (bytes / 1048576).toFixed(0);
+  return (bytes / 1048576).toFixed(1);
 }

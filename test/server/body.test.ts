@@ -139,7 +139,14 @@ t.test("well-formed reviews past pullguard's own limits are allowed, saying they
   const pod = () => sample('pod-create.json', regs);
   const uid = pod().request.uid as string;
   const cases: [string, TestServer, Buffer, string, string, RegExp][] = [
-    ['over the byte limit', small, withEmptyArgs(pod(), ['object'], 510_000), uid, 'size', /larger than 1048576 bytes/],
+    [
+      'over the byte limit',
+      small,
+      withEmptyArgs(pod(), ['object'], 510_000),
+      uid,
+      'size',
+      /larger than the limit \(1048576 bytes/,
+    ],
     [
       'over the element limit',
       roomy,
@@ -161,6 +168,7 @@ t.test("well-formed reviews past pullguard's own limits are allowed, saying they
     t.equal(r.warnings?.length, 1, `${name}: one warning`);
     t.match(r.warnings?.[0], /^pullguard: .*not checked/, `${name}: the warning says so`);
     t.match(r.warnings?.[0], why, `${name}: and why`);
+    t.match(r.warnings?.[0], /; run pullguard check on its manifest$/, `${name}: and what to do`);
     t.ok(runes(r.warnings?.[0] ?? '') <= 256, `${name}: within the API server's warning limit`);
     t.equal(r.auditAnnotations?.verdict, 'unchecked', `${name}: audit annotation`);
     t.match(r.auditAnnotations?.unchecked, why, `${name}: audit annotation says why`);
@@ -245,6 +253,42 @@ t.test('reviews running at once are capped: the next gets a prompt 429', async (
   t.equal(first.status, 200, 'the review in flight is answered');
   await stillServing(t, one, 'once the first is done');
 });
+
+t.test(
+  'past a limit: a long name leaves the fix whole, audit mode records without a warning, a DELETE just passes',
+  async (t) => {
+    const named = sample('pod-create.json', regs);
+    named.request.name = 'n'.repeat(253);
+    named.request.object.metadata.name = 'n'.repeat(253);
+    const body = withEmptyArgs(named, ['object'], 10_000);
+    const small = await serve(regs, { server: { bodyLimit: 16 * 1024 } });
+    t.teardown(() => small.close());
+    const enforce = (await small.post(body)).json.response;
+    t.ok(runes(enforce.warnings[0]) <= 256, `${runes(enforce.warnings[0])} characters`);
+    t.match(
+      enforce.warnings[0],
+      /^pullguard: the images of Pod "lab-demo\/n+…" were not checked: its review body is larger/,
+    );
+    t.match(enforce.warnings[0], /; run pullguard check on its manifest$/);
+    const audit = (await small.post(body, { path: '/validate/audit' })).json.response;
+    t.equal(audit.allowed, true);
+    t.equal(audit.warnings, undefined, 'audit mode: no warning');
+    t.equal(audit.auditAnnotations.verdict, 'unchecked', 'audit mode: the annotation');
+    t.equal(await metric(small, 'pullguard_reviews_unchecked_total{limit="size"}'), 2, 'both counted');
+    const line = small.log.lines().find((l) => l.msg === 'review not checked');
+    t.match(
+      line,
+      { level: 40, operation: 'CREATE', limit: 'size', reason: /larger than the limit \(16384 bytes/ },
+      'logged at warn',
+    );
+    // A DELETE past the limit: never checked anyway, so nothing was skipped and there is nothing to say.
+    const gone = sample('pod-update-set-image.json', regs);
+    gone.request.operation = 'DELETE';
+    const del = (await small.post(withEmptyArgs(gone, ['oldObject'], 10_000))).json.response;
+    t.same(del, { uid: gone.request.uid, allowed: true });
+    t.equal(await metric(small, 'pullguard_reviews_unchecked_total{limit="size"}'), 2, 'and not counted');
+  },
+);
 
 t.test(
   'a key that reaches a prototype is refused however it is spelled; a string "constructor" key is not',
