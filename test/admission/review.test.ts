@@ -7,6 +7,8 @@ import {
   imagesToCheck,
   parseReview,
   respond,
+  reviewHead,
+  uncheckedResponse,
   warningsFor,
   type Decided,
 } from '../../src/admission/review.ts';
@@ -269,4 +271,95 @@ t.test('audit annotations record what was found', async (t) => {
     { container: 'app', image: 'registry.example/app:1', reason: 'tag-not-found', action: 'record' },
   ]);
   t.equal(respond('u3', []).response.auditAnnotations, undefined, 'nothing to record');
+});
+
+t.test(
+  'reviewHead: the fields of a review from its start, cut anywhere, as parseReview reads them whole',
+  async (t) => {
+    for (const name of ADMISSION_SAMPLES) {
+      const text = JSON.stringify(fixture(name));
+      const req = parseReview(JSON.parse(text));
+      const want = {
+        uid: req.uid,
+        kind: req.kind,
+        operation: req.operation,
+        ...(req.subResource !== undefined ? { subResource: req.subResource } : {}),
+        ...(req.name !== undefined ? { name: req.name } : {}),
+        ...(req.namespace !== undefined ? { namespace: req.namespace } : {}),
+      };
+      t.same(reviewHead(text), want, `${name}: whole`);
+      // As the API server writes it, everything ReviewHead holds comes before the object.
+      t.same(reviewHead(text.slice(0, text.indexOf('"object":'))), want, `${name}: up to the object`);
+      let wrong = 0;
+      for (let cut = 0; cut < text.length; cut += 7) {
+        const head = reviewHead(text.slice(0, cut));
+        // Cut early, there is no review yet; never a review with other fields.
+        if (typeof head !== 'string' && JSON.stringify(head) !== JSON.stringify(want)) wrong++;
+        if (typeof head === 'string' && !/no AdmissionReview/.test(head)) wrong++;
+      }
+      t.equal(wrong, 0, `${name}: cut anywhere, the review or none`);
+    }
+  },
+);
+
+t.test('reviewHead: escapes decoded, keys in any order, values skipped by their brackets', async (t) => {
+  const kind = '"kind":{"group":"","version":"v1","kind":"Pod"}';
+  const review = (request: string) =>
+    `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{${request}}}`;
+  t.same(reviewHead(review(`"object":{"a":["}",{"b":"]"}]},"uid":"\\u0061b",${kind},"operation":"CREATE"`)), {
+    uid: 'ab',
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    operation: 'CREATE',
+  });
+  t.same(reviewHead(review(`"\\u0075id":"x",${kind},"operation":"UPDATE","namespace":"n\\u00e9"`)), {
+    uid: 'x',
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    operation: 'UPDATE',
+    namespace: 'né',
+  });
+  const none: [string, RegExp][] = [
+    ['[1,2]', /no AdmissionReview/],
+    ['"text"', /no AdmissionReview/],
+    [review(`"uid":"",${kind},"operation":"CREATE"`), /no AdmissionReview/],
+    [review(`"uid":"x",${kind},"operation":"EXPLODE"`), /no AdmissionReview/],
+    [review(`"uid":1,${kind},"operation":"CREATE"`), /no AdmissionReview/],
+    [review(`"uid":"x","operation":"CREATE"`), /no AdmissionReview/],
+    [review(`"uid":"x",${kind},"operation":"CREATE"`).replace('admission.k8s.io/v1', 'v1beta1'), /no AdmissionReview/],
+    [review(`"uid":"x" ${kind}`), /not valid JSON/],
+    [review(`"uid":'x'`), /not valid JSON/],
+    [review(`"uid":"\\q"`), /not valid JSON/],
+  ];
+  for (const [text, re] of none) t.match(reviewHead(text), re, text);
+  // A key "__proto__" in the head is only a key: nothing is set on any prototype.
+  const proto = review(`"__proto__":{"polluted":1},"uid":"x",${kind},"operation":"CREATE"`);
+  t.equal(typeof reviewHead(proto), 'object');
+  t.equal(({} as Record<string, unknown>).polluted, undefined);
+});
+
+t.test('uncheckedResponse: allowed, one warning within the limits, an annotation; nothing for a DELETE', async (t) => {
+  const head = {
+    uid: 'u1',
+    kind: { group: '', version: 'v1', kind: 'Pod' },
+    operation: 'CREATE' as const,
+    namespace: 'shop',
+    name: 'web\u202e\u0007',
+  };
+  const r = uncheckedResponse(head, 'has more than 4893355 JSON elements', true).response;
+  t.equal(r.allowed, true);
+  t.equal(r.uid, 'u1');
+  t.equal(r.warnings?.length, 1);
+  t.match(
+    r.warnings![0],
+    /^pullguard: the images of Pod "shop\/web\\u202e\\u0007" were not checked: its review body has more than 4893355 JSON elements; run pullguard check on its manifest$/,
+  );
+  t.same(r.auditAnnotations, {
+    verdict: 'unchecked',
+    unchecked: 'its review body has more than 4893355 JSON elements',
+  });
+  t.equal(uncheckedResponse(head, 'x', false).response.warnings, undefined, 'no warning when told (audit mode)');
+  t.same(uncheckedResponse({ ...head, operation: 'DELETE' }, 'x', true).response, { uid: 'u1', allowed: true });
+  t.same(uncheckedResponse({ ...head, kind: { ...head.kind, kind: 'ConfigMap' } }, 'x', true).response, {
+    uid: 'u1',
+    allowed: true,
+  });
 });

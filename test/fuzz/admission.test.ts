@@ -120,6 +120,31 @@ t.test('real reviews with a part replaced by anything get an answer for their ui
   );
 });
 
+t.test(
+  'real reviews past the body limit, a part replaced by anything: an answer for their uid, or a 400',
+  async (t) => {
+    // Past a limit only the body's start is read for the review (src/server/body.ts): what is there
+    // decides between an unchecked allow for its uid and a 400, the same both ways in.
+    const padding = 'p'.repeat(config.server.bodyLimit);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...samples),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 4 }),
+        fc.jsonValue({ maxDepth: 3 }),
+        async (sample, path, replacement) => {
+          const body = mutate(sample, path, replacement) as { request?: { uid?: unknown } };
+          const text = JSON.stringify(body);
+          fc.pre(onlyLoopback(text) && text.startsWith('{') && text.length > 2);
+          const res = await post(`${text.slice(0, -1)},"padding":"${padding}"}`);
+          if (res.status === 200 && JSON.parse(res.body).response.allowed !== true) return false;
+          return wellFormed(res, body.request?.uid);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  },
+);
+
 t.test('truncated bodies get a 400', async (t) => {
   await fc.assert(
     fc.asyncProperty(
