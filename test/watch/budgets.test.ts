@@ -266,6 +266,33 @@ t.test('invalid, long references: Events per namespace and series are bounded, l
   );
 });
 
+t.test('Events held back by the cap per namespace are posted in later rounds, each once', async (t) => {
+  const ns = 'held-back';
+  await new FakeKubelet(lab.kc()).namespace(ns);
+  await deployment(
+    ns,
+    'bad',
+    Array.from({ length: 30 }, (_, c) => ({ name: `c${c}`, image: `registry.test/Team/app-${c}:1` })),
+  );
+  t.teardown(() => clear(ns));
+  const { watch, stop } = startWatch(t, { watch: { interval: '1s', eventsPerNamespace: 10 } });
+  const posted = await until('all 30 Events', async () => {
+    const e = await events(ns, 'ImageNotPullable');
+    return e.length >= 30 ? e : undefined;
+  });
+  const rounds = watch.reverifier.rounds;
+  await until('one more round', () => (watch.reverifier.rounds > rounds ? true : undefined));
+  await stop();
+  const again = await events(ns, 'ImageNotPullable');
+  t.equal(again.length, 30, 'one Event per container');
+  t.ok(
+    again.every((e) => e.count === 1),
+    'none posted twice',
+  );
+  t.ok(rounds >= 2, `it took more than one round (${rounds})`);
+  t.equal(posted.length, 30);
+});
+
 t.test('diagnosing a stuck pod with 20 containers keeps to the registry budget', async (t) => {
   const proxy = await startFaultProxy({ upstream: reg.direct.url });
   t.teardown(() => proxy.stop());
