@@ -44,7 +44,7 @@ t.test('npm pack yields the bundle, the bin and nothing of the sources', async (
   t.equal(packed.status, 0, `npm pack: ${packed.stderr}`);
   t.equal(packInfo?.filename, `pullguard-${pkg.version}.tgz`);
   const files = ((packInfo?.files ?? []) as Obj[]).map((f) => f.path as string);
-  for (const f of ['package.json', 'README.md', 'bin/pullguard.js', 'dist/cli/main.js'])
+  for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/pullguard.js', 'dist/cli/main.js'])
     t.ok(files.includes(f), `${f} is in the package`);
   t.same(
     files.filter((f) => /^(src|test|bench|node_modules|charts|manifests)\//.test(f)),
@@ -58,6 +58,13 @@ t.test('npm pack yields the bundle, the bin and nothing of the sources', async (
     'no runtime dependencies: the bundle carries them (add new ones as devDependencies)',
   );
   t.same(pkg.bin, { pullguard: 'bin/pullguard.js', 'kubectl-pullguard': 'bin/pullguard.js' });
+});
+
+t.test('the LICENSE file is the license package.json names', async (t) => {
+  t.equal(pkg.license, 'Apache-2.0');
+  const text = readFileSync(join(repoRoot, 'LICENSE'), 'utf8');
+  t.match(text, /^\s+Apache License\n\s+Version 2\.0, January 2004\n/, 'the Apache License 2.0');
+  t.match(text, /END OF TERMS AND CONDITIONS/, 'in full');
 });
 
 t.test('npm install -g of the tarball into a temporary prefix, offline', async (t) => {
