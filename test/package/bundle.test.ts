@@ -1,7 +1,8 @@
 // The bundle `npm run build` makes (what the npm package and the container run): what `pullguard
 // check` loads of undici, read from esbuild's metafile, and the bundled check against a real registry
 // (token auth over TLS, then through a real HTTP proxy) — the parts of undici it carries must work
-// on their own.
+// on their own. The Kubernetes client: the bundle carries the API groups pullguard calls, and the
+// bundled check reads a pod's pull secret through it from a real (fixture) API server.
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { promisify } from 'node:util';
 import type { Metafile } from 'esbuild';
 import { buildCli } from '../../scripts/build.ts';
 import { PROXY_ONLY_HOST, proxyAvailable, startProxy, type TestProxy } from '../helpers/http-proxy.ts';
+import { dockerConfigJson, KubeApiServer, makeNode } from '../helpers/kube-api.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { scratch } from '../manifests/lib.ts';
 
@@ -23,6 +25,7 @@ const erin = { username: 'erin', password: 'erin-Bundle-pw' };
 let metafile: Metafile;
 let registry: TestRegistry;
 let proxy: TestProxy;
+let api: KubeApiServer;
 
 t.before(async () => {
   // each assigned as it comes, so that teardown stops what started even when another part failed
@@ -32,6 +35,7 @@ t.before(async () => {
       (r) => (registry = r),
     ),
     startProxy().then((p) => (proxy = p)),
+    KubeApiServer.start().then((a) => (api = a)),
   ]);
   await registry.pushImage('team/app', '1.0');
   const auth = Buffer.from(`${erin.username}:${erin.password}`).toString('base64');
@@ -43,7 +47,7 @@ t.before(async () => {
   writeFileSync(join(dir, 'ca.pem'), registry.caPem!);
 });
 t.teardown(async () => {
-  await Promise.all([registry?.stop(), proxy?.stop()]);
+  await Promise.all([registry?.stop(), proxy?.stop(), api?.close()]);
 });
 
 /** Input files of the chunks a check without a cluster loads: main, the check command, its composition (the engine), and their static imports. */
@@ -113,5 +117,68 @@ t.test('the bundled check verifies it through an HTTP proxy (CONNECT tunnel)', a
   t.ok(
     proxy.requests().some((line) => line.startsWith(`CONNECT ${PROXY_ONLY_HOST}:`)),
     'the proxy tunnelled it',
+  );
+});
+
+t.test('the Kubernetes client: the API groups pullguard calls, not every one client-node has', async (t) => {
+  const gen = 'node_modules/@kubernetes/client-node/dist/gen/apis/';
+  const apis = Object.values(metafile.outputs)
+    // the API classes (a module whose code was all left out keeps an empty initialiser of ~200 bytes)
+    .flatMap((o) => Object.entries(o.inputs).filter(([, v]) => v.bytesInOutput > 10_000))
+    .map(([i]) => i)
+    .filter((i) => i.startsWith(gen))
+    .map((i) => i.slice(gen.length));
+  t.same(
+    [...new Set(apis)].sort(),
+    ['AppsV1Api.js', 'BatchV1Api.js', 'CoordinationV1Api.js', 'CoreV1Api.js'],
+    'core/v1, apps/v1, batch/v1 and coordination/v1 (src/cluster/k8s-parts.ts names them)',
+  );
+});
+
+t.test("the bundled check reads the pod's pull secret from the cluster", async (t) => {
+  api.putNode(makeNode({ name: 'amd-1', architecture: 'amd64' }));
+  api.putSecret({
+    namespace: 'shop',
+    name: 'regcred',
+    type: 'kubernetes.io/dockerconfigjson',
+    stringData: dockerConfigJson({ [registry.host]: erin }),
+  });
+  const kubeconfig = await api.writeKubeconfig(dir);
+  const manifest = join(dir, 'pod.yaml');
+  writeFileSync(
+    manifest,
+    [
+      'apiVersion: v1',
+      'kind: Pod',
+      'metadata: {name: web, namespace: shop}',
+      'spec:',
+      '  imagePullSecrets: [{name: regcred}]',
+      `  containers: [{name: web, image: "${registry.host}/team/app:1.0"}]`,
+      '',
+    ].join('\n'),
+  );
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/_proxy$|^KUBECONFIG$/i.test(k)));
+  const args = [
+    'check',
+    '-f',
+    manifest,
+    '--kubeconfig',
+    kubeconfig,
+    '--registry-ca',
+    join(dir, 'ca.pem'),
+    '-o',
+    'json',
+  ];
+  const r = await run(process.execPath, [join(outdir, 'cli', 'main.js'), ...args], {
+    env: { ...clean, NO_COLOR: '1' },
+  }).then(
+    (ok) => ({ code: 0, stdout: ok.stdout, stderr: ok.stderr }),
+    (err: { code: number; stdout: string; stderr: string }) => err,
+  );
+  t.equal(r.code, 0, `exit 0 ${r.stderr}`);
+  t.equal(JSON.parse(r.stdout).findings?.[0]?.reason, 'available', 'verified with the secret');
+  t.ok(
+    api.requests.some((q) => q.resource === 'secrets' && q.name === 'regcred' && q.authenticated),
+    'read from the API server',
   );
 });

@@ -1,0 +1,12 @@
+// The parts of @kubernetes/client-node pullguard uses, by name: the bundle (scripts/build.ts) then
+// carries these and what they need, not every API group the package's index re-exports.
+export {
+  ApiException,
+  AppsV1Api,
+  BatchV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  KubeConfig,
+  Observable,
+  Watch,
+} from '@kubernetes/client-node';
