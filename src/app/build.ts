@@ -20,6 +20,7 @@ import { PodCredentials, type StandInSecrets } from '../podcheck/credentials.ts'
 import { PodCheck } from '../podcheck/podcheck.ts';
 import type { Platform } from '../platform/index.ts';
 import { Preflight } from '../preflight/engine.ts';
+import type { Face } from '../preflight/messages.ts';
 import { RegistryClient, type ClientOptions } from '../registry/client.ts';
 import { ProxyRules, proxySettings } from '../registry/proxy.ts';
 import { systemErrorText } from '../system-errors.ts';
@@ -35,6 +36,8 @@ export interface PodCheckSetup {
   dockerConfigs: readonly string[];
   /** `pullguard check`: wait for the node list within the deadline, credential stores stand in without a cluster */
   cli?: boolean;
+  /** whose settings fixes name: the flags (the CLI's commands) or the configuration's keys; default by `cli` */
+  face?: Face;
   /** the kubeconfig context to use (`pullguard check --context`) */
   context?: string;
   /** config.platforms, when the caller has parsed them already (`pullguard check`, with its flags) */
@@ -174,7 +177,9 @@ export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promi
   }
 
   const registryClient = (hooks: PodCheckSetup['hooks']) => registryClientFor(config, caPems, { ...hooks, env });
-  const engine = new Preflight(config, registryClient(setup.hooks));
+  const engine = new Preflight(config, registryClient(setup.hooks), {
+    face: setup.face ?? (setup.cli ? 'cli' : 'server'),
+  });
   const podCheck = new PodCheck({
     engine,
     credentials,

@@ -85,6 +85,7 @@ export async function runDiagnose(argv: string[], io: CliIO): Promise<number> {
     built = await buildPodCheck(config, {
       env: io.env,
       dockerConfigs: config.credentials.nodeDockerConfigs,
+      face: 'cli',
       ...(v.context ? { context: v.context } : {}),
     });
     const kube = built.cluster;

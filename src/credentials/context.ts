@@ -9,6 +9,11 @@ export interface CredentialContext {
   keyrings: Keyring[];
   /** e.g. `namespace "shop"` or `namespace "shop", ServiceAccount "default"` */
   scope?: string;
+  /**
+   * the credentials stand in for the pod's pull secrets (`pullguard check` without a cluster: the
+   * docker config files given, or the person's credential stores): a fix names those, not the pod
+   */
+  standIn?: boolean;
   /** one line each, e.g. `imagePullSecret "regcred" does not exist in namespace "shop"` */
   problems?: string[];
   /** pull secrets the pod names that pullguard could not read (no cluster access): a denial may be ours alone */

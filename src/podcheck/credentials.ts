@@ -93,6 +93,7 @@ export class PodCredentials {
       keyrings: [],
       dynamic: [standIn.stores, ...this.dynamic],
       scope: standIn.scope,
+      standIn: true,
       unreadSecrets: named.length > 0 && standIn.secretsUnread ? named : [],
     };
   }

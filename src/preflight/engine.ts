@@ -14,7 +14,7 @@ import { parseImage, type ImageRef } from '../reference/index.ts';
 import { credentialId } from '../registry/auth.ts';
 import { isIndexMediaType, type Answer, type Outcome, type RegistryClient } from '../registry/client.ts';
 import { isDockerHub } from '../registry/hosts.ts';
-import { explain, type ExplainInput, type Explained } from './messages.ts';
+import { explain, type ExplainInput, type Explained, type Face } from './messages.ts';
 import { OFFICIAL_IMAGES } from './official-images.ts';
 import { nearest } from './suggest.ts';
 import { PullguardError } from '../errors.ts';
@@ -48,18 +48,24 @@ export class Preflight {
   /** per index or manifest digest: only the platforms it offers (bodies can be megabytes) */
   private readonly platformLists: SharedCache<PlatformList>;
   private readonly tagLists: SharedCache<Answer & { tags?: string[] }>;
+  /** per registry host and credential: the first page of its repository list, for "did you mean" */
+  private readonly catalogs: SharedCache<Answer & { repositories?: string[] }>;
+  /** whose settings the fixes name: the CLI's flags or the configuration's keys */
+  private readonly face: Face;
 
   /**
    * The engine asks registries through `client` (as containerd's resolver takes its hosts and
    * authorizer) and closes it with itself.
    */
-  constructor(config: Config, client: RegistryClient) {
+  constructor(config: Config, client: RegistryClient, options: { face?: Face } = {}) {
     this.config = config;
     this.client = client;
+    this.face = options.face ?? 'server';
     this.answers = new SharedCache(config.cache.maxEntries);
     this.settled = new LRUCache<string, Settled>({ max: config.cache.maxEntries });
     this.platformLists = new SharedCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
     this.tagLists = new SharedCache(Math.max(100, Math.floor(config.cache.maxEntries / 10)));
+    this.catalogs = new SharedCache(100);
   }
 
   get cacheStats() {
@@ -324,7 +330,7 @@ export class Preflight {
             reason,
             explain(
               transientInput(
-                { image, ref },
+                { image, ref, face: this.face },
                 reason,
                 failure.outcome,
                 // For a timeout the words say the deadline, not what happened.
@@ -428,7 +434,7 @@ export class Preflight {
   ): Promise<ImageVerdict> {
     // Transient trouble with any credential means we cannot know what the kubelet will see.
     const transient = tried.find((t) => t.outcome.kind in TRANSIENT_REASON);
-    const about = { image, ref };
+    const about = { image, ref, face: this.face };
     if (transient) {
       const reason = TRANSIENT_REASON[transient.outcome.kind as TransientKind];
       const text = explain(transientInput(about, reason, transient.outcome, transient.evidence.at(-1)));
@@ -443,7 +449,9 @@ export class Preflight {
         code === 'NAME_UNKNOWN' ||
         (list.outcome.kind === 'not-found' && (list.outcome as { code?: string }).code === 'NAME_UNKNOWN');
       if (repositoryMissing) {
-        const suggestions = officialSuggestions(ref);
+        const suggestions = isDockerHub(ref.domain)
+          ? officialSuggestions(ref)
+          : await this.catalogSuggestions(ref, notFound.cred, opts.signal);
         return withSuggestions(
           verdict(
             image,
@@ -544,6 +552,25 @@ export class Preflight {
     );
   }
 
+  /**
+   * Repositories on the same registry near a missing one ("shop/wbe" -> "shop/web"), from the first
+   * page of its catalog, asked with the credential whose answer was "not found" (what it may see is
+   * what it may be told). None when the registry does not list its catalog to that credential, and
+   * none for the watch, which reads no lists (maxTagsForSuggestions 0).
+   */
+  private async catalogSuggestions(ref: ImageRef, cred: Credential | null, signal: AbortSignal): Promise<string[]> {
+    const max = this.config.registry.maxTagsForSuggestions;
+    if (!max) return [];
+    const host = this.client.hostFor(ref.domain);
+    const list = await this.catalogs.get(
+      `catalog|${host}|${credentialId(cred)}`,
+      (shared) => this.client.catalog(ref.domain, cred, max, shared),
+      (a) => (a.repositories ? this.config.cache.positiveTtl : this.config.cache.negativeTtl),
+      signal,
+    );
+    return nearest(ref.path, list.repositories ?? []).map((path) => `${ref.domain}/${path}`);
+  }
+
   private timedOut(image: string, deadline: number): ImageVerdict {
     const { parsed } = this.staticsOf(image);
     return verdict(
@@ -605,7 +632,7 @@ const TRANSIENT_REASON: Record<TransientKind, TransientReason> = {
 /** The words' input for a transient answer; `detail` is what happened (the last line of evidence). */
 /** The explain() input of a transient registry answer; exported for its test. */
 export function transientInput(
-  about: { image: string; ref: ImageRef },
+  about: { image: string; ref: ImageRef; face?: Face },
   reason: TransientReason,
   outcome: Outcome,
   detail: string | undefined,
@@ -616,7 +643,9 @@ export function transientInput(
     case 'registry-error':
       return { ...about, reason, outcome, detail };
     case 'registry-unreachable':
-      return { ...about, reason, detail };
+      return outcome.kind === 'unreachable' && outcome.tls
+        ? { ...about, reason, detail, tls: outcome.tls }
+        : { ...about, reason, detail };
     case 'timeout':
       // The request's own line ("host did not answer in time (8000 ms)") goes to the evidence; the
       // message says the deadline ("did not answer within <that line>" read as nonsense).

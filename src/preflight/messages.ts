@@ -8,6 +8,7 @@ import type { Outcome } from '../registry/client.ts';
 import { isDockerHub, registryHost } from '../registry/hosts.ts';
 import type { RateLimit } from '../registry/ratelimit.ts';
 import type { CredentialContext } from '../credentials/context.ts';
+import type { TlsProblem } from '../system-errors.ts';
 import { highestFirst } from './suggest.ts';
 
 export interface Explained {
@@ -15,10 +16,18 @@ export interface Explained {
   hint: string;
 }
 
+/**
+ * Whose settings a fix names: `pullguard check` and `diagnose` are run with flags
+ * (--registry-ca), the webhook from its configuration (registry.caFiles).
+ */
+export type Face = 'cli' | 'server';
+
 /** What every explanation knows: the image as written and, once it parsed, the reference. */
 interface About {
   image: string;
   ref?: ImageRef;
+  /** default 'server' */
+  face?: Face | undefined;
 }
 
 /** For a refusal: the credentials there were, which were tried and which refused. */
@@ -79,7 +88,12 @@ export type ExplainInput =
       credentialSource?: string | undefined;
       outcome?: Outcome;
     })
-  | (About & { reason: 'registry-unreachable'; detail?: string | undefined })
+  | (About & {
+      reason: 'registry-unreachable';
+      detail?: string | undefined;
+      /** a TLS failure: what went wrong, for its fix */
+      tls?: TlsProblem | undefined;
+    })
   | (About & { reason: 'registry-error'; outcome?: Outcome; detail?: string | undefined })
   /** `within`: the deadline in words ("2000 ms"); absent: "the deadline" */
   | (About & { reason: 'timeout'; within?: string | undefined })
@@ -124,6 +138,15 @@ function credentialStory(i: About & CredentialsUsed): { said: string; fix: strin
       fix: 'use credentials allowed to pull this repository',
     };
   }
+  if (i.credentials?.standIn) {
+    // `pullguard check` without a cluster: the files given or the person's stores, not the pod's secrets.
+    return {
+      said: `no credentials for ${reg}${scope}${problemText}`,
+      fix:
+        `log in to ${reg} (docker login) or give --docker-config FILE with credentials for it; ` +
+        "or give --kubeconfig to check with the pod's own imagePullSecrets",
+    };
+  }
   if (problems.length) {
     return {
       said: `no usable imagePullSecret${scope} matches ${reg}${problemText}`,
@@ -144,7 +167,7 @@ export function explain(i: ExplainInput): Explained {
     case 'available':
       return { message: `${img} can be pulled${i.note ? ` (${i.note})` : ''}`, hint: '' };
     case 'invalid-reference': {
-      const why = diagnoseReference(i.image);
+      const why = unsaid(diagnoseReference(i.image), i.error);
       return {
         message: `${img} is invalid, the kubelet reports InvalidImageName: ${i.error}${why ? `; ${why}` : ''}`,
         hint: 'write it as [registry/]repository[:tag][@digest], lowercase, without spaces',
@@ -238,22 +261,11 @@ export function explain(i: ExplainInput): Explained {
           'the pull may fail with "toomanyrequests"';
       return { message, hint: 'pull with an account that has a higher limit, or mirror the image' };
     }
-    case 'registry-unreachable': {
-      // OpenSSL's words for an answer that is not TLS at all: most often a plain-HTTP registry.
-      const plainHttp = /wrong version number|packet length too long|http request/i.test(i.detail ?? '');
-      const host = ref?.domain ?? 'HOST';
-      if (plainHttp)
-        return {
-          message: `${img}: the registry is unreachable: ${i.detail}; ${host} seems to speak plain HTTP, not TLS`,
-          hint:
-            `if ${host} is a plain-HTTP registry, pass --insecure-registry ${host} (registry.insecure in the ` +
-            "configuration), as the nodes' container runtime must be told too",
-        };
+    case 'registry-unreachable':
       return {
-        message: `${img}: the registry is unreachable: ${i.detail ?? 'connection failed'}`,
-        hint: 'check the registry host name, and that the nodes can reach it and trust its certificate',
+        message: `${img}: ${unreachableCause(ref, i.detail)}`,
+        hint: unreachableFix(ref?.domain ?? 'the registry', i.tls ?? tlsProblemIn(i.detail), i.face ?? 'server'),
       };
-    }
     case 'registry-error': {
       const host = ref ? registryHost(ref.domain) : 'the registry';
       const status = i.outcome?.kind === 'error' && i.outcome.status ? ` (HTTP ${i.outcome.status})` : '';
@@ -277,6 +289,67 @@ export function explain(i: ExplainInput): Explained {
     case 'unverifiable':
       return unverifiable(img, i);
   }
+}
+
+/**
+ * A TLS problem told by words alone (the kubelet's, in diagnose): an answer that is not TLS at all
+ * is most often a plain-HTTP registry.
+ */
+function tlsProblemIn(detail: string | undefined): TlsProblem | undefined {
+  if (!detail) return undefined;
+  if (
+    /plain HTTP, not TLS|wrong version number|packet length too long|gave HTTP response to HTTPS client/i.test(detail)
+  )
+    return 'plain-http';
+  if (/x509: certificate signed by unknown authority/i.test(detail)) return 'untrusted';
+  return undefined;
+}
+
+/**
+ * Why the registry is unreachable. A TLS failure with the image's own registry is said without
+ * its host again ("TLS with HOST failed: …"), so that the words fit a warning; a mirror's is named.
+ */
+function unreachableCause(ref: ImageRef | undefined, detail: string | undefined): string {
+  const tls = /^TLS with (\S+) failed: (.+)$/s.exec(detail ?? '');
+  if (tls && ref && tls[1] === registryHost(ref.domain)) return `the registry is unreachable over TLS: ${tls[2]}`;
+  return `the registry is unreachable: ${detail ?? 'connection failed'}`;
+}
+
+/** The fix for an unreachable registry: per TLS problem, naming the CLI's flags or the configuration's keys. */
+function unreachableFix(host: string, tls: TlsProblem | undefined, face: Face): string {
+  switch (tls) {
+    case 'plain-http':
+      return face === 'cli'
+        ? `if ${host} serves plain HTTP, pass --insecure-registry ${host} (the nodes' runtime must allow it too)`
+        : `if ${host} serves plain HTTP, list it under registry.insecure (the nodes' runtime must allow it too)`;
+    case 'untrusted':
+      return face === 'cli'
+        ? `if you trust ${host}, pass its CA certificate with --registry-ca FILE (the nodes must trust it too)`
+        : `if you trust ${host}, add its CA certificate to registry.caFiles (the nodes must trust it too)`;
+    case 'name-mismatch':
+      return `use the host name ${host}'s certificate is issued for, or reissue the certificate for ${host}`;
+    case 'expired':
+      return `renew ${host}'s certificate: the nodes refuse it too`;
+    case 'not-yet-valid':
+      return "check the clocks of this machine and the registry, and the certificate's start date";
+    case 'protocol':
+      return `let ${host} offer TLS 1.2 or 1.3`;
+    case 'client-certificate':
+      return 'pullguard sends no client certificate: check the image from a node, or let the registry serve pulls without one';
+    default:
+      return 'check the registry host name, and that the nodes can reach it and trust its certificate';
+  }
+}
+
+/**
+ * The reference diagnosis, without what the upstream error already said: "repository name (x) must
+ * be lowercase" need not be followed by "repository name must be lowercase: …".
+ */
+function unsaid(why: string | undefined, error: string): string | undefined {
+  const lowercase = 'repository name must be lowercase: ';
+  if (why?.startsWith(lowercase) && /must be lowercase/.test(error))
+    return `the first uppercase letter is ${why.slice(lowercase.length)}`;
+  return why;
 }
 
 /** Why an image cannot be checked from here, and what to do instead. */

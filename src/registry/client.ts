@@ -8,6 +8,7 @@ import { parseChallenges, pickChallenge, type Challenge } from './challenge.ts';
 import { Authenticator, credentialId, type RegistryCredential } from './auth.ts';
 import { registryHost } from './hosts.ts';
 import { parseRateLimit, parseRetryAfter, type RateLimit } from './ratelimit.ts';
+import type { TlsProblem } from '../system-errors.ts';
 import { RegistryTransport, TransportError, type HttpResponse, type TransportOptions } from './transport.ts';
 
 export const MEDIA = {
@@ -38,7 +39,7 @@ export type Outcome =
   | { kind: 'denied' }
   | { kind: 'rate-limited'; retryAfter?: number }
   | { kind: 'error'; status?: number }
-  | { kind: 'unreachable'; transport: string }
+  | { kind: 'unreachable'; transport: string; tls?: TlsProblem }
   | { kind: 'timeout' };
 
 export interface Answer<T extends Outcome = Outcome> {
@@ -109,12 +110,12 @@ export class RegistryClient {
     const sent = secretsOf(cred);
     const manifestPath = `/v2/${target.path}/manifests/${tagOrDigest}`;
     try {
-      let res = await this.send(host, target.path, 'HEAD', manifestPath, cred, evidence, sent, signal);
+      let res = await this.send(host, pullScope(target.path), 'HEAD', manifestPath, cred, evidence, sent, signal);
       if (!res.response) return res.answer;
       let r = res.response;
       // Registries that never implemented HEAD: containerd retries as GET.
       if (r.status === 405) {
-        res = await this.send(host, target.path, 'GET', manifestPath, cred, evidence, sent, signal);
+        res = await this.send(host, pullScope(target.path), 'GET', manifestPath, cred, evidence, sent, signal);
         if (!res.response) return res.answer;
         r = res.response;
       }
@@ -125,7 +126,8 @@ export class RegistryClient {
           // No digest header (old registries): fetch the body and hash it, as containerd does.
           const got = r.body.length
             ? r
-            : (await this.send(host, target.path, 'GET', manifestPath, cred, evidence, sent, signal)).response;
+            : (await this.send(host, pullScope(target.path), 'GET', manifestPath, cred, evidence, sent, signal))
+                .response;
           if (got?.status !== 200)
             return this.answer({ kind: 'error', ...(got ? { status: got.status } : {}) }, evidence, host, cred, sent);
           digest = `sha256:${createHash('sha256').update(got.body).digest('hex')}`;
@@ -137,7 +139,7 @@ export class RegistryClient {
         // containerd retries a digest that is not a manifest on /blobs/.
         const blob = await this.send(
           host,
-          target.path,
+          pullScope(target.path),
           'HEAD',
           `/v2/${target.path}/blobs/${tagOrDigest}`,
           cred,
@@ -174,7 +176,7 @@ export class RegistryClient {
     try {
       const res = await this.send(
         host,
-        target.path,
+        pullScope(target.path),
         'GET',
         `/v2/${target.path}/manifests/${digest}`,
         cred,
@@ -211,7 +213,16 @@ export class RegistryClient {
   ): Promise<Record<string, unknown> | undefined> {
     const host = this.hostFor(target.domain);
     try {
-      const res = await this.send(host, target.path, 'GET', `/v2/${target.path}/blobs/${digest}`, cred, [], [], signal);
+      const res = await this.send(
+        host,
+        pullScope(target.path),
+        'GET',
+        `/v2/${target.path}/blobs/${digest}`,
+        cred,
+        [],
+        [],
+        signal,
+      );
       if (res.response?.status !== 200) return undefined;
       return parseVerified(res.response.body, digest);
     } catch {
@@ -237,7 +248,7 @@ export class RegistryClient {
     let path: string | undefined = `/v2/${target.path}/tags/list?n=${Math.min(Math.max(max, 1), 100)}`;
     try {
       for (let page = 0; path && tags.length < max && page < 50; page++) {
-        const res = await this.send(host, target.path, 'GET', path, cred, evidence, sent, signal);
+        const res = await this.send(host, pullScope(target.path), 'GET', path, cred, evidence, sent, signal);
         if (!res.response) return res.answer;
         const r = res.response;
         if (r.status !== 200)
@@ -259,12 +270,54 @@ export class RegistryClient {
   }
 
   /**
+   * The first page of the registry's repository list (`GET /v2/_catalog?n=`), at most `max` names:
+   * for "did you mean" on a missing repository. One page only, whatever Link says: a catalog can
+   * hold millions of names. Registries that do not serve it (Docker Hub, most clouds) or refuse it
+   * to this credential answer 401/403/404, and there is simply no list.
+   */
+  async catalog(
+    domain: string,
+    cred: RegistryCredential | null,
+    max: number,
+    signal?: AbortSignal,
+  ): Promise<Answer & { repositories?: string[] }> {
+    const host = this.hostFor(domain);
+    const evidence: string[] = [];
+    const sent = secretsOf(cred);
+    const n = Math.min(Math.max(max, 1), MAX_CATALOG_PAGE);
+    try {
+      const res = await this.send(host, CATALOG_SCOPE, 'GET', `/v2/_catalog?n=${n}`, cred, evidence, sent, signal);
+      if (!res.response) return res.answer;
+      const r = res.response;
+      if (r.status !== 200) return this.answer(this.outcomeOfStatus(r, res.authFailure), evidence, host, cred, sent, r);
+      let json: { repositories?: unknown };
+      try {
+        json = JSON.parse(r.body.toString('utf8')) as { repositories?: unknown };
+      } catch {
+        evidence.push('the catalog is not JSON');
+        return this.answer({ kind: 'error', status: 200 }, evidence, host, cred, sent, r);
+      }
+      const repositories: string[] = [];
+      if (Array.isArray(json.repositories))
+        for (const name of json.repositories) {
+          if (repositories.length >= n) break;
+          // a repository name is at most 255 characters; anything else is not one
+          if (typeof name === 'string' && name.length <= 255) repositories.push(name);
+        }
+      return { outcome: { kind: 'found', digest: '', mediaType: '' }, evidence, repositories };
+    } catch (err) {
+      return this.answer(transportOutcome(err, evidence), evidence, host, cred, sent);
+    }
+  }
+
+  /**
    * One request with authentication: answers a known challenge up front; on 401 reads the new
    * challenge, authorizes and retries once.
    */
   private async send(
     host: string,
-    repo: string,
+    /** the token scope asked for: pull on a repository (pullScope), or the catalog */
+    scope: string,
     method: 'HEAD' | 'GET',
     path: string,
     cred: RegistryCredential | null,
@@ -275,7 +328,6 @@ export class RegistryClient {
   ): Promise<
     { response: HttpResponse; answer?: undefined; authFailure?: AuthFailure } | { response?: undefined; answer: Answer }
   > {
-    const scope = `repository:${repo}:pull`;
     const headers: Record<string, string> = { accept: MANIFEST_ACCEPT };
     const isManifest = path.includes('/manifests/');
     const known = this.challenges.get(host);
@@ -405,7 +457,18 @@ function transportOutcome(err: unknown, evidence: string[]): Outcome {
   evidence.push(err.message);
   if (err.kind === 'aborted' || err.kind === 'timeout') return { kind: 'timeout' };
   if (err.kind === 'too-large' || err.kind === 'redirect') return { kind: 'error' };
-  return { kind: 'unreachable', transport: err.kind };
+  return err.tls
+    ? { kind: 'unreachable', transport: err.kind, tls: err.tls }
+    : { kind: 'unreachable', transport: err.kind };
+}
+
+/** The token scope of the repository list (distribution's token auth; htpasswd registries ignore it). */
+const CATALOG_SCOPE = 'registry:catalog:*';
+/** names asked for in one catalog request at most (distribution's own default page limit) */
+export const MAX_CATALOG_PAGE = 1000;
+
+function pullScope(repository: string): string {
+  return `repository:${repository}:pull`;
 }
 
 /** Per-host memory (challenges, rate limits): pod authors name any host, so past this the oldest entry goes. */

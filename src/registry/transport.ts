@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import { Agent, buildConnector, ProxyAgent, type Dispatcher } from 'undici';
 import { PullguardError } from '../errors.ts';
 import { cut, oneLine } from '../findings.ts';
+import { tlsErrorText, withoutOpenSslInternals, type TlsProblem } from '../system-errors.ts';
 import { hostAndPort, hostListed, isForbiddenAddress } from './hosts.ts';
 import { displayProxy, ProxyRules, type ProxySettings } from './proxy.ts';
 import { raceAbort } from '../abort.ts';
@@ -30,9 +31,12 @@ export type TransportErrorKind =
 export class TransportError extends PullguardError {
   readonly code = 'transport';
   readonly kind: TransportErrorKind;
-  constructor(kind: TransportErrorKind, message: string) {
+  /** for kind 'tls': what went wrong, each with its own fix (plain HTTP, an untrusted CA…) */
+  readonly tls: TlsProblem | undefined;
+  constructor(kind: TransportErrorKind, message: string, tls?: TlsProblem) {
     super(message);
     this.kind = kind;
+    this.tls = tls;
   }
 }
 
@@ -575,8 +579,10 @@ export function classify(err: unknown, url: URL): TransportError {
     return new TransportError('dns', `the name ${hostAndPort(host).hostname} does not resolve (${codes[0]})`);
   if (has(TIMEOUT_CODES))
     return new TransportError('timeout', `${host} did not answer in time (${codes.find((c) => TIMEOUT_CODES.has(c))})`);
+  const tls = tlsErrorText(err);
+  if (tls) return new TransportError('tls', `TLS with ${host} failed: ${tls.words}`, tls.problem);
   if (codes.some((c) => /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|EPROTO|HOSTNAME|ALTNAME/.test(c))) {
-    return new TransportError('tls', `TLS with ${host} failed: ${short(text)}`);
+    return new TransportError('tls', `TLS with ${host} failed: ${short(text)}`, 'handshake');
   }
   if (has(CONNECT_CODES))
     return new TransportError('connect', `cannot connect to ${host} (${codes.find((c) => CONNECT_CODES.has(c))})`);
@@ -601,10 +607,10 @@ function classifyProxied(err: unknown, url: URL, via: string): TransportError {
   }
   const plain = classify(err, url);
   if (plain.kind === 'aborted' || plain.kind === 'timeout' || plain.kind === 'forbidden-address') return plain;
-  return new TransportError(plain.kind, `${plain.message} (through the proxy ${via})`);
+  return new TransportError(plain.kind, `${plain.message} (through the proxy ${via})`, plain.tls);
 }
 
-/** An error text from Node or a peer, fit for a one-line message. */
+/** An error text from Node or a peer, fit for a one-line message: never OpenSSL's internals. */
 function short(text: string): string {
-  return cut(oneLine(text), 200);
+  return cut(withoutOpenSslInternals(oneLine(text)), 200);
 }

@@ -72,4 +72,10 @@ t.test('the words depend on what was being done; an unknown code gets the system
   t.equal(systemErrorText(busy, 'write'), 'cross-device link not permitted', 'the system words, not EXDEV');
   t.equal(systemErrorText(new Error('key values mismatch'), 'read'), 'key values mismatch', 'not a system error');
   t.equal(systemErrorText(new Error('two\nlines'), 'read'), 'two lines', 'one line');
+  const pem = Object.assign(new Error('error:0480006C:PEM routines::no start line'), { library: 'PEM routines' });
+  t.equal(systemErrorText(pem, 'read'), 'no start line', "OpenSSL's reason, not its error line");
+  const tls = new Error(
+    '40A346D7447F0000:error:0A00010B:SSL routines:tls_validate_record_header:wrong version number:../deps/openssl/openssl/ssl/record/methods/tlsany_meth.c:78:',
+  );
+  t.equal(systemErrorText(tls, 'read'), 'wrong version number');
 });

@@ -21,6 +21,8 @@ export interface IssueOptions {
   ca?: 'test' | 'other';
   /** Issue an already expired certificate (valid January 2020 only). */
   expired?: boolean;
+  /** A self-signed server certificate (signed by its own key, no CA): `ca` is ignored. */
+  selfSigned?: boolean;
   /** 'ec' (P-256, fast) for TLS servers; 'rsa' when RS256 signing is needed. */
   keyType?: 'ec' | 'rsa';
   /** serverAuth (default) or a signing-only leaf (token signer). */
@@ -137,6 +139,32 @@ export async function createPki(opts: { extraNames?: string[] } = {}): Promise<T
         : `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n` +
           `extendedKeyUsage=serverAuth\nsubjectAltName=${sanList(names)}\n`;
     writeFileSync(join(dir, `${name}.ext`), ext);
+    if (o.selfSigned) {
+      await run(
+        [
+          'req',
+          '-x509',
+          '-config',
+          'req.cnf',
+          ...keyArgs(o.keyType ?? 'ec'),
+          '-nodes',
+          '-keyout',
+          `${name}.key`,
+          '-out',
+          `${name}.crt`,
+          '-days',
+          '825',
+          '-subj',
+          `/CN=${o.commonName ?? names[0] ?? name}`,
+          ...ext
+            .trim()
+            .split('\n')
+            .flatMap((line) => ['-addext', line]),
+        ],
+        dir,
+      );
+      return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
+    }
     await run(
       [
         'req',

@@ -36,7 +36,7 @@ export interface StartRegistryOptions {
    * Anonymous pulls are allowed on `acl.public`.
    */
   acl?: TokenAcl;
-  token?: { service?: string; issuer?: string; expiresIn?: number; oauthPost?: boolean };
+  token?: { service?: string; issuer?: string; expiresIn?: number; oauthPost?: boolean; catalogUsers?: string[] };
   /** Put a pass-through fault proxy in front; `host`/`url` then point at the proxy. */
   proxy?: boolean;
   /** Token mode: put a fault proxy in front of the token server too; the realm then points at it. */
@@ -243,7 +243,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
       tokenServer = await startTokenServer({
         users: [admin, ...users],
         acl: { ...acl, push: { ...acl.push, [admin.username]: ['*'] } },
-        catalogUsers: [admin.username],
+        catalogUsers: [admin.username, ...(opts.token?.catalogUsers ?? [])],
         service,
         issuer,
         signer: { keyPem: pki.tokenSigner.keyPem, x5c: [pki.tokenSigner.certDerBase64] },
