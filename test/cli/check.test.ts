@@ -223,8 +223,8 @@ t.test('manifests: every kind, multi-document YAML, JSON, List, folders, stdin',
 t.test('text output: a table with the cause and the fix, colour only on a terminal', async (t) => {
   const plain = await inProcess([`${anon.host}/demo/app:1.3`, ...reg()]);
   t.equal(plain.code, 1);
-  t.match(plain.stdout, /VERDICT\s+REASON\s+IMAGE\s+WHERE/);
-  t.match(plain.stdout, /fail\s+tag-not-found/);
+  t.match(plain.stdout, /OUTCOME\s+REASON\s+IMAGE\s+WHERE/);
+  t.match(plain.stdout, /failed\s+tag-not-found/);
   t.match(plain.stdout, 'fix: use an existing tag');
   t.match(plain.stdout, '1 image use: 0 verified, 1 failed, 0 risky, 0 unverified');
   t.notMatch(plain.stdout, /\u001b\[/, 'no colour when not a terminal');

@@ -12,7 +12,12 @@ import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.
 import { runInProcess, runProcess } from '../helpers/cli.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
 import { silentServer } from '../helpers/silent.ts';
-import { annotation, escapeData, escapeProperty } from '../../src/cli/output/github.ts';
+import { annotation, escapeData, escapeProperty, renderGithub } from '../../src/cli/output/github.ts';
+import { renderJson } from '../../src/cli/output/json.ts';
+import { renderJunit } from '../../src/cli/output/junit.ts';
+import { renderSarif } from '../../src/cli/output/sarif.ts';
+import { renderText } from '../../src/cli/output/text.ts';
+import { buildReport } from '../../src/cli/report.ts';
 import { highestFirst } from '../../src/preflight/suggest.ts';
 import type { Finding } from '../../src/findings.ts';
 import { runCheck } from '../../src/cli/check.ts';
@@ -237,8 +242,8 @@ t.test('must show: every format on one multi-file input with ok, risk, fail and 
   t.match(gh[2], /^::warning .*registry-unreachable/);
 
   // Text on stdout at the same time: identical findings grouped with both places.
-  t.match(all.stdout, /VERDICT\s+REASON\s+IMAGE\s+WHERE/);
-  const okRows = all.stdout.split('\n').filter((l) => l.includes(images.ok) && l.startsWith('ok'));
+  t.match(all.stdout, /OUTCOME\s+REASON\s+IMAGE\s+WHERE/);
+  const okRows = all.stdout.split('\n').filter((l) => l.includes(images.ok) && l.startsWith('verified'));
   t.equal(okRows.length, 1, 'one row for the image used twice');
   t.match(all.stdout, `${yaml}:${positionOf(yaml, `"${images.ok}"`).line}:`);
   t.match(all.stdout, `${json}:${positionOf(json, `"${images.ok}"`).line}:`);
@@ -412,8 +417,8 @@ t.test(
     t.equal(tls.code, 3, 'unreachable: not verified');
     const u = JSON.parse(tls.stdout).findings[0];
     t.equal(u.reason, 'registry-unreachable');
-    t.match(u.message, `${reg.host} seems to speak plain HTTP, not TLS`);
-    t.match(u.hint, `--insecure-registry ${reg.host} (registry.insecure in the configuration)`);
+    t.match(u.message, 'the registry is unreachable over TLS: it answered in plain HTTP, not TLS');
+    t.match(u.hint, `if ${reg.host} serves plain HTTP, pass --insecure-registry ${reg.host}`);
   },
 );
 
@@ -453,4 +458,197 @@ t.test('names from a manifest cannot put control characters on the terminal', as
   t.match(where, /^Deployment shop\/web \[2J, container "app fake: line"$/);
   const place = placeText({ source: { file: 'a\u0007.yaml', line: 3, column: 14 } } as never);
   t.equal(place, 'a .yaml:3:14');
+});
+
+t.test('one word for one thing: each row says its outcome in the words the summary counts', async (t) => {
+  const { yaml, json, images } = writeInput();
+  const args = ['-f', join(dir, yaml), '-f', join(dir, json), '--insecure-registry', reg.host];
+  const more = ['--platform', 'linux/amd64,linux/arm64', '--timeout', '5s'];
+  const text = (await inProcess([...args, ...more])).stdout;
+  const rows = text.split('\n').filter((l) => /^\S/.test(l) && !l.startsWith('OUTCOME') && !/image uses?:/.test(l));
+  const word = (image: string) => rows.find((l) => l.includes(image))?.split(/\s+/)[0];
+  t.same(
+    [word(images.ok), word(images.fail), word(images.risk), word(images.unverified)],
+    ['verified', 'failed', 'risky', 'unverified'],
+    'an unreachable registry is "unverified" in its row, as in the summary (not "risk")',
+  );
+  t.match(text, '5 image uses: 2 verified, 1 failed, 1 risky, 1 unverified');
+  t.match(text, /^OUTCOME\s+REASON/m, 'the column is named for what it holds');
+  const findings = JSON.parse((await inProcess([...args, ...more, '-o', 'json'])).stdout).findings;
+  t.same(
+    findings.map((f: { verdict: string }) => f.verdict),
+    ['ok', 'fail', 'risk', 'risk', 'ok'],
+    "JSON's verdict keeps its values",
+  );
+});
+
+t.test('messages: "must be lowercase" once; without a docker config, the fix names the flags', async (t) => {
+  const upper = await inProcess(['Nginx:1.0', '--offline', '-o', 'json']);
+  const f = JSON.parse(upper.stdout).findings[0] as Finding;
+  t.equal(f.reason, 'invalid-reference');
+  t.equal(f.message.split('must be lowercase').length - 1, 1, f.message);
+  t.match(
+    f.message,
+    'repository name (library/Nginx) must be lowercase; the first uppercase letter is "N" at position 1',
+  );
+
+  const user = { username: 'ci', password: 'ci-pa55-word' };
+  const locked = await startRegistry({ auth: 'htpasswd', users: [user] });
+  t.teardown(() => locked.stop());
+  await locked.pushImage('team/app', '1.0');
+  const image = `${locked.host}/team/app:1.0`;
+  const none = await inProcess([image, '--registry-ca', locked.caFile!, '-o', 'json']);
+  const denied = JSON.parse(none.stdout).findings[0] as Finding;
+  t.equal(denied.reason, 'access-denied');
+  t.match(denied.message, `no credentials for ${locked.host} in the command line (no --docker-config given`);
+  t.equal(
+    denied.hint,
+    `log in to ${locked.host} (docker login) or give --docker-config FILE with credentials for it; ` +
+      "or give --kubeconfig to check with the pod's own imagePullSecrets",
+  );
+  t.notMatch(denied.hint, 'to the pod or its ServiceAccount', "not the webhook's fix");
+});
+
+/**
+ * What the GitHub Actions runner takes for a workflow command in a line (actions/runner,
+ * ActionCommand.TryParseV2 and TryParse): "::name …::data" after leading whitespace, or "##[name …]"
+ * anywhere. Any name counts here (the runner only acts on registered ones: stricter).
+ */
+function runnerCommand(line: string): { name: string; props: string; data: string } | undefined {
+  const trimmed = line.replace(/^[\s\u0085]+/u, '');
+  if (trimmed.startsWith('::')) {
+    const end = trimmed.indexOf('::', 2);
+    if (end >= 0) {
+      const info = trimmed.slice(2, end);
+      const space = info.indexOf(' ');
+      return {
+        name: space < 0 ? info : info.slice(0, space),
+        props: space < 0 ? '' : info.slice(space + 1),
+        data: trimmed.slice(end + 2),
+      };
+    }
+  }
+  const at = line.indexOf('##[');
+  const close = at < 0 ? -1 : line.indexOf(']', at);
+  if (close >= 0) return { name: line.slice(at + 3, close).split(' ')[0]!, props: '', data: line.slice(close + 1) };
+  return undefined;
+}
+
+/** The runner's unescaping of a command's data and of its property values. */
+const unescapeData = (s: string) => s.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%');
+const unescapeProperty = (s: string) => unescapeData(s.replace(/%3A/g, ':').replace(/%2C/g, ','));
+
+const HOSTILE_IMAGES = [
+  'registry.example.com/shop/app:1 ::error::PWNED',
+  '::warning title=x::PWNED',
+  'registry.example.com/a ##[error]PWNED',
+  '\u3000::error::PWNED after a wide space',
+  `${'x'.repeat(37)}::error::PWNED`,
+  'ok/image:1 ::add-mask::secret ::stop-commands::t0k3n',
+];
+
+t.test('no line of text output passes for a workflow command, at any width (built output functions)', async (t) => {
+  const findings: Finding[] = HOSTILE_IMAGES.map((image, i) => ({
+    image,
+    reference: '',
+    container: `c${i} ::error::C`,
+    field: `spec.containers[${i}].image`,
+    object: { kind: 'Pod', namespace: 'shop', name: '::error::name' },
+    verdict: 'fail',
+    reason: 'invalid-reference',
+    message: `image "${image}" is invalid ::error::M ##[warning]M`,
+    hint: 'write it ::error::H',
+    evidence: ['::error::E'],
+    source: { file: `deploy/::error::f${i}.yaml`, line: 3, column: 12 },
+  }));
+  const report = buildReport(findings, { strict: false, allowUnverified: false });
+  let rendered = 0;
+  for (const width of [undefined, ...Array.from({ length: 141 }, (_, i) => 20 + i)]) {
+    for (const quiet of [false, true]) {
+      const out = renderText(report, { color: false, width, quiet });
+      rendered++;
+      const bad = out.split('\n').filter((l) => runnerCommand(l));
+      if (bad.length) t.fail(`width ${width}: ${bad.length} lines read as commands: ${JSON.stringify(bad[0])}`);
+    }
+  }
+  t.equal(rendered, 284, 'every width from 20 to 160, and unwrapped');
+  t.match(
+    renderText(report, { color: false, width: 60 }),
+    /^ {4}\\::error::M ##\\\[warning\]M$/m,
+    'escaped, and shown',
+  );
+
+  for (const [format, out] of [
+    ['json', renderJson(report, '0.1.0')],
+    ['sarif', renderSarif(report, '0.1.0')],
+    ['junit', renderJunit(report)],
+  ] as const) {
+    const bad = out.split('\n').filter((l) => runnerCommand(l));
+    t.same(bad, [], `${format}: no line reads as a command`);
+  }
+  const json = JSON.parse(renderJson(report, '0.1.0'));
+  t.same(
+    json.findings.map((f: { image: string }) => f.image),
+    HOSTILE_IMAGES,
+    'JSON reads back the images unchanged',
+  );
+  const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '', htmlEntities: true });
+  const doc = xml.parse(renderJunit(report), true);
+  t.match(doc.testsuites.testsuite[2].testcase.name, HOSTILE_IMAGES[2]!, 'JUnit too');
+
+  // github: one command per finding, ours, with data and properties that unescape to what was meant.
+  const lines = renderGithub(report).trimEnd().split('\n');
+  t.equal(lines.length, findings.length);
+  lines.forEach((line, i) => {
+    const c = runnerCommand(line);
+    t.equal(c?.name, 'error', `line ${i}: an error annotation`);
+    const props = Object.fromEntries(
+      c!.props.split(',').map((p) => {
+        const [k, v] = p.split(/=(.*)/s) as [string, string];
+        return [k, unescapeProperty(v)];
+      }),
+    );
+    t.same(props, {
+      file: findings[i]!.source!.file,
+      line: '3',
+      col: '12',
+      title: `pullguard invalid-reference: ${findings[i]!.image}`,
+    });
+    t.equal(
+      unescapeData(c!.data),
+      `Pod shop/::error::name, container "c${i} ::error::C": ${findings[i]!.message}\nfix: write it ::error::H`,
+    );
+  });
+});
+
+t.test('through the CLI at COLUMNS=100 and in GitHub Actions: only the annotations are commands', async (t) => {
+  const folder = join(dir, '::error::deploy');
+  mkdirSync(folder, { recursive: true });
+  const containers = HOSTILE_IMAGES.map((image, i) => `  - name: c${i}\n    image: ${JSON.stringify(image)}\n`).join(
+    '',
+  );
+  writeFileSync(join(folder, '::warning::pods.yaml'), `${pod('web', containers)}---\n${pod('api', containers)}`);
+  const commandLines = (out: string) => out.split('\n').filter((l) => runnerCommand(l));
+  for (const env of [{ COLUMNS: '100' }, { COLUMNS: '60' }, { GITHUB_ACTIONS: 'true' }] as Record<string, string>[]) {
+    const text = await cli(['-f', '::error::deploy', '--offline'], { env });
+    t.equal(text.code, 1, text.stderr);
+    t.same(commandLines(text.stdout), [], `text, ${JSON.stringify(env)}: no line reads as a command`);
+    t.same(commandLines(text.stderr), [], 'nor on stderr');
+    for (const format of ['json', 'sarif', 'junit']) {
+      const r = await cli(['-f', '::error::deploy', '--offline', '-o', format], { env });
+      t.same(commandLines(r.stdout), [], `${format}: none`);
+    }
+  }
+  // text and github together on stdout, as in a workflow step: the annotations and nothing else.
+  const both = await cli(['-f', '::error::deploy', '--offline', '-o', 'text', '-o', 'github'], {
+    env: { COLUMNS: '100', GITHUB_ACTIONS: 'true' },
+  });
+  const commands = commandLines(both.stdout);
+  t.equal(commands.length, HOSTILE_IMAGES.length * 2, 'one annotation per image use');
+  t.ok(
+    commands.every((l) =>
+      /^::error file=%3A%3Aerror%3A%3Adeploy\/%3A%3Awarning%3A%3Apods\.yaml,line=\d+,col=\d+,title=/.test(l),
+    ),
+    'each of them ours, at its file',
+  );
 });

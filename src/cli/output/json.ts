@@ -2,6 +2,7 @@
 
 import type { Report } from '../report.ts';
 import { outcomeOf } from '../report.ts';
+import { withoutOldCommands } from './github.ts';
 
 export function renderJson(report: Report, version: string): string {
   const findings = report.findings.map((f) => ({
@@ -21,5 +22,7 @@ export function renderJson(report: Report, version: string): string {
     // what was asked and answered, which credential source and proxy: never a secret
     ...(f.evidence?.length ? { evidence: f.evidence } : {}),
   }));
-  return `${JSON.stringify({ version, findings, summary: report.summary, exitCode: report.exitCode }, null, 2)}\n`;
+  const json = JSON.stringify({ version, findings, summary: report.summary, exitCode: report.exitCode }, null, 2);
+  // On stdout in GitHub Actions, "##[" in an image would be a workflow command: \u0023 is "#".
+  return `${withoutOldCommands(json, '\\u0023')}\n`;
 }

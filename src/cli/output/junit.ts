@@ -5,6 +5,7 @@
 import { oneLine, type Finding } from '../../findings.ts';
 import type { Report } from '../report.ts';
 import { objectText, outcomeOf } from '../report.ts';
+import { withoutOldCommands } from './github.ts';
 
 /** Text for XML 1.0 attributes and content: markup escaped, characters XML cannot carry dropped. */
 export function xmlEscape(text: string): string {
@@ -60,5 +61,7 @@ export function renderJunit(report: Report): string {
     return [head, ...cases.map((c) => c.xml), '  </testsuite>'].join('\n');
   });
   const head = `<testsuites${attrs({ name: 'pullguard', tests: all.length, failures: count(all, 'failure'), errors: count(all, 'error'), skipped: count(all, 'skipped') })}>`;
-  return ['<?xml version="1.0" encoding="UTF-8"?>', head, ...body, '</testsuites>', ''].join('\n');
+  const xml = ['<?xml version="1.0" encoding="UTF-8"?>', head, ...body, '</testsuites>', ''].join('\n');
+  // On stdout in GitHub Actions, "##[" in an image would be a workflow command: &#35; is "#".
+  return withoutOldCommands(xml, '&#35;');
 }

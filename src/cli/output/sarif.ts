@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { FAIL_REASONS, oneLine, REASONS, type Finding, type Reason } from '../../findings.ts';
 import type { Report } from '../report.ts';
 import { objectText, outcomeOf, REASON_HELP } from '../report.ts';
+import { withoutOldCommands } from './github.ts';
 
 const RULES = REASONS.filter((r) => r !== 'available');
 
@@ -68,5 +69,6 @@ export function renderSarif(report: Report, version: string): string {
       },
     ],
   };
-  return `${JSON.stringify(log, null, 2)}\n`;
+  // On stdout in GitHub Actions, "##[" in an image would be a workflow command: \u0023 is "#".
+  return `${withoutOldCommands(JSON.stringify(log, null, 2), '\\u0023')}\n`;
 }

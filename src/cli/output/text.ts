@@ -1,10 +1,13 @@
 // The table a person reads at a glance: one row per group of identical findings with every place
 // it was found, the cause and the fix under every row that is not ok. It fits the width it is given
-// (wrapping at word boundaries); without a width (piped, no COLUMNS) nothing is wrapped.
+// (wrapping at word boundaries); without a width (piped, no COLUMNS) nothing is wrapped. Its first
+// column says the outcome in the summary's words (verified, failed, risky, unverified). No line
+// can pass for a GitHub Actions workflow command, however an image or file is named.
 
 import { oneLine } from '../../findings.ts';
 import type { Outcome, Report } from '../report.ts';
 import { objectText, placeText, summaryLine } from '../report.ts';
+import { notACommand } from './github.ts';
 
 export interface TextOptions {
   color: boolean;
@@ -23,6 +26,8 @@ const COLORS: Record<Outcome, string> = {
 const RESET = '\u001b[0m';
 const DIM = '\u001b[2m';
 const GAP = '  ';
+/** the outcome column: as wide as its longest word, "unverified" */
+const OUTCOME_W = 10;
 /** below this, the places go under the row instead of into a column of their own */
 const MIN_WHERE_WIDTH = 30;
 
@@ -63,7 +68,7 @@ export function renderText(report: Report, opts: TextOptions): string {
   const width = opts.width;
   const reasonW = Math.max(6, ...groups.map((g) => length(g.finding.reason)));
   const imageW = Math.max(5, ...groups.map((g) => length(oneLine(g.finding.image))));
-  const fixed = 7 + GAP.length + reasonW + GAP.length;
+  const fixed = OUTCOME_W + GAP.length + reasonW + GAP.length;
   const whereText = (f: (typeof groups)[number]['places'][number]) =>
     [placeText(f), objectText(f)].filter(Boolean).join(' ');
   // Column layout when the places fit beside the image; else under it.
@@ -75,8 +80,8 @@ export function renderText(report: Report, opts: TextOptions): string {
 
   const lines: string[] = [
     columns
-      ? ['VERDICT', pad('REASON', reasonW), pad('IMAGE', imageCol), 'WHERE'].join(GAP)
-      : ['VERDICT', pad('REASON', reasonW), 'IMAGE'].join(GAP),
+      ? [pad('OUTCOME', OUTCOME_W), pad('REASON', reasonW), pad('IMAGE', imageCol), 'WHERE'].join(GAP)
+      : [pad('OUTCOME', OUTCOME_W), pad('REASON', reasonW), 'IMAGE'].join(GAP),
   ];
   for (const g of groups) {
     const f = g.finding;
@@ -84,9 +89,9 @@ export function renderText(report: Report, opts: TextOptions): string {
     const where = columns ? g.places.flatMap((p) => wrap(whereText(p), whereW)) : [];
     const height = Math.max(image.length, where.length, 1);
     for (let i = 0; i < height; i++) {
-      const verdict = i === 0 ? paint(g.outcome, pad(f.verdict, 7)) : pad('', 7);
+      const outcome = i === 0 ? paint(g.outcome, pad(g.outcome, OUTCOME_W)) : pad('', OUTCOME_W);
       const reason = pad(i === 0 ? f.reason : '', reasonW);
-      const cells = [verdict, reason, where.length ? pad(image[i] ?? '', imageCol) : (image[i] ?? '')];
+      const cells = [outcome, reason, where.length ? pad(image[i] ?? '', imageCol) : (image[i] ?? '')];
       if (where.length) cells.push(where[i] ?? '');
       lines.push(cells.join(GAP).trimEnd());
     }
@@ -101,5 +106,7 @@ export function renderText(report: Report, opts: TextOptions): string {
     }
   }
   lines.push('', summary);
-  return `${lines.join('\n')}\n`;
+  // A wrapped image or message can put data at the start of a line ("::error::…" in an image):
+  // GitHub Actions would run it, so it is escaped, whatever the width.
+  return `${lines.map(notACommand).join('\n')}\n`;
 }
