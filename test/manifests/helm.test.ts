@@ -444,7 +444,7 @@ t.test('watch.enabled: its RBAC (exactly WATCH_ACCESS), its configuration, POD_N
   const on = render(
     t,
     {
-      watch: { enabled: true, interval: '5m', registryBudget: 20 },
+      watch: { enabled: true, interval: '5m', registryBudget: 20, roundBudget: 300, eventsPerNamespace: 7, maxSeries: 900 },
       metrics: { prometheusRule: { enabled: true }, serviceMonitor: { enabled: true } },
     },
     'pg',
@@ -469,6 +469,9 @@ t.test('watch.enabled: its RBAC (exactly WATCH_ACCESS), its configuration, POD_N
     interval: '5m',
     eventInterval: '1m',
     registryBudget: 20,
+    roundBudget: 300,
+    eventsPerNamespace: 7,
+    maxSeries: 900,
     leaseNamespace: 'guard',
     leaseName: 'pg-pullguard-watch',
   });
