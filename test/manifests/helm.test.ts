@@ -444,7 +444,14 @@ t.test('watch.enabled: its RBAC (exactly WATCH_ACCESS), its configuration, POD_N
   const on = render(
     t,
     {
-      watch: { enabled: true, interval: '5m', registryBudget: 20, roundBudget: 300, eventsPerNamespace: 7, maxSeries: 900 },
+      watch: {
+        enabled: true,
+        interval: '5m',
+        registryBudget: 20,
+        roundBudget: 300,
+        eventsPerNamespace: 7,
+        maxSeries: 900,
+      },
       metrics: { prometheusRule: { enabled: true }, serviceMonitor: { enabled: true } },
     },
     'pg',
