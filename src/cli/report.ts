@@ -126,7 +126,7 @@ export const REASON_HELP: Record<Reason, { title: string; fix: string }> = {
   },
   'registry-unreachable': {
     title: 'The registry could not be reached',
-    fix: 'Check the registry host name, the network path and its certificate; a plain-HTTP registry needs --insecure-registry.',
+    fix: 'Check the registry host name and the network path; a registry with a private CA needs --registry-ca, a plain-HTTP one --insecure-registry.',
   },
   'registry-error': {
     title: 'The registry answered with an error',

@@ -292,17 +292,13 @@ export function explain(i: ExplainInput): Explained {
 }
 
 /**
- * A TLS problem told by words alone (the kubelet's, in diagnose): an answer that is not TLS at all
- * is most often a plain-HTTP registry.
+ * A TLS problem told by a detail alone (a caller without the transport's kind): an answer that is
+ * not TLS at all is most often a plain-HTTP registry.
  */
 function tlsProblemIn(detail: string | undefined): TlsProblem | undefined {
-  if (!detail) return undefined;
-  if (
-    /plain HTTP, not TLS|wrong version number|packet length too long|gave HTTP response to HTTPS client/i.test(detail)
-  )
-    return 'plain-http';
-  if (/x509: certificate signed by unknown authority/i.test(detail)) return 'untrusted';
-  return undefined;
+  return /plain HTTP, not TLS|wrong version number|packet length too long/i.test(detail ?? '')
+    ? 'plain-http'
+    : undefined;
 }
 
 /**
