@@ -49,6 +49,30 @@ t.test('the largest real objects stay far below the limits and are reviewed', as
 });
 
 t.test(
+  'a limit passed inside a chunk: the rest is scanned all the same, so the body is followed to its end',
+  async (t) => {
+    const text = Buffer.from('{"a":[[[1,2,3]]],"b":[4,5,6,7],"c":"[[[,,,"}');
+    const full = new JsonShape();
+    t.equal(full.feed(text, { depth: Infinity, elements: Infinity }), undefined);
+    for (const [limits, why] of [
+      [{ depth: 2, elements: Infinity }, /nests deeper than 2 levels/],
+      [{ depth: Infinity, elements: 3 }, /has more than 3 JSON elements/],
+    ] as const) {
+      const shape = new JsonShape();
+      t.match(shape.feed(text, limits), why);
+      t.same(
+        { elements: shape.elements, containers: shape.containers, maxDepth: shape.maxDepth, closed: shape.closed },
+        { elements: full.elements, containers: full.containers, maxDepth: full.maxDepth, closed: true },
+        `past ${JSON.stringify(limits)}: counted to the end`,
+      );
+    }
+    const open = new JsonShape();
+    open.feed(Buffer.from('{"a":[1,"]'));
+    t.equal(open.closed, false, 'a text that stops inside a string or a container is not closed');
+  },
+);
+
+t.test(
   'bodies that are no AdmissionReview past the depth or element limits get a plain 400 before they are parsed',
   async (t) => {
     const cases: [string, Buffer, RegExp][] = [
