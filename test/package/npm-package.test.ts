@@ -90,7 +90,7 @@ t.test('npm install -g of the tarball into a temporary prefix, offline', async (
   // --offline verifies nothing (exit 3, not-checked); --allow-unverified accepts that.
   const ok = run('pullguard', ['check', 'nginx:1.25', '--offline', '--allow-unverified'], { path: [bin, nodeDir] });
   t.equal(ok.status, 0, `pullguard check nginx:1.25 --offline --allow-unverified: ${ok.stderr}`);
-  t.match(ok.stdout, /risk\s+not-checked\s+nginx:1\.25/);
+  t.match(ok.stdout, /unverified\s+not-checked\s+nginx:1\.25/);
 
   const manifest =
     'apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers:\n    - {name: web, image: "Nginx:1.25"}\n';
