@@ -4,6 +4,7 @@
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { clientNode } from './k8s.ts';
 import type { Logger } from 'pino';
+import { normalize, type Platform } from '../platform/index.ts';
 import { withSignal } from './signal.ts';
 
 export interface NodeFacts {
@@ -48,7 +49,7 @@ interface WatchOutcome {
 }
 
 // Loosely typed: the list gives V1Node instances, the watch plain JSON with the same field names.
-interface NodeLike {
+export interface NodeLike {
   metadata?: { name?: string; resourceVersion?: string; labels?: Record<string, string> };
   status?: {
     nodeInfo?: { operatingSystem?: string; architecture?: string };
@@ -232,7 +233,7 @@ export class NodeWatcher {
         withSignal(signal),
       );
       for (const item of page.items) {
-        const facts = factsOf(item as NodeLike);
+        const facts = nodeFacts(item as NodeLike);
         if (facts) fresh.set(facts.name, facts);
       }
       rv = page.metadata?.resourceVersion ?? rv;
@@ -302,7 +303,7 @@ export class NodeWatcher {
             if (type === 'DELETED') {
               if (name !== undefined && this.#nodes.delete(name)) this.#changed();
             } else if (type === 'ADDED' || type === 'MODIFIED') {
-              const facts = factsOf(node);
+              const facts = nodeFacts(node);
               if (facts) {
                 this.#nodes.set(facts.name, facts);
                 this.#changed();
@@ -355,7 +356,12 @@ export class NodeWatcher {
   }
 }
 
-function factsOf(node: NodeLike | undefined): NodeFacts | undefined {
+/**
+ * What pullguard reads of a node, the one place its platform is worked out: status.nodeInfo as the
+ * kubelet reports it, else the kubernetes.io/os and kubernetes.io/arch labels. The node watch and
+ * the reads for a diagnosis both come here.
+ */
+export function nodeFacts(node: NodeLike | undefined): NodeFacts | undefined {
   const name = node?.metadata?.name;
   if (typeof name !== 'string' || name === '') return undefined;
   const labels = node?.metadata?.labels ?? {};
@@ -370,6 +376,16 @@ function factsOf(node: NodeLike | undefined): NodeFacts | undefined {
     architecture: info?.architecture || labels['kubernetes.io/arch'] || '',
     images,
   };
+}
+
+/** The node's platform in canonical form (arm64 nodes run v8); undefined when it reports no os or architecture. */
+export function nodePlatform(node: Pick<NodeFacts, 'os' | 'architecture'>): Platform | undefined {
+  if (!node.os || !node.architecture) return undefined;
+  try {
+    return normalize({ os: node.os, architecture: node.architecture });
+  } catch {
+    return undefined;
+  }
 }
 
 function errText(err: unknown): string {

@@ -1,8 +1,9 @@
 // Reads for `pullguard diagnose`: pods (named, by namespace or everywhere, with a label selector),
 // the events about one pod (the involvedObject field selector, as `kubectl describe` asks) and the
 // node a pod is bound to. Everything is one bounded request at a time; failures say what was read.
-import { ApiException, CoreV1Api, type KubeConfig, type V1Node, type V1Pod } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { cut, oneLine } from '../findings.ts';
+import { type NodeFacts, type NodeLike, nodeFacts } from './nodes.ts';
 import { withSignal } from './signal.ts';
 
 export class PodReadError extends Error {}
@@ -26,7 +27,7 @@ const MAX_NODES = 5_000;
 export class PodReader {
   readonly #api: CoreV1Api;
   readonly #timeoutMs: number;
-  readonly #nodes = new Map<string, { at: number; node: Promise<V1Node | undefined> }>();
+  readonly #nodes = new Map<string, { at: number; node: Promise<NodeFacts | undefined> }>();
 
   constructor(kc: KubeConfig, timeoutMs = 10_000) {
     this.#api = kc.makeApiClient(CoreV1Api);
@@ -82,15 +83,19 @@ export class PodReader {
   }
 
   /**
-   * The node, or undefined when it cannot be read (a diagnosis goes on without its platform). Kept
-   * for NODE_TTL_MS: `diagnose -A` and a watch round ask once per node, not once per stuck pod.
+   * What the node reports (its platform, its images), or undefined when it cannot be read (a
+   * diagnosis goes on without its platform). Kept for NODE_TTL_MS: `diagnose -A` and a watch round
+   * ask once per node, not once per stuck pod.
    */
-  node(name: string): Promise<V1Node | undefined> {
+  node(name: string): Promise<NodeFacts | undefined> {
     const now = performance.now();
     const kept = this.#nodes.get(name);
     if (kept && now - kept.at < NODE_TTL_MS) return kept.node;
     if (this.#nodes.size >= MAX_NODES) this.#nodes.clear();
-    const node = this.#api.readNode({ name }, this.#opts()).catch(() => undefined);
+    const node = this.#api.readNode({ name }, this.#opts()).then(
+      (n) => nodeFacts(n as NodeLike),
+      () => undefined,
+    );
     this.#nodes.set(name, { at: now, node });
     return node;
   }

@@ -1,11 +1,12 @@
 // Diagnoses pods: reads what the kubelet recorded, checks the stuck containers' images now with the
 // pod's own credentials (its pull secrets, then the node's) and its node's platform, and joins both.
 
-import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
+import { nodePlatform } from '../cluster/nodes.ts';
 import type { PodReader } from '../cluster/pods.ts';
 import type { PodCredentials } from '../podcheck/credentials.ts';
 import type { Finding } from '../findings.ts';
-import { format as formatPlatform, normalize, type Platform } from '../platform/index.ts';
+import { format as formatPlatform } from '../platform/index.ts';
 import type { Preflight } from '../preflight/engine.ts';
 import { imageUsesOf, type PodSpecSite } from '../workload/images.ts';
 import { type ContainerDiagnosis, diagnoseContainer } from './diagnose.ts';
@@ -37,18 +38,6 @@ export interface DiagnoseResult {
 
 type Obj = Record<string, unknown>;
 
-/** The node's platform as the kubelet reports it (arm64 nodes run v8). */
-function nodePlatform(node: V1Node | undefined): Platform | undefined {
-  const os = node?.status?.nodeInfo?.operatingSystem || node?.metadata?.labels?.['kubernetes.io/os'];
-  const arch = node?.status?.nodeInfo?.architecture || node?.metadata?.labels?.['kubernetes.io/arch'];
-  if (!os || !arch) return undefined;
-  try {
-    return normalize({ os, architecture: arch });
-  } catch {
-    return undefined;
-  }
-}
-
 export async function diagnoseOne(deps: DiagnoseDeps, pod: V1Pod, named: boolean): Promise<ContainerDiagnosis[]> {
   const namespace = pod.metadata?.namespace ?? 'default';
   const name = pod.metadata?.name ?? '';
@@ -58,8 +47,7 @@ export async function diagnoseOne(deps: DiagnoseDeps, pod: V1Pod, named: boolean
   const evidence = containerEvidence(pod, events, named);
   const nodeName = pod.spec?.nodeName;
   const node = nodeName ? await deps.reader.node(nodeName) : undefined;
-  const platform = nodePlatform(node);
-  const nodeImages = new Set((node?.status?.images ?? []).flatMap((i) => i.names ?? []));
+  const platform = node && nodePlatform(node);
 
   const site: PodSpecSite = {
     kind: 'Pod',
@@ -79,7 +67,7 @@ export async function diagnoseOne(deps: DiagnoseDeps, pod: V1Pod, named: boolean
     credentials,
     platforms: platform ? [platform] : [],
     deadline: deps.deadlineMs,
-    ...(node ? { imageOnAnyNode: (names: string[]) => names.some((n) => nodeImages.has(n)) } : {}),
+    ...(node ? { imageOnAnyNode: (names: string[]) => names.some((n) => node.images.has(n)) } : {}),
   });
   const now = deps.now?.() ?? new Date();
   const where: ContainerDiagnosis['pod'] = {
