@@ -11,8 +11,12 @@ export const rules: Rules = {
     ['registry', 'credentials', 'workload', 'config.ts', 'config-layers.ts'],
     // the engine and the policy
     ['preflight', 'policy'],
-    // use cases: the Kubernetes API, one pod's check, the AdmissionReview, diagnosing running pods
-    ['cluster', 'admission', 'podcheck', 'diagnose', 'watch'],
+    // the Kubernetes API: every request to the API server
+    ['cluster'],
+    // the use case: one pod's check (its credentials, its nodes' platforms, the engine, one deadline)
+    ['podcheck'],
+    // the faces over it: the AdmissionReview, diagnosing running pods, the watch in `serve`
+    ['admission', 'diagnose', 'watch'],
     // the HTTP server: fastify, TLS, logs, metrics
     ['server'],
     // the composition root: builds everything from the configuration
