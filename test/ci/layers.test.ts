@@ -136,3 +136,15 @@ t.test('the repository keeps its layers (docs/design.md)', async (t) => {
   t.same(check(edges, srcEntries(repoRoot), repoRules), []);
   for (const x of repoRules.exceptions) t.match(x.why, /^issue \d+: /, `${x.from} → ${x.to} names its issue`);
 });
+
+t.test('the API calls, the use case and its faces are layers of their own (issue 26)', async (t) => {
+  const entries = repoRules.layers.flat();
+  const refused = (from: string, to: string) => rulesOf(check([edge(from, to)], entries, repoRules));
+  t.same(refused('podcheck/podcheck.ts', 'admission/handler.ts'), ['upward-import'], 'the use case knows no face');
+  t.same(refused('podcheck/podcheck.ts', 'watch/watch.ts'), ['upward-import']);
+  t.same(refused('cluster/reader.ts', 'podcheck/credentials.ts'), ['upward-import'], 'the API calls know no use case');
+  t.same(refused('cluster/pods.ts', 'diagnose/evidence.ts'), ['upward-import']);
+  t.same(refused('watch/watch.ts', 'podcheck/podcheck.ts'), [], 'a face builds on the use case');
+  t.same(refused('podcheck/credentials.ts', 'cluster/reader.ts'), [], 'the use case reads the cluster');
+  t.same(refused('watch/watch.ts', 'diagnose/pods.ts'), [], 'faces share a layer');
+});
