@@ -14,10 +14,11 @@
 //
 // The API server sends each object's managedFields, which pullguard never reads and which took a
 // third of JSON.parse's time on a real Deployment review. So an array written `"managedFields":[`
-// in an object at depth 4 (an AdmissionReview's request.object.metadata and
-// request.oldObject.metadata) is scanned for the limits like the rest and then left out of the text
-// that is parsed: the object gets `"managedFields":[]`. Its content is not parsed at all, so invalid
-// JSON inside it (brackets and strings balanced) is accepted: the API server, which writes it with
+// in request.object.metadata or request.oldObject.metadata (each key on that path written as
+// encoding/json writes it, `"object":{`; a `managedFields` anywhere else, in userInfo.extra or a
+// spec, is kept) is scanned for the limits like the rest and then left out of the text that is
+// parsed: the object gets `"managedFields":[]`. Its content is not parsed at all, so invalid JSON
+// inside it (brackets and strings balanced) is accepted: the API server, which writes it with
 // encoding/json, never sends such a body, only a forged one could, and its content is never used.
 
 import type { IncomingMessage } from 'node:http';
@@ -111,6 +112,13 @@ const COMMA = 0x2c;
 const PROTO = Buffer.from('__proto__"');
 const CONSTRUCTOR = Buffer.from('constructor"');
 const MANAGED_FIELDS = Buffer.from('managedFields":[');
+/** the keys leading to an object's metadata, by the depth of the object holding them: the review, request, (old)object */
+const METADATA_PATH = [
+  [],
+  [Buffer.from('request":{')],
+  [Buffer.from('object":{'), Buffer.from('oldObject":{')],
+  [Buffer.from('metadata":{')],
+];
 /** the depth of an object's metadata in an AdmissionReview: the review, request, object, metadata */
 const METADATA_DEPTH = 4;
 /** arrays left out at most: a review has two (object and oldObject); a body made of many gets no more pieces */
@@ -157,11 +165,17 @@ export function setsPrototype(text: string): boolean {
   return false;
 }
 
-/** Whether `"managedFields":[` opens at `at` (all of it in this chunk; cut by its end: no). */
-function managedFieldsAt(chunk: Uint8Array, at: number): boolean {
-  if (at + MANAGED_FIELDS.length > chunk.length) return false;
-  for (let k = 0; k < MANAGED_FIELDS.length; k++) if (chunk[at + k] !== MANAGED_FIELDS[k]) return false;
+/** Whether `word` is at `at` (all of it in this chunk; cut by its end: no). */
+function wordAt(chunk: Uint8Array, at: number, word: Uint8Array): boolean {
+  if (at + word.length > chunk.length) return false;
+  for (let k = 0; k < word.length; k++) if (chunk[at + k] !== word[k]) return false;
   return true;
+}
+
+/** The length of the key of METADATA_PATH that opens at `at` for an object at `depth`, or 0. */
+function pathKeyAt(chunk: Uint8Array, at: number, depth: number): number {
+  for (const word of METADATA_PATH[depth] ?? []) if (wordAt(chunk, at, word)) return word.length;
+  return 0;
 }
 
 /**
@@ -187,6 +201,10 @@ export class JsonShape {
   /** where the `[` of a managedFields array will be; where it was, while it is open */
   private cutAt = -1;
   private cutOpen = -1;
+  /** how deep the open objects follow METADATA_PATH (4: in an object's metadata) */
+  private onPath = 0;
+  /** where the `{` of the next object on that path will be */
+  private pathAt = 0;
 
   /**
    * Feeds a chunk; returns why the text passes the limits (the first limit passed), or undefined.
@@ -194,7 +212,8 @@ export class JsonShape {
    */
   feed(chunk: Uint8Array, limits = { depth: MAX_DEPTH, elements: MAX_ELEMENTS }): string | undefined {
     // The state lives in locals while the loop runs (fields cost a load and a store per byte).
-    let { depth, maxDepth, elements, containers, inString, escaped, prototypeKey, cutAt, cutOpen } = this;
+    let { depth, maxDepth, elements, containers, inString, escaped, prototypeKey, cutAt, cutOpen, onPath, pathAt } =
+      this;
     let depthLimit = limits.depth;
     let elementLimit = limits.elements;
     const fed = this.fed;
@@ -217,14 +236,21 @@ export class JsonShape {
       if (c === QUOTE) {
         inString = true;
         if (!prototypeKey && mayReachPrototype(chunk, i + 1)) prototypeKey = true;
-        // A string followed by a colon is a key: "managedFields" whose value is an array.
-        if (
-          depth === METADATA_DEPTH &&
-          chunk[i + 1] === MANAGED_FIELDS[0] &&
-          this.cuts.length < 2 * MAX_CUTS &&
-          managedFieldsAt(chunk, i + 1)
-        )
-          cutAt = fed + i + MANAGED_FIELDS.length;
+        // A string followed by a colon is a key: in an object's metadata "managedFields" whose value
+        // is an array, above it the next key of the path whose value is an object.
+        if (depth === onPath) {
+          if (depth === METADATA_DEPTH) {
+            if (
+              chunk[i + 1] === MANAGED_FIELDS[0] &&
+              this.cuts.length < 2 * MAX_CUTS &&
+              wordAt(chunk, i + 1, MANAGED_FIELDS)
+            )
+              cutAt = fed + i + MANAGED_FIELDS.length;
+          } else if (depth > 0) {
+            const length = pathKeyAt(chunk, i + 1, depth);
+            if (length) pathAt = fed + i + length;
+          }
+        }
       } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
         elements++;
         containers++;
@@ -234,12 +260,15 @@ export class JsonShape {
         }
         if (depth > maxDepth) maxDepth = depth;
         if (fed + i === cutAt) cutOpen = cutAt;
+        // the review itself, or the object a key of the path opened
+        else if (depth === onPath + 1 && c === OPEN_BRACE && (depth === 1 || fed + i === pathAt)) onPath = depth;
       } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
         // Back at the metadata's depth: the array closed (with a brace the text is not JSON: no cut).
         if (--depth === METADATA_DEPTH && cutOpen >= 0) {
           if (c === CLOSE_BRACKET) this.cuts.push(cutOpen, fed + i);
           cutOpen = -1;
         }
+        if (depth < onPath) onPath = depth;
       } else if (c === COMMA && ++elements > elementLimit) {
         problem ??= `has more than ${elementLimit} JSON elements`;
         elementLimit = Infinity;
@@ -254,6 +283,8 @@ export class JsonShape {
     this.prototypeKey = prototypeKey;
     this.cutAt = cutAt;
     this.cutOpen = cutOpen;
+    this.onPath = onPath;
+    this.pathAt = pathAt;
     this.fed = fed + end;
     return problem;
   }
