@@ -13,9 +13,9 @@ export const UNVERIFIED_REASONS: ReadonlySet<Reason> = new Set<Reason>([
 ]);
 
 /** What a finding means for the run: pullable, would fail, might fail, or not known. */
-export type Outcome = 'verified' | 'failed' | 'risky' | 'unverified';
+export type RunOutcome = 'verified' | 'failed' | 'risky' | 'unverified';
 
-export function outcomeOf(f: Pick<Finding, 'verdict' | 'reason'>): Outcome {
+export function outcomeOf(f: Pick<Finding, 'verdict' | 'reason'>): RunOutcome {
   if (f.verdict === 'ok') return 'verified';
   if (f.verdict === 'fail') return 'failed';
   return UNVERIFIED_REASONS.has(f.reason) ? 'unverified' : 'risky';
@@ -31,9 +31,9 @@ export interface Summary {
 }
 
 /** Findings with the same image, verdict, reason and message: one row, several places. */
-export interface Group {
+export interface FindingGroup {
   finding: Finding;
-  outcome: Outcome;
+  outcome: RunOutcome;
   places: Finding[];
 }
 
@@ -48,7 +48,7 @@ export type ExitCode = 0 | 1 | 3;
 
 export interface Report {
   findings: Finding[];
-  groups: Group[];
+  groups: FindingGroup[];
   summary: Summary;
   /** 0 all verified (or risks accepted), 1 some image would fail, 3 some could not be verified */
   exitCode: ExitCode;
@@ -62,7 +62,7 @@ export function buildReport(input: readonly Finding[], policy: Policy): Report {
     return { ...f, verdict: 'fail' as const };
   });
   const summary: Summary = { uses: findings.length, verified: 0, failed: 0, risky: 0, unverified: 0 };
-  const groups = new Map<string, Group>();
+  const groups = new Map<string, FindingGroup>();
   for (const f of findings) {
     const outcome = outcomeOf(f);
     summary[outcome]++;

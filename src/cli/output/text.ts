@@ -5,7 +5,7 @@
 // can pass for a GitHub Actions workflow command, however an image or file is named.
 
 import { oneLine } from '../../findings.ts';
-import type { Outcome, Report } from '../report.ts';
+import type { RunOutcome, Report } from '../report.ts';
 import { objectText, placeText, summaryLine } from '../report.ts';
 import { notACommand } from './github.ts';
 
@@ -17,7 +17,7 @@ export interface TextOptions {
   quiet?: boolean;
 }
 
-const COLORS: Record<Outcome, string> = {
+const COLORS: Record<RunOutcome, string> = {
   verified: '\u001b[32m',
   risky: '\u001b[33m',
   unverified: '\u001b[33m',
@@ -59,7 +59,7 @@ export function wrap(text: string, width: number | undefined): string[] {
 }
 
 export function renderText(report: Report, opts: TextOptions): string {
-  const paint = (o: Outcome, s: string) => (opts.color ? `${COLORS[o]}${s}${RESET}` : s);
+  const paint = (o: RunOutcome, s: string) => (opts.color ? `${COLORS[o]}${s}${RESET}` : s);
   const dim = (s: string) => (opts.color ? `${DIM}${s}${RESET}` : s);
   const groups = report.groups.filter((g) => !opts.quiet || g.outcome !== 'verified');
   const summary = summaryLine(report.summary);
