@@ -11,7 +11,8 @@
 import { createHash } from 'node:crypto';
 import { SharedCache } from '../cache.ts';
 import type { Challenge } from './challenge.ts';
-import { TransportError, type RegistryTransport } from './transport.ts';
+import { TransportError } from './failures.ts';
+import type { HttpRequest, RegistryTransport } from './transport.ts';
 
 export interface RegistryCredential {
   username: string;
@@ -40,14 +41,14 @@ type TokenAnswer = AuthOutcome & { lifetimeMs?: number };
 const TOKEN_MAX_BODY = 256 * 1024;
 
 export class Authenticator {
-  private readonly transport: RegistryTransport;
+  readonly #transport: RegistryTransport;
   /** tokens until they expire; concurrent asks for the same one share one token request */
-  private readonly tokens = new SharedCache<TokenAnswer>(10_000);
+  readonly #tokens = new SharedCache<TokenAnswer>(10_000);
   /** counted for benchmarks and metrics */
   tokenRequests = 0;
 
   constructor(transport: RegistryTransport) {
-    this.transport = transport;
+    this.#transport = transport;
   }
 
   async authorize(
@@ -80,9 +81,9 @@ export class Authenticator {
     if (!realm) return { ok: false, failure: 'token-error', detail: 'the Bearer challenge names no realm' };
     const service = challenge.params.service ?? '';
     const key = `${realm}|${service}|${scope}|${credentialId(cred)}`;
-    const answer = await this.tokens.get(
+    const answer = await this.#tokens.get(
       key,
-      (shared) => this.fetchToken(realm, service, scope, cred, shared, registry),
+      (shared) => this.#fetchToken(realm, service, scope, cred, shared, registry),
       (a) => (a.ok ? (a.lifetimeMs ?? 0) : 0),
       signal,
     );
@@ -92,10 +93,10 @@ export class Authenticator {
 
   /** Forget a token the registry refused (it may have been revoked before it expired). */
   forget(challenge: Challenge, scope: string, cred: RegistryCredential | null): void {
-    this.tokens.delete(`${challenge.params.realm}|${challenge.params.service ?? ''}|${scope}|${credentialId(cred)}`);
+    this.#tokens.delete(`${challenge.params.realm}|${challenge.params.service ?? ''}|${scope}|${credentialId(cred)}`);
   }
 
-  private async fetchToken(
+  async #fetchToken(
     realm: string,
     service: string,
     scope: string,
@@ -118,7 +119,7 @@ export class Authenticator {
         detail: `the token realm ${url.host} is plain HTTP while the registry is reached over HTTPS; pullguard does not send the pull secret there in cleartext (the kubelet's runtime would)`,
       };
     if (cred) {
-      const posted = await this.request(url, {
+      const posted = await this.#request(url, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({
@@ -133,7 +134,7 @@ export class Authenticator {
         signal,
       });
       // Token servers without the OAuth2 endpoint answer 404, 401, 400 or 405 (GCR, JFrog, ACR): fall back to GET.
-      if (!('status' in posted) || ![400, 401, 404, 405].includes(posted.status)) return this.accept(posted);
+      if (!('status' in posted) || ![400, 401, 404, 405].includes(posted.status)) return this.#accept(posted);
     }
     const get = new URL(url);
     if (service) get.searchParams.set('service', service);
@@ -141,16 +142,13 @@ export class Authenticator {
     const headers: Record<string, string> = cred
       ? { authorization: `Basic ${Buffer.from(`${cred.username}:${cred.password}`).toString('base64')}` }
       : {};
-    return this.accept(await this.request(get, { method: 'GET', headers, credentialed: Boolean(cred), signal }));
+    return this.#accept(await this.#request(get, { method: 'GET', headers, credentialed: Boolean(cred), signal }));
   }
 
-  private async request(
-    url: URL,
-    req: Parameters<RegistryTransport['request']>[1],
-  ): Promise<{ status: number; body: Buffer } | { error: TransportError }> {
+  async #request(url: URL, req: HttpRequest): Promise<{ status: number; body: Buffer } | { error: TransportError }> {
     this.tokenRequests++;
     try {
-      const res = await this.transport.request(url, { ...req, maxBody: TOKEN_MAX_BODY });
+      const res = await this.#transport.request(url, { ...req, maxBody: TOKEN_MAX_BODY });
       return { status: res.status, body: res.body };
     } catch (err) {
       if (err instanceof TransportError) return { error: err };
@@ -158,7 +156,7 @@ export class Authenticator {
     }
   }
 
-  private accept(res: { status: number; body: Buffer } | { error: TransportError }): TokenAnswer {
+  #accept(res: { status: number; body: Buffer } | { error: TransportError }): TokenAnswer {
     if ('error' in res) throw res.error;
     if (res.status === 401 || res.status === 403) {
       return {

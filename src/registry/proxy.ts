@@ -67,31 +67,31 @@ export class ProxyConfigError extends PullguardError {
 type Matcher = (host: string, port: string, ip: string | undefined) => boolean;
 
 export class ProxyRules {
-  private readonly http: URL | undefined;
-  private readonly https: URL | undefined;
-  private readonly matchers: Matcher[] = [];
+  readonly #http: URL | undefined;
+  readonly #https: URL | undefined;
+  readonly #matchers: Matcher[] = [];
 
   constructor(settings: ProxySettings) {
-    this.http = parseProxyUrl(settings.httpProxy);
-    this.https = parseProxyUrl(settings.httpsProxy);
-    this.parseNoProxy(settings.noProxy);
+    this.#http = parseProxyUrl(settings.httpProxy);
+    this.#https = parseProxyUrl(settings.httpsProxy);
+    this.#parseNoProxy(settings.noProxy);
   }
 
   /** Go would also hand out socks5:// and other schemes; pullguard speaks to HTTP(S) proxies only. */
   assertSupported(): this {
-    for (const proxy of [this.http, this.https])
+    for (const proxy of [this.#http, this.#https])
       if (proxy && proxy.protocol !== 'http:' && proxy.protocol !== 'https:')
         throw new ProxyConfigError(`proxy ${displayProxy(proxy)}: only http:// and https:// proxies are supported`);
     return this;
   }
 
   get configured(): boolean {
-    return Boolean(this.http || this.https);
+    return Boolean(this.#http || this.#https);
   }
 
   /** The proxy for a request to `host` (host[:port], IPv6 in brackets) over `scheme`; undefined: direct. */
   proxyFor(scheme: 'http' | 'https' | string, host: string): URL | undefined {
-    const proxy = scheme === 'https' ? this.https : scheme === 'http' ? this.http : undefined;
+    const proxy = scheme === 'https' ? this.#https : scheme === 'http' ? this.#http : undefined;
     if (!proxy) return undefined;
     const { hostname, port } = hostAndPort(host);
     return this.useProxy(hostname, port || (scheme === 'https' ? '443' : '80')) ? proxy : undefined;
@@ -107,20 +107,20 @@ export class ProxyRules {
     const ip = isIP(bare) ? bare : undefined;
     if (ip && isLoopback(ip)) return false;
     const host = (ip ?? toASCII(hostname)).trim().toLowerCase();
-    return !this.matchers.some((m) => m(host, port, ip));
+    return !this.#matchers.some((m) => m(host, port, ip));
   }
 
-  private parseNoProxy(noProxy: string): void {
+  #parseNoProxy(noProxy: string): void {
     for (const raw of noProxy.split(',')) {
       const p = raw.trim().toLowerCase();
       if (!p) continue;
       if (p === '*') {
-        this.matchers.splice(0, this.matchers.length, () => true);
+        this.#matchers.splice(0, this.#matchers.length, () => true);
         return;
       }
       const cidr = parseCidr(p);
       if (cidr) {
-        this.matchers.push((_h, _p, ip) => ip !== undefined && cidr.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4'));
+        this.#matchers.push((_h, _p, ip) => ip !== undefined && cidr.check(ip, isIP(ip) === 6 ? 'ipv6' : 'ipv4'));
         continue;
       }
       let phost = p;
@@ -135,7 +135,7 @@ export class ProxyRules {
         const list = new BlockList();
         const family = isIP(phost) === 6 ? 'ipv6' : 'ipv4';
         list.addAddress(phost, family);
-        this.matchers.push(
+        this.#matchers.push(
           (_h, port, ip) =>
             ip !== undefined && isIP(ip) === isIP(phost) && list.check(ip, family) && (!pport || pport === port),
         );
@@ -145,7 +145,7 @@ export class ProxyRules {
       if (phost.startsWith('*.')) phost = phost.slice(1);
       const matchHost = !phost.startsWith('.');
       const suffix = toASCII(matchHost ? `.${phost}` : phost);
-      this.matchers.push(
+      this.#matchers.push(
         (host, port) =>
           (host.endsWith(suffix) || (matchHost && host === suffix.slice(1))) && (!pport || pport === port),
       );
