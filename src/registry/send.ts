@@ -39,11 +39,10 @@ export class Sender {
 
   async send(ctx: RequestContext, method: 'HEAD' | 'GET', path: string): Promise<Sent> {
     const { host, scope, credential, signal } = ctx;
-    const registry = this.transport.baseUrl(host);
     const headers: Record<string, string> = { accept: MANIFEST_ACCEPT };
     const known = this.#challenges.get(host);
     if (known) {
-      const auth = await this.auth.authorize(known, scope, credential, signal, registry);
+      const auth = await this.auth.authorize(known, scope, credential, signal, this.transport.baseUrl(host));
       if (auth.ok) headers.authorization = ctx.authorization(auth.authorization);
     }
     const shown = path.split('?')[0];
@@ -64,7 +63,9 @@ export class Sender {
       scheme: challenge.scheme,
       params: { ...challenge.params, error: '', scope: '' },
     });
-    const auth = await this.auth.authorize(challenge, scope, credential, signal, registry);
+    // The scheme as it is now: an insecure host found to speak plain HTTP by the request above is no
+    // longer "reached over HTTPS", and an http:// realm is then no downgrade.
+    const auth = await this.auth.authorize(challenge, scope, credential, signal, this.transport.baseUrl(host));
     if (!auth.ok) {
       ctx.evidence.push(auth.detail);
       if (auth.failure === 'token-error')

@@ -9,24 +9,28 @@ import type { PushedImage, PushedIndex } from '../helpers/images.ts';
 const alice = { username: 'alice', password: 'alice-s3cret!' };
 let open: TestRegistry;
 let priv: TestRegistry;
+let plainToken: TestRegistry;
 let image: PushedImage;
 let index: PushedIndex;
 
 t.before(async () => {
-  [open, priv] = await Promise.all([
+  [open, priv, plainToken] = await Promise.all([
     startRegistry({ auth: 'none' }),
     startRegistry({ auth: 'htpasswd', users: [alice], proxy: true }),
+    // plain HTTP, with a token server on plain HTTP too
+    startRegistry({ auth: 'token', users: [alice] }),
   ]);
   image = await open.pushImage('demo/app', '1.0', { platform: 'linux/amd64' });
   index = await open.pushIndex('demo/app', 'multi', ['linux/amd64', 'linux/arm64/v8']);
   await open.pushTags('demo/app', ['1.1', '2.0'], { platform: 'linux/amd64' });
   await priv.pushImage('team/secret', '1.0');
+  await plainToken.pushImage('team/secret', '1.0');
 });
-t.teardown(() => Promise.all([open.stop(), priv.stop()]));
+t.teardown(() => Promise.all([open.stop(), priv.stop(), plainToken.stop()]));
 
 function client(): RegistryClient {
   const c = new RegistryClient({
-    insecure: [open.host],
+    insecure: [open.host, plainToken.host],
     caPems: [priv.caPem!],
     concurrency: 4,
     allowLinkLocal: [],
@@ -78,3 +82,20 @@ t.test('Basic: unauthorized without credentials; with them the challenge is answ
   t.match(sent[0]!.authorization, /^Basic /);
   t.match((await c.resolve(target, '1.0', { ...alice, password: 'wrong' })).outcome, { kind: 'unauthorized' });
 });
+
+t.test(
+  'an insecure host found to speak plain HTTP may send its pull secret to its plain-HTTP token realm',
+  async (t) => {
+    // The first HEAD tries TLS and falls back to HTTP; the realm is then judged against the scheme
+    // the registry is reached by now, not the https:// the question started with.
+    const c = client();
+    plainToken.resetCounters();
+    const answer = await c.resolve({ domain: plainToken.host, path: 'team/secret' }, '1.0', alice);
+    t.match(answer.outcome, { kind: 'found' }, answer.evidence.join('; '));
+    t.same(
+      plainToken.tokenServer!.log.map((r) => r.username),
+      ['alice'],
+      'one token asked, with the credential',
+    );
+  },
+);
