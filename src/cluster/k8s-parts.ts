@@ -7,6 +7,7 @@ export {
   CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
+  makeInformer,
   Observable,
   Watch,
 } from '@kubernetes/client-node';
