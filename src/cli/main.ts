@@ -4,7 +4,7 @@
 
 import type { CliIO } from './flags.ts';
 import { version } from './version.ts';
-import { oneLine } from '../findings.ts';
+import { errorLine } from '../cluster/api-errors.ts';
 import { readInput } from './input.ts';
 
 const USAGE = `Usage: pullguard <command> [options]
@@ -67,8 +67,9 @@ export function runCli(argv: string[]): Promise<void> {
       if (code >= 0) process.exitCode = code;
     },
     (err: unknown) => {
-      // One line, never a stack trace: what failed is in the message.
-      process.stderr.write(`pullguard: ${oneLine(String((err as Error).message ?? err)).slice(0, 500)}\n`);
+      // One line, never a stack trace: what failed is in the message (a Kubernetes API failure's
+      // in words, not client-node's dump of its status, body and headers).
+      process.stderr.write(`pullguard: ${errorLine(err).slice(0, 500)}\n`);
       process.exitCode = 2;
     },
   );

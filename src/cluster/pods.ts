@@ -1,24 +1,21 @@
 // Reads for `pullguard diagnose`: pods (named, by namespace or everywhere, with a label selector),
 // the events about one pod (the involvedObject field selector, as `kubectl describe` asks) and the
 // node a pod is bound to. Everything is one bounded request at a time; failures say what was read.
-import { ApiException, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { cut, oneLine } from '../findings.ts';
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { PullguardError } from '../errors.ts';
+import { apiErrorText, apiStatus } from './api-errors.ts';
 import { type NodeFacts, type NodeLike, nodeFacts } from './nodes.ts';
 import { withSignal } from './signal.ts';
 
-export class PodReadError extends Error {}
-
-function failure(err: unknown, what: string): PodReadError {
-  if (err instanceof ApiException) {
-    if (err.code === 404) return new PodReadError(`${what} not found`);
-    if (err.code === 403) return new PodReadError(`${what}: forbidden (the kubeconfig's user may not read it)`);
-    if (err.code === 401) return new PodReadError(`${what}: the API server refused the kubeconfig's credentials`);
-    return new PodReadError(`${what}: the API server answered HTTP ${err.code}`);
+/** A read for diagnose that failed: the message is the one line of apiErrorText. */
+export class PodReadError extends PullguardError {
+  readonly code = 'pod-read';
+  /** the HTTP status, when the API server answered */
+  readonly status: number | undefined;
+  constructor(message: string, status: number | undefined, options?: { cause?: unknown }) {
+    super(message, options);
+    this.status = status;
   }
-  const e = err as Error;
-  // One line, bounded: the message of a failed connection can carry whatever the server sent.
-  const why = e.name === 'AbortError' || e.name === 'TimeoutError' ? 'timed out' : cut(oneLine(String(e.message)), 200);
-  return new PodReadError(`${what}: ${why}`);
 }
 
 const NODE_TTL_MS = 30_000;
@@ -38,11 +35,17 @@ export class PodReader {
     return withSignal(AbortSignal.timeout(this.#timeoutMs));
   }
 
+  #failure(err: unknown, verb: string, what: string): PodReadError {
+    return new PodReadError(apiErrorText(err, { verb, what, timeoutMs: this.#timeoutMs }), apiStatus(err), {
+      cause: err,
+    });
+  }
+
   async pod(namespace: string, name: string): Promise<V1Pod> {
     try {
       return await this.#api.readNamespacedPod({ name, namespace }, this.#opts());
     } catch (err) {
-      throw failure(err, `pod "${name}" in namespace "${namespace}"`);
+      throw this.#failure(err, 'get', `pod "${name}" in namespace "${namespace}"`);
     }
   }
 
@@ -60,7 +63,7 @@ export class PodReader {
         out.push(...list.items);
         cont = list.metadata?._continue || undefined;
       } catch (err) {
-        throw failure(err, where);
+        throw this.#failure(err, 'list', where);
       }
     } while (cont);
     return out;
@@ -78,7 +81,7 @@ export class PodReader {
       const list = await this.#api.listNamespacedEvent({ namespace, fieldSelector }, this.#opts());
       return list.items;
     } catch (err) {
-      throw failure(err, `events of pod "${pod}" in namespace "${namespace}"`);
+      throw this.#failure(err, 'list', `events of pod "${pod}" in namespace "${namespace}"`);
     }
   }
 

@@ -293,7 +293,10 @@ t.test('exit 0 when nothing is stuck; 2 on usage errors', async (t) => {
   t.equal((await run(['-o', 'yaml'])).code, 2);
   const missing = await run(['-n', NS, 'no-such-pod']);
   t.equal(missing.code, 2);
-  t.match(missing.stderr, 'pod "no-such-pod" in namespace "shop" not found');
+  t.match(
+    missing.stderr,
+    'pullguard diagnose: cannot get pod "no-such-pod" in namespace "shop": 404 Not Found: pods "no-such-pod" not found\n',
+  );
 });
 
 t.test('a label selector narrows the pods', async (t) => {
