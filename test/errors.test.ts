@@ -4,7 +4,9 @@ import t from 'tap';
 import { BadReview } from '../src/admission/review.ts';
 import { exitStatusFor } from '../src/cli/errors.ts';
 import { InputError } from '../src/cli/manifests.ts';
+import { KubeApiError } from '../src/cluster/api-errors.ts';
 import { KubeConfigError } from '../src/cluster/kubeconfig.ts';
+import { PodReadError } from '../src/cluster/pods.ts';
 import { ConfigError } from '../src/config.ts';
 import { DockerConfigError } from '../src/credentials/dockerconfig.ts';
 import { CredentialFileError } from '../src/credentials/files.ts';
@@ -13,6 +15,7 @@ import { PlatformError } from '../src/platform/platform.ts';
 import { ImageReferenceError } from '../src/reference/errors.ts';
 import { ChallengeParseError } from '../src/registry/challenge.ts';
 import { TransportError } from '../src/registry/transport.ts';
+import { BodyRefused } from '../src/server/body.ts';
 
 const all: PullguardError[] = [
   new UsageError('u'),
@@ -27,6 +30,10 @@ const all: PullguardError[] = [
   new ChallengeParseError('ch'),
   new TransportError('dns', 't'),
   new BadReview('b'),
+  new BodyRefused('bad-request', 'br'),
+  new BodyRefused('busy', 'bb'),
+  new PodReadError('pr', 404),
+  new KubeApiError('ka', 409),
 ];
 
 t.test('every error has its own stable code, its class name, and exit status 2', async (t) => {
@@ -48,6 +55,10 @@ t.test('the CLI prints one line for an error of the vocabulary, and the usage hi
   err = '';
   t.equal(exitStatusFor('check', new UsageError('--output must be text or json, not "xml"'), io), 2);
   t.equal(err, 'pullguard check: --output must be text or json, not "xml"\nRun "pullguard check --help" for usage.\n');
+  err = '';
+  const read = new PodReadError('cannot list pods in all namespaces: 403 Forbidden: pods is forbidden', 403);
+  t.equal(exitStatusFor('diagnose', read, io), 2, 'diagnose too: its errors are mapped here, not by itself');
+  t.equal(err, 'pullguard diagnose: cannot list pods in all namespaces: 403 Forbidden: pods is forbidden\n');
 });
 
 t.test('anything else is a bug: it goes up unchanged', async (t) => {

@@ -3,12 +3,14 @@
 
 import { parseArgs } from 'node:util';
 import { type BuiltPodCheck, buildPodCheck } from '../app/build.ts';
-import { PodReader, PodReadError } from '../cluster/pods.ts';
+import { PodReader } from '../cluster/pods.ts';
+import { KubeConfigError } from '../cluster/source.ts';
 import { loadConfig } from '../config.ts';
 import { diagnosesToJson, diagnosesToText } from '../diagnose/diagnose.ts';
 import { diagnose } from '../diagnose/pods.ts';
-import { PullguardError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import { oneLine } from '../findings.ts';
+import { exitStatusFor } from './errors.ts';
 import { type CliIO, REGISTRY_FLAGS, registryOverrides } from './flags.ts';
 
 export const DIAGNOSE_USAGE = `Usage: pullguard diagnose [POD...] [-n NS | -A] [-l SELECTOR] [options]
@@ -34,11 +36,14 @@ Exit status: 0 nothing is stuck, 1 a container is stuck, 2 bad usage or the clus
 `;
 
 export async function runDiagnose(argv: string[], io: CliIO): Promise<number> {
-  const fail = (message: string, usage = false) => {
-    for (const line of message.split('\n')) io.stderr(`pullguard diagnose: ${oneLine(line)}\n`);
-    if (usage) io.stderr('Run "pullguard diagnose --help" for usage.\n');
-    return 2;
-  };
+  try {
+    return await diagnoseCommand(argv, io);
+  } catch (err) {
+    return exitStatusFor('diagnose', err, io);
+  }
+}
+
+async function diagnoseCommand(argv: string[], io: CliIO): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -56,7 +61,7 @@ export async function runDiagnose(argv: string[], io: CliIO): Promise<number> {
       },
     });
   } catch (err) {
-    return fail((err as Error).message, true);
+    throw new UsageError((err as Error).message);
   }
   const v = parsed.values;
   if (v.help) {
@@ -64,48 +69,36 @@ export async function runDiagnose(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
   const output = v.output ?? 'text';
-  if (output !== 'text' && output !== 'json') return fail(`--output must be text or json, not "${output}"`, true);
-  if (v['all-namespaces'] && v.namespace) return fail('use either --namespace or --all-namespaces', true);
+  if (output !== 'text' && output !== 'json') throw new UsageError(`--output must be text or json, not "${output}"`);
+  if (v['all-namespaces'] && v.namespace) throw new UsageError('use either --namespace or --all-namespaces');
   if (v['all-namespaces'] && parsed.positionals.length)
-    return fail('name pods with --namespace, not --all-namespaces', true);
-  if (v.platform?.length) return fail("--platform is not an option of diagnose: a pod's platform is its node's", true);
+    throw new UsageError('name pods with --namespace, not --all-namespaces');
+  if (v.platform?.length)
+    throw new UsageError("--platform is not an option of diagnose: a pod's platform is its node's");
 
   // The same credentials (pull secrets, node files, credential provider plugins), proxies and
   // CAs as the webhook's pod check; a pod's platform is its node's, so no node list is kept.
-  let built: BuiltPodCheck;
-  let reader: PodReader;
-  let namespace: string | undefined;
-  let deadlineMs: number;
+  const flags = registryOverrides(v);
+  flags.cluster = { watchNodes: false, ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}) };
+  if (v['docker-config']?.length)
+    flags.credentials = { ...(flags.credentials as object | undefined), nodeDockerConfigs: v['docker-config'] };
+  const config = loadConfig({ ...(v.config ? { file: v.config } : {}), env: io.env, flags });
+  const built: BuiltPodCheck = await buildPodCheck(config, {
+    env: io.env,
+    dockerConfigs: config.credentials.nodeDockerConfigs,
+    face: 'cli',
+    ...(v.context ? { context: v.context } : {}),
+  });
   try {
-    const flags = registryOverrides(v);
-    flags.cluster = { watchNodes: false, ...(v.kubeconfig ? { kubeconfig: v.kubeconfig } : {}) };
-    if (v['docker-config']?.length)
-      flags.credentials = { ...(flags.credentials as object | undefined), nodeDockerConfigs: v['docker-config'] };
-    const config = loadConfig({ ...(v.config ? { file: v.config } : {}), env: io.env, flags });
-    built = await buildPodCheck(config, {
-      env: io.env,
-      dockerConfigs: config.credentials.nodeDockerConfigs,
-      face: 'cli',
-      ...(v.context ? { context: v.context } : {}),
-    });
     const kube = built.cluster;
-    if (!kube) {
-      await built.podCheck.close();
-      return fail('no cluster: give --kubeconfig or set KUBECONFIG');
-    }
-    namespace = v['all-namespaces']
+    if (!kube) throw new KubeConfigError('no cluster: give --kubeconfig or set KUBECONFIG');
+    const namespace = v['all-namespaces']
       ? undefined
       : (v.namespace ?? kube.kc.getContextObject(kube.kc.getCurrentContext())?.namespace ?? 'default');
-    deadlineMs = config.deadline;
-    reader = new PodReader(kube.kc, Math.max(5_000, deadlineMs));
-  } catch (err) {
-    if (err instanceof PullguardError) return fail(err.message, err.code === 'usage');
-    throw err;
-  }
-  const { credentials } = built;
-  const engine = built.podCheck.engine;
-
-  try {
+    const deadlineMs = config.deadline;
+    const reader = new PodReader(kube.kc, Math.max(5_000, deadlineMs));
+    const { credentials } = built;
+    const engine = built.podCheck.engine;
     const result = await diagnose(
       { reader, engine, credentials, deadlineMs },
       {
@@ -118,9 +111,6 @@ export async function runDiagnose(argv: string[], io: CliIO): Promise<number> {
     for (const e of result.errors) io.stderr(`pullguard diagnose: ${oneLine(e)}\n`);
     if (result.diagnoses.some((d) => d.stuck)) return 1;
     return result.errors.length ? 2 : 0;
-  } catch (err) {
-    if (err instanceof PodReadError) return fail(err.message);
-    throw err;
   } finally {
     await built.podCheck.close();
   }

@@ -6,7 +6,11 @@ import { PullguardError } from '../errors.ts';
 import { oneLine } from '../findings.ts';
 import type { CliIO } from './flags.ts';
 
-export function exitStatusFor(command: 'check' | 'serve', err: unknown, io: Pick<CliIO, 'stderr'>): number {
+export function exitStatusFor(
+  command: 'check' | 'serve' | 'diagnose',
+  err: unknown,
+  io: Pick<CliIO, 'stderr'>,
+): number {
   if (!(err instanceof PullguardError)) throw err;
   // Some messages list several places (one per line): each line is a line of its own.
   for (const line of err.message.split('\n')) io.stderr(`pullguard ${command}: ${oneLine(line)}\n`);

@@ -8,6 +8,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import type { AdmissionHandler } from '../admission/handler.ts';
 import { BadReview, type ReviewResponse } from '../admission/review.ts';
+import { PullguardError } from '../errors.ts';
 import { isMode } from '../policy/policy.ts';
 import { type BodyAccount, BodyBudget, BodyOverLimits, BodyRefused, bodyTooLarge, readJsonBody } from './body.ts';
 import type { Metrics } from './metrics.ts';
@@ -33,38 +34,44 @@ export interface AppOptions {
   ready?: () => boolean;
 }
 
-/** Parser and limit errors become a plain 400 that names the problem; nothing else leaks out. */
-function badRequest(err: FastifyError, bodyLimit: number): string | undefined {
+/**
+ * The HTTP status and log message of each error code a request can end with, the one table of this
+ * face: a body that is no JSON AdmissionReview and an AdmissionReview that is not one pullguard can
+ * answer are 400s; a request that does not fit now is a 429 (the API server may send it again).
+ * Any other error is a bug: a 500 that says nothing more, and an error in the log.
+ */
+const ANSWERS: Record<string, { status: number; log: string }> = {
+  'bad-request': { status: 400, log: 'bad admission request' },
+  'bad-review': { status: 400, log: 'bad admission request' },
+  busy: { status: 429, log: 'admission request refused' },
+};
+
+/** fastify's own parser and limit errors as the refusal they stand for, in words that name the problem. */
+function refusalOf(err: FastifyError, bodyLimit: number): BodyRefused | undefined {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       // fastify's message carries no number ("Request body is too large"): name the limit ourselves.
-      return bodyTooLarge(bodyLimit);
+      return new BodyRefused('bad-request', bodyTooLarge(bodyLimit));
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return 'the request body must be JSON (Content-Type: application/json)';
+      return new BodyRefused('bad-request', 'the request body must be JSON (Content-Type: application/json)');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return 'the request body is empty';
+      return new BodyRefused('bad-request', 'the request body is empty');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return 'the Content-Length does not match the body';
+      return new BodyRefused('bad-request', 'the Content-Length does not match the body');
     default:
-      if (err.statusCode === 400 || err instanceof SyntaxError || err instanceof RangeError)
-        return `the request body is not valid JSON: ${err.message.split('\n')[0]}`;
+      if (err.statusCode === 400)
+        return new BodyRefused('bad-request', `the request body is not valid JSON: ${err.message.split('\n')[0]}`);
       return undefined;
   }
 }
 
 /** What a failed request is answered, whichever way it came: status, the reason, and its log line. */
 function failure(err: Error, url: string | undefined, bodyLimit: number, logger: Logger) {
-  if (err instanceof BodyRefused) {
-    logger.warn(
-      { reason: err.message, url, status: err.statusCode },
-      err.statusCode === 400 ? 'bad admission request' : 'admission request refused',
-    );
-    return { status: err.statusCode, error: err.message, retry: err.statusCode === 429 };
-  }
-  const reason = err instanceof BadReview ? err.message : badRequest(err as FastifyError, bodyLimit);
-  if (reason) {
-    logger.warn({ reason, url }, 'bad admission request');
-    return { status: 400, error: reason, retry: false };
+  const known = err instanceof PullguardError ? err : refusalOf(err as FastifyError, bodyLimit);
+  const answer = known && ANSWERS[known.code];
+  if (known && answer) {
+    logger.warn({ reason: known.message, url, status: answer.status }, answer.log);
+    return { status: answer.status, error: known.message, retry: answer.status === 429 };
   }
   logger.error({ err, url }, 'review failed');
   return { status: 500, error: 'internal error; see the pullguard log', retry: false };
@@ -149,7 +156,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     if (body instanceof BodyOverLimits) return opts.handler.unchecked(body.head, body.limit, body.reason, mode);
     // Past the cap the API server gets a prompt 429 (its failurePolicy decides), not a slow answer.
     if (running >= reviewsInFlight)
-      throw new BodyRefused(429, `pullguard is answering ${reviewsInFlight} reviews already; the API server may retry`);
+      throw new BodyRefused(
+        'busy',
+        `pullguard is answering ${reviewsInFlight} reviews already; the API server may retry`,
+      );
     const answer = opts.handler.review(body, mode);
     if (!(answer instanceof Promise)) return answer;
     running++;

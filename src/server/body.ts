@@ -23,6 +23,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import { type ReviewHead, reviewHead } from '../admission/review.ts';
+import { PullguardError } from '../errors.ts';
 
 /**
  * kube-apiserver's default MaxRequestBodyBytes (k8s.io/apiserver server.NewConfig): twice etcd's
@@ -50,11 +51,16 @@ const BYTES_PER_VALUE = 16;
 /** the start of a body kept when it passes a limit: request.uid is there (the API server writes it first) */
 export const HEAD_BYTES = 64 * 1024;
 
-export class BodyRefused extends Error {
-  readonly statusCode: number;
-  constructor(statusCode: number, message: string) {
+/**
+ * A request the server will not review: 'bad-request', a body that is no JSON AdmissionReview (or
+ * not whole); 'busy', one that does not fit beside the others now (the API server may send it again).
+ * server/app.ts answers each code with its HTTP status.
+ */
+export class BodyRefused extends PullguardError {
+  readonly code: 'bad-request' | 'busy';
+  constructor(code: 'bad-request' | 'busy', message: string) {
     super(message);
-    this.statusCode = statusCode;
+    this.code = code;
   }
 }
 
@@ -323,7 +329,7 @@ export interface BodyAccount {
 /**
  * Reads one JSON body from `stream` within `limit` bytes, the shape limits and the shared budget
  * (the estimate taken is left in `account`), and calls `done` once: with the parsed value; with a
- * BodyOverLimits for a well-formed review past a limit; or with a BodyRefused (400 or 429) or the
+ * BodyOverLimits for a well-formed review past a limit; or with a BodyRefused ('bad-request' or 'busy') or the
  * stream's error. On a refusal the rest of the body is drained.
  *
  * A body past a limit is not kept: its first HEAD_BYTES are, and the rest is scanned to its end
@@ -345,7 +351,7 @@ export function readJsonBody(
   // under a small server.bodyLimit. Four times more is no review body at all.
   const scanLimit = 4 * Math.max(limit, REVIEW_BODY_MAX);
   if (declared > scanLimit) {
-    done(new BodyRefused(400, bodyTooLarge(limit)));
+    done(new BodyRefused('bad-request', bodyTooLarge(limit)));
     return;
   }
   const shape = new JsonShape();
@@ -381,7 +387,7 @@ export function readJsonBody(
   };
   /** A chunk of a body past a limit: scanned (`fed` if it was already), its start kept for the head. */
   const readPast = (chunk: Buffer, fed: boolean) => {
-    if (received > scanLimit) return finish(new BodyRefused(400, bodyTooLarge(limit)));
+    if (received > scanLimit) return finish(new BodyRefused('bad-request', bodyTooLarge(limit)));
     if (!fed) shape.feed(chunk, { depth: Infinity, elements: Infinity });
     keepHead(chunk);
     headOf(false);
@@ -393,7 +399,7 @@ export function readJsonBody(
     const head = reviewHead(Buffer.concat(over.head).subarray(0, HEAD_BYTES).toString('utf8'));
     over.head.length = 0;
     if (typeof head === 'string') {
-      finish(new BodyRefused(400, `the request body ${over.reason}, and ${head}`));
+      finish(new BodyRefused('bad-request', `the request body ${over.reason}, and ${head}`));
       return undefined;
     }
     over.review = head;
@@ -424,7 +430,10 @@ export function readJsonBody(
       }
       if (!budget.take(cost - account.bytes))
         return finish(
-          new BodyRefused(429, 'pullguard is holding too many large review bodies at once; the API server may retry'),
+          new BodyRefused(
+            'busy',
+            'pullguard is holding too many large review bodies at once; the API server may retry',
+          ),
         );
       account.bytes = cost;
     }
@@ -432,11 +441,13 @@ export function readJsonBody(
   };
   const onEnd = () => {
     if (!Number.isNaN(declared) && declared !== received)
-      return finish(new BodyRefused(400, 'the Content-Length does not match the body'));
-    if (!received) return finish(new BodyRefused(400, 'the request body is empty'));
+      return finish(new BodyRefused('bad-request', 'the Content-Length does not match the body'));
+    if (!received) return finish(new BodyRefused('bad-request', 'the request body is empty'));
     if (over) {
       if (!shape.closed)
-        return finish(new BodyRefused(400, `the request body ${over.reason}, and it is not valid JSON: it ends early`));
+        return finish(
+          new BodyRefused('bad-request', `the request body ${over.reason}, and it is not valid JSON: it ends early`),
+        );
       const head = headOf(true);
       if (head) finish(null, new BodyOverLimits(over.limit, over.reason, head));
       return;
@@ -446,16 +457,24 @@ export function readJsonBody(
     chunks.length = 0;
     // As fastify's own parser: keys that would reach an object's prototype are refused (anywhere).
     if (shape.prototypeKey && setsPrototype(whole.toString('utf8')))
-      return finish(new BodyRefused(400, 'the request body is not valid JSON: it sets __proto__ or constructor'));
+      return finish(
+        new BodyRefused('bad-request', 'the request body is not valid JSON: it sets __proto__ or constructor'),
+      );
+    // JSON.parse's SyntaxError (and a RangeError, should a text pass what V8 can hold) is a refusal
+    // here; only the parse is in the try, not what `done` does with its value.
+    let value: unknown;
     try {
-      finish(null, JSON.parse(textWithout(whole, shape.cuts)));
+      value = JSON.parse(textWithout(whole, shape.cuts));
     } catch (err) {
-      finish(new BodyRefused(400, `the request body is not valid JSON: ${(err as Error).message.split('\n')[0]}`));
+      return finish(
+        new BodyRefused('bad-request', `the request body is not valid JSON: ${(err as Error).message.split('\n')[0]}`),
+      );
     }
+    finish(null, value);
   };
   // A connection that goes away mid-body ends the stream with 'close' (and 'error' only for a stream
   // that has an 'error' listener: an IncomingMessage does not need one).
-  const onClose = () => finish(new BodyRefused(400, 'the request ended before its body did'));
+  const onClose = () => finish(new BodyRefused('bad-request', 'the request ended before its body did'));
   if (declared > limit) pass('size', `is larger than the limit (${limit} bytes, server.bodyLimit)`);
   stream.on('data', onData);
   stream.on('end', onEnd);
