@@ -1,5 +1,5 @@
-// The configuration's layers without its schema (config.ts): durations, PULLGUARD_* variables, the
-// merge, apart so that a command can use them without loading zod.
+// The configuration's layers without its schema (config.ts): the defaults, durations, PULLGUARD_*
+// variables, the merge, apart so that a command can use them without loading zod.
 
 /** 500ms, 8s, 5m, 1h, or bare milliseconds (8000), as the configuration file accepts them. */
 export function parseDuration(text: string): number {
@@ -63,6 +63,54 @@ export const PROVIDER_IMAGES: readonly string[] = [
   '*.gcr.io',
   '*.azurecr.io',
 ];
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const MIB = 1024 * 1024;
+
+/**
+ * Every setting's default, the lowest layer: configSchema gives each key its default from here, and
+ * quickConfig (cli/config.ts) starts from them without loading zod. Durations in milliseconds.
+ */
+export const DEFAULTS = {
+  mode: 'enforce' as const,
+  actions: {},
+  deadline: 8 * SECOND,
+  registry: {
+    insecure: [] as string[],
+    caFiles: [] as string[],
+    concurrency: 8,
+    rateLimitThreshold: 10,
+    maxTagsForSuggestions: 1000,
+    allowLinkLocal: [] as string[],
+    endpoints: {} as Record<string, string>,
+  },
+  cache: { maxEntries: 10_000, positiveTtl: 5 * MINUTE, digestTtl: 60 * MINUTE, negativeTtl: 10 * SECOND },
+  credentials: { nodeDockerConfigs: [] as string[], providerImages: [...PROVIDER_IMAGES] },
+  platforms: [] as string[],
+  cluster: { cacheTtl: 30 * SECOND, watchNodes: true },
+  server: {
+    host: '0.0.0.0',
+    port: 8443,
+    metricsPort: 9090,
+    bodyLimit: 8 * MIB,
+    bodyMemory: 48 * MIB,
+    reviewsInFlight: 1000,
+    maxConnections: 512,
+  },
+  watch: {
+    enabled: false,
+    interval: 10 * MINUTE,
+    eventInterval: MINUTE,
+    registryBudget: 100,
+    roundBudget: 1000,
+    eventsPerNamespace: 20,
+    maxSeries: 5000,
+    leaseName: 'pullguard-watch',
+    leaseDuration: 15 * SECOND,
+  },
+  log: { level: 'info' as const },
+};
 
 /** A registry host, optionally with :port (registry.insecure, registry.allowLinkLocal). */
 export const HOST_PORT = /^[A-Za-z0-9.\-[\]:]+$/;

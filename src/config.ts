@@ -7,34 +7,40 @@ import { z } from 'zod';
 import { FAIL_REASONS, REASONS } from './findings.ts';
 import { PullguardError } from './errors.ts';
 import { systemErrorText } from './system-errors.ts';
-import { environmentOverrides, HOST_PORT, mergeLayers, PROVIDER_IMAGES, parseDuration } from './config-layers.ts';
+import { DEFAULTS, environmentOverrides, HOST_PORT, mergeLayers, parseDuration } from './config-layers.ts';
 
 export { environmentOverrides, mergeLayers, parseDuration };
+
+// Each setting says what it means with .describe(): README.md's configuration table is made from
+// them (npm run docs:config, scripts/config-table.ts), and test/config.test.ts fails when the two
+// differ. A `title` in .meta() names a value's kind in that table (duration, bytes, host[:port]).
 
 const duration = z
   .union([
     z.number().int().nonnegative(),
     z.string().regex(/^\d+(ms|s|m|h)?$/, 'a duration such as 500ms, 8s, 5m, 1h or 8000 (milliseconds)'),
   ])
-  .transform((v) => (typeof v === 'number' ? v : parseDuration(v)));
+  .transform((v) => (typeof v === 'number' ? v : parseDuration(v)))
+  .meta({ title: 'duration' });
+const bytes = z.number().int().positive().meta({ title: 'bytes' });
 
 export const MODES = ['enforce', 'warn', 'audit'] as const;
 export type Mode = (typeof MODES)[number];
 export const ACTIONS = ['deny', 'warn', 'ignore'] as const;
 export type Action = (typeof ACTIONS)[number];
 
-const hostPort = z.string().regex(HOST_PORT, 'a registry host, optionally with :port');
+const hostPort = z.string().regex(HOST_PORT, 'a registry host, optionally with :port').meta({ title: 'host[:port]' });
 
 export const configSchema = z.strictObject({
-  /** enforce: deny fail, warn risk; warn: warn everything; audit: allow everything, record only */
-  mode: z.enum(MODES).default('enforce'),
-  /**
-   * per-reason action overrides in enforce mode, e.g. { "platform-not-found": "warn" }. Only a
-   * reason that is a certain failure may deny: a risk is pullguard's own uncertainty.
-   */
+  mode: z
+    .enum(MODES)
+    .default(DEFAULTS.mode)
+    .describe(
+      '`enforce` denies what would fail and warns of risks, `warn` warns of everything, `audit` allows everything and records only (see [Choosing a mode](#choosing-a-mode)); `--mode`',
+    ),
   actions: z
-    .partialRecord(z.enum(REASONS), z.enum(ACTIONS))
-    .default({})
+    .partialRecord(z.enum(REASONS).meta({ title: 'reason' }), z.enum(ACTIONS))
+    .default(DEFAULTS.actions)
     .check((ctx) => {
       for (const [reason, action] of Object.entries(ctx.value)) {
         if (action === 'deny' && !(FAIL_REASONS as readonly string[]).includes(reason)) {
@@ -46,38 +52,66 @@ export const configSchema = z.strictObject({
           });
         }
       }
-    }),
-  /** a check's overall deadline; unfinished images become `timeout` risks (the webhook's timeoutSeconds is at most 30 s) */
-  deadline: duration.pipe(z.number().min(100, 'at least 100ms').max(300_000, 'at most 5m')).default(8000),
+    })
+    .describe(
+      "per-reason action in `enforce` mode, e.g. `{platform-not-found: warn}` (in `warn` mode a deny is a warning). Only a reason that is a certain failure may deny: a risk is pullguard's own uncertainty",
+    ),
+  deadline: duration
+    .pipe(z.number().min(100, 'at least 100ms').max(300_000, 'at most 5m'))
+    .default(DEFAULTS.deadline)
+    .describe(
+      "one check's deadline, 100ms to 5m; unfinished images become `timeout` risks. Keep it under the webhook's `timeoutSeconds` (at most 30 s); `--timeout`",
+    ),
 
   registry: z
     .strictObject({
-      /** hosts reached over plain HTTP or with TLS verification off, as containerd's insecure registries */
-      insecure: z.array(hostPort).default([]),
-      /** extra CA certificate files (PEM) trusted for every registry */
-      caFiles: z.array(z.string()).default([]),
-      /** at most this many requests in flight to one registry host */
-      concurrency: z.number().int().positive().default(8),
-      /** report `rate-limited` when a registry says fewer pulls than this remain */
-      rateLimitThreshold: z.number().int().nonnegative().default(10),
-      /** how many tags to read at most when suggesting a missing tag's neighbours */
-      maxTagsForSuggestions: z.number().int().nonnegative().default(1000),
-      /** hosts that may be contacted although they resolve to link-local/metadata addresses */
-      allowLinkLocal: z.array(hostPort).default([]),
-      /**
-       * where the nodes really pull a registry's images from (containerd hosts.toml `server`, a
-       * pull-through mirror): domain -> base URL, e.g. { "docker.io": "https://mirror.internal:5000" }
-       */
+      insecure: z
+        .array(hostPort)
+        .default(DEFAULTS.registry.insecure)
+        .describe(
+          "hosts reached without TLS verification, or over plain HTTP when they have no TLS, as containerd's insecure registries; `--insecure-registry`",
+        ),
+      caFiles: z
+        .array(z.string())
+        .default(DEFAULTS.registry.caFiles)
+        .describe(
+          "extra CA certificate files (PEM) trusted for every registry, besides Node.js's own trust (its bundled roots, `NODE_EXTRA_CA_CERTS`, the system's with `--use-system-ca`); `--registry-ca`",
+        ),
+      concurrency: z
+        .number()
+        .int()
+        .positive()
+        .default(DEFAULTS.registry.concurrency)
+        .describe('requests in flight to one registry host at most'),
+      rateLimitThreshold: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(DEFAULTS.registry.rateLimitThreshold)
+        .describe('report `rate-limited` when a registry says fewer pulls than this remain'),
+      maxTagsForSuggestions: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(DEFAULTS.registry.maxTagsForSuggestions)
+        .describe(
+          'tags read at most to suggest a missing tag\'s neighbours; also the most repository names read (one `/v2/_catalog` page, with the credential whose answer was "not found") to suggest a missing repository\'s',
+        ),
+      allowLinkLocal: z
+        .array(hostPort)
+        .default(DEFAULTS.registry.allowLinkLocal)
+        .describe(
+          'hosts that may be contacted although they resolve to link-local or metadata addresses (169.254.0.0/16, fe80::/10), which are refused otherwise: anyone who may create a pod chooses the host its image names',
+        ),
       endpoints: z
         .record(
-          z.string(),
+          z.string().meta({ title: 'domain' }),
           z.url({ protocol: /^https?$/, error: 'an http(s) URL such as https://mirror.internal:5000' }),
         )
-        .default({}),
-      /**
-       * the HTTP proxy registries are reached through; when set it wins over HTTPS_PROXY, HTTP_PROXY
-       * and NO_PROXY (url "" turns proxies off). noProxy uses NO_PROXY's syntax.
-       */
+        .default(DEFAULTS.registry.endpoints)
+        .describe(
+          'where the nodes really pull a registry\'s images from (containerd\'s `hosts.toml` `server`, a pull-through mirror): `{"docker.io": "https://mirror.internal:5000"}`',
+        ),
       proxy: z
         .strictObject({
           url: z.union([
@@ -86,38 +120,57 @@ export const configSchema = z.strictObject({
           ]),
           noProxy: z.string().optional(),
         })
-        .optional(),
+        .optional()
+        .describe(
+          'the HTTP proxy registries are reached through; when set it wins over `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` (`url: ""` turns proxies off); `noProxy` uses `NO_PROXY`\'s syntax. See [Proxies](#proxies)',
+        ),
     })
     .prefault({}),
 
   cache: z
     .strictObject({
-      maxEntries: z.number().int().positive().default(10_000),
-      /** an image that exists, by tag */
-      positiveTtl: duration.prefault('5m'),
-      /** an image that exists, by digest (immutable) */
-      digestTtl: duration.prefault('1h'),
-      /** an image that is missing or denied: short, so that a push is seen soon */
-      negativeTtl: duration.prefault('10s'),
+      maxEntries: z
+        .number()
+        .int()
+        .positive()
+        .default(DEFAULTS.cache.maxEntries)
+        .describe('registry answers kept (LRU)'),
+      positiveTtl: duration.default(DEFAULTS.cache.positiveTtl).describe('how long an image found by tag is trusted'),
+      digestTtl: duration
+        .default(DEFAULTS.cache.digestTtl)
+        .describe('how long an image found by digest (immutable) is trusted'),
+      negativeTtl: duration
+        .default(DEFAULTS.cache.negativeTtl)
+        .describe('how long a missing, denied or failing answer is kept (short, so that a push is seen soon)'),
     })
     .prefault({}),
 
   credentials: z
     .strictObject({
-      /** docker config files the nodes use (mounted into pullguard), joined after the pod's secrets */
-      nodeDockerConfigs: z.array(z.string()).default([]),
-      /**
-       * image patterns (kubelet matchImages globs) served by node credential provider plugins: an image
-       * they match is `unverifiable` when no pull secret opens it
-       */
-      providerImages: z.array(z.string()).default([...PROVIDER_IMAGES]),
-      /**
-       * the nodes' CredentialProviderConfig (kubelet --image-credential-provider-config): its plugins
-       * are run as the kubelet runs them, so the images they serve can be checked
-       */
-      providerConfig: z.string().optional(),
-      /** where the plugins named in providerConfig are (kubelet --image-credential-provider-bin-dir) */
-      providerBinDir: z.string().optional(),
+      nodeDockerConfigs: z
+        .array(z.string())
+        .default(DEFAULTS.credentials.nodeDockerConfigs)
+        .describe(
+          "the nodes' docker config files (mounted into pullguard), tried after the pod's secrets as the kubelet does; `--docker-config` for `serve`",
+        ),
+      providerImages: z
+        .array(z.string())
+        .default(DEFAULTS.credentials.providerImages)
+        .describe(
+          'image patterns (kubelet `matchImages` globs: ECR, GCR, Artifact Registry, ACR) whose credentials come from a kubelet credential provider: `unverifiable` rather than denied when no pull secret opens them',
+        ),
+      providerConfig: z
+        .string()
+        .optional()
+        .describe(
+          "the nodes' kubelet `CredentialProviderConfig` (`kubelet.config.k8s.io/v1`); its plugins are run as the kubelet runs them (`matchImages`, args, env, the response's auth map and cache), after the pod's secrets and the node's docker configs, so ECR/GCR/ACR images become verifiable; a plugin that fails, hangs, answers nonsense or is missing leaves them `unverifiable`, naming it. docs/operating.md has the set-up for EKS, GKE and AKS; `--image-credential-provider-config` (the kubelet's flag name, for `serve` and `check`)",
+        ),
+      providerBinDir: z
+        .string()
+        .optional()
+        .describe(
+          'where the plugins named in `providerConfig` are (needed with it, as the kubelet needs both flags); `--image-credential-provider-bin-dir`',
+        ),
     })
     .refine((c) => !c.providerConfig || Boolean(c.providerBinDir), {
       message: 'providerConfig needs providerBinDir (the kubelet needs both flags too)',
@@ -125,80 +178,139 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 
-  /** platforms to require (os/arch[/variant]); empty: the nodes' platforms when in a cluster */
-  platforms: z.array(z.string()).default([]),
+  platforms: z
+    .array(z.string())
+    .default(DEFAULTS.platforms)
+    .describe(
+      "platforms to require (`os/arch[/variant]`); empty: the nodes' (from a watch of Node objects) when in a cluster; `--platform`",
+    ),
 
   cluster: z
     .strictObject({
-      /** path of a kubeconfig; empty: KUBECONFIG, then in-cluster, then none */
-      kubeconfig: z.string().optional(),
-      /** cache secrets and service accounts this long */
-      cacheTtl: duration.prefault('30s'),
-      /** watch Node objects for platforms and images */
-      watchNodes: z.boolean().default(true),
+      kubeconfig: z
+        .string()
+        .optional()
+        .describe('kubeconfig path; unset: `KUBECONFIG`, then in-cluster, then none; `--kubeconfig`'),
+      cacheTtl: duration.default(DEFAULTS.cluster.cacheTtl).describe('how long secrets and ServiceAccounts are cached'),
+      watchNodes: z
+        .boolean()
+        .default(DEFAULTS.cluster.watchNodes)
+        .describe('watch Node objects for platforms and images'),
     })
     .prefault({}),
 
   server: z
     .strictObject({
-      host: z.string().default('0.0.0.0'),
-      port: z.number().int().min(0).max(65535).default(8443),
-      /** plain-HTTP GET /metrics on its own port; 0 serves /metrics on the webhook's port instead */
-      metricsPort: z.number().int().min(0).max(65535).default(9090),
-      tlsCert: z.string().optional(),
-      tlsKey: z.string().optional(),
-      /**
-       * AdmissionReview bodies carry object and oldObject; the API server takes requests up to 3 MiB,
-       * so a review is ~6 MiB at most
-       */
-      bodyLimit: z
+      host: z.string().default(DEFAULTS.server.host).describe('listen address; `--host`'),
+      port: z.number().int().min(0).max(65535).default(DEFAULTS.server.port).describe('webhook port; `--port`'),
+      metricsPort: z
+        .number()
+        .int()
+        .min(0)
+        .max(65535)
+        .default(DEFAULTS.server.metricsPort)
+        .describe(
+          'plain-HTTP port for `GET /metrics` (a NetworkPolicy and a ServiceMonitor address it alone); `0` serves `/metrics` on the webhook port; `--metrics-port`',
+        ),
+      tlsCert: z
+        .string()
+        .optional()
+        .describe(
+          'serving certificate (PEM), re-read when it changes; without it and `tlsKey` a self-signed certificate is made; `--tls-cert`',
+        ),
+      tlsKey: z.string().optional().describe("the serving certificate's key (PEM); `--tls-key`"),
+      bodyLimit: bytes
+        .default(DEFAULTS.server.bodyLimit)
+        .describe(
+          "largest AdmissionReview read: a review carries object and oldObject, each at most the API server's 3 MiB request limit, so one is ~7 MiB at most; a larger one is allowed unchecked, with a warning",
+        ),
+      bodyMemory: bytes
+        .default(DEFAULTS.server.bodyMemory)
+        .describe(
+          "estimated memory all request bodies being read, parsed or reviewed may hold at once; past it reviews get 429 (the webhook's `failurePolicy` decides)",
+        ),
+      reviewsInFlight: z
         .number()
         .int()
         .positive()
-        .default(8 * 1024 * 1024),
-      /** estimated memory (bytes) all request bodies being read, parsed or reviewed may hold at once */
-      bodyMemory: z
+        .default(DEFAULTS.server.reviewsInFlight)
+        .describe("reviews running at once; more are answered 429 at once (the webhook's `failurePolicy` decides)"),
+      maxConnections: z
         .number()
         .int()
         .positive()
-        .default(48 * 1024 * 1024),
-      /** reviews running at once; more are answered 429 at once (the webhook's failurePolicy decides) */
-      reviewsInFlight: z.number().int().positive().default(1000),
-      /** open connections at most */
-      maxConnections: z.number().int().positive().default(512),
+        .default(DEFAULTS.server.maxConnections)
+        .describe('open connections at most'),
     })
     .prefault({}),
 
-  /** the watch in `pullguard serve`: Events on pods stuck pulling, re-verification of running workloads */
   watch: z
     .strictObject({
-      enabled: z.boolean().default(false),
-      /** how often every running workload's images are asked of their registries again */
-      interval: duration.pipe(z.number().min(1000, 'at least 1s')).prefault('10m'),
-      /** an Event is updated at most this often (per pod container or workload image) unless its cause changes */
-      eventInterval: duration.prefault('1m'),
-      /**
-       * registry requests per registry host (as connected: 127.1 and 127.0.0.1 are one) in each
-       * re-verification round, and again for diagnosing stuck pods in each interval
-       */
-      registryBudget: z.number().int().positive().default(100),
-      /** registry requests to all hosts together in each round, and again for diagnosis in each interval */
-      roundBudget: z.number().int().positive().default(1000),
-      /** Events created or updated per namespace in each interval; the rest follow in later ones */
-      eventsPerNamespace: z.number().int().positive().default(20),
-      /** series of pullguard_workload_image_pullable at most; the rest are counted as dropped */
-      maxSeries: z.number().int().positive().default(5000),
-      /** the coordination.k8s.io Lease that picks one acting replica */
-      leaseName: z.string().min(1).default('pullguard-watch'),
-      /** the Lease's namespace; default: pullguard's own (POD_NAMESPACE, else the service account's) */
-      leaseNamespace: z.string().optional(),
-      leaseDuration: duration.pipe(z.number().min(1000, 'at least 1s')).prefault('15s'),
+      enabled: z
+        .boolean()
+        .default(DEFAULTS.watch.enabled)
+        .describe(
+          'the watch in `serve`: Events on pods stuck pulling, re-verification of running workloads ([above](#the-watch-serve-off-by-default)); `PULLGUARD_WATCH_ENABLED=true`',
+        ),
+      interval: duration
+        .pipe(z.number().min(1000, 'at least 1s'))
+        .default(DEFAULTS.watch.interval)
+        .describe("how often every running workload's images are asked of their registries again"),
+      eventInterval: duration
+        .default(DEFAULTS.watch.eventInterval)
+        .describe(
+          'an Event is updated at most this often (per pod container or workload image) unless its cause changes',
+        ),
+      registryBudget: z
+        .number()
+        .int()
+        .positive()
+        .default(DEFAULTS.watch.registryBudget)
+        .describe(
+          'registry requests per registry host (as connected: `127.1` is `127.0.0.1`) in each re-verification round, and again for diagnosing stuck pods in each interval',
+        ),
+      roundBudget: z
+        .number()
+        .int()
+        .positive()
+        .default(DEFAULTS.watch.roundBudget)
+        .describe('registry requests to all hosts together in each round, and again for diagnosis in each interval'),
+      eventsPerNamespace: z
+        .number()
+        .int()
+        .positive()
+        .default(DEFAULTS.watch.eventsPerNamespace)
+        .describe('Events created or updated per namespace in each interval; the rest follow in later ones'),
+      maxSeries: z
+        .number()
+        .int()
+        .positive()
+        .default(DEFAULTS.watch.maxSeries)
+        .describe(
+          'series of `pullguard_workload_image_pullable` at most (unpullable first); `pullguard_workload_image_pullable_dropped` counts the rest',
+        ),
+      leaseName: z
+        .string()
+        .min(1)
+        .default(DEFAULTS.watch.leaseName)
+        .describe('the `coordination.k8s.io` Lease that picks the one acting replica'),
+      leaseNamespace: z
+        .string()
+        .optional()
+        .describe("the Lease's namespace; unset: pullguard's own (`POD_NAMESPACE`, else the service account's)"),
+      leaseDuration: duration
+        .pipe(z.number().min(1000, 'at least 1s'))
+        .default(DEFAULTS.watch.leaseDuration)
+        .describe('how long a leader holds the Lease without renewing it'),
     })
     .prefault({}),
 
   log: z
     .strictObject({
-      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      level: z
+        .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+        .default(DEFAULTS.log.level)
+        .describe('pino level; `debug` adds a line for every plain allow'),
     })
     .prefault({}),
 });

@@ -1,7 +1,7 @@
 // The one configuration schema: defaults, layers (file < environment < flags), and errors that name
 // every wrong field.
 import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -126,4 +126,24 @@ t.test('a bad value from flags or the environment says where it came from', asyn
   t.throws(() => loadConfig({ env: { PULLGUARD_DEADLINE: '50ms' } }), {
     message: /^invalid configuration in flags and PULLGUARD_\* variables: deadline/,
   });
+});
+
+t.test("README.md's configuration table is the schema's (npm run docs:config writes it)", async (t) => {
+  const { BEGIN, configTable, END, README } = await import('../scripts/config-table.ts');
+  const readme = readFileSync(README, 'utf8');
+  const from = readme.indexOf(BEGIN);
+  const to = readme.indexOf(END);
+  t.ok(from >= 0 && to > from, 'README.md has the markers');
+  t.equal(readme.slice(from + BEGIN.length, to).trim(), configTable(), 'run `npm run docs:config`');
+  const table = configTable();
+  t.match(table, '| `server.bodyLimit` | `bytes` | 8 MiB |', "bodyLimit's default as the code has it");
+  t.match(table, '| `cache.positiveTtl` | `duration` | `5m` |', 'durations as the file writes them');
+  t.match(table, '| `watch.leaseNamespace` | `string` | – |', 'a setting without a default');
+  // every setting with a default has a row (the groups' keys, one level down)
+  const keys = Object.entries(validateConfig({})).flatMap(([k, v]) =>
+    v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length
+      ? Object.keys(v).map((inner) => `${k}.${inner}`)
+      : [k],
+  );
+  for (const key of keys) t.match(table, `| \`${key}\` |`, key);
 });

@@ -5,52 +5,11 @@
 // itself — which configSchema then validates and words the errors of.
 
 import type { Config } from '../config.ts';
-import { environmentOverrides, HOST_PORT, mergeLayers, PROVIDER_IMAGES, parseDuration } from '../config-layers.ts';
+import { DEFAULTS, environmentOverrides, HOST_PORT, mergeLayers, parseDuration } from '../config-layers.ts';
 
-/** configSchema's answer to {}: every default (test/cli/quick-config.test.ts holds them equal). */
+/** configSchema's answer to {}: every default, from the one table configSchema takes them from. */
 export function defaultConfig(): Config {
-  return {
-    mode: 'enforce',
-    actions: {},
-    deadline: 8000,
-    registry: {
-      insecure: [],
-      caFiles: [],
-      concurrency: 8,
-      rateLimitThreshold: 10,
-      maxTagsForSuggestions: 1000,
-      allowLinkLocal: [],
-      endpoints: {},
-    },
-    cache: { maxEntries: 10_000, positiveTtl: 300_000, digestTtl: 3_600_000, negativeTtl: 10_000 },
-    credentials: {
-      nodeDockerConfigs: [],
-      providerImages: [...PROVIDER_IMAGES],
-    },
-    platforms: [],
-    cluster: { cacheTtl: 30_000, watchNodes: true },
-    server: {
-      host: '0.0.0.0',
-      port: 8443,
-      metricsPort: 9090,
-      bodyLimit: 8 * 1024 * 1024,
-      bodyMemory: 48 * 1024 * 1024,
-      reviewsInFlight: 1000,
-      maxConnections: 512,
-    },
-    watch: {
-      enabled: false,
-      interval: 600_000,
-      eventInterval: 60_000,
-      registryBudget: 100,
-      roundBudget: 1000,
-      eventsPerNamespace: 20,
-      maxSeries: 5000,
-      leaseName: 'pullguard-watch',
-      leaseDuration: 15_000,
-    },
-    log: { level: 'info' },
-  };
+  return structuredClone(DEFAULTS);
 }
 
 /** A plain object, as JSON, YAML and the flags make them. */
