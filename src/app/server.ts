@@ -114,10 +114,9 @@ export async function startServer(
   let watch: Watch | null = null;
   if (config.watch.enabled && cluster) {
     // loaded only when enabled: the watch carries the cluster client, which a webhook without one never loads
-    const { Watch } = await import('../watch/watch.ts');
-    watch = new Watch({
+    const { buildWatch } = await import('./watch.ts');
+    watch = buildWatch(config, {
       kc: cluster.kc,
-      config,
       credentials,
       registryClient,
       registry: metrics.registry,

@@ -3,11 +3,11 @@
 // replicas race (the second create is a 409 and becomes an update). Repeats with the same message
 // are posted at most once per `minIntervalMs` per Event, and at most `perNamespace.max` Events are
 // created or updated in one namespace per `perNamespace.windowMs`: invalid references in a few
-// workloads with many containers would otherwise post hundreds at once.
-import { ApiException, CoreV1Api, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
+// workloads with many containers would otherwise post hundreds at once. The requests themselves
+// are cluster/events.ts's.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { withSignal } from '../cluster/signal.ts';
+import type { CoreV1Event, EventApi } from '../cluster/events.ts';
 import { cut, oneLine } from '../findings.ts';
 
 export interface EventTarget {
@@ -41,7 +41,7 @@ export interface EventPosterOptions {
 const MAX_MESSAGE = 1000;
 
 export class EventPoster {
-  readonly #api: CoreV1Api;
+  readonly #api: EventApi;
   readonly #opts: EventPosterOptions;
   /** event name -> when we last wrote it and with which message */
   readonly #last = new Map<string, { at: number; message: string }>();
@@ -49,8 +49,8 @@ export class EventPoster {
   #written = new Map<string, { n: number; held: number }>();
   #windowStart = 0;
 
-  constructor(kc: KubeConfig, opts: EventPosterOptions) {
-    this.#api = kc.makeApiClient(CoreV1Api);
+  constructor(api: EventApi, opts: EventPosterOptions) {
+    this.#api = api;
     this.#opts = opts;
   }
 
@@ -73,7 +73,6 @@ export class EventPoster {
     const namespace = e.target.namespace;
     if (!this.#admit(namespace, now)) return 'limited';
     const stamp = new Date(now);
-    const signal = () => withSignal(AbortSignal.timeout(10_000));
     try {
       const body: CoreV1Event = {
         metadata: { name, namespace },
@@ -95,16 +94,13 @@ export class EventPoster {
         reportingComponent: 'pullguard',
         reportingInstance: this.#opts.identity,
       };
-      try {
-        await this.#api.createNamespacedEvent({ namespace, body }, signal());
+      if (await this.#api.create(body)) {
         this.#remember(name, now, message);
         return 'created';
-      } catch (err) {
-        if (!(err instanceof ApiException && err.code === 409)) throw err;
       }
       // It exists (ours from before, or another replica's): raise its count.
       for (let attempt = 0; attempt < 3; attempt++) {
-        const current = await this.#api.readNamespacedEvent({ name, namespace }, signal());
+        const current = await this.#api.read(namespace, name);
         const lastAt = current.lastTimestamp ? new Date(current.lastTimestamp).getTime() : 0;
         if (current.message === message && now - lastAt < this.#opts.minIntervalMs) {
           this.#remember(name, lastAt, message);
@@ -114,12 +110,9 @@ export class EventPoster {
         current.lastTimestamp = stamp;
         current.message = message;
         current.reportingInstance = this.#opts.identity;
-        try {
-          await this.#api.replaceNamespacedEvent({ name, namespace, body: current }, signal());
+        if (await this.#api.replace(current)) {
           this.#remember(name, now, message);
           return 'updated';
-        } catch (err) {
-          if (!(err instanceof ApiException && err.code === 409)) throw err;
         }
       }
       return 'failed';

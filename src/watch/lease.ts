@@ -1,14 +1,11 @@
 // One leader among the replicas, by a coordination.k8s.io/v1 Lease, as client-go's leader election
 // does: the holder renews it; another replica takes it over only after it has seen no renewal for
-// the lease's duration on its own clock (clocks of different machines are never compared).
-import { ApiException, CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+// the lease's duration on its own clock (clocks of different machines are never compared). The
+// Lease's reads and writes are cluster/lease.ts's.
 import type { Logger } from 'pino';
-import { microTime } from '../cluster/microtime.ts';
-import { withSignal } from '../cluster/signal.ts';
+import type { LeaderRecord, LeaseLock } from '../cluster/lease.ts';
 
 export interface LeaseOptions {
-  namespace: string;
-  name: string;
   identity: string;
   /** how long a lease lasts without renewal */
   durationMs: number;
@@ -18,7 +15,7 @@ export interface LeaseOptions {
 }
 
 export class LeaderLease {
-  readonly #api: CoordinationV1Api;
+  readonly #lock: LeaseLock;
   readonly #opts: LeaseOptions;
   #leader = false;
   /** what the lease said last time, and when (our clock) it last changed */
@@ -26,8 +23,8 @@ export class LeaderLease {
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
 
-  constructor(kc: KubeConfig, opts: LeaseOptions) {
-    this.#api = kc.makeApiClient(CoordinationV1Api);
+  constructor(lock: LeaseLock, opts: LeaseOptions) {
+    this.#lock = lock;
     this.#opts = opts;
   }
 
@@ -50,16 +47,8 @@ export class LeaderLease {
     if (this.#leader) {
       // Hand over at once: a lease held by nobody can be taken by the next replica's next try.
       try {
-        const lease = await this.#read();
-        if (lease?.spec?.holderIdentity === this.#opts.identity) {
-          lease.spec.holderIdentity = '';
-          lease.spec.renewTime = microTime(new Date(lease.spec.renewTime ?? Date.now()));
-          lease.spec.acquireTime = microTime(new Date(lease.spec.acquireTime ?? Date.now()));
-          await this.#api.replaceNamespacedLease(
-            { name: this.#opts.name, namespace: this.#opts.namespace, body: lease },
-            withSignal(AbortSignal.timeout(5_000)),
-          );
-        }
+        const record = await this.#lock.get();
+        if (record?.holderIdentity === this.#opts.identity) await this.#lock.update({ ...record, holderIdentity: '' });
       } catch {
         // it expires by itself
       }
@@ -71,22 +60,10 @@ export class LeaderLease {
     if (leader === this.#leader) return;
     this.#leader = leader;
     this.#opts.logger?.info(
-      { lease: this.#opts.name, identity: this.#opts.identity, leader },
+      { lease: this.#lock.name, identity: this.#opts.identity, leader },
       'watch leadership changed',
     );
     this.#opts.onChange?.(leader);
-  }
-
-  async #read(): Promise<V1Lease | undefined> {
-    try {
-      return await this.#api.readNamespacedLease(
-        { name: this.#opts.name, namespace: this.#opts.namespace },
-        withSignal(AbortSignal.timeout(5_000)),
-      );
-    } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return undefined;
-      throw err;
-    }
   }
 
   async #tick(): Promise<void> {
@@ -105,46 +82,33 @@ export class LeaderLease {
   }
 
   async #tryAcquireOrRenew(): Promise<boolean> {
-    const { namespace, name, identity, durationMs } = this.#opts;
+    const { identity, durationMs } = this.#opts;
     const now = new Date();
-    const spec = (transitions: number, acquired: Date) => ({
+    const mineFrom = (transitions: number, acquired: Date): LeaderRecord => ({
       holderIdentity: identity,
       leaseDurationSeconds: Math.max(1, Math.ceil(durationMs / 1000)),
-      acquireTime: microTime(acquired),
-      renewTime: microTime(now),
+      acquireTime: acquired,
+      renewTime: now,
       leaseTransitions: transitions,
     });
-    const lease = await this.#read();
-    if (!lease) {
-      try {
-        await this.#api.createNamespacedLease(
-          { namespace, body: { metadata: { name, namespace }, spec: spec(0, now) } },
-          withSignal(AbortSignal.timeout(5_000)),
-        );
-        this.#seen = { key: `${identity}\u0000${now.toISOString()}`, at: Date.now() };
-        return true;
-      } catch (err) {
-        if (err instanceof ApiException && err.code === 409) return false; // another replica was first
-        throw err;
-      }
+    const held = await this.#lock.get();
+    if (!held) {
+      // false: another replica was first
+      if (!(await this.#lock.create(mineFrom(0, now)))) return false;
+      this.#seen = { key: `${identity}\u0000${now.toISOString()}`, at: Date.now() };
+      return true;
     }
-    const holder = lease.spec?.holderIdentity ?? '';
-    const key = `${holder}\u0000${lease.spec?.renewTime ? new Date(lease.spec.renewTime).toISOString() : ''}`;
+    const holder = held.holderIdentity;
+    const key = `${holder}\u0000${held.renewTime ? held.renewTime.toISOString() : ''}`;
     if (this.#seen?.key !== key) this.#seen = { key, at: Date.now() };
     const mine = holder === identity;
     const expired = holder === '' || Date.now() - this.#seen.at > durationMs;
     if (!mine && !expired) return false;
-    const transitions = (lease.spec?.leaseTransitions ?? 0) + (mine ? 0 : 1);
-    const acquired = mine && lease.spec?.acquireTime ? new Date(lease.spec.acquireTime) : now;
-    lease.spec = spec(transitions, acquired);
-    try {
-      // replace carries the resourceVersion read above: of two replicas racing, only one wins
-      await this.#api.replaceNamespacedLease({ name, namespace, body: lease }, withSignal(AbortSignal.timeout(5_000)));
-      this.#seen = { key: `${identity}\u0000${now.toISOString()}`, at: Date.now() };
-      return true;
-    } catch (err) {
-      if (err instanceof ApiException && err.code === 409) return false;
-      throw err;
-    }
+    const transitions = held.leaseTransitions + (mine ? 0 : 1);
+    const acquired = mine && held.acquireTime ? held.acquireTime : now;
+    // the update carries the resourceVersion read above: of two replicas racing, only one wins
+    if (!(await this.#lock.update(mineFrom(transitions, acquired)))) return false;
+    this.#seen = { key: `${identity}\u0000${now.toISOString()}`, at: Date.now() };
+    return true;
   }
 }

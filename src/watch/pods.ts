@@ -3,15 +3,9 @@
 // Only the leader acts; every replica keeps the list current so a new leader starts at once. At
 // most DIAGNOSES_IN_FLIGHT pods are diagnosed at once (each reads the API: events, node, secrets);
 // the others wait their turn, once each, with their latest state.
-import {
-  CoreV1Api,
-  type Informer,
-  type KubeConfig,
-  makeInformer,
-  type ObjectCache,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { PodInformer } from '../cluster/pod-informer.ts';
 import { cut, oneLine, quote } from '../findings.ts';
 import type { ContainerDiagnosis } from '../diagnose/diagnose.ts';
 import { STUCK_REASONS } from '../diagnose/evidence.ts';
@@ -23,7 +17,8 @@ export const DIAGNOSED_REASON = 'ImagePullDiagnosed';
 export const DIAGNOSES_IN_FLIGHT = 4;
 
 export interface PodWatchOptions {
-  kc: KubeConfig;
+  /** every pod, kept current */
+  informer: PodInformer;
   events: EventPoster;
   /**
    * Diagnoses one pod's stuck containers; `due` names those whose diagnosis is due. A container
@@ -34,8 +29,6 @@ export interface PodWatchOptions {
   /** a pod's containers are diagnosed again at most this often (its status changes every back-off) */
   minIntervalMs: number;
   logger?: Logger;
-  /** restart delay after the watch fails */
-  retryMs?: number;
 }
 
 /** The stuck containers of a pod: name and waiting reason. */
@@ -61,22 +54,19 @@ function eventMessage(d: ContainerDiagnosis): string {
 
 export class PodWatch {
   readonly #opts: PodWatchOptions;
-  #informer: (Informer<V1Pod> & ObjectCache<V1Pod>) | undefined;
   #stopped = false;
-  #retry: NodeJS.Timeout | undefined;
   /** pod uid + container -> when it was last diagnosed, and its cause */
   readonly #diagnosed = new Map<string, { at: number; reason: string; namespace: string }>();
   readonly #busy = new Set<string>();
   /** pods waiting for a place (uid -> their latest state), in the order they came */
   readonly #queue = new Map<string, V1Pod>();
-  #ready = false;
 
   constructor(opts: PodWatchOptions) {
     this.#opts = opts;
   }
 
   get ready(): boolean {
-    return this.#ready;
+    return this.#opts.informer.ready;
   }
 
   /** Pods being diagnosed now, and pods waiting for a place. */
@@ -85,37 +75,19 @@ export class PodWatch {
   }
 
   start(): void {
-    const api = this.#opts.kc.makeApiClient(CoreV1Api);
-    const informer = makeInformer(this.#opts.kc, '/api/v1/pods', () => api.listPodForAllNamespaces());
-    informer.on('add', (pod) => this.#seen(pod));
-    informer.on('update', (pod) => this.#seen(pod));
-    informer.on('delete', (pod) => this.#forget(pod));
-    informer.on('connect', () => {
-      this.#ready = true;
-    });
-    informer.on('error', (err: unknown) => {
-      this.#opts.logger?.warn({ err: (err as Error)?.message }, 'pod watch failed; restarting');
-      if (this.#stopped) return;
-      this.#retry = setTimeout(() => void informer.start().catch(() => undefined), this.#opts.retryMs ?? 5_000);
-    });
-    this.#informer = informer;
-    void informer.start().catch((err: unknown) => {
-      this.#opts.logger?.warn({ err: (err as Error)?.message }, 'pod watch could not start');
-    });
+    this.#opts.informer.start({ changed: (pod) => this.#seen(pod), deleted: (pod) => this.#forget(pod) });
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#queue.clear();
-    clearTimeout(this.#retry);
-    await this.#informer?.stop();
+    await this.#opts.informer.stop();
   }
 
   /** The leader's view for the metric: stuck containers by namespace and cause. */
   failing(): Map<string, number> {
     const counts = new Map<string, number>();
-    if (!this.#informer) return counts;
-    for (const pod of this.#informer.list()) {
+    for (const pod of this.#opts.informer.list()) {
       for (const { container, reason } of stuckContainers(pod)) {
         const d = this.#diagnosed.get(`${pod.metadata?.uid}\u0000${container}`);
         const key = `${pod.metadata?.namespace ?? ''}\u0000${d?.reason ?? reason}`;
@@ -127,7 +99,7 @@ export class PodWatch {
 
   /** Every pod the watch holds (for re-verification of bare pods). */
   pods(): readonly V1Pod[] {
-    return this.#informer?.list() ?? [];
+    return this.#opts.informer.list();
   }
 
   /** Diagnose the pods that are stuck now (a replica that just became leader catches up). */

@@ -3,9 +3,9 @@
 // manifest HEAD requests, within a request budget per registry and for all registries in a round,
 // and no further once a registry says its rate limit is near. An image that stops being pullable gets an Event on the
 // workload ("a rescheduled pod will fail") and pullguard_workload_image_pullable drops to 0.
-import { AppsV1Api, BatchV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { withSignal } from '../cluster/signal.ts';
+import type { WorkloadLists } from '../cluster/workloads.ts';
 import type { PodCredentials } from '../podcheck/credentials.ts';
 import type { Finding } from '../findings.ts';
 import { cut, oneLine } from '../findings.ts';
@@ -35,7 +35,8 @@ export interface WorkloadImage {
 }
 
 export interface ReverifyOptions {
-  kc: KubeConfig;
+  /** the workloads' lists from the API */
+  workloads: WorkloadLists;
   engine: Preflight;
   credentials: PodCredentials;
   events: EventPoster;
@@ -73,30 +74,16 @@ export class Reverifier {
   }
 
   async #list(): Promise<Workload[]> {
-    const apps = this.#opts.kc.makeApiClient(AppsV1Api);
-    const batch = this.#opts.kc.makeApiClient(BatchV1Api);
-    const signal = () => withSignal(AbortSignal.timeout(30_000));
-    const kinds: [string, string, () => Promise<{ items: unknown[] }>][] = [
-      ['apps/v1', 'Deployment', () => apps.listDeploymentForAllNamespaces({}, signal())],
-      ['apps/v1', 'StatefulSet', () => apps.listStatefulSetForAllNamespaces({}, signal())],
-      ['apps/v1', 'DaemonSet', () => apps.listDaemonSetForAllNamespaces({}, signal())],
-      ['batch/v1', 'CronJob', () => batch.listCronJobForAllNamespaces({}, signal())],
-    ];
     const out: Workload[] = [];
-    await Promise.all(
-      kinds.map(async ([apiVersion, kind, list]) => {
-        try {
-          for (const item of (await list()).items)
-            out.push({ apiVersion, kind, object: { ...(item as object), kind } as Record<string, unknown> });
-        } catch (err) {
-          // e.g. batch/v1 CronJob before Kubernetes 1.21, or no RBAC for a kind: the others go on
-          if (!this.#warnedKinds.has(kind)) {
-            this.#warnedKinds.add(kind);
-            this.#opts.logger?.warn({ kind, err: (err as Error).message }, 'workloads of this kind not re-verified');
-          }
-        }
-      }),
-    );
+    for (const list of await this.#opts.workloads.list()) {
+      if ('items' in list) {
+        for (const object of list.items) out.push({ apiVersion: list.apiVersion, kind: list.kind, object });
+      } else if (!this.#warnedKinds.has(list.kind)) {
+        // e.g. batch/v1 CronJob before Kubernetes 1.21, or no RBAC for a kind: the others go on
+        this.#warnedKinds.add(list.kind);
+        this.#opts.logger?.warn({ kind: list.kind, err: list.error.message }, 'workloads of this kind not re-verified');
+      }
+    }
     for (const pod of this.#opts.pods()) {
       if (pod.metadata?.ownerReferences?.length) continue; // their owner is checked
       if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;

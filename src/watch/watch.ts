@@ -1,38 +1,63 @@
 // The watch in `pullguard serve` (watch.enabled): the pod watch that diagnoses stuck pulls and the
 // periodic re-verification of running workloads' images, both acting only on the replica that
 // holds the Lease. Metrics: pullguard_pods_pull_failing and pullguard_workload_image_pullable.
-// Re-verification and diagnosis each have an engine of their own, counted against a budget of
-// their own (watch.registryBudget per registry, watch.roundBudget in all, per round or interval):
-// a long round does not starve the diagnosis of a pod that just got stuck, nor the reverse.
+// Re-verification and diagnosis each have a pod check of their own, counted against a budget of
+// their own: a long round does not starve the diagnosis of a pod that just got stuck, nor the
+// reverse. app/watch.ts builds them and the API clients; here are the decisions.
 import { createHash } from 'node:crypto';
-import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
-import { PodReader } from '../cluster/pods.ts';
+import type { EventApi } from '../cluster/events.ts';
+import type { LeaseLock } from '../cluster/lease.ts';
+import type { PodInformer } from '../cluster/pod-informer.ts';
+import type { PodReader } from '../cluster/pods.ts';
+import type { WorkloadLists } from '../cluster/workloads.ts';
 import type { Config } from '../config.ts';
 import type { ContainerDiagnosis } from '../diagnose/diagnose.ts';
-import type { PodCredentials } from '../podcheck/credentials.ts';
 import { diagnoseOne } from '../diagnose/pods.ts';
 import type { Finding, ImageUse } from '../findings.ts';
-import { type CheckOptions, Preflight } from '../preflight/engine.ts';
+import type { PodCheck, PodCheckOptions, PodSite } from '../podcheck/podcheck.ts';
 import { parseImage } from '../reference/index.ts';
-import type { ClientOptions, RegistryClient } from '../registry/client.ts';
-import { RequestBudget } from './budget.ts';
+import type { RequestBudget } from './budget.ts';
 import { EventPoster } from './events.ts';
 import { LeaderLease } from './lease.ts';
 import { PodWatch } from './pods.ts';
 import { Reverifier } from './reverify.ts';
 
-export interface WatchDeps {
-  kc: KubeConfig;
-  config: Config;
-  credentials: PodCredentials;
-  /** a registry client as the webhook's (CAs, proxies, insecure hosts), with the watch's own observers */
-  registryClient: (hooks: Pick<ClientOptions, 'onResponse' | 'onFailure'>) => RegistryClient;
+/** A pod check whose registry requests count against `budget`. */
+export interface BudgetedCheck {
+  podCheck: PodCheck;
+  budget: RequestBudget;
+}
+
+/** What the watch asks of the API server (cluster/). */
+export interface WatchApi {
+  events: EventApi;
+  lease: LeaseLock;
+  /** every pod, kept current */
+  pods: PodInformer;
+  /** a stuck pod's events and node */
+  reader: PodReader;
+  workloads: WorkloadLists;
+}
+
+export interface WatchParts {
+  settings: Config['watch'];
+  /** per check of a workload or a stuck pod, for the cluster reads and the registries */
+  deadlineMs: number;
+  /** re-verification's: the budget starts again with every round */
+  reverification: BudgetedCheck;
+  /** diagnosis's: the budget starts again every interval */
+  diagnosis: BudgetedCheck;
+  cluster: WatchApi;
+  /** where the watch's metrics go */
   registry: Registry;
   logger?: Logger;
+  /** this replica's name in the Lease and on its Events */
   identity: string;
-  leaseNamespace: string;
+  /** closes what was built for the watch (its engines) */
+  close?: () => Promise<void>;
 }
 
 /** Longest image label value: a longer one keeps its start and a hash of the whole, so two stay distinct. */
@@ -49,62 +74,26 @@ export class Watch {
   readonly lease: LeaderLease;
   readonly pods: PodWatch;
   readonly reverifier: Reverifier;
-  /** re-verification's engine, and diagnosis's */
-  readonly #engine: Preflight;
-  readonly #diagnosisEngine: Preflight;
-  readonly #diagnosisBudget: RequestBudget;
-  readonly #deps: WatchDeps;
+  readonly #parts: WatchParts;
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
   #stopped = false;
 
-  constructor(deps: WatchDeps) {
-    this.#deps = deps;
-    const w = deps.config.watch;
-    const logger = deps.logger;
-    // Engines of its own: answers cached for less than an interval, so every round asks the
-    // registry again; no tag lists for suggestions (manifest HEADs only).
-    const fresh = Math.max(1_000, Math.floor(w.interval / 2));
-    const engineConfig = {
-      ...deps.config,
-      cache: {
-        ...deps.config.cache,
-        positiveTtl: Math.min(deps.config.cache.positiveTtl, fresh),
-        negativeTtl: Math.min(deps.config.cache.negativeTtl, fresh),
-      },
-      registry: { ...deps.config.registry, maxTagsForSuggestions: 0 },
-    };
-    // A rate limit either engine heard of stops both.
-    const rateLimits = () => [
-      ...this.#engine.client.rateLimits.values(),
-      ...this.#diagnosisEngine.client.rateLimits.values(),
-    ];
-    const budget = (windowMs?: number) =>
-      new RequestBudget({
-        perRegistry: w.registryBudget,
-        total: w.roundBudget,
-        rateLimitThreshold: deps.config.registry.rateLimitThreshold,
-        rateLimits,
-        ...(windowMs ? { windowMs } : {}),
-      });
-    const counted = (b: RequestBudget) =>
-      deps.registryClient({ onResponse: (host) => b.spend(host), onFailure: (host) => b.spend(host) });
-    const roundBudget = budget(); // reset by every round
-    this.#diagnosisBudget = budget(w.interval);
-    this.#engine = new Preflight(engineConfig, counted(roundBudget));
-    this.#diagnosisEngine = new Preflight(engineConfig, counted(this.#diagnosisBudget));
-    const events = new EventPoster(deps.kc, {
-      identity: deps.identity,
+  constructor(parts: WatchParts) {
+    this.#parts = parts;
+    const w = parts.settings;
+    const { logger, cluster } = parts;
+    const log = logger ? { logger } : {};
+    const events = new EventPoster(cluster.events, {
+      identity: parts.identity,
       minIntervalMs: w.eventInterval,
       perNamespace: { max: w.eventsPerNamespace, windowMs: w.interval },
-      ...(logger ? { logger } : {}),
+      ...log,
     });
-    this.lease = new LeaderLease(deps.kc, {
-      namespace: deps.leaseNamespace,
-      name: w.leaseName,
-      identity: deps.identity,
+    this.lease = new LeaderLease(cluster.lease, {
+      identity: parts.identity,
       durationMs: w.leaseDuration,
-      ...(logger ? { logger } : {}),
+      ...log,
       onChange: (leader) => {
         if (leader) {
           this.pods.catchUp();
@@ -112,32 +101,30 @@ export class Watch {
         }
       },
     });
-    const reader = new PodReader(deps.kc, Math.max(5_000, deps.config.deadline));
     this.pods = new PodWatch({
-      kc: deps.kc,
+      informer: cluster.pods,
       events,
       isLeader: () => this.lease.leader,
       minIntervalMs: w.eventInterval,
-      diagnose: (pod, due) => this.#diagnose(reader, pod, due),
-      ...(logger ? { logger } : {}),
+      diagnose: (pod, due) => this.#diagnose(pod, due),
+      ...log,
     });
     this.reverifier = new Reverifier({
-      kc: deps.kc,
-      engine: this.#engine,
-      credentials: deps.credentials,
+      workloads: cluster.workloads,
+      podCheck: parts.reverification.podCheck,
       events,
-      budget: roundBudget,
-      deadlineMs: deps.config.deadline,
+      budget: parts.reverification.budget,
+      deadlineMs: parts.deadlineMs,
       pods: () => this.pods.pods(),
-      ...(logger ? { logger } : {}),
+      ...log,
     });
-    this.#metrics(deps.registry);
+    this.#metrics(parts.registry);
   }
 
   /** The registry host a reference's pull goes to; undefined for an invalid reference (it asks none). */
   #hostOf(image: string): string | undefined {
     const parsed = parseImage(image);
-    return parsed.ok ? this.#diagnosisEngine.client.hostFor(parsed.ref.domain) : undefined;
+    return parsed.ok ? this.#parts.diagnosis.podCheck.engine.client.hostFor(parsed.ref.domain) : undefined;
   }
 
   /**
@@ -145,8 +132,8 @@ export class Watch {
    * asked, and its container is left out (diagnosed at a later change of the pod). When no due
    * container's image may be asked, nothing is read from the API either.
    */
-  async #diagnose(reader: PodReader, pod: V1Pod, due: ReadonlySet<string>): Promise<ContainerDiagnosis[]> {
-    const budget = this.#diagnosisBudget;
+  async #diagnose(pod: V1Pod, due: ReadonlySet<string>): Promise<ContainerDiagnosis[]> {
+    const { podCheck: diagnosisCheck, budget } = this.#parts.diagnosis;
     const spec = pod.spec;
     const images = [...(spec?.initContainers ?? []), ...(spec?.containers ?? []), ...(spec?.ephemeralContainers ?? [])]
       .filter((c) => due.has(c.name))
@@ -160,8 +147,8 @@ export class Watch {
     )
       return [];
     const skipped = new Set<string>();
-    const engine = {
-      check: async (uses: ImageUse[], opts: CheckOptions): Promise<Finding[]> => {
+    const podCheck = {
+      check: async (pod: PodSite, uses: ImageUse[], opts: PodCheckOptions): Promise<Finding[]> => {
         // one place per distinct image (the engine asks once for all its containers)
         const places = new Map<string, (() => void) | undefined>();
         const asked: ImageUse[] = [];
@@ -172,7 +159,7 @@ export class Watch {
           else asked.push(use);
         }
         try {
-          const findings = asked.length ? await this.#diagnosisEngine.check(asked, opts) : [];
+          const findings = asked.length ? await diagnosisCheck.check(pod, asked, opts) : [];
           for (const f of findings) {
             const host = f.reason === 'rate-limited' ? this.#hostOf(f.image) : undefined;
             if (host) budget.stop(host);
@@ -184,7 +171,7 @@ export class Watch {
       },
     };
     const list = await diagnoseOne(
-      { reader, engine, credentials: this.#deps.credentials, deadlineMs: this.#deps.config.deadline },
+      { reader: this.#parts.cluster.reader, podCheck, deadlineMs: this.#parts.deadlineMs },
       pod,
       false,
     );
@@ -238,7 +225,7 @@ export class Watch {
           );
       },
     });
-    const maxSeries = this.#deps.config.watch.maxSeries;
+    const maxSeries = this.#parts.settings.maxSeries;
     const dropped = new Gauge({
       name: 'pullguard_workload_image_pullable_dropped',
       help: 'Workload images re-verified but left out of pullguard_workload_image_pullable (more than watch.maxSeries); exported by the watch leader',
@@ -260,7 +247,7 @@ export class Watch {
     this.#timer = setTimeout(() => {
       this.#round = this.#runRound().finally(() => {
         this.#round = undefined;
-        this.#schedule(this.#deps.config.watch.interval);
+        this.#schedule(this.#parts.settings.interval);
       });
     }, ms);
   }
@@ -271,7 +258,7 @@ export class Watch {
       const stopped = await this.reverifier.round();
       if (this.lease.leader) await this.reverifier.announce(stopped);
     } catch (err) {
-      this.#deps.logger?.warn({ err: (err as Error).message }, 're-verification round failed');
+      this.#parts.logger?.warn({ err: (err as Error).message }, 're-verification round failed');
     }
   }
 
@@ -281,6 +268,6 @@ export class Watch {
     await this.#round;
     await this.pods.stop();
     await this.lease.stop();
-    await Promise.all([this.#engine.close(), this.#diagnosisEngine.close()]);
+    await this.#parts.close?.();
   }
 }

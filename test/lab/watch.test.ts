@@ -14,6 +14,9 @@ import { FakeKubelet } from '../helpers/kubelet.ts';
 import { ClusterReader } from '../../src/cluster/reader.ts';
 import { PodCredentials } from '../../src/podcheck/credentials.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
+import { PodCheck } from '../../src/podcheck/podcheck.ts';
+import { EventApi } from '../../src/cluster/events.ts';
+import { WorkloadLists } from '../../src/cluster/workloads.ts';
 import { EventPoster } from '../../src/watch/events.ts';
 import { Reverifier } from '../../src/watch/reverify.ts';
 import { RequestBudget } from '../../src/watch/budget.ts';
@@ -254,10 +257,12 @@ t.test('re-verification keeps to its budget per registry and stops where the quo
   const engine = new Preflight(config, registryClientFor(config, [], { onResponse: count, onFailure: count }));
   t.teardown(() => engine.close());
   const reverifier = new Reverifier({
-    kc,
-    engine,
-    credentials: new PodCredentials(new ClusterReader(kc, { cacheTtlMs: 1000 }), null),
-    events: new EventPoster(kc, { identity: 'budget-test', minIntervalMs: 60_000 }),
+    workloads: new WorkloadLists(kc),
+    podCheck: new PodCheck({
+      engine,
+      credentials: new PodCredentials(new ClusterReader(kc, { cacheTtlMs: 1000 }), null),
+    }),
+    events: new EventPoster(new EventApi(kc), { identity: 'budget-test', minIntervalMs: 60_000 }),
     budget,
     deadlineMs: config.deadline,
     pods: () => [],

@@ -14,6 +14,7 @@ import {
 } from '@kubernetes/client-node';
 import t from 'tap';
 import { stringify as stringifyYaml } from 'yaml';
+import { LeaseLock } from '../../src/cluster/lease.ts';
 import { microTime } from '../../src/cluster/microtime.ts';
 import { LeaderLease } from '../../src/watch/lease.ts';
 import { k8sTool } from '../helpers/k8s-tools.ts';
@@ -113,7 +114,10 @@ for (const [name, user, namespace, leaseName, role] of cases) {
     const kc = new KubeConfig();
     kc.loadFromFile(lab.kubeconfigFor(user));
     // pullguard's own lease code, as the user the shipped Role is bound to
-    const lease = new LeaderLease(kc, { namespace, name: leaseName, identity: 'replica-1', durationMs: 3000 });
+    const lease = new LeaderLease(new LeaseLock(kc, { namespace, name: leaseName }), {
+      identity: 'replica-1',
+      durationMs: 3000,
+    });
     t.teardown(() => lease.stop());
     lease.start();
     await until('leader', async () => lease.leader);

@@ -10,8 +10,9 @@ import t from 'tap';
 import { ClusterReader } from '../../src/cluster/reader.ts';
 import { validateConfig } from '../../src/config.ts';
 import { registryClientFor } from '../../src/app/build.ts';
+import { buildWatch } from '../../src/app/watch.ts';
 import { PodCredentials } from '../../src/podcheck/credentials.ts';
-import { Watch } from '../../src/watch/watch.ts';
+import type { Watch } from '../../src/watch/watch.ts';
 import { faults, startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
@@ -70,9 +71,8 @@ function startWatch(
   });
   const kc = o.kc ?? lab.kc();
   const metrics = new Registry();
-  const watch = new Watch({
+  const watch = buildWatch(config, {
     kc,
-    config,
     credentials: new PodCredentials(new ClusterReader(kc, { cacheTtlMs: 30_000 }), null),
     registryClient: (hooks) => registryClientFor(config, [], hooks),
     registry: metrics,
