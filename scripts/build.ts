@@ -13,8 +13,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 // once (tens of ms at every start); pullguard's own code (the registry transport) uses Agent,
 // ProxyAgent, buildConnector and the request API only, so its imports get those parts alone. A name
 // it imports that is not here fails the build. @kubernetes/client-node, in its own chunk, keeps the
-// index (it uses fetch). Of client-node itself the bundle carries what src/cluster/k8s-parts.ts and
-// the watch import by name: esbuild leaves out the other API groups (~10 MB of generated code).
+// index (it uses fetch). Of client-node itself the bundle carries what src/cluster/k8s-parts.ts
+// imports by name: esbuild leaves out the other API groups (~10 MB of generated code).
 const undiciParts: Plugin = {
   name: 'undici-parts',
   setup(b) {
