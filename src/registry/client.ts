@@ -42,8 +42,6 @@ export const MAX_CATALOG_PAGE = 1000;
 /** tag list pages followed at most */
 const MAX_TAG_PAGES = 50;
 
-const FOUND = { kind: 'found', digest: '', mediaType: '' } as const;
-
 export class RegistryClient {
   readonly transport: RegistryTransport;
   /** last rate-limit figures per registry host and credential identity */
@@ -75,14 +73,14 @@ export class RegistryClient {
     return this.#endpoints.get(domain) ?? registryHost(domain);
   }
 
-  /** The context of one question about a repository of `domain` (or, with a scope, about the registry). */
-  context(domain: string, scope: string, credential: RegistryCredential | null, signal?: AbortSignal): RequestContext {
+  /** The context of one question: its requests go to the domain's host with this scope and credential. */
+  #context(domain: string, scope: string, credential: RegistryCredential | null, signal?: AbortSignal): RequestContext {
     return new RequestContext({ host: this.hostFor(domain), scope, credential, signal });
   }
 
   /** HEAD the manifest for a tag or digest, answering auth challenges with `cred` (null: anonymous). */
   resolve(target: Target, tagOrDigest: string, cred: RegistryCredential | null, signal?: AbortSignal): Promise<Answer> {
-    const ctx = this.context(target.domain, pullScope(target.path), cred, signal);
+    const ctx = this.#context(target.domain, pullScope(target.path), cred, signal);
     const manifestPath = `/v2/${target.path}/manifests/${tagOrDigest}`;
     return this.#asking(ctx, async () => {
       let res = await this.#sender.send(ctx, 'HEAD', manifestPath);
@@ -123,7 +121,7 @@ export class RegistryClient {
     cred: RegistryCredential | null,
     signal?: AbortSignal,
   ): Promise<Answer & { body?: ManifestBody }> {
-    const ctx = this.context(target.domain, pullScope(target.path), cred, signal);
+    const ctx = this.#context(target.domain, pullScope(target.path), cred, signal);
     return this.#asking(ctx, async () => {
       const got = await this.#get(ctx, `/v2/${target.path}/manifests/${digest}`);
       if (got.answer) return got.answer;
@@ -147,7 +145,7 @@ export class RegistryClient {
     cred: RegistryCredential | null,
     signal?: AbortSignal,
   ): Promise<Record<string, unknown> | undefined> {
-    const ctx = this.context(target.domain, pullScope(target.path), cred, signal);
+    const ctx = this.#context(target.domain, pullScope(target.path), cred, signal);
     try {
       const r = await this.#response(ctx, 'GET', `/v2/${target.path}/blobs/${digest}`);
       return r?.status === 200 ? parseVerified(r.body, digest) : undefined;
@@ -166,7 +164,7 @@ export class RegistryClient {
     max: number,
     signal?: AbortSignal,
   ): Promise<Answer & { tags?: string[] }> {
-    const ctx = this.context(target.domain, pullScope(target.path), cred, signal);
+    const ctx = this.#context(target.domain, pullScope(target.path), cred, signal);
     const tags: string[] = [];
     // Pages of 100: registries that page (distribution 3, Docker Hub) are followed by their Link header.
     let path: string | undefined = `/v2/${target.path}/tags/list?n=${Math.min(Math.max(max, 1), 100)}`;
@@ -179,7 +177,11 @@ export class RegistryClient {
         if (Array.isArray(json.tags)) for (const t of json.tags) if (typeof t === 'string') tags.push(t);
         path = nextLink(header(got.response, 'link'), ctx.host);
       }
-      return { outcome: FOUND, evidence: ctx.evidence, tags: tags.slice(0, max) };
+      return {
+        outcome: { kind: 'found', digest: '', mediaType: '' },
+        evidence: ctx.evidence,
+        tags: tags.slice(0, max),
+      };
     });
   }
 
@@ -195,7 +197,7 @@ export class RegistryClient {
     max: number,
     signal?: AbortSignal,
   ): Promise<Answer & { repositories?: string[] }> {
-    const ctx = this.context(domain, CATALOG_SCOPE, cred, signal);
+    const ctx = this.#context(domain, CATALOG_SCOPE, cred, signal);
     const n = Math.min(Math.max(max, 1), MAX_CATALOG_PAGE);
     return this.#asking(ctx, async () => {
       const got = await this.#get(ctx, `/v2/_catalog?n=${n}`);
@@ -209,7 +211,7 @@ export class RegistryClient {
           // a repository name is at most 255 characters; anything else is not one
           if (typeof name === 'string' && name.length <= 255) repositories.push(name);
         }
-      return { outcome: FOUND, evidence: ctx.evidence, repositories };
+      return { outcome: { kind: 'found', digest: '', mediaType: '' }, evidence: ctx.evidence, repositories };
     });
   }
 
