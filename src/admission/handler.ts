@@ -2,7 +2,9 @@
 // the deadline, the policy's actions, the answer, metrics, and a log line (at info when it has findings).
 
 import type { Logger } from 'pino';
+import { then, type Maybe } from '../cache.ts';
 import type { Config, Mode } from '../config.ts';
+import { Deadline, type Parent } from '../deadline.ts';
 import { type Finding, logText, type Reason, type Verdict } from '../findings.ts';
 import { actionFor, type Decision } from '../policy/policy.ts';
 import type { PodCheck } from '../podcheck/podcheck.ts';
@@ -47,20 +49,20 @@ const WORST = ['ok', 'risk', 'fail'] as const;
 const NOTHING_NOTABLE: ReviewRecord['notable'] = Object.freeze([]);
 
 export class AdmissionHandler {
-  private readonly deps: HandlerDeps;
+  readonly #deps: HandlerDeps;
 
   constructor(deps: HandlerDeps) {
-    this.deps = deps;
+    this.#deps = deps;
   }
 
   /**
    * The answer now when everything the review needs is cached (most reviews: no promise, no
-   * microtask), otherwise a promise of it. Throws BadReview for input that is not an
-   * AdmissionReview; everything else gets an answer.
+   * microtask), otherwise a promise of it. `signal`: the client gave up (its work is aborted). Throws
+   * BadReview for input that is not an AdmissionReview; everything else gets an answer.
    */
-  review(body: unknown, pathMode?: Mode): ReviewResponse | Promise<ReviewResponse> {
+  review(body: unknown, pathMode?: Mode, signal?: Parent): Maybe<ReviewResponse> {
     const started = performance.now();
-    const { config, podCheck } = this.deps;
+    const { config, podCheck } = this.#deps;
     const req = parseReview(body);
     const mode = pathMode ?? config.mode;
     const images = imagesToCheck(req);
@@ -68,10 +70,10 @@ export class AdmissionHandler {
     if (!site || !uses.length) return this.#answer(req, mode, images, [], started);
     // imagesToCheck refused a review without request.namespace or naming another one.
     const pod = { site, namespace: req.namespace ?? site.namespace ?? 'default' };
-    const options = { deadline: started + config.deadline };
-    const cached = podCheck.cachedFindings(pod, uses, options);
-    if (cached) return this.#answer(req, mode, images, cached, started);
-    return podCheck.check(pod, uses, options).then((findings) => this.#answer(req, mode, images, findings, started));
+    const deadline = new Deadline(started + config.deadline, signal);
+    return then(podCheck.check(pod, uses, { deadline }), (findings) =>
+      this.#answer(req, mode, images, findings, started),
+    );
   }
 
   /**
@@ -79,7 +81,7 @@ export class AdmissionHandler {
    * body"): only its head was read. Allowed, saying it was not checked and why; counted and logged.
    */
   unchecked(head: ReviewHead, limit: string, why: string, pathMode?: Mode): ReviewResponse {
-    const { config, logger, observer } = this.deps;
+    const { config, logger, observer } = this.#deps;
     const mode = pathMode ?? config.mode;
     const answer = uncheckedResponse(head, why, mode !== 'audit');
     const skipped = wouldCheck(head);
@@ -108,7 +110,7 @@ export class AdmissionHandler {
     findings: Finding[],
     started: number,
   ): ReviewResponse {
-    const { config, logger, observer } = this.deps;
+    const { config, logger, observer } = this.#deps;
     const kind = req.kind.kind;
     const decided = findings.map((finding) => ({ finding, action: actionFor(finding, mode, config.actions) }));
     const answer = respond(req.uid, decided);

@@ -2,6 +2,7 @@
 // every group of image uses checked under one deadline for the whole command.
 
 import type { Config } from '../config.ts';
+import type { Deadline } from '../deadline.ts';
 import type { Finding, ImageUse } from '../findings.ts';
 import type { Platform } from '../platform/index.ts';
 import type { PodSpecSite } from '../workload/images.ts';
@@ -16,8 +17,8 @@ export interface Group {
 export interface CheckSetup {
   /** namespace of objects that name none */
   namespace: string;
-  /** when the whole command must be done, on the performance.now() clock */
-  deadline: number;
+  /** when the whole command must be done */
+  deadline: Deadline;
   /** called as each image use gets its finding (progress) */
   onSettled?: () => void;
 }

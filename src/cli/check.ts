@@ -8,6 +8,7 @@ import type { BuiltPodCheck } from '../app/build.ts';
 import type { Group } from '../app/check.ts';
 import { parsePlatforms } from '../app/platforms.ts';
 import type { Config } from '../config.ts';
+import { Deadline } from '../deadline.ts';
 import { UsageError } from '../errors.ts';
 import { oneLine, type Finding, type ImageUse } from '../findings.ts';
 import type { Platform } from '../platform/index.ts';
@@ -197,7 +198,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
   let args: CheckArgs | 'help' | 'version';
   let groups: Group[];
   let built: BuiltPodCheck | null = null;
-  let deadline = 0;
+  let deadline: Deadline | undefined;
   try {
     args = await parseCheckArgs(argv, io.env);
     if (args === 'help') {
@@ -209,7 +210,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
       return 0;
     }
     // --timeout is one deadline for the whole command, the wait for the nodes included.
-    deadline = performance.now() + args.config.deadline;
+    deadline = Deadline.after(args.config.deadline);
     groups = collectGroups(args, io.stdin);
     if (!args.offline) {
       // The engine and the cluster client load only when something will be asked of them.
@@ -246,7 +247,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
     try {
       findings = await checkGroups(built, groups, {
         namespace: args.namespace,
-        deadline,
+        deadline: deadline!,
         ...(onSettled ? { onSettled } : {}),
       });
     } finally {

@@ -2,12 +2,9 @@
 // pullguard's cause, fix and outlook. Exit 0: nothing stuck; 1: something is; 2: usage or cluster errors.
 
 import { parseArgs } from 'node:util';
-import { type BuiltPodCheck, buildPodCheck } from '../app/build.ts';
-import { PodReader } from '../cluster/pods.ts';
-import { KubeConfigError } from '../cluster/source.ts';
+import { diagnosePods } from '../app/diagnose.ts';
 import { loadConfig } from '../config.ts';
 import { diagnosesToJson, diagnosesToText } from '../diagnose/diagnose.ts';
-import { diagnose } from '../diagnose/pods.ts';
 import { UsageError } from '../errors.ts';
 import { oneLine } from '../findings.ts';
 import { exitStatusFor } from './errors.ts';
@@ -83,35 +80,18 @@ async function diagnoseCommand(argv: string[], io: CliIO): Promise<number> {
   if (v['docker-config']?.length)
     flags.credentials = { ...(flags.credentials as object | undefined), nodeDockerConfigs: v['docker-config'] };
   const config = loadConfig({ ...(v.config ? { file: v.config } : {}), env: io.env, flags });
-  const built: BuiltPodCheck = await buildPodCheck(config, {
-    env: io.env,
-    dockerConfigs: config.credentials.nodeDockerConfigs,
-    face: 'cli',
-    ...(v.context ? { context: v.context } : {}),
-  });
-  try {
-    const kube = built.cluster;
-    if (!kube) throw new KubeConfigError('no cluster: give --kubeconfig or set KUBECONFIG');
-    const namespace = v['all-namespaces']
-      ? undefined
-      : (v.namespace ?? kube.kc.getContextObject(kube.kc.getCurrentContext())?.namespace ?? 'default');
-    const deadlineMs = config.deadline;
-    const reader = new PodReader(kube.kc, Math.max(5_000, deadlineMs));
-    const { credentials } = built;
-    const engine = built.podCheck.engine;
-    const result = await diagnose(
-      { reader, engine, credentials, deadlineMs },
-      {
-        ...(namespace !== undefined ? { namespace } : {}),
-        pods: parsed.positionals,
-        ...(v.selector ? { labelSelector: v.selector } : {}),
-      },
-    );
-    io.stdout(output === 'json' ? diagnosesToJson(result.diagnoses) : diagnosesToText(result.diagnoses));
-    for (const e of result.errors) io.stderr(`pullguard diagnose: ${oneLine(e)}\n`);
-    if (result.diagnoses.some((d) => d.stuck)) return 1;
-    return result.errors.length ? 2 : 0;
-  } finally {
-    await built.podCheck.close();
-  }
+  const result = await diagnosePods(
+    config,
+    { env: io.env, ...(v.context ? { context: v.context } : {}) },
+    {
+      ...(v.namespace ? { namespace: v.namespace } : {}),
+      allNamespaces: Boolean(v['all-namespaces']),
+      pods: parsed.positionals,
+      ...(v.selector ? { labelSelector: v.selector } : {}),
+    },
+  );
+  io.stdout(output === 'json' ? diagnosesToJson(result.diagnoses) : diagnosesToText(result.diagnoses));
+  for (const e of result.errors) io.stderr(`pullguard diagnose: ${oneLine(e)}\n`);
+  if (result.diagnoses.some((d) => d.stuck)) return 1;
+  return result.errors.length ? 2 : 0;
 }

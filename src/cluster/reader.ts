@@ -2,10 +2,10 @@
 // only (REQUIRED_ACCESS), cached briefly, one request per object however many reviews ask at once,
 // and never longer than a per-request timeout. Results never carry secret values in `detail`.
 import type { CoreV1Api, KubeConfig, V1Secret } from '@kubernetes/client-node';
+import { apiErrorText } from './api-errors.ts';
 import { clientNode } from './k8s.ts';
 import type { Logger } from 'pino';
-import { SharedCache } from '../cache.ts';
-import { systemErrorText } from '../system-errors.ts';
+import { all, type Maybe, SharedCache } from '../cache.ts';
 import { isDnsLabel, isDnsSubdomain } from '../workload/names.ts';
 import { withSignal } from './signal.ts';
 import {
@@ -51,8 +51,11 @@ export interface ClusterReaderOptions {
 }
 
 export interface ReadOptions {
-  /** the caller's deadline; aborting it gives that caller an 'error' answer at once */
-  signal?: AbortSignal;
+  /**
+   * the caller's deadline; aborting it gives that caller an 'error' answer at once. Read only when
+   * the cluster must be asked (a Deadline makes its signal then).
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 const DEFAULT_TIMEOUT_MS = 5_000;
@@ -97,54 +100,34 @@ export class ClusterReader {
     this.#cache = new SharedCache<Cached>(opts.maxEntries ?? 10_000);
   }
 
-  /** One answer per distinct non-empty name, in the order given (empty names are skipped, as by the kubelet). */
-  async readPullSecrets(namespace: string, names: string[], opts: ReadOptions = {}): Promise<PullSecretRead[]> {
-    return Promise.all(
+  /**
+   * One answer per distinct non-empty name, in the order given (empty names are skipped, as by the
+   * kubelet): at once when every one is cached (or refused without a request).
+   */
+  readPullSecrets(namespace: string, names: string[], opts: ReadOptions = {}): Maybe<PullSecretRead[]> {
+    return all(
       distinctNames(names).map(
         (name) =>
           refusedSecret(namespace, name) ??
           this.#shared<PullSecretRead>(
             secretKey(namespace, name),
             (signal) => this.#loadSecret(namespace, name, signal),
-            opts.signal,
+            opts,
             (detail) => ({ name, status: 'error', detail }),
           ),
       ),
     );
   }
 
-  /** readPullSecrets' answers when every one is at hand (cached, or refused without a request); else undefined. */
-  cachedPullSecrets(namespace: string, names: string[]): PullSecretRead[] | undefined {
-    const out: PullSecretRead[] = [];
-    for (const name of distinctNames(names)) {
-      const now = refusedSecret(namespace, name) ?? (this.#cache.peek(secretKey(namespace, name)) as PullSecretRead);
-      if (now === undefined) return undefined;
-      out.push(now);
-    }
-    return out;
-  }
-
-  async serviceAccountPullSecrets(
-    namespace: string,
-    name: string,
-    opts: ReadOptions = {},
-  ): Promise<ServiceAccountRead> {
+  serviceAccountPullSecrets(namespace: string, name: string, opts: ReadOptions = {}): Maybe<ServiceAccountRead> {
     return (
       refusedServiceAccount(namespace, name) ??
       this.#shared<ServiceAccountRead>(
         serviceAccountKey(namespace, name),
         (signal) => this.#loadServiceAccount(namespace, name, signal),
-        opts.signal,
+        opts,
         (detail) => ({ status: 'error', names: [], detail }),
       )
-    );
-  }
-
-  /** serviceAccountPullSecrets' answer when it is at hand (cached, or refused without a request); else undefined. */
-  cachedServiceAccount(namespace: string, name: string): ServiceAccountRead | undefined {
-    return (
-      refusedServiceAccount(namespace, name) ??
-      (this.#cache.peek(serviceAccountKey(namespace, name)) as ServiceAccountRead | undefined)
     );
   }
 
@@ -155,27 +138,27 @@ export class ClusterReader {
 
   // Cache, then in-flight sharing. The shared request runs on its own timeout and ends early only
   // when every caller waiting for it has given up; one caller's deadline does not fail the others.
-  async #shared<T extends Cached>(
+  // The caller's signal is asked for only on a miss (a Deadline makes its timer then).
+  #shared<T extends Cached>(
     key: string,
     load: (signal: AbortSignal) => Promise<T>,
-    callerSignal: AbortSignal | undefined,
+    caller: ReadOptions,
     aborted: (detail: string) => T,
-  ): Promise<T> {
-    try {
-      return (await this.#cache.get(
-        key,
-        (shared) =>
-          load(AbortSignal.any([shared, AbortSignal.timeout(this.#timeoutMs)])).catch((err: unknown) => {
-            this.#log?.warn({ err: (err as Error)?.name }, 'cluster read failed unexpectedly');
-            return aborted('internal error reading from the API server');
-          }),
-        (value) => this.#ttlFor(value),
-        callerSignal,
-      )) as T;
-    } catch {
-      // Only the caller's signal rejects (the load itself never does).
-      return aborted('the review deadline passed before the API server answered');
-    }
+  ): Maybe<T> {
+    const got = this.#cache.get(
+      key,
+      (shared) =>
+        load(AbortSignal.any([shared, AbortSignal.timeout(this.#timeoutMs)])).catch((err: unknown) => {
+          this.#log?.warn({ err: (err as Error)?.name }, 'cluster read failed unexpectedly');
+          return aborted('internal error reading from the API server');
+        }),
+      (value) => this.#ttlFor(value),
+      caller,
+    ) as Maybe<T>;
+    // Only the caller's signal rejects (the load itself never does).
+    return got instanceof Promise
+      ? got.catch(() => aborted('the review deadline passed before the API server answered'))
+      : got;
   }
 
   // Transient failures ('error') are not cached: the next review asks again.
@@ -274,28 +257,9 @@ export function describeFailure(err: unknown, what: string, timeoutMs: number): 
         detail: `pullguard may not get ${what}${statusMessage ? `: ${statusMessage}` : ''} (grant get on it, see manifests/)`,
       };
     }
-    if (code === 401)
-      return { status: 'error', detail: `the API server rejected pullguard's credentials reading ${what} (401)` };
-    return {
-      status: 'error',
-      detail: `the API server answered ${code} reading ${what}${statusMessage ? `: ${statusMessage}` : ''}`,
-    };
   }
-  const e = err as { name?: unknown; cause?: { code?: unknown; name?: unknown } } | undefined;
-  if (e?.name === 'TimeoutError' || e?.cause?.name === 'TimeoutError') {
-    return { status: 'error', detail: `the API server did not answer within ${timeoutMs}ms reading ${what}` };
-  }
-  if (e?.name === 'AbortError') return { status: 'error', detail: `reading ${what} was aborted` };
-  const code = typeof e?.cause?.code === 'string' ? e.cause.code : undefined;
-  if (code)
-    return {
-      status: 'error',
-      detail: `cannot reach the API server reading ${what}: ${systemErrorText(e?.cause, 'connect')}`,
-    };
-  return {
-    status: 'error',
-    detail: `reading ${what} failed (${typeof e?.name === 'string' ? e.name : 'unknown error'})`,
-  };
+  // Anything else in the words of every other API failure (api-errors.ts).
+  return { status: 'error', detail: apiErrorText(err, { verb: 'get', what, timeoutMs }) };
 }
 
 function statusMessageOf(body: unknown): string | undefined {

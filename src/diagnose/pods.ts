@@ -4,20 +4,19 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { nodePlatform } from '../cluster/nodes.ts';
 import type { PodReader } from '../cluster/pods.ts';
-import type { PodCredentials } from '../podcheck/credentials.ts';
+import { Deadline } from '../deadline.ts';
 import type { Finding } from '../findings.ts';
 import { format as formatPlatform } from '../platform/index.ts';
-import type { Preflight } from '../preflight/engine.ts';
+import type { NodeFacts, PodCheck } from '../podcheck/podcheck.ts';
 import { imageUsesOf, type PodSpecSite } from '../workload/images.ts';
 import { type ContainerDiagnosis, diagnoseContainer } from './diagnose.ts';
 import { containerEvidence, podEventOf } from './evidence.ts';
 
 export interface DiagnoseDeps {
   reader: PodReader;
-  /** only check() is used: the watch passes one that keeps to its registry budget */
-  engine: Pick<Preflight, 'check'>;
-  credentials: PodCredentials;
-  /** per pod, for the engine and the credential reads */
+  /** the pod check (the watch passes one whose engine keeps to its registry budget) */
+  podCheck: Pick<PodCheck, 'check'>;
+  /** per pod, for the cluster reads and the registries */
   deadlineMs: number;
   now?: () => Date;
 }
@@ -62,12 +61,13 @@ export async function diagnoseOne(deps: DiagnoseDeps, pod: V1Pod, named: boolean
     const list = /\.(initContainers|containers|ephemeralContainers)\[/.exec(u.field)?.[1];
     return list !== undefined && wanted.has(`${list}\u0000${u.container}`);
   });
-  const credentials = await deps.credentials.forSite(site, namespace, () => AbortSignal.timeout(deps.deadlineMs));
-  const findings: Finding[] = await deps.engine.check(uses, {
-    credentials,
-    platforms: platform ? [platform] : [],
-    deadline: deps.deadlineMs,
-    ...(node ? { imageOnAnyNode: (names: string[]) => names.some((n) => node.images.has(n)) } : {}),
+  // A pod on a node is checked for that node: its platform, its images.
+  const facts: NodeFacts | undefined = node
+    ? { ...(platform ? { platform } : {}), hasImage: (names) => names.some((n) => node.images.has(n)) }
+    : undefined;
+  const findings: Finding[] = await deps.podCheck.check({ site, namespace }, uses, {
+    deadline: Deadline.after(deps.deadlineMs),
+    ...(facts ? { node: facts } : {}),
   });
   const now = deps.now?.() ?? new Date();
   const where: ContainerDiagnosis['pod'] = {

@@ -1,7 +1,8 @@
 // The keyring the kubelet will build for a pod: its pull secrets (for a workload template with none,
 // its ServiceAccount's, as the admission plugin will copy them into each pod), then the node's.
 
-import type { ClusterReader, PullSecretRead, ServiceAccountRead } from '../cluster/reader.ts';
+import { then, type Maybe } from '../cache.ts';
+import type { ClusterReader, PullSecretRead, ReadOptions, ServiceAccountRead } from '../cluster/reader.ts';
 import type { CredentialContext, DynamicCredentials } from '../credentials/context.ts';
 import { Keyring } from '../credentials/keyring.ts';
 import { quote } from '../findings.ts';
@@ -29,12 +30,11 @@ const NO_SECRETS = new Keyring();
 export const MAX_PULL_SECRETS = 16;
 
 export class PodCredentials {
-  private readonly reader: ClusterReader | null;
-  private readonly node: Keyring | null;
-  private readonly standIn: StandInSecrets | undefined;
-
+  readonly #reader: ClusterReader | null;
+  readonly #node: Keyring | null;
+  readonly #standIn: StandInSecrets | undefined;
   /** asked per image after the keyrings: the nodes' credential provider plugins */
-  private readonly dynamic: DynamicCredentials[];
+  readonly #dynamic: DynamicCredentials[];
 
   constructor(
     reader: ClusterReader | null,
@@ -42,56 +42,38 @@ export class PodCredentials {
     dynamic: DynamicCredentials[] = [],
     standIn?: StandInSecrets,
   ) {
-    this.reader = reader;
-    this.node = nodeKeyring;
-    this.dynamic = dynamic;
-    this.standIn = reader ? undefined : standIn;
+    this.#reader = reader;
+    this.#node = nodeKeyring;
+    this.#dynamic = dynamic;
+    this.#standIn = reader ? undefined : standIn;
   }
 
   /**
-   * `cutoff` bounds the cluster reads: once its signal aborts, what is unread is reported as not
-   * read. It is only called when something is read (cached reviews make no timer).
+   * The pod's credential context: at once when the cluster reads it needs are cached (or none are
+   * needed). `cutoff` bounds the reads: once its signal aborts, what is unread is reported as not
+   * read. Its signal is asked for only when something is read (a cached review makes no timer).
    */
-  async forSite(site: PodSpecSite, namespace: string, cutoff?: () => AbortSignal): Promise<CredentialContext> {
-    if (this.standIn) return this.#standInContext(this.standIn, site);
-    let signal: AbortSignal | undefined;
-    const bound = () => (cutoff ? { signal: (signal ??= cutoff()) } : {});
+  forSite(site: PodSpecSite, namespace: string, cutoff: ReadOptions = {}): Maybe<CredentialContext> {
+    if (this.#standIn) return this.#standInContext(this.#standIn, site);
     const plan = this.#plan(site, namespace);
-    if (this.reader && plan.serviceAccount)
-      fromServiceAccount(plan, await this.reader.serviceAccountPullSecrets(namespace, plan.serviceAccount, bound()));
-    secretsToRead(plan);
-    const reads =
-      this.reader && plan.names.length ? await this.reader.readPullSecrets(namespace, plan.names, bound()) : [];
-    return this.#context(plan, reads);
-  }
-
-  /**
-   * What forSite would answer, now, when the cluster reads it needs are cached (or none are needed);
-   * otherwise undefined. A review answered from caches alone then needs no promise at all.
-   */
-  forSiteCached(site: PodSpecSite, namespace: string): CredentialContext | undefined {
-    if (this.standIn) return this.#standInContext(this.standIn, site);
-    const plan = this.#plan(site, namespace);
-    if (this.reader && plan.serviceAccount) {
-      const read = this.reader.cachedServiceAccount(namespace, plan.serviceAccount);
-      if (!read) return undefined;
+    const reader = this.#reader;
+    const secrets = (): Maybe<CredentialContext> => {
+      secretsToRead(plan);
+      if (!reader || !plan.names.length) return this.#context(plan, []);
+      return then(reader.readPullSecrets(namespace, plan.names, cutoff), (reads) => this.#context(plan, reads));
+    };
+    if (!reader || !plan.serviceAccount) return secrets();
+    return then(reader.serviceAccountPullSecrets(namespace, plan.serviceAccount, cutoff), (read) => {
       fromServiceAccount(plan, read);
-    }
-    secretsToRead(plan);
-    let reads: PullSecretRead[] = [];
-    if (this.reader && plan.names.length) {
-      const cached = this.reader.cachedPullSecrets(namespace, plan.names);
-      if (!cached) return undefined;
-      reads = cached;
-    }
-    return this.#context(plan, reads);
+      return secrets();
+    });
   }
 
   #standInContext(standIn: StandInSecrets, site: PodSpecSite): CredentialContext {
     const named = pullSecretNames(site.spec);
     return {
       keyrings: [],
-      dynamic: [standIn.stores, ...this.dynamic],
+      dynamic: [standIn.stores, ...this.#dynamic],
       scope: standIn.scope,
       standIn: true,
       unreadSecrets: named.length > 0 && standIn.secretsUnread ? named : [],
@@ -126,8 +108,8 @@ export class PodCredentials {
     const unreadSecrets: string[] = [];
     const brokenSecrets: string[] = [];
     // Only secrets read from the cluster fill the pod's keyring; without any it is the shared empty one.
-    const pod = this.reader && plan.names.length ? new Keyring() : NO_SECRETS;
-    if (!this.reader) unreadSecrets.push(...plan.names);
+    const pod = this.#reader && plan.names.length ? new Keyring() : NO_SECRETS;
+    if (!this.#reader) unreadSecrets.push(...plan.names);
     for (const secret of reads) {
       const label = `imagePullSecret "${secret.name}"`;
       switch (secret.status) {
@@ -152,13 +134,13 @@ export class PodCredentials {
       }
     }
     const context: CredentialContext = {
-      keyrings: this.node ? [pod, this.node] : [pod],
+      keyrings: this.#node ? [pod, this.#node] : [pod],
       scope: plan.scope,
       problems,
       unreadSecrets,
       brokenSecrets,
     };
-    if (this.dynamic.length) context.dynamic = this.dynamic;
+    if (this.#dynamic.length) context.dynamic = this.#dynamic;
     return context;
   }
 }

@@ -1,8 +1,11 @@
 // Check the images of one pod spec as the kubelet would: the keyring it will build (the pod's pull
 // secrets, or its ServiceAccount's, then the node's), the platforms of the nodes it may land on, and
-// the registry's answers through the engine. The webhook and `pullguard check` both come here; this
-// module alone splits their deadline between cluster reads and registry requests.
+// the registry's answers through the engine. The webhook, `pullguard check`, diagnose and the
+// watch's re-verification all come here; this module alone splits their deadline between cluster
+// reads and registry requests.
 
+import { then, type Maybe } from '../cache.ts';
+import type { Deadline } from '../deadline.ts';
 import type { PodCredentials } from './credentials.ts';
 import type { Finding, ImageUse } from '../findings.ts';
 import type { Platform } from '../platform/index.ts';
@@ -43,11 +46,21 @@ export interface PodCheckParts {
   close?: () => Promise<void>;
 }
 
+/** What is known of the node a pod already runs on: it stands for the cluster's nodes. */
+export interface NodeFacts {
+  /** its platform, when it reports one */
+  platform?: Platform;
+  /** whether it reports one of these image names in status.images */
+  hasImage(names: string[]): boolean;
+}
+
 export interface PodCheckOptions {
-  /** when the answer is due, on the performance.now() clock */
-  deadline: number;
-  /** the caller gave up (a client that went away, a shutdown) */
-  signal?: AbortSignal;
+  /** when the answer is due, and the caller's signal (a client that went away, a shutdown) */
+  deadline: Deadline;
+  /** the pod's node, when it is on one (diagnose): its platform, not the cluster's, is checked */
+  node?: NodeFacts;
+  /** registry answers older than this are asked again (re-verification); default: any cached one */
+  maxAgeMs?: number;
   /** called as each image use gets its finding (progress) */
   onSettled?: () => void;
 }
@@ -84,55 +97,29 @@ export class PodCheck {
     return this.#configured.length > 0 || !this.#nodes || this.#nodes.ready;
   }
 
-  /** One finding per use, by the deadline: cluster reads first (bounded), then the registries. */
-  async check(pod: PodSite, uses: ImageUse[], opts: PodCheckOptions): Promise<Finding[]> {
-    if (!uses.length) return [];
-    const clusterMs = Math.max(1, Math.floor((opts.deadline - performance.now()) * CLUSTER_SHARE));
-    // Made only when the cluster is asked: a review answered from caches needs no timer.
-    const cutoff = () => {
-      const limit = AbortSignal.timeout(clusterMs);
-      return opts.signal ? AbortSignal.any([opts.signal, limit]) : limit;
-    };
-    const site = pod.site ?? NO_SITE;
-    // The nodes' list is waited for (beside the cluster reads) only when it has not come yet.
-    const known = this.#platformsKnown();
-    let credentials: CredentialContext;
-    let platforms: readonly Platform[];
-    if (known) {
-      credentials = await this.#credentials.forSite(site, pod.namespace, cutoff);
-      platforms = known;
-    } else
-      [credentials, platforms] = await Promise.all([
-        this.#credentials.forSite(site, pod.namespace, cutoff),
-        this.#nodesListed(clusterMs),
-      ]);
-    return this.engine.check(uses, this.#options(credentials, platforms, opts));
-  }
-
   /**
-   * The findings now, when the cluster reads and registry answers they need are all cached and the
-   * platforms are known (most webhook reviews); otherwise undefined, and check() does the work.
+   * One finding per use, by the deadline: cluster reads first (within their share of it), then the
+   * registries. At once when everything it needs is cached (most webhook reviews).
    */
-  cachedFindings(pod: PodSite, uses: ImageUse[], opts: PodCheckOptions): Finding[] | undefined {
+  check(pod: PodSite, uses: ImageUse[], opts: PodCheckOptions): Maybe<Finding[]> {
     if (!uses.length) return [];
-    const platforms = this.#platformsKnown();
-    if (!platforms) return undefined;
-    const credentials = this.#credentials.forSiteCached(pod.site ?? NO_SITE, pod.namespace);
-    const findings = credentials && this.engine.cachedFindings(uses, this.#options(credentials, platforms, opts));
-    if (findings && opts.onSettled) for (const _ of uses) opts.onSettled();
-    return findings;
+    const cluster = opts.deadline.share(CLUSTER_SHARE);
+    const credentials = this.#credentials.forSite(pod.site ?? NO_SITE, pod.namespace, cluster);
+    const node = opts.node;
+    // The nodes' list is waited for (beside the cluster reads) only when it has not come yet.
+    const known = node ? (node.platform ? [node.platform] : NO_PLATFORMS) : this.#platformsKnown();
+    if (known) return then(credentials, (c) => this.engine.check(uses, this.#options(c, known, opts)));
+    return Promise.all([credentials, this.#nodesListed(cluster.ms())]).then(([c, platforms]) =>
+      this.engine.check(uses, this.#options(c, platforms, opts)),
+    );
   }
 
   #options(credentials: CredentialContext, platforms: readonly Platform[], opts: PodCheckOptions): CheckOptions {
-    // Whole milliseconds: the engine puts this number in the timeout message ("within 1497 ms").
-    const options: CheckOptions = {
-      credentials,
-      platforms,
-      deadline: Math.max(1, Math.floor(opts.deadline - performance.now())),
-    };
+    const options: CheckOptions = { credentials, platforms, deadline: opts.deadline };
     if (opts.onSettled) options.onSettled = opts.onSettled;
-    if (opts.signal) options.signal = opts.signal;
-    if (this.#imageOnAnyNode) options.imageOnAnyNode = this.#imageOnAnyNode;
+    if (opts.maxAgeMs !== undefined) options.maxAgeMs = opts.maxAgeMs;
+    const imageOnAnyNode = opts.node ? (names: string[]) => opts.node!.hasImage(names) : this.#imageOnAnyNode;
+    if (imageOnAnyNode) options.imageOnAnyNode = imageOnAnyNode;
     return options;
   }
 

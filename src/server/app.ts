@@ -1,16 +1,17 @@
 // The webhook's HTTP face: POST /validate (and /validate/<mode> for namespaces that chose a mode by
 // label), health and readiness for the kubelet's probes, and Prometheus metrics. Reviews, nearly all
-// of the traffic, are answered by node:http directly; fastify answers everything else.
+// of the traffic, are answered by node:http directly, on one path; fastify answers everything else.
 
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Logger } from 'pino';
 import type { AdmissionHandler } from '../admission/handler.ts';
+import type { Maybe } from '../cache.ts';
 import { BadReview, type ReviewResponse } from '../admission/review.ts';
 import { PullguardError } from '../errors.ts';
 import { isMode } from '../policy/policy.ts';
-import { type BodyAccount, BodyBudget, BodyOverLimits, BodyRefused, bodyTooLarge, readJsonBody } from './body.ts';
+import { BodyBudget, BodyOverLimits, BodyRefused, bodyTooLarge, readJsonBody } from './body.ts';
 import type { Metrics } from './metrics.ts';
 import { SERVER_TLS, type TlsPair } from './tls.ts';
 
@@ -89,78 +90,70 @@ function sendJson(res: ServerResponse, status: number, value: unknown, retry = f
 }
 
 /**
- * The mode of a review the server answers itself ('' for /validate), or null for fastify: a POST of
- * JSON to /validate or /validate/<mode>, query string allowed (the API server adds ?timeout=10s).
- * Anything else (other methods, content types, unknown modes, encoded paths) takes fastify's routes,
- * which answer it as before.
+ * The mode in a review's path ('' for /validate; possibly not a mode: the review says so), or null
+ * for fastify's routes: a POST to /validate or /validate/<mode>, query string allowed (the API
+ * server adds ?timeout=10s), the mode percent-decoded as fastify decoded its path parameters.
  */
-function reviewRoute(req: IncomingMessage): string | null {
+function reviewPath(req: IncomingMessage): string | null {
   if (req.method !== 'POST') return null;
-  const type = req.headers['content-type'];
-  if (type === undefined || !(type === 'application/json' || JSON_TYPE.test(type))) return null;
   const url = req.url ?? '';
   const query = url.indexOf('?');
   const path = query === -1 ? url : url.slice(0, query);
   if (path === '/validate') return '';
-  const mode = path.startsWith('/validate/') ? path.slice('/validate/'.length) : '';
-  return isMode(mode) ? mode : null;
+  if (!path.startsWith('/validate/')) return null;
+  const mode = path.slice('/validate/'.length);
+  if (mode.includes('/')) return null;
+  try {
+    return decodeURIComponent(mode);
+  } catch {
+    return mode;
+  }
+}
+
+/** Why a review's body is not read: a content type that is not JSON, or none and no body. */
+function unreadable(req: IncomingMessage): Error | undefined {
+  const type = req.headers['content-type'];
+  if (type === 'application/json' || (type !== undefined && JSON_TYPE.test(type))) return undefined;
+  const length = req.headers['content-length'];
+  if (type === undefined && (length === '0' || (length === undefined && !req.headers['transfer-encoding'])))
+    return new BadReview('the request body is empty');
+  return new BadReview('the request body must be JSON (Content-Type: application/json)');
+}
+
+/** A signal that aborts when the client hangs up before its answer is written: made only when asked. */
+function hangUp(res: ServerResponse): () => AbortSignal {
+  return () => {
+    const controller = new AbortController();
+    const gone = () => {
+      if (!res.writableFinished) controller.abort(new Error('the client closed the connection before its answer'));
+    };
+    if (res.destroyed) gone();
+    else res.once('close', gone);
+    return controller.signal;
+  };
 }
 const JSON_TYPE = /^application\/json\s*(?:;|$)/i;
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // JSON read with bounded memory (body.ts): depth and element limits, and a shared budget that a
-  // body holds from its first byte until its review is done (or until it is refused). No hook per
-  // request: an onRequest hook and a close listener on every reply cost more than the rest of a
-  // cached review's bookkeeping.
+  // body holds from its first byte until its review is done (or until it is refused).
   const budget = new BodyBudget(opts.bodyMemory ?? 48 * 1024 * 1024);
   opts.metrics.observeBodies(() => budget.inUse, budget.limit);
-  // fastify hands the body and the request to different callbacks: there, a body's account is found
-  // again by its request.
-  const held = new WeakMap<object, BodyAccount>();
-  const release = (raw: object) => {
-    const account = held.get(raw);
-    if (!account) return;
-    held.delete(raw);
-    budget.give(account.bytes);
-  };
-  const readForFastify = (
-    raw: IncomingMessage,
-    payload: IncomingMessage,
-    done: (err: Error | null, value?: unknown) => void,
-  ) => {
-    const account = { bytes: 0 };
-    held.set(raw, account);
-    readJsonBody(payload, raw.headers['content-length'], opts.bodyLimit, budget, account, (err, value) => {
-      if (err) release(raw);
-      done(err, value);
-    });
-  };
 
   const reviewsInFlight = opts.reviewsInFlight ?? 1000;
   let running = 0;
-  const validate = async (raw: object, body: unknown, mode?: string) => {
-    try {
-      return await review(body, mode);
-    } finally {
-      release(raw);
-    }
-  };
   /** The answer now when the handler has everything cached, else a promise of it. */
-  const review = (body: unknown, mode?: string): ReviewResponse | Promise<ReviewResponse> => {
-    if (mode !== undefined && !isMode(mode))
+  const review = (res: ServerResponse, body: unknown, mode: string): Maybe<ReviewResponse> => {
+    if (mode !== '' && !isMode(mode))
       throw new BadReview(`unknown mode "${mode.slice(0, 20)}" in the path; use enforce, warn or audit`);
-    // No body and no content type reaches here as undefined: say so rather than "received undefined".
-    if (body === undefined) throw new BadReview('the request body is empty');
+    const pathMode = mode === '' ? undefined : mode;
     // A well-formed review past pullguard's own limits gets its answer (allowed, not checked), not a
     // 400 that failurePolicy: Ignore would turn into silence.
-    if (body instanceof BodyOverLimits) return opts.handler.unchecked(body.head, body.limit, body.reason, mode);
+    if (body instanceof BodyOverLimits) return opts.handler.unchecked(body.head, body.limit, body.reason, pathMode);
     // Past the cap the API server gets a prompt 429 (its failurePolicy decides), not a slow answer.
     if (running >= reviewsInFlight)
-      throw new BodyRefused(
-        'busy',
-        `pullguard is answering ${reviewsInFlight} reviews already; the API server may retry`,
-      );
-    const answer = opts.handler.review(body, mode);
+      throw new BodyRefused('busy', `pullguard is answering ${reviewsInFlight} reviews already; the API server may retry`);
+    const answer = opts.handler.review(body, pathMode, hangUp(res));
     if (!(answer instanceof Promise)) return answer;
     running++;
     return answer.finally(() => running--);
@@ -168,26 +161,24 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   // Reviews, nearly all of the traffic, are answered by node:http directly: fastify's request
   // lifecycle (request and reply objects, hooks, routing, serialisation) cost a cached review about a
-  // quarter of its CPU time (bench warm-reviews). Same reading, limits, answers and log lines as the
-  // fastify routes below, which keep everything else.
-  const fail = (res: ServerResponse, err: Error, url: string | undefined) => {
-    const { status, error, retry } = failure(err, url, opts.bodyLimit, opts.logger);
-    sendJson(res, status, { error }, retry);
-  };
-  const serveReview = (req: IncomingMessage, res: ServerResponse, mode: string | undefined) => {
-    // The account stays in this closure: no WeakMap entry per review (ephemeron tables are costly to
-    // grow, shrink and collect).
+  // quarter of its CPU time (bench warm-reviews). fastify keeps everything else.
+  const serveReview = (req: IncomingMessage, res: ServerResponse, mode: string) => {
+    // The body's account stays in this closure until its review is answered.
     const account = { bytes: 0 };
     const answer = (err: Error | null, value?: ReviewResponse) => {
       budget.give(account.bytes);
-      if (err) fail(res, err, req.url);
-      else sendJson(res, 200, value);
+      if (err) {
+        const { status, error, retry } = failure(err, req.url, opts.bodyLimit, opts.logger);
+        sendJson(res, status, { error }, retry);
+      } else sendJson(res, 200, value);
     };
+    const refused = unreadable(req);
+    if (refused) return answer(refused);
     readJsonBody(req, req.headers['content-length'], opts.bodyLimit, budget, account, (err, body) => {
       if (err) return answer(err);
-      let reviewed: ReviewResponse | Promise<ReviewResponse>;
+      let reviewed: Maybe<ReviewResponse>;
       try {
-        reviewed = review(body, mode);
+        reviewed = review(res, body, mode);
       } catch (e) {
         return answer(e as Error);
       }
@@ -197,7 +188,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     });
   };
   // preClose runs before the server stops accepting, so probes see 503 while reviews finish; from
-  // then on reviews go to fastify too, which answers them 503 (return503OnClosing).
+  // then on reviews are answered 503 too, as fastify answers everything then (return503OnClosing).
   let closing = false;
 
   const app = Fastify({
@@ -211,9 +202,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     ...(opts.tls ? { https: true } : {}),
     serverFactory: (fastifyHandler) => {
       const listener = (req: IncomingMessage, res: ServerResponse) => {
-        const mode = closing ? null : reviewRoute(req);
+        const mode = reviewPath(req);
         if (mode === null) fastifyHandler(req, res);
-        else serveReview(req, res, mode || undefined);
+        else if (closing) {
+          res.setHeader('connection', 'close');
+          sendJson(res, 503, { error: 'pullguard is shutting down; the API server may retry' }, true);
+        } else serveReview(req, res, mode);
       };
       const server = opts.tls
         ? createHttpsServer({ ...opts.tls, ...SERVER_TLS }, listener)
@@ -235,13 +229,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   }) as unknown as FastifyInstance;
 
-  // fastify parses text/plain into a string by default, which then failed as "expected object,
-  // received string"; only JSON is an AdmissionReview, anything else gets the content-type reason.
-  app.removeContentTypeParser('text/plain');
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', (request, payload, done) =>
-    readForFastify(request.raw, payload as IncomingMessage, done),
-  );
   app.addHook('preClose', async () => {
     closing = true;
   });
@@ -250,10 +237,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     if (retry) reply.header('retry-after', '1');
     return reply.code(status).send({ error });
   });
-  app.post('/validate', async (request) => validate(request.raw, request.body));
-  app.post<{ Params: { mode: string } }>('/validate/:mode', async (request) =>
-    validate(request.raw, request.body, request.params.mode),
-  );
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {

@@ -6,11 +6,10 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { WorkloadLists } from '../cluster/workloads.ts';
-import type { PodCredentials } from '../podcheck/credentials.ts';
+import { Deadline } from '../deadline.ts';
 import type { Finding } from '../findings.ts';
 import { cut, oneLine } from '../findings.ts';
-import type { CredentialContext } from '../credentials/context.ts';
-import type { Preflight } from '../preflight/engine.ts';
+import type { PodCheck } from '../podcheck/podcheck.ts';
 import { parseImage } from '../reference/index.ts';
 import { imageUsesOf, podSpecSite } from '../workload/images.ts';
 import type { RequestBudget } from './budget.ts';
@@ -37,12 +36,14 @@ export interface WorkloadImage {
 export interface ReverifyOptions {
   /** the workloads' lists from the API */
   workloads: WorkloadLists;
-  engine: Preflight;
-  credentials: PodCredentials;
+  /** the pod check whose engine counts against the round's budget */
+  podCheck: PodCheck;
   events: EventPoster;
   /** the round's registry budget; its counts start again with every round (the engine's hooks count) */
   budget: RequestBudget;
   deadlineMs: number;
+  /** registry answers older than this are asked again: a round never reuses the last one's */
+  maxAgeMs?: number;
   /** the bare pods (the pod watch holds them) */
   pods: () => readonly V1Pod[];
   logger?: Logger;
@@ -109,12 +110,11 @@ export class Reverifier {
       if (!site) continue;
       const namespace = site.namespace ?? 'default';
       const meta = (w.object.metadata ?? {}) as { uid?: string };
-      let credentials: CredentialContext | undefined;
       // One image at a time: the budget is checked before every request, not per workload.
       for (const use of imageUsesOf(site)) {
         const key = `${namespace}\u0000${w.kind}\u0000${site.name}\u0000${use.container}`;
         const parsed = parseImage(use.image);
-        const host = parsed.ok ? this.#opts.engine.client.hostFor(parsed.ref.domain) : undefined;
+        const host = parsed.ok ? this.#opts.podCheck.engine.client.hostFor(parsed.ref.domain) : undefined;
         // An invalid reference asks no registry: it needs no place in the budget.
         const release = host ? budget.take(host) : () => {};
         if (!release) {
@@ -126,10 +126,11 @@ export class Reverifier {
         }
         let f: Finding | undefined;
         try {
-          credentials ??= await this.#opts.credentials.forSite(site, namespace, () =>
-            AbortSignal.timeout(this.#opts.deadlineMs),
-          );
-          [f] = await this.#opts.engine.check([use], { credentials, platforms: [], deadline: this.#opts.deadlineMs });
+          const { deadlineMs, maxAgeMs } = this.#opts;
+          [f] = await this.#opts.podCheck.check({ site, namespace }, [use], {
+            deadline: Deadline.after(deadlineMs),
+            ...(maxAgeMs !== undefined ? { maxAgeMs } : {}),
+          });
         } catch (err) {
           this.#opts.logger?.warn(
             { namespace, kind: w.kind, name: site.name, err: (err as Error).message },

@@ -2,6 +2,7 @@
 // gets its requests closed when the check's share of the deadline passes (not at the reader's own,
 // much longer timeout), and `pullguard check --timeout` is one deadline for the command.
 import t from 'tap';
+import { Deadline } from '../../src/deadline.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,7 +54,7 @@ t.test('a hanging API server: its requests are closed by the check deadline', as
   const before = api.countRequests({ resource: 'serviceaccounts' });
   const deadline = 1_000;
   const findings = await podCheck.check({ site, namespace: 'shop' }, imageUsesOf(site), {
-    deadline: performance.now() + deadline,
+    deadline: Deadline.after(deadline),
   });
   t.equal(findings[0]!.reason, 'timeout', 'the registry did not answer either');
   t.equal(api.countRequests({ resource: 'serviceaccounts' }) - before, 1, 'the ServiceAccount was asked for');

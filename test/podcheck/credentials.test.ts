@@ -64,18 +64,19 @@ const SITES: [string, PodSpecSite][] = [
   ['a template with pull secrets of its own', template({ serviceAccountName: 'builder', ...secrets('own') })],
 ];
 
-t.test('with a cluster: nothing before the reads, then the same as forSite, without a request', async (t) => {
+t.test('with a cluster: waited for before the reads, then the same context at once, without a request', async (t) => {
   const kc = loadKubeConfig({ kubeconfig, env: {} })!.kc;
   const node = new Keyring();
   const credentials = new PodCredentials(new ClusterReader(kc, { cacheTtlMs: 60_000 }), node);
   for (const [what, site] of SITES) {
     const needsReads = what !== 'a pod without pull secrets' && what !== 'a ServiceAccount name that is none';
-    const before = credentials.forSiteCached(site, 'shop');
-    if (needsReads) t.equal(before, undefined, `${what}: not read yet`);
-    const read = await credentials.forSite(site, 'shop');
+    const first = credentials.forSite(site, 'shop');
+    t.equal(first instanceof Promise, needsReads, `${what}: ${needsReads ? 'read first' : 'needs no read at all'}`);
+    const read = await first;
     const requests = api.requests.length;
-    t.same(credentials.forSiteCached(site, 'shop'), read, `${what}: the same context`);
-    if (!needsReads) t.same(before, read, `${what}: needs no read at all`);
+    const again = credentials.forSite(site, 'shop');
+    t.notOk(again instanceof Promise, `${what}: then at once`);
+    t.same(again, read, `${what}: the same context`);
     t.equal(api.requests.length, requests, `${what}: no request`);
   }
 });
@@ -87,7 +88,9 @@ t.test('a read that failed is not an answer: forSite asks again', async (t) => {
   const site = pod(secrets('regcred'));
   const failed = await credentials.forSite(site, 'shop');
   t.same(failed.unreadSecrets, ['regcred']);
-  t.equal(credentials.forSiteCached(site, 'shop'), undefined);
+  const again = credentials.forSite(site, 'shop');
+  t.ok(again instanceof Promise, 'asked again');
+  await again;
 });
 
 t.test('without a cluster, and with stand-in stores, the answer needs no read: the same at once', async (t) => {
@@ -98,6 +101,5 @@ t.test('without a cluster, and with stand-in stores, the answer needs no read: t
     new PodCredentials(null, null, [], { stores, scope: 'the docker config files given', secretsUnread: true }),
   ];
   for (const credentials of ways)
-    for (const [what, site] of SITES)
-      t.same(credentials.forSiteCached(site, 'shop'), await credentials.forSite(site, 'shop'), what);
+    for (const [what, site] of SITES) t.notOk(credentials.forSite(site, 'shop') instanceof Promise, what);
 });

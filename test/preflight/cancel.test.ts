@@ -5,6 +5,7 @@
 import t from 'tap';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Deadline } from '../../src/deadline.ts';
 import type { ImageUse } from '../../src/findings.ts';
 import { silentServer, until } from '../helpers/silent.ts';
 import { engineFor } from './lib.ts';
@@ -25,7 +26,7 @@ t.test('a hanging registry sees its connection closed by the check deadline', as
   const started = performance.now();
   const [f] = await engine.check([use(`${reg.host}/demo/app:1.0`)], {
     credentials: { keyrings: [] },
-    deadline: DEADLINE,
+    deadline: Deadline.after(DEADLINE),
   });
   t.equal(f!.reason, 'timeout');
   t.ok(await until(() => reg.closed.length > 0, MARGIN), 'the connection was closed while the engine still runs');
@@ -50,7 +51,7 @@ t.test('a token server that hangs is cut off by the deadline too', async (t) => 
   const host = `127.0.0.1:${(registry.address() as AddressInfo).port}`;
   const engine = engineFor({ deadline: CONFIGURED, registry: { endpoints: { [host]: `http://${host}` } } });
   t.teardown(() => engine.close());
-  const [f] = await engine.check([use(`${host}/demo/app:1.0`)], { credentials: { keyrings: [] }, deadline: DEADLINE });
+  const [f] = await engine.check([use(`${host}/demo/app:1.0`)], { credentials: { keyrings: [] }, deadline: Deadline.after(DEADLINE) });
   t.equal(f!.reason, 'timeout');
   t.ok(await until(() => tokens.closed.length > 0, MARGIN), 'the token request was aborted');
   t.equal(tokens.open(), 0);
@@ -65,10 +66,9 @@ t.test('a shared request is aborted only when the last check waiting for it give
   const caller = new AbortController();
   const patient = engine.check([use(image)], {
     credentials: { keyrings: [] },
-    deadline: CONFIGURED,
-    signal: caller.signal,
+    deadline: Deadline.after(CONFIGURED, caller.signal),
   });
-  const [early] = await engine.check([use(image)], { credentials: { keyrings: [] }, deadline: DEADLINE });
+  const [early] = await engine.check([use(image)], { credentials: { keyrings: [] }, deadline: Deadline.after(DEADLINE) });
   t.equal(early!.reason, 'timeout', 'the first check ends at its deadline');
   // Give an abort (wrongly) sent at that deadline time to reach the server: the request must stay.
   await new Promise((r) => setTimeout(r, 200));

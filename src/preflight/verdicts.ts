@@ -1,0 +1,347 @@
+// Registry answers to a verdict: what the kubelet would make of them, in words for people. Pure: no
+// request, no cache, no clock. The engine (engine.ts) gathers the answers (lookups.ts) and comes here.
+
+import type { CredentialContext } from '../credentials/context.ts';
+import type { Credential } from '../credentials/keyring.ts';
+import type { Finding, ImageUse, Reason } from '../findings.ts';
+import { verdictOf } from '../findings.ts';
+import { format as formatPlatform, indexHasPlatform, type Platform } from '../platform/index.ts';
+import type { ImageRef } from '../reference/index.ts';
+import { isIndexMediaType, type Answer, type Outcome } from '../registry/client.ts';
+import { isDockerHub } from '../registry/hosts.ts';
+import { explain, type ExplainInput, type Explained, type Face } from './messages.ts';
+import { OFFICIAL_IMAGES } from './official-images.ts';
+import { nearest } from './suggest.ts';
+
+/** The part of a finding that does not depend on where the image is used. */
+export type ImageVerdict = Omit<Finding, 'container' | 'field' | 'object' | 'image'> & { image: string };
+
+/** A registry answer and the credential it was asked with (null: anonymous). */
+export type Resolved = Answer & { cred: Credential | null };
+
+/** The platforms an image offers (an entry without one matches any), or why they are unknown. */
+export interface PlatformList {
+  platforms?: (Platform | undefined)[];
+  failure?: Answer;
+}
+
+/** What every verdict about one reference starts from. */
+export interface About {
+  image: string;
+  ref: ImageRef;
+  face: Face;
+}
+
+/** Registry answers that say nothing certain about the image, and the risk each one is. */
+export type TransientKind = 'rate-limited' | 'error' | 'unreachable' | 'timeout';
+type TransientReason = 'rate-limited' | 'registry-error' | 'registry-unreachable' | 'timeout';
+export const TRANSIENT_REASON: Record<TransientKind, TransientReason> = {
+  'rate-limited': 'rate-limited',
+  error: 'registry-error',
+  unreachable: 'registry-unreachable',
+  timeout: 'timeout',
+};
+
+export function verdict(
+  image: string,
+  reference: string,
+  reason: Reason,
+  text: Explained,
+  evidence: string[],
+  override?: 'risk',
+): ImageVerdict {
+  return {
+    image,
+    reference,
+    verdict: override ?? verdictOf(reason),
+    reason,
+    message: text.message,
+    hint: text.hint,
+    evidence,
+  };
+}
+
+export function findingOf(v: ImageVerdict, u: ImageUse): Finding {
+  return {
+    ...v,
+    image: u.image,
+    container: u.container,
+    field: u.field,
+    object: u.object,
+    ...(u.source ? { source: u.source } : {}),
+  };
+}
+
+export function invalidReference(image: string, error: string): ImageVerdict {
+  return verdict(image, '', 'invalid-reference', explain({ reason: 'invalid-reference', image, error }), [error]);
+}
+
+/** Nothing answered by the deadline (`ms`, the check's budget). */
+export function timedOut(image: string, reference: string, ms: number): ImageVerdict {
+  return verdict(
+    image,
+    reference,
+    'timeout',
+    explain({ image, reason: 'timeout', within: `${ms} ms` }),
+    [`no answer within the ${ms} ms deadline`],
+  );
+}
+
+/** Something in pullguard itself failed: a risk, never a crash. */
+export function internalFailure(image: string, err: unknown): ImageVerdict {
+  const message = String((err as Error)?.message);
+  return verdict(
+    image,
+    '',
+    'registry-error',
+    explain({ reason: 'registry-error', image, detail: `pullguard failed: ${message}` }),
+    [message],
+  );
+}
+
+/**
+ * The verdict no registry is asked for: pullPolicy Never (the nodes' images decide), a localhost
+ * image, or pull secrets that do not parse. Undefined: the registry must be asked.
+ */
+export function beforeRegistry(
+  about: About,
+  pullPolicy: string | undefined,
+  credentials: CredentialContext,
+  imageOnAnyNode: ((names: string[]) => boolean | undefined) | undefined,
+): ImageVerdict | undefined {
+  const { image, ref } = about;
+  const base = { image, ref };
+  if (pullPolicy === 'Never') {
+    const present = imageOnAnyNode?.(nodeImageNames(ref));
+    if (present)
+      return verdict(
+        image,
+        ref.pullRef,
+        'available',
+        explain({ reason: 'available', image, note: 'pullPolicy Never: the image is on at least one node' }),
+        [],
+      );
+    return verdict(
+      image,
+      ref.pullRef,
+      'unverifiable',
+      explain({ ...base, reason: 'unverifiable', why: present === false ? 'never-absent' : 'never-unknown' }),
+      [],
+    );
+  }
+  if (ref.domain === 'localhost')
+    return verdict(image, ref.pullRef, 'unverifiable', explain({ ...base, reason: 'unverifiable', why: 'localhost' }), []);
+  if (credentials.brokenSecrets?.length)
+    return verdict(
+      image,
+      ref.pullRef,
+      'access-denied',
+      explain({ ...base, reason: 'access-denied', brokenSecrets: credentials.brokenSecrets }),
+      [],
+    );
+  return undefined;
+}
+
+/** Unverifiable because of where the credentials come from, or because a credential source failed (said first). */
+export function unverifiable(
+  about: About,
+  failures: string[],
+  otherwise: 'provider' | 'provider-after-secrets',
+  evidence: string[] = failures,
+): ImageVerdict {
+  const base = { image: about.image, ref: about.ref };
+  const input: ExplainInput = failures.length
+    ? { ...base, reason: 'unverifiable', why: 'credential-failure', failures }
+    : { ...base, reason: 'unverifiable', why: otherwise };
+  return verdict(about.image, about.ref.pullRef, 'unverifiable', explain(input), evidence);
+}
+
+/** The evidence of the answers tried: credential failures first, then each answer's lines with its source. */
+export function evidenceOf(failures: string[], tried: Resolved[]): string[] {
+  const out = [...failures];
+  for (const t of tried) for (const e of t.evidence) out.push(t.cred ? `[${t.cred.source}] ${e}` : e);
+  return out;
+}
+
+/**
+ * An image the registry has: available, unless its platforms (when `wanted` and read) leave out a
+ * node's, or its rate limit is nearly spent.
+ */
+export function foundVerdict(
+  about: About,
+  found: Resolved,
+  evidence: string[],
+  wanted: readonly Platform[],
+  list: PlatformList | undefined,
+  rateLimitThreshold: number,
+): ImageVerdict {
+  const { image, ref } = about;
+  const outcome = found.outcome as Extract<Outcome, { kind: 'found' }>;
+  const extras = outcome.digest ? { digest: outcome.digest } : {};
+  if (list?.failure) {
+    // The image exists but its platforms could not be read: not knowing is a risk, not an ok.
+    const failure = list.failure;
+    const reason = TRANSIENT_REASON[failure.outcome.kind as TransientKind] ?? 'registry-error';
+    // For a timeout the words say the deadline, not what happened.
+    const detail =
+      reason === 'timeout'
+        ? undefined
+        : `its platforms could not be read: ${failure.evidence.at(-1) ?? failure.outcome.kind}`;
+    const text = explain(transientInput(about, reason, failure.outcome, detail));
+    return { ...verdict(image, ref.pullRef, reason, text, [...evidence, ...failure.evidence]), ...extras };
+  }
+  const offered = list?.platforms;
+  if (offered && wanted.length) {
+    const missing = wanted.filter((w) => !indexHasPlatform(offered, w));
+    if (missing.length) {
+      // No build for some of the nodes: a risk (pods may land elsewhere); for none of them: a failure.
+      const partial = missing.length < wanted.length;
+      const text = explain({
+        image,
+        ref,
+        reason: 'platform-not-found',
+        missing: missing.map(formatPlatform),
+        offered: offered
+          .filter((p): p is Platform => Boolean(p))
+          .map(formatPlatform)
+          .filter((p) => p !== 'unknown/unknown'),
+        partial,
+        single: !isIndexMediaType(outcome.mediaType),
+      });
+      return {
+        ...verdict(image, ref.pullRef, 'platform-not-found', text, evidence, partial ? 'risk' : undefined),
+        ...extras,
+      };
+    }
+  }
+  const rl = found.rateLimit;
+  if (rl && rl.remaining < rateLimitThreshold) {
+    const text = explain({ image, ref, reason: 'rate-limited', rateLimit: rl, credentialSource: found.cred?.source });
+    return { ...verdict(image, ref.pullRef, 'rate-limited', text, evidence), ...extras };
+  }
+  return { ...verdict(image, ref.pullRef, 'available', explain({ image, ref, reason: 'available' }), evidence), ...extras };
+}
+
+/** Transient trouble with any credential: pullguard cannot know what the kubelet will see. */
+export function transientVerdict(about: About, tried: Resolved[], evidence: string[]): ImageVerdict | undefined {
+  const transient = tried.find((t) => t.outcome.kind in TRANSIENT_REASON);
+  if (!transient) return undefined;
+  const reason = TRANSIENT_REASON[transient.outcome.kind as TransientKind];
+  const text = explain(transientInput(about, reason, transient.outcome, transient.evidence.at(-1)));
+  return verdict(about.image, about.ref.pullRef, reason, text, evidence);
+}
+
+/** Whether a "not found" means the repository (rather than the tag or digest) is missing. */
+export function repositoryMissing(notFound: Resolved, tags: Answer): boolean {
+  const code = (notFound.outcome as Extract<Outcome, { kind: 'not-found' }>).code;
+  return (
+    code === 'NAME_UNKNOWN' || (tags.outcome.kind === 'not-found' && (tags.outcome as { code?: string }).code === 'NAME_UNKNOWN')
+  );
+}
+
+export function repositoryNotFound(about: About, suggestions: string[], evidence: string[]): ImageVerdict {
+  const text = explain({ ...about, reason: 'repository-not-found', suggestions });
+  return withSuggestions(verdict(about.image, about.ref.pullRef, 'repository-not-found', text, evidence), suggestions);
+}
+
+/** The repository is there but not the digest, or not the tag (with the nearest tags it has). */
+export function tagOrDigestNotFound(
+  about: About,
+  tags: string[] | undefined,
+  evidence: string[],
+  maxTags: number,
+): ImageVerdict {
+  const { image, ref } = about;
+  if (ref.digest)
+    return verdict(image, ref.pullRef, 'digest-not-found', explain({ ...about, reason: 'digest-not-found' }), evidence);
+  const suggestions = tags ? nearest(ref.tag ?? 'latest', tags) : [];
+  const text = explain({
+    ...about,
+    reason: 'tag-not-found',
+    suggestions,
+    tagCount: tags?.length,
+    tags,
+    tagsCapped: (tags?.length ?? 0) >= maxTags,
+  });
+  return withSuggestions(verdict(image, ref.pullRef, 'tag-not-found', text, evidence), suggestions);
+}
+
+/** No credential got an answer: a credential source failed, secrets were unread, or access was denied. */
+export function deniedVerdict(
+  about: About,
+  tried: Resolved[],
+  evidence: string[],
+  failures: string[],
+  credentials: CredentialContext,
+): ImageVerdict {
+  const { image, ref } = about;
+  if (failures.length)
+    return verdict(
+      image,
+      ref.pullRef,
+      'unverifiable',
+      explain({ ...about, reason: 'unverifiable', why: 'credential-failure', failures }),
+      evidence,
+    );
+  if (credentials.unreadSecrets?.length)
+    return verdict(
+      image,
+      ref.pullRef,
+      'unverifiable',
+      explain({ ...about, reason: 'unverifiable', why: 'unread-secrets', unreadSecrets: credentials.unreadSecrets }),
+      evidence,
+    );
+  const denied = tried[tried.length - 1]!;
+  const suggestions = officialSuggestions(ref);
+  const text = explain({
+    ...about,
+    reason: 'access-denied',
+    credentials,
+    tried: tried.map((t) => t.cred?.source ?? 'anonymous'),
+    outcome: denied.outcome,
+    suggestions,
+    rejected: tried.filter((t) => t.outcome.kind === 'unauthorized' && t.outcome.rejected).map((t) => t.cred?.source ?? ''),
+  });
+  return withSuggestions(verdict(image, ref.pullRef, 'access-denied', text, evidence), suggestions);
+}
+
+/** The explain() input of a transient registry answer; `detail` is what happened (the last line of evidence). */
+export function transientInput(
+  about: { image: string; ref: ImageRef; face?: Face },
+  reason: TransientReason,
+  outcome: Outcome,
+  detail: string | undefined,
+): ExplainInput {
+  switch (reason) {
+    case 'rate-limited':
+      return { ...about, reason, outcome };
+    case 'registry-error':
+      return { ...about, reason, outcome, detail };
+    case 'registry-unreachable':
+      return outcome.kind === 'unreachable' && outcome.tls
+        ? { ...about, reason, detail, tls: outcome.tls }
+        : { ...about, reason, detail };
+    case 'timeout':
+      // The request's own line ("host did not answer in time (8000 ms)") goes to the evidence; the
+      // message says the deadline ("did not answer within <that line>" read as nonsense).
+      return { ...about, reason };
+  }
+}
+
+/** A missing or denied Docker Hub official image: the nearest official names ("ngiinx" -> "nginx"). */
+export function officialSuggestions(ref: ImageRef): string[] {
+  return isDockerHub(ref.domain) && ref.path.startsWith('library/')
+    ? nearest(ref.path.slice('library/'.length), OFFICIAL_IMAGES)
+    : [];
+}
+
+function withSuggestions(v: ImageVerdict, suggestions: string[]): ImageVerdict {
+  return suggestions.length ? { ...v, suggestions } : v;
+}
+
+/** The names a node lists in status.images for this reference (runtimes report normalized names). */
+function nodeImageNames(ref: ImageRef): string[] {
+  const names = [ref.pullRef];
+  if (ref.tag && ref.digest) names.push(`${ref.name}:${ref.tag}`);
+  return names;
+}
