@@ -141,7 +141,9 @@ export class Preflight {
         const key = useKey(use);
         const v = byImage.get(key);
         if (v instanceof Promise && !raced.has(v)) {
-          const r = Promise.race([v, expired]).then((x) => (x === 'timeout' ? this.#timedOut(use.image, run.within) : x));
+          const r = Promise.race([v, expired]).then((x) =>
+            x === 'timeout' ? this.#timedOut(use.image, run.within) : x,
+          );
           raced.add(r);
           byImage.set(key, r);
         }
@@ -226,7 +228,13 @@ export class Preflight {
    * The kubelet tries every matching credential in order and stops at the first success; with none
    * it pulls anonymously, and never falls back to anonymous after a failure.
    */
-  #tryInOrder(ref: ImageRef, creds: (Credential | null)[], run: Run, tried: Resolved[], from: number): Maybe<Resolved[]> {
+  #tryInOrder(
+    ref: ImageRef,
+    creds: (Credential | null)[],
+    run: Run,
+    tried: Resolved[],
+    from: number,
+  ): Maybe<Resolved[]> {
     for (let i = from; i < creds.length; i++) {
       const cred = creds[i]!;
       const answer = this.#lookups.resolve(ref, cred, run.deadline, run.maxAgeMs);

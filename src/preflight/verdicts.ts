@@ -78,13 +78,9 @@ export function invalidReference(image: string, error: string): ImageVerdict {
 
 /** Nothing answered by the deadline (`ms`, the check's budget). */
 export function timedOut(image: string, reference: string, ms: number): ImageVerdict {
-  return verdict(
-    image,
-    reference,
-    'timeout',
-    explain({ image, reason: 'timeout', within: `${ms} ms` }),
-    [`no answer within the ${ms} ms deadline`],
-  );
+  return verdict(image, reference, 'timeout', explain({ image, reason: 'timeout', within: `${ms} ms` }), [
+    `no answer within the ${ms} ms deadline`,
+  ]);
 }
 
 /** Something in pullguard itself failed: a risk, never a crash. */
@@ -130,7 +126,13 @@ export function beforeRegistry(
     );
   }
   if (ref.domain === 'localhost')
-    return verdict(image, ref.pullRef, 'unverifiable', explain({ ...base, reason: 'unverifiable', why: 'localhost' }), []);
+    return verdict(
+      image,
+      ref.pullRef,
+      'unverifiable',
+      explain({ ...base, reason: 'unverifiable', why: 'localhost' }),
+      [],
+    );
   if (credentials.brokenSecrets?.length)
     return verdict(
       image,
@@ -219,7 +221,10 @@ export function foundVerdict(
     const text = explain({ image, ref, reason: 'rate-limited', rateLimit: rl, credentialSource: found.cred?.source });
     return { ...verdict(image, ref.pullRef, 'rate-limited', text, evidence), ...extras };
   }
-  return { ...verdict(image, ref.pullRef, 'available', explain({ image, ref, reason: 'available' }), evidence), ...extras };
+  return {
+    ...verdict(image, ref.pullRef, 'available', explain({ image, ref, reason: 'available' }), evidence),
+    ...extras,
+  };
 }
 
 /** Transient trouble with any credential: pullguard cannot know what the kubelet will see. */
@@ -235,7 +240,8 @@ export function transientVerdict(about: About, tried: Resolved[], evidence: stri
 export function repositoryMissing(notFound: Resolved, tags: Answer): boolean {
   const code = (notFound.outcome as Extract<Outcome, { kind: 'not-found' }>).code;
   return (
-    code === 'NAME_UNKNOWN' || (tags.outcome.kind === 'not-found' && (tags.outcome as { code?: string }).code === 'NAME_UNKNOWN')
+    code === 'NAME_UNKNOWN' ||
+    (tags.outcome.kind === 'not-found' && (tags.outcome as { code?: string }).code === 'NAME_UNKNOWN')
   );
 }
 
@@ -300,7 +306,9 @@ export function deniedVerdict(
     tried: tried.map((t) => t.cred?.source ?? 'anonymous'),
     outcome: denied.outcome,
     suggestions,
-    rejected: tried.filter((t) => t.outcome.kind === 'unauthorized' && t.outcome.rejected).map((t) => t.cred?.source ?? ''),
+    rejected: tried
+      .filter((t) => t.outcome.kind === 'unauthorized' && t.outcome.rejected)
+      .map((t) => t.cred?.source ?? ''),
   });
   return withSuggestions(verdict(image, ref.pullRef, 'access-denied', text, evidence), suggestions);
 }

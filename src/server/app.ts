@@ -152,7 +152,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     if (body instanceof BodyOverLimits) return opts.handler.unchecked(body.head, body.limit, body.reason, pathMode);
     // Past the cap the API server gets a prompt 429 (its failurePolicy decides), not a slow answer.
     if (running >= reviewsInFlight)
-      throw new BodyRefused('busy', `pullguard is answering ${reviewsInFlight} reviews already; the API server may retry`);
+      throw new BodyRefused(
+        'busy',
+        `pullguard is answering ${reviewsInFlight} reviews already; the API server may retry`,
+      );
     const answer = opts.handler.review(body, pathMode, hangUp(res));
     if (!(answer instanceof Promise)) return answer;
     running++;
