@@ -1,6 +1,6 @@
-// A pod's keyring two ways: forSite (reading the cluster) and forSiteCached (only what is cached,
-// for reviews answered without a promise). Whatever forSite answered, forSiteCached answers the
-// same afterwards, without a request; before the reads it answers nothing.
+// A pod's keyring: forSite reads the cluster the first time (a promise), and answers the same
+// context at once afterwards, from the reader's cache, without a request (reviews answered without
+// a promise).
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
