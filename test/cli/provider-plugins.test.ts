@@ -8,7 +8,8 @@ import { runCheck } from '../../src/cli/check.ts';
 import { runInProcess, runProcess } from '../helpers/cli.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { PLUGIN_CONCURRENCY } from '../../src/credentials/providers.ts';
-import { podReview, serve, waitFor } from '../server/lib.ts';
+import { podReview, serve } from '../server/lib.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const grace = { username: 'grace', password: 'Grace-Plugin-pw-19' };
 let token: TestRegistry;
@@ -234,7 +235,6 @@ printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialP
       });
       const released = new Set<string>();
       await waitFor(
-        'the command to finish',
         () => {
           for (const pid of started())
             if (!released.has(pid)) {
@@ -243,8 +243,7 @@ printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialP
             }
           return finished;
         },
-        600_000,
-        20,
+        { what: 'the command to finish', timeoutMs: 600_000, everyMs: 20 },
       );
       return result;
     },

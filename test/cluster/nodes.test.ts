@@ -9,6 +9,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { NodeWatcher, type NodeWatcherOptions } from '../../src/cluster/nodes.ts';
 import { REQUIRED_ACCESS } from '../../src/cluster/access.ts';
 import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const NGINX_DIGEST = 'docker.io/library/nginx@sha256:4c0fdaa8b6341bfdeca5f18f7837462c80cff90527ee35ef185571e1c327beac';
 const NGINX_TAG = 'docker.io/library/nginx:1.25';
@@ -38,20 +39,12 @@ async function watching(t: Tap, ...names: string[]): Promise<{ api: KubeApiServe
   for (const name of names) api.putNode(makeNode({ name }));
   w.start();
   await w.whenReady(READY_MS);
-  await until(() => api.openWatches === 1, 'the watch');
+  await waitFor(() => api.openWatches === 1, { what: 'the watch' });
   return { api, w };
 }
 
-/** Nets for conditions that never come, not speed limits: whenReady and until return as soon as they hold. */
+/** Nets for conditions that never come, not speed limits: whenReady and waitFor return as soon as they hold. */
 const READY_MS = 60_000;
-
-async function until(cond: () => boolean, what: string, timeoutMs = READY_MS): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 t.test('the first list gives platforms and images; ready flips once', async (t) => {
   const { api, w } = await setup(t);
@@ -75,7 +68,7 @@ t.test('the first list gives platforms and images; ready flips once', async (t) 
   );
   const list = api.requests.find((r) => r.verb === 'list');
   t.equal(list?.path, '/api/v1/nodes');
-  await until(() => api.openWatches === 1, 'the watch');
+  await waitFor(() => api.openWatches === 1, { what: 'the watch' });
   const watch = api.requests.find((r) => r.verb === 'watch');
   t.equal(watch?.path, '/api/v1/nodes');
   t.equal(watch?.query.resourceVersion, api.resourceVersion, "watches from the list's resourceVersion");
@@ -90,10 +83,10 @@ t.test('watch events: an arm64 node comes and goes, images change', async (t) =>
   w.onChange(() => changes++);
   w.start();
   await w.whenReady(READY_MS);
-  await until(() => api.openWatches === 1, 'the watch');
+  await waitFor(() => api.openWatches === 1, { what: 'the watch' });
 
   api.putNode(makeNode({ name: 'arm-1', architecture: 'arm64', images: [[NGINX_TAG]] }));
-  await until(() => w.platforms().length === 2, 'the arm64 node');
+  await waitFor(() => w.platforms().length === 2, { what: 'the arm64 node' });
   t.same(w.platforms(), [
     { os: 'linux', architecture: 'amd64', nodes: 1 },
     { os: 'linux', architecture: 'arm64', nodes: 1 },
@@ -102,11 +95,11 @@ t.test('watch events: an arm64 node comes and goes, images change', async (t) =>
 
   // MODIFIED: the kubelet's image list changed (nginx garbage-collected)
   api.putNode(makeNode({ name: 'arm-1', architecture: 'arm64', images: [[PAUSE]] }));
-  await until(() => !w.imageOnAnyNode([NGINX_TAG]), 'the image to go');
+  await waitFor(() => !w.imageOnAnyNode([NGINX_TAG]), { what: 'the image to go' });
   t.equal(w.imageOnAnyNode([PAUSE]), true);
 
   api.deleteNode('arm-1');
-  await until(() => w.platforms().length === 1, 'the arm64 node to go');
+  await waitFor(() => w.platforms().length === 1, { what: 'the arm64 node to go' });
   t.same(w.platforms(), [{ os: 'linux', architecture: 'amd64', nodes: 1 }]);
   t.equal(w.imageOnAnyNode([PAUSE]), false);
   t.ok(changes >= 4, `listeners told (${changes})`);
@@ -116,19 +109,19 @@ t.test('watch events: an arm64 node comes and goes, images change', async (t) =>
 t.test('a cleanly closed watch is resumed from the last resourceVersion, without a re-list', async (t) => {
   const { api, w } = await watching(t, 'a');
   api.putNode(makeNode({ name: 'b' }));
-  await until(() => w.nodes().length === 2, 'node b');
+  await waitFor(() => w.nodes().length === 2, { what: 'node b' });
   const rvAfterB = api.resourceVersion;
   t.equal(api.dropWatches(), 1);
   // changes while no watch is open are replayed from the resourceVersion
   api.putNode(makeNode({ name: 'c', architecture: 'arm64' }));
-  await until(() => w.nodes().length === 3, 'node c after the reconnect');
-  await until(() => api.openWatches === 1, 'a new watch');
+  await waitFor(() => w.nodes().length === 3, { what: 'node c after the reconnect' });
+  await waitFor(() => api.openWatches === 1, { what: 'a new watch' });
   const watches = api.requests.filter((r) => r.verb === 'watch');
   t.equal(watches.length, 2);
   t.equal(watches[1]?.query.resourceVersion, rvAfterB, 'resumed where the stream ended');
   t.equal(w.stats.lists, 1);
   api.putNode(makeNode({ name: 'd' }));
-  await until(() => w.nodes().length === 4, 'events on the new stream');
+  await waitFor(() => w.nodes().length === 4, { what: 'events on the new stream' });
 });
 
 t.test('a reset connection leads to a re-list and a new watch', async (t) => {
@@ -136,28 +129,28 @@ t.test('a reset connection leads to a re-list and a new watch', async (t) => {
   api.dropWatches({ abrupt: true });
   api.deleteNode('a');
   api.putNode(makeNode({ name: 'win-1', os: 'windows' }));
-  await until(() => w.stats.lists === 2, 'the re-list');
-  await until(() => api.openWatches === 1, 'a new watch');
+  await waitFor(() => w.stats.lists === 2, { what: 'the re-list' });
+  await waitFor(() => api.openWatches === 1, { what: 'a new watch' });
   t.same(
     w.nodes().map((n) => n.name),
     ['win-1'],
   );
   t.same(w.platforms(), [{ os: 'windows', architecture: 'amd64', nodes: 1 }]);
   api.putNode(makeNode({ name: 'b' }));
-  await until(() => w.nodes().length === 2, 'events on the new stream');
+  await waitFor(() => w.nodes().length === 2, { what: 'events on the new stream' });
 });
 
 t.test('410 Expired (history compacted) leads to a re-list', async (t) => {
   const { api, w } = await watching(t, 'a');
   api.putNode(makeNode({ name: 'b' }));
-  await until(() => w.nodes().length === 2, 'node b');
+  await waitFor(() => w.nodes().length === 2, { what: 'node b' });
   // The stream ends, then the server forgets the history the watcher would resume from.
   api.dropWatches();
   api.putNode(makeNode({ name: 'c' }));
   api.compact();
-  await until(() => w.stats.lists === 2, 'the re-list');
-  await until(() => w.nodes().length === 3, 'node c');
-  await until(() => api.openWatches === 1, 'a new watch');
+  await waitFor(() => w.stats.lists === 2, { what: 'the re-list' });
+  await waitFor(() => w.nodes().length === 3, { what: 'node c' });
+  await waitFor(() => api.openWatches === 1, { what: 'a new watch' });
 });
 
 t.test('a failing list is retried with back-off and the watcher recovers', async (t) => {
@@ -165,7 +158,7 @@ t.test('a failing list is retried with back-off and the watcher recovers', async
   api.putNode(makeNode({ name: 'a', architecture: 'arm64' }));
   api.forbid({ resource: 'nodes' });
   w.start();
-  await until(() => api.countRequests({ verb: 'list' }) >= 3, 'retries');
+  await waitFor(() => api.countRequests({ verb: 'list' }) >= 3, { what: 'retries' });
   t.equal(w.ready, false);
   t.same(w.platforms(), []);
   const times = api.requests.filter((r) => r.verb === 'list').length;
@@ -180,7 +173,7 @@ t.test('a failing watch is retried with growing back-off, not in a hot loop', as
   api.putNode(makeNode({ name: 'a' }));
   w.start();
   await w.whenReady(READY_MS);
-  await until(() => api.openWatches === 1, 'the watch');
+  await waitFor(() => api.openWatches === 1, { what: 'the watch' });
   // A watch that the server keeps refusing (still listable): a list+watch cycle each time.
   api.forbid({ resource: 'nodes' });
   api.dropWatches();
@@ -190,7 +183,7 @@ t.test('a failing watch is retried with growing back-off, not in a hot loop', as
   t.same(w.platforms(), [{ os: 'linux', architecture: 'amd64', nodes: 1 }], 'the last known state stays');
   api.allowAll();
   api.putNode(makeNode({ name: 'b' }));
-  await until(() => w.nodes().length === 2, 'recovery');
+  await waitFor(() => w.nodes().length === 2, { what: 'recovery' });
 });
 
 t.test('paging: limit and continue', async (t) => {
@@ -233,11 +226,11 @@ t.test('stop() ends the watch promptly and is idempotent; the last state stays r
   w.start();
   w.start(); // a second start is a no-op
   await w.whenReady(READY_MS);
-  await until(() => api.openWatches === 1, 'the watch');
+  await waitFor(() => api.openWatches === 1, { what: 'the watch' });
   // The server keeps this watch open until a side ends it: stop() returning at all shows that it
   // ended the watch itself rather than waiting for the stream to end.
   await w.stop();
-  await until(() => api.openWatches === 0, 'the server to see the watch closed');
+  await waitFor(() => api.openWatches === 0, { what: 'the server to see the watch closed' });
   await w.stop();
   t.equal(w.nodes().length, 1);
   const before = api.requests.length;
@@ -253,7 +246,7 @@ t.test('stop() right after the first list (before the watch starts) still return
   t.equal(await w.whenReady(READY_MS), true);
   // A stop() that left the watch behind would never return (tap's timeout fails the test).
   await w.stop();
-  await until(() => api.openWatches === 0, 'no watch left open on the server');
+  await waitFor(() => api.openWatches === 0, { what: 'no watch left open on the server' });
   t.equal(api.openWatches, 0, 'no watch left open on the server');
 });
 
@@ -284,7 +277,7 @@ t.test('platform counts are computed once per change of the node set, not per ca
   const first = w.platforms();
   t.equal(w.platforms(), first, 'the same list while nothing changed');
   api.putNode(makeNode({ name: 'arm', architecture: 'arm64' }));
-  await until(() => w.nodes().length === 2, 'node arm');
+  await waitFor(() => w.nodes().length === 2, { what: 'node arm' });
   t.not(w.platforms(), first, 'recounted after a change');
   t.same(
     w

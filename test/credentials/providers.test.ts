@@ -13,6 +13,7 @@ import {
   type ProviderEntry,
 } from '../../src/credentials/providers.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const fixture = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/kubelet-matchimages.json'), 'utf8')) as {
   cases: { matchImage: string; image: string; match: boolean }[];
@@ -129,15 +130,6 @@ echo "end $$" >> "$GATE/log"
 printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"%s","cacheDuration":"%s","auth":{"*.example.com":{"username":"u","password":"p"}}}' "$1" "$2"`,
 );
 
-/** Polls for `cond` (a net of ten minutes for one that never comes, not a speed limit). */
-async function waitFor(what: string, cond: () => boolean): Promise<void> {
-  const until = Date.now() + 600_000;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** A gate for gate-provider: its log read as runs and the most ever in flight, and a way to let runs go. */
 function gate(name: string) {
   const dir = join(bin, `gate-${name}`);
@@ -181,10 +173,13 @@ async function releaseAsTheyStart<T>(g: ReturnType<typeof gate>, done: Promise<T
     finished = true;
   });
   const released = new Set<string>();
-  await waitFor('the lookups to finish', () => {
-    for (const pid of g.started()) if (!released.has(pid) && released.add(pid)) g.release(pid);
-    return finished;
-  });
+  await waitFor(
+    () => {
+      for (const pid of g.started()) if (!released.has(pid) && released.add(pid)) g.release(pid);
+      return finished;
+    },
+    { what: 'the lookups to finish', timeoutMs: 600_000 },
+  );
   return result;
 }
 
@@ -192,7 +187,7 @@ t.test('at most PLUGIN_CONCURRENCY runs of a provider at once, one until its fir
   const { g, providers, runs } = gated('cap', 'Image', '5m');
   const images = Array.from({ length: 30 }, (_, i) => `a.example.com/team/app-${i}`);
   const all = Promise.all(images.map((image) => providers.lookup(image)));
-  await waitFor('the first run to start', () => g.started().length > 0);
+  await waitFor(() => g.started().length > 0, { what: 'the first run to start', timeoutMs: 600_000 });
   t.equal(runs(), 1, 'while no answer is known, one run: its answer may serve them all');
   const results = await releaseAsTheyStart(g, all);
   t.ok(
@@ -217,7 +212,7 @@ t.test('runs are shared by the cache key the last answer declared, cached or not
   const cached = gated('registry-cached', 'Registry', '5m');
   const images = Array.from({ length: 60 }, (_, i) => `a.example.com/team/app-${i}`);
   const all = Promise.all(images.map((image) => cached.providers.lookup(image)));
-  await waitFor('the first run to start', () => cached.g.started().length > 0);
+  await waitFor(() => cached.g.started().length > 0, { what: 'the first run to start', timeoutMs: 600_000 });
   const results = await releaseAsTheyStart(cached.g, all);
   t.ok(results.every((r) => r.credentials.length === 1));
   t.equal(cached.runs(), 1, '60 images of one registry: one run');
@@ -233,7 +228,7 @@ t.test('a queued run whose deadline passes gives up without starting a process',
   const { g, providers, runs } = gated('deadline', 'Image', '5m', 3000);
   // A first answer (so that two may run at once), then two runs that hang and five queued behind them.
   const warm = providers.lookup('a.example.com/warm');
-  await waitFor('the first run', () => g.started().length === 1);
+  await waitFor(() => g.started().length === 1, { what: 'the first run', timeoutMs: 600_000 });
   g.release(g.started()[0]!);
   t.equal((await warm).credentials.length, 1);
   const hung = ['a.example.com/h1', 'a.example.com/h2'].map((i) => providers.lookup(i));

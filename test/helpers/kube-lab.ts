@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Agent, request } from 'undici';
 import { freePort } from './registry.ts';
+import { waitFor } from './wait.ts';
 
 /** Where test/kube-lab/build.sh put the build (its LAB_STATE). */
 export const LAB_STATE = process.env.PULLGUARD_KUBE_LAB_STATE ?? '/var/cache/pullguard-kube-lab';
@@ -69,8 +70,6 @@ function tail(file: string, lines = 30): string {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 function launch(cmd: string, args: string[], logFile: string): { proc: ChildProcess; exited: () => boolean } {
   const out = openSync(logFile, 'a');
   const [c, a] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', cmd, ...args]] : [cmd, args];
@@ -95,17 +94,16 @@ async function stopProcess(proc: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-async function poll(
+/** Whether a process answers `check` before it exits or the deadline passes. */
+function poll(
   check: () => Promise<boolean>,
   exited: () => boolean,
   deadline: number,
 ): Promise<'ready' | 'exited' | 'timeout'> {
-  while (Date.now() < deadline) {
-    if (exited()) return 'exited';
-    if (await check().catch(() => false)) return 'ready';
-    await sleep(200);
-  }
-  return 'timeout';
+  const state = async () => (exited() ? ('exited' as const) : (await check()) ? ('ready' as const) : undefined);
+  return waitFor(state, { what: 'the process', timeoutMs: Math.max(0, deadline - Date.now()), everyMs: 200 }).catch(
+    () => 'timeout' as const,
+  );
 }
 
 export async function startKubeLab(opts: StartLabOptions = {}): Promise<KubeLab> {

@@ -1,7 +1,8 @@
 // A server that accepts TCP connections and never says a word: a registry or API server that hangs.
 // It reads (and drops) what is sent, so that the client closing its end is seen, and notes when
 // each connection was accepted and when it closed.
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { waitFor } from './wait.ts';
 
 export interface SilentServer {
   /** 127.0.0.1:PORT */
@@ -42,12 +43,22 @@ export async function silentServer(): Promise<SilentServer> {
   };
 }
 
-/** Polls until `cond` holds or `ms` pass; says which. */
-export async function until(cond: () => boolean, ms: number): Promise<boolean> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 20));
+/**
+ * Returns once whatever this process sent on loopback before the call has reached this process's
+ * servers: a connection opened now is accepted by a silent server, and the loop has run its close
+ * callbacks after that. So a test can say "the server did not see it" about an abort that, had it
+ * been sent, was sent before the call, without a fixed sleep.
+ */
+export async function loopbackBarrier(): Promise<void> {
+  const probe = await silentServer();
+  try {
+    const socket = connect(Number(probe.host.split(':')[1]), '127.0.0.1');
+    socket.on('error', () => undefined);
+    await waitFor(() => probe.accepted.length > 0, { what: 'a loopback connection to be accepted', everyMs: 1 });
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 0));
+    socket.destroy();
+  } finally {
+    await probe.stop();
   }
-  return true;
 }

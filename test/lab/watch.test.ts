@@ -24,6 +24,7 @@ import { faults } from '../helpers/fault-proxy.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
 import { registryClientFor } from '../../src/app/build.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let lab: KubeLab;
 let reg: TestRegistry;
@@ -32,16 +33,6 @@ const NS = 'shop';
 // Generous: the watch acts within a lease duration (3 s) plus one engine deadline (5 s) or one
 // interval (2 s); a loaded machine gets ten times that.
 const DEADLINE_MS = 90_000;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + DEADLINE_MS;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`not by the deadline: ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 t.before(async () => {
   [lab, reg] = await Promise.all([startKubeLab({ users: [{ name: 'pullguard' }] }), startRegistry()]);
@@ -104,7 +95,11 @@ async function eventsAbout(kind: string, name: string, reason: string) {
 }
 
 t.test('one leader holds the Lease', async (t) => {
-  await until('a leader', async () => (leaders().length === 1 ? true : undefined));
+  await waitFor(async () => (leaders().length === 1 ? true : undefined), {
+    what: 'a leader',
+    timeoutMs: DEADLINE_MS,
+    everyMs: 250,
+  });
   const lease = await lab
     .kc()
     .makeApiClient(CoordinationV1Api)
@@ -123,10 +118,13 @@ t.test('an Event on a pod soon after its ImagePullBackOff status, posted once', 
     runtime: `rpc error: code = NotFound desc = failed to pull and unpack image "${image}": failed to resolve reference "${image}": ${image}: not found`,
   };
   await kubelet.stuckPod(NS, 'broken', 'node-a', [stuck]);
-  const [event] = await until('the ImagePullDiagnosed Event', async () => {
-    const e = await eventsAbout('Pod', 'broken', 'ImagePullDiagnosed');
-    return e.length ? e : undefined;
-  });
+  const [event] = await waitFor(
+    async () => {
+      const e = await eventsAbout('Pod', 'broken', 'ImagePullDiagnosed');
+      return e.length ? e : undefined;
+    },
+    { what: 'the ImagePullDiagnosed Event', timeoutMs: DEADLINE_MS, everyMs: 250 },
+  );
   t.equal(event!.type, 'Warning');
   t.equal(event!.source?.component, 'pullguard');
   t.equal(event!.involvedObject.fieldPath, 'spec.containers{web}');
@@ -140,20 +138,26 @@ t.test('an Event on a pod soon after its ImagePullBackOff status, posted once', 
     await kubelet.setWaiting(NS, 'broken', [{ ...stuck, reason }]);
   // A second pod after the flips: once its Event exists, the watch has seen every flip of the first.
   await kubelet.stuckPod(NS, 'broken-2', 'node-a', [stuck]);
-  await until('the second pod diagnosed', async () => {
-    const e = await eventsAbout('Pod', 'broken-2', 'ImagePullDiagnosed');
-    return e.length ? e : undefined;
-  });
+  await waitFor(
+    async () => {
+      const e = await eventsAbout('Pod', 'broken-2', 'ImagePullDiagnosed');
+      return e.length ? e : undefined;
+    },
+    { what: 'the second pod diagnosed', timeoutMs: DEADLINE_MS, everyMs: 250 },
+  );
   const after = await eventsAbout('Pod', 'broken', 'ImagePullDiagnosed');
   t.equal(after.length, 1, 'one Event, not one per replica or per status change');
   t.equal(after[0]!.count, 1, 'not updated within eventInterval');
 
-  const failing = await until('pods_pull_failing', async () => {
-    const lines = await metric(leaders()[0]!, 'pullguard_pods_pull_failing{');
-    return lines.find(
-      (l) => l.includes(`namespace="${NS}"`) && l.includes('reason="tag-not-found"') && l.endsWith(' 2'),
-    );
-  });
+  const failing = await waitFor(
+    async () => {
+      const lines = await metric(leaders()[0]!, 'pullguard_pods_pull_failing{');
+      return lines.find(
+        (l) => l.includes(`namespace="${NS}"`) && l.includes('reason="tag-not-found"') && l.endsWith(' 2'),
+      );
+    },
+    { what: 'pods_pull_failing', timeoutMs: DEADLINE_MS, everyMs: 250 },
+  );
   t.ok(failing, 'two containers failing for tag-not-found');
   const follower = replicas.find((r) => !r.watch?.lease.leader)!;
   t.same(await metric(follower, 'pullguard_pods_pull_failing{'), [], 'only the leader exports');
@@ -181,9 +185,11 @@ t.test('a deleted tag flips pullable to 0 within one interval and posts one Even
     l.includes('name="shop-web"') &&
     l.includes('container="web"') &&
     l.endsWith(` ${v}`);
-  await until('pullable 1', async () =>
-    (await metric(leaders()[0]!, 'pullguard_workload_image_pullable{')).find(series(1)),
-  );
+  await waitFor(async () => (await metric(leaders()[0]!, 'pullguard_workload_image_pullable{')).find(series(1)), {
+    what: 'pullable 1',
+    timeoutMs: DEADLINE_MS,
+    everyMs: 250,
+  });
 
   const reverifier = leaders()[0]!.watch!.reverifier;
   const roundsAtDelete = reverifier.rounds;
@@ -194,20 +200,28 @@ t.test('a deleted tag flips pullable to 0 within one interval and posts one Even
   await res.body.dump();
   t.equal(res.statusCode, 202, 'the registry deleted the manifest');
 
-  const line = await until('pullable 0', async () =>
-    (await metric(leaders()[0]!, 'pullguard_workload_image_pullable{')).find(series(0)),
+  const line = await waitFor(
+    async () => (await metric(leaders()[0]!, 'pullguard_workload_image_pullable{')).find(series(0)),
+    { what: 'pullable 0', timeoutMs: DEADLINE_MS, everyMs: 250 },
   );
   t.match(line, 'reason="tag-not-found"');
   t.match(line, `image="${image}"`);
   t.ok(reverifier.rounds - roundsAtDelete <= 2, 'by the first round that started after the deletion');
 
-  const events = await until('the Event on the Deployment', async () => {
-    const e = await eventsAbout('Deployment', 'shop-web', 'ImageNotPullable');
-    return e.length ? e : undefined;
-  });
+  const events = await waitFor(
+    async () => {
+      const e = await eventsAbout('Deployment', 'shop-web', 'ImageNotPullable');
+      return e.length ? e : undefined;
+    },
+    { what: 'the Event on the Deployment', timeoutMs: DEADLINE_MS, everyMs: 250 },
+  );
   // two more rounds: still one Event, not re-posted
   const seen = reverifier.rounds;
-  await until('two more rounds', async () => (reverifier.rounds >= seen + 2 ? true : undefined));
+  await waitFor(async () => (reverifier.rounds >= seen + 2 ? true : undefined), {
+    what: 'two more rounds',
+    timeoutMs: DEADLINE_MS,
+    everyMs: 250,
+  });
   const later = await eventsAbout('Deployment', 'shop-web', 'ImageNotPullable');
   t.equal(later.length, 1, 'one Event');
   t.equal(later[0]!.count, 1);

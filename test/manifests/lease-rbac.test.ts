@@ -20,6 +20,7 @@ import { LeaderLease } from '../../src/watch/lease.ts';
 import { k8sTool } from '../helpers/k8s-tools.ts';
 import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
 import { manifestsDir, only, parseYamlDocs, repoRoot, scratch, type Obj } from './lib.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const DEADLINE_MS = 60_000;
 
@@ -56,14 +57,6 @@ function helmRole(namespace: string, leaseName: string): Obj {
 function kustomizeRole(): Obj {
   const file = join(manifestsDir, 'components', 'watch', 'rbac.yaml');
   return only(parseYamlDocs(readFileSync(file, 'utf8'), file), 'Role');
-}
-
-async function until(what: string, probe: () => Promise<boolean>): Promise<void> {
-  const end = Date.now() + DEADLINE_MS;
-  while (!(await probe().catch(() => false))) {
-    if (Date.now() > end) throw new Error(`not by the deadline: ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 const status = (p: Promise<unknown>) =>
@@ -120,13 +113,16 @@ for (const [name, user, namespace, leaseName, role] of cases) {
     });
     t.teardown(() => lease.stop());
     lease.start();
-    await until('leader', async () => lease.leader);
+    await waitFor(async () => lease.leader, { what: 'leader', timeoutMs: DEADLINE_MS, everyMs: 200 });
     const first = (await leases.readNamespacedLease({ name: leaseName, namespace })).spec?.renewTime;
     // a renewal is a get and an update of the named Lease
-    await until('renewed', async () => {
-      const spec = (await leases.readNamespacedLease({ name: leaseName, namespace })).spec;
-      return String(spec?.renewTime) !== String(first) && spec?.holderIdentity === 'replica-1';
-    });
+    await waitFor(
+      async () => {
+        const spec = (await leases.readNamespacedLease({ name: leaseName, namespace })).spec;
+        return String(spec?.renewTime) !== String(first) && spec?.holderIdentity === 'replica-1';
+      },
+      { what: 'renewed', timeoutMs: DEADLINE_MS, everyMs: 200 },
+    );
     t.ok(lease.leader, 'created, read and renewed its Lease');
 
     const mine = kc.makeApiClient(CoordinationV1Api);

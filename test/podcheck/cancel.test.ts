@@ -12,7 +12,8 @@ import { validateConfig } from '../../src/config.ts';
 import { imageUsesOf, podSpecSite } from '../../src/workload/images.ts';
 import { runInProcess } from '../helpers/cli.ts';
 import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
-import { silentServer, until } from '../helpers/silent.ts';
+import { silentServer } from '../helpers/silent.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let api: KubeApiServer;
 let dir: string;
@@ -58,8 +59,14 @@ t.test('a hanging API server: its requests are closed by the check deadline', as
   });
   t.equal(findings[0]!.reason, 'timeout', 'the registry did not answer either');
   t.equal(api.countRequests({ resource: 'serviceaccounts' }) - before, 1, 'the ServiceAccount was asked for');
-  t.ok(await until(() => api.openRequests === 0, 10 * deadline), 'the API server sees the read closed');
-  t.ok(await until(() => reg.open() === 0, 10 * deadline), 'the registry sees its connection closed');
+  await waitFor(() => api.openRequests === 0, {
+    what: 'the API server to see the read closed',
+    timeoutMs: 10 * deadline,
+  });
+  await waitFor(() => reg.open() === 0, {
+    what: 'the registry to see its connection closed',
+    timeoutMs: 10 * deadline,
+  });
 });
 
 t.test('pullguard check --timeout is one deadline for the command, nodes and cluster reads included', async (t) => {
@@ -81,6 +88,9 @@ t.test('pullguard check --timeout is one deadline for the command, nodes and clu
   // Each stage waiting a full --timeout (nodes, cluster reads, registry) took three times as long.
   t.ok(elapsed >= timeout - 100, `not before the deadline (${Math.round(elapsed)} ms)`);
   t.ok(elapsed < 2 * timeout, `one deadline, not one per stage (${Math.round(elapsed)} ms, --timeout ${timeout} ms)`);
-  t.ok(await until(() => api.openRequests === 0, 10 * timeout), 'no request left open at the API server');
-  t.ok(await until(() => reg.open() === 0, 10 * timeout), 'nor at the registry');
+  await waitFor(() => api.openRequests === 0, {
+    what: 'no request left open at the API server',
+    timeoutMs: 10 * timeout,
+  });
+  await waitFor(() => reg.open() === 0, { what: 'no request left open at the registry', timeoutMs: 10 * timeout });
 });

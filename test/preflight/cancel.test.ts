@@ -7,7 +7,8 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import type { AddressInfo } from 'node:net';
 import { Deadline } from '../../src/deadline.ts';
 import type { ImageUse } from '../../src/findings.ts';
-import { silentServer, until } from '../helpers/silent.ts';
+import { loopbackBarrier, silentServer } from '../helpers/silent.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { engineFor } from './lib.ts';
 
 const use = (image: string): ImageUse => ({ object: { kind: 'Pod' }, container: 'app', field: 'image', image });
@@ -29,7 +30,10 @@ t.test('a hanging registry sees its connection closed by the check deadline', as
     deadline: Deadline.after(DEADLINE),
   });
   t.equal(f!.reason, 'timeout');
-  t.ok(await until(() => reg.closed.length > 0, MARGIN), 'the connection was closed while the engine still runs');
+  await waitFor(() => reg.closed.length > 0, {
+    what: 'the connection to be closed while the engine still runs',
+    timeoutMs: MARGIN,
+  });
   t.ok(reg.closed[0]! - started >= DEADLINE - 50, 'not before the deadline');
   t.equal(reg.open(), 0, 'nothing left open');
 });
@@ -51,9 +55,12 @@ t.test('a token server that hangs is cut off by the deadline too', async (t) => 
   const host = `127.0.0.1:${(registry.address() as AddressInfo).port}`;
   const engine = engineFor({ deadline: CONFIGURED, registry: { endpoints: { [host]: `http://${host}` } } });
   t.teardown(() => engine.close());
-  const [f] = await engine.check([use(`${host}/demo/app:1.0`)], { credentials: { keyrings: [] }, deadline: Deadline.after(DEADLINE) });
+  const [f] = await engine.check([use(`${host}/demo/app:1.0`)], {
+    credentials: { keyrings: [] },
+    deadline: Deadline.after(DEADLINE),
+  });
   t.equal(f!.reason, 'timeout');
-  t.ok(await until(() => tokens.closed.length > 0, MARGIN), 'the token request was aborted');
+  await waitFor(() => tokens.closed.length > 0, { what: 'the token request to be aborted', timeoutMs: MARGIN });
   t.equal(tokens.open(), 0);
 });
 
@@ -68,14 +75,17 @@ t.test('a shared request is aborted only when the last check waiting for it give
     credentials: { keyrings: [] },
     deadline: Deadline.after(CONFIGURED, caller.signal),
   });
-  const [early] = await engine.check([use(image)], { credentials: { keyrings: [] }, deadline: Deadline.after(DEADLINE) });
+  const [early] = await engine.check([use(image)], {
+    credentials: { keyrings: [] },
+    deadline: Deadline.after(DEADLINE),
+  });
   t.equal(early!.reason, 'timeout', 'the first check ends at its deadline');
-  // Give an abort (wrongly) sent at that deadline time to reach the server: the request must stay.
-  await new Promise((r) => setTimeout(r, 200));
+  // An abort (wrongly) sent at that deadline was sent by now: once loopback has delivered it, the request must stay.
+  await loopbackBarrier();
   t.equal(reg.closed.length, 0, 'the request goes on for the check still waiting');
   t.equal(reg.open(), 1, 'one request for both checks');
   caller.abort(new Error('the review was cancelled'));
   const [late] = await patient;
   t.equal(late!.reason, 'timeout', 'a cancelled check ends as a timeout');
-  t.ok(await until(() => reg.closed.length > 0, MARGIN), 'then the request is aborted');
+  await waitFor(() => reg.closed.length > 0, { what: 'then the request to be aborted', timeoutMs: MARGIN });
 });

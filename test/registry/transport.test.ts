@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { classify, RegistryTransport, TransportError, type TransportOptions } from '../../src/registry/transport.ts';
 import { freePort } from '../helpers/registry.ts';
 import { sharedPki } from '../helpers/pki.ts';
-import { silentServer, until } from '../helpers/silent.ts';
+import { silentServer } from '../helpers/silent.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 interface Seen {
   path: string;
@@ -132,12 +133,15 @@ t.test('a request stuck in a TLS handshake ends at its abort; close() ends the c
   });
   const ac = new AbortController();
   const pending = failure(tr.registryRequest(host, '/v2/', { method: 'GET', signal: ac.signal }));
-  t.ok(await until(() => silent.open() === 1, 10_000), 'connected');
+  await waitFor(() => silent.open() === 1, { what: 'connected', timeoutMs: 10_000 });
   ac.abort();
   t.equal(await pending, 'aborted', 'the request (and its slot) ends at the abort, not at the connect timeout');
   const left = failure(tr.registryRequest(host, '/v2/', { method: 'GET' }));
   await tr.close();
-  t.ok(await until(() => silent.open() === 0, 10_000), 'close() ends the connections still handshaking');
+  await waitFor(() => silent.open() === 0, {
+    what: 'close() to end the connections still handshaking',
+    timeoutMs: 10_000,
+  });
   t.not(await left, '', 'its request fails');
 });
 

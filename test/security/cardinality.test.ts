@@ -17,6 +17,7 @@ import {
 } from '../../src/registry/transport.ts';
 import { MAX_REGISTRY_LABELS } from '../../src/server/metrics.ts';
 import { podReview, serve, startRegistries, type Registries } from '../server/lib.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let reg: TestRegistry;
 let regs: Registries;
@@ -67,15 +68,6 @@ async function requests(tr: RegistryTransport, count: number, url: (i: number) =
   return outcomes;
 }
 
-/** Waits until `check` holds, polling; fails the test past a deadline far beyond what it needs. */
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 t.test('20,000 hosts that refuse leave at most MAX_IDLE_HOSTS pools and slots', async (t) => {
   const closed = await freePort();
   const tr = transport();
@@ -118,7 +110,10 @@ t.test('a host with requests in flight is never evicted: its cap on requests hol
   const busy = `http://${reg.host}/v2/held/manifests/1.0`;
   // concurrency is 4: four requests take every slot of the busy host and wait at the proxy.
   const inFlight = Array.from({ length: 4 }, () => tr.request(new URL(busy), { method: 'GET' }));
-  await until(() => reg.proxy!.count({ path: /\/v2\/held\// }) === 4, 'four requests held at the proxy');
+  await waitFor(() => reg.proxy!.count({ path: /\/v2\/held\// }) === 4, {
+    what: 'four requests held at the proxy',
+    timeoutMs: 20_000,
+  });
 
   const closed = await freePort();
   await requests(tr, MAX_IDLE_HOSTS * 10, (i) => `http://c${i}.pullguard.test:${closed}/v2/`);

@@ -11,7 +11,8 @@ import { generate } from 'selfsigned';
 import { startServer } from '../../src/app/server.ts';
 import { validateConfig } from '../../src/config.ts';
 import { sharedPki } from '../helpers/pki.ts';
-import { captureLog, serve, waitFor } from '../server/lib.ts';
+import { captureLog, serve } from '../server/lib.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const pki = await sharedPki();
 const dir = mkdtempSync(join(tmpdir(), 'pullguard-certs-'));
@@ -110,9 +111,8 @@ t.test('on reload: a bad pair is not installed, the current one keeps serving, a
   for (const [name, write, reason] of steps) {
     write();
     const warning = await waitFor(
-      `${name} to be noticed`,
       () => s.log.lines().findLast((l) => /cannot be used/.test(l.msg) && reason.test(String(l.err))),
-      15_000,
+      { what: `${name} to be noticed`, timeoutMs: 15_000 },
     );
     t.ok(warning, `${name}: a warning says why`);
     t.notOk(

@@ -5,17 +5,8 @@ import t from 'tap';
 import { connect } from 'node:tls';
 import { bigDeploymentUpdate, deepArrays, manyObjects, reviewWithManyObjects } from '../helpers/big-objects.ts';
 import { JsonShape, MAX_DEPTH, MAX_ELEMENTS } from '../../src/server/body.ts';
-import {
-  type Obj,
-  podReview,
-  runes,
-  sample,
-  serve,
-  startRegistries,
-  waitFor,
-  type Registries,
-  type TestServer,
-} from './lib.ts';
+import { type Obj, podReview, runes, sample, serve, startRegistries, type Registries, type TestServer } from './lib.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let regs: Registries;
 let s: TestServer;
@@ -241,10 +232,13 @@ t.test('bodies in flight share a memory budget: past it a prompt 429, freed when
     const text = (await tight.get('/metrics')).text;
     return Number(/^pullguard_review_body_bytes (\d+)/m.exec(text)?.[1] ?? Number.NaN);
   };
-  const heldBytes = await waitFor('the held body to be read', async () => {
-    const n = await bodyBytes();
-    return n >= 700_000 * 4 ? n : undefined;
-  });
+  const heldBytes = await waitFor(
+    async () => {
+      const n = await bodyBytes();
+      return n >= 700_000 * 4 ? n : undefined;
+    },
+    { what: 'the held body to be read' },
+  );
   t.ok(heldBytes <= 4 * 1024 * 1024, `the held body takes ${heldBytes} of the 4 MiB budget`);
   const big = podReview(regs, [{ name: 'app', image: `${regs.plain.host}/demo/app:1.0` }]);
   big.request.object.metadata.annotations = { blob: 'b'.repeat(400_000) };
@@ -253,7 +247,7 @@ t.test('bodies in flight share a memory budget: past it a prompt 429, freed when
   t.match(refused.json.error, /too many large review bodies/);
   t.equal(refused.headers['retry-after'], '1');
   held.close();
-  await waitFor('the budget to be given back', async () => (await bodyBytes()) === 0);
+  await waitFor(async () => (await bodyBytes()) === 0, { what: 'the budget to be given back' });
   const after = await tight.post(big);
   t.equal(after.status, 200);
   t.equal(after.json.response.allowed, true, 'the same body is reviewed once the other request is gone');
@@ -266,10 +260,9 @@ t.test('reviews running at once are capped: the next gets a prompt 429', async (
   regs.plain.proxy!.fault({ kind: 'hang' }, { path: /\/v2\/demo\/slow\// });
   t.teardown(() => regs.plain.proxy!.clearRules());
   const slow = one.post(podReview(regs, [{ name: 'app', image: `${regs.plain.host}/demo/slow:1` }]));
-  await waitFor(
-    'the first review to reach the registry',
-    () => regs.plain.proxy!.count({ path: /\/v2\/demo\/slow\// }) > 0,
-  );
+  await waitFor(() => regs.plain.proxy!.count({ path: /\/v2\/demo\/slow\// }) > 0, {
+    what: 'the first review to reach the registry',
+  });
   const second = await one.post(sample('pod-create.json', regs));
   t.equal(second.status, 429);
   t.match(second.json.error, /answering 1 reviews already/);

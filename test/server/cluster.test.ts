@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeApiServer, dockerConfigJson, makeNode } from '../helpers/kube-api.ts';
-import { sample, serve, startRegistries, waitFor, type Obj, type Registries } from './lib.ts';
+import { sample, serve, startRegistries, type Obj, type Registries } from './lib.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let regs: Registries;
 let api: KubeApiServer;
@@ -81,7 +82,7 @@ t.test("readiness waits for the node list; the nodes' platform is required", asy
   t.equal(early.status, 503, 'not ready before the nodes are listed');
   t.equal((await s.get('/healthz')).status, 200, 'but alive');
   answer();
-  await waitFor('readiness', async () => (await s.get('/readyz')).status === 200, undefined, 100);
+  await waitFor(async () => (await s.get('/readyz')).status === 200, { what: 'readiness', everyMs: 100 });
   t.pass('ready once listed');
 
   // Only arm64 nodes now: the amd64-only demo/app:1.0 cannot run anywhere.
@@ -93,13 +94,11 @@ t.test("readiness waits for the node list; the nodes' platform is required", asy
   });
   // The node watch delivers the change shortly; review until it has.
   const r = await waitFor(
-    'a review that sees the arm64 nodes',
     async () => {
       const answer = await s.review(sample('deployment-create.json', regs));
       return answer.allowed ? undefined : answer;
     },
-    undefined,
-    100,
+    { what: 'a review that sees the arm64 nodes', everyMs: 100 },
   );
   t.equal(r.allowed, false, "no build for the nodes' platform: denied");
   t.match(r.status.message, /linux\/arm64/);

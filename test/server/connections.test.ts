@@ -3,7 +3,8 @@
 // kept-alive connections outlive the API server's own idle timeout.
 import t from 'tap';
 import { connect, type TLSSocket } from 'node:tls';
-import { sample, serve, startRegistries, waitFor, type Registries, type TestServer } from './lib.ts';
+import { sample, serve, startRegistries, type Registries, type TestServer } from './lib.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let regs: Registries;
 
@@ -39,7 +40,7 @@ t.test('a body trickled a byte at a time is cut off by the request timeout', asy
   const trickle = setInterval(() => sock.writable && sock.write(' '), 200);
   t.teardown(() => clearInterval(trickle));
   // The server's request timeout is the deadline plus a second; a generous bound above it.
-  await waitFor('the server to close the trickling connection', () => closed, 30_000);
+  await waitFor(() => closed, { what: 'the server to close the trickling connection', timeoutMs: 30_000 });
   t.ok(closed, 'closed by the server while the client was still sending');
   t.notMatch(answer, /HTTP\/1\.1 200/);
   const r = await s.review(sample('pod-create.json', regs));
@@ -63,9 +64,12 @@ t.test('connections past the cap are closed at once; the ones inside it are serv
   );
   t.ok(refused, 'the fourth connection is closed by the server');
   for (const h of held) h.destroy();
-  const r = await waitFor('a slot to be free', async () => {
-    const res = await s.post(sample('pod-create.json', regs));
-    return res.status === 200 ? res : undefined;
-  });
+  const r = await waitFor(
+    async () => {
+      const res = await s.post(sample('pod-create.json', regs));
+      return res.status === 200 ? res : undefined;
+    },
+    { what: 'a slot to be free' },
+  );
   t.equal(r.json.response.allowed, false, 'served once connections are free');
 });

@@ -2,7 +2,8 @@
 // warning, never a denial), and a shutdown finishes the reviews in flight while readiness says 503.
 import t from 'tap';
 import { connect, type TLSSocket } from 'node:tls';
-import { podReview, sample, serve, startRegistries, waitFor, type Obj, type Registries } from './lib.ts';
+import { podReview, sample, serve, startRegistries, type Obj, type Registries } from './lib.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let regs: Registries;
 t.before(async () => {
@@ -165,10 +166,9 @@ for (const second of ['GET /readyz', 'POST /validate'] as const)
       sock.write(
         `POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
-      await waitFor(
-        'the review to reach the registry',
-        () => regs.plain.proxy!.count({ method: 'HEAD', path: '/v2/demo/app/manifests/1.0' }) > 0,
-      );
+      await waitFor(() => regs.plain.proxy!.count({ method: 'HEAD', path: '/v2/demo/app/manifests/1.0' }) > 0, {
+        what: 'the review to reach the registry',
+      });
 
       const closing = s.close().then(() => {
         closed = true;

@@ -11,7 +11,8 @@ import { connect, type PeerCertificate } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { watchTls } from '../../src/server/tls.ts';
 import { sharedPki } from '../helpers/pki.ts';
-import { sample, serve, waitFor } from './lib.ts';
+import { sample, serve } from './lib.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const pki = await sharedPki();
 
@@ -115,17 +116,17 @@ t.test('certificate reload: new connections get the new certificate, an open con
 
   // Half a renewal: the new certificate with the old key does not load; A stays.
   copyFileSync(b.certFile, certFile);
-  await waitFor('the mismatched pair to be noticed', () => s.log.lines().some((l) => /cannot be used yet/.test(l.msg)));
+  await waitFor(() => s.log.lines().some((l) => /cannot be used yet/.test(l.msg)), {
+    what: 'the mismatched pair to be noticed',
+  });
   t.equal((await peer(s.url, { ca: pki.caPem })).fingerprint256, fpA, 'a mismatched pair is not installed');
 
   copyFileSync(b.keyFile, keyFile);
   const started = Date.now();
-  await waitFor(
-    'certificate B on new connections',
-    async () => (await peer(s.url, { ca: pki.caPem })).fingerprint256 === fpB,
-    undefined,
-    200,
-  );
+  await waitFor(async () => (await peer(s.url, { ca: pki.caPem })).fingerprint256 === fpB, {
+    what: 'certificate B on new connections',
+    everyMs: 200,
+  });
   t.pass(`new connections see certificate B after ${Date.now() - started} ms`);
   t.ok(
     s.log.lines().some((l) => l.msg === 'serving certificate reloaded' && l.certFile === certFile),
@@ -143,10 +144,9 @@ t.test('certificate reload: new connections get the new certificate, an open con
 
   // A broken file (a renewal being written) is skipped, the current certificate kept.
   writeFileSync(certFile, '-----BEGIN CERTIFICATE-----\ntruncated');
-  await waitFor(
-    'the broken file to be noticed',
-    () => s.log.lines().filter((l) => /cannot be used yet/.test(l.msg)).length >= 2,
-  );
+  await waitFor(() => s.log.lines().filter((l) => /cannot be used yet/.test(l.msg)).length >= 2, {
+    what: 'the broken file to be noticed',
+  });
   t.equal((await peer(s.url, { ca: pki.caPem })).fingerprint256, fpB, 'a broken file is not installed');
   const still = await s.get('/healthz');
   t.equal(still.status, 200);
@@ -173,12 +173,10 @@ t.test('certificate reload as a Secret volume does it: an atomic swap of the ..d
   symlinkSync('..2026_02_01_b', join(dir, '..data_tmp'));
   renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
   const fpB = new X509Certificate(b.certPem).fingerprint256;
-  await waitFor(
-    'certificate B after the swap',
-    async () => (await peer(s.url, { ca: pki.caPem })).fingerprint256 === fpB,
-    undefined,
-    200,
-  );
+  await waitFor(async () => (await peer(s.url, { ca: pki.caPem })).fingerprint256 === fpB, {
+    what: 'certificate B after the swap',
+    everyMs: 200,
+  });
   t.pass('new connections see the renewed certificate');
 });
 
@@ -205,7 +203,7 @@ t.test('a renewal right after start-up is not missed', async (t) => {
   t.teardown(stop);
   symlinkSync('..b', join(dir, '..data_tmp'));
   renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
-  await waitFor('the reload', () => lines.some((l) => l.msg === 'serving certificate reloaded'), undefined, 20);
+  await waitFor(() => lines.some((l) => l.msg === 'serving certificate reloaded'), { what: 'the reload', everyMs: 20 });
   t.pass('certificate B installed');
 });
 
@@ -242,6 +240,6 @@ t.test('a renewal between reading the pair at start-up and starting the watch is
     key: a.keyPem,
   });
   t.teardown(stop);
-  await waitFor('the reload', () => lines.some((l) => l.msg === 'serving certificate reloaded'), undefined, 20);
+  await waitFor(() => lines.some((l) => l.msg === 'serving certificate reloaded'), { what: 'the reload', everyMs: 20 });
   t.pass('certificate B installed');
 });

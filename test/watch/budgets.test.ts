@@ -18,23 +18,12 @@ import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
 import { sharedPki } from '../helpers/pki.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let lab: KubeLab;
 let reg: TestRegistry;
 // Generous: a lease duration (3 s) plus a round; a loaded machine gets ten times that.
 const DEADLINE_MS = 120_000;
-
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const end = Date.now() + DEADLINE_MS;
-  for (;;) {
-    const v = await Promise.resolve()
-      .then(probe)
-      .catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`not by the deadline: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 t.before(async () => {
   [lab, reg] = await Promise.all([startKubeLab(), startRegistry()]);
@@ -189,7 +178,11 @@ t.test('spellings of one registry share its budget and its rate-limit stop', asy
   t.teardown(() => clear(ns));
 
   const { watch, stop } = startWatch(t, { insecure: [...hosts, ...quotaHosts], watch: { registryBudget: 3 } });
-  await until('one round', () => (watch.reverifier.rounds >= 1 ? true : undefined));
+  await waitFor(() => (watch.reverifier.rounds >= 1 ? true : undefined), {
+    what: 'one round',
+    timeoutMs: DEADLINE_MS,
+    everyMs: 100,
+  });
   await stop();
   const checked = watch.reverifier.results().filter((r) => r.namespace === ns);
   t.comment(
@@ -220,7 +213,11 @@ t.test('a round asks all registries together at most watch.roundBudget times', a
     insecure: proxies.map((p) => p.host),
     watch: { registryBudget: 100, roundBudget: 5 },
   });
-  await until('one round', () => (watch.reverifier.rounds >= 1 ? true : undefined));
+  await waitFor(() => (watch.reverifier.rounds >= 1 ? true : undefined), {
+    what: 'one round',
+    timeoutMs: DEADLINE_MS,
+    everyMs: 100,
+  });
   await stop();
   const total = proxies.reduce((n, p) => n + p.count(), 0);
   t.comment(`4 registries × 3 images, roundBudget 5: ${total} requests in the round`);
@@ -241,7 +238,11 @@ t.test('invalid, long references: Events per namespace and series are bounded, l
   t.teardown(() => clear(ns));
 
   const { watch, metrics, stop } = startWatch(t, { watch: { maxSeries: 50 } });
-  await until('one round', () => (watch.reverifier.rounds >= 1 ? true : undefined));
+  await waitFor(() => (watch.reverifier.rounds >= 1 ? true : undefined), {
+    what: 'one round',
+    timeoutMs: DEADLINE_MS,
+    everyMs: 100,
+  });
   const text = await metrics.metrics();
   await stop(); // the round's Events are posted by then
   const series = text.split('\n').filter((l) => l.startsWith('pullguard_workload_image_pullable{'));
@@ -276,12 +277,19 @@ t.test('Events held back by the cap per namespace are posted in later rounds, ea
   );
   t.teardown(() => clear(ns));
   const { watch, stop } = startWatch(t, { watch: { interval: '1s', eventsPerNamespace: 10 } });
-  const posted = await until('all 30 Events', async () => {
-    const e = await events(ns, 'ImageNotPullable');
-    return e.length >= 30 ? e : undefined;
-  });
+  const posted = await waitFor(
+    async () => {
+      const e = await events(ns, 'ImageNotPullable');
+      return e.length >= 30 ? e : undefined;
+    },
+    { what: 'all 30 Events', timeoutMs: DEADLINE_MS, everyMs: 100 },
+  );
   const rounds = watch.reverifier.rounds;
-  await until('one more round', () => (watch.reverifier.rounds > rounds ? true : undefined));
+  await waitFor(() => (watch.reverifier.rounds > rounds ? true : undefined), {
+    what: 'one more round',
+    timeoutMs: DEADLINE_MS,
+    everyMs: 100,
+  });
   await stop();
   const again = await events(ns, 'ImageNotPullable');
   t.equal(again.length, 30, 'one Event per container');
@@ -310,7 +318,11 @@ t.test('diagnosing a stuck pod with 20 containers keeps to the registry budget',
     insecure: [proxy.host],
     watch: { registryBudget: 3, eventInterval: '1s' },
   });
-  await until('the first diagnosis', async () => ((await events(ns, 'ImagePullDiagnosed')).length ? true : undefined));
+  await waitFor(async () => ((await events(ns, 'ImagePullDiagnosed')).length ? true : undefined), {
+    what: 'the first diagnosis',
+    timeoutMs: DEADLINE_MS,
+    everyMs: 100,
+  });
   // The kubelet flips the status on every retry: each change is another chance to diagnose.
   const kubelet = new FakeKubelet(lab.kc());
   for (const reason of ['ErrImagePull', 'ImagePullBackOff', 'ErrImagePull', 'ImagePullBackOff', 'ErrImagePull'])
@@ -322,11 +334,14 @@ t.test('diagnosing a stuck pod with 20 containers keeps to the registry budget',
   // A pod after the flips (its image needs no registry): once it is diagnosed and nothing else is
   // under way, the watch has acted on every flip.
   await stuckPod(ns, 'marker', [{ name: 'web', image: 'Invalid/Name:1', reason: 'InvalidImageName' }]);
-  await until('the marker diagnosed, nothing under way', async () => {
-    const done = (await events(ns, 'ImagePullDiagnosed')).some((e) => e.involvedObject.name === 'marker');
-    const busy = watch.pods.diagnosing ?? { running: 0, queued: 0 };
-    return done && busy.running === 0 && busy.queued === 0 ? true : undefined;
-  });
+  await waitFor(
+    async () => {
+      const done = (await events(ns, 'ImagePullDiagnosed')).some((e) => e.involvedObject.name === 'marker');
+      const busy = watch.pods.diagnosing ?? { running: 0, queued: 0 };
+      return done && busy.running === 0 && busy.queued === 0 ? true : undefined;
+    },
+    { what: 'the marker diagnosed, nothing under way', timeoutMs: DEADLINE_MS, everyMs: 100 },
+  );
   await stop();
   const heads = proxy.count({ method: 'HEAD' });
   const diagnosed = (await events(ns, 'ImagePullDiagnosed')).filter((e) => e.involvedObject.name === 'many');
@@ -366,18 +381,24 @@ t.test("a new leader's catch-up reads the API for a few pods at a time", async (
     currentContext: 'proxy',
   });
   const { watch, stop } = startWatch(t, { kc });
-  const held = await until('the catch-up under way', () => {
-    const n = api.count(eventLists);
-    const waiting = watch.pods.diagnosing?.queued;
-    return n > 4 || (n === 4 && waiting === pods - 4) ? n : undefined;
-  });
+  const held = await waitFor(
+    () => {
+      const n = api.count(eventLists);
+      const waiting = watch.pods.diagnosing?.queued;
+      return n > 4 || (n === 4 && waiting === pods - 4) ? n : undefined;
+    },
+    { what: 'the catch-up under way', timeoutMs: DEADLINE_MS, everyMs: 100 },
+  );
   t.comment(`catch-up on ${pods} stuck pods: ${held} event lists asked at once`);
   t.equal(held, 4, 'four pods diagnosed at once, the others wait');
   release();
-  await until('every pod diagnosed', () => {
-    const busy = watch.pods.diagnosing;
-    return api.count(eventLists) === pods && busy?.running === 0 && busy.queued === 0 ? true : undefined;
-  });
+  await waitFor(
+    () => {
+      const busy = watch.pods.diagnosing;
+      return api.count(eventLists) === pods && busy?.running === 0 && busy.queued === 0 ? true : undefined;
+    },
+    { what: 'every pod diagnosed', timeoutMs: DEADLINE_MS, everyMs: 100 },
+  );
   t.equal(api.count(eventLists), pods, 'each pod once');
   await stop();
 });
