@@ -4,8 +4,7 @@
 
 import { oneLine } from '../findings.ts';
 import type { TlsProblem } from '../system-errors.ts';
-import type { RateLimit } from './ratelimit.ts';
-import { parseRetryAfter } from './ratelimit.ts';
+import { parseRetryAfter, type RateLimit } from './ratelimit.ts';
 import { first, TransportError, type HttpResponse } from './transport.ts';
 
 /** The registry's answer, reduced to what decides a finding. */
@@ -33,7 +32,11 @@ export interface AuthFailure {
   noCredentials: boolean;
 }
 
-export const NO_AUTH_FAILURE: AuthFailure = { insufficientScope: false, rejected: false, noCredentials: false };
+export const NO_AUTH_FAILURE: AuthFailure = Object.freeze({
+  insufficientScope: false,
+  rejected: false,
+  noCredentials: false,
+});
 
 /** The first entry of a distribution error body (`{"errors":[{"code","message"}]}`). */
 export interface ErrorBody {

@@ -37,6 +37,7 @@ export class Sender {
     this.auth = new Authenticator(transport);
   }
 
+  /** `method path` on the context's host, authorized for its scope and credential; evidence goes to the context. */
   async send(ctx: RequestContext, method: 'HEAD' | 'GET', path: string): Promise<Sent> {
     const { host, scope, credential, signal } = ctx;
     const headers: Record<string, string> = { accept: MANIFEST_ACCEPT };
