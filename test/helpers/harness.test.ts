@@ -11,6 +11,7 @@ import { sharedPki } from './pki.ts';
 import { startRegistry, type TestRegistry } from './registry.ts';
 import { startFaultProxy, faults, type FaultProxy } from './fault-proxy.ts';
 import { CONTAINERD_ACCEPT, MEDIA } from './images.ts';
+import { waitFor } from './wait.ts';
 
 const pki = await sharedPki();
 
@@ -645,7 +646,7 @@ t.test('fault proxy', async (t) => {
     // No timeout on the client side: if stop() waited for the hung request it would never return.
     const hung = request(`${p.url}/v2/`, { headersTimeout: 0 });
     hung.catch(() => undefined);
-    while (p.count() < 1) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => p.count() > 0, { what: 'the request to reach the proxy' });
     t.equal(p.count(), 1, 'the request reached the proxy, which never answers it');
     await p.stop();
     await t.rejects(hung, 'stop() ended the hung request instead of waiting for it');

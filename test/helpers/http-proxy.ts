@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './registry.ts';
+import { waitFor } from './wait.ts';
 
 export const TINYPROXY_BIN = '/usr/bin/tinyproxy';
 
@@ -70,11 +71,12 @@ export async function startProxy(opts: { auth?: { username: string; password: st
     proc.stderr!.on('data', (d) => (stderr += String(d)));
     let exited = false;
     proc.on('exit', () => (exited = true));
-    const deadline = Date.now() + 20_000;
-    while (Date.now() < deadline && !exited) {
-      if (readFileSync(logFile, 'utf8').includes('Starting main loop')) return proc;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const started = await waitFor(() => exited || readFileSync(logFile, 'utf8').includes('Starting main loop'), {
+      what: 'tinyproxy to start',
+      timeoutMs: 20_000,
+      everyMs: 50,
+    }).catch(() => false);
+    if (started && !exited) return proc;
     proc.kill('SIGKILL');
     throw new Error(`tinyproxy did not start on port ${port}: ${stderr.trim()} ${readFileSync(logFile, 'utf8')}`);
   };

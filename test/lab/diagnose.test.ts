@@ -12,6 +12,7 @@ import { faults } from '../helpers/fault-proxy.ts';
 import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
 import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 interface Diagnosis {
   pod: { namespace: string; name: string; node?: string; platform?: string };
@@ -407,18 +408,17 @@ t.test('events not from the kubelet are marked and change nothing; bidi controls
   );
   t.teardown(() => server.close());
   const core = lab.kc().makeApiClient(CoreV1Api);
-  const posted = async (name: string) => {
-    const end = Date.now() + 90_000;
-    for (;;) {
-      const list = await core.listNamespacedEvent({
-        namespace: HNS,
-        fieldSelector: `involvedObject.name=${name},reason=ImagePullDiagnosed`,
-      });
-      if (list.items[0]) return list.items[0];
-      if (Date.now() > end) throw new Error(`no ImagePullDiagnosed Event on ${name} by the deadline`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  };
+  const posted = (name: string) =>
+    waitFor(
+      async () =>
+        (
+          await core.listNamespacedEvent({
+            namespace: HNS,
+            fieldSelector: `involvedObject.name=${name},reason=ImagePullDiagnosed`,
+          })
+        ).items[0],
+      { what: `an ImagePullDiagnosed Event on ${name}`, timeoutMs: 90_000, everyMs: 250 },
+    );
   const bidiEvent = await posted('bidi');
   t.notMatch(bidiEvent.message!, RAW_BIDI, 'the posted Event: no raw bidi control');
   t.match(bidiEvent.message!, '\\u202e', 'shown escaped');

@@ -98,7 +98,7 @@ t.test('the per-host cap queues requests; a queued one whose signal aborts gives
   const reg = await server((_req, res) => held.push(res));
   const tr = transport([reg.host], { concurrency: 1 });
   const first = tr.registryRequest(reg.host, '/first', { method: 'GET' });
-  while (held.length < 1) await new Promise((r) => setTimeout(r, 10));
+  await waitFor(() => held.length > 0, { what: 'the first request to reach the registry' });
   const ac = new AbortController();
   const second = tr.registryRequest(reg.host, '/second', { method: 'GET', signal: ac.signal });
   ac.abort();
