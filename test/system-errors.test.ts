@@ -6,8 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { systemErrorText } from '../../src/system-errors.ts';
-import { runProcess, type Ran } from '../helpers/cli.ts';
+import { systemErrorText } from '../src/system-errors.ts';
+import { runProcess, type Ran } from './helpers/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pullguard-syserr-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -11,7 +11,7 @@ import { parseServeArgs } from '../../src/cli/serve.ts';
 import { ConfigError } from '../../src/config.ts';
 import { sharedPki } from '../helpers/pki.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
-import { call, client, podReview, type Obj } from './lib.ts';
+import { call, client, podReview, type Obj } from '../server/lib.ts';
 
 const NODE = join(repoRoot, 'node_modules/.bin/node');
 const MAIN = join(repoRoot, 'src/cli/main.ts');
