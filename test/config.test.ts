@@ -23,6 +23,14 @@ t.test('defaults', async (t) => {
   t.same(c.cache, { maxEntries: 10_000, positiveTtl: 300_000, digestTtl: 3_600_000, negativeTtl: 10_000 });
   t.equal(c.server.port, 8443);
   t.ok(c.credentials.providerImages.includes('*.dkr.ecr.*.amazonaws.com'));
+  // the defaults are one shared table (config-layers.ts): a configuration changed in place leaves it alone
+  c.registry.insecure.push('changed.test');
+  c.credentials.providerImages.length = 0;
+  (c.actions as Record<string, string>).timeout = 'ignore';
+  const again = validateConfig({});
+  t.same(again.registry.insecure, []);
+  t.ok(again.credentials.providerImages.length > 0);
+  t.same(again.actions, {});
 });
 
 t.test('durations', async (t) => {
