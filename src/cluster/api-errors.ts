@@ -78,24 +78,41 @@ export function apiErrorText(err: unknown, call: ApiCall): string {
 }
 
 function why(err: unknown, call: ApiCall): string {
-  if (isApiException(err)) {
-    const code = err.code;
-    const status = statusOf(err.body);
-    const said = status?.message ? `: ${cut(oneLine(status.message), 300)}` : '';
-    return `${code} ${STATUS_CODES[code] ?? 'error'}${said}${fixFor(code, status, call)}`;
-  }
+  if (isApiException(err)) return answered(err.code, statusOf(err.body), call);
   const e = err as { name?: unknown; message?: unknown; cause?: unknown } | undefined;
   const cause = e?.cause as { name?: unknown; code?: unknown } | undefined;
   if (e?.name === 'TimeoutError' || cause?.name === 'TimeoutError')
     return call.timeoutMs
-      ? `the API server did not answer within ${call.timeoutMs} ms`
+      ? `the API server did not answer within ${call.timeoutMs}ms`
       : 'the API server did not answer in time';
   if (e?.name === 'AbortError') return 'the request was aborted';
   // undici's fetch fails with "fetch failed" and the socket's or TLS's error as the cause.
   if (cause && typeof cause.code === 'string')
     return `cannot reach the API server: ${tlsErrorText(cause)?.words ?? systemErrorText(cause, 'connect')}`;
-  if (typeof e?.message === 'string' && e.message) return cut(oneLine(e.message), 200);
-  return typeof e?.name === 'string' ? e.name : 'unknown error';
+  // Anything else by its name only: a parse error's message may quote the body (a secret's values).
+  return `the request failed (${typeof e?.name === 'string' ? e.name : 'unknown error'})`;
+}
+
+/** An answer of the API server: its HTTP status, its Status message, what to change. */
+function answered(code: number, status: Status | undefined, call: ApiCall): string {
+  const said = status?.message ? `: ${cut(oneLine(status.message), 300)}` : '';
+  return `${code} ${STATUS_CODES[code] ?? 'error'}${said}${fixFor(code, status, call)}`;
+}
+
+/**
+ * A watch's ERROR event (its object is a Status; the stream itself answered 200) as the failure it
+ * reports, in the same words as a failed call.
+ */
+export function watchErrorEvent(object: unknown, call: ApiCall): KubeApiError {
+  // A watch's Status may come without its kind: its message is still the API server's.
+  const message = (object as { message?: unknown } | undefined)?.message;
+  const status = statusOf(object) ?? (typeof message === 'string' ? { message } : undefined);
+  const code =
+    typeof (object as { code?: unknown } | undefined)?.code === 'number' ? (object as { code: number }).code : 0;
+  const why = code
+    ? answered(code, status, call)
+    : `an error event${status?.message ? `: ${cut(oneLine(status.message), 300)}` : ''}`;
+  return new KubeApiError(cut(redact(oneLine(`cannot ${call.verb} ${call.what}: ${why}`)), 600), code || undefined);
 }
 
 /** What to change, where the answer says it and pullguard knows it. */

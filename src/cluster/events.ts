@@ -1,6 +1,7 @@
 // The API calls for pullguard's own Events (core/v1): create, read, replace. What to post, under
 // which name and how often is the watch's (watch/events.ts); a 409 is an answer here, not an error.
 import type { CoreV1Api, CoreV1Event, KubeConfig } from '@kubernetes/client-node';
+import { type ApiCall, kubeApiError } from './api-errors.ts';
 import { clientNode } from './k8s.ts';
 import { withSignal } from './signal.ts';
 
@@ -27,12 +28,16 @@ export class EventApi {
       return true;
     } catch (err) {
       if (conflict(err)) return false;
-      throw err;
+      throw kubeApiError(err, call('create', namespace, event.metadata?.name ?? ''));
     }
   }
 
-  read(namespace: string, name: string): Promise<CoreV1Event> {
-    return this.#api.readNamespacedEvent({ name, namespace }, this.#signal());
+  async read(namespace: string, name: string): Promise<CoreV1Event> {
+    try {
+      return await this.#api.readNamespacedEvent({ name, namespace }, this.#signal());
+    } catch (err) {
+      throw kubeApiError(err, call('get', namespace, name));
+    }
   }
 
   /** Replaces an Event read before (its resourceVersion); false when another writer changed it first. */
@@ -44,9 +49,14 @@ export class EventApi {
       return true;
     } catch (err) {
       if (conflict(err)) return false;
-      throw err;
+      throw kubeApiError(err, call('update', namespace, name));
     }
   }
+}
+
+/** A failed call in words (api-errors.ts). */
+function call(verb: string, namespace: string, name: string): ApiCall {
+  return { verb, what: `Event "${name}" in namespace "${namespace}"`, namespace };
 }
 
 function conflict(err: unknown): boolean {

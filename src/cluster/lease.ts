@@ -3,6 +3,7 @@
 // racing, one wins), and a 404 or a 409 is an answer, not an error. Who leads is decided in
 // watch/lease.ts; here a leader record is only read and written.
 import type { CoordinationV1Api, KubeConfig, V1Lease } from '@kubernetes/client-node';
+import { type ApiCall, kubeApiError } from './api-errors.ts';
 import { clientNode } from './k8s.ts';
 import { microTime } from './microtime.ts';
 import { withSignal } from './signal.ts';
@@ -47,7 +48,7 @@ export class LeaseLock {
     } catch (err) {
       this.#lease = undefined;
       if (status(err) === 404) return undefined;
-      throw err;
+      throw kubeApiError(err, this.#call('get'));
     }
     const spec = this.#lease.spec ?? {};
     return {
@@ -56,6 +57,21 @@ export class LeaseLock {
       ...(spec.acquireTime ? { acquireTime: new Date(spec.acquireTime) } : {}),
       ...(spec.renewTime ? { renewTime: new Date(spec.renewTime) } : {}),
       leaseTransitions: spec.leaseTransitions ?? 0,
+    };
+  }
+
+  /**
+   * A failed call in words (api-errors.ts): the Lease's namespace and name are the watch's settings,
+   * named when the API server says the namespace does not exist or the name is invalid.
+   */
+  #call(verb: string): ApiCall {
+    return {
+      verb,
+      what: `Lease "${this.name}" in namespace "${this.namespace}"`,
+      namespace: this.namespace,
+      namespaceSetting: 'watch.leaseNamespace',
+      nameSetting: 'watch.leaseName',
+      timeoutMs: this.#timeoutMs,
     };
   }
 
@@ -70,7 +86,7 @@ export class LeaseLock {
       return true;
     } catch (err) {
       if (status(err) === 409) return false;
-      throw err;
+      throw kubeApiError(err, this.#call('create'));
     }
   }
 
@@ -87,7 +103,7 @@ export class LeaseLock {
       return true;
     } catch (err) {
       if (status(err) === 409) return false;
-      throw err;
+      throw kubeApiError(err, this.#call('update'));
     }
   }
 }

@@ -2,6 +2,7 @@
 // report. Kept current with list + watch on nodes only (REQUIRED_ACCESS). A broken watch is
 // re-established with back-off; nothing here throws into the process.
 import type { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { apiErrorText, watchErrorEvent } from './api-errors.ts';
 import { clientNode } from './k8s.ts';
 import type { Logger } from 'pino';
 import { normalize, type Platform } from '../platform/index.ts';
@@ -191,7 +192,10 @@ export class NodeWatcher {
         } catch (err) {
           if (stop.aborted) break;
           failures++;
-          this.#log?.warn({ err: errText(err), failures }, 'listing nodes failed; retrying');
+          this.#log?.warn(
+            { err: apiErrorText(err, { verb: 'list', what: 'nodes', timeoutMs: this.#listTimeoutMs }), failures },
+            'listing nodes failed; retrying',
+          );
           await this.#sleep(this.#backoff(failures), stop);
           continue;
         }
@@ -206,7 +210,10 @@ export class NodeWatcher {
         // After an error the stream may have missed events: list again.
         rv = undefined;
         failures = healthy ? 1 : failures + 1;
-        this.#log?.warn({ err: errText(out.error), failures }, 'node watch failed; re-listing');
+        this.#log?.warn(
+          { err: apiErrorText(out.error, { verb: 'watch', what: 'nodes' }), failures },
+          'node watch failed; re-listing',
+        );
       } else if (out.gone) {
         rv = undefined;
         failures = healthy ? 0 : failures + 1;
@@ -287,10 +294,7 @@ export class NodeWatcher {
             if (type === 'ERROR') {
               const status = obj as { code?: number; reason?: string; message?: string } | undefined;
               if (status?.code === 410) gone = true;
-              else
-                statusError = new Error(
-                  `watch error ${status?.code ?? '?'} ${status?.reason ?? ''}: ${status?.message ?? ''}`,
-                );
+              else statusError = watchErrorEvent(status, { verb: 'watch', what: 'nodes' });
               this.#watchController?.abort();
               return;
             }

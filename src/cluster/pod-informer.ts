@@ -3,7 +3,11 @@
 // throws into the process. What a change means is the watch's (watch/pods.ts).
 import type { Informer, KubeConfig, ObjectCache, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { type ApiCall, apiErrorText } from './api-errors.ts';
 import { clientNode } from './k8s.ts';
+
+/** The informer lists all pods, then watches them: a failure of either, in words (api-errors.ts). */
+const PODS: ApiCall = { verb: 'list and watch', what: 'pods in all namespaces' };
 
 export interface PodChanges {
   /** a pod was added or changed */
@@ -46,13 +50,13 @@ export class PodInformer {
       this.#ready = true;
     });
     informer.on('error', (err: unknown) => {
-      this.#opts.logger?.warn({ err: (err as Error)?.message }, 'pod watch failed; restarting');
+      this.#opts.logger?.warn({ err: apiErrorText(err, PODS) }, 'pod watch failed; restarting');
       if (this.#stopped) return;
       this.#retry = setTimeout(() => void informer.start().catch(() => undefined), this.#opts.retryMs ?? 5_000);
     });
     this.#informer = informer;
     void informer.start().catch((err: unknown) => {
-      this.#opts.logger?.warn({ err: (err as Error)?.message }, 'pod watch could not start');
+      this.#opts.logger?.warn({ err: apiErrorText(err, PODS) }, 'pod watch could not start');
     });
   }
 

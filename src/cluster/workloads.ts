@@ -2,6 +2,7 @@
 // CronJobs in all namespaces. Each kind is listed on its own, so one that fails (batch/v1 CronJob
 // before Kubernetes 1.21, no RBAC for a kind) leaves the others; which to warn about is the watch's.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { kubeApiError } from './api-errors.ts';
 import { clientNode } from './k8s.ts';
 import { withSignal } from './signal.ts';
 
@@ -34,7 +35,7 @@ export class WorkloadLists {
           const items = (await list()).items.map((item) => ({ ...(item as object), kind }) as Record<string, unknown>);
           return { apiVersion, kind, items };
         } catch (err) {
-          return { apiVersion, kind, error: err as Error };
+          return { apiVersion, kind, error: kubeApiError(err, { verb: 'list', what: `${kind}s in all namespaces` }) };
         }
       }),
     );

@@ -7,6 +7,7 @@
 // are cluster/events.ts's.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import { errorLine } from '../cluster/api-errors.ts';
 import type { CoreV1Event, EventApi } from '../cluster/events.ts';
 import { cut, oneLine } from '../findings.ts';
 
@@ -118,7 +119,7 @@ export class EventPoster {
       return 'failed';
     } catch (err) {
       this.#opts.logger?.warn(
-        { namespace, object: e.target.name, reason: e.reason, err: (err as Error).message },
+        { namespace, object: e.target.name, reason: e.reason, err: errorLine(err) },
         'event not posted',
       );
       return 'failed';

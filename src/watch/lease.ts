@@ -3,6 +3,7 @@
 // the lease's duration on its own clock (clocks of different machines are never compared). The
 // Lease's reads and writes are cluster/lease.ts's.
 import type { Logger } from 'pino';
+import { errorLine } from '../cluster/api-errors.ts';
 import type { LeaderRecord, LeaseLock } from '../cluster/lease.ts';
 
 export interface LeaseOptions {
@@ -71,7 +72,7 @@ export class LeaderLease {
       this.#set(await this.#tryAcquireOrRenew());
     } catch (err) {
       // An API server we cannot reach: stop acting as leader before the lease can pass to another.
-      this.#opts.logger?.warn({ err: (err as Error).message }, 'lease not renewed');
+      this.#opts.logger?.warn({ err: errorLine(err) }, 'lease not renewed');
       if (this.#seen && Date.now() - this.#seen.at > this.#opts.durationMs / 2) this.#set(false);
     }
     if (!this.#stopped) {

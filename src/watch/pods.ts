@@ -5,6 +5,7 @@
 // the others wait their turn, once each, with their latest state.
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { errorLine } from '../cluster/api-errors.ts';
 import type { PodInformer } from '../cluster/pod-informer.ts';
 import { cut, oneLine, quote } from '../findings.ts';
 import type { ContainerDiagnosis } from '../diagnose/diagnose.ts';
@@ -151,7 +152,7 @@ export class PodWatch {
     try {
       list = await this.#opts.diagnose(pod, containers);
     } catch (err) {
-      this.#opts.logger?.warn({ namespace, pod: pod.metadata?.name, err: (err as Error).message }, 'diagnosis failed');
+      this.#opts.logger?.warn({ namespace, pod: pod.metadata?.name, err: errorLine(err) }, 'diagnosis failed');
       return;
     }
     for (const d of list) {

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
+import { errorLine } from '../cluster/api-errors.ts';
 import type { EventApi } from '../cluster/events.ts';
 import type { LeaseLock } from '../cluster/lease.ts';
 import type { PodInformer } from '../cluster/pod-informer.ts';
@@ -258,7 +259,7 @@ export class Watch {
       const stopped = await this.reverifier.round();
       if (this.lease.leader) await this.reverifier.announce(stopped);
     } catch (err) {
-      this.#parts.logger?.warn({ err: (err as Error).message }, 're-verification round failed');
+      this.#parts.logger?.warn({ err: errorLine(err) }, 're-verification round failed');
     }
   }
 

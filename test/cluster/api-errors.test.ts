@@ -7,7 +7,14 @@ import t from 'tap';
 import { main } from '../../src/cli/main.ts';
 import { apiErrorText, errorLine, KubeApiError, kubeApiError } from '../../src/cluster/api-errors.ts';
 import { PodReader, PodReadError } from '../../src/cluster/pods.ts';
+import { EventApi } from '../../src/cluster/events.ts';
+import { LeaseLock } from '../../src/cluster/lease.ts';
+import { NodeWatcher } from '../../src/cluster/nodes.ts';
+import { WorkloadLists } from '../../src/cluster/workloads.ts';
 import { PullguardError } from '../../src/errors.ts';
+import { EventPoster } from '../../src/watch/events.ts';
+import { LeaderLease } from '../../src/watch/lease.ts';
+import pino from 'pino';
 import { runInProcess } from '../helpers/cli.ts';
 import { KubeApiServer } from '../helpers/kube-api.ts';
 import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
@@ -22,6 +29,38 @@ t.teardown(async () => {
 });
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0];
+
+/** A logger whose lines the test reads: `line(msg)` resolves with the first line of that message. */
+function logs() {
+  const lines: Record<string, unknown>[] = [];
+  const waiting: { msg: string; resolve: (l: Record<string, unknown>) => void }[] = [];
+  const logger = pino(
+    { level: 'debug' },
+    {
+      write(text: string) {
+        const l = JSON.parse(text) as Record<string, unknown>;
+        lines.push(l);
+        for (const w of waiting.filter((w) => w.msg === l.msg)) {
+          waiting.splice(waiting.indexOf(w), 1);
+          w.resolve(l);
+        }
+      },
+    },
+  );
+  const line = (msg: string) =>
+    new Promise<Record<string, unknown>>((resolve) => {
+      const seen = lines.find((l) => l.msg === msg);
+      if (seen) resolve(seen);
+      else waiting.push({ msg, resolve });
+    });
+  return { logger, line };
+}
+
+const nobody = () => {
+  const kc = new KubeConfig();
+  kc.loadFromFile(lab.kubeconfigFor('nobody'));
+  return kc;
+};
 
 /** The one line: no dump, no newline, no token. */
 function oneLineFor(t: Tap, text: string, tokens: string[] = []): void {
@@ -159,7 +198,7 @@ t.test('no answer: a refused connection and a timeout in words', async (t) => {
   release();
   t.equal(
     (timedOut as Error).message,
-    'cannot list pods in namespace "default": the API server did not answer within 500 ms',
+    'cannot list pods in namespace "default": the API server did not answer within 500ms',
   );
   oneLineFor(t, (timedOut as Error).message, [api.token]);
 });
@@ -184,4 +223,65 @@ t.test('pullguard diagnose: a forbidden read is one line and exit 2', async (t) 
     r.stderr,
     'pullguard diagnose: cannot list pods in all namespaces: 403 Forbidden: pods is forbidden: User "nobody" cannot list resource "pods" in API group "" at the cluster scope\n',
   );
+});
+
+t.test('the watch: a Lease in a namespace that does not exist is one log line naming the setting', async (t) => {
+  const { logger, line } = logs();
+  const lease = new LeaderLease(new LeaseLock(lab.kc(), { namespace: 'nope', name: 'pullguard-watch' }), {
+    identity: 'replica-1',
+    durationMs: 60_000,
+    logger,
+  });
+  t.teardown(() => lease.stop());
+  lease.start();
+  const l = await line('lease not renewed');
+  t.equal(
+    l.err,
+    'cannot create Lease "pullguard-watch" in namespace "nope": 404 Not Found: namespaces "nope" not found; ' +
+      'the namespace "nope" does not exist: change watch.leaseNamespace',
+  );
+  oneLineFor(t, String(l.err));
+});
+
+t.test("the watch: an Event it may not create is one log line with the API server's words", async (t) => {
+  const { logger, line } = logs();
+  const poster = new EventPoster(new EventApi(nobody()), { identity: 'replica-1', minIntervalMs: 60_000, logger });
+  const target = { apiVersion: 'v1', kind: 'Pod', namespace: 'default', name: 'web' };
+  t.equal(await poster.post({ target, subject: 'web', reason: 'ImagePullFails', message: 'm' }), 'failed');
+  const l = await line('event not posted');
+  t.match(
+    l.err,
+    /^cannot create Event "web\.pullguard\.[0-9a-f]{12}" in namespace "default": 403 Forbidden: events is forbidden: User "nobody" cannot create resource "events" in API group "" in the namespace "default"$/,
+  );
+  oneLineFor(t, String(l.err));
+});
+
+t.test('the watch: a workload kind it may not list is one line', async (t) => {
+  const lists = await new WorkloadLists(nobody()).list();
+  const deployments = lists.find((l) => l.kind === 'Deployment');
+  t.ok(deployments && 'error' in deployments);
+  const err = (deployments as { error: Error }).error;
+  t.ok(err instanceof KubeApiError);
+  t.equal(
+    err.message,
+    'cannot list Deployments in all namespaces: 403 Forbidden: deployments.apps is forbidden: User "nobody" cannot list resource "deployments" in API group "apps" at the cluster scope',
+  );
+});
+
+t.test('the node watch: a list it may not make is one log line', async (t) => {
+  const api = await KubeApiServer.start();
+  t.teardown(() => api.close());
+  api.forbid({ resource: 'nodes' });
+  const kc = new KubeConfig();
+  kc.loadFromFile(await api.writeKubeconfig(lab.dir, { file: 'kubeconfig-nodes' }));
+  const { logger, line } = logs();
+  const w = new NodeWatcher(kc, { logger, backoffInitialMs: 1_000, backoffMaxMs: 1_000 });
+  t.teardown(() => w.stop());
+  w.start();
+  const l = await line('listing nodes failed; retrying');
+  t.equal(
+    l.err,
+    'cannot list nodes: 403 Forbidden: nodes is forbidden: User "system:serviceaccount:pullguard:pullguard" cannot list resource "nodes" in API group "" at the cluster scope',
+  );
+  oneLineFor(t, String(l.err), [api.token]);
 });
