@@ -4,6 +4,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { nodePlatform } from '../cluster/nodes.ts';
 import type { PodReader } from '../cluster/pods.ts';
+import { errorLine } from '../cluster/api-errors.ts';
 import { Deadline } from '../deadline.ts';
 import type { Finding } from '../findings.ts';
 import { format as formatPlatform } from '../platform/index.ts';
@@ -114,7 +115,7 @@ export async function diagnose(deps: DiagnoseDeps, target: DiagnoseTarget): Prom
         try {
           results.set(pod, await diagnoseOne(deps, pod, named));
         } catch (err) {
-          errors.push(`pod ${pod.metadata?.namespace}/${pod.metadata?.name}: ${(err as Error).message}`);
+          errors.push(`pod ${pod.metadata?.namespace}/${pod.metadata?.name}: ${errorLine(err)}`);
         }
       }
     }),

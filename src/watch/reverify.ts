@@ -5,6 +5,7 @@
 // workload ("a rescheduled pod will fail") and pullguard_workload_image_pullable drops to 0.
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { errorLine } from '../cluster/api-errors.ts';
 import type { WorkloadLists } from '../cluster/workloads.ts';
 import { Deadline } from '../deadline.ts';
 import type { Finding } from '../findings.ts';
@@ -82,7 +83,10 @@ export class Reverifier {
       } else if (!this.#warnedKinds.has(list.kind)) {
         // e.g. batch/v1 CronJob before Kubernetes 1.21, or no RBAC for a kind: the others go on
         this.#warnedKinds.add(list.kind);
-        this.#opts.logger?.warn({ kind: list.kind, err: list.error.message }, 'workloads of this kind not re-verified');
+        this.#opts.logger?.warn(
+          { kind: list.kind, err: errorLine(list.error) },
+          'workloads of this kind not re-verified',
+        );
       }
     }
     for (const pod of this.#opts.pods()) {
@@ -132,10 +136,7 @@ export class Reverifier {
             ...(maxAgeMs !== undefined ? { maxAgeMs } : {}),
           });
         } catch (err) {
-          this.#opts.logger?.warn(
-            { namespace, kind: w.kind, name: site.name, err: (err as Error).message },
-            'not re-verified',
-          );
+          this.#opts.logger?.warn({ namespace, kind: w.kind, name: site.name, err: errorLine(err) }, 'not re-verified');
         } finally {
           release();
         }
