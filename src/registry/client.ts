@@ -172,8 +172,8 @@ export class RegistryClient {
       for (let page = 0; path && tags.length < max && page < MAX_TAG_PAGES; page++) {
         const got = await this.#get(ctx, path);
         if (got.answer) return got.answer;
-        const json = jsonOf<{ tags?: unknown }>(got.response);
-        if (!json) return this.#notJson(ctx, 'the tag list is not JSON', got.response);
+        const json = jsonObject<{ tags: unknown }>(got.response);
+        if (!json) return this.#notJson(ctx, 'the tag list is not a JSON object', got.response);
         if (Array.isArray(json.tags)) for (const t of json.tags) if (typeof t === 'string') tags.push(t);
         path = nextLink(header(got.response, 'link'), ctx.host);
       }
@@ -202,8 +202,8 @@ export class RegistryClient {
     return this.#asking(ctx, async () => {
       const got = await this.#get(ctx, `/v2/_catalog?n=${n}`);
       if (got.answer) return got.answer;
-      const json = jsonOf<{ repositories?: unknown }>(got.response);
-      if (!json) return this.#notJson(ctx, 'the catalog is not JSON', got.response);
+      const json = jsonObject<{ repositories: unknown }>(got.response);
+      if (!json) return this.#notJson(ctx, 'the catalog is not a JSON object', got.response);
       const repositories: string[] = [];
       if (Array.isArray(json.repositories))
         for (const name of json.repositories) {
@@ -266,10 +266,11 @@ export class RegistryClient {
   }
 }
 
-/** The body as JSON, or undefined when it is not JSON. */
-function jsonOf<T>(r: HttpResponse): T | undefined {
+/** The body as a JSON object; undefined when it is not one (not JSON, or `null`, an array, a number…). */
+function jsonObject<T extends object>(r: HttpResponse): Partial<T> | undefined {
   try {
-    return JSON.parse(r.body.toString('utf8')) as T;
+    const json = JSON.parse(r.body.toString('utf8')) as unknown;
+    return json && typeof json === 'object' && !Array.isArray(json) ? (json as Partial<T>) : undefined;
   } catch {
     return undefined;
   }

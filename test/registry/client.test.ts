@@ -99,3 +99,21 @@ t.test(
     );
   },
 );
+
+t.test('a tag list or catalog that is JSON but not an object is an error answer, not a crash', async (t) => {
+  const c = client();
+  const target = { domain: priv.host, path: 'team/secret' };
+  for (const body of ['null', '[1,2]', '"tags"', '7']) {
+    const rule = priv.proxy!.fault(
+      { kind: 'status', status: 200, body, headers: { 'content-type': 'application/json' } },
+      { path: /\/tags\/list|\/_catalog/ },
+    );
+    const tags = await c.tags(target, alice, 10);
+    t.match(tags, { outcome: { kind: 'error', status: 200 } }, `tag list ${body}`);
+    t.match(tags.evidence.at(-1), 'the tag list is not a JSON object');
+    const catalog = await c.catalog(priv.host, alice, 10);
+    t.match(catalog, { outcome: { kind: 'error', status: 200 } }, `catalog ${body}`);
+    t.match(catalog.evidence.at(-1), 'the catalog is not a JSON object');
+    rule.remove();
+  }
+});
