@@ -6,7 +6,6 @@ import { exitStatusFor } from '../src/cli/errors.ts';
 import { InputError } from '../src/cli/manifests.ts';
 import { KubeApiError } from '../src/cluster/api-errors.ts';
 import { KubeConfigError } from '../src/cluster/kubeconfig.ts';
-import { PodReadError } from '../src/cluster/pods.ts';
 import { ConfigError } from '../src/config.ts';
 import { DockerConfigError } from '../src/credentials/dockerconfig.ts';
 import { CredentialFileError } from '../src/credentials/files.ts';
@@ -32,7 +31,6 @@ const all: PullguardError[] = [
   new BadReview('b'),
   new BodyRefused('bad-request', 'br'),
   new BodyRefused('busy', 'bb'),
-  new PodReadError('pr', 404),
   new KubeApiError('ka', 409),
 ];
 
@@ -56,7 +54,7 @@ t.test('the CLI prints one line for an error of the vocabulary, and the usage hi
   t.equal(exitStatusFor('check', new UsageError('--output must be text or json, not "xml"'), io), 2);
   t.equal(err, 'pullguard check: --output must be text or json, not "xml"\nRun "pullguard check --help" for usage.\n');
   err = '';
-  const read = new PodReadError('cannot list pods in all namespaces: 403 Forbidden: pods is forbidden', 403);
+  const read = new KubeApiError('cannot list pods in all namespaces: 403 Forbidden: pods is forbidden', 403);
   t.equal(exitStatusFor('diagnose', read, io), 2, 'diagnose too: its errors are mapped here, not by itself');
   t.equal(err, 'pullguard diagnose: cannot list pods in all namespaces: 403 Forbidden: pods is forbidden\n');
 });

@@ -2,21 +2,9 @@
 // the events about one pod (the involvedObject field selector, as `kubectl describe` asks) and the
 // node a pod is bound to. Everything is one bounded request at a time; failures say what was read.
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { PullguardError } from '../errors.ts';
-import { apiErrorText, apiStatus } from './api-errors.ts';
+import { type KubeApiError, kubeApiError } from './api-errors.ts';
 import { type NodeFacts, type NodeLike, nodeFacts } from './nodes.ts';
 import { withSignal } from './signal.ts';
-
-/** A read for diagnose that failed: the message is the one line of apiErrorText. */
-export class PodReadError extends PullguardError {
-  readonly code = 'pod-read';
-  /** the HTTP status, when the API server answered */
-  readonly status: number | undefined;
-  constructor(message: string, status: number | undefined, options?: { cause?: unknown }) {
-    super(message, options);
-    this.status = status;
-  }
-}
 
 const NODE_TTL_MS = 30_000;
 const MAX_NODES = 5_000;
@@ -35,10 +23,9 @@ export class PodReader {
     return withSignal(AbortSignal.timeout(this.#timeoutMs));
   }
 
-  #failure(err: unknown, verb: string, what: string): PodReadError {
-    return new PodReadError(apiErrorText(err, { verb, what, timeoutMs: this.#timeoutMs }), apiStatus(err), {
-      cause: err,
-    });
+  /** A failed read as the KubeApiError it is, in one line (api-errors.ts). */
+  #failure(err: unknown, verb: string, what: string): KubeApiError {
+    return kubeApiError(err, { verb, what, timeoutMs: this.#timeoutMs });
   }
 
   async pod(namespace: string, name: string): Promise<V1Pod> {

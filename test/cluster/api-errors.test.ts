@@ -6,7 +6,7 @@ import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
 import t from 'tap';
 import { main } from '../../src/cli/main.ts';
 import { apiErrorText, errorLine, KubeApiError, kubeApiError } from '../../src/cluster/api-errors.ts';
-import { PodReader, PodReadError } from '../../src/cluster/pods.ts';
+import { PodReader } from '../../src/cluster/pods.ts';
 import { EventApi } from '../../src/cluster/events.ts';
 import { LeaseLock } from '../../src/cluster/lease.ts';
 import { NodeWatcher } from '../../src/cluster/nodes.ts';
@@ -137,9 +137,9 @@ t.test('403: who may not do what, as the API server says it', async (t) => {
   const kc = new KubeConfig();
   kc.loadFromFile(lab.kubeconfigFor('nobody'));
   const err = await failure(new PodReader(kc, 30_000).pods(undefined));
-  t.ok(err instanceof PodReadError && err instanceof PullguardError, 'a PullguardError');
-  t.equal((err as PodReadError).code, 'pod-read');
-  t.equal((err as PodReadError).status, 403);
+  t.ok(err instanceof KubeApiError && err instanceof PullguardError, 'a PullguardError');
+  t.equal((err as KubeApiError).code, 'kube-api');
+  t.equal((err as KubeApiError).status, 403);
   t.equal(
     (err as Error).message,
     'cannot list pods in all namespaces: 403 Forbidden: pods is forbidden: User "nobody" cannot list resource "pods" in API group "" at the cluster scope',
