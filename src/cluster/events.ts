@@ -1,7 +1,7 @@
 // The API calls for pullguard's own Events (core/v1): create, read, replace. What to post, under
 // which name and how often is the watch's (watch/events.ts); a 409 is an answer here, not an error.
 import type { CoreV1Api, CoreV1Event, KubeConfig } from '@kubernetes/client-node';
-import { type ApiCall, kubeApiError } from './api-errors.ts';
+import { type ApiCall, apiStatus, kubeApiError } from './api-errors.ts';
 import { clientNode } from './k8s.ts';
 import { withSignal } from './signal.ts';
 
@@ -60,5 +60,5 @@ function call(verb: string, namespace: string, name: string): ApiCall {
 }
 
 function conflict(err: unknown): boolean {
-  return err instanceof clientNode().ApiException && err.code === 409;
+  return apiStatus(err) === 409;
 }

@@ -3,7 +3,7 @@
 // racing, one wins), and a 404 or a 409 is an answer, not an error. Who leads is decided in
 // watch/lease.ts; here a leader record is only read and written.
 import type { CoordinationV1Api, KubeConfig, V1Lease } from '@kubernetes/client-node';
-import { type ApiCall, kubeApiError } from './api-errors.ts';
+import { type ApiCall, apiStatus, kubeApiError } from './api-errors.ts';
 import { clientNode } from './k8s.ts';
 import { microTime } from './microtime.ts';
 import { withSignal } from './signal.ts';
@@ -47,7 +47,7 @@ export class LeaseLock {
       this.#lease = await this.#api.readNamespacedLease({ name: this.name, namespace: this.namespace }, this.#signal());
     } catch (err) {
       this.#lease = undefined;
-      if (status(err) === 404) return undefined;
+      if (apiStatus(err) === 404) return undefined;
       throw kubeApiError(err, this.#call('get'));
     }
     const spec = this.#lease.spec ?? {};
@@ -85,7 +85,7 @@ export class LeaseLock {
       );
       return true;
     } catch (err) {
-      if (status(err) === 409) return false;
+      if (apiStatus(err) === 409) return false;
       throw kubeApiError(err, this.#call('create'));
     }
   }
@@ -102,7 +102,7 @@ export class LeaseLock {
       );
       return true;
     } catch (err) {
-      if (status(err) === 409) return false;
+      if (apiStatus(err) === 409) return false;
       throw kubeApiError(err, this.#call('update'));
     }
   }
@@ -117,8 +117,4 @@ function specOf(r: LeaderRecord): NonNullable<V1Lease['spec']> {
     renewTime: microTime(r.renewTime ?? new Date()),
     leaseTransitions: r.leaseTransitions,
   };
-}
-
-function status(err: unknown): number | undefined {
-  return err instanceof clientNode().ApiException ? err.code : undefined;
 }
