@@ -39,8 +39,52 @@ export class BadReview extends PullguardError {
   readonly code = 'bad-review';
 }
 
-/** The review's request, as admissionReviewSchema reads it; BadReview names the first problem. */
+type Plain = Record<string, unknown>;
+
+/** A plain JSON object (what JSON.parse makes), not an array, not a class instance. */
+function plain(v: unknown): v is Plain {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
+const optionalObject = (v: unknown) => v === undefined || v === null || plain(v);
+const OPERATIONS = new Set(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']);
+
+/**
+ * The request of a well-formed review, field by field as admissionReviewSchema checks it, without
+ * zod's copying (a third of a cached review's own CPU time); undefined for anything unusual, which
+ * then goes through the schema for its error. It accepts only what the schema accepts.
+ */
+function wellFormedRequest(body: unknown): AdmissionRequest | undefined {
+  if (!plain(body) || body.apiVersion !== 'admission.k8s.io/v1' || body.kind !== 'AdmissionReview') return undefined;
+  const r = body.request;
+  if (!plain(r) || typeof r.uid !== 'string' || r.uid === '' || !OPERATIONS.has(r.operation as string))
+    return undefined;
+  const k = r.kind;
+  if (!plain(k) || typeof k.group !== 'string' || typeof k.version !== 'string' || typeof k.kind !== 'string')
+    return undefined;
+  const res = r.resource;
+  if (
+    res !== undefined &&
+    !(
+      plain(res) &&
+      typeof res.group === 'string' &&
+      typeof res.version === 'string' &&
+      typeof res.resource === 'string'
+    )
+  )
+    return undefined;
+  if (!optionalString(r.subResource) || !optionalString(r.name) || !optionalString(r.namespace)) return undefined;
+  if (!optionalObject(r.object) || !optionalObject(r.oldObject)) return undefined;
+  if (r.dryRun !== undefined && typeof r.dryRun !== 'boolean') return undefined;
+  return r as AdmissionRequest;
+}
+
 export function parseReview(body: unknown): AdmissionRequest {
+  const fast = wellFormedRequest(body);
+  if (fast) return fast;
   const result = admissionReviewSchema.safeParse(body);
   if (!result.success) {
     const issue = result.error.issues[0]!;
@@ -158,18 +202,6 @@ function readHead(text: string): Record<string, unknown> {
   }
   return root;
 }
-
-type Plain = Record<string, unknown>;
-
-/** A plain JSON object (what JSON.parse makes), not an array, not a class instance. */
-function plain(v: unknown): v is Plain {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
-const OPERATIONS = new Set(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']);
 
 /**
  * The review a body's start holds (a body too large to parse: body.ts), or why it holds none. The
