@@ -66,6 +66,8 @@ interface Run {
 }
 
 const NO_PLATFORMS: readonly Platform[] = [];
+/** no credential matches: the kubelet pulls anonymously */
+const ANONYMOUS: readonly null[] = [null];
 
 export class Preflight {
   readonly client: RegistryClient;
@@ -74,9 +76,10 @@ export class Preflight {
   /** whose settings the fixes name: the CLI's flags or the configuration's keys */
   readonly #face: Face;
   /** Parsing and provider-pattern matching depend on the image string alone: done once per string. */
-  readonly #statics = new LRUCache<string, { parsed: ReturnType<typeof parseImage>; providerManaged: boolean }>({
-    max: 10_000,
-  });
+  readonly #statics = new LRUCache<
+    string,
+    { parsed: ReturnType<typeof parseImage>; providerManaged: boolean; about?: About }
+  >({ max: 10_000 });
 
   /**
    * The engine asks registries through `client` (as containerd's resolver takes its hosts and
@@ -178,16 +181,19 @@ export class Preflight {
       const parsed = parseImage(image);
       const providerManaged =
         parsed.ok && this.#config.credentials.providerImages.some((p) => safeMatch(p, parsed.ref.name));
-      this.#statics.set(image, (s = { parsed, providerManaged }));
+      s = { parsed, providerManaged, ...(parsed.ok ? { about: { image, ref: parsed.ref, face: this.#face } } : {}) };
+      this.#statics.set(image, s);
     }
     return s;
   }
 
   #evaluateUnsafe(image: string, pullPolicy: string | undefined, run: Run): Maybe<ImageVerdict> {
-    const { parsed, providerManaged } = this.#staticsOf(image);
+    const statics = this.#staticsOf(image);
+    const { parsed, providerManaged } = statics;
     if (!parsed.ok) return invalidReference(image, parsed.error);
     const ref = parsed.ref;
-    const about: About = { image, ref, face: this.#face };
+    // made with every image that parses
+    const about = statics.about!;
     const early = beforeRegistry(about, pullPolicy, run.credentials, run.imageOnAnyNode);
     if (early) return early;
     const keyring = unionLookup(run.credentials.keyrings, ref.name);
@@ -213,7 +219,7 @@ export class Preflight {
     run: Run,
   ): Maybe<ImageVerdict> {
     if (!creds.length && managed) return unverifiable(about, failures, 'provider');
-    return then(this.#tryInOrder(about.ref, creds.length ? creds : [null], run, [], 0), (tried) => {
+    return then(this.#tryInOrder(about.ref, creds.length ? creds : ANONYMOUS, run, [], 0), (tried) => {
       const evidence = evidenceOf(failures, tried);
       const found = tried.find((t) => t.outcome.kind === 'found');
       if (found) return this.#onFound(about, found, evidence, run);
@@ -230,7 +236,7 @@ export class Preflight {
    */
   #tryInOrder(
     ref: ImageRef,
-    creds: (Credential | null)[],
+    creds: readonly (Credential | null)[],
     run: Run,
     tried: Resolved[],
     from: number,

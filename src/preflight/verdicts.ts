@@ -25,11 +25,13 @@ export interface PlatformList {
   failure?: Answer;
 }
 
-/** What every verdict about one reference starts from. */
+/** What every verdict about one reference starts from (kept with the parsed image: made once per image). */
 export interface About {
   image: string;
   ref: ImageRef;
   face: Face;
+  /** the words for "available", which depend on the image alone: made on first use */
+  available?: Explained;
 }
 
 /** Registry answers that say nothing certain about the image, and the risk each one is. */
@@ -221,10 +223,8 @@ export function foundVerdict(
     const text = explain({ image, ref, reason: 'rate-limited', rateLimit: rl, credentialSource: found.cred?.source });
     return { ...verdict(image, ref.pullRef, 'rate-limited', text, evidence), ...extras };
   }
-  return {
-    ...verdict(image, ref.pullRef, 'available', explain({ image, ref, reason: 'available' }), evidence),
-    ...extras,
-  };
+  about.available ??= explain({ image, ref, reason: 'available' });
+  return { ...verdict(image, ref.pullRef, 'available', about.available, evidence), ...extras };
 }
 
 /** Transient trouble with any credential: pullguard cannot know what the kubelet will see. */
