@@ -24,15 +24,14 @@ export class RequestContext {
   readonly signal: AbortSignal | undefined;
   /** one-line facts for people, in the order they happened: statuses, hosts, error codes; never a credential */
   readonly evidence: string[] = [];
-  /** every secret this question's requests send, to be redacted from what the registry says */
-  readonly #sent: string[];
+  /** the tokens and Basic pairs this question's requests sent; the credential's own secrets are added in redact() */
+  readonly #sent: string[] = [];
 
   constructor(init: RequestContextInit) {
     this.host = init.host;
     this.scope = init.scope;
     this.credential = init.credential;
     this.signal = init.signal;
-    this.#sent = secretsOf(init.credential);
   }
 
   /** Records an Authorization value's secret (a token, a Basic pair) and its base64 as sent; returns the value. */
@@ -44,7 +43,8 @@ export class RequestContext {
 
   /** Text from the registry without any secret this question sent (a registry may echo its Authorization). */
   redact(text: string): string {
-    return redact(text, this.#sent);
+    // The credential's forms are worked out only here: most questions never quote a registry.
+    return redact(text, [...secretsOf(this.credential), ...this.#sent]);
   }
 }
 
