@@ -111,6 +111,14 @@ export class Preflight {
       maxAgeMs: opts.maxAgeMs,
       imageOnAnyNode: opts.imageOnAnyNode,
     };
+    if (uses.length === 1) {
+      // Most pods have one image: no table of distinct images.
+      const use = uses[0]!;
+      const v = this.#evaluate(use.image, use.pullPolicy, run);
+      if (v instanceof Promise) return this.#race(uses, new Map([[useKey(use), v]]), run, opts.onSettled);
+      opts.onSettled?.();
+      return [findingOf(v, use)];
+    }
     const byImage = new Map<string, Maybe<ImageVerdict>>();
     let waiting = false;
     for (const use of uses) {
@@ -165,14 +173,17 @@ export class Preflight {
 
   /** One image, all the way to a verdict. Never throws: a surprise is a registry-error risk. */
   #evaluate(image: string, pullPolicy: string | undefined, run: Run): Maybe<ImageVerdict> {
-    const failed = (err: unknown) =>
-      run.deadline.done ? this.#timedOut(image, run.within) : internalFailure(image, err);
     try {
       const v = this.#evaluateUnsafe(image, pullPolicy, run);
-      return v instanceof Promise ? v.catch(failed) : v;
+      return v instanceof Promise ? v.catch((err: unknown) => this.#failed(image, err, run)) : v;
     } catch (err) {
-      return failed(err);
+      return this.#failed(image, err, run);
     }
+  }
+
+  /** What a step that threw comes to: a timeout once the deadline has passed, else a registry-error risk. */
+  #failed(image: string, err: unknown, run: Run): ImageVerdict {
+    return run.deadline.done ? this.#timedOut(image, run.within) : internalFailure(image, err);
   }
 
   #staticsOf(image: string) {
