@@ -1,7 +1,7 @@
 // Images whose credentials come from the nodes' kubelet credential provider plugins: checked with
 // the plugins themselves (small executables written here), by `pullguard check` and the webhook.
 import t from 'tap';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCheck } from '../../src/cli/check.ts';
@@ -10,6 +10,7 @@ import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { PLUGIN_CONCURRENCY } from '../../src/credentials/providers.ts';
 import { podReview, serve } from '../server/lib.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { gateLog } from '../helpers/plugin-gate.ts';
 
 const grace = { username: 'grace', password: 'Grace-Plugin-pw-19' };
 let token: TestRegistry;
@@ -176,8 +177,8 @@ t.test('serve: the webhook uses the plugins after the pod’s secrets; a failing
  * runs and the most runs ever in flight.
  */
 function gatedPlugin(name: string, keyType: 'Registry' | 'Image') {
-  const gate = join(dir, `gate-${name}`);
-  mkdirSync(gate);
+  const log = gateLog(join(dir, `gate-${name}`));
+  const gate = log.dir;
   writeFileSync(
     join(bin, 'gate-provider'),
     `#!/bin/sh
@@ -209,24 +210,10 @@ printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialP
       '',
     ].join('\n'),
   );
-  const lines = () => (existsSync(join(gate, 'log')) ? readFileSync(join(gate, 'log'), 'utf8').trim().split('\n') : []);
-  const started = () =>
-    lines()
-      .filter((l) => l.startsWith('start '))
-      .map((l) => l.slice(6));
   return {
     config,
-    runs: () => started().length,
-    /** the most runs between their start and end lines (each process lives a little longer than that) */
-    maxInFlight() {
-      let now = 0;
-      let max = 0;
-      for (const l of lines()) {
-        now += l.startsWith('start ') ? 1 : -1;
-        max = Math.max(max, now);
-      }
-      return max;
-    },
+    runs: () => log.started().length,
+    maxInFlight: log.maxInFlight,
     /** lets every run go as it starts, until `done` settles */
     async releaseUntil<T>(done: Promise<T>): Promise<T> {
       let finished = false;
@@ -236,10 +223,10 @@ printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialP
       const released = new Set<string>();
       await waitFor(
         () => {
-          for (const pid of started())
+          for (const pid of log.started())
             if (!released.has(pid)) {
               released.add(pid);
-              writeFileSync(join(gate, `go-${pid}`), '');
+              log.release(pid);
             }
           return finished;
         },

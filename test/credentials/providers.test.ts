@@ -1,7 +1,7 @@
 // Kubelet credential provider plugins: real executables written by the test, run the way the
 // kubelet runs them; matchImages against upstream's cases (test/fixtures/kubelet-matchimages.json).
 import t from 'tap';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -14,6 +14,7 @@ import {
 } from '../../src/credentials/providers.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { gateLog } from '../helpers/plugin-gate.ts';
 
 const fixture = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/kubelet-matchimages.json'), 'utf8')) as {
   cases: { matchImage: string; image: string; match: boolean }[];
@@ -132,29 +133,7 @@ printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialP
 
 /** A gate for gate-provider: its log read as runs and the most ever in flight, and a way to let runs go. */
 function gate(name: string) {
-  const dir = join(bin, `gate-${name}`);
-  mkdirSync(dir);
-  const lines = () => (existsSync(join(dir, 'log')) ? readFileSync(join(dir, 'log'), 'utf8').trim().split('\n') : []);
-  return {
-    dir,
-    lines,
-    started: () =>
-      lines()
-        .filter((l) => l.startsWith('start '))
-        .map((l) => l.slice(6)),
-    release: (pid: string) => writeFileSync(join(dir, `go-${pid}`), ''),
-    releaseAll: () => writeFileSync(join(dir, 'go-all'), ''),
-    /** the most runs ever between their start and end lines (a process counts until it exits, so at least this many) */
-    maxInFlight() {
-      let now = 0;
-      let max = 0;
-      for (const l of lines()) {
-        now += l.startsWith('start ') ? 1 : -1;
-        max = Math.max(max, now);
-      }
-      return max;
-    },
-  };
+  return gateLog(join(bin, `gate-${name}`));
 }
 
 function gated(name: string, keyType: string, duration: string, timeoutMs = 60_000) {
