@@ -112,7 +112,7 @@ t.test(
   'real reviews past the body limit, a part replaced by anything: an answer for their uid, or a 400',
   async (t) => {
     // Past a limit only the body's start is read for the review (src/server/body.ts): what is there
-    // decides between an unchecked allow for its uid and a 400,
+    // decides between an unchecked allow for its uid and a 400.
     const padding = 'p'.repeat(config.server.bodyLimit);
     await fc.assert(
       fc.asyncProperty(
