@@ -150,6 +150,12 @@ function statusOf(body: unknown): Status | undefined {
   };
 }
 
+/** The Status message of an error body, one line and cut to 300 characters; undefined for any other body. */
+export function statusMessage(body: unknown): string | undefined {
+  const message = statusOf(body)?.message;
+  return message === undefined ? undefined : cut(oneLine(message), 300);
+}
+
 /** For a log line: the one line of a KubeApiError or a failed call, else the error's own message, one line. */
 export function errorLine(err: unknown): string {
   if (err instanceof KubeApiError) return err.message;

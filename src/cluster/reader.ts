@@ -2,7 +2,7 @@
 // only (REQUIRED_ACCESS), cached briefly, one request per object however many reviews ask at once,
 // and never longer than a per-request timeout. Results never carry secret values in `detail`.
 import type { CoreV1Api, KubeConfig, V1Secret } from '@kubernetes/client-node';
-import { apiErrorText } from './api-errors.ts';
+import { apiErrorText, statusMessage } from './api-errors.ts';
 import { clientNode } from './k8s.ts';
 import type { Logger } from 'pino';
 import { all, type Maybe, SharedCache } from '../cache.ts';
@@ -249,30 +249,15 @@ interface Failure {
 export function describeFailure(err: unknown, what: string, timeoutMs: number): Failure {
   if (err instanceof clientNode().ApiException) {
     const code = err.code;
-    const statusMessage = statusMessageOf(err.body);
+    const said = statusMessage(err.body);
     if (code === 404) return { status: 'missing', detail: `${what} not found` };
     if (code === 403) {
       return {
         status: 'forbidden',
-        detail: `pullguard may not get ${what}${statusMessage ? `: ${statusMessage}` : ''} (grant get on it, see manifests/)`,
+        detail: `pullguard may not get ${what}${said ? `: ${said}` : ''} (grant get on it, see manifests/)`,
       };
     }
   }
   // Anything else in the words of every other API failure (api-errors.ts).
   return { status: 'error', detail: apiErrorText(err, { verb: 'get', what, timeoutMs }) };
-}
-
-function statusMessageOf(body: unknown): string | undefined {
-  let parsed: unknown = body;
-  if (typeof body === 'string') {
-    try {
-      parsed = JSON.parse(body);
-    } catch {
-      return undefined;
-    }
-  }
-  if (typeof parsed !== 'object' || parsed === null) return undefined;
-  const s = parsed as { kind?: unknown; message?: unknown };
-  if (s.kind !== 'Status' || typeof s.message !== 'string') return undefined;
-  return s.message.length > 300 ? `${s.message.slice(0, 300)}…` : s.message;
 }
