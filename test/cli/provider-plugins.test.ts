@@ -9,7 +9,6 @@ import { runInProcess, runProcess } from '../helpers/cli.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { PLUGIN_CONCURRENCY } from '../../src/credentials/providers.ts';
 import { podReview, serve } from '../server/lib.ts';
-import { waitFor } from '../helpers/wait.ts';
 import { gateLog } from '../helpers/plugin-gate.ts';
 
 const grace = { username: 'grace', password: 'Grace-Plugin-pw-19' };
@@ -214,26 +213,7 @@ printf '{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialP
     config,
     runs: () => log.started().length,
     maxInFlight: log.maxInFlight,
-    /** lets every run go as it starts, until `done` settles */
-    async releaseUntil<T>(done: Promise<T>): Promise<T> {
-      let finished = false;
-      const result = done.finally(() => {
-        finished = true;
-      });
-      const released = new Set<string>();
-      await waitFor(
-        () => {
-          for (const pid of log.started())
-            if (!released.has(pid)) {
-              released.add(pid);
-              log.release(pid);
-            }
-          return finished;
-        },
-        { what: 'the command to finish', timeoutMs: 600_000, everyMs: 20 },
-      );
-      return result;
-    },
+    releaseUntil: <T>(done: Promise<T>) => log.releaseUntil(done, 'the command to finish'),
   };
 }
 

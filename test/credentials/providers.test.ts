@@ -145,30 +145,13 @@ function gated(name: string, keyType: string, duration: string, timeoutMs = 60_0
   return { g, providers, runs: () => providers.runs.get('gate-provider') ?? 0 };
 }
 
-/** Lets every run go as it starts, until `done` settles. */
-async function releaseAsTheyStart<T>(g: ReturnType<typeof gate>, done: Promise<T>): Promise<T> {
-  let finished = false;
-  const result = done.finally(() => {
-    finished = true;
-  });
-  const released = new Set<string>();
-  await waitFor(
-    () => {
-      for (const pid of g.started()) if (!released.has(pid) && released.add(pid)) g.release(pid);
-      return finished;
-    },
-    { what: 'the lookups to finish', timeoutMs: 600_000 },
-  );
-  return result;
-}
-
 t.test('at most PLUGIN_CONCURRENCY runs of a provider at once, one until its first answer', async (t) => {
   const { g, providers, runs } = gated('cap', 'Image', '5m');
   const images = Array.from({ length: 30 }, (_, i) => `a.example.com/team/app-${i}`);
   const all = Promise.all(images.map((image) => providers.lookup(image)));
   await waitFor(() => g.started().length > 0, { what: 'the first run to start', timeoutMs: 600_000 });
   t.equal(runs(), 1, 'while no answer is known, one run: its answer may serve them all');
-  const results = await releaseAsTheyStart(g, all);
+  const results = await g.releaseUntil(all, 'the lookups to finish');
   t.ok(
     results.every((r) => r.credentials.length === 1 && !r.failures.length),
     'every image got its answer',
@@ -192,13 +175,16 @@ t.test('runs are shared by the cache key the last answer declared, cached or not
   const images = Array.from({ length: 60 }, (_, i) => `a.example.com/team/app-${i}`);
   const all = Promise.all(images.map((image) => cached.providers.lookup(image)));
   await waitFor(() => cached.g.started().length > 0, { what: 'the first run to start', timeoutMs: 600_000 });
-  const results = await releaseAsTheyStart(cached.g, all);
+  const results = await cached.g.releaseUntil(all, 'the lookups to finish');
   t.ok(results.every((r) => r.credentials.length === 1));
   t.equal(cached.runs(), 1, '60 images of one registry: one run');
 
   const global = gated('global', 'Global', '5m');
   const spread = ['a.example.com/x', 'b.example.com/y', 'c.example.com/z', 'a.example.com/w'];
-  const everywhere = await releaseAsTheyStart(global.g, Promise.all(spread.map((i) => global.providers.lookup(i))));
+  const everywhere = await global.g.releaseUntil(
+    Promise.all(spread.map((i) => global.providers.lookup(i))),
+    'the lookups to finish',
+  );
   t.ok(everywhere.every((r) => r.credentials.length === 1));
   t.equal(global.runs(), 1, 'Global: one run for every registry');
 });

@@ -139,23 +139,20 @@ export async function createPki(opts: { extraNames?: string[] } = {}): Promise<T
         : `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n` +
           `extendedKeyUsage=serverAuth\nsubjectAltName=${sanList(names)}\n`;
     writeFileSync(join(dir, `${name}.ext`), ext);
+    // a new key and its request: self-signed (-x509) at once, or a CSR for the CA below
+    const request = ['-config', 'req.cnf', ...keyArgs(o.keyType ?? 'ec'), '-nodes', '-keyout', `${name}.key`];
+    const subject = ['-subj', `/CN=${o.commonName ?? names[0] ?? name}`];
     if (o.selfSigned) {
       await run(
         [
           'req',
           '-x509',
-          '-config',
-          'req.cnf',
-          ...keyArgs(o.keyType ?? 'ec'),
-          '-nodes',
-          '-keyout',
-          `${name}.key`,
+          ...request,
           '-out',
           `${name}.crt`,
           '-days',
           '825',
-          '-subj',
-          `/CN=${o.commonName ?? names[0] ?? name}`,
+          ...subject,
           ...ext
             .trim()
             .split('\n')
@@ -165,23 +162,7 @@ export async function createPki(opts: { extraNames?: string[] } = {}): Promise<T
       );
       return { certFile, keyFile, certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') };
     }
-    await run(
-      [
-        'req',
-        '-new',
-        '-config',
-        'req.cnf',
-        ...keyArgs(o.keyType ?? 'ec'),
-        '-nodes',
-        '-keyout',
-        `${name}.key`,
-        '-out',
-        `${name}.csr`,
-        '-subj',
-        `/CN=${o.commonName ?? names[0] ?? name}`,
-      ],
-      dir,
-    );
+    await run(['req', '-new', ...request, '-out', `${name}.csr`, ...subject], dir);
     if (o.expired) {
       // x509 -req cannot back-date notBefore; `openssl ca` can.
       const step = caQueue.then(() =>

@@ -3,6 +3,7 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { waitFor } from './wait.ts';
 
 export interface GateLog {
   dir: string;
@@ -13,6 +14,8 @@ export interface GateLog {
   maxInFlight(): number;
   release(pid: string): void;
   releaseAll(): void;
+  /** lets every run go as it starts, until `done` settles */
+  releaseUntil<T>(done: Promise<T>, what: string): Promise<T>;
 }
 
 /** A new gate folder `dir` (made here) and the reading of its log. */
@@ -37,5 +40,20 @@ export function gateLog(dir: string): GateLog {
     },
     release: (pid) => writeFileSync(join(dir, `go-${pid}`), ''),
     releaseAll: () => writeFileSync(join(dir, 'go-all'), ''),
+    async releaseUntil(done, what) {
+      let finished = false;
+      const result = done.finally(() => {
+        finished = true;
+      });
+      const released = new Set<string>();
+      await waitFor(
+        () => {
+          for (const pid of this.started()) if (!released.has(pid) && released.add(pid)) this.release(pid);
+          return finished;
+        },
+        { what, timeoutMs: 600_000, everyMs: 20 },
+      );
+      return result;
+    },
   };
 }
