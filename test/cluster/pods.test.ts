@@ -9,8 +9,8 @@ import { nodePlatform } from '../../src/cluster/nodes.ts';
 import { PodReader } from '../../src/cluster/pods.ts';
 import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
 
-t.test('a node is read once for the pods on it; a missing one is undefined', async (t) => {
-  // diagnose runs as a person, who may get nodes (the webhook's own access only lists them)
+/** A fixture API server where the user may get nodes, as `diagnose` runs as a person (the webhook's own access only lists them). */
+async function nodeGetter(t: { teardown(fn: () => unknown): void }) {
   const api = await KubeApiServer.start({
     rbac: [{ apiGroup: '', resource: 'nodes', verbs: ['get'], namespaced: false }],
   });
@@ -19,9 +19,18 @@ t.test('a node is read once for the pods on it; a missing one is undefined', asy
     await api.close();
     rmSync(dir, { recursive: true, force: true });
   });
+  const kubeconfig = async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(await api.writeKubeconfig(dir));
+    return kc;
+  };
+  return { api, kubeconfig };
+}
+
+t.test('a node is read once for the pods on it; a missing one is undefined', async (t) => {
+  const { api, kubeconfig } = await nodeGetter(t);
   api.putNode(makeNode({ name: 'n1', architecture: 'arm64' }));
-  const kc = new KubeConfig();
-  kc.loadFromFile(await api.writeKubeconfig(dir));
+  const kc = await kubeconfig();
   const reader = new PodReader(kc, 10_000);
   const nodes = await Promise.all([reader.node('n1'), reader.node('n1'), reader.node('n1')]);
   t.equal((await reader.node('n1'))?.architecture, 'arm64');
@@ -34,19 +43,11 @@ t.test('a node is read once for the pods on it; a missing one is undefined', asy
 });
 
 t.test('a node without nodeInfo: its platform from the labels, as the node watch reads it', async (t) => {
-  const api = await KubeApiServer.start({
-    rbac: [{ apiGroup: '', resource: 'nodes', verbs: ['get'], namespaced: false }],
-  });
-  const dir = mkdtempSync(join(tmpdir(), 'pullguard-pods-'));
-  t.teardown(async () => {
-    await api.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { api, kubeconfig } = await nodeGetter(t);
   const bare = makeNode({ name: 'new', architecture: 'arm64' });
   delete (bare.status as Record<string, unknown>).nodeInfo;
   api.putNode(bare);
-  const kc = new KubeConfig();
-  kc.loadFromFile(await api.writeKubeconfig(dir));
+  const kc = await kubeconfig();
   const node = await new PodReader(kc, 10_000).node('new');
   t.same(node && { os: node.os, architecture: node.architecture }, { os: 'linux', architecture: 'arm64' });
   t.same(node && nodePlatform(node), { os: 'linux', architecture: 'arm64' }, 'the platform a diagnosis checks');
