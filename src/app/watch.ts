@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { EventApi } from '../cluster/events.ts';
 import { LeaseLock } from '../cluster/lease.ts';
-import { PodInformer } from '../cluster/pod-informer.ts';
+import { AllPods } from '../cluster/all-pods.ts';
 import { PodReader } from '../cluster/pods.ts';
 import { WorkloadLists } from '../cluster/workloads.ts';
 import type { Config } from '../config.ts';
@@ -77,7 +77,7 @@ export function buildWatch(config: Config, setup: WatchSetup): Watch {
     cluster: {
       events: new EventApi(setup.kc),
       lease: new LeaseLock(setup.kc, { namespace: setup.leaseNamespace, name: w.leaseName }),
-      pods: new PodInformer(setup.kc, logger),
+      pods: new AllPods(setup.kc, logger),
       reader: new PodReader(setup.kc, Math.max(5_000, config.deadline)),
       workloads: new WorkloadLists(setup.kc),
     },

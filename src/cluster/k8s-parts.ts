@@ -7,7 +7,6 @@ export {
   CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
-  makeInformer,
   Observable,
-  Watch,
+  RequestContext,
 } from '@kubernetes/client-node';

@@ -38,7 +38,18 @@ export interface DiagnoseResult {
 
 type Obj = Record<string, unknown>;
 
-export async function diagnoseOne(deps: DiagnoseDeps, pod: V1Pod, named: boolean): Promise<ContainerDiagnosis[]> {
+/** What a diagnosis reads of a pod: a V1Pod as read, or the watch's projection of one (cluster/all-pods.ts). */
+export interface DiagnosedPod {
+  metadata?: { namespace?: string; name?: string; uid?: string };
+  spec?: object & { nodeName?: string };
+  status?: object;
+}
+
+export async function diagnoseOne(
+  deps: DiagnoseDeps,
+  pod: DiagnosedPod,
+  named: boolean,
+): Promise<ContainerDiagnosis[]> {
   const namespace = pod.metadata?.namespace ?? 'default';
   const name = pod.metadata?.name ?? '';
   const pending = containerEvidence(pod, [], named);

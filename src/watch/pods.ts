@@ -3,10 +3,9 @@
 // Only the leader acts; every replica keeps the list current so a new leader starts at once. At
 // most DIAGNOSES_IN_FLIGHT pods are diagnosed at once (each reads the API: events, node, secrets);
 // the others wait their turn, once each, with their latest state.
-import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { errorLine } from '../cluster/api-errors.ts';
-import type { PodInformer } from '../cluster/pod-informer.ts';
+import type { AllPods, WatchedPod } from '../cluster/all-pods.ts';
 import { cut, oneLine, quote } from '../findings.ts';
 import type { ContainerDiagnosis } from '../diagnose/diagnose.ts';
 import { STUCK_REASONS } from '../diagnose/evidence.ts';
@@ -19,13 +18,13 @@ export const DIAGNOSES_IN_FLIGHT = 4;
 
 export interface PodWatchOptions {
   /** every pod, kept current */
-  informer: PodInformer;
+  pods: AllPods;
   events: EventPoster;
   /**
    * Diagnoses one pod's stuck containers; `due` names those whose diagnosis is due. A container
    * left out of the answer (e.g. its registry's budget is spent) is tried again at the pod's next change.
    */
-  diagnose: (pod: V1Pod, due: ReadonlySet<string>) => Promise<ContainerDiagnosis[]>;
+  diagnose: (pod: WatchedPod, due: ReadonlySet<string>) => Promise<ContainerDiagnosis[]>;
   isLeader: () => boolean;
   /** a pod's containers are diagnosed again at most this often (its status changes every back-off) */
   minIntervalMs: number;
@@ -33,7 +32,7 @@ export interface PodWatchOptions {
 }
 
 /** The stuck containers of a pod: name and waiting reason. */
-function stuckContainers(pod: V1Pod): { container: string; reason: string }[] {
+function stuckContainers(pod: WatchedPod): { container: string; reason: string }[] {
   const out: { container: string; reason: string }[] = [];
   const all = [
     ...(pod.status?.initContainerStatuses ?? []),
@@ -60,14 +59,14 @@ export class PodWatch {
   readonly #diagnosed = new Map<string, { at: number; reason: string; namespace: string }>();
   readonly #busy = new Set<string>();
   /** pods waiting for a place (uid -> their latest state), in the order they came */
-  readonly #queue = new Map<string, V1Pod>();
+  readonly #queue = new Map<string, WatchedPod>();
 
   constructor(opts: PodWatchOptions) {
     this.#opts = opts;
   }
 
   get ready(): boolean {
-    return this.#opts.informer.ready;
+    return this.#opts.pods.ready;
   }
 
   /** Pods being diagnosed now, and pods waiting for a place. */
@@ -76,19 +75,23 @@ export class PodWatch {
   }
 
   start(): void {
-    this.#opts.informer.start({ changed: (pod) => this.#seen(pod), deleted: (pod) => this.#forget(pod) });
+    this.#opts.pods.start({
+      listed: () => this.#listed(),
+      changed: (pod) => this.#seen(pod),
+      deleted: (pod) => this.#forget(pod.metadata.uid),
+    });
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#queue.clear();
-    await this.#opts.informer.stop();
+    await this.#opts.pods.stop();
   }
 
   /** The leader's view for the metric: stuck containers by namespace and cause. */
   failing(): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const pod of this.#opts.informer.list()) {
+    for (const pod of this.#opts.pods.list()) {
       for (const { container, reason } of stuckContainers(pod)) {
         const d = this.#diagnosed.get(`${pod.metadata?.uid}\u0000${container}`);
         const key = `${pod.metadata?.namespace ?? ''}\u0000${d?.reason ?? reason}`;
@@ -99,8 +102,8 @@ export class PodWatch {
   }
 
   /** Every pod the watch holds (for re-verification of bare pods). */
-  pods(): readonly V1Pod[] {
-    return this.#opts.informer.list();
+  pods(): readonly WatchedPod[] {
+    return this.#opts.pods.list();
   }
 
   /** Diagnose the pods that are stuck now (a replica that just became leader catches up). */
@@ -108,13 +111,22 @@ export class PodWatch {
     for (const pod of this.pods()) this.#seen(pod);
   }
 
-  #forget(pod: V1Pod): void {
-    this.#queue.delete(pod.metadata?.uid ?? '');
-    for (const key of this.#diagnosed.keys())
-      if (key.startsWith(`${pod.metadata?.uid}\u0000`)) this.#diagnosed.delete(key);
+  /** After a (re)list: forget the pods no longer there, look at every pod held. */
+  #listed(): void {
+    for (const uid of this.#queue.keys()) if (!this.#opts.pods.has(uid)) this.#queue.delete(uid);
+    for (const key of this.#diagnosed.keys()) {
+      const uid = key.slice(0, key.indexOf('\u0000'));
+      if (!this.#opts.pods.has(uid)) this.#diagnosed.delete(key);
+    }
+    this.catchUp();
   }
 
-  #seen(pod: V1Pod): void {
+  #forget(uid: string): void {
+    this.#queue.delete(uid);
+    for (const key of this.#diagnosed.keys()) if (key.startsWith(`${uid}\u0000`)) this.#diagnosed.delete(key);
+  }
+
+  #seen(pod: WatchedPod): void {
     if (this.#stopped || !this.#opts.isLeader()) return;
     const uid = pod.metadata?.uid ?? '';
     const stuck = stuckContainers(pod);
@@ -145,7 +157,7 @@ export class PodWatch {
     }
   }
 
-  async #handle(pod: V1Pod, containers: Set<string>): Promise<void> {
+  async #handle(pod: WatchedPod, containers: Set<string>): Promise<void> {
     const uid = pod.metadata?.uid ?? '';
     const namespace = pod.metadata?.namespace ?? 'default';
     let list: ContainerDiagnosis[];

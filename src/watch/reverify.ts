@@ -3,7 +3,7 @@
 // manifest HEAD requests, within a request budget per registry and for all registries in a round,
 // and no further once a registry says its rate limit is near. An image that stops being pullable gets an Event on the
 // workload ("a rescheduled pod will fail") and pullguard_workload_image_pullable drops to 0.
-import type { V1Pod } from '@kubernetes/client-node';
+import type { WatchedPod } from '../cluster/all-pods.ts';
 import type { Logger } from 'pino';
 import { errorLine } from '../cluster/api-errors.ts';
 import type { WorkloadLists } from '../cluster/workloads.ts';
@@ -46,7 +46,7 @@ export interface ReverifyOptions {
   /** registry answers older than this are asked again: a round never reuses the last one's */
   maxAgeMs?: number;
   /** the bare pods (the pod watch holds them) */
-  pods: () => readonly V1Pod[];
+  pods: () => readonly WatchedPod[];
   logger?: Logger;
 }
 

@@ -5,13 +5,12 @@
 // their own: a long round does not starve the diagnosis of a pod that just got stuck, nor the
 // reverse. app/watch.ts builds them and the API clients; here are the decisions.
 import { createHash } from 'node:crypto';
-import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import { errorLine } from '../cluster/api-errors.ts';
 import type { EventApi } from '../cluster/events.ts';
 import type { LeaseLock } from '../cluster/lease.ts';
-import type { PodInformer } from '../cluster/pod-informer.ts';
+import type { AllPods, WatchedPod } from '../cluster/all-pods.ts';
 import type { PodReader } from '../cluster/pods.ts';
 import type { WorkloadLists } from '../cluster/workloads.ts';
 import type { Config } from '../config.ts';
@@ -37,7 +36,7 @@ export interface WatchApi {
   events: EventApi;
   lease: LeaseLock;
   /** every pod, kept current */
-  pods: PodInformer;
+  pods: AllPods;
   /** a stuck pod's events and node */
   reader: PodReader;
   workloads: WorkloadLists;
@@ -103,7 +102,7 @@ export class Watch {
       },
     });
     this.pods = new PodWatch({
-      informer: cluster.pods,
+      pods: cluster.pods,
       events,
       isLeader: () => this.lease.leader,
       minIntervalMs: w.eventInterval,
@@ -133,7 +132,7 @@ export class Watch {
    * asked, and its container is left out (diagnosed at a later change of the pod). When no due
    * container's image may be asked, nothing is read from the API either.
    */
-  async #diagnose(pod: V1Pod, due: ReadonlySet<string>): Promise<ContainerDiagnosis[]> {
+  async #diagnose(pod: WatchedPod, due: ReadonlySet<string>): Promise<ContainerDiagnosis[]> {
     const { podCheck: diagnosisCheck, budget } = this.#parts.diagnosis;
     const spec = pod.spec;
     const images = [...(spec?.initContainers ?? []), ...(spec?.containers ?? []), ...(spec?.ephemeralContainers ?? [])]

@@ -124,21 +124,25 @@ t.test('a cleanly closed watch is resumed from the last resourceVersion, without
   await waitFor(() => w.nodes().length === 4, { what: 'events on the new stream' });
 });
 
-t.test('a reset connection leads to a re-list and a new watch', async (t) => {
-  const { api, w } = await watching(t, 'a');
-  api.dropWatches({ abrupt: true });
-  api.deleteNode('a');
-  api.putNode(makeNode({ name: 'win-1', os: 'windows' }));
-  await waitFor(() => w.stats.lists === 2, { what: 'the re-list' });
-  await waitFor(() => api.openWatches === 1, { what: 'a new watch' });
-  t.same(
-    w.nodes().map((n) => n.name),
-    ['win-1'],
-  );
-  t.same(w.platforms(), [{ os: 'windows', architecture: 'amd64', nodes: 1 }]);
-  api.putNode(makeNode({ name: 'b' }));
-  await waitFor(() => w.nodes().length === 2, { what: 'events on the new stream' });
-});
+t.test(
+  'a reset connection: the watch resumes from the last resourceVersion after back-off, without a re-list',
+  async (t) => {
+    const { api, w } = await watching(t, 'a');
+    const rv = api.resourceVersion;
+    api.dropWatches({ abrupt: true });
+    api.deleteNode('a');
+    api.putNode(makeNode({ name: 'win-1', os: 'windows' }));
+    // changes while no watch was open are replayed from the resourceVersion
+    await waitFor(() => w.nodes().length === 1 && w.nodes()[0]?.name === 'win-1', { what: 'the replayed changes' });
+    await waitFor(() => api.openWatches === 1, { what: 'a new watch' });
+    t.same(w.platforms(), [{ os: 'windows', architecture: 'amd64', nodes: 1 }]);
+    const watches = api.requests.filter((r) => r.verb === 'watch');
+    t.equal(watches.at(-1)?.query.resourceVersion, rv, 'resumed where the stream broke');
+    t.equal(w.stats.lists, 1, 'no re-list: only 410 Gone needs one');
+    api.putNode(makeNode({ name: 'b' }));
+    await waitFor(() => w.nodes().length === 2, { what: 'events on the new stream' });
+  },
+);
 
 t.test('410 Expired (history compacted) leads to a re-list', async (t) => {
   const { api, w } = await watching(t, 'a');

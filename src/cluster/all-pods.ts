@@ -1,0 +1,205 @@
+// Every pod in the cluster, kept current with list-watch.ts: the watch's view of stuck pulls and
+// bare pods. Each pod is kept as a WatchedPod, the few fields the watch and its diagnosis read
+// (who it is, its node and owner, its containers' images and waiting states, its pull secrets),
+// in the pod's own shape so the diagnosis reads it as it reads a pod from the API; never the
+// whole object (managedFields, env, resources, probes… of every pod would dwarf the rest).
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { ListWatch } from './list-watch.ts';
+
+export interface WatchedContainer {
+  name: string;
+  image?: string;
+  imagePullPolicy?: string;
+}
+
+export interface WatchedContainerStatus {
+  name: string;
+  image?: string;
+  state?: { waiting?: { reason?: string; message?: string } };
+}
+
+/** A volume by name; an image volume with its reference (the others keep their place in the list). */
+export interface WatchedVolume {
+  name: string;
+  image?: { reference?: string; pullPolicy?: string };
+}
+
+export interface WatchedPod {
+  metadata: {
+    uid: string;
+    namespace: string;
+    name: string;
+    /** kind and name of each owner (a pod with one is checked through its owner) */
+    ownerReferences?: { kind: string; name: string }[];
+  };
+  spec: {
+    nodeName?: string;
+    serviceAccountName?: string;
+    imagePullSecrets?: { name: string }[];
+    initContainers?: WatchedContainer[];
+    containers?: WatchedContainer[];
+    ephemeralContainers?: WatchedContainer[];
+    volumes?: WatchedVolume[];
+  };
+  status: {
+    phase?: string;
+    initContainerStatuses?: WatchedContainerStatus[];
+    containerStatuses?: WatchedContainerStatus[];
+    ephemeralContainerStatuses?: WatchedContainerStatus[];
+  };
+}
+
+export interface PodChanges {
+  /** after each (re)list: every pod held now (those gone are no longer in pods()) */
+  listed: () => void;
+  /** a pod was added or changed */
+  changed: (pod: WatchedPod) => void;
+  deleted: (pod: WatchedPod) => void;
+}
+
+export interface AllPodsOptions {
+  logger?: Logger;
+  pageSize?: number;
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+}
+
+export class AllPods {
+  readonly #pods: ListWatch<WatchedPod>;
+
+  constructor(kc: KubeConfig, opts: AllPodsOptions = {}) {
+    this.#pods = new ListWatch(kc, {
+      ...opts,
+      path: '/api/v1/pods',
+      what: 'pods in all namespaces',
+      project: watchedPod,
+      key: (pod) => pod.metadata.uid,
+    });
+  }
+
+  /** true once the first list has arrived */
+  get ready(): boolean {
+    return this.#pods.ready;
+  }
+
+  get stats(): { lists: number; watches: number } {
+    return this.#pods.stats;
+  }
+
+  start(on: PodChanges): void {
+    this.#pods.start(on);
+  }
+
+  stop(): Promise<void> {
+    return this.#pods.close();
+  }
+
+  /** Every pod held. */
+  list(): WatchedPod[] {
+    return [...this.#pods.items.values()];
+  }
+
+  /** Whether a pod (by uid) is held. */
+  has(uid: string): boolean {
+    return this.#pods.items.has(uid);
+  }
+}
+
+type Obj = Record<string, unknown>;
+
+function obj(v: unknown): Obj | undefined {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : undefined;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function list<T>(v: unknown, each: (o: Obj) => T | undefined): T[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const out: T[] = [];
+  for (const x of v) {
+    const o = obj(x);
+    const item = o && each(o);
+    if (item !== undefined) out.push(item);
+  }
+  return out;
+}
+
+/** Copies the named string fields that are set. */
+function pick<K extends string>(o: Obj, keys: readonly K[]): Partial<Record<K, string>> {
+  const out: Partial<Record<K, string>> = {};
+  for (const k of keys) {
+    const v = str(o[k]);
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+function container(c: Obj): WatchedContainer {
+  return { name: str(c.name) ?? '', ...pick(c, ['image', 'imagePullPolicy'] as const) };
+}
+
+function containerStatus(s: Obj): WatchedContainerStatus {
+  const waiting = obj(obj(s.state)?.waiting);
+  return {
+    name: str(s.name) ?? '',
+    ...pick(s, ['image'] as const),
+    ...(waiting ? { state: { waiting: pick(waiting, ['reason', 'message'] as const) } } : {}),
+  };
+}
+
+function volume(v: Obj): WatchedVolume {
+  const image = obj(v.image);
+  return { name: str(v.name) ?? '', ...(image ? { image: pick(image, ['reference', 'pullPolicy'] as const) } : {}) };
+}
+
+function imageVolumes(volumes: WatchedVolume[] | undefined): WatchedVolume[] | undefined {
+  return volumes?.some((v) => v.image) ? volumes : undefined;
+}
+
+/** What is kept of a pod (parsed JSON); undefined without a uid. */
+export function watchedPod(object: unknown): WatchedPod | undefined {
+  const o = obj(object);
+  const meta = obj(o?.metadata);
+  const uid = str(meta?.uid);
+  if (!o || !meta || !uid) return undefined;
+  const spec = obj(o.spec) ?? {};
+  const status = obj(o.status) ?? {};
+  const owners = list(meta.ownerReferences, (r) => ({ kind: str(r.kind) ?? '', name: str(r.name) ?? '' }));
+  const secrets = list(spec.imagePullSecrets, (s) => (str(s.name) ? { name: str(s.name) as string } : undefined));
+  const lists = {
+    initContainers: list(spec.initContainers, container),
+    containers: list(spec.containers, container),
+    ephemeralContainers: list(spec.ephemeralContainers, container),
+    // only when one is an image volume: the others matter only for its index in the list
+    volumes: imageVolumes(list(spec.volumes, volume)),
+  };
+  const statuses = {
+    initContainerStatuses: list(status.initContainerStatuses, containerStatus),
+    containerStatuses: list(status.containerStatuses, containerStatus),
+    ephemeralContainerStatuses: list(status.ephemeralContainerStatuses, containerStatus),
+  };
+  return {
+    metadata: {
+      uid,
+      namespace: str(meta.namespace) ?? '',
+      name: str(meta.name) ?? '',
+      ...(owners?.length ? { ownerReferences: owners } : {}),
+    },
+    spec: {
+      ...pick(spec, ['nodeName', 'serviceAccountName'] as const),
+      ...(secrets?.length ? { imagePullSecrets: secrets } : {}),
+      ...defined(lists),
+    },
+    status: { ...pick(status, ['phase'] as const), ...defined(statuses) },
+  };
+}
+
+/** The entries whose value is a non-empty list. */
+function defined<T extends Record<string, unknown[] | undefined>>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v?.length) out[k as keyof T] = v as T[keyof T];
+  return out;
+}

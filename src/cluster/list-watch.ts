@@ -1,0 +1,323 @@
+// One list + watch, the one way pullguard keeps a kind of object current (nodes, every pod). It
+// lists in pages (limit + continue) and keeps only a projection of each object, made as each page
+// and each watch event is parsed: a cluster's pods never sit in memory whole. The watch resumes from
+// the last resourceVersion (bookmarks asked for and used to move it on), lists again only when the
+// API server answers 410 Gone, and backs off with jitter after other failures. Requests are made
+// here with the kubeconfig's authentication and dispatcher (client-node's Watch aborts a stream
+// that is quiet for 30 s and has no public setting for it); each carries a signal that close()
+// aborts. Nothing here throws into the process: failures are logged in one line (api-errors.ts).
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Agent, type Dispatcher } from 'undici';
+import { type ApiCall, apiErrorText, apiStatus, watchErrorEvent } from './api-errors.ts';
+import { clientNode } from './k8s.ts';
+
+export interface ListWatchOptions<T> {
+  /** the collection's path, e.g. /api/v1/nodes or /api/v1/pods */
+  path: string;
+  /** for messages: `nodes`, `pods in all namespaces` */
+  what: string;
+  /** what is kept of an object (as parsed JSON); undefined: nothing */
+  project: (object: unknown) => T | undefined;
+  /** the key a projection is stored under (a name, a uid) */
+  key: (item: T) => string;
+  logger?: Logger;
+  /** list page size (limit/continue) */
+  pageSize?: number;
+  /** base watch duration asked of the server; randomized up to twice this, as client-go does */
+  watchTimeoutSeconds?: number;
+  /** timeout for each list page */
+  listTimeoutMs?: number;
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /** a watch that lived this long or delivered an event counts as healthy (resets the back-off) */
+  healthyAfterMs?: number;
+  /** keep the list current with a watch (default); false: list once and stop */
+  watch?: boolean;
+}
+
+/** Told of every change; nothing is told twice for one event. */
+export interface ListWatchHandlers<T> {
+  /** after each list (the first, and one after 410 Gone): the store holds exactly what was listed */
+  listed?: () => void;
+  /** an object was added or changed (watch event) */
+  changed?: (item: T) => void;
+  /** an object was deleted (watch event); the store no longer holds it */
+  deleted?: (item: T) => void;
+}
+
+interface WatchOutcome {
+  error?: unknown;
+  /** 410 Gone: the resourceVersion is too old, a fresh list is needed */
+  gone: boolean;
+  events: number;
+  rv: string;
+}
+
+/** How far past the server's timeoutSeconds a silent stream is given up as a dead connection. */
+const DEAD_STREAM_MARGIN_S = 60;
+
+export class ListWatch<T> {
+  readonly #kc: KubeConfig;
+  readonly #o: Required<Omit<ListWatchOptions<T>, 'logger'>>;
+  readonly #log: Logger | undefined;
+  readonly #list: ApiCall;
+  readonly #watchCall: ApiCall;
+  #items = new Map<string, T>();
+  #handlers: ListWatchHandlers<T> = {};
+  #stop: AbortController | undefined;
+  #loop: Promise<void> | undefined;
+  #ready = false;
+  #lists = 0;
+  #watches = 0;
+
+  constructor(kc: KubeConfig, opts: ListWatchOptions<T>) {
+    this.#kc = kc;
+    this.#log = opts.logger;
+    this.#o = {
+      path: opts.path,
+      what: opts.what,
+      project: opts.project,
+      key: opts.key,
+      pageSize: opts.pageSize ?? 500,
+      watchTimeoutSeconds: opts.watchTimeoutSeconds ?? 300,
+      listTimeoutMs: opts.listTimeoutMs ?? 30_000,
+      backoffInitialMs: opts.backoffInitialMs ?? 500,
+      backoffMaxMs: opts.backoffMaxMs ?? 30_000,
+      healthyAfterMs: opts.healthyAfterMs ?? 5_000,
+      watch: opts.watch ?? true,
+    };
+    this.#list = { verb: 'list', what: opts.what, timeoutMs: this.#o.listTimeoutMs };
+    this.#watchCall = { verb: 'watch', what: opts.what };
+  }
+
+  /** true once the first full list has arrived */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** how many lists and watches were started (for tests) */
+  get stats(): { lists: number; watches: number } {
+    return { lists: this.#lists, watches: this.#watches };
+  }
+
+  /** The projections held, by key. */
+  get items(): ReadonlyMap<string, T> {
+    return this.#items;
+  }
+
+  start(handlers: ListWatchHandlers<T> = {}): void {
+    if (this.#loop) return;
+    this.#handlers = handlers;
+    const stop = new AbortController();
+    this.#stop = stop;
+    this.#loop = this.#run(stop.signal).catch((err: unknown) => {
+      // #run handles its own errors; this is the last line of defence for the process.
+      this.#log?.error({ err: apiErrorText(err, this.#watchCall) }, `list-watch of ${this.#o.what} stopped`);
+    });
+  }
+
+  /** Ends the open request and any back-off; resolves when the loop has ended. The last state stays readable. */
+  async close(): Promise<void> {
+    const loop = this.#loop;
+    if (!loop) return;
+    this.#stop?.abort();
+    await loop;
+    this.#loop = undefined;
+    this.#stop = undefined;
+  }
+
+  async #run(stop: AbortSignal): Promise<void> {
+    let rv: string | undefined;
+    let failures = 0;
+    while (!stop.aborted) {
+      if (rv === undefined) {
+        try {
+          rv = await this.#listAll(stop);
+          failures = 0;
+        } catch (err) {
+          if (stop.aborted) break;
+          failures++;
+          this.#log?.warn({ err: apiErrorText(err, this.#list), failures }, `listing ${this.#o.what} failed; retrying`);
+          await sleep(this.#backoff(failures), stop);
+          continue;
+        }
+        if (!this.#o.watch) break;
+      }
+      const started = Date.now();
+      const out = await this.#watchOnce(rv, stop);
+      if (stop.aborted) break;
+      rv = out.rv;
+      const healthy = out.events > 0 || Date.now() - started >= this.#o.healthyAfterMs;
+      if (out.gone) {
+        rv = undefined;
+        failures = healthy ? 0 : failures + 1;
+        this.#log?.debug(`watch of ${this.#o.what} expired (410); listing again`);
+      } else if (out.error !== undefined) {
+        // The API server replays what happened since rv: watch on from there, after a pause.
+        failures = healthy ? 1 : failures + 1;
+        this.#log?.warn(
+          { err: apiErrorText(out.error, this.#watchCall), failures },
+          `watch of ${this.#o.what} failed; watching again`,
+        );
+      } else {
+        // A clean close is routine (the server's timeoutSeconds): watch on from where we were,
+        // unless the streams keep closing at once.
+        failures = healthy ? 0 : failures + 1;
+      }
+      if (failures > 0) await sleep(this.#backoff(failures), stop);
+    }
+  }
+
+  /** GET of the collection with the kubeconfig's authentication; an answer other than 200 throws as client-node's ApiException does. */
+  async #get(query: Record<string, string>, signal: AbortSignal) {
+    const cluster = this.#kc.getCurrentCluster();
+    if (!cluster) throw new Error('the kubeconfig names no current cluster');
+    const url = new URL(cluster.server + this.#o.path);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    const { ApiException, RequestContext } = clientNode();
+    const ctx = new RequestContext(url.toString(), 'GET');
+    await this.#kc.applySecurityAuthentication(ctx);
+    // undici's request API on the kubeconfig's dispatcher (its TLS settings, connections.ts's
+    // connector); a server without TLS settings gets a plain Agent.
+    const dispatcher = (ctx.getDispatcher() as Dispatcher | undefined) ?? (plainAgent ??= new Agent());
+    const res = await dispatcher.request({
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
+      method: 'GET',
+      headers: ctx.getHeaders(),
+      signal,
+    });
+    if (res.statusCode !== 200) {
+      // The body is a Status; only its message is ever shown (api-errors.ts).
+      const body = await res.body.text();
+      throw new ApiException(res.statusCode, `HTTP-Code: ${res.statusCode}`, body, {});
+    }
+    return res.body;
+  }
+
+  async #listAll(stop: AbortSignal): Promise<string> {
+    this.#lists++;
+    const fresh = new Map<string, T>();
+    let cont: string | undefined;
+    let rv = '';
+    do {
+      const signal = AbortSignal.any([stop, AbortSignal.timeout(this.#o.listTimeoutMs)]);
+      const body = await this.#get({ limit: String(this.#o.pageSize), ...(cont ? { continue: cont } : {}) }, signal);
+      const page = (await body.json()) as {
+        metadata?: { resourceVersion?: string; continue?: string };
+        items?: unknown[];
+      };
+      for (const object of page.items ?? []) {
+        const item = this.#o.project(object);
+        if (item !== undefined) fresh.set(this.#o.key(item), item);
+      }
+      rv = page.metadata?.resourceVersion ?? rv;
+      cont = page.metadata?.continue || undefined;
+    } while (cont);
+    this.#items = fresh;
+    this.#log?.debug({ count: fresh.size, resourceVersion: rv }, `${this.#o.what} listed`);
+    this.#ready = true;
+    this.#tell(() => this.#handlers.listed?.());
+    return rv;
+  }
+
+  async #watchOnce(rv: string, stop: AbortSignal): Promise<WatchOutcome> {
+    this.#watches++;
+    const out: WatchOutcome = { gone: false, events: 0, rv };
+    const timeoutSeconds = Math.floor(this.#o.watchTimeoutSeconds * (1 + Math.random()));
+    // The server ends the stream after timeoutSeconds; a stream silent well past that is a dead connection.
+    const signal = AbortSignal.any([stop, AbortSignal.timeout((timeoutSeconds + DEAD_STREAM_MARGIN_S) * 1000)]);
+    try {
+      const body = await this.#get(
+        {
+          watch: 'true',
+          allowWatchBookmarks: 'true',
+          timeoutSeconds: String(timeoutSeconds),
+          ...(rv ? { resourceVersion: rv } : {}),
+        },
+        signal,
+      );
+      const decoder = new TextDecoder();
+      let buffered = '';
+      for await (const chunk of body) {
+        buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+        let nl = buffered.indexOf('\n');
+        while (nl >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          nl = buffered.indexOf('\n');
+          if (line.trim() === '') continue;
+          if (!this.#event(line, out)) return out; // an ERROR event ends this stream
+        }
+      }
+    } catch (err) {
+      if (stop.aborted) return out;
+      if (apiStatus(err) === 410) out.gone = true;
+      else out.error = err;
+    }
+    return out;
+  }
+
+  /** One line of the stream; false when it was an ERROR (the outcome says which). */
+  #event(line: string, out: WatchOutcome): boolean {
+    let event: { type?: string; object?: { metadata?: { resourceVersion?: string }; code?: unknown } };
+    try {
+      event = JSON.parse(line);
+    } catch {
+      out.error = new Error('the watch stream sent a line that is not JSON');
+      return false;
+    }
+    const { type, object } = event;
+    if (type === 'ERROR') {
+      if (object?.code === 410) out.gone = true;
+      else out.error = watchErrorEvent(object, this.#watchCall);
+      return false;
+    }
+    const objRv = object?.metadata?.resourceVersion;
+    if (objRv) out.rv = objRv;
+    if (type === 'BOOKMARK') return true;
+    out.events++;
+    const item = this.#o.project(object);
+    if (item === undefined) return true;
+    const key = this.#o.key(item);
+    if (type === 'DELETED') {
+      if (this.#items.delete(key)) this.#tell(() => this.#handlers.deleted?.(item));
+    } else if (type === 'ADDED' || type === 'MODIFIED') {
+      this.#items.set(key, item);
+      this.#tell(() => this.#handlers.changed?.(item));
+    }
+    return true;
+  }
+
+  #tell(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.#log?.warn({ err: err instanceof Error ? err.message : String(err) }, `a ${this.#o.what} handler threw`);
+    }
+  }
+
+  #backoff(failures: number): number {
+    const base = Math.min(this.#o.backoffMaxMs, this.#o.backoffInitialMs * 2 ** Math.min(failures - 1, 20));
+    return Math.round(base * (0.8 + Math.random() * 0.4));
+  }
+}
+
+let plainAgent: Agent | undefined;
+
+/** Waits ms, or less when stop aborts (the timer is cleared then). */
+function sleep(ms: number, stop: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (stop.aborted) return resolve();
+    const timer = setTimeout(() => {
+      stop.removeEventListener('abort', onStop);
+      resolve();
+    }, ms);
+    const onStop = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    stop.addEventListener('abort', onStop, { once: true });
+  });
+}
