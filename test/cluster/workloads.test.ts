@@ -1,0 +1,84 @@
+// Re-verification's workload lists (src/cluster/workloads.ts) against a real kube-apiserver,
+// through the fault proxy that counts its requests: each kind is read in pages (limit + continue)
+// until the last, and every object of every page comes back with its kind.
+import { readFileSync } from 'node:fs';
+import { AppsV1Api, KubeConfig } from '@kubernetes/client-node';
+import t from 'tap';
+import { WorkloadLists } from '../../src/cluster/workloads.ts';
+import { startFaultProxy } from '../helpers/fault-proxy.ts';
+import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
+import { FakeKubelet } from '../helpers/kubelet.ts';
+import { sharedPki } from '../helpers/pki.ts';
+
+let lab: KubeLab;
+t.before(async () => {
+  lab = await startKubeLab();
+});
+t.teardown(() => lab?.stop());
+
+t.test('each kind is listed in pages until the last; every object comes back with its kind', async (t) => {
+  const ns = 'paged';
+  await new FakeKubelet(lab.kc()).namespace(ns);
+  const apps = lab.kc().makeApiClient(AppsV1Api);
+  for (let i = 0; i < 5; i++)
+    await apps.createNamespacedDeployment({
+      namespace: ns,
+      body: {
+        metadata: { name: `web-${i}` },
+        spec: {
+          selector: { matchLabels: { app: `web-${i}` } },
+          template: {
+            metadata: { labels: { app: `web-${i}` } },
+            spec: { containers: [{ name: 'web', image: 'registry.test/web:1' }] },
+          },
+        },
+      },
+    });
+  const pki = await sharedPki();
+  const proxy = await startFaultProxy({
+    upstream: lab.url,
+    upstreamCa: readFileSync(lab.caFile, 'utf8'),
+    tls: { cert: pki.server.certPem, key: pki.server.keyPem },
+  });
+  t.teardown(() => proxy.stop());
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'proxy', server: proxy.url, caData: Buffer.from(pki.caPem).toString('base64') }],
+    users: [{ name: 'admin', token: lab.adminToken }],
+    contexts: [{ name: 'proxy', cluster: 'proxy', user: 'admin' }],
+    currentContext: 'proxy',
+  });
+
+  const lists = await new WorkloadLists(kc, 30_000, 2).list();
+  const deployments = lists.find((l) => l.kind === 'Deployment');
+  t.ok(deployments && 'items' in deployments, 'Deployments listed');
+  const items = deployments && 'items' in deployments ? deployments.items : [];
+  const names = items
+    .map((d) => (d.metadata as { name?: string }).name ?? '')
+    .filter((n) => n.startsWith('web-'))
+    .sort();
+  t.same(names, ['web-0', 'web-1', 'web-2', 'web-3', 'web-4'], 'every page read');
+  t.ok(
+    items.every((d) => d.kind === 'Deployment'),
+    'each with its kind',
+  );
+  const pages = proxy.requests({ method: 'GET', path: /^\/apis\/apps\/v1\/deployments\?/ });
+  t.ok(pages.length >= 3, `${pages.length} pages of at most 2`);
+  t.ok(
+    pages.every((p) => new URL(p.url, 'https://x.test').searchParams.get('limit') === '2'),
+    'each page asks limit=2',
+  );
+  t.same(
+    pages.map((p) => new URL(p.url, 'https://x.test').searchParams.has('continue')),
+    [false, ...pages.slice(1).map(() => true)],
+    'the first page without continue, the others with the token of the one before',
+  );
+  // a page size of 500 (the default) reads these in one request
+  const before = proxy.count({ method: 'GET', path: /^\/apis\/apps\/v1\/deployments\?/ });
+  await new WorkloadLists(kc).list();
+  const one = proxy.requests({ method: 'GET', path: /^\/apis\/apps\/v1\/deployments\?/ }).slice(before);
+  t.same(
+    one.map((p) => new URL(p.url, 'https://x.test').searchParams.get('limit')),
+    ['500'],
+  );
+});
