@@ -6,7 +6,17 @@ import type { Rules } from './layers.ts';
 export const rules: Rules = {
   layers: [
     // vocabulary and rules: no knowledge of registries, clusters or HTTP
-    ['reference', 'platform', 'findings.ts', 'errors.ts', 'system-errors.ts', 'cache.ts', 'abort.ts', 'deadline.ts'],
+    [
+      'reference',
+      'platform',
+      'findings.ts',
+      'text.ts',
+      'errors.ts',
+      'system-errors.ts',
+      'cache.ts',
+      'abort.ts',
+      'deadline.ts',
+    ],
     // one concern each
     ['registry', 'credentials', 'workload', 'config.ts', 'config-layers.ts'],
     // the engine and the policy

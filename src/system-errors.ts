@@ -4,7 +4,7 @@
 // and the setting to change; this says what went wrong with it.
 
 import { getSystemErrorMessage } from 'node:util';
-import { oneLine } from './findings.ts';
+import { oneLine } from './text.ts';
 
 /** What was being done: the same code means different things when reading, writing or listening. */
 export type Operation = 'read' | 'write' | 'listen' | 'connect' | 'run';

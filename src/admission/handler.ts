@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import { then, type Maybe } from '../cache.ts';
 import type { Config, Mode } from '../config.ts';
 import { Deadline, type Parent } from '../deadline.ts';
-import { type Finding, logText, type Reason, type Verdict } from '../findings.ts';
+import type { Finding, Reason, Verdict } from '../findings.ts';
+import { logText } from '../text.ts';
 import { actionFor, type Decision } from '../policy/policy.ts';
 import type { PodCheck } from '../podcheck/podcheck.ts';
 import {

@@ -2,7 +2,8 @@
 // request's uid, says why in one line per image, and stays inside the API server's warning limits.
 
 import { z } from 'zod';
-import { cut, describe, oneLine, quote, type Finding, type ImageUse } from '../findings.ts';
+import { describe, type Finding, type ImageUse } from '../findings.ts';
+import { cut, oneLine, quote } from '../text.ts';
 import type { Decision } from '../policy/policy.ts';
 import { imageUsesOf, podSpecSite, type PodSpecSite } from '../workload/images.ts';
 import { POD_SPEC_KINDS } from '../workload/kinds.ts';

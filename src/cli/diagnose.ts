@@ -6,7 +6,7 @@ import { diagnosePods } from '../app/diagnose.ts';
 import { loadConfig } from '../config.ts';
 import { diagnosesToJson, diagnosesToText } from '../diagnose/diagnose.ts';
 import { UsageError } from '../errors.ts';
-import { oneLine } from '../findings.ts';
+import { oneLine } from '../text.ts';
 import { exitStatusFor } from './errors.ts';
 import { type CliIO, REGISTRY_FLAGS, registryOverrides } from './flags.ts';
 

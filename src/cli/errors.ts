@@ -3,7 +3,7 @@
 // is a bug and goes up to main, which reports it as one.
 
 import { PullguardError } from '../errors.ts';
-import { oneLine } from '../findings.ts';
+import { oneLine } from '../text.ts';
 import type { CliIO } from './flags.ts';
 
 export function exitStatusFor(

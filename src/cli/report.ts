@@ -1,7 +1,8 @@
 // The one findings model every output format reads: the findings with their places, identical ones
 // grouped, the counts, and the exit status they add up to.
 
-import { type Finding, oneLine, type Reason } from '../findings.ts';
+import type { Finding, Reason } from '../findings.ts';
+import { oneLine } from '../text.ts';
 
 /** Reasons that say nothing certain about the image: it could not be verified either way. */
 export const UNVERIFIED_REASONS: ReadonlySet<Reason> = new Set<Reason>([

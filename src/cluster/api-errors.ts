@@ -12,7 +12,7 @@
 
 import { STATUS_CODES } from 'node:http';
 import { PullguardError } from '../errors.ts';
-import { cut, oneLine, redact } from '../findings.ts';
+import { cut, oneLine, redact } from '../text.ts';
 import { systemErrorText, tlsErrorText } from '../system-errors.ts';
 
 /** One API call, as a person would name it. */

@@ -5,7 +5,7 @@
 // to the wrong stream).
 
 import { spawn } from 'node:child_process';
-import { cut, oneLine, redact } from '../findings.ts';
+import { cut, oneLine, redact } from '../text.ts';
 import { systemErrorText } from '../system-errors.ts';
 
 export interface ExecResult {

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { parse as parseYaml } from 'yaml';
-import { cut, oneLine, quote } from '../findings.ts';
+import { cut, oneLine, quote } from '../text.ts';
 import type { DockerConfigEntry } from './dockerconfig.ts';
 import { runCredentialProgram } from './exec.ts';
 import { type Credential, Keyring, normalizeKey, urlsMatchStr } from './keyring.ts';

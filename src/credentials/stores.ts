@@ -8,7 +8,7 @@
 
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { cut, oneLine } from '../findings.ts';
+import { cut, oneLine } from '../text.ts';
 import { isDockerHub } from '../registry/hosts.ts';
 import { runCredentialProgram } from './exec.ts';
 import { readDockerConfig } from './files.ts';

@@ -2,7 +2,7 @@
 // cause and fix, whether the next retry can succeed, and where the two disagree (said, never hidden).
 
 import type { Finding, Reason } from '../findings.ts';
-import { escapeJson, escapeUnsafe, oneLine, quote } from '../findings.ts';
+import { escapeJson, escapeUnsafe, oneLine, quote } from '../text.ts';
 import { explain } from '../preflight/messages.ts';
 import {
   type Backoff,

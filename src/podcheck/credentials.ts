@@ -5,7 +5,7 @@ import { then, type Maybe } from '../cache.ts';
 import type { ClusterReader, PullSecretRead, ReadOptions, ServiceAccountRead } from '../cluster/reader.ts';
 import type { CredentialContext, DynamicCredentials } from '../credentials/context.ts';
 import { Keyring } from '../credentials/keyring.ts';
-import { quote } from '../findings.ts';
+import { quote } from '../text.ts';
 import type { PodSpecSite } from '../workload/images.ts';
 import { pullSecretNames } from '../workload/images.ts';
 import { isDnsSubdomain } from '../workload/names.ts';

@@ -1,7 +1,7 @@
 // Words for people: per reason, what will happen (message) and what to do about it (hint).
 // Every message names the image; the caller adds the container. One line, no control characters.
 
-import { quote } from '../findings.ts';
+import { quote } from '../text.ts';
 import { diagnoseReference } from '../reference/diagnose.ts';
 import type { ImageRef } from '../reference/index.ts';
 import type { Outcome } from '../registry/client.ts';

@@ -4,7 +4,7 @@
 // Each question makes one RequestContext and passes it to every request it sends (send.ts); what
 // the answers mean is read in outcomes.ts.
 
-import { cut } from '../findings.ts';
+import { cut } from '../text.ts';
 import { credentialId, type Authenticator, type RegistryCredential } from './auth.ts';
 import { registryHost } from './hosts.ts';
 import { bareMediaType, parseVerified, sha256Digest } from './media.ts';

@@ -4,7 +4,7 @@
 // the words for failures are found and changed in one place.
 
 import { PullguardError } from '../errors.ts';
-import { cut, oneLine } from '../findings.ts';
+import { cut, oneLine } from '../text.ts';
 import { tlsErrorText, withoutOpenSslInternals, type TlsProblem } from '../system-errors.ts';
 import { hostAndPort } from './hosts.ts';
 

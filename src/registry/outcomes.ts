@@ -2,7 +2,7 @@
 // authentication failure or a transport failure, reduced to one Outcome. The engine decides from
 // outcomes alone, so this is the one place where statuses are read.
 
-import { oneLine } from '../findings.ts';
+import { oneLine } from '../text.ts';
 import type { TlsProblem } from '../system-errors.ts';
 import { parseRetryAfter, type RateLimit } from './ratelimit.ts';
 import { first, TransportError, type HttpResponse } from './transport.ts';

@@ -3,7 +3,7 @@
 // which credential and token scope, until when (the caller's signal), where the evidence for people
 // goes, and which secrets went on the wire, so that nothing a registry echoes back can repeat them.
 
-import { redact } from '../findings.ts';
+import { redact } from '../text.ts';
 import type { RegistryCredential } from './auth.ts';
 
 export interface RequestContextInit {

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { errorLine } from '../cluster/api-errors.ts';
 import type { CoreV1Event, EventApi } from '../cluster/events.ts';
-import { cut, oneLine } from '../findings.ts';
+import { cut, oneLine } from '../text.ts';
 
 export interface EventTarget {
   apiVersion: string;

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { errorLine } from '../cluster/api-errors.ts';
 import type { AllPods, WatchedPod } from '../cluster/all-pods.ts';
-import { cut, oneLine, quote } from '../findings.ts';
+import { cut, oneLine, quote } from '../text.ts';
 import type { ContainerDiagnosis } from '../diagnose/diagnose.ts';
 import { STUCK_REASONS } from '../diagnose/evidence.ts';
 import type { EventPoster } from './events.ts';

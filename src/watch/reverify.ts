@@ -9,7 +9,7 @@ import { errorLine } from '../cluster/api-errors.ts';
 import type { WorkloadLists } from '../cluster/workloads.ts';
 import { Deadline } from '../deadline.ts';
 import type { Finding } from '../findings.ts';
-import { cut, oneLine } from '../findings.ts';
+import { cut, oneLine } from '../text.ts';
 import type { PodCheck } from '../podcheck/podcheck.ts';
 import { parseImage } from '../reference/index.ts';
 import { imageUsesOf, podSpecSite } from '../workload/images.ts';

@@ -2,7 +2,8 @@
 // containers, init containers (sidecars included), ephemeral containers and image volumes.
 
 import { kindByName, POD_SPEC_KINDS } from './kinds.ts';
-import { cut, type ImageUse } from '../findings.ts';
+import type { ImageUse } from '../findings.ts';
+import { cut } from '../text.ts';
 import { parseImageName } from '../reference/index.ts';
 
 type Obj = Record<string, unknown>;

@@ -3,7 +3,8 @@
 import t from 'tap';
 import { diagnoseContainer, diagnosesToJson, diagnosesToText } from '../../src/diagnose/diagnose.ts';
 import { containerEvidence, podEventOf } from '../../src/diagnose/evidence.ts';
-import { describe, escapeJson, escapeUnsafe, logText, oneLine, quote } from '../../src/findings.ts';
+import { describe } from '../../src/findings.ts';
+import { escapeJson, escapeUnsafe, logText, oneLine, quote } from '../../src/text.ts';
 
 const BIDI = [
   '\u061c',

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { validateConfig } from '../../src/config.ts';
-import { redact } from '../../src/findings.ts';
+import { redact } from '../../src/text.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import { checkImage, keyring } from '../preflight/lib.ts';
 import { registryClientFor } from '../../src/app/build.ts';

@@ -3,7 +3,8 @@
 // values also ':' and ','. And the other way round: no other line pullguard prints may pass for a
 // command (notACommand).
 
-import { oneLine, type Finding } from '../../findings.ts';
+import type { Finding } from '../../findings.ts';
+import { oneLine } from '../../text.ts';
 import type { Report } from '../report.ts';
 import { objectText, outcomeOf } from '../report.ts';
 

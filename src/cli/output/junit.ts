@@ -2,7 +2,8 @@
 // use. A failing image is a <failure>; one that could not be verified an <error> (a <skipped> with
 // --allow-unverified); a risk a <skipped>, visible in the report without failing it.
 
-import { oneLine, type Finding } from '../../findings.ts';
+import type { Finding } from '../../findings.ts';
+import { oneLine } from '../../text.ts';
 import type { Report } from '../report.ts';
 import { objectText, outcomeOf } from '../report.ts';
 import { withoutOldCommands } from './github.ts';

@@ -3,7 +3,8 @@
 
 import { isAbsolute, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FAIL_REASONS, oneLine, REASONS, type Finding, type Reason } from '../../findings.ts';
+import { FAIL_REASONS, REASONS, type Finding, type Reason } from '../../findings.ts';
+import { oneLine } from '../../text.ts';
 import type { Report } from '../report.ts';
 import { objectText, outcomeOf, REASON_HELP } from '../report.ts';
 import { withoutOldCommands } from './github.ts';

@@ -4,7 +4,7 @@
 // column says the outcome in the summary's words (verified, failed, risky, unverified). No line
 // can pass for a GitHub Actions workflow command, however an image or file is named.
 
-import { oneLine } from '../../findings.ts';
+import { oneLine } from '../../text.ts';
 import type { RunOutcome, Report } from '../report.ts';
 import { objectText, placeText, summaryLine } from '../report.ts';
 import { notACommand } from './github.ts';
