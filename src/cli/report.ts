@@ -1,26 +1,9 @@
 // The one findings model every output format reads: the findings with their places, identical ones
-// grouped, the counts, and the exit status they add up to.
+// grouped, the counts, and the exit status they add up to (by the run's policy, policy/run.ts).
 
 import type { Finding, Reason } from '../findings.ts';
 import { oneLine } from '../text.ts';
-
-/** Reasons that say nothing certain about the image: it could not be verified either way. */
-export const UNVERIFIED_REASONS: ReadonlySet<Reason> = new Set<Reason>([
-  'registry-unreachable',
-  'registry-error',
-  'timeout',
-  'unverifiable',
-  'not-checked',
-]);
-
-/** What a finding means for the run: pullable, would fail, might fail, or not known. */
-export type RunOutcome = 'verified' | 'failed' | 'risky' | 'unverified';
-
-export function outcomeOf(f: Pick<Finding, 'verdict' | 'reason'>): RunOutcome {
-  if (f.verdict === 'ok') return 'verified';
-  if (f.verdict === 'fail') return 'failed';
-  return UNVERIFIED_REASONS.has(f.reason) ? 'unverified' : 'risky';
-}
+import { type ExitCode, exitCodeFor, outcomeOf, type RunOutcome, type RunPolicy, underPolicy } from '../policy/run.ts';
 
 export interface Summary {
   /** image uses checked (an image in three pods is three uses) */
@@ -38,30 +21,17 @@ export interface FindingGroup {
   places: Finding[];
 }
 
-export interface Policy {
-  /** risks fail the run (unverified ones too, unless allowUnverified) */
-  strict: boolean;
-  /** images that could not be verified do not turn the exit status into 3 */
-  allowUnverified: boolean;
-}
-
-export type ExitCode = 0 | 1 | 3;
-
 export interface Report {
   findings: Finding[];
   groups: FindingGroup[];
   summary: Summary;
   /** 0 all verified (or risks accepted), 1 some image would fail, 3 some could not be verified */
   exitCode: ExitCode;
-  policy: Policy;
+  policy: RunPolicy;
 }
 
-export function buildReport(input: readonly Finding[], policy: Policy): Report {
-  const findings = input.map((f) => {
-    if (f.verdict !== 'risk' || !policy.strict) return f;
-    if (policy.allowUnverified && UNVERIFIED_REASONS.has(f.reason)) return f;
-    return { ...f, verdict: 'fail' as const };
-  });
+export function buildReport(input: readonly Finding[], policy: RunPolicy): Report {
+  const findings = input.map((f) => underPolicy(f, policy));
   const summary: Summary = { uses: findings.length, verified: 0, failed: 0, risky: 0, unverified: 0 };
   const groups = new Map<string, FindingGroup>();
   for (const f of findings) {
@@ -72,8 +42,7 @@ export function buildReport(input: readonly Finding[], policy: Policy): Report {
     if (group) group.places.push(f);
     else groups.set(key, { finding: f, outcome, places: [f] });
   }
-  const exitCode: ExitCode = summary.failed ? 1 : summary.unverified && !policy.allowUnverified ? 3 : 0;
-  return { findings, groups: [...groups.values()], summary, exitCode, policy };
+  return { findings, groups: [...groups.values()], summary, exitCode: exitCodeFor(summary, policy), policy };
 }
 
 /** "12 image uses: 8 verified, 1 failed, 2 risky, 1 unverified" */

@@ -6,7 +6,8 @@
 import type { Finding } from '../../findings.ts';
 import { oneLine } from '../../text.ts';
 import type { Report } from '../report.ts';
-import { objectText, outcomeOf } from '../report.ts';
+import { objectText } from '../report.ts';
+import { outcomeOf } from '../../policy/run.ts';
 
 export function escapeData(text: string): string {
   return text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');

@@ -1,7 +1,7 @@
 // JSON for machines: one entry per image use with its place, the counts and the exit status.
 
 import type { Report } from '../report.ts';
-import { outcomeOf } from '../report.ts';
+import { outcomeOf } from '../../policy/run.ts';
 import { withoutOldCommands } from './github.ts';
 
 export function renderJson(report: Report, version: string): string {

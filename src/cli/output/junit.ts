@@ -5,7 +5,8 @@
 import type { Finding } from '../../findings.ts';
 import { oneLine } from '../../text.ts';
 import type { Report } from '../report.ts';
-import { objectText, outcomeOf } from '../report.ts';
+import { objectText } from '../report.ts';
+import { outcomeOf } from '../../policy/run.ts';
 import { withoutOldCommands } from './github.ts';
 
 /** Text for XML 1.0 attributes and content: markup escaped, characters XML cannot carry dropped. */

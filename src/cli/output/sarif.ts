@@ -6,7 +6,8 @@ import { pathToFileURL } from 'node:url';
 import { FAIL_REASONS, REASONS, type Finding, type Reason } from '../../findings.ts';
 import { oneLine } from '../../text.ts';
 import type { Report } from '../report.ts';
-import { objectText, outcomeOf, REASON_HELP } from '../report.ts';
+import { objectText, REASON_HELP } from '../report.ts';
+import { outcomeOf } from '../../policy/run.ts';
 import { withoutOldCommands } from './github.ts';
 
 const RULES = REASONS.filter((r) => r !== 'available');

@@ -5,7 +5,8 @@
 // can pass for a GitHub Actions workflow command, however an image or file is named.
 
 import { oneLine } from '../../text.ts';
-import type { RunOutcome, Report } from '../report.ts';
+import type { Report } from '../report.ts';
+import type { RunOutcome } from '../../policy/run.ts';
 import { objectText, placeText, summaryLine } from '../report.ts';
 import { notACommand } from './github.ts';
 
