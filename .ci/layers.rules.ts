@@ -18,7 +18,7 @@ export const rules: Rules = {
       'deadline.ts',
     ],
     // one concern each
-    ['registry', 'credentials', 'workload', 'config.ts', 'config-layers.ts'],
+    ['registry', 'credentials', 'workload', 'config'],
     // the engine and the policy
     ['preflight', 'policy'],
     // the Kubernetes API: every request to the API server

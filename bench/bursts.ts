@@ -7,7 +7,7 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { inject, type DispatchFunc } from 'light-my-request';
 import { startServer } from '../src/app/server.ts';
-import { validateConfig } from '../src/config.ts';
+import { validateConfig } from '../src/config/schema.ts';
 import { createLogger } from '../src/server/logger.ts';
 import { sharedPki } from '../test/helpers/pki.ts';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.ts';

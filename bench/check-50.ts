@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { runCheck } from '../src/cli/check.ts';
 import type { CliIO } from '../src/cli/flags.ts';
-import { validateConfig } from '../src/config.ts';
+import { validateConfig } from '../src/config/schema.ts';
 import type { ImageUse } from '../src/findings.ts';
 import { keyringFromFiles } from '../src/credentials/files.ts';
 import { Keyring } from '../src/credentials/keyring.ts';

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { validateConfig } from '../src/config.ts';
+import { validateConfig } from '../src/config/schema.ts';
 import { keyringFromFiles } from '../src/credentials/files.ts';
 import type { Keyring } from '../src/credentials/keyring.ts';
 import type { ImageUse } from '../src/findings.ts';

@@ -4,7 +4,7 @@
 
 import { Agent } from 'undici';
 import { startServer } from '../src/app/server.ts';
-import { validateConfig } from '../src/config.ts';
+import { validateConfig } from '../src/config/schema.ts';
 import { createLogger } from '../src/server/logger.ts';
 import { sharedPki } from '../test/helpers/pki.ts';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.ts';

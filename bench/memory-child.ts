@@ -2,7 +2,7 @@
 // helpers' or the proxy's: checks COUNT distinct images through one engine with a bounded cache,
 // sampling RSS, and reports over IPC. Run with --expose-gc for steady before/after readings.
 
-import { validateConfig } from '../src/config.ts';
+import { validateConfig } from '../src/config/schema.ts';
 import { Keyring } from '../src/credentials/keyring.ts';
 import type { ImageUse } from '../src/findings.ts';
 import { Preflight } from '../src/preflight/engine.ts';

@@ -66,7 +66,7 @@ async function start(): Promise<Server> {
     };
   }
   const { startServer } = await import('../src/app/server.ts');
-  const { validateConfig } = await import('../src/config.ts');
+  const { validateConfig } = await import('../src/config/schema.ts');
   const { createLogger } = await import('../src/server/logger.ts');
   // What pino() writes to by default: SonicBoom on fd 1, asynchronous (the parent points it at /dev/null).
   const logger = createLogger(settings.logLevel);

@@ -4,7 +4,7 @@
 
 import { pino } from 'pino';
 import { imagesToCheck, parseReview, respond } from '../src/admission/review.ts';
-import type { Config } from '../src/config.ts';
+import type { Config } from '../src/config/schema.ts';
 import { Deadline } from '../src/deadline.ts';
 import { PodCredentials } from '../src/podcheck/credentials.ts';
 import { actionFor } from '../src/policy/policy.ts';

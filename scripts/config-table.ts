@@ -1,14 +1,14 @@
-// README.md's configuration table, made from the schema (src/config.ts): one row per setting with its
+// README.md's configuration table, made from the schema (src/config/schema.ts): one row per setting with its
 // key, type, default and the text its .describe() gives. `npm run docs:config` writes it between the
 // markers; test/config.test.ts fails when README.md and the schema differ.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { configSchema } from '../src/config.ts';
+import { configSchema } from '../src/config/schema.ts';
 
 export const BEGIN =
-  '<!-- config-table: made by `npm run docs:config` from src/config.ts; edit the schema, not this -->';
+  '<!-- config-table: made by `npm run docs:config` from src/config/schema.ts; edit the schema, not this -->';
 export const END = '<!-- /config-table -->';
 export const README = fileURLToPath(new URL('../README.md', import.meta.url));
 
@@ -101,7 +101,7 @@ export function configTable(): string {
         continue;
       }
       const meaning = z.globalRegistry.get(schema)?.description;
-      if (!meaning) throw new Error(`${at.join('.')} has no .describe() in src/config.ts: say what it means`);
+      if (!meaning) throw new Error(`${at.join('.')} has no .describe() in src/config/schema.ts: say what it means`);
       const kind = typeText(schema);
       rows.push(
         `| \`${at.join('.')}\` | ${code(kind)} | ${defaultText(value, kind)} | ${meaning.replaceAll('|', '\\|')} |`,

@@ -6,7 +6,7 @@ import { exitStatusFor } from '../src/cli/errors.ts';
 import { InputError } from '../src/cli/manifests.ts';
 import { KubeApiError } from '../src/cluster/api-errors.ts';
 import { KubeConfigError } from '../src/cluster/kubeconfig.ts';
-import { ConfigError } from '../src/config.ts';
+import { ConfigError } from '../src/config/schema.ts';
 import { DockerConfigError } from '../src/credentials/dockerconfig.ts';
 import { CredentialFileError } from '../src/credentials/files.ts';
 import { PullguardError, SetupError, UsageError } from '../src/errors.ts';

@@ -3,7 +3,7 @@
 
 import type { Logger } from 'pino';
 import { then, type Maybe } from '../cache.ts';
-import type { Config, Mode } from '../config.ts';
+import type { Config, Mode } from '../config/schema.ts';
 import { Deadline, type Parent } from '../deadline.ts';
 import type { Finding, Reason, Verdict } from '../findings.ts';
 import { logText } from '../text.ts';

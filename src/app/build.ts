@@ -11,7 +11,7 @@ import type { LoadedKubeConfig } from '../cluster/kubeconfig.ts';
 import type { NodeWatcher } from '../cluster/nodes.ts';
 import type { ClusterReaderOptions } from '../cluster/reader.ts';
 import { clusterConfigured } from '../cluster/source.ts';
-import type { Config } from '../config.ts';
+import type { Config } from '../config/schema.ts';
 import { keyringFromFiles } from '../credentials/files.ts';
 import { loadCredentialProviders } from '../credentials/providers.ts';
 import { defaultStorePaths, readStoreFiles, UserCredentials } from '../credentials/stores.ts';

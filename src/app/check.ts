@@ -1,7 +1,7 @@
 // `pullguard check` put together: the pod check built from the configuration as the webhook's is,
 // every group of image uses checked under one deadline for the whole command.
 
-import type { Config } from '../config.ts';
+import type { Config } from '../config/schema.ts';
 import type { Deadline } from '../deadline.ts';
 import type { Finding, ImageUse } from '../findings.ts';
 import type { Platform } from '../platform/index.ts';

@@ -4,7 +4,7 @@
 
 import { PodReader } from '../cluster/pods.ts';
 import { KubeConfigError } from '../cluster/source.ts';
-import type { Config } from '../config.ts';
+import type { Config } from '../config/schema.ts';
 import { type DiagnoseResult, diagnose } from '../diagnose/pods.ts';
 import { buildPodCheck } from './build.ts';
 

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { AdmissionHandler } from '../admission/handler.ts';
 import { SERVICE_ACCOUNT_DIR } from '../cluster/kubeconfig.ts';
 import { clusterConfigured } from '../cluster/source.ts';
-import type { Config } from '../config.ts';
+import type { Config } from '../config/schema.ts';
 import { SetupError } from '../errors.ts';
 import type { Preflight } from '../preflight/engine.ts';
 import { buildApp } from '../server/app.ts';

@@ -11,7 +11,7 @@ import { LeaseLock } from '../cluster/lease.ts';
 import { AllPods } from '../cluster/all-pods.ts';
 import { PodReader } from '../cluster/pods.ts';
 import { WorkloadLists } from '../cluster/workloads.ts';
-import type { Config } from '../config.ts';
+import type { Config } from '../config/schema.ts';
 import type { PodCredentials } from '../podcheck/credentials.ts';
 import { PodCheck } from '../podcheck/podcheck.ts';
 import { Preflight } from '../preflight/engine.ts';

@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { diagnosePods } from '../app/diagnose.ts';
-import { loadConfig } from '../config.ts';
+import { loadConfig } from '../config/schema.ts';
 import { diagnosesToJson, diagnosesToText } from '../diagnose/diagnose.ts';
 import { UsageError } from '../errors.ts';
 import { oneLine } from '../text.ts';

@@ -1,7 +1,7 @@
 // Flags that `pullguard check` and `pullguard serve` share: registry access, platforms, the
 // deadline and the configuration file. They override the configuration file's values.
 
-import { parseDuration } from '../config-layers.ts';
+import { parseDuration } from '../config/layers.ts';
 import { UsageError } from '../errors.ts';
 
 export interface CliIO {

@@ -2,7 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { startServer, type Running } from '../app/server.ts';
-import { loadConfig, type Config } from '../config.ts';
+import { loadConfig, type Config } from '../config/schema.ts';
 import { UsageError } from '../errors.ts';
 import { exitStatusFor } from './errors.ts';
 import { CLUSTER_FLAGS, REGISTRY_FLAGS, registryOverrides, type CliIO } from './flags.ts';

@@ -1,4 +1,4 @@
-// The configuration's layers without its schema (config.ts): the defaults, durations, PULLGUARD_*
+// The configuration's layers without its schema (schema.ts): the defaults, durations, PULLGUARD_*
 // variables, the merge, apart so that a command can use them without loading zod.
 
 /** 500ms, 8s, 5m, 1h, or bare milliseconds (8000), as the configuration file accepts them. */
@@ -70,7 +70,7 @@ const MIB = 1024 * 1024;
 
 /**
  * Every setting's default, the lowest layer: configSchema gives each key its default from here, and
- * quickConfig (cli/config.ts) starts from them without loading zod. Durations in milliseconds.
+ * quickConfig (quick.ts) starts from them without loading zod. Durations in milliseconds.
  */
 export const DEFAULTS = {
   mode: 'enforce' as const,

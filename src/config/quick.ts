@@ -4,8 +4,8 @@
 // two equal), and undefined for anything else — a file, another key, a value it does not check
 // itself — which configSchema then validates and words the errors of.
 
-import type { Config } from '../config.ts';
-import { DEFAULTS, environmentOverrides, HOST_PORT, mergeLayers, parseDuration } from '../config-layers.ts';
+import type { Config } from './schema.ts';
+import { DEFAULTS, environmentOverrides, HOST_PORT, mergeLayers, parseDuration } from './layers.ts';
 
 /** configSchema's answer to {}: every default, from the one table configSchema takes them from. */
 export function defaultConfig(): Config {
@@ -87,7 +87,7 @@ export function quickConfig(input: unknown): Config | undefined {
 
 /**
  * loadConfig for a command that starts often: without a file, input quickConfig answers needs no
- * zod; anything else goes through configSchema (config.ts, loaded then).
+ * zod; anything else goes through configSchema (schema.ts, loaded then).
  */
 export async function loadCheckConfig(opts: {
   file?: string;
@@ -98,6 +98,6 @@ export async function loadCheckConfig(opts: {
     const quick = quickConfig(mergeLayers(environmentOverrides(opts.env ?? {}), opts.flags ?? {}));
     if (quick) return quick;
   }
-  const { loadConfig } = await import('../config.ts');
+  const { loadConfig } = await import('./schema.ts');
   return loadConfig(opts);
 }

@@ -4,12 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { FAIL_REASONS, REASONS } from './findings.ts';
-import { PullguardError } from './errors.ts';
-import { systemErrorText } from './system-errors.ts';
-import { DEFAULTS, environmentOverrides, HOST_PORT, mergeLayers, parseDuration } from './config-layers.ts';
-
-export { environmentOverrides, mergeLayers, parseDuration };
+import { FAIL_REASONS, REASONS } from '../findings.ts';
+import { PullguardError } from '../errors.ts';
+import { systemErrorText } from '../system-errors.ts';
+import { DEFAULTS, environmentOverrides, HOST_PORT, mergeLayers, parseDuration } from './layers.ts';
 
 // Each setting says what it means with .describe(): README.md's configuration table is made from
 // them (npm run docs:config, scripts/config-table.ts), and test/config.test.ts fails when the two

@@ -2,8 +2,8 @@
 // configuration, or per namespace from the pullguard.io/mode label, which the webhook configuration
 // turns into the path it calls (/validate/enforce, /validate/warn, /validate/audit).
 
-import type { Action, Config, Mode } from '../config.ts';
-import { MODES } from '../config.ts';
+import type { Action, Config, Mode } from '../config/schema.ts';
+import { MODES } from '../config/schema.ts';
 import type { Finding } from '../findings.ts';
 
 /** What is done about one finding: a configured action, or in audit mode only a record. */

@@ -6,7 +6,7 @@
 
 import { LRUCache } from 'lru-cache';
 import { type Maybe, then } from '../cache.ts';
-import type { Config } from '../config.ts';
+import type { Config } from '../config/schema.ts';
 import type { CredentialContext } from '../credentials/context.ts';
 import { unionLookup, urlsMatchStr, type Credential } from '../credentials/keyring.ts';
 import { Deadline } from '../deadline.ts';

@@ -3,7 +3,7 @@
 // tags and a registry's catalog (both for "did you mean"). A cached answer comes back at once.
 
 import { type Caller, type Maybe, SharedCache, then } from '../cache.ts';
-import type { Config } from '../config.ts';
+import type { Config } from '../config/schema.ts';
 import type { Credential } from '../credentials/keyring.ts';
 import { fromOCI } from '../platform/index.ts';
 import type { ImageRef } from '../reference/index.ts';

@@ -13,7 +13,7 @@ import type { LeaseLock } from '../cluster/lease.ts';
 import type { AllPods, WatchedPod } from '../cluster/all-pods.ts';
 import type { PodReader } from '../cluster/pods.ts';
 import type { WorkloadLists } from '../cluster/workloads.ts';
-import type { Config } from '../config.ts';
+import type { Config } from '../config/schema.ts';
 import type { ContainerDiagnosis } from '../diagnose/diagnose.ts';
 import { diagnoseOne } from '../diagnose/pods.ts';
 import type { Finding, ImageUse } from '../findings.ts';

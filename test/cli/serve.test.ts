@@ -8,7 +8,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseServeArgs } from '../../src/cli/serve.ts';
-import { ConfigError } from '../../src/config.ts';
+import { ConfigError } from '../../src/config/schema.ts';
 import { sharedPki } from '../helpers/pki.ts';
 import { repoRoot } from '../helpers/fixtures.ts';
 import { call, client, podReview, type Obj } from '../server/lib.ts';

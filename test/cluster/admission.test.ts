@@ -10,7 +10,7 @@ import { loadKubeConfig } from '../../src/cluster/kubeconfig.ts';
 import { NodeWatcher } from '../../src/cluster/nodes.ts';
 import { ClusterReader } from '../../src/cluster/reader.ts';
 import { REQUIRED_ACCESS } from '../../src/cluster/access.ts';
-import { validateConfig, type ConfigInput } from '../../src/config.ts';
+import { validateConfig, type ConfigInput } from '../../src/config/schema.ts';
 import { keyringFromFiles } from '../../src/credentials/files.ts';
 import { PodCredentials } from '../../src/podcheck/credentials.ts';
 import { Preflight } from '../../src/preflight/engine.ts';

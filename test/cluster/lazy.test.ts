@@ -49,7 +49,7 @@ t.test('serve without a cluster starts and stops without loading @kubernetes/cli
   const pki = await sharedPki();
   const { loaded } = await run(`
 const { startServer } = await import(${src('app/server.ts')});
-const { validateConfig } = await import(${src('config.ts')});
+const { validateConfig } = await import(${src('config/schema.ts')});
 const { createLogger } = await import(${src('server/logger.ts')});
 const config = validateConfig({
   server: { host: '127.0.0.1', port: 0, tlsCert: ${JSON.stringify(pki.server.certFile)}, tlsKey: ${JSON.stringify(pki.server.keyFile)} },
@@ -95,7 +95,7 @@ async function serveOnce(withCertificate: boolean) {
   return run(
     `
 const { startServer } = await import(${src('app/server.ts')});
-const { validateConfig } = await import(${src('config.ts')});
+const { validateConfig } = await import(${src('config/schema.ts')});
 const { createLogger } = await import(${src('server/logger.ts')});
 const config = validateConfig({ server: { host: '127.0.0.1', port: 0, ${files} }, cluster: { watchNodes: false } });
 const running = await startServer(config, {}, createLogger('silent'));

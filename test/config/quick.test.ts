@@ -1,12 +1,12 @@
-// `pullguard check` validates the defaults and its own flags without zod (src/cli/config.ts), to
+// `pullguard check` validates the defaults and its own flags without zod (src/config/quick.ts), to
 // start faster: its answer must be configSchema's for every input it takes, anything else must go
 // to configSchema, and what check's flags and variables really give must be taken.
 import t from 'tap';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
-import { defaultConfig, loadCheckConfig, quickConfig } from '../../src/cli/config.ts';
+import { defaultConfig, loadCheckConfig, quickConfig } from '../../src/config/quick.ts';
 import { registryOverrides } from '../../src/cli/flags.ts';
-import { ConfigError, configSchema, loadConfig, validateConfig } from '../../src/config.ts';
+import { ConfigError, configSchema, loadConfig, validateConfig } from '../../src/config/schema.ts';
 
 t.test("the defaults are configSchema's", async (t) => {
   t.strictSame(defaultConfig(), validateConfig({}));
@@ -113,7 +113,7 @@ t.test("check's flags and variables, when valid, are taken — and come out as c
       fc.pre(!f['image-credential-provider-config'] || Boolean(f['image-credential-provider-bin-dir']));
       const overrides = registryOverrides(f);
       const fromSchema = loadConfig({ env: e, flags: overrides });
-      const { mergeLayers, environmentOverrides } = await import('../../src/config.ts');
+      const { mergeLayers, environmentOverrides } = await import('../../src/config/layers.ts');
       const quick = quickConfig(mergeLayers(environmentOverrides(e), overrides));
       return (
         quick !== undefined &&

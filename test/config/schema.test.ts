@@ -4,14 +4,8 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  ConfigError,
-  environmentOverrides,
-  loadConfig,
-  mergeLayers,
-  parseDuration,
-  validateConfig,
-} from '../src/config.ts';
+import { ConfigError, loadConfig, validateConfig } from '../../src/config/schema.ts';
+import { environmentOverrides, mergeLayers, parseDuration } from '../../src/config/layers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'pullguard-config-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -23,7 +17,7 @@ t.test('defaults', async (t) => {
   t.same(c.cache, { maxEntries: 10_000, positiveTtl: 300_000, digestTtl: 3_600_000, negativeTtl: 10_000 });
   t.equal(c.server.port, 8443);
   t.ok(c.credentials.providerImages.includes('*.dkr.ecr.*.amazonaws.com'));
-  // the defaults are one shared table (config-layers.ts): a configuration changed in place leaves it alone
+  // the defaults are one shared table (src/config/layers.ts): a configuration changed in place leaves it alone
   c.registry.insecure.push('changed.test');
   c.credentials.providerImages.length = 0;
   (c.actions as Record<string, string>).timeout = 'ignore';
@@ -137,7 +131,7 @@ t.test('a bad value from flags or the environment says where it came from', asyn
 });
 
 t.test("README.md's configuration table is the schema's (npm run docs:config writes it)", async (t) => {
-  const { BEGIN, configTable, END, README } = await import('../scripts/config-table.ts');
+  const { BEGIN, configTable, END, README } = await import('../../scripts/config-table.ts');
   const readme = readFileSync(README, 'utf8');
   const from = readme.indexOf(BEGIN);
   const to = readme.indexOf(END);

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { inject, type DispatchFunc } from 'light-my-request';
 import { readFileSync, readdirSync } from 'node:fs';
 import { AdmissionHandler } from '../../src/admission/handler.ts';
-import { validateConfig } from '../../src/config.ts';
+import { validateConfig } from '../../src/config/schema.ts';
 import { PodCredentials } from '../../src/podcheck/credentials.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import { PodCheck } from '../../src/podcheck/podcheck.ts';

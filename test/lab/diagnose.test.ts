@@ -5,7 +5,7 @@ import t from 'tap';
 import { startServer } from '../../src/app/server.ts';
 import { runDiagnose } from '../../src/cli/diagnose.ts';
 import { microTime } from '../../src/cluster/microtime.ts';
-import { validateConfig } from '../../src/config.ts';
+import { validateConfig } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/server/logger.ts';
 import { runInProcess } from '../helpers/cli.ts';
 import { faults } from '../helpers/fault-proxy.ts';

@@ -7,7 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import t from 'tap';
 import { request } from 'undici';
 import { startServer, type Running } from '../../src/app/server.ts';
-import { validateConfig } from '../../src/config.ts';
+import { validateConfig } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/server/logger.ts';
 import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';

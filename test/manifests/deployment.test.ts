@@ -2,7 +2,7 @@
 // resources, and the files the configuration points at.
 import t from 'tap';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/config/schema.ts';
 import { baseDir, baseObjects, labelsMatch, only, resolvePort, type Obj } from './lib.ts';
 
 const objects = baseObjects();

@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { REQUIRED_ACCESS, WATCH_ACCESS, WATCH_LEASE_ACCESS, type ApiAccess } from '../../src/cluster/access.ts';
-import { validateConfig } from '../../src/config.ts';
+import { validateConfig } from '../../src/config/schema.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import { Metrics } from '../../src/server/metrics.ts';
 import { k8sTool } from '../helpers/k8s-tools.ts';

@@ -6,7 +6,7 @@ import t from 'tap';
 import { X509Certificate } from 'node:crypto';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MODES, validateConfig } from '../../src/config.ts';
+import { MODES, validateConfig } from '../../src/config/schema.ts';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import {
   all,

@@ -4,7 +4,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { REQUIRED_ACCESS, WATCH_ACCESS, WATCH_LEASE_ACCESS, type ApiAccess } from '../../src/cluster/access.ts';
 import { parse as parseYaml } from 'yaml';
-import { validateConfig } from '../../src/config.ts';
+import { validateConfig } from '../../src/config/schema.ts';
 import {
   all,
   baseConfigText,

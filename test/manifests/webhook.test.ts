@@ -1,12 +1,12 @@
 // The ValidatingWebhookConfiguration against the code: four webhooks, one per way a namespace picks
 // its mode with the pullguard.io/mode label (so the server never reads Namespaces), whose rules
 // cover exactly the kinds the admission code reads (src/workload/kinds.ts), whose paths are the
-// modes the server knows (src/config.ts MODES), and whose namespaceSelectors never overlap.
+// modes the server knows (src/config/schema.ts MODES), and whose namespaceSelectors never overlap.
 import t from 'tap';
 import { join } from 'node:path';
 import { MODE_LABEL, REVIEWED_SUBRESOURCES, WEBHOOK_NAME } from '../../src/admission/kinds.ts';
 import { POD_SPEC_KINDS } from '../../src/workload/kinds.ts';
-import { loadConfig, MODES } from '../../src/config.ts';
+import { loadConfig, MODES } from '../../src/config/schema.ts';
 import { baseDir, baseObjects, only, readYaml, selectorMatches, type Obj } from './lib.ts';
 
 const objects = baseObjects();
@@ -65,7 +65,7 @@ t.test("each webhook calls the path of its mode; the paths' modes are MODES", as
   const pathModes = webhooks
     .map((w) => /^\/validate\/(.+)$/.exec(w.clientConfig.service.path)?.[1])
     .filter((m) => m !== undefined);
-  t.same([...pathModes].sort(), [...MODES].sort(), 'the modes in the paths are exactly src/config.ts MODES');
+  t.same([...pathModes].sort(), [...MODES].sort(), 'the modes in the paths are exactly src/config/schema.ts MODES');
 });
 
 t.test('rules == POD_SPEC_KINDS (CREATE, UPDATE) + REVIEWED_SUBRESOURCES, in every webhook', async (t) => {

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/config/schema.ts';
 import { baseObjects, genScript, listYamlFiles, manifestsDir, readYaml, repoRoot, type Obj } from './lib.ts';
 import { objectProblems } from './schema.ts';
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildPodCheck } from '../../src/app/build.ts';
 import { runCheck } from '../../src/cli/check.ts';
-import { validateConfig } from '../../src/config.ts';
+import { validateConfig } from '../../src/config/schema.ts';
 import { imageUsesOf, podSpecSite } from '../../src/workload/images.ts';
 import { runInProcess } from '../helpers/cli.ts';
 import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';

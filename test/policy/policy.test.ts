@@ -1,6 +1,6 @@
 import t from 'tap';
 import { actionFor, isMode } from '../../src/policy/policy.ts';
-import { validateConfig } from '../../src/config.ts';
+import { validateConfig } from '../../src/config/schema.ts';
 
 t.test('enforce denies fail, warns risk, ignores ok', async (t) => {
   t.equal(actionFor({ verdict: 'fail', reason: 'tag-not-found' }, 'enforce', {}), 'deny');

@@ -6,7 +6,7 @@ import type { LookupAddress } from 'node:dns';
 import { lookup as dnsLookup } from 'node:dns';
 import { startFaultProxy, faults } from '../helpers/fault-proxy.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { validateConfig, type ConfigInput } from '../../src/config.ts';
+import { validateConfig, type ConfigInput } from '../../src/config/schema.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import type { LookupFunction } from '../../src/registry/transport.ts';
 import { checkImage, keyring } from './lib.ts';

@@ -1,5 +1,5 @@
 // Shared set-up for the engine tests: a config from partial input, and one-image checks.
-import { validateConfig, type ConfigInput } from '../../src/config.ts';
+import { validateConfig, type ConfigInput } from '../../src/config/schema.ts';
 import { Keyring } from '../../src/credentials/keyring.ts';
 import { parsePlatform } from '../../src/platform/index.ts';
 import type { CredentialContext } from '../../src/credentials/context.ts';

@@ -81,7 +81,7 @@ t.test('registry hosts: ports, registries on loopback never proxied', async (t) 
 
 t.test('a proxy pullguard cannot speak to is bad usage, named without its credentials', async (t) => {
   const { runCheck } = await import('../../src/cli/check.ts');
-  const { validateConfig } = await import('../../src/config.ts');
+  const { validateConfig } = await import('../../src/config/schema.ts');
   let stderr = '';
   const code = await runCheck(['nginx:1.25'], {
     stdout: () => undefined,

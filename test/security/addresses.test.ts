@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import type { LookupAddress } from 'node:dns';
 import { fileURLToPath } from 'node:url';
 import { startFaultProxy } from '../helpers/fault-proxy.ts';
-import { validateConfig } from '../../src/config.ts';
+import { validateConfig } from '../../src/config/schema.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import { isForbiddenAddress } from '../../src/registry/hosts.ts';
 import type { LookupFunction } from '../../src/registry/transport.ts';

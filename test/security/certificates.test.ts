@@ -9,7 +9,7 @@ import { connect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { generate } from 'selfsigned';
 import { startServer } from '../../src/app/server.ts';
-import { validateConfig } from '../../src/config.ts';
+import { validateConfig } from '../../src/config/schema.ts';
 import { sharedPki } from '../helpers/pki.ts';
 import { captureLog, serve } from '../server/lib.ts';
 import { waitFor } from '../helpers/wait.ts';

@@ -2,7 +2,7 @@
 // password) must not get those into a finding: they are redacted from every text that leaves.
 import t from 'tap';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { validateConfig } from '../../src/config.ts';
+import { validateConfig } from '../../src/config/schema.ts';
 import { redact } from '../../src/text.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import { checkImage, keyring } from '../preflight/lib.ts';

@@ -4,7 +4,7 @@ import t from 'tap';
 import type { IncomingMessage } from 'node:http';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { validateConfig } from '../../src/config.ts';
+import { validateConfig } from '../../src/config/schema.ts';
 import { Preflight } from '../../src/preflight/engine.ts';
 import { checkImage, keyring } from '../preflight/lib.ts';
 import { registryClientFor } from '../../src/app/build.ts';

@@ -5,7 +5,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { parseServeArgs } from '../../src/cli/serve.ts';
 import { SetupError, UsageError } from '../../src/errors.ts';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/config/schema.ts';
 import { serve } from './lib.ts';
 
 /** A port nothing listens on right now (taken and released), for a server that must bind a fixed one. */

@@ -8,7 +8,7 @@ import { AppsV1Api, CoreV1Api, KubeConfig, type V1Container } from '@kubernetes/
 import { Registry } from 'prom-client';
 import t from 'tap';
 import { ClusterReader } from '../../src/cluster/reader.ts';
-import { validateConfig } from '../../src/config.ts';
+import { validateConfig } from '../../src/config/schema.ts';
 import { registryClientFor } from '../../src/app/build.ts';
 import { buildWatch } from '../../src/app/watch.ts';
 import { PodCredentials } from '../../src/podcheck/credentials.ts';
