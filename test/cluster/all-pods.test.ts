@@ -1,15 +1,7 @@
-// Every pod, kept current (src/cluster/all-pods.ts) against a real kube-apiserver through the fault
-// proxy that counts its requests: listed in pages, each pod held as its projection only (the keys
-// of every stored value are the projected ones), a stuck pod's waiting state arriving by the watch,
-// and a deleted pod leaving the store.
-import { readFileSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
 import t from 'tap';
 import { AllPods, type WatchedPod } from '../../src/cluster/all-pods.ts';
-import { startFaultProxy } from '../helpers/fault-proxy.ts';
-import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
+import { startKubeLab, type KubeLab, labThroughProxy } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
-import { sharedPki } from '../helpers/pki.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 let lab: KubeLab;
@@ -33,20 +25,8 @@ t.test('pods are listed in pages, held as projections, and kept current by the w
         },
       },
     });
-  const pki = await sharedPki();
-  const proxy = await startFaultProxy({
-    upstream: lab.url,
-    upstreamCa: readFileSync(lab.caFile, 'utf8'),
-    tls: { cert: pki.server.certPem, key: pki.server.keyPem },
-  });
+  const { proxy, kc } = await labThroughProxy(lab);
   t.teardown(() => proxy.stop());
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'proxy', server: proxy.url, caData: Buffer.from(pki.caPem).toString('base64') }],
-    users: [{ name: 'admin', token: lab.adminToken }],
-    contexts: [{ name: 'proxy', cluster: 'proxy', user: 'admin' }],
-    currentContext: 'proxy',
-  });
 
   const pods = new AllPods(kc, { pageSize: 2 });
   const seen: string[] = [];

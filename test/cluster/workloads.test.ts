@@ -1,14 +1,8 @@
-// Re-verification's workload lists (src/cluster/workloads.ts) against a real kube-apiserver,
-// through the fault proxy that counts its requests: each kind is read in pages (limit + continue)
-// until the last, and every object of every page comes back with its kind.
-import { readFileSync } from 'node:fs';
-import { AppsV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api } from '@kubernetes/client-node';
 import t from 'tap';
 import { WorkloadLists } from '../../src/cluster/workloads.ts';
-import { startFaultProxy } from '../helpers/fault-proxy.ts';
-import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
+import { startKubeLab, type KubeLab, labThroughProxy } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
-import { sharedPki } from '../helpers/pki.ts';
 
 let lab: KubeLab;
 t.before(async () => {
@@ -34,20 +28,8 @@ t.test('each kind is listed in pages until the last; every object comes back wit
         },
       },
     });
-  const pki = await sharedPki();
-  const proxy = await startFaultProxy({
-    upstream: lab.url,
-    upstreamCa: readFileSync(lab.caFile, 'utf8'),
-    tls: { cert: pki.server.certPem, key: pki.server.keyPem },
-  });
+  const { proxy, kc } = await labThroughProxy(lab);
   t.teardown(() => proxy.stop());
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'proxy', server: proxy.url, caData: Buffer.from(pki.caPem).toString('base64') }],
-    users: [{ name: 'admin', token: lab.adminToken }],
-    contexts: [{ name: 'proxy', cluster: 'proxy', user: 'admin' }],
-    currentContext: 'proxy',
-  });
 
   const lists = await new WorkloadLists(kc, 30_000, 2).list();
   const deployments = lists.find((l) => l.kind === 'Deployment');

@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Agent, request } from 'undici';
+import { startFaultProxy, type FaultProxy } from './fault-proxy.ts';
+import { sharedPki } from './pki.ts';
 import { freePort } from './registry.ts';
 import { waitFor } from './wait.ts';
 
@@ -273,4 +275,25 @@ export async function startKubeLab(opts: StartLabOptions = {}): Promise<KubeLab>
     await cleanup();
     throw err;
   }
+}
+
+/**
+ * The lab's API server behind a fault proxy (to count, hold or fail its requests), and an admin
+ * client configuration that reaches it through the proxy. The caller stops the proxy.
+ */
+export async function labThroughProxy(lab: KubeLab): Promise<{ proxy: FaultProxy; kc: KubeConfig }> {
+  const pki = await sharedPki();
+  const proxy = await startFaultProxy({
+    upstream: lab.url,
+    upstreamCa: readFileSync(lab.caFile, 'utf8'),
+    tls: { cert: pki.server.certPem, key: pki.server.keyPem },
+  });
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'proxy', server: proxy.url, caData: Buffer.from(pki.caPem).toString('base64') }],
+    users: [{ name: 'admin', token: lab.adminToken }],
+    contexts: [{ name: 'proxy', cluster: 'proxy', user: 'admin' }],
+    currentContext: 'proxy',
+  });
+  return { proxy, kc };
 }

@@ -1,10 +1,4 @@
-// The watch's bounds against a real kube-apiserver and a real registry (issue 28, items 3 to 5):
-// requests per registry counted by the host as connected (spellings of one address share a
-// budget and a rate-limit stop), a cap on requests to all registries in a round, Events per
-// namespace and series bounded when references are invalid and long, stuck-pod diagnosis within
-// the registry budget, and a new leader's catch-up that reads the API a few pods at a time.
-import { readFileSync } from 'node:fs';
-import { AppsV1Api, CoreV1Api, KubeConfig, type V1Container } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type KubeConfig, type V1Container } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import t from 'tap';
 import { ClusterReader } from '../../src/cluster/reader.ts';
@@ -14,9 +8,8 @@ import { buildWatch } from '../../src/app/watch.ts';
 import { PodCredentials } from '../../src/podcheck/credentials.ts';
 import type { Watch } from '../../src/watch/watch.ts';
 import { faults, startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
-import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
+import { startKubeLab, type KubeLab, labThroughProxy } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
-import { sharedPki } from '../helpers/pki.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -353,12 +346,7 @@ t.test('diagnosing a stuck pod with 20 containers keeps to the registry budget',
 });
 
 t.test("a new leader's catch-up reads the API for a few pods at a time", async (t) => {
-  const pki = await sharedPki();
-  const api = await startFaultProxy({
-    upstream: lab.url,
-    upstreamCa: readFileSync(lab.caFile, 'utf8'),
-    tls: { cert: pki.server.certPem, key: pki.server.keyPem },
-  });
+  const { proxy: api, kc } = await labThroughProxy(lab);
   t.teardown(() => api.stop());
   const ns = 'catch-up';
   await new FakeKubelet(lab.kc()).namespace(ns);
@@ -373,13 +361,6 @@ t.test("a new leader's catch-up reads the API for a few pods at a time", async (
   const eventLists = { method: 'GET', path: new RegExp(`^/api/v1/namespaces/${ns}/events\\?`) };
   api.fault({ kind: 'hold', until: released }, eventLists);
 
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'proxy', server: api.url, caData: Buffer.from(pki.caPem).toString('base64') }],
-    users: [{ name: 'admin', token: lab.adminToken }],
-    contexts: [{ name: 'proxy', cluster: 'proxy', user: 'admin' }],
-    currentContext: 'proxy',
-  });
   const { watch, stop } = startWatch(t, { kc });
   const held = await waitFor(
     () => {
