@@ -187,9 +187,12 @@ export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promi
     nodes,
     waitForNodes: Boolean(setup.cli),
     close: async () => {
-      await nodes?.stop();
-      await engine.close();
+      // stop() aborts the node list-watch at once and resolves when its loop has ended; a request
+      // still in its TLS handshake ends only when its socket does, so the sockets go first.
+      const stopped = nodes?.stop();
       if (cluster) closeConnections(cluster.kc);
+      await stopped;
+      await engine.close();
     },
   });
   return { podCheck, credentials, registryClient, cluster, ...(stores ? { stores } : {}) };

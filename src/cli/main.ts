@@ -61,12 +61,22 @@ export function runCli(argv: string[]): Promise<void> {
     stderrIsTTY: Boolean(process.stderr.isTTY),
     columns: process.stdout.isTTY ? process.stdout.columns : undefined,
   };
+  // A command whose work can no longer settle (a promise nobody will resolve, its sockets gone)
+  // would let the process end with status 0 and no output: say so, and fail instead.
+  let settled = false;
+  process.once('exit', () => {
+    if (settled) return;
+    process.stderr.write('pullguard: internal error: the command stopped before it finished\n');
+    process.exitCode = 2;
+  });
   return main(argv, io).then(
     (code) => {
+      settled = true;
       // serve keeps running; check ends here (its registry pools would otherwise hold the loop).
       if (code >= 0) process.exitCode = code;
     },
     (err: unknown) => {
+      settled = true;
       // One line, never a stack trace: what failed is in the message (a Kubernetes API failure's
       // in words, not client-node's dump of its status, body and headers).
       process.stderr.write(`pullguard: ${errorLine(err).slice(0, 500)}\n`);

@@ -35,6 +35,8 @@ export function trackConnections(kc: KubeConfig): void {
 export function closeConnections(kc: KubeConfig): void {
   const sockets = open.get(kc);
   if (!sockets) return;
-  for (const socket of sockets) socket.destroy();
+  // With an error: a socket still in its handshake then fails its connect, so the request waiting
+  // for it settles (destroyed silently, undici would wait for it forever).
+  for (const socket of sockets) socket.destroy(new Error('pullguard closed its connections to the API server'));
   sockets.clear();
 }
