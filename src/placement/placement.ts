@@ -106,11 +106,19 @@ export function placementOf(spec: Obj, kind = 'Pod'): Placement {
 function requiredTerms(affinity: unknown): Term[] | undefined {
   if (!isObj(affinity) || !isObj(affinity.nodeAffinity)) return undefined;
   const required = affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution;
-  if (!isObj(required) || !Array.isArray(required.nodeSelectorTerms)) return undefined;
-  return required.nodeSelectorTerms.filter(isObj).map((t) => ({
-    expressions: requirements(t.matchExpressions),
-    fields: requirements(t.matchFields),
-  }));
+  if (!isObj(required)) return undefined;
+  // Required affinity with no terms (absent, null or []) matches no node. A term that is empty or
+  // does not parse (nodeaffinity.NewLazyErrorNodeSelector) matches no node either, so it is dropped:
+  // specs that differ only in such terms land alike and get the same key.
+  const terms = Array.isArray(required.nodeSelectorTerms) ? required.nodeSelectorTerms.filter(isObj) : [];
+  return terms
+    .map((t) => ({ expressions: requirements(t.matchExpressions), fields: requirements(t.matchFields) }))
+    .filter(
+      (t) =>
+        (t.expressions.length || t.fields.length) &&
+        t.expressions.every(validLabelRequirement) &&
+        t.fields.every(validFieldRequirement),
+    );
 }
 
 function requirements(list: unknown): Requirement[] {
@@ -121,6 +129,42 @@ function requirements(list: unknown): Requirement[] {
     values: Array.isArray(r.values) ? r.values.filter((v): v is string => typeof v === 'string') : [],
   }));
 }
+
+// Label syntax as apimachinery's labels.NewRequirement checks it (validation.IsQualifiedName, IsValidLabelValue).
+const NAME_PART = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+function qualifiedName(key: string): boolean {
+  const parts = key.split('/');
+  if (parts.length > 2) return false;
+  const name = parts[parts.length - 1]!;
+  if (parts.length === 2 && !(parts[0]!.length <= 253 && DNS_SUBDOMAIN.test(parts[0]!))) return false;
+  return name.length <= 63 && NAME_PART.test(name);
+}
+
+const labelValue = (v: string): boolean => v.length <= 63 && LABEL_VALUE.test(v);
+
+function validLabelRequirement(r: Requirement): boolean {
+  if (!qualifiedName(r.key) || !r.values.every(labelValue)) return false;
+  switch (r.operator) {
+    case 'In':
+    case 'NotIn':
+      return r.values.length > 0;
+    case 'Exists':
+    case 'DoesNotExist':
+      return r.values.length === 0;
+    case 'Gt':
+    case 'Lt':
+      return r.values.length === 1 && int64(r.values[0]!) !== undefined;
+    default:
+      return false;
+  }
+}
+
+/** matchFields: In or NotIn with exactly one value (nodeSelectorRequirementsAsFieldSelector). */
+const validFieldRequirement = (r: Requirement): boolean =>
+  (r.operator === 'In' || r.operator === 'NotIn') && r.values.length === 1;
 
 /** Whether the pod may land on (or, with nodeName, run on) the node. */
 export function fits(p: Placement, node: PlacementNode): boolean {
@@ -138,14 +182,15 @@ export function fits(p: Placement, node: PlacementNode): boolean {
   return true;
 }
 
-/** A term with no requirements matches no node (nodeaffinity: "a null or empty term matches no objects"). */
+/** A term ANDs its requirements; placementOf has dropped empty terms and those that do not parse. */
 function termMatches(term: Term, node: PlacementNode): boolean {
-  if (!term.expressions.length && !term.fields.length) return false;
   for (const r of term.expressions) if (!requirementMatches(r, node.labels[r.key])) return false;
+  // A node's only field is metadata.name; a node without a name has none, and then upstream skips
+  // matchFields (nodeSelectorTerm.match). A field it does not have reads as ''.
+  if (node.name === '') return true;
   for (const r of term.fields) {
-    // metadata.name is the only field node affinity supports, with In and NotIn.
-    if (r.key !== 'metadata.name' || (r.operator !== 'In' && r.operator !== 'NotIn')) return false;
-    if (!requirementMatches(r, node.name)) return false;
+    const value = r.key === 'metadata.name' ? node.name : '';
+    if ((value === r.values[0]) !== (r.operator === 'In')) return false;
   }
   return true;
 }
@@ -161,29 +206,49 @@ function requirementMatches(r: Requirement, value: string | undefined): boolean 
     case 'DoesNotExist':
       return value === undefined;
     case 'Gt':
-    case 'Lt': {
-      // One integer value; a label that is not an integer matches neither.
-      if (value === undefined || r.values.length !== 1) return false;
-      const have = integer(value);
-      const want = integer(r.values[0]!);
-      if (have === undefined || want === undefined) return false;
-      return r.operator === 'Gt' ? have > want : have < want;
-    }
+    case 'Lt':
+      // A label that is not an integer matches neither.
+      return value !== undefined && compare(r.operator, value, r.values[0]!);
     default:
       return false;
   }
 }
 
-function integer(s: string): number | undefined {
-  return /^[+-]?\d+$/.test(s) ? Number(s) : undefined;
+/** `have` Gt/Lt `want`, both as Go's strconv.ParseInt(s, 10, 64) reads them; false if either does not parse. */
+function compare(op: string, have: string, want: string): boolean {
+  const h = int64(have);
+  const w = int64(want);
+  if (h === undefined || w === undefined) return false;
+  return op === 'Gt' ? h > w : h < w;
 }
 
-/** Toleration.ToleratesTaint (k8s.io/api core/v1): an empty effect matches all; an empty key with Exists matches every taint. */
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+function int64(s: string): bigint | undefined {
+  if (!/^[+-]?\d+$/.test(s)) return undefined;
+  const n = BigInt(s);
+  return n < INT64_MIN || n > INT64_MAX ? undefined : n;
+}
+
+/**
+ * Toleration.ToleratesTaint (k8s.io/api core/v1): an empty effect matches all; an empty key with Exists
+ * matches every taint. Gt and Lt compare the taint's value with the toleration's as integers; the API
+ * server accepts them only with the TaintTolerationComparisonOperators gate on, so a pod that has
+ * them comes from a cluster whose scheduler honours them.
+ */
 function tolerates(t: Toleration, taint: Taint): boolean {
   if (t.effect && t.effect !== taint.effect) return false;
   if (t.key && t.key !== taint.key) return false;
-  const op = t.operator || 'Equal';
-  if (op === 'Exists') return true;
-  if (op !== 'Equal') return false;
-  return (t.value ?? '') === (taint.value ?? '');
+  switch (t.operator || 'Equal') {
+    case 'Equal':
+      return (t.value ?? '') === (taint.value ?? '');
+    case 'Exists':
+      return true;
+    case 'Gt':
+    case 'Lt':
+      return compare(t.operator!, taint.value ?? '', t.value ?? '');
+    default:
+      return false;
+  }
 }
