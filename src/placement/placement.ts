@@ -205,12 +205,9 @@ function requirementMatches(r: Requirement, value: string | undefined): boolean 
       return value !== undefined;
     case 'DoesNotExist':
       return value === undefined;
-    case 'Gt':
-    case 'Lt':
-      // A label that is not an integer matches neither.
-      return value !== undefined && compare(r.operator, value, r.values[0]!);
     default:
-      return false;
+      // Gt or Lt: placementOf keeps no other operator. A label that is not an integer matches neither.
+      return value !== undefined && compare(r.operator, value, r.values[0]!);
   }
 }
 
