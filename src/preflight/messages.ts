@@ -76,6 +76,8 @@ export type ExplainInput =
       reason: 'platform-not-found';
       missing: string[];
       offered: string[];
+      /** the node selector that keeps the pod on what the image offers */
+      pin?: string | undefined;
       /** some of the nodes' platforms are offered */
       partial?: boolean;
       /** a single-platform manifest rather than an index */
@@ -229,22 +231,23 @@ export function explain(i: ExplainInput): Explained {
       // diagnose knows no platforms when only the kubelet's text tells of the mismatch
       const missing = i.missing.join(', ') || "the nodes' platform";
       const offered = i.offered.join(', ') || 'no platform it declares';
-      const pin = `, or pin the pod to ${offered} nodes`;
+      const build = `push a multi-platform image with ${missing}`;
+      const hint = i.pin ? `add ${i.pin} to the pod spec, or ${build}` : build;
       if (i.single) {
         return {
           message:
-            `${img} is built for ${offered} only; on ${missing} nodes the pull succeeds ` +
+            `${img} is built for ${offered} only; where the pod may land on ${missing}, the pull succeeds ` +
             'but the container fails with "exec format error"',
-          hint: `push a multi-platform image with ${missing}${pin}`,
+          hint,
         };
       }
       return {
         message: i.partial
-          ? `${img} has no build for ${missing}, which some nodes run (it offers ${offered}); ` +
+          ? `${img} has no build for ${missing}, which some nodes it may land on run (it offers ${offered}); ` +
             'pods placed there will fail with "no match for platform in manifest"'
-          : `${img} has no build for the nodes' platform ${missing} (it offers ${offered}); ` +
+          : `${img} has no build for the platform of the nodes it may land on, ${missing} (it offers ${offered}); ` +
             'the kubelet will fail with "no match for platform in manifest"',
-        hint: `push a multi-platform image with ${missing}${i.partial ? pin : ''}`,
+        hint,
       };
     }
     case 'rate-limited': {

@@ -52,13 +52,27 @@ t.test('each sub-reason of unverifiable has its own words', async (t) => {
 });
 
 t.test('platform-not-found: no build for some nodes, or for all of them', async (t) => {
-  const platforms = { missing: ['linux/s390x'], offered: ['linux/amd64'], single: false };
+  const platforms = {
+    missing: ['linux/s390x (2 nodes)'],
+    offered: ['linux/amd64'],
+    pin: 'nodeSelector {kubernetes.io/arch: amd64}',
+    single: false,
+  };
   const some = explain({ ...about, reason: 'platform-not-found', ...platforms, partial: true });
-  t.match(some.message, 'has no build for linux/s390x, which some nodes run (it offers linux/amd64)');
-  t.equal(some.hint, 'push a multi-platform image with linux/s390x, or pin the pod to linux/amd64 nodes');
+  t.match(
+    some.message,
+    'has no build for linux/s390x (2 nodes), which some nodes it may land on run (it offers linux/amd64)',
+  );
+  t.equal(
+    some.hint,
+    'add nodeSelector {kubernetes.io/arch: amd64} to the pod spec, or push a multi-platform image with linux/s390x (2 nodes)',
+  );
   const all = explain({ ...about, reason: 'platform-not-found', ...platforms, partial: false });
-  t.match(all.message, "has no build for the nodes' platform linux/s390x (it offers linux/amd64)");
-  t.equal(all.hint, 'push a multi-platform image with linux/s390x');
+  t.match(
+    all.message,
+    'has no build for the platform of the nodes it may land on, linux/s390x (2 nodes) (it offers linux/amd64)',
+  );
+  t.equal(all.hint, some.hint, 'the same two ways out');
 });
 
 t.test('access-denied: broken pull secrets are named, whatever the registry says', async (t) => {
