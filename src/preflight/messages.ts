@@ -76,6 +76,8 @@ export type ExplainInput =
       reason: 'platform-not-found';
       missing: string[];
       offered: string[];
+      /** the missing platforms without their node counts */
+      missingPlain?: string[];
       /** the node selector that keeps the pod on what the image offers */
       pin?: string | undefined;
       /** some of the nodes' platforms are offered */
@@ -228,25 +230,24 @@ export function explain(i: ExplainInput): Explained {
       };
     }
     case 'platform-not-found': {
-      // diagnose knows no platforms when only the kubelet's text tells of the mismatch
+      // Short: a warning is cut at 256 characters, and the counts and the fix must fit.
+      // diagnose knows no platforms when only the kubelet's text tells of the mismatch.
       const missing = i.missing.join(', ') || "the nodes' platform";
       const offered = i.offered.join(', ') || 'no platform it declares';
-      const build = `push a multi-platform image with ${missing}`;
-      const hint = i.pin ? `add ${i.pin} to the pod spec, or ${build}` : build;
+      const build = `build the image for ${i.missingPlain?.join(', ') || missing} too`;
+      const hint = i.pin ? `add ${i.pin}, or ${build}` : build;
       if (i.single) {
         return {
-          message:
-            `${img} is built for ${offered} only; where the pod may land on ${missing}, the pull succeeds ` +
-            'but the container fails with "exec format error"',
+          message: `${img} is built for ${offered} only; on ${missing} it pulls, then fails with "exec format error"`,
           hint,
         };
       }
       return {
         message: i.partial
-          ? `${img} has no build for ${missing}, which some nodes it may land on run (it offers ${offered}); ` +
-            'pods placed there will fail with "no match for platform in manifest"'
-          : `${img} has no build for the platform of the nodes it may land on, ${missing} (it offers ${offered}); ` +
-            'the kubelet will fail with "no match for platform in manifest"',
+          ? `${img} has no build for ${missing}, where the pod may land (it offers ${offered}); ` +
+            'pulls there fail: "no match for platform in manifest"'
+          : `${img} has no build for ${missing}, the nodes the pod may land on (it offers ${offered}); ` +
+            'the pull fails: "no match for platform in manifest"',
         hint,
       };
     }

@@ -206,6 +206,7 @@ export function foundVerdict(
         ref,
         reason: 'platform-not-found',
         missing: missing.map(withNodes),
+        missingPlain: missing.map(formatPlatform),
         offered: known.map(formatPlatform),
         pin: pinTo(known, missing),
         partial,

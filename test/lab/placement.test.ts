@@ -10,6 +10,8 @@ import { runCheck } from '../../src/cli/check.ts';
 import { runInProcess } from '../helpers/cli.ts';
 import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { serve } from '../server/lib.ts';
 
 const MERGE = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
@@ -201,14 +203,14 @@ t.test('each pod is judged against the nodes it can land on', async (t) => {
   const arm = out.findings.find((f) => f.object.name === 'case-1' && f.container === 'app')!;
   t.equal(arm.reason, 'platform-not-found');
   t.match(arm.message, 'linux/arm64 (1 node)');
-  t.match(arm.hint, 'add nodeSelector {kubernetes.io/arch: amd64} to the pod spec');
+  t.equal(arm.hint, 'add nodeSelector {kubernetes.io/arch: amd64}, or build the image for linux/arm64 too');
   const some = out.findings.find((f) => f.object.name === 'case-0' && f.container === 'app')!;
   t.match(
     some.message,
-    'is built for linux/amd64 only; where the pod may land on linux/arm64 (1 node), the pull succeeds',
+    'is built for linux/amd64 only; on linux/arm64 (1 node) it pulls, then fails with "exec format error"',
   );
   const someIdx = out.findings.find((f) => f.object.name === 'case-9' && f.container === 'idx')!;
-  t.match(someIdx.message, 'has no build for windows/amd64 (1 node), which some nodes it may land on run');
+  t.match(someIdx.message, 'has no build for windows/amd64 (1 node), where the pod may land');
   const all = out.findings.find((f) => f.object.name === 'case-9' && f.container === 'app')!;
   t.match(all.message, 'linux/arm64 (2 nodes), windows/amd64 (1 node)');
   const win = out.findings.find((f) => f.object.name === 'case-10' && f.container === 'idx')!;
@@ -280,4 +282,38 @@ t.test('workloads through their pod template; DaemonSets with the tolerations th
   t.equal(byName('w-5').verdict, 'risk', 'DaemonSet on every untainted node');
   t.match(byName('w-5').message, 'linux/arm64 (1 node)');
   t.equal(byName('w-6').verdict, 'ok', 'DaemonSet pinned to amd64');
+});
+
+t.test('serve: the node watch places each review; denied, warned or allowed as the pod lands', async (t) => {
+  const s = await serve(null, {
+    cluster: { kubeconfig: lab.kubeconfig, watchNodes: true },
+    platforms: [],
+    registry: { insecure: [reg.host] },
+    mode: 'enforce',
+  });
+  t.teardown(() => s.close());
+  await waitFor(async () => (await s.get('/readyz')).status === 200, { what: 'the node list', everyMs: 100 });
+  const review = (name: string, spec: object) =>
+    s.review({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: crypto.randomUUID(),
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        resource: { group: '', version: 'v1', resource: 'pods' },
+        namespace: 'shop',
+        operation: 'CREATE',
+        userInfo: { username: 'dev' },
+        object: JSON.parse(podYaml(name, spec)),
+      },
+    });
+  const onArm = await review('on-arm', { nodeSelector: { 'kubernetes.io/arch': 'arm64' } });
+  t.equal(onArm.allowed, false, 'pinned to arm64: the amd64-only image will not run');
+  t.match(onArm.status.message, /container "app".*linux\/arm64 \(1 node\)/);
+  const onAmd = await review('on-amd', { nodeSelector: { 'kubernetes.io/arch': 'amd64' } });
+  t.equal(onAmd.allowed, true);
+  t.equal(onAmd.warnings, undefined, 'pinned to amd64: nothing to warn about');
+  const free = await review('free', {});
+  t.equal(free.allowed, true);
+  t.match(free.warnings?.join('\n'), /linux\/arm64 \(1 node\)/, 'may land on arm-1: a warning');
 });

@@ -84,7 +84,7 @@ t.test('platforms: index entries and single images against node platforms', asyn
   t.equal(s390.verdict, 'fail');
   t.match(
     s390.message,
-    'no build for the platform of the nodes it may land on, linux/s390x (it offers linux/amd64, linux/arm64/v8)',
+    'no build for linux/s390x, the nodes the pod may land on (it offers linux/amd64, linux/arm64/v8)',
   );
   const mixed = await checkImage(e, `${reg.host}/demo/app:multi`, { platforms: ['linux/amd64', 'linux/s390x'] });
   t.equal(mixed.reason, 'platform-not-found');
