@@ -48,9 +48,8 @@ export interface PodCheckSetup {
 }
 
 export interface BuiltPodCheck {
+  /** the keyrings and plugins pods' pulls use and the nodes they land on (the watch re-verifies with the same) */
   podCheck: PodCheck;
-  /** the keyrings and plugins pods' pulls use (the watch re-verifies with the same) */
-  credentials: PodCredentials;
   /** a registry client like the engine's (CAs, proxies, insecure hosts) with other observers: the watch's */
   registryClient: (hooks: Pick<ClientOptions, 'onResponse' | 'onFailure'>) => RegistryClient;
   /** where cluster access came from; null: none */
@@ -195,5 +194,5 @@ export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promi
       await engine.close();
     },
   });
-  return { podCheck, credentials, registryClient, cluster, ...(stores ? { stores } : {}) };
+  return { podCheck, registryClient, cluster, ...(stores ? { stores } : {}) };
 }

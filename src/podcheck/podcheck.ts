@@ -94,6 +94,14 @@ export class PodCheck {
     if (nodes) this.#imageOnAnyNode = (names) => (nodes.ready ? nodes.imageOnAnyNode(names) : undefined);
   }
 
+  /**
+   * What another pod check shares with this one: the credentials, the nodes and the configured
+   * platforms (the watch's checks, whose engines count requests against budgets of their own).
+   */
+  get shared(): Pick<PodCheckParts, 'credentials' | 'platforms' | 'nodes'> {
+    return { credentials: this.#credentials, platforms: this.#configured, nodes: this.#nodes };
+  }
+
   /** Whether checks can see what they need (the nodes' platforms, when those are required). */
   get ready(): boolean {
     return this.#configured.length > 0 || !this.#nodes || this.#nodes.ready;

@@ -4,9 +4,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import t from 'tap';
+import { startServer } from '../../src/app/server.ts';
 import { runCheck } from '../../src/cli/check.ts';
+import { validateConfig } from '../../src/config/schema.ts';
+import { createLogger } from '../../src/server/logger.ts';
 import { runInProcess } from '../helpers/cli.ts';
 import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
@@ -316,4 +319,57 @@ t.test('serve: the node watch places each review; denied, warned or allowed as t
   const free = await review('free', {});
   t.equal(free.allowed, true);
   t.match(free.warnings?.join('\n'), /linux\/arm64 \(1 node\)/, 'may land on arm-1: a warning');
+});
+
+t.test("the watch's re-verification places each workload by its template", async (t) => {
+  const core = lab.kc().makeApiClient(CoreV1Api);
+  const apps = lab.kc().makeApiClient(AppsV1Api);
+  await core.createNamespace({ body: { metadata: { name: 'pullguard' } } });
+  const deployment = (name: string, nodeSelector: Record<string, string>) =>
+    apps.createNamespacedDeployment({
+      namespace: 'shop',
+      body: {
+        metadata: { name },
+        spec: {
+          selector: { matchLabels: { app: name } },
+          template: {
+            metadata: { labels: { app: name } },
+            spec: { nodeSelector, containers: [{ name: 'app', image: `${reg.host}/demo/app:1.0` }] },
+          },
+        },
+      },
+    });
+  await deployment('on-arm', { 'kubernetes.io/arch': 'arm64' });
+  await deployment('on-amd', { 'kubernetes.io/arch': 'amd64' });
+  const config = validateConfig({
+    server: { host: '127.0.0.1', port: 0, metricsPort: 0 },
+    cluster: { kubeconfig: lab.kubeconfig, watchNodes: true },
+    registry: { insecure: [reg.host] },
+    deadline: '5s',
+    watch: { enabled: true, interval: '2s', eventInterval: '1m', leaseDuration: '3s', leaseNamespace: 'pullguard' },
+    log: { level: 'silent' },
+  });
+  const running = await startServer(config, {}, createLogger('silent'));
+  t.teardown(() => running.close());
+  const events = (name: string) =>
+    core
+      .listNamespacedEvent({
+        namespace: 'shop',
+        fieldSelector: `involvedObject.kind=Deployment,involvedObject.name=${name},reason=ImageNotPullable`,
+      })
+      .then((l) => l.items);
+  const posted = await waitFor(async () => ((await events('on-arm')).length ? events('on-arm') : undefined), {
+    what: 'the Event on the Deployment pinned to arm64',
+    timeoutMs: 90_000,
+    everyMs: 250,
+  });
+  t.match(posted[0]!.message!, 'linux/arm64 (1 node)');
+  // Rounds went on after that Event: the amd64 one was checked as often and got none.
+  const reverifier = running.watch!.reverifier;
+  const seen = reverifier.rounds;
+  await waitFor(() => (reverifier.rounds >= seen + 2 ? true : undefined), {
+    what: 'two more rounds',
+    timeoutMs: 90_000,
+  });
+  t.same(await events('on-amd'), [], 'pinned to amd64: nothing to say');
 });
