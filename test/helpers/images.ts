@@ -41,6 +41,17 @@ export interface PushImageOptions {
   /** Changes the layer content, hence every digest. */
   seed?: string;
   annotations?: Record<string, string>;
+  /** The layer's files instead of the default text file (a real program, for a kubelet to run). */
+  files?: TarFile[];
+  /** The image config's Entrypoint; default none (Cmd is the default text file). */
+  entrypoint?: string[];
+}
+
+export interface TarFile {
+  name: string;
+  data: Buffer;
+  /** default 0644 */
+  mode?: number;
 }
 
 export interface PushIndexOptions {
@@ -87,14 +98,14 @@ export function platformString(p: Platform): string {
 }
 
 // A minimal ustar archive with regular files; fixed mtime/owner so the bytes never change.
-export function tarFiles(files: { name: string; data: Buffer }[]): Buffer {
+export function tarFiles(files: TarFile[]): Buffer {
   const parts: Buffer[] = [];
   for (const f of files) {
     const h = Buffer.alloc(512);
     const put = (s: string, off: number, len: number) => h.write(s, off, len, 'ascii');
     const octal = (n: number, len: number) => `${n.toString(8).padStart(len - 1, '0')}\0`;
     put(f.name, 0, 100);
-    put(octal(0o644, 8), 100, 8);
+    put(octal(f.mode ?? 0o644, 8), 100, 8);
     put(octal(0, 8), 108, 8);
     put(octal(0, 8), 116, 8);
     put(octal(f.data.length, 12), 124, 12);
@@ -116,12 +127,14 @@ export function tarFiles(files: { name: string; data: Buffer }[]): Buffer {
 export function buildImage(opts: PushImageOptions = {}) {
   const platform = parsePlatform(opts.platform ?? 'linux/amd64');
   const docker = opts.format === 'docker';
-  const tar = tarFiles([
-    {
-      name: 'pullguard.txt',
-      data: Buffer.from(`pullguard test image\nplatform=${platformString(platform)}\nseed=${opts.seed ?? ''}\n`),
-    },
-  ]);
+  const tar = tarFiles(
+    opts.files ?? [
+      {
+        name: 'pullguard.txt',
+        data: Buffer.from(`pullguard test image\nplatform=${platformString(platform)}\nseed=${opts.seed ?? ''}\n`),
+      },
+    ],
+  );
   const layer = gzipSync(tar, { level: 9 });
   const created = '2024-01-01T00:00:00Z';
   const config = Buffer.from(
@@ -131,7 +144,7 @@ export function buildImage(opts: PushImageOptions = {}) {
       ...(platform.variant ? { variant: platform.variant } : {}),
       ...(platform['os.version'] ? { 'os.version': platform['os.version'] } : {}),
       created,
-      config: { Cmd: ['/pullguard.txt'] },
+      config: opts.entrypoint ? { Entrypoint: opts.entrypoint } : { Cmd: ['/pullguard.txt'] },
       rootfs: { type: 'layers', diff_ids: [sha256(tar)] },
       history: [{ created, created_by: 'pullguard test helper' }],
     }),

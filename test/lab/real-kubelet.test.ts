@@ -1,0 +1,407 @@
+// Predict, then run the same pod. pullguard judges each pod (`check --kubeconfig` on the
+// manifests), then the same pods are bound to a real kubelet v1.20.2 with its own containerd
+// (test/helpers/real-kubelet.ts) that really pulls from real registries on loopback; its outcome
+// (Running, or the waiting reason and message it writes) must agree with the prediction. Then
+// `pullguard diagnose` reads the pods that are really stuck, in the kubelet's own words.
+// Needs root, containerd and what test/kube-lab/build.sh builds; without them it fails and says why.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CoreV1Api, type CoreV1Event, type V1Pod } from '@kubernetes/client-node';
+import t from 'tap';
+import { runCheck } from '../../src/cli/check.ts';
+import { runDiagnose } from '../../src/cli/diagnose.ts';
+import { runInProcess } from '../helpers/cli.ts';
+import { startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
+import {
+  missingForRealKubelet,
+  PAUSE_BIN,
+  processesIn,
+  startRealKubelet,
+  type RealKubelet,
+} from '../helpers/real-kubelet.ts';
+import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const NS = 'pg-kubelet-lab';
+const SECRET = 'alice-pull';
+
+/**
+ * A real linux/arm64 program (ELF, AArch64): exit(0). mov x0, #0; mov x8, #93 (exit); svc #0.
+ * Written out by hand so that no cross toolchain is needed; an amd64 kernel without binfmt_misc
+ * refuses it with ENOEXEC, "exec format error".
+ */
+function arm64Exit0(): Buffer {
+  const base = 0x400000n;
+  const code = Buffer.alloc(12);
+  code.writeUInt32LE(0xd2800000, 0);
+  code.writeUInt32LE(0xd2800ba8, 4);
+  code.writeUInt32LE(0xd4000001, 8);
+  const size = 64 + 56 + code.length;
+  const h = Buffer.alloc(64 + 56);
+  Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]).copy(h, 0); // ELF64, little-endian, version 1, SysV
+  h.writeUInt16LE(2, 16); // ET_EXEC
+  h.writeUInt16LE(183, 18); // EM_AARCH64
+  h.writeUInt32LE(1, 20);
+  h.writeBigUInt64LE(base + 120n, 24); // entry: the code after the headers
+  h.writeBigUInt64LE(64n, 32); // program headers right after this header
+  h.writeUInt16LE(64, 52);
+  h.writeUInt16LE(56, 54);
+  h.writeUInt16LE(1, 56);
+  // one PT_LOAD, read + execute, the whole file at `base`
+  h.writeUInt32LE(1, 64);
+  h.writeUInt32LE(5, 68);
+  h.writeBigUInt64LE(0n, 72);
+  h.writeBigUInt64LE(base, 80);
+  h.writeBigUInt64LE(base, 88);
+  h.writeBigUInt64LE(BigInt(size), 96);
+  h.writeBigUInt64LE(BigInt(size), 104);
+  h.writeBigUInt64LE(0x1000n, 112);
+  return Buffer.concat([h, code]);
+}
+
+/** What the kubelet really did with the pod's one container. */
+interface Outcome {
+  /** pulled: the image is on the node (the container runs, or fails to start); failed: no pull */
+  pull: 'pulled' | 'failed';
+  /** Running, or the waiting reason (ErrImagePull, ImagePullBackOff, InvalidImageName, ...) */
+  state: string;
+  /** the waiting message; for ImagePullBackOff, the cause from the kubelet's Failed event */
+  message: string;
+}
+
+interface Case {
+  pod: string;
+  what: string;
+  image: (h: Hosts) => string;
+  pullPolicy?: 'Never';
+  secret?: boolean;
+  /** pullguard's verdict and reason */
+  predict: [string, string];
+  /** the kubelet's outcome, and a text its message must hold */
+  kubelet: { pull: Outcome['pull']; state: RegExp; message: RegExp };
+  /** the kubelet fails, pullguard warns without denying: said in the table, not called agreement */
+  weaker?: string;
+}
+
+interface Hosts {
+  anon: string;
+  priv: string;
+}
+
+const CASES: Case[] = [
+  {
+    pod: 'exists',
+    what: 'an image that exists',
+    image: (h) => `${h.anon}/demo/run:1.0`,
+    predict: ['ok', 'available'],
+    kubelet: { pull: 'pulled', state: /^Running$/, message: /^$/ },
+  },
+  {
+    pod: 'missing-tag',
+    what: 'a missing tag',
+    image: (h) => `${h.anon}/demo/run:nope`,
+    predict: ['fail', 'tag-not-found'],
+    kubelet: { pull: 'failed', state: /^(ErrImagePull|ImagePullBackOff)$/, message: /code = NotFound.*: not found$/ },
+  },
+  {
+    pod: 'missing-repo',
+    what: 'a missing repository',
+    image: (h) => `${h.anon}/demo/nothere:1.0`,
+    predict: ['fail', 'repository-not-found'],
+    kubelet: { pull: 'failed', state: /^(ErrImagePull|ImagePullBackOff)$/, message: /code = NotFound.*: not found$/ },
+  },
+  {
+    pod: 'private-no-secret',
+    what: 'a private registry, no imagePullSecret',
+    image: (h) => `${h.priv}/team/locked:1.0`,
+    predict: ['fail', 'access-denied'],
+    kubelet: { pull: 'failed', state: /^(ErrImagePull|ImagePullBackOff)$/, message: /401 Unauthorized/ },
+  },
+  {
+    pod: 'private-secret',
+    what: 'a private registry, with its imagePullSecret',
+    image: (h) => `${h.priv}/team/app:1.0`,
+    secret: true,
+    predict: ['ok', 'available'],
+    kubelet: { pull: 'pulled', state: /^Running$/, message: /^$/ },
+  },
+  {
+    pod: 'invalid',
+    what: 'an invalid reference (upper case)',
+    image: (h) => `${h.anon}/Demo/run:1.0`,
+    predict: ['fail', 'invalid-reference'],
+    kubelet: { pull: 'failed', state: /^InvalidImageName$/, message: /repository name must be lowercase/ },
+  },
+  {
+    pod: 'index-no-amd64',
+    what: "an index without the node's platform (arm64, s390x)",
+    image: (h) => `${h.anon}/demo/multi:1.0`,
+    predict: ['fail', 'platform-not-found'],
+    kubelet: {
+      pull: 'failed',
+      state: /^(ErrImagePull|ImagePullBackOff)$/,
+      message: /no match for platform in manifest/,
+    },
+  },
+  {
+    // The kubelet pulls a single manifest whatever its platform (containerd checks the platform
+    // of an index's entries only). runc starts the container; its execve of the arm64 program then
+    // fails, and the container exits at once: reason Error, exit code 1, and the only word of
+    // "exec format error" is the container's log (then CrashLoopBackOff).
+    pod: 'arm64-only',
+    what: 'a single-platform image for linux/arm64',
+    image: (h) => `${h.anon}/demo/arm:1.0`,
+    predict: ['fail', 'platform-not-found'],
+    kubelet: { pull: 'pulled', state: /^Error$/, message: /^exit code 1; log: exec \/hello: exec format error$/ },
+  },
+  {
+    // pullguard warns (unverifiable: the node's image list, at most 50 images, does not show it)
+    pod: 'never-absent',
+    what: 'imagePullPolicy Never, the image absent',
+    image: (h) => `${h.anon}/demo/absent:1.0`,
+    pullPolicy: 'Never',
+    predict: ['risk', 'unverifiable'],
+    kubelet: { pull: 'failed', state: /^ErrImageNeverPull$/, message: /is not present with pull policy of Never/ },
+    weaker:
+      'pullguard warns (risk, unverifiable) and does not deny: the Node lists at most 50 images, so absence there is no proof',
+  },
+];
+
+let lab: KubeLab;
+let anon: TestRegistry;
+let priv: TestRegistry;
+let kubelet: RealKubelet | undefined;
+let dir: string;
+let core: CoreV1Api;
+let hosts: Hosts;
+
+t.before(async () => {
+  const missing = missingForRealKubelet();
+  if (missing) throw new Error(`the real-kubelet test cannot run on this machine: ${missing}`);
+  [lab, anon, priv] = await Promise.all([
+    startKubeLab(),
+    startRegistry(),
+    startRegistry({ auth: 'htpasswd', users: [{ username: 'alice', password: 's3cret' }] }),
+  ]);
+  hosts = { anon: anon.host, priv: priv.host };
+  dir = mkdtempSync(join(tmpdir(), 'pullguard-real-kubelet-'));
+  // Programs that really run: the static pause (amd64: runs until killed) and an arm64 exit(0).
+  const pause = { files: [{ name: 'pause', data: readFileSync(PAUSE_BIN), mode: 0o755 }], entrypoint: ['/pause'] };
+  await anon.pushImage('demo/run', '1.0', { platform: 'linux/amd64', ...pause });
+  await priv.pushImage('team/app', '1.0', { platform: 'linux/amd64', ...pause });
+  await priv.pushImage('team/locked', '1.0', { platform: 'linux/amd64', ...pause });
+  await anon.pushIndex('demo/multi', '1.0', ['linux/arm64', 'linux/s390x']);
+  await anon.pushImage('demo/arm', '1.0', {
+    platform: 'linux/arm64',
+    files: [{ name: 'hello', data: arm64Exit0(), mode: 0o755 }],
+    entrypoint: ['/hello'],
+  });
+
+  kubelet = await startRealKubelet({
+    lab,
+    registries: [{ host: anon.host }, { host: priv.host, caFile: priv.caFile! }],
+  });
+  core = lab.kc().makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: NS } } });
+  const auth = Buffer.from('alice:s3cret').toString('base64');
+  await core.createNamespacedSecret({
+    namespace: NS,
+    body: {
+      metadata: { name: SECRET },
+      type: 'kubernetes.io/dockerconfigjson',
+      data: {
+        '.dockerconfigjson': Buffer.from(JSON.stringify({ auths: { [priv.host]: { auth } } })).toString('base64'),
+      },
+    },
+  });
+});
+
+t.teardown(async () => {
+  // the kubelet and its containers first, while the API server still answers
+  const kdir = kubelet?.dir;
+  await kubelet?.stop();
+  await Promise.all([lab?.stop(), anon?.stop(), priv?.stop()]);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  if (kdir) {
+    const left = processesIn(kdir);
+    if (left.length) throw new Error(`processes left behind by the real kubelet:\n${left.join('\n')}`);
+  }
+});
+
+function podOf(c: Case): V1Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: c.pod, namespace: NS },
+    spec: {
+      nodeName: kubelet!.node, // no scheduler: bound at once
+      hostNetwork: true, // no CNI on this node
+      automountServiceAccountToken: false,
+      terminationGracePeriodSeconds: 0,
+      ...(c.secret ? { imagePullSecrets: [{ name: SECRET }] } : {}),
+      containers: [{ name: 'app', image: c.image(hosts), ...(c.pullPolicy ? { imagePullPolicy: c.pullPolicy } : {}) }],
+    },
+  };
+}
+
+interface Finding {
+  verdict: string;
+  reason: string;
+  message: string;
+  object: { name?: string };
+}
+
+const PULL_FAILED = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull']);
+const START_FAILED = new Set(['RunContainerError', 'CrashLoopBackOff', 'CreateContainerError', 'StartError']);
+
+/** The kubelet's own Failed text for the pod's last pull ("Failed to pull image "x": <cause>"). */
+async function pullFailure(pod: string): Promise<string | undefined> {
+  const events = await core.listNamespacedEvent({
+    namespace: NS,
+    fieldSelector: `involvedObject.name=${pod},reason=Failed`,
+  });
+  const texts = events.items
+    .filter((e: CoreV1Event) => e.source?.component === 'kubelet')
+    .map((e) => e.message ?? '')
+    .filter((m) => m.startsWith('Failed to pull image'));
+  return texts.at(-1)?.replace(/^Failed to pull image "[^"]*": /, '');
+}
+
+/** Waits (bounded) until the kubelet has settled the pod's pull one way or the other. */
+async function outcomeOf(c: Case): Promise<Outcome> {
+  return waitFor(
+    async (): Promise<Outcome | undefined> => {
+      const pod = await core.readNamespacedPod({ name: c.pod, namespace: NS });
+      const s = pod.status?.containerStatuses?.[0];
+      if (!s) return undefined;
+      if (s.state?.running) return { pull: 'pulled', state: 'Running', message: '' };
+      const waiting = s.state?.waiting;
+      const ended = s.state?.terminated ?? s.lastState?.terminated;
+      if (waiting?.reason && PULL_FAILED.has(waiting.reason)) {
+        const cause = waiting.reason === 'ImagePullBackOff' ? await pullFailure(c.pod) : undefined;
+        return { pull: 'failed', state: waiting.reason, message: cause ?? waiting.message ?? '' };
+      }
+      // pulled, then the container could not start, or started and failed at once: the reason,
+      // the exit code, the runtime's text and what the container wrote (as `kubectl logs` shows it)
+      if (!s.imageID) return undefined;
+      if (ended && ended.exitCode !== 0) {
+        const log = kubelet!.containerLog(NS, c.pod, 'app');
+        if (log === undefined) return undefined;
+        const texts = [`exit code ${ended.exitCode}`, ended.message, log && `log: ${log}`].filter(Boolean);
+        return { pull: 'pulled', state: ended.reason ?? 'terminated', message: texts.join('; ') };
+      }
+      if (waiting?.reason && START_FAILED.has(waiting.reason))
+        return { pull: 'pulled', state: waiting.reason, message: waiting.message ?? '' };
+      return undefined;
+    },
+    { what: `the kubelet's outcome for pod ${c.pod}`, timeoutMs: 180_000, everyMs: 300 },
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\nkubelet.log:\n${kubelet?.logTail('kubelet', 20)}`);
+  });
+}
+
+const rows: string[] = [];
+
+t.test('pullguard predicts, the real kubelet agrees', async (t) => {
+  t.equal(kubelet!.nodeObject.status?.nodeInfo?.architecture, 'amd64', 'the node reports its platform');
+  t.equal(kubelet!.nodeObject.status?.nodeInfo?.kubeletVersion, 'v1.20.2');
+  const files = CASES.map((c) => {
+    const file = join(dir, `${c.pod}.json`);
+    writeFileSync(file, JSON.stringify(podOf(c)));
+    return file;
+  });
+  const r = await runInProcess(runCheck, [
+    ...files.flatMap((f) => ['-f', f]),
+    '--kubeconfig',
+    lab.kubeconfig,
+    '--insecure-registry',
+    anon.host,
+    '--registry-ca',
+    priv.caFile!,
+    '--timeout',
+    '60s',
+    '-o',
+    'json',
+  ]);
+  t.equal(r.code, 1, `check: exit 1, images would fail ${r.stderr}`);
+  const findings = (JSON.parse(r.stdout) as { findings: Finding[] }).findings;
+
+  for (const c of CASES) await core.createNamespacedPod({ namespace: NS, body: podOf(c) });
+  const outcomes = await Promise.all(CASES.map(outcomeOf));
+
+  rows.push('| case | image | pullguard predicts | kubelet: outcome | kubelet: message | agree |');
+  rows.push('| --- | --- | --- | --- | --- | --- |');
+  for (const [i, c] of CASES.entries()) {
+    const f = findings.find((x) => x.object.name === c.pod);
+    const o = outcomes[i]!;
+    t.ok(f, `${c.pod}: a finding`);
+    if (!f) continue;
+    t.same([f.verdict, f.reason], c.predict, `${c.what}: pullguard says ${f.verdict} (${f.reason}): ${f.message}`);
+    t.equal(o.pull, c.kubelet.pull, `${c.what}: the kubelet ${o.pull} it (${o.state}: ${o.message})`);
+    t.match(o.state, c.kubelet.state, `${c.what}: the kubelet's reason`);
+    t.match(o.message, c.kubelet.message, `${c.what}: the kubelet's message`);
+    // agreement: pullguard's "ok" is the kubelet's Running; its "fail" a pull that fails or an
+    // image that pulls but cannot run here; "risk" is named as weaker, never counted as agreement
+    const kubeletFails = o.state !== 'Running';
+    const agree = f.verdict === 'ok' ? !kubeletFails : f.verdict === 'fail' ? kubeletFails : false;
+    if (c.weaker) t.equal(f.verdict, 'risk', `${c.what}: ${c.weaker}`);
+    else t.ok(agree, `${c.what}: pullguard (${f.verdict}) and the kubelet (${o.state}) agree`);
+    const cell = (s: string) => s.replaceAll('|', '\\|').replaceAll(c.image(hosts), '<image>');
+    rows.push(
+      `| ${c.what} | \`${c.image(hosts).replace(/^127\.0\.0\.1:\d+/, 'REG')}\`${c.pullPolicy ? ` (${c.pullPolicy})` : ''} | ${f.verdict} ${f.reason} | ${o.pull}: ${o.state} | ${cell(o.message) || '-'} | ${agree ? 'yes' : c.weaker ? 'partly: warns, no denial' : 'NO'} |`,
+    );
+  }
+  t.comment(`predict, then run (kubelet v1.20.2, containerd, node ${kubelet!.node}):\n${rows.join('\n')}`);
+});
+
+interface Diagnosis {
+  pod: { name: string };
+  container: string;
+  image: string;
+  stuck: boolean;
+  kubelet: { reason?: string; message?: string; events: string[] };
+  reason: string;
+  now: string;
+  disagreement?: string;
+}
+
+t.test("diagnose reads the kubelet's own texts on the pods really stuck", async (t) => {
+  const r = await runInProcess(runDiagnose, [
+    '-n',
+    NS,
+    '-o',
+    'json',
+    '--kubeconfig',
+    lab.kubeconfig,
+    '--insecure-registry',
+    anon.host,
+    '--registry-ca',
+    priv.caFile!,
+    '--timeout',
+    '30s',
+  ]);
+  t.equal(r.code, 1, `something is stuck ${r.stderr}`);
+  const got = new Map((JSON.parse(r.stdout) as { diagnoses: Diagnosis[] }).diagnoses.map((d) => [d.pod.name, d]));
+  const expect: Record<string, [string, RegExp]> = {
+    'missing-tag': ['tag-not-found', /: not found/],
+    'missing-repo': ['repository-not-found', /: not found/],
+    'private-no-secret': ['access-denied', /401 Unauthorized/],
+    invalid: ['invalid-reference', /invalid reference format: repository name must be lowercase/],
+    'index-no-amd64': ['platform-not-found', /no match for platform in manifest/],
+    'never-absent': ['never-pull', /is not present with pull policy of Never/],
+  };
+  t.same([...got.keys()].sort(), Object.keys(expect).sort(), 'the pods stuck pulling, and only those');
+  for (const [pod, [reason, text]] of Object.entries(expect)) {
+    const d = got.get(pod);
+    t.ok(d, `${pod}: diagnosed`);
+    if (!d) continue;
+    t.ok(d.stuck, `${pod}: stuck`);
+    t.equal(d.reason, reason, `${pod}: the cause (the kubelet: ${d.kubelet.reason}: ${d.kubelet.message})`);
+    t.match(d.kubelet.reason ?? '', /^(ErrImagePull|ImagePullBackOff|InvalidImageName|ErrImageNeverPull)$/);
+    const kubeletText = [d.kubelet.message ?? '', ...d.kubelet.events].join('\n');
+    t.match(kubeletText, text, `${pod}: the kubelet's own text is read`);
+    t.equal(d.now, 'still-failing', `${pod}: still failing`);
+    t.notOk(d.disagreement, `${pod}: the kubelet and pullguard agree (${d.disagreement ?? ''})`);
+  }
+});
