@@ -24,8 +24,13 @@ stop kubelet "$KBIN"
 if alive_as containerd "--config $CD/config.toml"; then
   c() { ctr --address "$SOCK" --connect-timeout 2s -n k8s.io "$@"; }
   for id in $(c tasks ls -q 2>/dev/null); do c tasks kill -s KILL "$id" >/dev/null 2>&1; done
-  for id in $(c tasks ls -q 2>/dev/null); do
-    for _ in $(seq 1 20); do c tasks delete "$id" >/dev/null 2>&1 && break; sleep 0.25; done
+  # a killed task goes away on its own (the CRI deletes it when it sees the exit): delete what is
+  # still listed, until nothing is (bounded)
+  for _ in $(seq 1 40); do
+    ids=$(c tasks ls -q 2>/dev/null)
+    [ -z "$ids" ] && break
+    for id in $ids; do c tasks delete "$id" >/dev/null 2>&1; done
+    sleep 0.25
   done
   for id in $(c containers ls -q 2>/dev/null); do c containers delete "$id" >/dev/null 2>&1; done
   left=$(c tasks ls -q 2>/dev/null | wc -l)

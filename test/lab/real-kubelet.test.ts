@@ -4,7 +4,7 @@
 // (Running, or the waiting reason and message it writes) must agree with the prediction. Then
 // `pullguard diagnose` reads the pods that are really stuck, in the kubelet's own words.
 // Needs root, containerd and what test/kube-lab/build.sh builds; without them it fails and says why.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, type CoreV1Event, type V1Pod } from '@kubernetes/client-node';
@@ -217,16 +217,16 @@ t.before(async () => {
   });
 });
 
+// Host paths a kubelet and containerd would write to without the private mount namespace.
+const HOST_PATHS = ['/var/lib/kubelet', '/var/log/pods', '/var/log/containers', '/run/containerd'];
+const hostPathsBefore = HOST_PATHS.filter((p) => existsSync(p));
+
 t.teardown(async () => {
-  // the kubelet and its containers first, while the API server still answers
-  const kdir = kubelet?.dir;
+  // the kubelet and its containers first, while the API server still answers (a no-op when the
+  // last subtest stopped it)
   await kubelet?.stop();
   await Promise.all([lab?.stop(), anon?.stop(), priv?.stop()]);
   if (dir) rmSync(dir, { recursive: true, force: true });
-  if (kdir) {
-    const left = processesIn(kdir);
-    if (left.length) throw new Error(`processes left behind by the real kubelet:\n${left.join('\n')}`);
-  }
 });
 
 function podOf(c: Case): V1Pod {
@@ -404,4 +404,66 @@ t.test("diagnose reads the kubelet's own texts on the pods really stuck", async 
     t.equal(d.now, 'still-failing', `${pod}: still failing`);
     t.notOk(d.disagreement, `${pod}: the kubelet and pullguard agree (${d.disagreement ?? ''})`);
   }
+});
+
+t.test("the node's image cache decides before any credential: a known disagreement", async (t) => {
+  // private-secret pulled team/app:1.0 onto the node; the same image without the secret is then
+  // "already present on machine" for IfNotPresent, and runs. pullguard asks the registry, which
+  // refuses without the secret: it predicts a failure that this node does not have.
+  const c: Case = {
+    pod: 'cached-no-secret',
+    what: 'the private image, no secret, already on the node (IfNotPresent)',
+    image: (h) => `${h.priv}/team/app:1.0`,
+    predict: ['fail', 'access-denied'],
+    kubelet: { pull: 'pulled', state: /^Running$/, message: /^$/ },
+  };
+  const file = join(dir, `${c.pod}.json`);
+  writeFileSync(file, JSON.stringify(podOf(c)));
+  const r = await runInProcess(runCheck, [
+    '-f',
+    file,
+    '--kubeconfig',
+    lab.kubeconfig,
+    '--registry-ca',
+    priv.caFile!,
+    '--timeout',
+    '60s',
+    '-o',
+    'json',
+  ]);
+  const f = (JSON.parse(r.stdout) as { findings: Finding[] }).findings[0]!;
+  await core.createNamespacedPod({ namespace: NS, body: podOf(c) });
+  const o = await outcomeOf(c);
+  t.same([f.verdict, f.reason], c.predict, `pullguard: ${f.verdict} (${f.reason}): ${f.message}`);
+  t.equal(o.state, 'Running', 'the kubelet runs it: the image is on the node');
+  // the kubelet's recorder posts its Events on its own time: wait for the one that says why
+  const present = await waitFor(
+    async () => {
+      const events = await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${c.pod}` });
+      return events.items.find(
+        (e) =>
+          e.source?.component === 'kubelet' &&
+          e.reason === 'Pulled' &&
+          /already present on machine/.test(e.message ?? ''),
+      );
+    },
+    { what: `the kubelet's Pulled event on ${c.pod}`, timeoutMs: 60_000, everyMs: 300 },
+  );
+  t.match(present.message, /^Container image ".*team\/app:1\.0" already present on machine$/, 'the kubelet says why');
+  rows.push(
+    `| ${c.what} | \`REG/team/app:1.0\` | ${f.verdict} ${f.reason} | pulled: Running (already present on machine) | - | NO: the node's cache decides |`,
+  );
+  t.comment(`the table for the closing note:\n${rows.join('\n')}`);
+});
+
+t.test('stop: no process, folder or host path left behind', async (t) => {
+  const kdir = kubelet!.dir;
+  await kubelet!.stop();
+  t.same(processesIn(kdir), [], 'no process names its folder (kubelet, containerd, shims, pause, containers)');
+  t.notOk(existsSync(kdir), 'its folder is removed');
+  t.same(
+    HOST_PATHS.filter((p) => existsSync(p)),
+    hostPathsBefore,
+    'nothing appeared on the host outside the folder',
+  );
 });
