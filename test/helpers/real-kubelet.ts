@@ -125,7 +125,7 @@ export async function startRealKubelet(o: StartRealKubeletOptions): Promise<Real
   };
   // The guard: when this process dies (even by SIGKILL), the kernel sends it TERM (pdeathsig) and
   // it runs kubelet-down.sh, so no kubelet or containerd outlives the test. stop() kills it first.
-  const guardCmd = `trap 'exec bash ${join(SCRIPTS, 'kubelet-down.sh')}' TERM; while :; do sleep 3600 & wait $!; done`;
+  const guardCmd = `trap 'bash ${join(SCRIPTS, 'kubelet-down.sh')}; rm -rf "$KUBELET_LAB_DIR"; exit 0' TERM; while :; do sleep 3600 & wait $!; done`;
   let guard: ChildProcess | undefined;
   if (SETPRIV)
     guard = spawn(SETPRIV, ['--pdeathsig', 'TERM', 'bash', '-c', guardCmd], {
