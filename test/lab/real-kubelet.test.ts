@@ -22,6 +22,7 @@ import {
 } from '../helpers/real-kubelet.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { serve } from '../server/lib.ts';
 
 const NS = 'pg-kubelet-lab';
 const SECRET = 'alice-pull';
@@ -327,17 +328,46 @@ t.test('pullguard predicts, the real kubelet agrees', async (t) => {
   t.equal(r.code, 1, `check: exit 1, images would fail ${r.stderr}`);
   const findings = (JSON.parse(r.stdout) as { findings: Finding[] }).findings;
 
+  // The webhook's face on the same pods (enforce mode, the node watch): the same verdicts.
+  const server = await serve(null, {
+    cluster: { kubeconfig: lab.kubeconfig, watchNodes: true },
+    platforms: [],
+    registry: { insecure: [anon.host], caFiles: [priv.caFile!] },
+    mode: 'enforce',
+  });
+  t.teardown(() => server.close());
+  await waitFor(async () => (await server.get('/readyz')).status === 200, { what: 'the node list', everyMs: 100 });
+  const webhook = new Map<string, string>();
+  for (const c of CASES) {
+    const answer = await server.review({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: crypto.randomUUID(),
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        resource: { group: '', version: 'v1', resource: 'pods' },
+        namespace: NS,
+        operation: 'CREATE',
+        userInfo: { username: 'dev' },
+        object: podOf(c),
+      },
+    });
+    webhook.set(c.pod, answer.allowed === false ? 'deny' : answer.warnings?.length ? 'warn' : 'allow');
+  }
+
   for (const c of CASES) await core.createNamespacedPod({ namespace: NS, body: podOf(c) });
   const outcomes = await Promise.all(CASES.map(outcomeOf));
 
-  rows.push('| case | image | pullguard predicts | kubelet: outcome | kubelet: message | agree |');
-  rows.push('| --- | --- | --- | --- | --- | --- |');
+  rows.push('| case | image | check predicts | webhook | kubelet: outcome | kubelet: message | agree |');
+  rows.push('| --- | --- | --- | --- | --- | --- | --- |');
   for (const [i, c] of CASES.entries()) {
     const f = findings.find((x) => x.object.name === c.pod);
     const o = outcomes[i]!;
     t.ok(f, `${c.pod}: a finding`);
     if (!f) continue;
     t.same([f.verdict, f.reason], c.predict, `${c.what}: pullguard says ${f.verdict} (${f.reason}): ${f.message}`);
+    const face = { ok: 'allow', risk: 'warn', fail: 'deny' }[f.verdict];
+    t.equal(webhook.get(c.pod), face, `${c.what}: the webhook answers as check predicts (${face})`);
     t.equal(o.pull, c.kubelet.pull, `${c.what}: the kubelet ${o.pull} it (${o.state}: ${o.message})`);
     t.match(o.state, c.kubelet.state, `${c.what}: the kubelet's reason`);
     t.match(o.message, c.kubelet.message, `${c.what}: the kubelet's message`);
@@ -349,7 +379,7 @@ t.test('pullguard predicts, the real kubelet agrees', async (t) => {
     else t.ok(agree, `${c.what}: pullguard (${f.verdict}) and the kubelet (${o.state}) agree`);
     const cell = (s: string) => s.replaceAll('|', '\\|').replaceAll(c.image(hosts), '<image>');
     rows.push(
-      `| ${c.what} | \`${c.image(hosts).replace(/^127\.0\.0\.1:\d+/, 'REG')}\`${c.pullPolicy ? ` (${c.pullPolicy})` : ''} | ${f.verdict} ${f.reason} | ${o.pull}: ${o.state} | ${cell(o.message) || '-'} | ${agree ? 'yes' : c.weaker ? 'partly: warns, no denial' : 'NO'} |`,
+      `| ${c.what} | \`${c.image(hosts).replace(/^127\.0\.0\.1:\d+/, 'REG')}\`${c.pullPolicy ? ` (${c.pullPolicy})` : ''} | ${f.verdict} ${f.reason} | ${webhook.get(c.pod)} | ${o.pull}: ${o.state} | ${cell(o.message) || '-'} | ${agree ? 'yes' : c.weaker ? 'partly: warns, no denial' : 'NO'} |`,
     );
   }
   t.comment(`predict, then run (kubelet v1.20.2, containerd, node ${kubelet!.node}):\n${rows.join('\n')}`);
@@ -451,7 +481,7 @@ t.test("the node's image cache decides before any credential: a known disagreeme
   );
   t.match(present.message, /^Container image ".*team\/app:1\.0" already present on machine$/, 'the kubelet says why');
   rows.push(
-    `| ${c.what} | \`REG/team/app:1.0\` | ${f.verdict} ${f.reason} | pulled: Running (already present on machine) | - | NO: the node's cache decides |`,
+    `| ${c.what} | \`REG/team/app:1.0\` | ${f.verdict} ${f.reason} | - | pulled: Running (already present on machine) | - | NO: the node's cache decides |`,
   );
   t.comment(`the table for the closing note:\n${rows.join('\n')}`);
 });
