@@ -5,7 +5,7 @@
 // CNI: hostNetwork pods only); this starts it in a temporary folder on free loopback ports, and
 // stops it by its PID files. A guard process stops it too if the test process dies first.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, type V1Node } from '@kubernetes/client-node';
@@ -146,7 +146,21 @@ export async function startRealKubelet(o: StartRealKubeletOptions): Promise<Real
     }
   };
   try {
-    await script('kubelet-up.sh', env, o.startTimeoutMs ?? 240_000);
+    // Free ports are picked, then bound by the kubelet: another process may take one in between,
+    // so a bind failure starts over with new ports.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await script('kubelet-up.sh', env, o.startTimeoutMs ?? 240_000);
+        break;
+      } catch (err) {
+        const log = join(dir, 'logs', 'kubelet.log');
+        if (attempt >= 3 || !/address already in use/.test(tail(log, 50))) throw err;
+        await script('kubelet-down.sh', env, 120_000);
+        renameSync(log, `${log}.${attempt}`); // kubelet-up.sh reads this log for the registration
+        env.KUBELET_PORT = String(await freePort());
+        env.KUBELET_HEALTHZ_PORT = String(await freePort());
+      }
+    }
     const core = o.lab.kc().makeApiClient(CoreV1Api);
     const nodeObject = await waitFor(
       async () => {
