@@ -20,7 +20,7 @@ import {
   startRealKubelet,
   type RealKubelet,
 } from '../helpers/real-kubelet.ts';
-import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
+import { freePort, startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { serve } from '../server/lib.ts';
 
@@ -75,7 +75,7 @@ interface Case {
   pod: string;
   what: string;
   image: (h: Hosts) => string;
-  pullPolicy?: 'Never';
+  pullPolicy?: 'Never' | 'Always';
   secret?: boolean;
   /** pullguard's verdict and reason */
   predict: [string, string];
@@ -88,6 +88,8 @@ interface Case {
 interface Hosts {
   anon: string;
   priv: string;
+  /** 127.0.0.1:PORT where nothing listens */
+  closed: string;
 }
 
 const CASES: Case[] = [
@@ -157,6 +159,19 @@ const CASES: Case[] = [
     kubelet: { pull: 'pulled', state: /^Error$/, message: /^exit code 1; log: exec \/hello: exec format error$/ },
   },
   {
+    // containerd falls back to plain http for a 127.0.0.1 host without hosts.toml; refused either way
+    pod: 'unreachable',
+    what: 'a registry that does not answer (nothing listens)',
+    image: (h) => `${h.closed}/demo/run:1.0`,
+    predict: ['risk', 'registry-unreachable'],
+    kubelet: {
+      pull: 'failed',
+      state: /^(ErrImagePull|ImagePullBackOff)$/,
+      message: /code = Unknown .*dial tcp 127\.0\.0\.1:\d+: connect: connection refused$/,
+    },
+    weaker: 'pullguard warns (risk) and does not deny: a registry that is down now may be up at the next pull',
+  },
+  {
     // pullguard warns (unverifiable: the node's image list, at most 50 images, does not show it)
     pod: 'never-absent',
     what: 'imagePullPolicy Never, the image absent',
@@ -185,7 +200,7 @@ t.before(async () => {
     startRegistry(),
     startRegistry({ auth: 'htpasswd', users: [{ username: 'alice', password: 's3cret' }] }),
   ]);
-  hosts = { anon: anon.host, priv: priv.host };
+  hosts = { anon: anon.host, priv: priv.host, closed: `127.0.0.1:${await freePort()}` };
   dir = mkdtempSync(join(tmpdir(), 'pullguard-real-kubelet-'));
   // Programs that really run: the static pause (amd64: runs until killed) and an arm64 exit(0).
   const pause = { files: [{ name: 'pause', data: readFileSync(PAUSE_BIN), mode: 0o755 }], entrypoint: ['/pause'] };
@@ -420,6 +435,7 @@ t.test("diagnose reads the kubelet's own texts on the pods really stuck", async 
     invalid: ['invalid-reference', /invalid reference format: repository name must be lowercase/],
     'index-no-amd64': ['platform-not-found', /no match for platform in manifest/],
     'never-absent': ['never-pull', /is not present with pull policy of Never/],
+    unreachable: ['registry-unreachable', /connect: connection refused/],
   };
   t.same([...got.keys()].sort(), Object.keys(expect).sort(), 'the pods stuck pulling, and only those');
   for (const [pod, [reason, text]] of Object.entries(expect)) {
@@ -439,19 +455,32 @@ t.test("diagnose reads the kubelet's own texts on the pods really stuck", async 
 t.test("the node's image cache decides before any credential: a known disagreement", async (t) => {
   // private-secret pulled team/app:1.0 onto the node; the same image without the secret is then
   // "already present on machine" for IfNotPresent, and runs. pullguard asks the registry, which
-  // refuses without the secret: it predicts a failure that this node does not have.
-  const c: Case = {
-    pod: 'cached-no-secret',
-    what: 'the private image, no secret, already on the node (IfNotPresent)',
-    image: (h) => `${h.priv}/team/app:1.0`,
-    predict: ['fail', 'access-denied'],
-    kubelet: { pull: 'pulled', state: /^Running$/, message: /^$/ },
-  };
-  const file = join(dir, `${c.pod}.json`);
-  writeFileSync(file, JSON.stringify(podOf(c)));
+  // refuses without the secret: it predicts a failure that this node does not have. With
+  // imagePullPolicy Always the kubelet asks the registry too, and fails as predicted.
+  const cases: Case[] = [
+    {
+      pod: 'cached-no-secret',
+      what: 'the private image, no secret, already on the node (IfNotPresent)',
+      image: (h) => `${h.priv}/team/app:1.0`,
+      predict: ['fail', 'access-denied'],
+      kubelet: { pull: 'pulled', state: /^Running$/, message: /^$/ },
+    },
+    {
+      pod: 'cached-always-no-secret',
+      what: 'the same, imagePullPolicy Always',
+      image: (h) => `${h.priv}/team/app:1.0`,
+      pullPolicy: 'Always',
+      predict: ['fail', 'access-denied'],
+      kubelet: { pull: 'failed', state: /^(ErrImagePull|ImagePullBackOff)$/, message: /401 Unauthorized$/ },
+    },
+  ];
+  const files = cases.map((c) => {
+    const file = join(dir, `${c.pod}.json`);
+    writeFileSync(file, JSON.stringify(podOf(c)));
+    return file;
+  });
   const r = await runInProcess(runCheck, [
-    '-f',
-    file,
+    ...files.flatMap((f) => ['-f', f]),
     '--kubeconfig',
     lab.kubeconfig,
     '--registry-ca',
@@ -461,15 +490,23 @@ t.test("the node's image cache decides before any credential: a known disagreeme
     '-o',
     'json',
   ]);
-  const f = (JSON.parse(r.stdout) as { findings: Finding[] }).findings[0]!;
-  await core.createNamespacedPod({ namespace: NS, body: podOf(c) });
-  const o = await outcomeOf(c);
-  t.same([f.verdict, f.reason], c.predict, `pullguard: ${f.verdict} (${f.reason}): ${f.message}`);
-  t.equal(o.state, 'Running', 'the kubelet runs it: the image is on the node');
+  const findings = (JSON.parse(r.stdout) as { findings: Finding[] }).findings;
+  for (const c of cases) await core.createNamespacedPod({ namespace: NS, body: podOf(c) });
+  const [cached, always] = await Promise.all(cases.map(outcomeOf));
+  for (const c of cases) {
+    const f = findings.find((x) => x.object.name === c.pod)!;
+    t.same([f.verdict, f.reason], c.predict, `${c.what}: pullguard says ${f.verdict} (${f.reason}): ${f.message}`);
+  }
+  t.equal(cached!.state, 'Running', 'IfNotPresent: the kubelet runs it, the image is on the node');
+  t.equal(always!.pull, 'failed', `Always: the kubelet asks the registry and fails (${always!.message})`);
+  t.match(always!.message, cases[1]!.kubelet.message);
   // the kubelet's recorder posts its Events on its own time: wait for the one that says why
   const present = await waitFor(
     async () => {
-      const events = await core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${c.pod}` });
+      const events = await core.listNamespacedEvent({
+        namespace: NS,
+        fieldSelector: `involvedObject.name=${cases[0]!.pod}`,
+      });
       return events.items.find(
         (e) =>
           e.source?.component === 'kubelet' &&
@@ -477,11 +514,12 @@ t.test("the node's image cache decides before any credential: a known disagreeme
           /already present on machine/.test(e.message ?? ''),
       );
     },
-    { what: `the kubelet's Pulled event on ${c.pod}`, timeoutMs: 60_000, everyMs: 300 },
+    { what: `the kubelet's Pulled event on ${cases[0]!.pod}`, timeoutMs: 60_000, everyMs: 300 },
   );
   t.match(present.message, /^Container image ".*team\/app:1\.0" already present on machine$/, 'the kubelet says why');
   rows.push(
-    `| ${c.what} | \`REG/team/app:1.0\` | ${f.verdict} ${f.reason} | - | pulled: Running (already present on machine) | - | NO: the node's cache decides |`,
+    `| ${cases[0]!.what} | \`REG/team/app:1.0\` | fail access-denied | - | pulled: Running | ${present.message!.replace(cases[0]!.image(hosts), '<image>')} | NO: the node's cache decides |`,
+    `| ${cases[1]!.what} | \`REG/team/app:1.0\` (Always) | fail access-denied | - | failed: ${always!.state} | ${always!.message.replaceAll(cases[1]!.image(hosts), '<image>')} | yes |`,
   );
   t.comment(`the table for the closing note:\n${rows.join('\n')}`);
 });
