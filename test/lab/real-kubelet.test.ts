@@ -195,6 +195,9 @@ let hosts: Hosts;
 t.before(async () => {
   const missing = missingForRealKubelet();
   if (missing) throw new Error(`the real-kubelet test cannot run on this machine: ${missing}`);
+  // the images hold amd64 and arm64 programs, and the cases name the node's platform: amd64
+  if (process.arch !== 'x64')
+    throw new Error(`the real-kubelet test is written for a linux/amd64 machine, this one is ${process.arch}`);
   [lab, anon, priv] = await Promise.all([
     startKubeLab(),
     startRegistry(),
@@ -295,8 +298,11 @@ async function outcomeOf(c: Case): Promise<Outcome> {
       const waiting = s.state?.waiting;
       const ended = s.state?.terminated ?? s.lastState?.terminated;
       if (waiting?.reason && PULL_FAILED.has(waiting.reason)) {
-        const cause = waiting.reason === 'ImagePullBackOff' ? await pullFailure(c.pod) : undefined;
-        return { pull: 'failed', state: waiting.reason, message: cause ?? waiting.message ?? '' };
+        if (waiting.reason !== 'ImagePullBackOff')
+          return { pull: 'failed', state: waiting.reason, message: waiting.message ?? '' };
+        // the waiting message is only "Back-off pulling image": the cause is in the Failed event
+        const cause = await pullFailure(c.pod);
+        return cause === undefined ? undefined : { pull: 'failed', state: waiting.reason, message: cause };
       }
       // pulled, then the container could not start, or started and failed at once: the reason,
       // the exit code, the runtime's text and what the container wrote (as `kubectl logs` shows it)
