@@ -289,14 +289,19 @@ async function pullFailure(pod: string): Promise<string | undefined> {
 
 /** Waits (bounded) until the kubelet has settled the pod's pull one way or the other. */
 async function outcomeOf(c: Case): Promise<Outcome> {
+  let last = 'no container status';
   return waitFor(
     async (): Promise<Outcome | undefined> => {
       const pod = await core.readNamespacedPod({ name: c.pod, namespace: NS });
       const s = pod.status?.containerStatuses?.[0];
       if (!s) return undefined;
-      if (s.state?.running) return { pull: 'pulled', state: 'Running', message: '' };
+      last = JSON.stringify({ state: s.state, lastState: s.lastState, restartCount: s.restartCount });
       const waiting = s.state?.waiting;
       const ended = s.state?.terminated ?? s.lastState?.terminated;
+      // A container is Running from runc's start until its process ends: one whose program cannot
+      // run here is Running for a moment, then exits. So Running settles only the cases expected to
+      // run (pause runs until killed); the others wait on for the exit, and time out if none comes.
+      if (s.state?.running && c.kubelet.state.test('Running')) return { pull: 'pulled', state: 'Running', message: '' };
       if (waiting?.reason && PULL_FAILED.has(waiting.reason)) {
         if (waiting.reason !== 'ImagePullBackOff')
           return { pull: 'failed', state: waiting.reason, message: waiting.message ?? '' };
@@ -309,8 +314,8 @@ async function outcomeOf(c: Case): Promise<Outcome> {
       if (!s.imageID) return undefined;
       if (ended && ended.exitCode !== 0) {
         const log = kubelet!.containerLog(NS, c.pod, 'app');
-        if (log === undefined) return undefined;
-        const texts = [`exit code ${ended.exitCode}`, ended.message, log && `log: ${log}`].filter(Boolean);
+        if (!log) return undefined; // the CRI log is written as the container runs: wait for its text
+        const texts = [`exit code ${ended.exitCode}`, ended.message, `log: ${log}`].filter(Boolean);
         return { pull: 'pulled', state: ended.reason ?? 'terminated', message: texts.join('; ') };
       }
       if (waiting?.reason && START_FAILED.has(waiting.reason))
@@ -319,7 +324,7 @@ async function outcomeOf(c: Case): Promise<Outcome> {
     },
     { what: `the kubelet's outcome for pod ${c.pod}`, timeoutMs: 180_000, everyMs: 300 },
   ).catch((err: Error) => {
-    throw new Error(`${err.message}\nkubelet.log:\n${kubelet?.logTail('kubelet', 20)}`);
+    throw new Error(`${err.message}\nlast status: ${last}\nkubelet.log:\n${kubelet?.logTail('kubelet', 20)}`);
   });
 }
 
