@@ -408,6 +408,11 @@ t.test('pullguard predicts, the real kubelet agrees', async (t) => {
       `| ${c.what} | \`${c.image(hosts).replace(/^127\.0\.0\.1:\d+/, 'REG')}\`${c.pullPolicy ? ` (${c.pullPolicy})` : ''} | ${f.verdict} ${f.reason} | ${webhook.get(c.pod)} | ${o.pull}: ${o.state} | ${cell(o.message) || '-'} | ${agree ? 'yes' : c.weaker ? 'partly: warns, no denial' : 'NO'} |`,
     );
   }
+  // Running was taken at first sight: the pods that run still do, never restarted, after all the others settled
+  for (const c of CASES.filter((c) => c.kubelet.state.test('Running'))) {
+    const s = (await core.readNamespacedPod({ name: c.pod, namespace: NS })).status?.containerStatuses?.[0];
+    t.ok(s?.state?.running && s.restartCount === 0, `${c.what}: still running, never restarted`);
+  }
   t.comment(`predict, then run (kubelet v1.20.2, containerd, node ${kubelet!.node}):\n${rows.join('\n')}`);
 });
 
