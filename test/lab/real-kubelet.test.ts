@@ -466,6 +466,29 @@ t.test("diagnose reads the kubelet's own texts on the pods really stuck", async 
     t.equal(d.now, 'still-failing', `${pod}: still failing`);
     t.notOk(d.disagreement, `${pod}: the kubelet and pullguard agree (${d.disagreement ?? ''})`);
   }
+
+  // what a person reads: the kubelet quoted, then the cause and the fix
+  const text = await runInProcess(runDiagnose, [
+    '-n',
+    NS,
+    'missing-tag',
+    'private-no-secret',
+    '--kubeconfig',
+    lab.kubeconfig,
+    '--insecure-registry',
+    anon.host,
+    '--registry-ca',
+    priv.caFile!,
+    '--timeout',
+    '30s',
+  ]);
+  t.equal(text.code, 1);
+  t.match(text.stdout, `pod ${NS}/missing-tag (node ${kubelet!.node}, linux/amd64), container "app"`);
+  t.match(text.stdout, /kubelet: +(ErrImagePull|ImagePullBackOff) .*demo\/run:nope: not found/);
+  t.match(text.stdout, /cause: +tag-not-found: /);
+  t.match(text.stdout, /kubelet: +(ErrImagePull|ImagePullBackOff) .*401 Unauthorized/);
+  t.match(text.stdout, /cause: +access-denied: /);
+  t.match(text.stdout, /fix: +\S/);
 });
 
 t.test("the node's image cache decides before any credential: a known disagreement", async (t) => {
