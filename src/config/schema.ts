@@ -169,6 +169,12 @@ export const configSchema = z.strictObject({
         .describe(
           'where the plugins named in `providerConfig` are (needed with it, as the kubelet needs both flags); `--image-credential-provider-bin-dir`',
         ),
+      serviceAccountTokens: z
+        .boolean()
+        .default(DEFAULTS.credentials.serviceAccountTokens)
+        .describe(
+          "run the plugins whose provider has `tokenAttributes` (KEP-4412) as the kubelet does: with a short-lived token of the pod's ServiceAccount for the provider's audience (TokenRequest; needs `create` on `serviceaccounts/token`) and the annotations it names; off: their images stay `unverifiable`, unless the ServiceAccount lacks a required annotation (then the kubelet gets nothing from the plugin, and neither does pullguard). docs/operating.md states the trade-off; `--request-service-account-tokens`",
+        ),
     })
     .refine((c) => !c.providerConfig || Boolean(c.providerBinDir), {
       message: 'providerConfig needs providerBinDir (the kubelet needs both flags too)',

@@ -210,16 +210,22 @@ export class Preflight {
     const keyring = unionLookup(run.credentials.keyrings, ref.name);
     const dynamic = run.credentials.dynamic;
     if (!dynamic?.length) return this.#withCredentials(about, keyring, [], providerManaged, run);
-    return Promise.all(dynamic.map((d) => d.lookup(ref.name, ref.domain))).then((asked) =>
-      this.#withCredentials(
+    return Promise.all(dynamic.map((d) => d.lookup(ref.name, ref.domain))).then((asked) => {
+      // A source the kubelet would not use for this pod (a provider given no ServiceAccount token):
+      // why it gave nothing belongs with the credentials a denial describes.
+      const notes = asked.flatMap((a) => a.notes ?? []);
+      const within = notes.length
+        ? { ...run, credentials: { ...run.credentials, problems: [...(run.credentials.problems ?? []), ...notes] } }
+        : run;
+      return this.#withCredentials(
         about,
         [...keyring, ...asked.flatMap((a) => a.credentials)],
         // A credential source that failed: without it pullguard cannot say what the pull would see.
         asked.flatMap((a) => a.failures),
         providerManaged || asked.some((a) => a.managed),
-        run,
-      ),
-    );
+        within,
+      );
+    });
   }
 
   #withCredentials(
