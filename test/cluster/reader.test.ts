@@ -206,8 +206,17 @@ t.test('empty names are skipped, duplicates read once, order kept', async (t) =>
 
 t.test('service account imagePullSecrets', async (t) => {
   const r = reader();
-  t.same(keep(await r.serviceAccountPullSecrets('shop', 'builder')), { status: 'ok', names: ['regcred', 'legacy'] });
-  t.same(keep(await r.serviceAccountPullSecrets('shop', 'default')), { status: 'ok', names: [] });
+  const builder = keep(await r.serviceAccountPullSecrets('shop', 'builder'));
+  t.match(builder, { status: 'ok', names: ['regcred', 'legacy'], uid: String }, 'its uid too (credential providers)');
+  t.same(builder.names, ['regcred', 'legacy']);
+  t.same(keep(await r.serviceAccountPullSecrets('shop', 'default')).names, []);
+  // Annotations for credential providers with tokenAttributes; never kubectl's copy of the object.
+  const annotated = api.putServiceAccount('shop', 'annotated');
+  annotated.metadata.annotations = {
+    'registry.test/role': 'puller',
+    'kubectl.kubernetes.io/last-applied-configuration': '{"big":"copy"}',
+  };
+  t.same(keep(await r.serviceAccountPullSecrets('shop', 'annotated')).annotations, { 'registry.test/role': 'puller' });
   const missing = keep(await r.serviceAccountPullSecrets('shop', 'ghost'));
   t.equal(missing.status, 'missing');
   t.same(missing.names, []);

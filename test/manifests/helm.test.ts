@@ -349,6 +349,20 @@ t.test('values: image by digest, replicas, resources, priority, webhook selector
   t.same(config.registry.insecure, ['registry.internal:5000'], 'config: merged in');
 });
 
+t.test('serviceAccountTokens.enabled: exactly SERVICE_ACCOUNT_TOKEN_ACCESS, and the setting on', async (t) => {
+  const off = render(t, {});
+  t.notOk(
+    off.some((o) => o.kind === 'ClusterRole' && /service-account-tokens/.test(o.metadata.name)),
+    'off by default: no grant',
+  );
+  const on = render(t, { serviceAccountTokens: { enabled: true } });
+  const role = on.find((o) => o.kind === 'ClusterRole' && /service-account-tokens$/.test(o.metadata.name))!;
+  const component = readYaml(join(manifestsDir, 'components', 'service-account-tokens', 'rbac.yaml'));
+  t.same(role.rules, only(component, 'ClusterRole').rules, 'the same rules as the kustomize component');
+  const env = only(on, 'Deployment').spec.template.spec.containers[0].env as Obj[];
+  t.same(env, [{ name: 'PULLGUARD_CREDENTIALS_SERVICE_ACCOUNT_TOKENS', value: 'true' }]);
+});
+
 t.test('webhook.skipUnchangedImages: false leaves updates that change no image to the webhook', async (t) => {
   const on = only(render(t, {}), 'ValidatingWebhookConfiguration').webhooks as Obj[];
   for (const w of on)
