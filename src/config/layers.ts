@@ -89,7 +89,14 @@ export const DEFAULTS = {
     endpoints: {} as Record<string, string>,
   },
   cache: { maxEntries: 10_000, positiveTtl: 5 * MINUTE, digestTtl: 60 * MINUTE, negativeTtl: 10 * SECOND },
-  credentials: { nodeDockerConfigs: [] as string[], providerImages: [...PROVIDER_IMAGES], serviceAccountTokens: false },
+  credentials: {
+    nodeDockerConfigs: [] as string[],
+    providerImages: [...PROVIDER_IMAGES],
+    serviceAccountTokens: false,
+    // the kubelet's default since KubeletEnsureSecretPulledImages (KEP-2535) is on (1.35)
+    imagePullCredentialsVerificationPolicy: 'NeverVerifyPreloadedImages' as const,
+    preloadedImagesVerificationAllowlist: [] as string[],
+  },
   platforms: [] as string[],
   cluster: { cacheTtl: 30 * SECOND, watchNodes: true },
   server: {

@@ -35,6 +35,7 @@ import {
   timedOut,
   transientVerdict,
   unverifiable,
+  usableFromNode,
 } from './verdicts.ts';
 
 export type { ImageVerdict } from './verdicts.ts';
@@ -199,6 +200,17 @@ export class Preflight {
   }
 
   #evaluateUnsafe(image: string, pullPolicy: string | undefined, run: Run): Maybe<ImageVerdict> {
+    const v = this.#fromRegistry(image, pullPolicy, run);
+    // KEP-2535: an IfNotPresent image some node has may be used there without the registry.
+    const { imagePullCredentialsVerificationPolicy: policy, preloadedImagesVerificationAllowlist: allowlist } =
+      this.#config.credentials;
+    if (pullPolicy !== 'IfNotPresent' || !run.imageOnAnyNode || policy === 'AlwaysVerify') return v;
+    const about = this.#staticsOf(image).about;
+    if (!about) return v;
+    return then(v, (verdict) => usableFromNode(verdict, about, policy, allowlist, run.imageOnAnyNode));
+  }
+
+  #fromRegistry(image: string, pullPolicy: string | undefined, run: Run): Maybe<ImageVerdict> {
     const statics = this.#staticsOf(image);
     const { parsed, providerManaged } = statics;
     if (!parsed.ok) return invalidReference(image, parsed.error);
