@@ -207,7 +207,9 @@ export class Preflight {
     if (pullPolicy !== 'IfNotPresent' || !run.imageOnAnyNode || policy === 'AlwaysVerify') return v;
     const about = this.#staticsOf(image).about;
     if (!about) return v;
-    return then(v, (verdict) => usableFromNode(verdict, about, policy, allowlist, run.imageOnAnyNode));
+    // A verdict at hand is looked at at once, without a closure (the warm path makes no garbage).
+    if (!(v instanceof Promise)) return usableFromNode(v, about, policy, allowlist, run.imageOnAnyNode);
+    return v.then((verdict) => usableFromNode(verdict, about, policy, allowlist, run.imageOnAnyNode));
   }
 
   #fromRegistry(image: string, pullPolicy: string | undefined, run: Run): Maybe<ImageVerdict> {
