@@ -23,6 +23,10 @@ export interface Answer<T extends Outcome = Outcome> {
   /** one-line facts for people: statuses, hosts, error codes; never a credential */
   evidence: string[];
   rateLimit?: RateLimit;
+  /** the host that served it, when the nodes' configuration gives more than one */
+  servedBy?: string;
+  /** what people should know though it is found: a mirror that lacks it (routes.ts) */
+  note?: string;
 }
 
 /** Why a 401 stayed a 401: what the authentication step found. */
