@@ -88,6 +88,7 @@ export const DEFAULTS = {
   cache: { maxEntries: 10_000, positiveTtl: 5 * MINUTE, digestTtl: 60 * MINUTE, negativeTtl: 10 * SECOND },
   credentials: { nodeDockerConfigs: [] as string[], providerImages: [...PROVIDER_IMAGES] },
   platforms: [] as string[],
+  nodes: { runtime: 'containerd' as 'containerd' | 'cri-o' },
   cluster: { cacheTtl: 30 * SECOND, watchNodes: true },
   server: {
     host: '0.0.0.0',

@@ -223,6 +223,18 @@ export function foundVerdict(
     const text = explain({ image, ref, reason: 'rate-limited', rateLimit: rl, credentialSource: found.cred?.source });
     return { ...verdict(image, ref.pullRef, 'rate-limited', text, evidence), ...extras };
   }
+  // Which mirror serves it, and what a mirror's miss costs: said, never held against the image.
+  if (found.note)
+    return {
+      ...verdict(
+        image,
+        ref.pullRef,
+        'available',
+        explain({ image, ref, reason: 'available', note: found.note }),
+        evidence,
+      ),
+      ...extras,
+    };
   about.available ??= explain({ image, ref, reason: 'available' });
   return { ...verdict(image, ref.pullRef, 'available', about.available, evidence), ...extras };
 }
