@@ -24,6 +24,7 @@ import type { Face } from '../preflight/messages.ts';
 import { RegistryClient, type ClientOptions } from '../registry/client.ts';
 import { HostsDir } from '../registry/hosts-dir.ts';
 import { ProxyRules, proxySettings } from '../registry/proxy.ts';
+import { RegistriesConf, RegistriesConfRoutes } from '../registry/registries-conf.ts';
 import { HostsDirRoutes, type Routes } from '../registry/routes.ts';
 import { systemErrorText } from '../system-errors.ts';
 import { parsePlatforms } from './platforms.ts';
@@ -114,6 +115,7 @@ export function routesFor(config: Config): Routes | undefined {
       "registry.hostsDir (containerd's) and registry.registriesConf (CRI-O's) are both set: give the one your nodes' runtime reads",
     );
   if (r.hostsDir !== undefined) return new HostsDirRoutes(new HostsDir(r.hostsDir));
+  if (crio) return new RegistriesConfRoutes(RegistriesConf.load(r.registriesConf, r.registriesConfDir));
   return undefined;
 }
 

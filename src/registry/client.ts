@@ -59,7 +59,8 @@ export class RegistryClient {
         new Map(Object.entries(options.endpoints ?? {}).map(([domain, base]) => [domain, endpointOfUrl(base)])),
       );
     const hosts = this.routes.endpoints();
-    this.transport = new RegistryTransport({ ...options, hostTls: hostTlsOf(hosts, options.hostTls) });
+    const insecure = [...options.insecure, ...hosts.filter((e) => e.insecure).map((e) => e.host)];
+    this.transport = new RegistryTransport({ ...options, insecure, hostTls: hostTlsOf(hosts, options.hostTls) });
     this.#sender = new Sender(this.transport);
     for (const e of hosts) if (e.scheme === 'http') this.transport.usePlainHttp(e.host);
   }
@@ -93,7 +94,7 @@ export class RegistryClient {
   ): Promise<A | Answer> {
     const route = this.routes.route(target.domain, target.path, need === 'pull');
     if (route.blocked)
-      return Promise.resolve({ outcome: { kind: 'denied' }, evidence: [route.blocked], note: route.blocked });
+      return Promise.resolve({ outcome: { kind: 'blocked', why: route.blocked }, evidence: [route.blocked] });
     return acrossHosts(route, need, (e: Endpoint) => {
       const repository = e.repository ?? target.path;
       const ctx = new RequestContext({

@@ -26,6 +26,8 @@ export interface RegistryEndpoint {
   upstream: boolean;
   /** undefined: as configured elsewhere (registry.insecure) */
   skipVerify?: boolean;
+  /** an insecure registry (registries.conf `insecure`): TLS unverified, plain HTTP when it has no TLS */
+  insecure?: boolean;
   /** CA certificate files trusted for this host besides the system's, and their PEM once read */
   caFiles: string[];
   caPems: string[];

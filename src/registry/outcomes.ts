@@ -16,7 +16,9 @@ export type Outcome =
   | { kind: 'rate-limited'; retryAfter?: number }
   | { kind: 'error'; status?: number }
   | { kind: 'unreachable'; transport: string; tls?: TlsProblem }
-  | { kind: 'timeout' };
+  | { kind: 'timeout' }
+  /** the nodes' runtime refuses to pull it (registries.conf `blocked`, an ambiguous short name) */
+  | { kind: 'blocked'; why: string };
 
 export interface Answer<T extends Outcome = Outcome> {
   outcome: T;

@@ -29,6 +29,8 @@ export interface Routes {
   endpoints(): RegistryEndpoint[];
   /** what was ignored in the files, for the start-up log */
   readonly warnings: readonly string[];
+  /** CRI-O: the fully qualified names a short name stands for, in order, or why the runtime refuses it */
+  shortName?(name: string): { candidates: string[]; why: string } | { error: string };
 }
 
 /** containerd's defaults, with `registry.endpoints` as a shorthand for a hosts.toml holding only `server`. */
@@ -109,7 +111,7 @@ export async function acrossHosts<A extends Answer>(
     }
     missed.push(roleOf(e));
     // The deadline is spent: no later host could answer in time.
-    if (kind === 'timeout') return { ...answer, evidence };
+    if (kind === 'timeout' || kind === 'blocked') return { ...answer, evidence };
     if (kind !== 'not-found') firstFailure ??= answer;
   }
   const chosen = firstFailure ?? last!;
