@@ -96,7 +96,8 @@ export class RegistriesConf {
         origin = p.searchOrigin;
       }
       if (p.shortNameMode) mode = p.shortNameMode;
-      for (const [k, v] of p.aliases) aliases.set(k, v);
+      // an empty value in a later file removes the alias
+      for (const [k, v] of p.aliases) v ? aliases.set(k, v) : aliases.delete(k);
     }
     this.registries = [...merged.keys()].sort().map((k) => merged.get(k)!);
     this.search = search ?? [];
@@ -408,7 +409,11 @@ function parseFile(toml: TomlFile): Parsed {
   }
   const aliases = toml.table(root, 'aliases');
   for (const [k, v] of Object.entries(aliases ?? {})) {
-    if (typeof v !== 'string' || !v) throw toml.error(`aliases.${k}`, 'must be a fully qualified image name');
+    if (typeof v !== 'string') throw toml.error(`aliases.${k}`, 'must be a fully qualified image name');
+    if (!v) {
+      out.aliases.set(k, '');
+      continue;
+    }
     if (k.includes('/') ? k.split('/')[0]!.includes('.') : false)
       throw toml.error(`aliases.${k}`, `invalid short name "${k}": must not name a registry`);
     if (/[:@]/.test(v.slice(v.indexOf('/'))))
