@@ -115,5 +115,5 @@ function joined(headers: Record<string, string[]> | undefined): Record<string, s
 }
 
 function via(r: HttpResponse): string {
-  return r.proxy ? ` (via proxy ${r.proxy})` : '';
+  return `${r.proxy ? ` (via proxy ${r.proxy})` : ''}${r.note ? `; ${r.note}` : ''}`;
 }
