@@ -22,9 +22,7 @@ import type { Platform } from '../platform/index.ts';
 import { Preflight } from '../preflight/engine.ts';
 import type { Face } from '../preflight/messages.ts';
 import { RegistryClient, type ClientOptions } from '../registry/client.ts';
-import { HostsDir } from '../registry/hosts-dir.ts';
 import { ProxyRules, proxySettings } from '../registry/proxy.ts';
-import { RegistriesConf, RegistriesConfRoutes } from '../registry/registries-conf.ts';
 import { HostsDirRoutes, type Routes } from '../registry/routes.ts';
 import { systemErrorText } from '../system-errors.ts';
 import { parsePlatforms } from './platforms.ts';
@@ -85,10 +83,8 @@ export function registryClientFor(
   } = {},
 ): RegistryClient {
   const { env = {}, ...hooks } = options;
-  const routes = options.routes ?? routesFor(config);
   return new RegistryClient({
     ...hooks,
-    ...(routes ? { routes } : {}),
     proxy: proxySettings(config.registry.proxy, env),
     insecure: config.registry.insecure,
     caPems: [...caPems],
@@ -103,7 +99,7 @@ export function registryClientFor(
  * The nodes' registry files, read whole now so that a mistake stops start-up: containerd's hosts
  * directory or CRI-O's registries.conf. Undefined: containerd's defaults (and registry.endpoints).
  */
-export function routesFor(config: Config): Routes | undefined {
+export async function loadRoutes(config: Config): Promise<Routes | undefined> {
   const r = config.registry;
   const crio = r.registriesConf !== undefined || r.registriesConfDir !== undefined;
   if ((r.hostsDir !== undefined || crio) && Object.keys(r.endpoints).length)
@@ -114,8 +110,15 @@ export function routesFor(config: Config): Routes | undefined {
     throw new SetupError(
       "registry.hostsDir (containerd's) and registry.registriesConf (CRI-O's) are both set: give the one your nodes' runtime reads",
     );
-  if (r.hostsDir !== undefined) return new HostsDirRoutes(new HostsDir(r.hostsDir));
-  if (crio) return new RegistriesConfRoutes(RegistriesConf.load(r.registriesConf, r.registriesConfDir));
+  // The TOML parser is loaded only when a file is read.
+  if (r.hostsDir !== undefined) {
+    const { HostsDir } = await import('../registry/hosts-dir.ts');
+    return new HostsDirRoutes(new HostsDir(r.hostsDir));
+  }
+  if (crio) {
+    const { RegistriesConf, RegistriesConfRoutes } = await import('../registry/registries-conf.ts');
+    return new RegistriesConfRoutes(RegistriesConf.load(r.registriesConf, r.registriesConfDir));
+  }
   return undefined;
 }
 
@@ -147,7 +150,7 @@ export function readCaFiles(files: readonly string[]): string[] {
 export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promise<BuiltPodCheck> {
   const { logger, env } = setup;
   const caPems = readCaFiles(config.registry.caFiles);
-  const routes = routesFor(config);
+  const routes = await loadRoutes(config);
   const warnings = [...(routes?.warnings ?? [])];
   for (const w of warnings) logger?.warn(w);
   const platforms = setup.platforms ?? parsePlatforms(config.platforms);

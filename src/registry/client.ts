@@ -6,7 +6,7 @@
 
 import { cut } from '../text.ts';
 import { credentialId, type Authenticator, type RegistryCredential } from './auth.ts';
-import { endpointOfUrl, type RegistryEndpoint } from './hosts-dir.ts';
+import { endpointOfUrl, type RegistryEndpoint } from './endpoint.ts';
 import { bareMediaType, parseVerified, sha256Digest } from './media.ts';
 import { errorBody, header, outcomeOfStatus, transportOutcome, type Answer, type Outcome } from './outcomes.ts';
 import { parseRateLimit, type RateLimit } from './ratelimit.ts';

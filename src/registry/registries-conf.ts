@@ -9,7 +9,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SetupError } from '../errors.ts';
 import { systemErrorText } from '../system-errors.ts';
-import { defaultEndpoint, type RegistryEndpoint } from './hosts-dir.ts';
+import { defaultEndpoint, type RegistryEndpoint } from './endpoint.ts';
 import type { Endpoint, Route, Routes } from './routes.ts';
 import { TomlFile, type TomlTable } from './toml-file.ts';
 

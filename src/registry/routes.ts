@@ -5,7 +5,7 @@
 // not a 404 is the answer when every host fails, else "not found". Every request kind of the client
 // goes through here, so a new one gets the mirrors too.
 
-import { type RegistryEndpoint, defaultEndpoint } from './hosts-dir.ts';
+import { type RegistryEndpoint, defaultEndpoint } from './endpoint.ts';
 import type { Answer } from './outcomes.ts';
 
 /** One host of a route; `repository` when the configuration rewrites the path (registries.conf location). */
