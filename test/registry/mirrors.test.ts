@@ -131,3 +131,42 @@ t.test('a mirror answering 500 is passed over; when the upstream lacks the image
   t.match(miss.outcome, { kind: 'error', status: 500 }, "containerd's first error that is not a 404");
   t.ok(rule);
 });
+
+t.test('a TLS mirror trusted by its hosts.toml `ca` alone; skip_verify instead; neither: passed over', async (t) => {
+  const tls = await startRegistry({ tls: true });
+  t.teardown(() => tls.stop());
+  await tls.pushImage('only/tls', '1');
+  const root = mkdtempSync(join(tmpdir(), 'pg-mirrors-tls-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  writeFileSync(join(root, 'ca.pem'), tls.caPem!);
+  // one directory per case: a host's TLS settings are the first file's that names it
+  const ask = async (name: string, settings: string) => {
+    const d = join(root, name);
+    mkdirSync(join(d, 'tls.pgbar.test'), { recursive: true });
+    writeFileSync(
+      join(d, 'tls.pgbar.test', 'hosts.toml'),
+      `server = "${upstream.url}"\n[host."https://${tls.host}"]\n${settings}`,
+    );
+    const c = new RegistryClient({
+      routes: new HostsDirRoutes(new HostsDir(d)),
+      insecure: [],
+      caPems: [],
+      concurrency: 2,
+      allowLinkLocal: [],
+      requestTimeoutMs: 10_000,
+    });
+    t.teardown(() => c.close());
+    return c.resolve({ domain: 'tls.pgbar.test', path: 'only/tls' }, '1', null);
+  };
+  const trusted = await ask('ca', `  ca = "${join(root, 'ca.pem')}"\n`);
+  t.equal(trusted.servedBy, tls.host, 'trusted through its ca');
+  const skipped = await ask('skip', '  skip_verify = true\n');
+  t.equal(skipped.servedBy, tls.host, 'skip_verify');
+  const untrusted = await ask('none', '');
+  t.match(
+    untrusted.outcome,
+    { kind: 'unreachable' },
+    'an untrusted certificate is the first failure; the upstream lacks the image',
+  );
+  t.match(untrusted.evidence.join('\n'), /mirror 127\.0\.0\.1:\d+: .*certificate/);
+});
