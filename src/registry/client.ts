@@ -308,13 +308,16 @@ export class RegistryClient {
 /** Each host's own TLS settings (hosts.toml), keyed as connections are: the first file to name a host decides. */
 function hostTlsOf(hosts: RegistryEndpoint[], given: ClientOptions['hostTls']): ClientOptions['hostTls'] {
   const out = new Map(given ?? []);
-  for (const e of hosts)
-    if (!out.has(e.host) && (e.skipVerify !== undefined || e.caPems.length || e.clients.length))
-      out.set(e.host, {
+  for (const e of hosts) {
+    // keyed as the transport spells the host (lower case, no default port)
+    const host = new URL(`${e.scheme}://${e.host}`).host;
+    if (!out.has(host) && (e.skipVerify !== undefined || e.caPems.length || e.clients.length))
+      out.set(host, {
         ...(e.skipVerify === undefined ? {} : { skipVerify: e.skipVerify }),
         caPems: e.caPems,
         clients: e.clients,
       });
+  }
   return out.size ? out : undefined;
 }
 

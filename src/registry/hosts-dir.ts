@@ -6,6 +6,7 @@
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { SetupError } from '../errors.ts';
 import { systemErrorText } from '../system-errors.ts';
 import { cleanPath, defaultEndpoint, type RegistryEndpoint } from './endpoint.ts';
@@ -172,10 +173,24 @@ export class HostsDir {
     if (!text.trim()) return [certsDirHost(sub)];
     const list = parseHostsToml(file, text, sub, this.warnings);
     for (const e of list) {
-      e.caPems = e.caFiles.map((f) => readPem(file, 'ca', f));
+      e.caPems = e.caFiles.map((f) => {
+        const pem = readPem(file, 'ca', f);
+        if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+          throw new SetupError(`${file}: key ca: ${f}: no PEM certificate in the file`);
+        return pem;
+      });
       e.clients = e.clientPairs.map(([cert, key]) => {
         const pem = readPem(file, 'client', cert);
-        return { cert: pem, key: key ? readPem(file, 'client', key) : pem };
+        const pair = { cert: pem, key: key ? readPem(file, 'client', key) : pem };
+        try {
+          // a pair that does not load would fail every connection to the host: stop start-up instead
+          createSecureContext(pair);
+        } catch {
+          throw new SetupError(
+            `${file}: key client: ${cert}${key ? ` and ${key}` : ''}: not a certificate and private key that match`,
+          );
+        }
+        return pair;
       });
     }
     return list;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { HostsDir, parseHostsToml, type RegistryEndpoint } from '../../src/registry/hosts-dir.ts';
 import { readVectors } from '../helpers/fixtures.ts';
+import { sharedPki } from '../helpers/pki.ts';
 
 interface Expected {
   scheme: string;
@@ -164,4 +165,32 @@ t.test('a server without a [host] table: a warning that containerd 1.6 ignores t
     ['127.0.0.1:1'],
   );
   t.match(d.warnings, [/containerd 1\.6 ignores such a file/]);
+});
+
+t.test('a ca file without a certificate and a client pair that does not load stop start-up', async (t) => {
+  const dir = dirWith(t, {
+    'a.test/hosts.toml': '[host."https://127.0.0.1:1"]\n  ca = "ca.pem"\n',
+    'a.test/ca.pem': 'not a certificate\n',
+  });
+  t.throws(() => new HostsDir(dir), { code: 'setup', message: /hosts\.toml: key ca: .*ca\.pem: no PEM certificate/ });
+  const pair = dirWith(t, {
+    'b.test/hosts.toml': '[host."https://127.0.0.1:1"]\n  client = [["c.pem", "k.pem"]]\n',
+    'b.test/c.pem': 'x\n',
+    'b.test/k.pem': 'y\n',
+  });
+  t.throws(() => new HostsDir(pair), {
+    code: 'setup',
+    message: /key client: .*c\.pem and .*k\.pem: not a certificate and private key/,
+  });
+});
+
+t.test('a client certificate pair and a CA that load are kept for the host', async (t) => {
+  const pki = await sharedPki();
+  const client = await pki.issue('mirror-client');
+  const dir = dirWith(t, {
+    'c.test/hosts.toml': `[host."https://127.0.0.1:1"]\n  ca = "${pki.caFile}"\n  client = [["${client.certFile}", "${client.keyFile}"]]\n`,
+  });
+  const [mirror] = new HostsDir(dir).endpointsFor('c.test');
+  t.equal(mirror?.caPems.length, 1);
+  t.same(mirror?.clients, [{ cert: client.certPem, key: client.keyPem }]);
 });
