@@ -78,6 +78,11 @@ export function invalidReference(image: string, error: string): ImageVerdict {
   return verdict(image, '', 'invalid-reference', explain({ reason: 'invalid-reference', image, error }), [error]);
 }
 
+/** The nodes' runtime will not pull it at all: its registries.conf blocks the registry, or a short name it will not resolve. */
+export function blockedVerdict(image: string, reference: string, why: string, evidence: string[]): ImageVerdict {
+  return verdict(image, reference, 'blocked', explain({ reason: 'blocked', image, why }), evidence);
+}
+
 /** Nothing answered by the deadline (`ms`, the check's budget). */
 export function timedOut(image: string, reference: string, ms: number): ImageVerdict {
   return verdict(image, reference, 'timeout', explain({ image, reason: 'timeout', within: `${ms} ms` }), [
@@ -223,6 +228,18 @@ export function foundVerdict(
     const text = explain({ image, ref, reason: 'rate-limited', rateLimit: rl, credentialSource: found.cred?.source });
     return { ...verdict(image, ref.pullRef, 'rate-limited', text, evidence), ...extras };
   }
+  // Which mirror serves it, and what a mirror's miss costs: said, never held against the image.
+  if (found.note)
+    return {
+      ...verdict(
+        image,
+        ref.pullRef,
+        'available',
+        explain({ image, ref, reason: 'available', note: found.note }),
+        evidence,
+      ),
+      ...extras,
+    };
   about.available ??= explain({ image, ref, reason: 'available' });
   return { ...verdict(image, ref.pullRef, 'available', about.available, evidence), ...extras };
 }
