@@ -133,6 +133,8 @@ export function describeRuntimeCause(reason: RuntimeCause['reason']): string {
       return 'the registry refused the credentials (or the repository does not exist)';
     case 'platform-not-found':
       return "the image has no build for the node's platform";
+    case 'blocked':
+      return "the node's runtime configuration refuses the image (registries.conf)";
     case 'rate-limited':
       return "the registry's pull rate limit was reached";
     case 'registry-unreachable':
