@@ -13,6 +13,8 @@ export const FAIL_REASONS = [
   'digest-not-found',
   'access-denied',
   'platform-not-found',
+  // the nodes' runtime refuses to pull it: registries.conf blocks the registry, or an ambiguous short name
+  'blocked',
 ] as const;
 export const RISK_REASONS = [
   'rate-limited',

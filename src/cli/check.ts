@@ -37,12 +37,18 @@ Options:
                                 config.json and their credential helpers (see README)
       --platform OS/ARCH[/VAR]  platforms the pods may run on, comma-separated (repeatable)
       --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
+      --hosts-dir DIR           the nodes' containerd hosts directory (certs.d: <host>/hosts.toml mirrors)
+      --registries-conf FILE    the nodes' CRI-O registries.conf (mirrors, rewrites, blocked, short names)
+      --registries-conf-dir DIR its registries.conf.d drop-ins
       --registry-ca FILE        extra CA certificate (PEM) trusted for registries (repeatable)
       --image-credential-provider-config FILE
                                 the nodes' kubelet CredentialProviderConfig: its plugins open the images
                                 they serve (ECR, GCR/Artifact Registry, ACR, ...)
       --image-credential-provider-bin-dir DIR
                                 where those plugins are
+      --request-service-account-tokens
+                                run plugins with tokenAttributes with a short-lived token of the pod's
+                                ServiceAccount (TokenRequest), as the kubelet does; needs a cluster
       --timeout DURATION        overall deadline, e.g. 8s or 8000 (milliseconds; default from config: 8s)
       --offline                 no network: reference syntax and pull policies only; the rest is not-checked
       --strict                  treat risks as failures
@@ -240,6 +246,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
         `pullguard check: no cluster (no --kubeconfig or KUBECONFIG): checking with docker config files only (${files.length ? files.join(', ') : 'none found'})\n`,
       );
     for (const s of built.stores?.skipped ?? []) io.stderr(`pullguard check: skipped ${s}\n`);
+    for (const w of built.warnings) io.stderr(`pullguard check: ${oneLine(w)}\n`);
     const uses = groups.reduce((n, g) => n + g.uses.length, 0);
     const progress = io.stderrIsTTY ? new Progress(uses, io.stderr) : undefined;
     progress?.start();

@@ -12,8 +12,9 @@ import { type CliIO, REGISTRY_FLAGS, registryOverrides } from './flags.ts';
 
 export const DIAGNOSE_USAGE = `Usage: pullguard diagnose [POD...] [-n NS | -A] [-l SELECTOR] [options]
 
-Explains pods whose containers wait with ErrImagePull, ImagePullBackOff, InvalidImageName or
-ErrImageNeverPull: the kubelet's own message, the cause and fix, and whether the next retry will succeed.
+Explains pods whose containers wait with ErrImagePull, ImagePullBackOff, InvalidImageName,
+ErrImageNeverPull, ImageInspectError, RegistryUnavailable or SignatureValidationFailed (image volumes
+too): the kubelet's own message, the cause and fix, and whether the next retry will succeed.
 
 Options:
   -n, --namespace NS            the namespace (default: the kubeconfig context's, else default)
@@ -23,6 +24,9 @@ Options:
       --context NAME            the kubeconfig context to use
       --docker-config FILE      the nodes' docker config (node credentials; repeatable)
       --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
+      --hosts-dir DIR           the nodes' containerd hosts directory (certs.d: <host>/hosts.toml mirrors)
+      --registries-conf FILE    the nodes' CRI-O registries.conf (mirrors, rewrites, blocked, short names)
+      --registries-conf-dir DIR its registries.conf.d drop-ins
       --registry-ca FILE        extra CA certificate (PEM) for registries (repeatable)
       --timeout DURATION        deadline per pod (default from config: 8s)
   -o, --output text|json        output format (default text)

@@ -20,6 +20,7 @@ import type { Face } from './messages.ts';
 import {
   type About,
   beforeRegistry,
+  blockedVerdict,
   deniedVerdict,
   evidenceOf,
   findingOf,
@@ -35,6 +36,7 @@ import {
   timedOut,
   transientVerdict,
   unverifiable,
+  usableFromNode,
 } from './verdicts.ts';
 
 export type { ImageVerdict } from './verdicts.ts';
@@ -199,9 +201,24 @@ export class Preflight {
   }
 
   #evaluateUnsafe(image: string, pullPolicy: string | undefined, run: Run): Maybe<ImageVerdict> {
+    const v = this.#fromRegistry(image, pullPolicy, run);
+    // KEP-2535: an IfNotPresent image some node has may be used there without the registry.
+    const { imagePullCredentialsVerificationPolicy: policy, preloadedImagesVerificationAllowlist: allowlist } =
+      this.#config.credentials;
+    if (pullPolicy !== 'IfNotPresent' || !run.imageOnAnyNode || policy === 'AlwaysVerify') return v;
+    const about = this.#staticsOf(image).about;
+    if (!about) return v;
+    // A verdict at hand is looked at at once, without a closure (the warm path makes no garbage).
+    if (!(v instanceof Promise)) return usableFromNode(v, about, policy, allowlist, run.imageOnAnyNode);
+    return v.then((verdict) => usableFromNode(verdict, about, policy, allowlist, run.imageOnAnyNode));
+  }
+
+  #fromRegistry(image: string, pullPolicy: string | undefined, run: Run): Maybe<ImageVerdict> {
     const statics = this.#staticsOf(image);
     const { parsed, providerManaged } = statics;
     if (!parsed.ok) return invalidReference(image, parsed.error);
+    const short = this.#shortName(image, parsed.ref.pullRef);
+    if (short) return this.#candidates(image, pullPolicy, short, run);
     const ref = parsed.ref;
     // made with every image that parses
     const about = statics.about!;
@@ -210,16 +227,59 @@ export class Preflight {
     const keyring = unionLookup(run.credentials.keyrings, ref.name);
     const dynamic = run.credentials.dynamic;
     if (!dynamic?.length) return this.#withCredentials(about, keyring, [], providerManaged, run);
-    return Promise.all(dynamic.map((d) => d.lookup(ref.name, ref.domain))).then((asked) =>
-      this.#withCredentials(
+    return Promise.all(dynamic.map((d) => d.lookup(ref.name, ref.domain))).then((asked) => {
+      // A source the kubelet would not use for this pod (a provider given no ServiceAccount token):
+      // why it gave nothing belongs with the credentials a denial describes.
+      const notes = asked.flatMap((a) => a.notes ?? []);
+      const within = notes.length
+        ? { ...run, credentials: { ...run.credentials, problems: [...(run.credentials.problems ?? []), ...notes] } }
+        : run;
+      return this.#withCredentials(
         about,
         [...keyring, ...asked.flatMap((a) => a.credentials)],
         // A credential source that failed: without it pullguard cannot say what the pull would see.
         asked.flatMap((a) => a.failures),
         providerManaged || asked.some((a) => a.managed),
-        run,
-      ),
-    );
+        within,
+      );
+    });
+  }
+
+  /**
+   * On CRI-O nodes an image without a registry is not docker.io's: registries.conf's aliases and
+   * unqualified-search registries decide (containers/image shortnames); undefined elsewhere.
+   */
+  #shortName(image: string, reference: string) {
+    if (this.#config.nodes.runtime !== 'cri-o' || !this.client.routes.shortName) return undefined;
+    const first = image.split('/')[0]!;
+    const qualified = image.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+    if (qualified) return undefined;
+    return { reference, ...this.client.routes.shortName(image) };
+  }
+
+  /** A short name's candidates in order: the first that can be pulled is the answer, else the first's failure. */
+  #candidates(
+    image: string,
+    pullPolicy: string | undefined,
+    short: { reference: string } & ({ candidates: string[]; why: string } | { error: string }),
+    run: Run,
+  ): Maybe<ImageVerdict> {
+    if ('error' in short) return blockedVerdict(image, short.reference, `CRI-O: ${short.error}`, [short.error]);
+    const { candidates, why } = short;
+    const named = (v: ImageVerdict, c: string): ImageVerdict => ({
+      ...v,
+      message: `${v.message} (on CRI-O nodes "${image}" means "${c}": ${why})`,
+    });
+    const step = (i: number, firstFailure?: ImageVerdict): Maybe<ImageVerdict> => {
+      const c = candidates[i]!;
+      return then(this.#evaluateUnsafe(c, pullPolicy, run), (v) => {
+        const failure = firstFailure ?? named(v, c);
+        if (v.reason === 'available' || i + 1 >= candidates.length)
+          return v.reason === 'available' ? named(v, c) : failure;
+        return step(i + 1, failure);
+      });
+    };
+    return step(0);
   }
 
   #withCredentials(
@@ -232,6 +292,9 @@ export class Preflight {
     if (!creds.length && managed) return unverifiable(about, failures, 'provider');
     return then(this.#tryInOrder(about.ref, creds.length ? creds : ANONYMOUS, run, [], 0), (tried) => {
       const evidence = evidenceOf(failures, tried);
+      const blocked = tried.find((t) => t.outcome.kind === 'blocked');
+      if (blocked?.outcome.kind === 'blocked')
+        return blockedVerdict(about.image, about.ref.pullRef, blocked.outcome.why, evidence);
       const found = tried.find((t) => t.outcome.kind === 'found');
       if (found) return this.#onFound(about, found, evidence, run);
       // A 404 after authorization is definitive even for a provider's registry: the credentials worked.

@@ -64,6 +64,7 @@ export type ExplainInput =
       tagsCapped?: boolean;
     })
   | (About & { reason: 'digest-not-found' })
+  | (About & { reason: 'blocked'; why?: string })
   | (About &
       CredentialsUsed & {
         reason: 'access-denied';
@@ -205,6 +206,11 @@ export function explain(i: ExplainInput): Explained {
       return {
         message: `${img}: manifest ${ref?.digest ?? ''} does not exist in ${name}`,
         hint: 'pin a digest that exists in this repository',
+      };
+    case 'blocked':
+      return {
+        message: `${img} will not be pulled: ${i.why ?? "the nodes' runtime configuration refuses it"}`,
+        hint: "name the image by a registry the nodes' registries.conf allows, fully qualified (registry/repository:tag), or change that file",
       };
     case 'access-denied': {
       if (i.brokenSecrets) {

@@ -78,6 +78,11 @@ export function invalidReference(image: string, error: string): ImageVerdict {
   return verdict(image, '', 'invalid-reference', explain({ reason: 'invalid-reference', image, error }), [error]);
 }
 
+/** The nodes' runtime will not pull it at all: its registries.conf blocks the registry, or a short name it will not resolve. */
+export function blockedVerdict(image: string, reference: string, why: string, evidence: string[]): ImageVerdict {
+  return verdict(image, reference, 'blocked', explain({ reason: 'blocked', image, why }), evidence);
+}
+
 /** Nothing answered by the deadline (`ms`, the check's budget). */
 export function timedOut(image: string, reference: string, ms: number): ImageVerdict {
   return verdict(image, reference, 'timeout', explain({ image, reason: 'timeout', within: `${ms} ms` }), [
@@ -223,6 +228,18 @@ export function foundVerdict(
     const text = explain({ image, ref, reason: 'rate-limited', rateLimit: rl, credentialSource: found.cred?.source });
     return { ...verdict(image, ref.pullRef, 'rate-limited', text, evidence), ...extras };
   }
+  // Which mirror serves it, and what a mirror's miss costs: said, never held against the image.
+  if (found.note)
+    return {
+      ...verdict(
+        image,
+        ref.pullRef,
+        'available',
+        explain({ image, ref, reason: 'available', note: found.note }),
+        evidence,
+      ),
+      ...extras,
+    };
   about.available ??= explain({ image, ref, reason: 'available' });
   return { ...verdict(image, ref.pullRef, 'available', about.available, evidence), ...extras };
 }
@@ -367,6 +384,53 @@ export function officialSuggestions(ref: ImageRef): string[] {
 
 function withSuggestions(v: ImageVerdict, suggestions: string[]): ImageVerdict {
   return suggestions.length ? { ...v, suggestions } : v;
+}
+
+/** The nodes' kubelet imagePullCredentialsVerificationPolicy (KEP-2535). */
+export type VerificationPolicy =
+  | 'NeverVerify'
+  | 'NeverVerifyPreloadedImages'
+  | 'NeverVerifyAllowlistedImages'
+  | 'AlwaysVerify';
+
+/** A repository in preloadedImagesVerificationAllowlist: the same repository, or under a prefix ending in "/*". */
+function allowlisted(name: string, allowlist: readonly string[]): boolean {
+  return allowlist.some((a) => (a.endsWith('/*') ? name.startsWith(a.slice(0, -1)) : name === a));
+}
+
+/**
+ * An IfNotPresent image the registry refuses, that a node already has: the kubelet may use that copy
+ * without the pod's credentials, as the nodes' imagePullCredentialsVerificationPolicy says (KEP-2535;
+ * kubelet pkg/kubelet/images/pullmanager image_pull_policies.go). Which node the pod lands on, and
+ * whether the copy was preloaded or pulled for another pod, pullguard cannot know: a risk, never a
+ * denial. AlwaysVerify (and a repository not on the allowlist under NeverVerifyAllowlistedImages)
+ * keeps the registry's answer: the kubelet asks it with the pod's credentials.
+ */
+export function usableFromNode(
+  v: ImageVerdict,
+  about: About,
+  policy: VerificationPolicy,
+  allowlist: readonly string[],
+  onNode: ((names: string[]) => boolean | undefined) | undefined,
+): ImageVerdict {
+  if (v.verdict !== 'fail' || v.reason === 'invalid-reference' || policy === 'AlwaysVerify') return v;
+  const { ref } = about;
+  if (policy === 'NeverVerifyAllowlistedImages' && !allowlisted(ref.name, allowlist)) return v;
+  if (onNode?.(nodeImageNames(ref)) !== true) return v;
+  const how =
+    policy === 'NeverVerify'
+      ? 'the kubelet uses the copy there without the credentials (imagePullCredentialsVerificationPolicy NeverVerify)'
+      : policy === 'NeverVerifyAllowlistedImages'
+        ? 'the kubelet uses the copy there without the credentials (preloadedImagesVerificationAllowlist)'
+        : 'if it was preloaded there (not pulled for another pod), the kubelet uses it without the credentials (imagePullCredentialsVerificationPolicy NeverVerifyPreloadedImages)';
+  return {
+    ...v,
+    verdict: 'risk',
+    reason: 'unverifiable',
+    message: `${v.message.replace(/\.$/, '')}; but a node already has the image: ${how}, while on any other node the pull fails`,
+    hint: `${v.hint.replace(/\.$/, '')}; or keep the pod on the nodes that have the image`,
+    evidence: [...v.evidence, `a node reports ${ref.pullRef} in status.images (pullPolicy IfNotPresent, ${policy})`],
+  };
 }
 
 /** The names a node lists in status.images for this reference (runtimes report normalized names). */

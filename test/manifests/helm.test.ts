@@ -239,7 +239,14 @@ t.test('RBAC, webhooks and the Deployment equal the kustomize base', async (t) =
     const b = baseHooks[i]!;
     t.same(w.rules, b.rules, `${w.name}: the same rules`);
     t.same(w.namespaceSelector, b.namespaceSelector, `${w.name}: the same namespaceSelector`);
-    for (const key of ['matchPolicy', 'sideEffects', 'admissionReviewVersions', 'failurePolicy', 'timeoutSeconds'])
+    for (const key of [
+      'matchPolicy',
+      'matchConditions',
+      'sideEffects',
+      'admissionReviewVersions',
+      'failurePolicy',
+      'timeoutSeconds',
+    ])
       t.same(w[key], b[key], `${w.name}: the same ${key}`);
     t.same(
       { path: w.clientConfig.service.path, port: w.clientConfig.service.port },
@@ -330,12 +337,43 @@ t.test('values: image by digest, replicas, resources, priority, webhook selector
     t.same(w.namespaceSelector.matchExpressions[0].values, ['kube-system', 'pullguard', 'platform']);
     t.equal(w.namespaceSelector.matchExpressions[1].key, 'pullguard.io/mode', 'the mode expression stays');
     t.same(w.objectSelector.matchExpressions[0].key, 'pullguard.io/skip');
-    t.same(w.matchConditions[0].name, 'no-nodes');
+    t.same(
+      w.matchConditions.map((c: Obj) => c.name),
+      ['images-changed', 'no-nodes'],
+      `${w.name}: the chart's images-changed condition, then the given ones`,
+    );
   }
   const config = validateConfig(parseYaml(only(objects, 'ConfigMap').data['config.yaml']));
   t.equal(config.mode, 'enforce');
   t.equal(config.deadline, 12_000);
   t.same(config.registry.insecure, ['registry.internal:5000'], 'config: merged in');
+});
+
+t.test('serviceAccountTokens.enabled: exactly SERVICE_ACCOUNT_TOKEN_ACCESS, and the setting on', async (t) => {
+  const off = render(t, {});
+  t.notOk(
+    off.some((o) => o.kind === 'ClusterRole' && /service-account-tokens/.test(o.metadata.name)),
+    'off by default: no grant',
+  );
+  const on = render(t, { serviceAccountTokens: { enabled: true } });
+  const role = on.find((o) => o.kind === 'ClusterRole' && /service-account-tokens$/.test(o.metadata.name))!;
+  const component = readYaml(join(manifestsDir, 'components', 'service-account-tokens', 'rbac.yaml'));
+  t.same(role.rules, only(component, 'ClusterRole').rules, 'the same rules as the kustomize component');
+  const env = only(on, 'Deployment').spec.template.spec.containers[0].env as Obj[];
+  t.same(env, [{ name: 'PULLGUARD_CREDENTIALS_SERVICE_ACCOUNT_TOKENS', value: 'true' }]);
+});
+
+t.test('webhook.skipUnchangedImages: false leaves updates that change no image to the webhook', async (t) => {
+  const on = only(render(t, {}), 'ValidatingWebhookConfiguration').webhooks as Obj[];
+  for (const w of on)
+    t.same(
+      w.matchConditions.map((c: Obj) => c.name),
+      ['images-changed'],
+      `${w.name}: on by default`,
+    );
+  const off = only(render(t, { webhook: { skipUnchangedImages: false } }), 'ValidatingWebhookConfiguration')
+    .webhooks as Obj[];
+  for (const w of off) t.equal(w.matchConditions, undefined, `${w.name}: no condition`);
 });
 
 t.test('the values schema refuses bad values, naming the field', async (t) => {
@@ -510,4 +548,32 @@ t.test('watch.leaseName: the Lease Role gets and updates that Lease only, also i
   const bad = template(t, { watch: { enabled: true, leaseName: 'Not a name' } });
   t.not(bad.status, 0, 'a lease name that is no object name is refused');
   t.match(bad.stderr, 'leaseName');
+});
+
+t.test("values: nodeRegistries mounts the nodes' files where the configuration reads them", async (t) => {
+  const hostsObjects = render(t, {
+    nodeRegistries: { hostsDir: { configMap: 'node-certs', hosts: ['docker.io', '_default'] } },
+  });
+  const config = parseYaml(only(hostsObjects, 'ConfigMap').data['config.yaml']);
+  t.equal(config.registry.hostsDir, '/etc/pullguard-nodes/certs.d');
+  t.ok(validateConfig(config), 'the configuration is valid');
+  const spec = only(hostsObjects, 'Deployment').spec.template.spec;
+  const mount = spec.containers[0].volumeMounts.find((m: Obj) => m.name === 'node-registries');
+  t.same(mount, { name: 'node-registries', mountPath: '/etc/pullguard-nodes', readOnly: true });
+  t.same(spec.volumes.find((v: Obj) => v.name === 'node-registries').configMap, {
+    name: 'node-certs',
+    items: [
+      { key: 'docker.io', path: 'certs.d/docker.io/hosts.toml' },
+      { key: '_default', path: 'certs.d/_default/hosts.toml' },
+    ],
+  });
+  const crio = render(t, { nodeRegistries: { registriesConf: { configMap: 'crio-registries' } } });
+  const crioConfig = parseYaml(only(crio, 'ConfigMap').data['config.yaml']);
+  t.equal(crioConfig.registry.registriesConf, '/etc/pullguard-nodes/containers/registries.conf');
+  t.equal(crioConfig.nodes.runtime, 'cri-o');
+  const both = template(t, {
+    nodeRegistries: { hostsDir: { configMap: 'a', hosts: ['docker.io'] }, registriesConf: { configMap: 'b' } },
+  });
+  t.not(both.status, 0, 'both at once is refused');
+  t.match(both.stderr, /the one your nodes' runtime reads/);
 });
