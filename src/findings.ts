@@ -13,6 +13,10 @@ export const FAIL_REASONS = [
   'digest-not-found',
   'access-denied',
   'platform-not-found',
+  // what the runtime fetches after the tag: the manifest by digest or a platform's own manifest,
+  // a config or layer blob, is not served (a stale or partly synced cache)
+  'manifest-missing',
+  'blob-missing',
 ] as const;
 export const RISK_REASONS = [
   'rate-limited',
