@@ -280,9 +280,11 @@ export class Preflight {
     // What the runtime GETs next: the manifest by digest. A digest reference to an index was just
     // HEADed by that digest, and with no platform wanted nothing more is picked from it.
     const index = isIndexMediaType(outcome.mediaType);
-    if (!outcome.digest || (index && !wanted.length && ref.digest))
+    if (!outcome.digest || (ref.digest && !wanted.length && (index || !this.#config.registry.verifyLayers)))
       return foundVerdict(about, found, evidence, wanted, undefined, threshold);
-    const list = this.#lookups.platformsOf(ref, outcome, found.cred, run.deadline, index && !wanted.length);
+    // Only a body to read (platforms, config, layers) is GET; otherwise a HEAD says it is served.
+    const headOnly = !wanted.length && (index || !this.#config.registry.verifyLayers);
+    const list = this.#lookups.platformsOf(ref, outcome, found.cred, run.deadline, headOnly);
     return then(list, (l) => {
       const base = foundVerdict(about, found, evidence, wanted, wanted.length ? l : undefined, threshold);
       if (base.verdict === 'fail' || l.missing || l.failure) return fetchVerdict(about, base, l, undefined);

@@ -82,7 +82,8 @@ export class RegistryLookups {
    * The manifest or index the answer names, by its digest, as the runtime GETs it next: the platforms
    * it offers (the index's entries, or a single manifest's config, which is the config fetch too),
    * and what comes after it. A 404 here is `missing`: the tag points to a digest the registry no
-   * longer serves. `headOnly` (an index when no platform is wanted): only that it is served.
+   * longer serves. `headOnly` (nothing in the body is wanted: no platform, and an index or no layer
+   * check): only that it is served.
    * Cached by repository and digest.
    */
   platformsOf(
@@ -155,6 +156,8 @@ export class RegistryLookups {
   ): Maybe<FetchReport> | undefined {
     const target = { domain: ref.domain, path: ref.path };
     const verify = this.#config.registry.verifyLayers;
+    // only HEADed by digest: nothing more to fetch
+    if (!list.entries && !list.config && !list.layers) return undefined;
     if (!list.entries) {
       // A single manifest: the config is known; the layers when asked for.
       const layers = verify ? (list.layers ?? []) : [];

@@ -97,6 +97,18 @@ t.test('with verifyLayers off (check --no-verify-layers) layers are not fetched'
   t.equal(reg.proxy!.count({ path: /\/blobs\/sha256:/, method: 'HEAD' }), 0);
 });
 
+t.test('with verifyLayers off and no platform wanted: the manifest by digest is only HEADed', async (t) => {
+  const e = engine(false);
+  reg.resetCounters();
+  t.equal((await checkImage(e, `${reg.host}/state/intact:1.0`)).reason, 'available');
+  t.same(reg.proxy!.counts(), {
+    'HEAD /v2/state/intact/manifests/1.0': 1,
+    [`HEAD /v2/state/intact/manifests/${intact.digest}`]: 1,
+  });
+  const v = await checkImage(e, `${stale.host}/state/stale:1.0`);
+  t.equal(v.reason, 'manifest-missing', 'which is enough for a stale cache');
+});
+
 t.test('the config blob deleted: blob-missing, the config named', async (t) => {
   for (const verifyLayers of [true, false]) {
     const v = await checkImage(engine(verifyLayers), `${reg.host}/state/config:1.0`, { platforms: ['linux/amd64'] });
