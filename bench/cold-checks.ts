@@ -382,7 +382,7 @@ export async function coldChecks(rec: Recorder): Promise<void> {
       'cold includes new TLS connections for pullguard and skopeo alike; token-cached keeps the engine (and its pools), yet undici closes the connection after every HEAD unless asked not to (reset: false), so each HEAD pays a new TLS connection',
     );
     rec.note(
-      'before → after: these images have one layer; layers are HEADed 4 at a time after the manifest by digest, so an image of n layers adds about ceil(n/4) round trips, not n',
+      'before → after: these images have one layer; the first 3 layers are HEADed beside the config GET, the rest 4 at a time, so an image of n layers adds about ceil(n/4) round trips, not n',
     );
     rec.note(
       `skopeo per image: ${[...new Set(skopeo.map((p) => `${p.registry} registry requests (GET /v2/, ${p.manifestGets} manifest GET) + ${p.token} token`))].join('; ')}`,

@@ -127,6 +127,9 @@ export class RegistryLookups {
         // A single manifest: its config says what it was built for.
         const config = json.config as { digest?: unknown } | undefined;
         const layers = layerDigests(json);
+        // The first layers' HEADs go out beside the config's GET; fetchesOf joins them.
+        if (this.#config.registry.verifyLayers)
+          for (const d of layers.slice(0, BLOB_PARALLEL - 1)) void this.#blobState(target, d, cred, shared, false);
         if (typeof config?.digest !== 'string') return { layers };
         const blob = await this.#fetchBlob(target, config.digest, 'GET', cred, shared);
         const list: PlatformList = { config: blob.fetched, layers };
@@ -274,12 +277,16 @@ export class RegistryLookups {
     });
   }
 
-  /** One blob, HEADed, cached; a check the blob share of the deadline cut short is unverified, not cached. */
+  /**
+   * One blob, HEADed, cached; a check the blob share of the deadline cut short is unverified, not
+   * cached (`counted`: in the metric; a prefetch that was dropped is not).
+   */
   #blobState(
     target: { domain: string; path: string },
     digest: string,
     cred: Credential | null,
     caller: Caller,
+    counted = true,
   ): Maybe<FetchedBlob> {
     const got = this.#blobs.get(
       `${this.client.hostFor(target.domain)}|${target.path}|${digest}`,
@@ -289,7 +296,7 @@ export class RegistryLookups {
     );
     if (!(got instanceof Promise)) return got;
     return got.catch((): FetchedBlob => {
-      this.#unverified.timeout++;
+      if (counted) this.#unverified.timeout++;
       return { state: 'unverified', digest, cause: 'timeout', evidence: ['no answer within the time left for blobs'] };
     });
   }
