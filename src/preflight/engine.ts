@@ -280,14 +280,19 @@ export class Preflight {
     // What the runtime GETs next: the manifest by digest. A digest reference to an index was just
     // HEADed by that digest, and with no platform wanted nothing more is picked from it.
     const index = isIndexMediaType(outcome.mediaType);
-    if (!outcome.digest || (ref.digest && !wanted.length && (index || !this.#config.registry.verifyLayers)))
+    // A nearly spent quota is not spent further: only the platforms are read, as before.
+    const quotaLow = found.rateLimit !== undefined && found.rateLimit.remaining < threshold;
+    if (
+      !outcome.digest ||
+      (!wanted.length && (quotaLow || (ref.digest && (index || !this.#config.registry.verifyLayers))))
+    )
       return foundVerdict(about, found, evidence, wanted, undefined, threshold);
     // Only a body to read (platforms, config, layers) is GET; otherwise a HEAD says it is served.
     const headOnly = !wanted.length && (index || !this.#config.registry.verifyLayers);
     const list = this.#lookups.platformsOf(ref, outcome, found.cred, run.deadline, headOnly);
     return then(list, (l) => {
       const base = foundVerdict(about, found, evidence, wanted, wanted.length ? l : undefined, threshold);
-      if (base.verdict === 'fail' || l.missing || l.failure) return fetchVerdict(about, base, l, undefined);
+      if (base.verdict === 'fail' || l.missing || l.failure || quotaLow) return fetchVerdict(about, base, l, undefined);
       // Blobs get most of what is left: one that is not answered in time is a note, not a timeout.
       const report = this.#lookups.fetchesOf(ref, l, found.cred, wanted, run.deadline, run.deadline.share(0.9));
       return report === undefined ? base : then(report, (r) => fetchVerdict(about, base, l, r));

@@ -149,7 +149,7 @@ t.test('must show: a hanging registry is answered by the deadline as timeout', a
   t.equal(JSON.parse(strict.stdout).findings[0].verdict, 'fail');
 });
 
-t.test('50 copies of one new image make one registry request', async (t) => {
+t.test('50 copies of one new image make one request per thing fetched', async (t) => {
   const docs = Array.from(
     { length: 50 },
     (_, i) =>
@@ -159,7 +159,8 @@ t.test('50 copies of one new image make one registry request', async (t) => {
   const r = await cli(['-f', '-', ...reg(), '-o', 'json'], docs);
   t.equal(r.code, 0, r.stderr);
   t.equal(JSON.parse(r.stdout).findings.length, 50);
-  t.equal(anon.proxy!.count({ path: /\/manifests\// }), 1, 'one manifest request for 50 uses');
+  t.equal(anon.proxy!.count({ method: 'HEAD', path: /\/manifests\// }), 1, 'one HEAD of the tag for 50 uses');
+  t.equal(anon.proxy!.count(), 4, 'and one GET of the manifest and config and one HEAD of the layer');
 });
 
 t.test('manifests: every kind, multi-document YAML, JSON, List, folders, stdin', async (t) => {

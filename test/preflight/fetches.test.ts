@@ -266,3 +266,12 @@ t.test('a missing blob is asked again after cache.negativeTtl, a present one is 
   t.equal(reg.proxy!.count({ method: 'HEAD', path: new RegExp(`/blobs/${noLayer.layerDigest}`) }), 1, 'asked again');
   t.equal(reg.proxy!.count({ path: new RegExp(`/blobs/${noLayer.configDigest}`) }), 0, 'the config is kept (digestTtl)');
 });
+
+t.test('a nearly spent pull quota is not spent further: no fetch past the tag', async (t) => {
+  t.teardown(() => reg.proxy!.clearRules());
+  reg.proxy!.fault(faults.rateLimitHeaders(3), { method: 'HEAD', path: /\/manifests\// });
+  reg.resetCounters();
+  const v = await checkImage(engine(), `${reg.host}/state/layer:1.0`);
+  t.equal(v.reason, 'rate-limited');
+  t.equal(reg.proxy!.count(), 1, 'the HEAD of the tag only');
+});
