@@ -52,7 +52,9 @@ export async function startStaleCache(repo: string, tag: string, image: PushImag
   const built = buildImage(image);
   const log: string[] = [];
   const notFound = (code: string) =>
-    JSON.stringify({ errors: [{ code, message: code === 'BLOB_UNKNOWN' ? 'blob unknown to registry' : 'manifest unknown' }] });
+    JSON.stringify({
+      errors: [{ code, message: code === 'BLOB_UNKNOWN' ? 'blob unknown to registry' : 'manifest unknown' }],
+    });
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     log.push(`${req.method} ${path}`);

@@ -40,8 +40,7 @@ t.teardown(async () => {
   await stale.stop();
 });
 
-const engine = (verifyLayers = true) =>
-  engineFor({ registry: { insecure: [reg.host, stale.host], verifyLayers } });
+const engine = (verifyLayers = true) => engineFor({ registry: { insecure: [reg.host, stale.host], verifyLayers } });
 
 t.test('an intact image: available, after the manifest by digest, its config and its layer', async (t) => {
   const e = engine();
@@ -202,59 +201,62 @@ t.test("a platform manifest that cannot be read: a risk like the tag's, never a 
   t.match(v.message, `the linux/amd64 manifest ${armLayer.manifests[0]!.digest} could not be read`);
 });
 
-t.test('blobs redirected to storage: followed without the Authorization; 403 from a signed URL is not "missing"', async (t) => {
-  const alice = { username: 'alice', password: 'wonderland-1' };
-  const basic = await startRegistry({ auth: 'htpasswd', users: [alice], proxy: true });
-  t.teardown(() => basic.stop());
-  const img = await basic.pushImage('private/app', '1.0', { seed: 'storage' });
-  let answer = 200;
-  const seen: IncomingHttpHeaders[] = [];
-  const storage = createServer((req, res) => {
-    seen.push(req.headers);
-    res.writeHead(answer, { 'content-length': '0' });
-    res.end();
-  });
-  await new Promise<void>((r) => storage.listen(0, '127.0.0.1', () => r()));
-  t.teardown(() => new Promise<void>((r) => storage.close(() => r())));
-  const storageUrl = `http://127.0.0.1:${(storage.address() as AddressInfo).port}`;
-  basic.proxy!.fault(
-    { kind: 'redirect', location: `${storageUrl}/layer?X-Amz-Signature=abc`, status: 307 },
-    { method: 'HEAD', path: /\/blobs\// },
-  );
-  const creds = { keyrings: [keyring({ [basic.host]: alice })] };
-  const e1 = engineFor({}, [basic.caPem!]);
-  const ok = await checkImage(e1, `${basic.host}/private/app:1.0`, { ...creds, platforms: ['linux/amd64'] });
-  t.equal(ok.reason, 'available');
-  t.equal(seen.length, 1, 'the layer HEAD reached storage');
-  t.equal(seen[0]!.authorization, undefined, "the registry's Authorization did not follow");
-  t.ok(
-    basic.proxy!.requests({ path: /\/blobs\// }).some((r) => r.authorization?.startsWith('Basic ')),
-    'the registry itself got it',
-  );
+t.test(
+  'blobs redirected to storage: followed without the Authorization; 403 from a signed URL is not "missing"',
+  async (t) => {
+    const alice = { username: 'alice', password: 'wonderland-1' };
+    const basic = await startRegistry({ auth: 'htpasswd', users: [alice], proxy: true });
+    t.teardown(() => basic.stop());
+    const img = await basic.pushImage('private/app', '1.0', { seed: 'storage' });
+    let answer = 200;
+    const seen: IncomingHttpHeaders[] = [];
+    const storage = createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(answer, { 'content-length': '0' });
+      res.end();
+    });
+    await new Promise<void>((r) => storage.listen(0, '127.0.0.1', () => r()));
+    t.teardown(() => new Promise<void>((r) => storage.close(() => r())));
+    const storageUrl = `http://127.0.0.1:${(storage.address() as AddressInfo).port}`;
+    basic.proxy!.fault(
+      { kind: 'redirect', location: `${storageUrl}/layer?X-Amz-Signature=abc`, status: 307 },
+      { method: 'HEAD', path: /\/blobs\// },
+    );
+    const creds = { keyrings: [keyring({ [basic.host]: alice })] };
+    const e1 = engineFor({}, [basic.caPem!]);
+    const ok = await checkImage(e1, `${basic.host}/private/app:1.0`, { ...creds, platforms: ['linux/amd64'] });
+    t.equal(ok.reason, 'available');
+    t.equal(seen.length, 1, 'the layer HEAD reached storage');
+    t.equal(seen[0]!.authorization, undefined, "the registry's Authorization did not follow");
+    t.ok(
+      basic.proxy!.requests({ path: /\/blobs\// }).some((r) => r.authorization?.startsWith('Basic ')),
+      'the registry itself got it',
+    );
 
-  answer = 403;
-  const e2 = engineFor({}, [basic.caPem!]);
-  const signed = await checkImage(e2, `${basic.host}/private/app:1.0`, { ...creds, platforms: ['linux/amd64'] });
-  t.equal(signed.reason, 'available', 'a signed URL that refuses HEAD says nothing about the blob');
-  t.match(signed.evidence.join('\n'), `layer ${img.layerDigest} not verified (signed-url)`);
-  t.equal(e2.fetchStats.unverified['signed-url'], 1);
+    answer = 403;
+    const e2 = engineFor({}, [basic.caPem!]);
+    const signed = await checkImage(e2, `${basic.host}/private/app:1.0`, { ...creds, platforms: ['linux/amd64'] });
+    t.equal(signed.reason, 'available', 'a signed URL that refuses HEAD says nothing about the blob');
+    t.match(signed.evidence.join('\n'), `layer ${img.layerDigest} not verified (signed-url)`);
+    t.equal(e2.fetchStats.unverified['signed-url'], 1);
 
-  answer = 404;
-  const e3 = engineFor({}, [basic.caPem!]);
-  const gone = await checkImage(e3, `${basic.host}/private/app:1.0`, { ...creds, platforms: ['linux/amd64'] });
-  t.equal(gone.reason, 'blob-missing', 'a 404 from storage is a missing blob');
+    answer = 404;
+    const e3 = engineFor({}, [basic.caPem!]);
+    const gone = await checkImage(e3, `${basic.host}/private/app:1.0`, { ...creds, platforms: ['linux/amd64'] });
+    t.equal(gone.reason, 'blob-missing', 'a 404 from storage is a missing blob');
 
-  // storage that cannot be reached: a note
-  basic.proxy!.clearRules();
-  basic.proxy!.fault(
-    { kind: 'redirect', location: 'http://127.0.0.1:1/layer', status: 307 },
-    { method: 'HEAD', path: /\/blobs\// },
-  );
-  const e4 = engineFor({}, [basic.caPem!]);
-  const cdn = await checkImage(e4, `${basic.host}/private/app:1.0`, { ...creds, platforms: ['linux/amd64'] });
-  t.equal(cdn.reason, 'available');
-  t.equal(e4.fetchStats.unverified.unreachable, 1);
-});
+    // storage that cannot be reached: a note
+    basic.proxy!.clearRules();
+    basic.proxy!.fault(
+      { kind: 'redirect', location: 'http://127.0.0.1:1/layer', status: 307 },
+      { method: 'HEAD', path: /\/blobs\// },
+    );
+    const e4 = engineFor({}, [basic.caPem!]);
+    const cdn = await checkImage(e4, `${basic.host}/private/app:1.0`, { ...creds, platforms: ['linux/amd64'] });
+    t.equal(cdn.reason, 'available');
+    t.equal(e4.fetchStats.unverified.unreachable, 1);
+  },
+);
 
 t.test('a missing blob is asked again after cache.negativeTtl, a present one is kept', async (t) => {
   const e = engineFor({ registry: { insecure: [reg.host] }, cache: { negativeTtl: 1, positiveTtl: 1 } });
@@ -264,7 +266,11 @@ t.test('a missing blob is asked again after cache.negativeTtl, a present one is 
   const v = await checkImage(e, `${reg.host}/state/layer:1.0`, { platforms: ['linux/amd64'] });
   t.equal(v.reason, 'blob-missing');
   t.equal(reg.proxy!.count({ method: 'HEAD', path: new RegExp(`/blobs/${noLayer.layerDigest}`) }), 1, 'asked again');
-  t.equal(reg.proxy!.count({ path: new RegExp(`/blobs/${noLayer.configDigest}`) }), 0, 'the config is kept (digestTtl)');
+  t.equal(
+    reg.proxy!.count({ path: new RegExp(`/blobs/${noLayer.configDigest}`) }),
+    0,
+    'the config is kept (digestTtl)',
+  );
 });
 
 t.test('a nearly spent pull quota is not spent further: no fetch past the tag', async (t) => {
