@@ -6,6 +6,7 @@
 import t from 'tap';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Metrics } from '../../src/server/metrics.ts';
 import { faults } from '../helpers/fault-proxy.ts';
 import type { PushedImage, PushedIndex } from '../helpers/images.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
@@ -177,6 +178,9 @@ t.test('a blob answered with 5xx, a timeout or a reset: the verdict stays, with 
     t.equal(v.reason, 'available', name);
     t.match(v.evidence.join('\n'), `layer ${intact.layerDigest} not verified (${cause})`, name);
     t.equal(e.fetchStats.unverified[cause], 1, name);
+    const metrics = new Metrics();
+    metrics.observeEngine(e);
+    t.match(await metrics.registry.metrics(), `pullguard_fetch_unverified{cause="${cause}"} 1`, name);
   }
 });
 
