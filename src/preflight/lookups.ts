@@ -96,7 +96,7 @@ export class RegistryLookups {
     const target = { domain: ref.domain, path: ref.path };
     const key = `${this.client.hostFor(ref.domain)}|${ref.path}|${outcome.digest ?? ''}`;
     const ttl = (v: PlatformList) =>
-      v.missing || v.failure || v.config?.state === 'unverified'
+      v.missing || v.failure || (v.config && v.config.state !== 'present')
         ? this.#config.cache.negativeTtl
         : this.#config.cache.digestTtl;
     if (headOnly)

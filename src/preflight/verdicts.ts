@@ -60,6 +60,9 @@ export interface FetchProblem {
   fetched: Exclude<FetchedBlob, { state: 'present' }>;
 }
 
+/** evidence lines about single blobs, at most */
+const MAX_FETCH_LINES = 5;
+
 /** What was checked past the manifest the tag names. */
 export interface FetchReport {
   /** distinct manifests whose fetches were checked (one per picked index entry; 1 for a single manifest) */
@@ -309,12 +312,15 @@ export function fetchVerdict(
   if (!report) return base;
   const evidence = [...base.evidence, report.summary];
   const missing = report.problems.filter((p) => p.fetched.state === 'missing');
-  for (const p of report.problems)
+  // One line per blob, the first few: an image may have 128 layers behind one broken CDN.
+  const lines = report.problems.filter((p) => p.fetched.state === 'unverified' || p.fetched.state === 'missing');
+  for (const p of lines.slice(0, MAX_FETCH_LINES))
     if (p.fetched.state === 'unverified' || p.fetched.state === 'missing')
       evidence.push(
         `${p.what} ${p.fetched.digest}${p.platforms.length ? ` (${p.platforms.join(', ')})` : ''} ` +
           `${p.fetched.state === 'missing' ? 'is missing' : `not verified (${p.fetched.cause})`}: ${p.fetched.evidence.at(-1) ?? ''}`,
       );
+  if (lines.length > MAX_FETCH_LINES) evidence.push(`and ${lines.length - MAX_FETCH_LINES} more blobs like these`);
   if (missing.length) {
     const partial = report.brokenBuilds < report.builds;
     const first = missing[0]!;

@@ -3,6 +3,7 @@
 // from an index, a layer or config blob deleted from the repository (distribution with
 // storage.delete.enabled, as test/helpers/registry.ts starts it), and a stale cache whose tag
 // answers with a digest it no longer serves (a small server of its own).
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
@@ -94,4 +95,69 @@ export async function startStaleCache(repo: string, tag: string, image: PushImag
         server.close(() => resolve());
       }),
   };
+}
+
+const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/**
+ * Pushes an image of `layers` distinct small layers to an anonymous registry (the push helpers make
+ * one-layer images): for the limits on layers checked. The bytes need not be tar archives, since
+ * nothing here unpacks them.
+ */
+export async function pushLayered(
+  reg: Pick<TestRegistry, 'direct' | 'dispatcher'>,
+  repo: string,
+  tag: string,
+  layers: number,
+): Promise<{ digest: string; layers: string[]; config: string }> {
+  const put = async (blob: Buffer): Promise<string> => {
+    const digest = sha256(blob);
+    const start = await request(`${reg.direct.url}/v2/${repo}/blobs/uploads/`, {
+      method: 'POST',
+      dispatcher: reg.dispatcher,
+    });
+    await start.body.dump();
+    const location = start.headers.location;
+    if (start.statusCode !== 202 || typeof location !== 'string')
+      throw new Error(`upload ${repo}: ${start.statusCode}`);
+    const url = new URL(location, reg.direct.url);
+    url.searchParams.set('digest', digest);
+    const done = await request(url, {
+      method: 'PUT',
+      body: blob,
+      headers: { 'content-type': 'application/octet-stream' },
+      dispatcher: reg.dispatcher,
+    });
+    await done.body.dump();
+    if (done.statusCode !== 201) throw new Error(`blob PUT ${repo}: ${done.statusCode}`);
+    return digest;
+  };
+  const blobs = Array.from({ length: layers }, (_, i) => Buffer.from(`${repo}:${tag} layer ${i}\n`));
+  const digests: string[] = [];
+  for (const b of blobs) digests.push(await put(b));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: digests } }),
+  );
+  const configDigest = await put(config);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      layers: blobs.map((b, i) => ({
+        mediaType: 'application/vnd.oci.image.layer.v1.tar',
+        digest: digests[i],
+        size: b.length,
+      })),
+    }),
+  );
+  const res = await request(`${reg.direct.url}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT',
+    body: manifest,
+    headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    dispatcher: reg.dispatcher,
+  });
+  await res.body.dump();
+  if (res.statusCode !== 201) throw new Error(`manifest PUT ${repo}:${tag}: ${res.statusCode}`);
+  return { digest: sha256(manifest), layers: digests, config: configDigest };
 }

@@ -10,7 +10,13 @@ import { Metrics } from '../../src/server/metrics.ts';
 import { faults } from '../helpers/fault-proxy.ts';
 import type { PushedImage, PushedIndex } from '../helpers/images.ts';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
-import { deleteBlob, deleteManifest, startStaleCache, type StaleCache } from '../helpers/registry-states.ts';
+import {
+  deleteBlob,
+  deleteManifest,
+  pushLayered,
+  startStaleCache,
+  type StaleCache,
+} from '../helpers/registry-states.ts';
 import { checkImage, engineFor, isOneLine, keyring } from './lib.ts';
 
 let reg: TestRegistry;
@@ -284,4 +290,30 @@ t.test('a nearly spent pull quota is not spent further: no fetch past the tag', 
   const v = await checkImage(engine(), `${reg.host}/state/layer:1.0`);
   t.equal(v.reason, 'rate-limited');
   t.equal(reg.proxy!.count(), 1, 'the HEAD of the tag only');
+});
+
+t.test('at most 128 layers a manifest are checked; a broken CDN is a few lines of evidence', async (t) => {
+  const many = await pushLayered(reg, 'state/many', '1.0', 130);
+  await deleteBlob(reg, 'state/many', many.layers[5]!);
+  const e = engine();
+  reg.resetCounters();
+  const v = await checkImage(e, `${reg.host}/state/many:1.0`, { platforms: ['linux/amd64'] });
+  t.equal(v.reason, 'blob-missing');
+  t.match(v.message, `layer ${many.layers[5]}`);
+  t.equal(reg.proxy!.count({ method: 'HEAD', path: /\/blobs\// }), 128, 'the first 128 layers');
+  t.match(v.evidence.join('\n'), '2 layers past the first 128 not checked');
+  const past = await pushLayered(reg, 'state/past', '1.0', 130);
+  await deleteBlob(reg, 'state/past', past.layers[129]!);
+  const unseen = await checkImage(e, `${reg.host}/state/past:1.0`, { platforms: ['linux/amd64'] });
+  t.equal(unseen.reason, 'available', 'a layer past the limit is not looked at');
+
+  t.teardown(() => reg.proxy!.clearRules());
+  reg.proxy!.fault(faults.serverError(503), { method: 'HEAD', path: /\/blobs\// });
+  const cdn = await pushLayered(reg, 'state/cdn', '1.0', 20);
+  const broken = await checkImage(engine(), `${reg.host}/state/cdn:1.0`, { platforms: ['linux/amd64'] });
+  t.equal(broken.reason, 'available');
+  const notes = broken.evidence.filter((l) => l.includes('not verified (error)'));
+  t.equal(notes.length, 5, 'five lines');
+  t.ok(broken.evidence.includes('and 15 more blobs like these'));
+  t.ok(cdn.layers.length === 20);
 });
