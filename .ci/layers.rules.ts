@@ -18,7 +18,7 @@ export const rules: Rules = {
       'deadline.ts',
     ],
     // one concern each
-    ['registry', 'credentials', 'workload', 'config'],
+    ['registry', 'credentials', 'workload', 'placement', 'config'],
     // the engine and the policy
     ['preflight', 'policy'],
     // the Kubernetes API: every request to the API server

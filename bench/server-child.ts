@@ -15,6 +15,8 @@ interface Settings {
   keyFile: string;
   registryHost: string;
   logLevel: string;
+  /** pullguard: watch this cluster's nodes (placement, platforms) and read its ServiceAccounts */
+  kubeconfig?: string;
 }
 
 export type ParentMessage =
@@ -73,7 +75,7 @@ async function start(): Promise<Server> {
   const config = validateConfig({
     server: { host: '127.0.0.1', port: 0, metricsPort: 0, tlsCert: settings.certFile, tlsKey: settings.keyFile },
     registry: { insecure: [settings.registryHost] },
-    cluster: { watchNodes: false },
+    cluster: settings.kubeconfig ? { kubeconfig: settings.kubeconfig, watchNodes: true } : { watchNodes: false },
     log: { level: settings.logLevel },
   });
   // An empty environment: no KUBECONFIG or in-cluster account may change what is measured.

@@ -10,10 +10,44 @@ import { join, resolve } from 'node:path';
 import { Agent } from 'undici';
 import { sharedPki } from '../test/helpers/pki.ts';
 import { startRegistry } from '../test/helpers/registry.ts';
+import { startKubeLab, type KubeLab } from '../test/helpers/kube-lab.ts';
 import { admissionBody, figure, mean, percentile, QUICK, round, type Recorder } from './lib.ts';
 import type { ChildMessage, ParentMessage } from './server-child.ts';
 import { imageNodeFlags, postReview, startServerProcess, stopServerProcess } from './webhook.ts';
 import type { StageCost } from './stages.ts';
+
+// The cluster the warm reviews are placed in: platforms, labels and taints as mixed clusters have
+// them, so that every review filters the nodes by its placement (remembered per placement).
+const LAB_NODES = Array.from({ length: 60 }, (_, i) => {
+  const [os, arch] = i < 40 ? ['linux', 'amd64'] : i < 56 ? ['linux', 'arm64'] : ['windows', 'amd64'];
+  const taints = i >= 48 && i < 56 ? [{ key: 'dedicated', value: 'arm', effect: 'NoSchedule' }] : [];
+  if (os === 'windows') taints.push({ key: 'os', value: 'windows', effect: 'NoSchedule' });
+  return { name: `node-${i}`, os, arch, pool: i % 3 ? 'general' : 'batch', taints };
+});
+const PLACEMENT = {
+  nodeSelector: { 'kubernetes.io/arch': 'amd64', pool: 'general' },
+  tolerations: [{ key: 'dedicated', operator: 'Exists', effect: 'NoSchedule' }],
+};
+
+function platformMix(): string {
+  const counts = new Map<string, number>();
+  for (const n of LAB_NODES) counts.set(`${n.os}/${n.arch}`, (counts.get(`${n.os}/${n.arch}`) ?? 0) + 1);
+  return [...counts].map(([p, c]) => `${c} ${p}`).join(', ');
+}
+
+async function fillNodes(lab: KubeLab): Promise<void> {
+  const { CoreV1Api, PatchStrategy, setHeaderOptions } = await import('@kubernetes/client-node');
+  const core = lab.kc().makeApiClient(CoreV1Api);
+  const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  for (const n of LAB_NODES) {
+    const labels = { 'kubernetes.io/os': n.os, 'kubernetes.io/arch': n.arch, pool: n.pool };
+    await core.createNode({ body: { metadata: { name: n.name, labels } } });
+    // The lab has no node lifecycle controller to lift the not-ready taint a new node gets.
+    await core.patchNode({ name: n.name, body: { spec: { taints: n.taints } } }, merge);
+    const nodeInfo = { operatingSystem: n.os, architecture: n.arch };
+    await core.patchNodeStatus({ name: n.name, body: { status: { nodeInfo } } }, merge);
+  }
+}
 
 /** BENCH_CPU_PROF=DIR: each server writes a CPU profile of its measured run there (figures then include the profiler's cost). */
 const PROFILE_DIR = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : '';
@@ -115,6 +149,13 @@ async function prepare(kind: LoadRun['kind'], settings: object, body: string, ca
   );
   const agent = new Agent({ connect: { ca: caPem } });
   try {
+    // With a cluster, the node list first (the readiness probe waits for it, as the API server would).
+    for (let i = 0; kind === 'pullguard' && i < 600; i++) {
+      const ready = await agent.request({ origin: url, path: '/readyz', method: 'GET' });
+      await ready.body.dump();
+      if (ready.statusCode === 200) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const res = await postReview(url, body, agent);
     const answer = (await res.body.json()) as { response?: { allowed?: boolean; uid?: string } };
     if (res.statusCode !== 200 || answer.response?.allowed !== true)
@@ -202,9 +243,10 @@ export async function warmReviews(rec: Recorder): Promise<void> {
   const n = QUICK ? 200 : 2000;
   if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
   const pki = await sharedPki();
-  const reg = await startRegistry({ auth: 'none', proxy: true });
+  const [reg, lab] = await Promise.all([startRegistry({ auth: 'none', proxy: true }), startKubeLab()]);
   rec.settings = {
-    fixture: 'deployment-create.json',
+    fixture: `deployment-create.json, its template placed: ${JSON.stringify(PLACEMENT)}`,
+    cluster: `test/kube-lab (kube-apiserver v1.20) with ${LAB_NODES.length} nodes (${platformMix()}); pullguard watches them and reads the namespace's ServiceAccount`,
     registry: 'docker-registry on loopback, anonymous HTTP, behind the counting proxy',
     tls: "test CA server certificate (EC P-256) and pullguard's SERVER_TLS (TLS 1.2+, its ciphers in its order), for every server",
     nodeFlags: imageNodeFlags(),
@@ -221,12 +263,18 @@ export async function warmReviews(rec: Recorder): Promise<void> {
   };
   try {
     await reg.pushImage('demo/app', '1.0');
-    const body = JSON.stringify(admissionBody('deployment-create.json', { host: reg.host }));
+    await fillNodes(lab);
+    const review = admissionBody('deployment-create.json', { host: reg.host }) as {
+      request: { object: { spec: { template: { spec: Record<string, unknown> } } } };
+    };
+    Object.assign(review.request.object.spec.template.spec, PLACEMENT);
+    const body = JSON.stringify(review);
     const settings = {
       certFile: pki.server.certFile,
       keyFile: pki.server.keyFile,
       registryHost: reg.host,
       logLevel: 'info',
+      kubeconfig: lab.kubeconfig,
     };
 
     // The servers run side by side but are loaded in turn, never together (they must not share the
@@ -356,6 +404,6 @@ export async function warmReviews(rec: Recorder): Promise<void> {
         `CPU profiles in ${PROFILE_DIR} (node bench/profile-top.ts FILE); the profiler's cost is in these figures: compare ratios only between profiled runs`,
       );
   } finally {
-    await reg.stop();
+    await Promise.all([reg.stop(), lab.stop()]);
   }
 }

@@ -17,6 +17,8 @@ export const FAIL_REASONS = [
   // a config or layer blob, is not served (a stale or partly synced cache)
   'manifest-missing',
   'blob-missing',
+  // the nodes' runtime refuses to pull it: registries.conf blocks the registry, or an ambiguous short name
+  'blocked',
 ] as const;
 export const RISK_REASONS = [
   'rate-limited',

@@ -23,6 +23,7 @@ import { Preflight } from '../preflight/engine.ts';
 import type { Face } from '../preflight/messages.ts';
 import { RegistryClient, type ClientOptions } from '../registry/client.ts';
 import { ProxyRules, proxySettings } from '../registry/proxy.ts';
+import { HostsDirRoutes, type Routes } from '../registry/routes.ts';
 import { systemErrorText } from '../system-errors.ts';
 import { parsePlatforms } from './platforms.ts';
 
@@ -48,13 +49,14 @@ export interface PodCheckSetup {
 }
 
 export interface BuiltPodCheck {
+  /** the keyrings and plugins pods' pulls use and the nodes they land on (the watch re-verifies with the same) */
   podCheck: PodCheck;
-  /** the keyrings and plugins pods' pulls use (the watch re-verifies with the same) */
-  credentials: PodCredentials;
   /** a registry client like the engine's (CAs, proxies, insecure hosts) with other observers: the watch's */
   registryClient: (hooks: Pick<ClientOptions, 'onResponse' | 'onFailure'>) => RegistryClient;
   /** where cluster access came from; null: none */
   cluster: LoadedKubeConfig | null;
+  /** what the nodes' registry files hold that their runtime ignores (unknown keys), one line each */
+  warnings: string[];
   /** without a cluster, for `pullguard check`: the credential store files in use, and those skipped */
   stores?: { files: string[]; skipped: string[] };
 }
@@ -74,7 +76,7 @@ export function readerOptions(config: Config, logger?: Logger): ClusterReaderOpt
 export function registryClientFor(
   config: Config,
   caPems: readonly string[] = [],
-  options: Pick<ClientOptions, 'onResponse' | 'onFailure' | 'lookup'> & {
+  options: Pick<ClientOptions, 'onResponse' | 'onFailure' | 'lookup' | 'routes'> & {
     /** HTTPS_PROXY, HTTP_PROXY, NO_PROXY (registry.proxy wins) */
     env?: NodeJS.ProcessEnv;
   } = {},
@@ -90,6 +92,33 @@ export function registryClientFor(
     endpoints: config.registry.endpoints,
     requestTimeoutMs: config.deadline,
   });
+}
+
+/**
+ * The nodes' registry files, read whole now so that a mistake stops start-up: containerd's hosts
+ * directory or CRI-O's registries.conf. Undefined: containerd's defaults (and registry.endpoints).
+ */
+export async function loadRoutes(config: Config): Promise<Routes | undefined> {
+  const r = config.registry;
+  const crio = r.registriesConf !== undefined || r.registriesConfDir !== undefined;
+  if ((r.hostsDir !== undefined || crio) && Object.keys(r.endpoints).length)
+    throw new SetupError(
+      `registry.endpoints cannot be combined with the nodes' own files (registry.hostsDir, registry.registriesConf): write each endpoint there instead, as DIR/<domain>/hosts.toml \`server = "URL"\` or a registries.conf [[registry]] location`,
+    );
+  if (r.hostsDir !== undefined && crio)
+    throw new SetupError(
+      "registry.hostsDir (containerd's) and registry.registriesConf (CRI-O's) are both set: give the one your nodes' runtime reads",
+    );
+  // The TOML parser is loaded only when a file is read.
+  if (r.hostsDir !== undefined) {
+    const { HostsDir } = await import('../registry/hosts-dir.ts');
+    return new HostsDirRoutes(new HostsDir(r.hostsDir));
+  }
+  if (crio) {
+    const { RegistriesConf, RegistriesConfRoutes } = await import('../registry/registries-conf.ts');
+    return new RegistriesConfRoutes(RegistriesConf.load(r.registriesConf, r.registriesConfDir));
+  }
+  return undefined;
 }
 
 /** The registry CA files, each holding at least one certificate that parses (else it would trust nothing, silently). */
@@ -120,6 +149,9 @@ export function readCaFiles(files: readonly string[]): string[] {
 export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promise<BuiltPodCheck> {
   const { logger, env } = setup;
   const caPems = readCaFiles(config.registry.caFiles);
+  const routes = await loadRoutes(config);
+  const warnings = [...(routes?.warnings ?? [])];
+  for (const w of warnings) logger?.warn(w);
   const platforms = setup.platforms ?? parsePlatforms(config.platforms);
   new ProxyRules(proxySettings(config.registry.proxy, env)).assertSupported();
   // Plugins and credential helpers get half the deadline, so the registry still has time.
@@ -176,7 +208,8 @@ export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promi
     credentials = new PodCredentials(null, nodeFiles(), plugins);
   }
 
-  const registryClient = (hooks: PodCheckSetup['hooks']) => registryClientFor(config, caPems, { ...hooks, env });
+  const registryClient = (hooks: PodCheckSetup['hooks']) =>
+    registryClientFor(config, caPems, { ...hooks, env, ...(routes ? { routes } : {}) });
   const engine = new Preflight(config, registryClient(setup.hooks), {
     face: setup.face ?? (setup.cli ? 'cli' : 'server'),
   });
@@ -195,5 +228,5 @@ export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promi
       await engine.close();
     },
   });
-  return { podCheck, credentials, registryClient, cluster, ...(stores ? { stores } : {}) };
+  return { podCheck, registryClient, cluster, warnings, ...(stores ? { stores } : {}) };
 }

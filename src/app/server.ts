@@ -86,7 +86,7 @@ export async function startServer(
   }
 
   const metrics = new Metrics();
-  const { podCheck, credentials, cluster, registryClient } = await buildPodCheck(config, {
+  const { podCheck, cluster, registryClient } = await buildPodCheck(config, {
     env,
     dockerConfigs: config.credentials.nodeDockerConfigs,
     ...(options.context ? { context: options.context } : {}),
@@ -117,7 +117,7 @@ export async function startServer(
     const { buildWatch } = await import('./watch.ts');
     watch = buildWatch(config, {
       kc: cluster.kc,
-      credentials,
+      podCheck,
       registryClient,
       registry: metrics.registry,
       logger,

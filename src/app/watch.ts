@@ -12,7 +12,6 @@ import { AllPods } from '../cluster/all-pods.ts';
 import { PodReader } from '../cluster/pods.ts';
 import { WorkloadLists } from '../cluster/workloads.ts';
 import type { Config } from '../config/schema.ts';
-import type { PodCredentials } from '../podcheck/credentials.ts';
 import { PodCheck } from '../podcheck/podcheck.ts';
 import { Preflight } from '../preflight/engine.ts';
 import type { ClientOptions, RegistryClient } from '../registry/client.ts';
@@ -21,8 +20,8 @@ import { Watch } from '../watch/watch.ts';
 
 export interface WatchSetup {
   kc: KubeConfig;
-  /** the keyrings and plugins pods' pulls use: the webhook's */
-  credentials: PodCredentials;
+  /** the webhook's pod check: the keyrings and plugins pods' pulls use, the nodes they land on */
+  podCheck: PodCheck;
   /** a registry client as the webhook's (CAs, proxies, insecure hosts), with the watch's own observers */
   registryClient: (hooks: Pick<ClientOptions, 'onResponse' | 'onFailure'>) => RegistryClient;
   /** where the watch's metrics go */
@@ -66,7 +65,7 @@ export function buildWatch(config: Config, setup: WatchSetup): Watch {
       setup.registryClient({ onResponse: (host) => b.spend(host), onFailure: (host) => b.spend(host) }),
     );
     engines.push(engine);
-    return new PodCheck({ engine, credentials: setup.credentials });
+    return new PodCheck({ ...setup.podCheck.shared, engine });
   };
   const roundBudget = budget(); // reset by every round
   const diagnosisBudget = budget(w.interval);

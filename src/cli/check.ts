@@ -37,6 +37,9 @@ Options:
                                 config.json and their credential helpers (see README)
       --platform OS/ARCH[/VAR]  platforms the pods may run on, comma-separated (repeatable)
       --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
+      --hosts-dir DIR           the nodes' containerd hosts directory (certs.d: <host>/hosts.toml mirrors)
+      --registries-conf FILE    the nodes' CRI-O registries.conf (mirrors, rewrites, blocked, short names)
+      --registries-conf-dir DIR its registries.conf.d drop-ins
       --registry-ca FILE        extra CA certificate (PEM) trusted for registries (repeatable)
       --image-credential-provider-config FILE
                                 the nodes' kubelet CredentialProviderConfig: its plugins open the images
@@ -243,6 +246,7 @@ export async function runCheck(argv: string[], io: CliIO): Promise<number> {
         `pullguard check: no cluster (no --kubeconfig or KUBECONFIG): checking with docker config files only (${files.length ? files.join(', ') : 'none found'})\n`,
       );
     for (const s of built.stores?.skipped ?? []) io.stderr(`pullguard check: skipped ${s}\n`);
+    for (const w of built.warnings) io.stderr(`pullguard check: ${oneLine(w)}\n`);
     const uses = groups.reduce((n, g) => n + g.uses.length, 0);
     const progress = io.stderrIsTTY ? new Progress(uses, io.stderr) : undefined;
     progress?.start();

@@ -23,6 +23,9 @@ Options:
       --context NAME            the kubeconfig context to use
       --docker-config FILE      the nodes' docker config (node credentials; repeatable)
       --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
+      --hosts-dir DIR           the nodes' containerd hosts directory (certs.d: <host>/hosts.toml mirrors)
+      --registries-conf FILE    the nodes' CRI-O registries.conf (mirrors, rewrites, blocked, short names)
+      --registries-conf-dir DIR its registries.conf.d drop-ins
       --registry-ca FILE        extra CA certificate (PEM) for registries (repeatable)
       --timeout DURATION        deadline per pod (default from config: 8s)
   -o, --output text|json        output format (default text)

@@ -20,6 +20,9 @@ export interface CliIO {
 export const REGISTRY_FLAGS = {
   'insecure-registry': { type: 'string', multiple: true },
   'registry-ca': { type: 'string', multiple: true },
+  'hosts-dir': { type: 'string' },
+  'registries-conf': { type: 'string' },
+  'registries-conf-dir': { type: 'string' },
   platform: { type: 'string', multiple: true },
   'docker-config': { type: 'string', multiple: true },
   timeout: { type: 'string' },
@@ -37,6 +40,9 @@ export const CLUSTER_FLAGS = {
 export function registryOverrides(values: {
   'insecure-registry'?: string[];
   'registry-ca'?: string[];
+  'hosts-dir'?: string;
+  'registries-conf'?: string;
+  'registries-conf-dir'?: string;
   timeout?: string;
   platform?: string[];
   'image-credential-provider-config'?: string;
@@ -45,7 +51,12 @@ export function registryOverrides(values: {
   const registry: Record<string, unknown> = {};
   if (values['insecure-registry']?.length) registry.insecure = values['insecure-registry'];
   if (values['registry-ca']?.length) registry.caFiles = values['registry-ca'];
+  // The nodes' own files, as they have them: containerd's config_path, CRI-O's registries.conf.
+  if (values['hosts-dir']) registry.hostsDir = values['hosts-dir'];
+  if (values['registries-conf']) registry.registriesConf = values['registries-conf'];
+  if (values['registries-conf-dir']) registry.registriesConfDir = values['registries-conf-dir'];
   const out: Record<string, unknown> = { registry };
+  if (values['registries-conf'] || values['registries-conf-dir']) out.nodes = { runtime: 'cri-o' };
   // The kubelet's own flag names, so the nodes' values can be copied as they are.
   const credentials: Record<string, unknown> = {};
   if (values['image-credential-provider-config'])

@@ -70,6 +70,11 @@ export const REASON_HELP: Record<Reason, { title: string; fix: string }> = {
     title: 'The image reference does not parse (InvalidImageName)',
     fix: 'Write the image as [registry/]repository[:tag][@sha256:digest], lowercase, without spaces.',
   },
+  blocked: {
+    title:
+      "The nodes' runtime refuses to pull it (registries.conf blocks the registry, or a short name it will not resolve)",
+    fix: 'Name the image fully qualified, by a registry the nodes allow, or change their registries.conf.',
+  },
   'repository-not-found': {
     title: 'The repository does not exist on the registry',
     fix: 'Correct the repository name, or push the image first.',

@@ -24,6 +24,9 @@ Options:
       --docker-config FILE      the nodes' docker config (node credentials; repeatable)
       --platform OS/ARCH[/VAR]  platforms to require instead of the nodes' (repeatable)
       --insecure-registry HOST  registry reached without TLS verification or over plain HTTP (repeatable)
+      --hosts-dir DIR           the nodes' containerd hosts directory (certs.d: <host>/hosts.toml mirrors)
+      --registries-conf FILE    the nodes' CRI-O registries.conf (mirrors, rewrites, blocked, short names)
+      --registries-conf-dir DIR its registries.conf.d drop-ins
       --registry-ca FILE        extra CA certificate (PEM) for registries (repeatable)
       --image-credential-provider-config FILE
                                 the nodes' kubelet CredentialProviderConfig (run its plugins as the kubelet does)

@@ -40,9 +40,9 @@ export interface ListWatchOptions<T> {
 export interface ListWatchHandlers<T> {
   /** after each list (the first, and one after 410 Gone): the store holds exactly what was listed */
   listed?: () => void;
-  /** an object was added or changed (watch event) */
-  changed?: (item: T) => void;
-  /** an object was deleted (watch event); the store no longer holds it */
+  /** an object was added or changed (watch event); `previous` is what the store held before */
+  changed?: (item: T, previous: T | undefined) => void;
+  /** an object was deleted (watch event): what the store held; it no longer holds it */
   deleted?: (item: T) => void;
 }
 
@@ -281,11 +281,12 @@ export class ListWatch<T> {
     const item = this.#o.project(object);
     if (item === undefined) return true;
     const key = this.#o.key(item);
+    const previous = this.#items.get(key);
     if (type === 'DELETED') {
-      if (this.#items.delete(key)) this.#tell(() => this.#handlers.deleted?.(item));
+      if (previous !== undefined && this.#items.delete(key)) this.#tell(() => this.#handlers.deleted?.(previous));
     } else if (type === 'ADDED' || type === 'MODIFIED') {
       this.#items.set(key, item);
-      this.#tell(() => this.#handlers.changed?.(item));
+      this.#tell(() => this.#handlers.changed?.(item, previous));
     }
     return true;
   }

@@ -31,6 +31,8 @@ export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unk
   if (env.PULLGUARD_SERVER_TLS_CERT) set(['server', 'tlsCert'], env.PULLGUARD_SERVER_TLS_CERT);
   if (env.PULLGUARD_SERVER_TLS_KEY) set(['server', 'tlsKey'], env.PULLGUARD_SERVER_TLS_KEY);
   if (env.PULLGUARD_CLUSTER_KUBECONFIG) set(['cluster', 'kubeconfig'], env.PULLGUARD_CLUSTER_KUBECONFIG);
+  // the kustomize component node-hosts points at the nodes' hosts directory with this
+  if (env.PULLGUARD_REGISTRY_HOSTS_DIR) set(['registry', 'hostsDir'], env.PULLGUARD_REGISTRY_HOSTS_DIR);
   // the kustomize component and the Helm chart switch the watch on with this
   if (env.PULLGUARD_WATCH_ENABLED) set(['watch', 'enabled'], env.PULLGUARD_WATCH_ENABLED === 'true');
   return out;
@@ -89,6 +91,7 @@ export const DEFAULTS = {
   cache: { maxEntries: 10_000, positiveTtl: 5 * MINUTE, digestTtl: 60 * MINUTE, negativeTtl: 10 * SECOND },
   credentials: { nodeDockerConfigs: [] as string[], providerImages: [...PROVIDER_IMAGES] },
   platforms: [] as string[],
+  nodes: { runtime: 'containerd' as 'containerd' | 'cri-o' },
   cluster: { cacheTtl: 30 * SECOND, watchNodes: true },
   server: {
     host: '0.0.0.0',

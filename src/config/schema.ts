@@ -107,6 +107,24 @@ export const configSchema = z.strictObject({
         .describe(
           'hosts that may be contacted although they resolve to link-local or metadata addresses (169.254.0.0/16, fe80::/10), which are refused otherwise: anyone who may create a pod chooses the host its image names',
         ),
+      hostsDir: z
+        .string()
+        .optional()
+        .describe(
+          "the nodes' containerd hosts directory (`config_path`, e.g. `/etc/containerd/certs.d` mounted from a ConfigMap): `<host>/hosts.toml` mirrors are asked in order, then the `server`, as containerd falls back; `--hosts-dir`",
+        ),
+      registriesConf: z
+        .string()
+        .optional()
+        .describe(
+          "the nodes' CRI-O/podman `registries.conf` (v2): prefix and location rewrites, mirrors, `blocked`, short-name search; `--registries-conf`",
+        ),
+      registriesConfDir: z
+        .string()
+        .optional()
+        .describe(
+          "the nodes' `registries.conf.d` drop-in directory (`*.conf`, in name order); `--registries-conf-dir`",
+        ),
       endpoints: z
         .record(
           z.string().meta({ title: 'domain' }),
@@ -114,7 +132,7 @@ export const configSchema = z.strictObject({
         )
         .default(DEFAULTS.registry.endpoints)
         .describe(
-          'where the nodes really pull a registry\'s images from (containerd\'s `hosts.toml` `server`, a pull-through mirror): `{"docker.io": "https://mirror.internal:5000"}`',
+          'shorthand for a hosts directory whose `<domain>/hosts.toml` has only `server = URL`: where the nodes pull a registry\'s images from instead, with no fallback: `{"docker.io": "https://mirror.internal:5000"}`. Not together with `hostsDir` or `registriesConf` (write it there as `server`)',
         ),
       proxy: z
         .strictObject({
@@ -188,6 +206,17 @@ export const configSchema = z.strictObject({
     .describe(
       "platforms to require (`os/arch[/variant]`); empty: the nodes' (from a watch of Node objects) when in a cluster; `--platform`",
     ),
+
+  nodes: z
+    .strictObject({
+      runtime: z
+        .enum(['containerd', 'cri-o'])
+        .default(DEFAULTS.nodes.runtime)
+        .describe(
+          "the nodes' container runtime, where it changes the answer: on `cri-o` an image without a registry (`app:1.0`) is resolved by `registries.conf`'s short-name rules, not as docker.io's; `--registries-conf` implies `cri-o`",
+        ),
+    })
+    .prefault({}),
 
   cluster: z
     .strictObject({

@@ -75,7 +75,7 @@ export async function diagnoseOne(
   });
   // A pod on a node is checked for that node: its platform, its images.
   const facts: NodeFacts | undefined = node
-    ? { ...(platform ? { platform } : {}), hasImage: (names) => names.some((n) => node.images.has(n)) }
+    ? { ...(platform ? { platform } : {}), hasImage: (names) => names.some((n) => node.images.includes(n)) }
     : undefined;
   const findings: Finding[] = await deps.podCheck.check({ site, namespace }, uses, {
     deadline: Deadline.after(deps.deadlineMs),

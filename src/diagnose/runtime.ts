@@ -113,6 +113,8 @@ export function describeRuntimeCause(reason: RuntimeCause['reason']): string {
       return 'a manifest the tag points to is no longer served';
     case 'blob-missing':
       return 'a config or layer blob of the image is missing';
+    case 'blocked':
+      return "the node's runtime configuration refuses the image (registries.conf)";
     case 'rate-limited':
       return "the registry's pull rate limit was reached";
     case 'registry-unreachable':

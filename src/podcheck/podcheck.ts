@@ -9,6 +9,7 @@ import type { Deadline } from '../deadline.ts';
 import type { PodCredentials } from './credentials.ts';
 import type { Finding, ImageUse } from '../findings.ts';
 import type { Platform } from '../platform/index.ts';
+import { placementOf, type Placement } from '../placement/placement.ts';
 import type { CheckOptions, Preflight } from '../preflight/engine.ts';
 import type { CredentialContext } from '../credentials/context.ts';
 import type { PodSpecSite } from '../workload/images.ts';
@@ -26,7 +27,8 @@ export interface NodeView {
   readonly ready: boolean;
   /** resolves true once ready, false after timeoutMs */
   whenReady(timeoutMs: number): Promise<boolean>;
-  platforms(): readonly Platform[];
+  /** the platforms of the nodes a pod with this placement may land on (all nodes without one) */
+  platforms(placement?: Placement): readonly Platform[];
   imageOnAnyNode(names: string[]): boolean;
 }
 
@@ -92,6 +94,14 @@ export class PodCheck {
     if (nodes) this.#imageOnAnyNode = (names) => (nodes.ready ? nodes.imageOnAnyNode(names) : undefined);
   }
 
+  /**
+   * What another pod check shares with this one: the credentials, the nodes and the configured
+   * platforms (the watch's checks, whose engines count requests against budgets of their own).
+   */
+  get shared(): Pick<PodCheckParts, 'credentials' | 'platforms' | 'nodes'> {
+    return { credentials: this.#credentials, platforms: this.#configured, nodes: this.#nodes };
+  }
+
   /** Whether checks can see what they need (the nodes' platforms, when those are required). */
   get ready(): boolean {
     return this.#configured.length > 0 || !this.#nodes || this.#nodes.ready;
@@ -107,9 +117,10 @@ export class PodCheck {
     const credentials = this.#credentials.forSite(pod.site ?? NO_SITE, pod.namespace, cluster);
     const node = opts.node;
     // The nodes' list is waited for (beside the cluster reads) only when it has not come yet.
-    const known = node ? (node.platform ? [node.platform] : NO_PLATFORMS) : this.#platformsKnown();
+    const site = pod.site ?? NO_SITE;
+    const known = node ? (node.platform ? [node.platform] : NO_PLATFORMS) : this.#platformsKnown(site);
     if (known) return then(credentials, (c) => this.engine.check(uses, this.#options(c, known, opts)));
-    return Promise.all([credentials, this.#nodesListed(cluster.ms())]).then(([c, platforms]) =>
+    return Promise.all([credentials, this.#nodesListed(site, cluster.ms())]).then(([c, platforms]) =>
       this.engine.check(uses, this.#options(c, platforms, opts)),
     );
   }
@@ -123,19 +134,23 @@ export class PodCheck {
     return options;
   }
 
-  /** The platforms now, or undefined when the check must wait for the nodes' first list. */
-  #platformsKnown(): readonly Platform[] | undefined {
+  /**
+   * The platforms of the nodes the pod spec may land on now, or undefined when the check must wait
+   * for the nodes' first list. None when no node fits its placement: then it is not an image's
+   * problem, and platforms are not judged.
+   */
+  #platformsKnown(site: PodSpecSite): readonly Platform[] | undefined {
     if (this.#configured.length) return this.#configured;
     const nodes = this.#nodes;
     if (!nodes) return NO_PLATFORMS;
-    return !nodes.ready && this.#waitForNodes ? undefined : nodes.platforms();
+    return !nodes.ready && this.#waitForNodes ? undefined : nodes.platforms(placementOf(site.spec, site.kind));
   }
 
-  /** The nodes' platforms once their first list has come (or `waitMs` passed: then what is known). */
-  async #nodesListed(waitMs: number): Promise<readonly Platform[]> {
+  /** The same once the nodes' first list has come (or `waitMs` passed: then what is known). */
+  async #nodesListed(site: PodSpecSite, waitMs: number): Promise<readonly Platform[]> {
     const nodes = this.#nodes!;
     await nodes.whenReady(waitMs);
-    return nodes.platforms();
+    return nodes.platforms(placementOf(site.spec, site.kind));
   }
 
   async close(): Promise<void> {

@@ -20,6 +20,7 @@ import type { Face } from './messages.ts';
 import {
   type About,
   beforeRegistry,
+  blockedVerdict,
   deniedVerdict,
   evidenceOf,
   fetchVerdict,
@@ -208,6 +209,8 @@ export class Preflight {
     const statics = this.#staticsOf(image);
     const { parsed, providerManaged } = statics;
     if (!parsed.ok) return invalidReference(image, parsed.error);
+    const short = this.#shortName(image, parsed.ref.pullRef);
+    if (short) return this.#candidates(image, pullPolicy, short, run);
     const ref = parsed.ref;
     // made with every image that parses
     const about = statics.about!;
@@ -228,6 +231,43 @@ export class Preflight {
     );
   }
 
+  /**
+   * On CRI-O nodes an image without a registry is not docker.io's: registries.conf's aliases and
+   * unqualified-search registries decide (containers/image shortnames); undefined elsewhere.
+   */
+  #shortName(image: string, reference: string) {
+    if (this.#config.nodes.runtime !== 'cri-o' || !this.client.routes.shortName) return undefined;
+    const first = image.split('/')[0]!;
+    const qualified = image.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+    if (qualified) return undefined;
+    return { reference, ...this.client.routes.shortName(image) };
+  }
+
+  /** A short name's candidates in order: the first that can be pulled is the answer, else the first's failure. */
+  #candidates(
+    image: string,
+    pullPolicy: string | undefined,
+    short: { reference: string } & ({ candidates: string[]; why: string } | { error: string }),
+    run: Run,
+  ): Maybe<ImageVerdict> {
+    if ('error' in short) return blockedVerdict(image, short.reference, `CRI-O: ${short.error}`, [short.error]);
+    const { candidates, why } = short;
+    const named = (v: ImageVerdict, c: string): ImageVerdict => ({
+      ...v,
+      message: `${v.message} (on CRI-O nodes "${image}" means "${c}": ${why})`,
+    });
+    const step = (i: number, firstFailure?: ImageVerdict): Maybe<ImageVerdict> => {
+      const c = candidates[i]!;
+      return then(this.#evaluateUnsafe(c, pullPolicy, run), (v) => {
+        const failure = firstFailure ?? named(v, c);
+        if (v.reason === 'available' || i + 1 >= candidates.length)
+          return v.reason === 'available' ? named(v, c) : failure;
+        return step(i + 1, failure);
+      });
+    };
+    return step(0);
+  }
+
   #withCredentials(
     about: About,
     creds: Credential[],
@@ -238,6 +278,9 @@ export class Preflight {
     if (!creds.length && managed) return unverifiable(about, failures, 'provider');
     return then(this.#tryInOrder(about.ref, creds.length ? creds : ANONYMOUS, run, [], 0), (tried) => {
       const evidence = evidenceOf(failures, tried);
+      const blocked = tried.find((t) => t.outcome.kind === 'blocked');
+      if (blocked?.outcome.kind === 'blocked')
+        return blockedVerdict(about.image, about.ref.pullRef, blocked.outcome.why, evidence);
       const found = tried.find((t) => t.outcome.kind === 'found');
       if (found) return this.#onFound(about, found, evidence, run);
       // A 404 after authorization is definitive even for a provider's registry: the credentials worked.

@@ -64,6 +64,7 @@ export type ExplainInput =
       tagsCapped?: boolean;
     })
   | (About & { reason: 'digest-not-found' })
+  | (About & { reason: 'blocked'; why?: string })
   | (About &
       CredentialsUsed & {
         reason: 'access-denied';
@@ -76,6 +77,10 @@ export type ExplainInput =
       reason: 'platform-not-found';
       missing: string[];
       offered: string[];
+      /** the missing platforms without their node counts */
+      missingPlain?: string[];
+      /** the node selector that keeps the pod on what the image offers */
+      pin?: string | undefined;
       /** some of the nodes' platforms are offered */
       partial?: boolean;
       /** a single-platform manifest rather than an index */
@@ -221,6 +226,11 @@ export function explain(i: ExplainInput): Explained {
         message: `${img}: manifest ${ref?.digest ?? ''} does not exist in ${name}`,
         hint: 'pin a digest that exists in this repository',
       };
+    case 'blocked':
+      return {
+        message: `${img} will not be pulled: ${i.why ?? "the nodes' runtime configuration refuses it"}`,
+        hint: "name the image by a registry the nodes' registries.conf allows, fully qualified (registry/repository:tag), or change that file",
+      };
     case 'access-denied': {
       if (i.brokenSecrets) {
         const broken = i.brokenSecrets.map((n) => quote(n)).join(', ');
@@ -245,25 +255,25 @@ export function explain(i: ExplainInput): Explained {
       };
     }
     case 'platform-not-found': {
-      // diagnose knows no platforms when only the kubelet's text tells of the mismatch
+      // Short: a warning is cut at 256 characters, and the counts and the fix must fit.
+      // diagnose knows no platforms when only the kubelet's text tells of the mismatch.
       const missing = i.missing.join(', ') || "the nodes' platform";
       const offered = i.offered.join(', ') || 'no platform it declares';
-      const pin = `, or pin the pod to ${offered} nodes`;
+      const build = `build the image for ${i.missingPlain?.join(', ') || missing} too`;
+      const hint = i.pin ? `add ${i.pin}, or ${build}` : build;
       if (i.single) {
         return {
-          message:
-            `${img} is built for ${offered} only; on ${missing} nodes the pull succeeds ` +
-            'but the container fails with "exec format error"',
-          hint: `push a multi-platform image with ${missing}${pin}`,
+          message: `${img} is built for ${offered} only; on ${missing} it pulls, then fails with "exec format error"`,
+          hint,
         };
       }
       return {
         message: i.partial
-          ? `${img} has no build for ${missing}, which some nodes run (it offers ${offered}); ` +
-            'pods placed there will fail with "no match for platform in manifest"'
-          : `${img} has no build for the nodes' platform ${missing} (it offers ${offered}); ` +
-            'the kubelet will fail with "no match for platform in manifest"',
-        hint: `push a multi-platform image with ${missing}${i.partial ? pin : ''}`,
+          ? `${img} has no build for ${missing}, where the pod may land (it offers ${offered}); ` +
+            'pulls there fail: "no match for platform in manifest"'
+          : `${img} has no build for ${missing}, the nodes the pod may land on (it offers ${offered}); ` +
+            'the pull fails: "no match for platform in manifest"',
+        hint,
       };
     }
     case 'manifest-missing': {

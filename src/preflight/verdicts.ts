@@ -127,6 +127,11 @@ export function invalidReference(image: string, error: string): ImageVerdict {
   return verdict(image, '', 'invalid-reference', explain({ reason: 'invalid-reference', image, error }), [error]);
 }
 
+/** The nodes' runtime will not pull it at all: its registries.conf blocks the registry, or a short name it will not resolve. */
+export function blockedVerdict(image: string, reference: string, why: string, evidence: string[]): ImageVerdict {
+  return verdict(image, reference, 'blocked', explain({ reason: 'blocked', image, why }), evidence);
+}
+
 /** Nothing answered by the deadline (`ms`, the check's budget). */
 export function timedOut(image: string, reference: string, ms: number): ImageVerdict {
   return verdict(image, reference, 'timeout', explain({ image, reason: 'timeout', within: `${ms} ms` }), [
@@ -247,17 +252,17 @@ export function foundVerdict(
   if (offered && wanted.length) {
     const missing = wanted.filter((w) => !indexHasPlatform(offered, w));
     if (missing.length) {
+      const known = offered.filter((p): p is Platform => Boolean(p) && formatPlatform(p!) !== 'unknown/unknown');
       // No build for some of the nodes: a risk (pods may land elsewhere); for none of them: a failure.
       const partial = missing.length < wanted.length;
       const text = explain({
         image,
         ref,
         reason: 'platform-not-found',
-        missing: missing.map(formatPlatform),
-        offered: offered
-          .filter((p): p is Platform => Boolean(p))
-          .map(formatPlatform)
-          .filter((p) => p !== 'unknown/unknown'),
+        missing: missing.map(withNodes),
+        missingPlain: missing.map(formatPlatform),
+        offered: known.map(formatPlatform),
+        pin: pinTo(known, missing),
         partial,
         single: !isIndexMediaType(outcome.mediaType),
       });
@@ -272,6 +277,18 @@ export function foundVerdict(
     const text = explain({ image, ref, reason: 'rate-limited', rateLimit: rl, credentialSource: found.cred?.source });
     return { ...verdict(image, ref.pullRef, 'rate-limited', text, evidence), ...extras };
   }
+  // Which mirror serves it, and what a mirror's miss costs: said, never held against the image.
+  if (found.note)
+    return {
+      ...verdict(
+        image,
+        ref.pullRef,
+        'available',
+        explain({ image, ref, reason: 'available', note: found.note }),
+        evidence,
+      ),
+      ...extras,
+    };
   about.available ??= explain({ image, ref, reason: 'available' });
   return { ...verdict(image, ref.pullRef, 'available', about.available, evidence), ...extras };
 }
@@ -353,6 +370,28 @@ export function fetchVerdict(
     return { ...verdict(image, ref.pullRef, reason, text, [...evidence, ...answer.evidence]), ...extras };
   }
   return { ...base, evidence };
+}
+
+/** "linux/arm64 (2 nodes)" when the nodes were counted (the node watch), else the platform alone. */
+function withNodes(p: Platform & { nodes?: number }): string {
+  const n = p.nodes;
+  return typeof n === 'number' ? `${formatPlatform(p)} (${n} node${n === 1 ? '' : 's'})` : formatPlatform(p);
+}
+
+/**
+ * The node selector that keeps a pod on what the image offers: its one OS and its one
+ * architecture where the missing nodes differ in them, else a node affinity over its architectures.
+ */
+function pinTo(offered: readonly Platform[], missing: readonly Platform[]): string | undefined {
+  const oses = [...new Set(offered.map((p) => p.os))];
+  const arches = [...new Set(offered.map((p) => p.architecture))];
+  const labels: string[] = [];
+  if (oses.length === 1 && missing.some((m) => m.os !== oses[0])) labels.push(`kubernetes.io/os: ${oses[0]}`);
+  if (arches.length === 1 && missing.some((m) => m.architecture !== arches[0]))
+    labels.push(`kubernetes.io/arch: ${arches[0]}`);
+  if (labels.length) return `nodeSelector {${labels.join(', ')}}`;
+  if (arches.length > 1) return `a required node affinity kubernetes.io/arch In [${arches.join(', ')}]`;
+  return undefined;
 }
 
 /** Transient trouble with any credential: pullguard cannot know what the kubelet will see. */

@@ -6,12 +6,13 @@
 
 import { cut } from '../text.ts';
 import { credentialId, type Authenticator, type RegistryCredential } from './auth.ts';
-import { registryHost } from './hosts.ts';
+import { endpointOfUrl, type RegistryEndpoint } from './endpoint.ts';
 import { bareMediaType, parseVerified, sha256Digest } from './media.ts';
 import { errorBody, header, outcomeOfStatus, transportOutcome, type Answer, type Outcome } from './outcomes.ts';
 import { parseRateLimit, type RateLimit } from './ratelimit.ts';
 import { remember } from './remember.ts';
 import { CATALOG_SCOPE, pullScope, RequestContext } from './request-context.ts';
+import { acrossHosts, DefaultRoutes, type Endpoint, type Need, type Routes } from './routes.ts';
 import { Sender } from './send.ts';
 import { RegistryTransport, type HttpResponse, type TransportOptions } from './transport.ts';
 
@@ -33,8 +34,10 @@ export interface Target {
 }
 
 export interface ClientOptions extends TransportOptions {
-  /** domain -> base URL the nodes pull from instead (a mirror); see config registry.endpoints */
+  /** domain -> base URL the nodes pull from instead: a hosts.toml with only `server` (config registry.endpoints) */
   endpoints?: Record<string, string>;
+  /** the nodes' registry configuration (hosts.toml, registries.conf); wins over `endpoints` */
+  routes?: Routes;
 }
 
 /** names asked for in one catalog request at most (distribution's own default page limit) */
@@ -47,16 +50,19 @@ export class RegistryClient {
   /** last rate-limit figures per registry host and credential identity */
   readonly rateLimits = new Map<string, RateLimit & { host: string; at: number }>();
   readonly #sender: Sender;
-  readonly #endpoints = new Map<string, string>();
+  readonly routes: Routes;
 
   constructor(options: ClientOptions) {
-    this.transport = new RegistryTransport(options);
+    this.routes =
+      options.routes ??
+      new DefaultRoutes(
+        new Map(Object.entries(options.endpoints ?? {}).map(([domain, base]) => [domain, endpointOfUrl(base)])),
+      );
+    const hosts = this.routes.endpoints();
+    const insecure = [...options.insecure, ...hosts.filter((e) => e.insecure).map((e) => e.host)];
+    this.transport = new RegistryTransport({ ...options, insecure, hostTls: hostTlsOf(hosts, options.hostTls) });
     this.#sender = new Sender(this.transport);
-    for (const [domain, base] of Object.entries(options.endpoints ?? {})) {
-      const url = new URL(base);
-      this.#endpoints.set(domain, url.host);
-      if (url.protocol === 'http:') this.transport.usePlainHttp(url.host);
-    }
+    for (const e of hosts) if (e.scheme === 'http') this.transport.usePlainHttp(e.host);
   }
 
   get auth(): Authenticator {
@@ -68,21 +74,47 @@ export class RegistryClient {
     return this.#sender.manifestRequests;
   }
 
-  /** The host requests for a domain go to: its configured endpoint, else containerd's default. */
+  /** The first host requests for a domain go to (a mirror, the configured server, else containerd's default). */
   hostFor(domain: string): string {
-    return this.#endpoints.get(domain) ?? registryHost(domain);
+    return this.routes.route(domain, '', false).endpoints[0]?.host ?? domain;
   }
 
-  /** The context of one question: its requests go to the domain's host with this scope and credential. */
-  #context(domain: string, scope: string, credential: RegistryCredential | null, signal?: AbortSignal): RequestContext {
-    return new RequestContext({ host: this.hostFor(domain), scope, credential, signal });
+  /**
+   * One question about `target`, asked of each host the nodes' configuration gives, in order, until
+   * one answers (routes.ts): each host gets its own context, with the scope of the repository as
+   * that host names it.
+   */
+  #asking<A extends Answer>(
+    target: Target,
+    need: Need,
+    scope: (repository: string) => string,
+    credential: RegistryCredential | null,
+    signal: AbortSignal | undefined,
+    question: (ctx: RequestContext, repository: string) => Promise<A | Answer>,
+  ): Promise<A | Answer> {
+    const route = this.routes.route(target.domain, target.path, need === 'pull');
+    if (route.blocked)
+      return Promise.resolve({ outcome: { kind: 'blocked', why: route.blocked }, evidence: [route.blocked] });
+    return acrossHosts(route, need, (e: Endpoint) => {
+      const repository = e.repository ?? target.path;
+      const ctx = new RequestContext({
+        host: e.host,
+        scope: scope(repository),
+        credential,
+        signal,
+        apiRoot: e.path,
+        namespace: target.domain,
+        headers: e.header,
+      });
+      return this.#one(ctx, () => question(ctx, repository));
+    });
   }
 
   /** HEAD the manifest for a tag or digest, answering auth challenges with `cred` (null: anonymous). */
   resolve(target: Target, tagOrDigest: string, cred: RegistryCredential | null, signal?: AbortSignal): Promise<Answer> {
-    const ctx = this.#context(target.domain, pullScope(target.path), cred, signal);
-    const manifestPath = `/v2/${target.path}/manifests/${tagOrDigest}`;
-    return this.#asking(ctx, async () => {
+    const byDigest = tagOrDigest.includes(':');
+    return this.#asking(target, byDigest ? 'pull' : 'resolve', pullScope, cred, signal, async (ctx, repository) => {
+      const manifestPath = `/v2/${repository}/manifests/${tagOrDigest}`;
       let res = await this.#sender.send(ctx, 'HEAD', manifestPath);
       // Registries that never implemented HEAD: containerd retries as GET.
       if (!res.outcome && res.response.status === 405) res = await this.#sender.send(ctx, 'GET', manifestPath);
@@ -102,7 +134,7 @@ export class RegistryClient {
       // A tag can never contain ':', a digest always does.
       if (r.status === 404 && tagOrDigest.includes(':')) {
         // containerd retries a digest that is not a manifest on /blobs/.
-        const blob = await this.#response(ctx, 'HEAD', `/v2/${target.path}/blobs/${tagOrDigest}`);
+        const blob = await this.#response(ctx, 'HEAD', `/v2/${repository}/blobs/${tagOrDigest}`);
         if (blob?.status === 200)
           return this.#answer(
             ctx,
@@ -121,9 +153,8 @@ export class RegistryClient {
     cred: RegistryCredential | null,
     signal?: AbortSignal,
   ): Promise<Answer & { body?: ManifestBody }> {
-    const ctx = this.#context(target.domain, pullScope(target.path), cred, signal);
-    return this.#asking(ctx, async () => {
-      const got = await this.#get(ctx, `/v2/${target.path}/manifests/${digest}`);
+    return this.#asking(target, 'pull', pullScope, cred, signal, async (ctx, repository) => {
+      const got = await this.#get(ctx, `/v2/${repository}/manifests/${digest}`);
       if (got.answer) return got.answer;
       const r = got.response;
       const body = parseVerified(r.body, digest);
@@ -151,9 +182,10 @@ export class RegistryClient {
     cred: RegistryCredential | null,
     signal?: AbortSignal,
   ): Promise<Answer & { json?: Record<string, unknown>; redirectedTo?: string }> {
-    const ctx = this.#context(target.domain, pullScope(target.path), cred, signal);
-    return this.#asking(ctx, async () => {
-      const sent = await this.#sender.send(ctx, method, `/v2/${target.path}/blobs/${digest}`);
+    // Each host of the nodes' configuration in turn, as containerd's fetcher: a 404 on a mirror
+    // sends it to the next.
+    return this.#asking(target, 'pull', pullScope, cred, signal, async (ctx, repository) => {
+      const sent = await this.#sender.send(ctx, method, `/v2/${repository}/blobs/${digest}`);
       const r = sent.response;
       const redirectedTo = r.url.host !== ctx.host ? { redirectedTo: r.url.host } : {};
       if (sent.outcome) return { ...this.#answer(ctx, sent.outcome, r), ...redirectedTo };
@@ -181,11 +213,10 @@ export class RegistryClient {
     max: number,
     signal?: AbortSignal,
   ): Promise<Answer & { tags?: string[] }> {
-    const ctx = this.#context(target.domain, pullScope(target.path), cred, signal);
-    const tags: string[] = [];
-    // Pages of 100: registries that page (distribution 3, Docker Hub) are followed by their Link header.
-    let path: string | undefined = `/v2/${target.path}/tags/list?n=${Math.min(Math.max(max, 1), 100)}`;
-    return this.#asking(ctx, async () => {
+    return this.#asking(target, 'resolve', pullScope, cred, signal, async (ctx, repository) => {
+      const tags: string[] = [];
+      // Pages of 100: registries that page (distribution 3, Docker Hub) are followed by their Link header.
+      let path: string | undefined = `/v2/${repository}/tags/list?n=${Math.min(Math.max(max, 1), 100)}`;
       for (let page = 0; path && tags.length < max && page < MAX_TAG_PAGES; page++) {
         const got = await this.#get(ctx, path);
         if (got.answer) return got.answer;
@@ -214,30 +245,36 @@ export class RegistryClient {
     max: number,
     signal?: AbortSignal,
   ): Promise<Answer & { repositories?: string[] }> {
-    const ctx = this.#context(domain, CATALOG_SCOPE, cred, signal);
     const n = Math.min(Math.max(max, 1), MAX_CATALOG_PAGE);
-    return this.#asking(ctx, async () => {
-      const got = await this.#get(ctx, `/v2/_catalog?n=${n}`);
-      if (got.answer) return got.answer;
-      const json = jsonObject<{ repositories: unknown }>(got.response);
-      if (!json) return this.#notJson(ctx, 'the catalog is not a JSON object', got.response);
-      const repositories: string[] = [];
-      if (Array.isArray(json.repositories))
-        for (const name of json.repositories) {
-          if (repositories.length >= n) break;
-          // a repository name is at most 255 characters; anything else is not one
-          if (typeof name === 'string' && name.length <= 255) repositories.push(name);
-        }
-      return { outcome: { kind: 'found', digest: '', mediaType: '' }, evidence: ctx.evidence, repositories };
-    });
+    return this.#asking(
+      { domain, path: '' },
+      'resolve',
+      () => CATALOG_SCOPE,
+      cred,
+      signal,
+      async (ctx) => {
+        const got = await this.#get(ctx, `/v2/_catalog?n=${n}`);
+        if (got.answer) return got.answer;
+        const json = jsonObject<{ repositories: unknown }>(got.response);
+        if (!json) return this.#notJson(ctx, 'the catalog is not a JSON object', got.response);
+        const repositories: string[] = [];
+        if (Array.isArray(json.repositories))
+          for (const name of json.repositories) {
+            if (repositories.length >= n) break;
+            // a repository name is at most 255 characters; anything else is not one
+            if (typeof name === 'string' && name.length <= 255) repositories.push(name);
+          }
+        return { outcome: { kind: 'found', digest: '', mediaType: '' }, evidence: ctx.evidence, repositories };
+      },
+    );
   }
 
   async close(): Promise<void> {
     await this.transport.close();
   }
 
-  /** A question's answer, or, when a request got no answer (timeout, TLS, DNS…), what that means. */
-  async #asking<A extends Answer>(ctx: RequestContext, question: () => Promise<A | Answer>): Promise<A | Answer> {
+  /** One host's answer, or, when a request got no answer (timeout, TLS, DNS…), what that means. */
+  async #one<A extends Answer>(ctx: RequestContext, question: () => Promise<A | Answer>): Promise<A | Answer> {
     try {
       return await question();
     } catch (err) {
@@ -281,6 +318,22 @@ export class RegistryClient {
       remember(this.rateLimits, `${host}|${credentialId(ctx.credential)}`, { ...rateLimit, host, at: Date.now() });
     return rateLimit ? { outcome, evidence, rateLimit } : { outcome, evidence };
   }
+}
+
+/** Each host's own TLS settings (hosts.toml), keyed as connections are: the first file to name a host decides. */
+function hostTlsOf(hosts: RegistryEndpoint[], given: ClientOptions['hostTls']): ClientOptions['hostTls'] {
+  const out = new Map(given ?? []);
+  for (const e of hosts) {
+    // keyed as the transport spells the host (lower case, no default port)
+    const host = new URL(`${e.scheme}://${e.host}`).host;
+    if (!out.has(host) && (e.skipVerify !== undefined || e.caPems.length || e.clients.length))
+      out.set(host, {
+        ...(e.skipVerify === undefined ? {} : { skipVerify: e.skipVerify }),
+        caPems: e.caPems,
+        clients: e.clients,
+      });
+  }
+  return out.size ? out : undefined;
 }
 
 /** The body as a JSON object; undefined when it is not one (not JSON, or `null`, an array, a number…). */

@@ -10,9 +10,19 @@ import type { AddressGuard } from './address-guard.ts';
 import { TransportError } from './failures.ts';
 import { hostListed } from './hosts.ts';
 
+/** A host's own TLS settings (containerd's hosts.toml: skip_verify, ca, client). */
+export interface HostTls {
+  /** undefined: as registry.insecure says */
+  skipVerify?: boolean;
+  caPems: readonly string[];
+  clients: readonly { cert: string; key: string }[];
+}
+
 export interface ConnectionOptions {
   insecure: readonly string[];
   caPems: readonly string[];
+  /** per host[:port]: its own TLS settings, besides the global ones */
+  hostTls?: ReadonlyMap<string, HostTls>;
   concurrency: number;
   /** per request: connect, first byte and between body chunks */
   requestTimeoutMs: number;
@@ -77,6 +87,8 @@ export class Connections {
   readonly #sockets = new Set<Socket>();
   /** with extra CAs: built once, since building a trust store for every connection is costly */
   readonly #secureContext: SecureContext | undefined;
+  /** per host with its own CAs or client certificate: built once too */
+  readonly #hostContexts = new Map<string, SecureContext>();
 
   constructor(options: ConnectionOptions, guard: AddressGuard) {
     this.#options = options;
@@ -127,10 +139,25 @@ export class Connections {
 
   /** the TLS options for a registry host: verified unless insecure, with the configured CAs */
   #tls(host: string) {
+    const own = this.#options.hostTls?.get(host);
+    const context = own ? this.#hostContext(host, own) : this.#secureContext;
     return {
-      rejectUnauthorized: !this.isInsecure(host),
-      ...(this.#secureContext ? { secureContext: this.#secureContext } : {}),
+      rejectUnauthorized: !(own?.skipVerify ?? this.isInsecure(host)),
+      ...(context ? { secureContext: context } : {}),
     };
+  }
+
+  /** A host's trust (the configured CAs and its own) and client certificate, as containerd adds them to the system pool. */
+  #hostContext(host: string, own: HostTls): SecureContext | undefined {
+    if (!own.caPems.length && !own.clients.length) return this.#secureContext;
+    let context = this.#hostContexts.get(host);
+    if (!context) {
+      // Go's TLS client offers the first pair the server accepts; one certificate is offered here.
+      const client = own.clients[0];
+      context = withExtraCas([...this.#options.caPems, ...own.caPems], client);
+      this.#hostContexts.set(host, context);
+    }
+    return context;
   }
 
   // One tunnel per connection, kept alive and reused like a direct one; the proxy's credentials
@@ -203,10 +230,14 @@ export class Connections {
  * replace the default trust, and passing the ~140 bundled roots along parses every one of them again
  * (~10 ms of a CLI start). Where the context has no addCACert (not Node), the roots go along.
  */
-function withExtraCas(pems: readonly string[]): SecureContext {
-  const context = createSecureContext();
+function withExtraCas(pems: readonly string[], client?: { cert: string; key: string }): SecureContext {
+  const context = createSecureContext(client ? { cert: client.cert, key: client.key } : {});
   const native = (context as { context?: { addCACert?: (pem: string) => void } }).context;
-  if (typeof native?.addCACert !== 'function') return createSecureContext({ ca: [...rootCertificates, ...pems] });
+  if (typeof native?.addCACert !== 'function')
+    return createSecureContext({
+      ca: [...rootCertificates, ...pems],
+      ...(client ? { cert: client.cert, key: client.key } : {}),
+    });
   for (const pem of pems) native.addCACert(pem);
   return context;
 }

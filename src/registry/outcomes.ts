@@ -16,13 +16,19 @@ export type Outcome =
   | { kind: 'rate-limited'; retryAfter?: number }
   | { kind: 'error'; status?: number }
   | { kind: 'unreachable'; transport: string; tls?: TlsProblem }
-  | { kind: 'timeout' };
+  | { kind: 'timeout' }
+  /** the nodes' runtime refuses to pull it (registries.conf `blocked`, an ambiguous short name) */
+  | { kind: 'blocked'; why: string };
 
 export interface Answer<T extends Outcome = Outcome> {
   outcome: T;
   /** one-line facts for people: statuses, hosts, error codes; never a credential */
   evidence: string[];
   rateLimit?: RateLimit;
+  /** the host that served it, when the nodes' configuration gives more than one */
+  servedBy?: string;
+  /** what people should know though it is found: a mirror that lacks it (routes.ts) */
+  note?: string;
 }
 
 /** Why a 401 stayed a 401: what the authentication step found. */

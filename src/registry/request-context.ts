@@ -15,6 +15,12 @@ export interface RequestContextInit {
   credential: RegistryCredential | null;
   /** the caller's deadline or cancellation */
   signal?: AbortSignal | undefined;
+  /** the host's API root when not /v2 (a mirror's path, override_path) */
+  apiRoot?: string;
+  /** the reference's domain, sent as `?ns=` to a host other than it, as containerd does for mirrors */
+  namespace?: string;
+  /** extra headers for this host (hosts.toml [header]) */
+  headers?: Record<string, string[]>;
 }
 
 export class RequestContext {
@@ -22,6 +28,9 @@ export class RequestContext {
   readonly scope: string;
   readonly credential: RegistryCredential | null;
   readonly signal: AbortSignal | undefined;
+  readonly apiRoot: string;
+  readonly namespace: string | undefined;
+  readonly headers: Record<string, string[]> | undefined;
   /** one-line facts for people, in the order they happened: statuses, hosts, error codes; never a credential */
   readonly evidence: string[] = [];
   /** the tokens and Basic pairs this question's requests sent; the credential's own secrets are added in redact() */
@@ -32,6 +41,23 @@ export class RequestContext {
     this.scope = init.scope;
     this.credential = init.credential;
     this.signal = init.signal;
+    this.apiRoot = init.apiRoot ?? '/v2';
+    this.namespace = init.namespace;
+    this.headers = init.headers;
+  }
+
+  /**
+   * The path on the wire for an API path the client writes as `/v2/…`: under the host's own API
+   * root, with `ns=<domain>` when the host is not the reference's domain. A path already under the
+   * root (a Link header's next page) stays as it is.
+   */
+  wire(path: string): string {
+    let out = path;
+    if (this.apiRoot !== '/v2' && path.startsWith('/v2/') && !path.startsWith(`${this.apiRoot}/`))
+      out = this.apiRoot + path.slice('/v2'.length);
+    if (this.namespace && this.namespace !== this.host && !/[?&]ns=/.test(out))
+      out += `${out.includes('?') ? '&' : '?'}ns=${encodeURIComponent(this.namespace)}`;
+    return out;
   }
 
   /** Records an Authorization value's secret (a token, a Basic pair) and its base64 as sent; returns the value. */

@@ -40,7 +40,7 @@ export class Sender {
   /** `method path` on the context's host, authorized for its scope and credential; evidence goes to the context. */
   async send(ctx: RequestContext, method: 'HEAD' | 'GET', path: string): Promise<Sent> {
     const { host, scope, credential, signal } = ctx;
-    const headers: Record<string, string> = { accept: MANIFEST_ACCEPT };
+    const headers: Record<string, string> = { ...joined(ctx.headers), accept: MANIFEST_ACCEPT };
     const known = this.#challenges.get(host);
     if (known) {
       const auth = await this.auth.authorize(known, scope, credential, signal, this.transport.baseUrl(host));
@@ -103,10 +103,17 @@ export class Sender {
       method === 'GET'
         ? { maxBody: MAX_MANIFEST_SIZE, truncateBody: false }
         : { maxBody: HEAD_BODY, truncateBody: true };
-    return this.transport.registryRequest(ctx.host, path, { method, headers, signal: ctx.signal, ...body });
+    return this.transport.registryRequest(ctx.host, ctx.wire(path), { method, headers, signal: ctx.signal, ...body });
   }
 }
 
+/** hosts.toml headers: a list is sent as one comma-joined value (what HTTP makes of repeated fields). */
+function joined(headers: Record<string, string[]> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers ?? {})) out[k.toLowerCase()] = v.join(', ');
+  return out;
+}
+
 function via(r: HttpResponse): string {
-  return r.proxy ? ` (via proxy ${r.proxy})` : '';
+  return `${r.proxy ? ` (via proxy ${r.proxy})` : ''}${r.note ? `; ${r.note}` : ''}`;
 }

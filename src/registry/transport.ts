@@ -34,6 +34,8 @@ export interface HttpResponse {
   url: URL;
   /** the proxy it went through (scheme://host:port, never credentials) */
   proxy?: string;
+  /** how it was reached when that is not the usual way, for the evidence */
+  note?: string;
 }
 
 export interface HttpRequest {
@@ -75,6 +77,8 @@ export class RegistryTransport {
   readonly #proxies: ProxyRules | undefined;
   /** insecure hosts found to speak plain HTTP */
   readonly #plainHttp = new Set<string>();
+  /** insecure hosts whose proxy refused to tunnel to them: asked over plain HTTP through it */
+  readonly #proxyRefusedTls = new Set<string>();
 
   constructor(options: TransportOptions) {
     this.#options = options;
@@ -97,22 +101,24 @@ export class RegistryTransport {
     return new URL(`${this.#plainHttp.has(host) ? 'http' : 'https'}://${host}`);
   }
 
-  /** A request to a registry host path; an insecure host falls back to plain HTTP as containerd does. */
+  /**
+   * A request to a registry host path; an insecure host falls back to plain HTTP as containerd does,
+   * and, when a proxy refuses to tunnel to it (squid allows CONNECT to port 443 only), to plain HTTP
+   * through the proxy as Docker does; that answer says so.
+   */
   async registryRequest(host: string, path: string, req: HttpRequest): Promise<HttpResponse> {
     const url = new URL(path, this.baseUrl(host));
     try {
-      return await this.request(url, req);
+      const r = await this.request(url, req);
+      return this.#proxyRefusedTls.has(host) && url.protocol === 'http:' ? { ...r, note: refusedNote(host) } : r;
     } catch (err) {
-      if (
-        err instanceof TransportError &&
-        url.protocol === 'https:' &&
-        this.isInsecure(host) &&
-        (err.kind === 'tls' || err.kind === 'reset')
-      ) {
-        this.#plainHttp.add(host);
-        return this.request(new URL(path, this.baseUrl(host)), req);
-      }
-      throw err;
+      if (!(err instanceof TransportError) || url.protocol !== 'https:' || !this.isInsecure(host)) throw err;
+      const refused = err.kind === 'proxy' && /refused the request/.test(err.message);
+      if (err.kind !== 'tls' && err.kind !== 'reset' && !refused) throw err;
+      this.#plainHttp.add(host);
+      if (refused) this.#proxyRefusedTls.add(host);
+      const r = await this.request(new URL(path, this.baseUrl(host)), req);
+      return refused ? { ...r, note: refusedNote(host) } : r;
     }
   }
 
@@ -225,6 +231,10 @@ export class RegistryTransport {
       release();
     }
   }
+}
+
+function refusedNote(host: string): string {
+  return `the proxy refused CONNECT to ${host}, an insecure registry: asked over plain HTTP through it, as Docker does`;
 }
 
 /** The response, or the signal's abort if that comes first; a response that comes later is dropped. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { NodeWatcher, type NodeWatcherOptions } from '../../src/cluster/nodes.ts';
 import { REQUIRED_ACCESS } from '../../src/cluster/access.ts';
+import { placementOf } from '../../src/placement/placement.ts';
 import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -104,6 +105,70 @@ t.test('watch events: an arm64 node comes and goes, images change', async (t) =>
   t.equal(w.imageOnAnyNode([PAUSE]), false);
   t.ok(changes >= 4, `listeners told (${changes})`);
   t.equal(w.stats.lists, 1, 'events alone never needed a re-list');
+});
+
+t.test('placement: a pod is counted against the nodes it may land on, and a relabelled node moves it', async (t) => {
+  const { api, w } = await watching(t, 'amd-1');
+  api.putNode(makeNode({ name: 'arm-1', architecture: 'arm64', labels: { pool: 'edge' } }));
+  api.putNode(
+    makeNode({
+      name: 'arm-2',
+      architecture: 'arm64',
+      taints: [
+        { key: 'dedicated', value: 'arm', effect: 'NoSchedule' },
+        { key: 'soft', effect: 'PreferNoSchedule' },
+      ],
+    }),
+  );
+  await waitFor(() => w.nodes().length === 3, { what: 'the arm64 nodes' });
+  const plain = placementOf({});
+  const edge = placementOf({ nodeSelector: { pool: 'edge' } });
+  const anywhere = placementOf({ tolerations: [{ operator: 'Exists' }] });
+  t.same(
+    w.platforms(plain),
+    [
+      { os: 'linux', architecture: 'amd64', nodes: 1 },
+      { os: 'linux', architecture: 'arm64', nodes: 1 },
+    ],
+    'a pod without placement keeps off the NoSchedule taint, not the PreferNoSchedule one',
+  );
+  t.same(w.platforms(anywhere), [
+    { os: 'linux', architecture: 'arm64', nodes: 2 },
+    { os: 'linux', architecture: 'amd64', nodes: 1 },
+  ]);
+  t.same(w.platforms(edge), [{ os: 'linux', architecture: 'arm64', nodes: 1 }]);
+  t.equal(
+    w.platforms(edge),
+    w.platforms(placementOf({ nodeSelector: { pool: 'edge' } })),
+    'counted once per placement',
+  );
+  t.same(w.platforms(placementOf({ nodeSelector: { pool: 'none' } })), [], 'no node fits: no platforms');
+
+  // The label moves to the amd64 node: the remembered answer is dropped with the change.
+  api.putNode(makeNode({ name: 'arm-1', architecture: 'arm64' }));
+  api.putNode(makeNode({ name: 'amd-1', labels: { pool: 'edge' } }));
+  await waitFor(() => w.platforms(edge)[0]?.architecture === 'amd64', { what: 'the relabelled nodes' });
+  t.same(w.platforms(edge), [{ os: 'linux', architecture: 'amd64', nodes: 1 }]);
+});
+
+t.test('image names and labels are held once for all nodes, and names no node reports are let go', async (t) => {
+  const { api, w } = await watching(t);
+  // 40 nodes report the same 20 images: 40 names, not 800 (plus the labels, also shared).
+  const shared = Array.from({ length: 20 }, (_, i) => [`registry.test/app/img-${i}:1.0`]);
+  for (let i = 0; i < 40; i++) api.putNode(makeNode({ name: `n-${i}`, images: shared }));
+  await waitFor(() => w.nodes().length === 40, { what: '40 nodes' });
+  const held = w.interned;
+  t.ok(held < 20 + 4 * 40 + 20, `${held} strings for 40 nodes x 20 images (names and labels held once)`);
+  // Churn: nodes come and go with images of their own, far more names than any moment holds.
+  for (let round = 0; round < 30; round++) {
+    const own = Array.from({ length: 200 }, (_, i) => [`registry.test/churn/r${round}-i${i}:1`]);
+    api.putNode(makeNode({ name: 'churn', images: own }));
+    await waitFor(() => w.imageOnAnyNode([own[0]![0]!]), { what: `round ${round}` });
+    api.deleteNode('churn');
+    await waitFor(() => !w.imageOnAnyNode([own[0]![0]!]), { what: `round ${round} gone` });
+  }
+  t.ok(w.interned < 2 * (held + 200) + 4096 + 200, `the pool follows the nodes, not their history (${w.interned})`);
+  t.equal(w.imageOnAnyNode(['registry.test/app/img-3:1.0']), true);
 });
 
 t.test('a cleanly closed watch is resumed from the last resourceVersion, without a re-list', async (t) => {

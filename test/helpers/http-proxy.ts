@@ -37,7 +37,14 @@ export function proxyAvailable(): string | undefined {
   return undefined;
 }
 
-export async function startProxy(opts: { auth?: { username: string; password: string }; hosts?: string[] } = {}) {
+export async function startProxy(
+  opts: {
+    auth?: { username: string; password: string };
+    hosts?: string[];
+    /** CONNECT only to these ports (squid's usual rule allows 443 alone); default any */
+    connectPorts?: number[];
+  } = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), 'pullguard-tinyproxy-'));
   const logFile = join(dir, 'tinyproxy.log');
   const hostsFile = join(dir, 'hosts');
@@ -60,6 +67,7 @@ export async function startProxy(opts: { auth?: { username: string; password: st
         'Allow 127.0.0.1',
         'DisableViaHeader Yes',
         ...(opts.auth ? [`BasicAuth ${opts.auth.username} ${opts.auth.password}`] : []),
+        ...(opts.connectPorts ?? []).map((p) => `ConnectPort ${p}`),
         '',
       ].join('\n'),
     );

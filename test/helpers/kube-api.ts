@@ -446,6 +446,7 @@ export interface NodeSpec {
   /** each entry is one image's names (RepoDigests then RepoTags) */
   images?: string[][];
   labels?: Record<string, string>;
+  taints?: { key: string; value?: string; effect: string }[];
 }
 
 /** A Node as a kubelet reports it, trimmed to the fields that matter plus realistic neighbours. */
@@ -468,7 +469,12 @@ export function makeNode(spec: NodeSpec): Obj {
         'volumes.kubernetes.io/controller-managed-attach-detach': 'true',
       },
     },
-    spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'], providerID: `kind://docker/fixture/${spec.name}` },
+    spec: {
+      podCIDR: '10.244.1.0/24',
+      podCIDRs: ['10.244.1.0/24'],
+      providerID: `kind://docker/fixture/${spec.name}`,
+      ...(spec.taints ? { taints: spec.taints } : {}),
+    },
     status: {
       capacity: { cpu: '4', 'ephemeral-storage': '102626232Ki', memory: '16318324Ki', pods: '110' },
       allocatable: { cpu: '4', 'ephemeral-storage': '102626232Ki', memory: '16318324Ki', pods: '110' },

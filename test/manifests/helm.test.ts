@@ -511,3 +511,31 @@ t.test('watch.leaseName: the Lease Role gets and updates that Lease only, also i
   t.not(bad.status, 0, 'a lease name that is no object name is refused');
   t.match(bad.stderr, 'leaseName');
 });
+
+t.test("values: nodeRegistries mounts the nodes' files where the configuration reads them", async (t) => {
+  const hostsObjects = render(t, {
+    nodeRegistries: { hostsDir: { configMap: 'node-certs', hosts: ['docker.io', '_default'] } },
+  });
+  const config = parseYaml(only(hostsObjects, 'ConfigMap').data['config.yaml']);
+  t.equal(config.registry.hostsDir, '/etc/pullguard-nodes/certs.d');
+  t.ok(validateConfig(config), 'the configuration is valid');
+  const spec = only(hostsObjects, 'Deployment').spec.template.spec;
+  const mount = spec.containers[0].volumeMounts.find((m: Obj) => m.name === 'node-registries');
+  t.same(mount, { name: 'node-registries', mountPath: '/etc/pullguard-nodes', readOnly: true });
+  t.same(spec.volumes.find((v: Obj) => v.name === 'node-registries').configMap, {
+    name: 'node-certs',
+    items: [
+      { key: 'docker.io', path: 'certs.d/docker.io/hosts.toml' },
+      { key: '_default', path: 'certs.d/_default/hosts.toml' },
+    ],
+  });
+  const crio = render(t, { nodeRegistries: { registriesConf: { configMap: 'crio-registries' } } });
+  const crioConfig = parseYaml(only(crio, 'ConfigMap').data['config.yaml']);
+  t.equal(crioConfig.registry.registriesConf, '/etc/pullguard-nodes/containers/registries.conf');
+  t.equal(crioConfig.nodes.runtime, 'cri-o');
+  const both = template(t, {
+    nodeRegistries: { hostsDir: { configMap: 'a', hosts: ['docker.io'] }, registriesConf: { configMap: 'b' } },
+  });
+  t.not(both.status, 0, 'both at once is refused');
+  t.match(both.stderr, /the one your nodes' runtime reads/);
+});

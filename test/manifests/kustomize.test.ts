@@ -7,6 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MODES, validateConfig } from '../../src/config/schema.ts';
+import { HostsDir } from '../../src/registry/hosts-dir.ts';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import {
   all,
@@ -242,6 +243,46 @@ t.test(
     t.notOk(
       plain.some((o) => o.metadata?.name === 'pullguard-watch'),
       'the default install has no watch RBAC',
+    );
+  },
+);
+
+t.test(
+  "components/node-hosts: the nodes' hosts.toml files mounted as containerd lays them out",
+  toolOptions('kubectl', kubectl),
+  async (t) => {
+    const dir = scratch(t);
+    cpSync(manifestsDir, join(dir, 'manifests'), { recursive: true });
+    const overlay = join(dir, 'manifests', 'overlays', 'node-hosts');
+    mkdirSync(overlay);
+    writeFileSync(
+      join(overlay, 'kustomization.yaml'),
+      'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../cert-manager\ncomponents:\n  - ../../components/node-hosts\n',
+    );
+    const objects = renderKustomize(overlay);
+    const cm = only(objects, 'ConfigMap', 'pullguard-node-hosts');
+    const spec = only(objects, 'Deployment').spec.template.spec;
+    const env = spec.containers[0].env as Obj[];
+    const hostsDir = env.find((e) => e.name === 'PULLGUARD_REGISTRY_HOSTS_DIR')?.value as string;
+    t.equal(hostsDir, '/etc/pullguard-nodes/certs.d');
+    const volume = spec.volumes.find((v: Obj) => v.name === 'node-hosts');
+    t.equal(volume.configMap.name, cm.metadata.name, 'the volume names the generated ConfigMap');
+    // lay the ConfigMap out as the kubelet mounts it, and read it as pullguard does
+    const mounted = join(dir, 'mounted');
+    for (const item of volume.configMap.items as Obj[]) {
+      const file = join(mounted, item.path as string);
+      mkdirSync(join(file, '..'), { recursive: true });
+      writeFileSync(file, cm.data[item.key as string] as string);
+    }
+    t.ok(hostsDir.endsWith('/certs.d'));
+    const read = new HostsDir(join(mounted, 'certs.d'));
+    t.same(read.warnings, []);
+    t.same(
+      read.endpointsFor('docker.io').map((e) => [e.host, e.upstream]),
+      [
+        ['mirror.internal:5000', false],
+        ['registry-1.docker.io', true],
+      ],
     );
   },
 );

@@ -52,13 +52,19 @@ t.test('each sub-reason of unverifiable has its own words', async (t) => {
 });
 
 t.test('platform-not-found: no build for some nodes, or for all of them', async (t) => {
-  const platforms = { missing: ['linux/s390x'], offered: ['linux/amd64'], single: false };
+  const platforms = {
+    missing: ['linux/s390x (2 nodes)'],
+    missingPlain: ['linux/s390x'],
+    offered: ['linux/amd64'],
+    pin: 'nodeSelector {kubernetes.io/arch: amd64}',
+    single: false,
+  };
   const some = explain({ ...about, reason: 'platform-not-found', ...platforms, partial: true });
-  t.match(some.message, 'has no build for linux/s390x, which some nodes run (it offers linux/amd64)');
-  t.equal(some.hint, 'push a multi-platform image with linux/s390x, or pin the pod to linux/amd64 nodes');
+  t.match(some.message, 'has no build for linux/s390x (2 nodes), where the pod may land (it offers linux/amd64)');
+  t.equal(some.hint, 'add nodeSelector {kubernetes.io/arch: amd64}, or build the image for linux/s390x too');
   const all = explain({ ...about, reason: 'platform-not-found', ...platforms, partial: false });
-  t.match(all.message, "has no build for the nodes' platform linux/s390x (it offers linux/amd64)");
-  t.equal(all.hint, 'push a multi-platform image with linux/s390x');
+  t.match(all.message, 'has no build for linux/s390x (2 nodes), the nodes the pod may land on (it offers linux/amd64)');
+  t.equal(all.hint, some.hint, 'the same two ways out');
 });
 
 t.test('access-denied: broken pull secrets are named, whatever the registry says', async (t) => {
@@ -84,5 +90,5 @@ t.test('a request that timed out: the message says the deadline, the request goe
 
 t.test('platform-not-found without the platforms known (diagnose from the kubelet text): a whole hint', async (t) => {
   const text = explain({ ...about, reason: 'platform-not-found', missing: [], offered: [], single: false });
-  t.equal(text.hint, "push a multi-platform image with the nodes' platform");
+  t.equal(text.hint, "build the image for the nodes' platform too");
 });

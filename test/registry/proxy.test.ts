@@ -22,6 +22,7 @@ let basic: TestRegistry;
 let plain: TestRegistry;
 let open: TestProxy;
 let authed: TestProxy;
+let strict: TestProxy;
 let dir: string;
 const nameOf = (r: TestRegistry) => `${PROXY_ONLY_HOST}:${r.direct.host.split(':')[1]}`;
 const b64 = (u: { username: string; password: string }) =>
@@ -29,12 +30,13 @@ const b64 = (u: { username: string; password: string }) =>
 const secrets = [carol.password, dave.password, proxyUser.password, b64(carol), b64(dave), b64(proxyUser)];
 
 t.before(async () => {
-  [token, basic, plain, open, authed] = await Promise.all([
+  [token, basic, plain, open, authed, strict] = await Promise.all([
     startRegistry({ auth: 'token', tls: true, users: [carol], extraNames: [PROXY_ONLY_HOST] }),
     startRegistry({ auth: 'htpasswd', users: [dave], extraNames: [PROXY_ONLY_HOST] }),
     startRegistry({ auth: 'none' }),
     startProxy(),
     startProxy({ auth: proxyUser }),
+    startProxy({ connectPorts: [443] }),
   ]);
   await Promise.all([
     token.pushImage('team/app', '1.0'),
@@ -53,7 +55,7 @@ t.before(async () => {
   writeFileSync(join(dir, 'ca.pem'), token.caPem!);
 });
 t.teardown(async () => {
-  await Promise.all([token, basic, plain, open, authed].map((x) => x?.stop()));
+  await Promise.all([token, basic, plain, open, authed, strict].map((x) => x?.stop()));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -141,6 +143,34 @@ t.test('plain-HTTP registries go through the absolute-URI form', async (t) => {
     open.requests().join('\n'),
   );
 });
+
+t.test(
+  'an insecure registry behind a proxy that refuses CONNECT to its port: plain HTTP through the proxy, said so',
+  async (t) => {
+    const image = `${nameOf(plain)}/demo/app:1.0`;
+    const env = { HTTP_PROXY: strict.url, HTTPS_PROXY: strict.url };
+    const r = await check([image, '--insecure-registry', nameOf(plain)], env);
+    t.equal(r.findings[0]!.reason, 'available', r.stdout);
+    const lines = strict.requests();
+    t.ok(
+      lines.some((l) => l.startsWith(`CONNECT ${nameOf(plain)} `)),
+      'the tunnel was asked for first',
+    );
+    t.ok(
+      lines.some((l) => l.startsWith(`HEAD http://${nameOf(plain)}/v2/demo/app/manifests/1.0 `)),
+      lines.join('\n'),
+    );
+    t.match(
+      (r.findings[0]!.evidence as string[]).join('\n'),
+      /refused CONNECT.*plain HTTP through it/,
+      'the evidence says the proxy refused the tunnel and plain HTTP was used',
+    );
+    // not insecure: the refusal is the answer, with the proxy named
+    const secure = await check([image], env);
+    t.equal(secure.findings[0]!.reason, 'registry-unreachable', secure.stdout);
+    t.match(secure.findings[0]!.message, /proxy/);
+  },
+);
 
 t.test('connection reuse and the concurrency cap hold through the proxy', async (t) => {
   const tags = Array.from({ length: 20 }, (_, i) => `t${i}`);

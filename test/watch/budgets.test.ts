@@ -6,6 +6,8 @@ import { validateConfig } from '../../src/config/schema.ts';
 import { registryClientFor } from '../../src/app/build.ts';
 import { buildWatch } from '../../src/app/watch.ts';
 import { PodCredentials } from '../../src/podcheck/credentials.ts';
+import { PodCheck } from '../../src/podcheck/podcheck.ts';
+import { Preflight } from '../../src/preflight/engine.ts';
 import type { Watch } from '../../src/watch/watch.ts';
 import { faults, startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { startKubeLab, type KubeLab, labThroughProxy } from '../helpers/kube-lab.ts';
@@ -53,9 +55,15 @@ function startWatch(
   });
   const kc = o.kc ?? lab.kc();
   const metrics = new Registry();
+  // The webhook's pod check, whose credentials the watch's share (its own engine is not used here).
+  const webhook = new PodCheck({
+    engine: new Preflight(config, registryClientFor(config, [], {})),
+    credentials: new PodCredentials(new ClusterReader(kc, { cacheTtlMs: 30_000 }), null),
+  });
+  t.teardown(() => webhook.engine.close());
   const watch = buildWatch(config, {
     kc,
-    credentials: new PodCredentials(new ClusterReader(kc, { cacheTtlMs: 30_000 }), null),
+    podCheck: webhook,
     registryClient: (hooks) => registryClientFor(config, [], hooks),
     registry: metrics,
     identity: `budgets-${n}`,
