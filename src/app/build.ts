@@ -178,16 +178,26 @@ export async function buildPodCheck(config: Config, setup: PodCheckSetup): Promi
     ]);
     // With a cluster, only the files given stand for the nodes' credentials: the person's own
     // stores say nothing about what the kubelet has.
+    // Tokens of the pods' ServiceAccounts for providers with tokenAttributes: only when told to.
+    const tokens = config.credentials.serviceAccountTokens
+      ? new (await import('../cluster/tokens.ts')).ServiceAccountTokens(cluster.kc, { timeoutMs: helperMs })
+      : undefined;
     credentials = new PodCredentials(
       new ClusterReader(cluster.kc, readerOptions(config, logger)),
       nodeFiles(),
       plugins,
+      undefined,
+      tokens,
     );
     if (config.cluster.watchNodes && !platforms.length) {
       // A one-shot command needs the list once; the webhook keeps it current.
       nodes = new NodeWatcher(cluster.kc, { ...(logger ? { logger } : {}), watch: !setup.cli });
       nodes.start();
     }
+  } else if (config.credentials.serviceAccountTokens) {
+    throw new SetupError(
+      'credentials.serviceAccountTokens (--request-service-account-tokens) needs a cluster: give --kubeconfig, or run in one',
+    );
   } else if (setup.cli) {
     // --docker-config replaces the person's own stores.
     const explicit = setup.dockerConfigs.length > 0;

@@ -46,6 +46,9 @@ Options:
                                 they serve (ECR, GCR/Artifact Registry, ACR, ...)
       --image-credential-provider-bin-dir DIR
                                 where those plugins are
+      --request-service-account-tokens
+                                run plugins with tokenAttributes with a short-lived token of the pod's
+                                ServiceAccount (TokenRequest), as the kubelet does; needs a cluster
       --timeout DURATION        overall deadline, e.g. 8s or 8000 (milliseconds; default from config: 8s)
       --no-verify-layers        check the manifests only, not each platform's config and layer blobs
       --offline                 no network: reference syntax and pull policies only; the rest is not-checked

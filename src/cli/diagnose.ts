@@ -12,8 +12,9 @@ import { type CliIO, REGISTRY_FLAGS, registryOverrides } from './flags.ts';
 
 export const DIAGNOSE_USAGE = `Usage: pullguard diagnose [POD...] [-n NS | -A] [-l SELECTOR] [options]
 
-Explains pods whose containers wait with ErrImagePull, ImagePullBackOff, InvalidImageName or
-ErrImageNeverPull: the kubelet's own message, the cause and fix, and whether the next retry will succeed.
+Explains pods whose containers wait with ErrImagePull, ImagePullBackOff, InvalidImageName,
+ErrImageNeverPull, ImageInspectError, RegistryUnavailable or SignatureValidationFailed (image volumes
+too): the kubelet's own message, the cause and fix, and whether the next retry will succeed.
 
 Options:
   -n, --namespace NS            the namespace (default: the kubeconfig context's, else default)

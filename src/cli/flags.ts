@@ -29,6 +29,7 @@ export const REGISTRY_FLAGS = {
   config: { type: 'string' },
   'image-credential-provider-config': { type: 'string' },
   'image-credential-provider-bin-dir': { type: 'string' },
+  'request-service-account-tokens': { type: 'boolean' },
 } as const;
 
 /** The cluster connection, as kubectl's flags: `check`, `diagnose` and `serve` take both. */
@@ -47,6 +48,7 @@ export function registryOverrides(values: {
   platform?: string[];
   'image-credential-provider-config'?: string;
   'image-credential-provider-bin-dir'?: string;
+  'request-service-account-tokens'?: boolean;
 }): Record<string, unknown> {
   const registry: Record<string, unknown> = {};
   if (values['insecure-registry']?.length) registry.insecure = values['insecure-registry'];
@@ -63,6 +65,7 @@ export function registryOverrides(values: {
     credentials.providerConfig = values['image-credential-provider-config'];
   if (values['image-credential-provider-bin-dir'])
     credentials.providerBinDir = values['image-credential-provider-bin-dir'];
+  if (values['request-service-account-tokens']) credentials.serviceAccountTokens = true;
   if (Object.keys(credentials).length) out.credentials = credentials;
   if (values.timeout !== undefined) {
     try {

@@ -32,6 +32,8 @@ Options:
                                 the nodes' kubelet CredentialProviderConfig (run its plugins as the kubelet does)
       --image-credential-provider-bin-dir DIR
                                 where those plugins are
+      --request-service-account-tokens
+                                run plugins with tokenAttributes with a token of the pod's ServiceAccount
       --timeout DURATION        deadline per review, under the webhook's timeoutSeconds (default 8s)
   -h, --help                    this help
 `;

@@ -31,6 +31,16 @@ export const WATCH_ACCESS: readonly ApiAccess[] = [
 ];
 
 /**
+ * Opt-in (credentials.serviceAccountTokens): TokenRequest for the reviewed pod's ServiceAccount, for
+ * kubelet credential provider plugins with tokenAttributes (KEP-4412). The kustomize component
+ * manifests/components/service-account-tokens and the Helm value serviceAccountTokens.enabled grant
+ * exactly this; nothing grants it by default.
+ */
+export const SERVICE_ACCOUNT_TOKEN_ACCESS: readonly ApiAccess[] = [
+  { apiGroup: '', resource: 'serviceaccounts/token', verbs: ['create'], namespaced: true },
+];
+
+/**
  * The Lease that picks the acting replica: in pullguard's own namespace only, and get/update only on
  * the configured Lease (the Role's resourceNames; create cannot be limited by name).
  */

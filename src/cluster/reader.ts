@@ -35,6 +35,9 @@ export interface ServiceAccountRead {
   status: 'ok' | 'missing' | 'forbidden' | 'error';
   /** the non-empty names in imagePullSecrets, in order */
   names: string[];
+  /** its uid and annotations, for credential providers with tokenAttributes (KEP-4412) */
+  uid?: string;
+  annotations?: Readonly<Record<string, string>>;
   detail?: string;
 }
 
@@ -186,7 +189,16 @@ export class ClusterReader {
     try {
       const sa = await this.#api.readNamespacedServiceAccount({ name, namespace }, withSignal(signal));
       const names = (sa.imagePullSecrets ?? []).map((ref) => ref.name ?? '').filter((n) => n !== '');
-      return { status: 'ok', names };
+      const uid = sa.metadata?.uid;
+      // Not the client's copy of the whole object (kubectl apply's), which can be large and is never asked for.
+      const { 'kubectl.kubernetes.io/last-applied-configuration': _applied, ...annotations } =
+        sa.metadata?.annotations ?? {};
+      return {
+        status: 'ok',
+        names,
+        ...(uid ? { uid } : {}),
+        ...(Object.keys(annotations).length ? { annotations } : {}),
+      };
     } catch (err) {
       const { status, detail } = describeFailure(
         err,

@@ -13,7 +13,7 @@ export function parseDuration(text: string): number {
 /**
  * PULLGUARD_* variables override the file: PULLGUARD_MODE, PULLGUARD_DEADLINE,
  * PULLGUARD_LOG_LEVEL, PULLGUARD_SERVER_HOST, PULLGUARD_SERVER_PORT, PULLGUARD_SERVER_METRICS_PORT, PULLGUARD_SERVER_TLS_CERT, PULLGUARD_SERVER_TLS_KEY,
- * PULLGUARD_CLUSTER_KUBECONFIG, PULLGUARD_WATCH_ENABLED (true/false).
+ * PULLGUARD_CLUSTER_KUBECONFIG, PULLGUARD_WATCH_ENABLED (true/false), PULLGUARD_CREDENTIALS_SERVICE_ACCOUNT_TOKENS (true/false).
  */
 export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, Record<string, unknown> | unknown> = {};
@@ -35,6 +35,9 @@ export function environmentOverrides(env: NodeJS.ProcessEnv): Record<string, unk
   if (env.PULLGUARD_REGISTRY_HOSTS_DIR) set(['registry', 'hostsDir'], env.PULLGUARD_REGISTRY_HOSTS_DIR);
   // the kustomize component and the Helm chart switch the watch on with this
   if (env.PULLGUARD_WATCH_ENABLED) set(['watch', 'enabled'], env.PULLGUARD_WATCH_ENABLED === 'true');
+  // the kustomize component and the Helm value that grant create on serviceaccounts/token set this
+  if (env.PULLGUARD_CREDENTIALS_SERVICE_ACCOUNT_TOKENS)
+    set(['credentials', 'serviceAccountTokens'], env.PULLGUARD_CREDENTIALS_SERVICE_ACCOUNT_TOKENS === 'true');
   return out;
 }
 
@@ -89,7 +92,14 @@ export const DEFAULTS = {
     endpoints: {} as Record<string, string>,
   },
   cache: { maxEntries: 10_000, positiveTtl: 5 * MINUTE, digestTtl: 60 * MINUTE, negativeTtl: 10 * SECOND },
-  credentials: { nodeDockerConfigs: [] as string[], providerImages: [...PROVIDER_IMAGES] },
+  credentials: {
+    nodeDockerConfigs: [] as string[],
+    providerImages: [...PROVIDER_IMAGES],
+    serviceAccountTokens: false,
+    // the kubelet's default since KubeletEnsureSecretPulledImages (KEP-2535) is on (1.35)
+    imagePullCredentialsVerificationPolicy: 'NeverVerifyPreloadedImages' as const,
+    preloadedImagesVerificationAllowlist: [] as string[],
+  },
   platforms: [] as string[],
   nodes: { runtime: 'containerd' as 'containerd' | 'cri-o' },
   cluster: { cacheTtl: 30 * SECOND, watchNodes: true },

@@ -193,6 +193,31 @@ export const configSchema = z.strictObject({
         .describe(
           'where the plugins named in `providerConfig` are (needed with it, as the kubelet needs both flags); `--image-credential-provider-bin-dir`',
         ),
+      imagePullCredentialsVerificationPolicy: z
+        .enum(['NeverVerify', 'NeverVerifyPreloadedImages', 'NeverVerifyAllowlistedImages', 'AlwaysVerify'])
+        .default(DEFAULTS.credentials.imagePullCredentialsVerificationPolicy)
+        .describe(
+          "the nodes' kubelet `imagePullCredentialsVerificationPolicy` (KEP-2535, on by default since 1.35): whether an `IfNotPresent` image already on a node (`node.status.images`) is used there without the pod's credentials. An image the registry refuses that a node has is then `unverifiable`, not denied, unless the policy is `AlwaysVerify` (or `NeverVerifyAllowlistedImages` and it is not allowlisted)",
+        ),
+      preloadedImagesVerificationAllowlist: z
+        .array(
+          z
+            .string()
+            .regex(
+              /^[^\s/@*]+(\/[^\s/:@*]+)*(\/\*)?$/,
+              'a repository (registry/path), optionally ending in /*, without tag or digest',
+            ),
+        )
+        .default(DEFAULTS.credentials.preloadedImagesVerificationAllowlist)
+        .describe(
+          "the nodes' kubelet `preloadedImagesVerificationAllowlist`: repositories (`registry/path`, or a prefix ending in `/*`) used from the node without credentials under `NeverVerifyAllowlistedImages`",
+        ),
+      serviceAccountTokens: z
+        .boolean()
+        .default(DEFAULTS.credentials.serviceAccountTokens)
+        .describe(
+          "run the plugins whose provider has `tokenAttributes` (KEP-4412) as the kubelet does: with a short-lived token of the pod's ServiceAccount for the provider's audience (TokenRequest; needs `create` on `serviceaccounts/token`) and the annotations it names; off: their images stay `unverifiable`, unless the ServiceAccount lacks a required annotation (then the kubelet gets nothing from the plugin, and neither does pullguard). docs/operating.md states the trade-off; `--request-service-account-tokens`",
+        ),
     })
     .refine((c) => !c.providerConfig || Boolean(c.providerBinDir), {
       message: 'providerConfig needs providerBinDir (the kubelet needs both flags too)',

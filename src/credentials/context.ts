@@ -29,5 +29,46 @@ export interface CredentialContext {
 
 /** A source asked per image: what it has for the image, what failed, and whether it alone can open it. */
 export interface DynamicCredentials {
-  lookup(name: string, domain: string): Promise<{ credentials: Credential[]; failures: string[]; managed?: boolean }>;
+  lookup(
+    name: string,
+    domain: string,
+  ): Promise<{
+    credentials: Credential[];
+    failures: string[];
+    managed?: boolean;
+    /** what the kubelet would do that explains a denial (a provider that gives it nothing, and why) */
+    notes?: string[];
+  }>;
+  /** the same source for one pod's ServiceAccount (credential providers with tokenAttributes, KEP-4412) */
+  forPod?(pod: PodIdentity): DynamicCredentials;
+}
+
+/** What a credential provider with tokenAttributes needs of the pod: its namespace and ServiceAccount. */
+export interface PodIdentity {
+  namespace: string;
+  /** the pod's spec.serviceAccountName (the ServiceAccount admission plugin sets "default") */
+  serviceAccountName: string;
+  /** the cluster's ServiceAccounts; undefined without a cluster */
+  serviceAccounts?: ServiceAccountSource;
+}
+
+export interface ServiceAccountData {
+  status: 'ok' | 'missing' | 'forbidden' | 'error';
+  uid?: string;
+  annotations?: Readonly<Record<string, string>>;
+  detail?: string;
+}
+
+/** A short-lived token of a ServiceAccount (TokenRequest); it never reaches a log or a message. */
+export interface ServiceAccountToken {
+  token: string;
+  /** ms since the epoch */
+  expiresAt: number;
+}
+
+/** Declared here, implemented above (podcheck/ with cluster/): the ServiceAccount and its tokens. */
+export interface ServiceAccountSource {
+  read(namespace: string, name: string): Promise<ServiceAccountData>;
+  /** undefined: pullguard is not to request tokens (credentials.serviceAccountTokens is off) */
+  token?(namespace: string, name: string, audience: string): Promise<ServiceAccountToken | { error: string }>;
 }

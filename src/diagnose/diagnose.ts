@@ -7,18 +7,28 @@ import { explain } from '../preflight/messages.ts';
 import {
   type Backoff,
   backoffAfter,
+  backoffCause,
   type ContainerEvidence,
+  isStuckReason,
   type PodEvent,
   runtimeText,
-  STUCK_REASONS,
 } from './evidence.ts';
-import { agrees, classifyRuntimeMessage, describeRuntimeCause, type RuntimeCause } from './runtime.ts';
+import {
+  agrees,
+  classifyRuntimeMessage,
+  describeRuntimeCause,
+  NODE_CAUSES,
+  type NodeCause,
+  type RuntimeCause,
+} from './runtime.ts';
 
 export type Now = 'still-failing' | 'would-succeed' | 'unknown';
 
 export interface ContainerDiagnosis {
   pod: { namespace: string; name: string; node?: string; platform?: string };
   container: string;
+  /** the image volume (volumes[].image) the container waits on, when it is one */
+  volume?: string;
   image: string;
   /** whether the container waits on an image pull */
   stuck: boolean;
@@ -29,7 +39,7 @@ export interface ContainerDiagnosis {
   /** the cause the kubelet's (runtime's) text shows, when it shows one */
   runtime?: RuntimeCause;
   /** the cause: pullguard's when it could ask the registry, else the runtime's */
-  reason: Reason | 'not-found' | 'never-pull' | 'unknown';
+  reason: Reason | 'not-found' | 'never-pull' | NodeCause | 'unknown';
   message: string;
   hint: string;
   now: Now;
@@ -54,6 +64,41 @@ function nowOf(f: Finding | undefined, runtime: RuntimeCause | undefined): Now {
   if (f.reason === 'unverifiable' && runtime?.reason === 'never-pull') return 'still-failing';
   return 'unknown';
 }
+
+/** A cause only the node knows (its signature policy, its pull limit, its runtime): a registry answer cannot overrule it. */
+function isNodeCause(runtime: RuntimeCause | undefined): runtime is RuntimeCause & { reason: NodeCause } {
+  return runtime !== undefined && (NODE_CAUSES as readonly string[]).includes(runtime.reason);
+}
+
+/**
+ * The cause the waiting reason itself names, when the text shows none: the kubelet wrote
+ * SignatureValidationFailed, RegistryUnavailable or ImageInspectError (or, in a 1.32+ back-off
+ * message, as the previous pull's error) only for that cause.
+ */
+const REASON_CAUSES: Record<string, RuntimeCause['reason']> = {
+  SignatureValidationFailed: 'signature-refused',
+  RegistryUnavailable: 'registry-unreachable',
+  ImageInspectError: 'inspect-failed',
+};
+
+function causeOf(ev: ContainerEvidence, text: string | undefined): RuntimeCause | undefined {
+  const previous = backoffCause(ev.message);
+  // The 1.32+ back-off message's cause, when no failed pull's text is left: its own text, then its error's name.
+  const fromText = text ? classifyRuntimeMessage(previous && text === ev.message ? previous.text : text) : undefined;
+  // The waiting reason names the cause; the text may say more (a host), or mislead ("connection
+  // refused" from the runtime's own socket in an ImageInspectError).
+  const name = [ev.reason, previous?.error].find((n) => n !== undefined && Object.hasOwn(REASON_CAUSES, n));
+  if (!name) return fromText;
+  const named = REASON_CAUSES[name]!;
+  return fromText?.reason === named ? fromText : { reason: named, evidence: name };
+}
+
+const SIGNATURE_HINT =
+  "the node's container runtime refused the image under its signature policy (CRI-O: /etc/containers/policy.json and registries.d; containerd: its image verifier plugins): sign the image with a key that policy trusts, or change the node's policy; pullguard does not verify signatures";
+const THROTTLED_HINT =
+  'the kubelet limits its own pulls (registryPullQPS, registryBurst in the kubelet configuration): the next retry usually succeeds; raise the limit if many pods start at once';
+const INSPECT_HINT =
+  "the container runtime on the node failed to look the image up: check the runtime there (crictl inspecti, its logs) and the node's image storage";
 
 /** Seconds as a person says them: 45s, 3m, 2h. */
 function humanSeconds(s: number): string {
@@ -117,10 +162,16 @@ export function diagnoseContainer(
   now: Date,
 ): ContainerDiagnosis {
   const text = runtimeText(ev);
-  const runtime = text ? classifyRuntimeMessage(text) : undefined;
-  const stuck = ev.reason !== undefined && (STUCK_REASONS as readonly string[]).includes(ev.reason);
-  const backoff = stuck && ev.reason !== 'InvalidImageName' ? backoffAfter(ev, now) : undefined;
-  const state = nowOf(finding, runtime);
+  const runtime = causeOf(ev, text);
+  const stuck = isStuckReason(ev.reason);
+  // An invalid name is never retried; a failed inspection is retried at each sync, without a back-off.
+  const backoff =
+    stuck && ev.reason !== 'InvalidImageName' && ev.reason !== 'ImageInspectError' ? backoffAfter(ev, now) : undefined;
+  const nodeSide = isNodeCause(runtime) && finding?.verdict !== 'fail';
+  let state = nowOf(finding, runtime);
+  // The registry serves the image, but the node's policy refuses it: every retry fails alike.
+  if (nodeSide && runtime.reason === 'signature-refused') state = 'still-failing';
+  else if (nodeSide && runtime.reason === 'inspect-failed') state = 'unknown';
 
   let reason: ContainerDiagnosis['reason'] = 'unknown';
   // Neither a registry check nor the kubelet's words say why: still name the image and what to do.
@@ -129,7 +180,8 @@ export function diagnoseContainer(
   // A verdict the registry answered (ok, fail, or a refusal seen now) is never replaced by the
   // kubelet's text: that text may be an Event anyone in the namespace could have written. Only when
   // the registry could not be asked (timeout, unverifiable) does the text say why.
-  const useFinding = finding && !(finding.verdict !== 'fail' && state === 'unknown' && runtime);
+  // A cause only the node knows is the kubelet's to tell, whatever the registry answers (unless it fails).
+  const useFinding = finding && !nodeSide && !(finding.verdict !== 'fail' && state === 'unknown' && runtime);
   if (finding && useFinding) {
     reason = finding.reason;
     ({ message, hint } = finding);
@@ -147,7 +199,13 @@ export function diagnoseContainer(
         ? NEVER_HINT
         : runtime.reason === 'not-found'
           ? 'check the repository name and the tag or digest; push the image if it was never pushed'
-          : hintOf(runtime.reason, ev.image);
+          : runtime.reason === 'signature-refused'
+            ? SIGNATURE_HINT
+            : runtime.reason === 'pull-throttled'
+              ? THROTTLED_HINT
+              : runtime.reason === 'inspect-failed'
+                ? INSPECT_HINT
+                : hintOf(runtime.reason, ev.image);
   } else if (finding) {
     reason = finding.reason;
     ({ message, hint } = finding);
@@ -163,13 +221,20 @@ export function diagnoseContainer(
   if (!stuck) outlook = 'the container is not waiting on an image pull';
   else if (ev.reason === 'InvalidImageName')
     outlook = 'still failing: the kubelet never retries an invalid name; fix the image field (a new pod is made)';
+  else if (nodeSide && runtime.reason === 'signature-refused')
+    outlook = `still failing: the next retry, ${due}, will be refused by the node's signature policy the same way`;
+  else if (nodeSide && runtime.reason === 'inspect-failed')
+    outlook =
+      "unknown: the kubelet asks the runtime again at each sync; it depends on the node's runtime, not the registry";
   else if (state === 'would-succeed')
     outlook = `would now succeed: the next retry, ${due}, will succeed; delete the pod to retry at once`;
   else if (state === 'still-failing') outlook = `still failing: the next retry, ${due}, will fail the same way`;
   else outlook = `unknown: pullguard cannot tell whether the next retry, ${due}, will succeed`;
 
   let disagreement: string | undefined;
-  if (
+  if (nodeSide) {
+    // The node refused or could not look; the registry's answer is no disagreement with that.
+  } else if (
     runtime &&
     finding &&
     finding.verdict !== 'ok' &&
@@ -194,6 +259,7 @@ export function diagnoseContainer(
   const out: ContainerDiagnosis = {
     pod,
     container: ev.container,
+    ...(ev.volume ? { volume: ev.volume } : {}),
     image: ev.image,
     stuck,
     kubelet,
@@ -221,7 +287,7 @@ export function diagnosesToText(list: readonly ContainerDiagnosis[]): string {
   const lines: string[] = [];
   for (const d of list) {
     lines.push(
-      `pod ${d.pod.namespace}/${d.pod.name}${d.pod.node ? ` (node ${d.pod.node}${d.pod.platform ? `, ${d.pod.platform}` : ''})` : ''}, container ${quote(d.container, 63)}, image ${quote(d.image)}`,
+      `pod ${d.pod.namespace}/${d.pod.name}${d.pod.node ? ` (node ${d.pod.node}${d.pod.platform ? `, ${d.pod.platform}` : ''})` : ''}, container ${quote(d.container, 63)}${d.volume ? `, image volume ${quote(d.volume, 63)}` : ''}, image ${quote(d.image)}`,
     );
     if (d.kubelet.reason || d.kubelet.message)
       lines.push(
@@ -250,6 +316,7 @@ export function diagnosesToJson(list: readonly ContainerDiagnosis[]): string {
   const out = list.map((d) => ({
     pod: d.pod,
     container: d.container,
+    ...(d.volume ? { volume: d.volume } : {}),
     image: d.image,
     stuck: d.stuck,
     kubelet: d.kubelet,

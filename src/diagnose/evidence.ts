@@ -6,8 +6,45 @@
 // own (source.component, reportingComponent or reportingController "kubelet") count as its
 // evidence; the others are kept apart, to be shown as such and used for nothing.
 
+import { parseImageName } from '../reference/index.ts';
+
+/**
+ * Waiting reasons that mean the image could not be pulled (or, for ImageInspectError, not even looked
+ * up on the node), each with where the kubelet or the runtime writes it. The kubelet copies the
+ * error's text into state.waiting.reason (kuberuntime_manager.go SyncPod: startContainerResult.Fail).
+ * One table: diagnose, the watch and its metric all read it.
+ */
+export const STUCK_REASON_SOURCES = {
+  // kubernetes pkg/kubelet/images/types.go ErrImagePull; image_manager.go evalCRIPullErr's fallback
+  ErrImagePull: 'kubernetes pkg/kubelet/images/types.go ErrImagePull',
+  // types.go ErrImagePullBackOff; image_manager.go pullImage (IsInBackOffSinceUpdate)
+  ImagePullBackOff: 'kubernetes pkg/kubelet/images/types.go ErrImagePullBackOff',
+  // types.go ErrInvalidImageName; image_manager.go EnsureImageExists ("Failed to apply default image tag")
+  InvalidImageName: 'kubernetes pkg/kubelet/images/types.go ErrInvalidImageName',
+  // types.go ErrImageNeverPull; image_manager.go imageNotPresentOnNeverPolicyError
+  ErrImageNeverPull: 'kubernetes pkg/kubelet/images/types.go ErrImageNeverPull',
+  // types.go ErrImageInspect; image_manager.go imagePullPrecheck ("Failed to inspect image %q: %v",
+  // event InspectFailed): the runtime could not say whether the image is on the node
+  ImageInspectError: 'kubernetes pkg/kubelet/images/types.go ErrImageInspect',
+  // cri-api pkg/errors ErrRegistryUnavailable, mapped by image_manager.go evalCRIPullErr ("image pull
+  // failed for %s because the registry is unavailable%s"); CRI-O server/image_pull.go wraps ECONNREFUSED
+  // in it (kubernetes#117717)
+  RegistryUnavailable:
+    'k8s.io/cri-api pkg/errors ErrRegistryUnavailable (kubelet images/image_manager.go evalCRIPullErr)',
+  // cri-api pkg/errors ErrSignatureValidationFailed, mapped by evalCRIPullErr ("… because the signature
+  // validation failed%s"); CRI-O internal/storage/image.go WrapSignatureCRIErrorIfNeeded wraps
+  // containers/image's PolicyRequirementError and InvalidSignatureError in it (kubernetes#117935)
+  SignatureValidationFailed:
+    'k8s.io/cri-api pkg/errors ErrSignatureValidationFailed (kubelet images/image_manager.go evalCRIPullErr)',
+} as const;
+
 /** Waiting reasons that mean the image could not be pulled. */
-export const STUCK_REASONS = ['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull'] as const;
+export const STUCK_REASONS = Object.keys(STUCK_REASON_SOURCES) as (keyof typeof STUCK_REASON_SOURCES)[];
+
+/** Whether a waiting reason is one of STUCK_REASONS. */
+export function isStuckReason(reason: string | undefined): boolean {
+  return reason !== undefined && Object.hasOwn(STUCK_REASON_SOURCES, reason);
+}
 
 export const BACKOFF_INITIAL_S = 10;
 export const BACKOFF_MAX_S = 300;
@@ -42,6 +79,13 @@ const STATUS_LISTS: Record<ContainerList, string> = {
 export interface ContainerEvidence {
   container: string;
   list: ContainerList;
+  /**
+   * the image volume (volumes[].image) whose pull failed, when the container waits on one: the
+   * kubelet pulls a pod's image volumes before its containers and fails each container that mounts a
+   * volume that did not pull with that pull's reason and message; the pull's own events are on the pod,
+   * without a fieldPath (kuberuntime_manager.go getImageVolumes, toKubeContainerImageVolumes)
+   */
+  volume?: string;
   /** from the spec (what the kubelet pulls), else the status */
   image: string;
   pullPolicy?: string;
@@ -119,6 +163,55 @@ function isPullFailure(e: PodEvent): boolean {
   return e.reason === 'Failed' && /^Failed to pull image/i.test(e.message ?? '');
 }
 
+/** An image volume of the pod: its name, reference and pull policy. */
+interface ImageVolume {
+  name: string;
+  reference: string;
+  pullPolicy?: string;
+}
+
+function imageVolumesOf(spec: Obj): ImageVolume[] {
+  const out: ImageVolume[] = [];
+  for (const v of Array.isArray(spec.volumes) ? (spec.volumes as unknown[]) : []) {
+    if (!isObj(v) || !isObj(v.image)) continue;
+    const reference = str(v.image.reference);
+    const name = str(v.name);
+    if (!reference || !name) continue;
+    const policy = str(v.image.pullPolicy);
+    out.push({ name, reference, ...(policy ? { pullPolicy: policy } : {}) });
+  }
+  return out;
+}
+
+/**
+ * Whether a kubelet text names this image: quoted as given ("Back-off pulling image \"x\""), after
+ * "for" (evalCRIPullErr), or quoted as the runtime normalized it (containerd: "docker.io/library/x:1").
+ */
+function names(text: string, image: string): boolean {
+  if (text.includes(`"${image}"`) || text.includes(`for ${image} because`)) return true;
+  try {
+    const { repo, tag, digest } = parseImageName(image);
+    return text.includes(`"${repo}${tag ? `:${tag}` : ''}${digest ? `@${digest}` : ''}"`);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The image volume a container's waiting state is about, if any: one it mounts (all of the pod's
+ * when the mounts are not known, as in the watch's projection) whose reference the kubelet's text
+ * names while it does not name the container's own image.
+ */
+function failedVolume(c: Obj, volumes: ImageVolume[], text: string | undefined): ImageVolume | undefined {
+  if (!volumes.length || !text) return undefined;
+  const own = str(c.image);
+  if (own && names(text, own)) return undefined;
+  const mounts = Array.isArray(c.volumeMounts)
+    ? new Set((c.volumeMounts as unknown[]).map((m) => (isObj(m) ? str(m.name) : undefined)))
+    : undefined;
+  return volumes.find((v) => (!mounts || mounts.has(v.name)) && names(text, v.reference));
+}
+
 /**
  * Evidence per container. With `all`, every container is returned (a pod named on the command
  * line); otherwise only those whose waiting reason is one of STUCK_REASONS.
@@ -127,6 +220,7 @@ export function containerEvidence(pod: unknown, events: PodEvent[], all = false)
   const p = isObj(pod) ? pod : {};
   const spec = isObj(p.spec) ? p.spec : {};
   const status = isObj(p.status) ? p.status : {};
+  const volumes = imageVolumesOf(spec);
   const out: ContainerEvidence[] = [];
   for (const list of CONTAINER_LISTS) {
     const containers = Array.isArray(spec[list]) ? (spec[list] as unknown[]) : [];
@@ -137,10 +231,17 @@ export function containerEvidence(pod: unknown, events: PodEvent[], all = false)
       const st = statuses.find((s) => isObj(s) && s.name === name) as Obj | undefined;
       const waiting = isObj(st?.state) && isObj(st.state.waiting) ? st.state.waiting : undefined;
       const reason = str(waiting?.reason);
-      const stuck = reason !== undefined && (STUCK_REASONS as readonly string[]).includes(reason);
+      const stuck = isStuckReason(reason);
       if (!stuck && !all) continue;
+      const message = str(waiting?.message);
+      const volume = stuck ? failedVolume(c, volumes, message) : undefined;
+      // A volume's pull events are the pod's own (no fieldPath) and name its reference.
       const fieldPath = `spec.${list}{${name}}`;
-      const about = events.filter((e) => e.fieldPath === fieldPath && isPullEvent(e));
+      const about = events.filter((e) =>
+        volume
+          ? !e.fieldPath && isPullEvent(e) && names(e.message ?? '', volume.reference)
+          : e.fieldPath === fieldPath && isPullEvent(e),
+      );
       about.sort((a, b) => (a.last?.getTime() ?? 0) - (b.last?.getTime() ?? 0));
       const mine = about.filter((e) => e.fromKubelet);
       const others = about.filter((e) => !e.fromKubelet);
@@ -150,16 +251,16 @@ export function containerEvidence(pod: unknown, events: PodEvent[], all = false)
       const ev: ContainerEvidence = {
         container: name,
         list,
-        image: str(c.image) ?? str(st?.image) ?? '',
+        ...(volume ? { volume: volume.name } : {}),
+        image: volume?.reference ?? str(c.image) ?? str(st?.image) ?? '',
         events: mine,
         untrusted: others.slice(-MAX_UNTRUSTED),
         untrustedCount: others.length,
         failedPulls: failures.reduce((n, e) => n + e.count, 0),
       };
-      const policy = str(c.imagePullPolicy);
+      const policy = volume ? volume.pullPolicy : str(c.imagePullPolicy);
       if (policy) ev.pullPolicy = policy;
       if (reason) ev.reason = reason;
-      const message = str(waiting?.message);
       if (message) ev.message = message;
       if (firsts.length) ev.since = new Date(Math.min(...firsts));
       if (lasts.length) ev.lastFailure = new Date(Math.max(...lasts));
@@ -197,6 +298,16 @@ export function backoffAfter(ev: Pick<ContainerEvidence, 'failedPulls' | 'since'
   return out;
 }
 
+/**
+ * The 1.32+ back-off message, `Back-off pulling image "x": <error>: <message>`: the kubelet appends
+ * the previous pull's error and message (kubernetes#127918; pkg/kubelet/images/image_manager.go
+ * pullImage, prevPullErrMsg), so the cause survives the events, which expire after an hour.
+ */
+export function backoffCause(message: string | undefined): { error: string; text: string } | undefined {
+  const m = /^Back-off pulling image "(?:[^"\\]|\\.)*": ([A-Za-z]+): ([\s\S]*)$/.exec(message ?? '');
+  return m ? { error: m[1]!, text: m[2]! } : undefined;
+}
+
 /** The text that carries the runtime's cause: the waiting message, else the newest failed pull's. */
 export function runtimeText(ev: ContainerEvidence): string | undefined {
   if (ev.message && !/^Back-off pulling image/i.test(ev.message)) return ev.message;
@@ -204,5 +315,6 @@ export function runtimeText(ev: ContainerEvidence): string | undefined {
     const e = ev.events[i]!;
     if (e.reason !== 'BackOff' && e.message && !/^Error: /.test(e.message)) return e.message;
   }
+  // No failed pull left in the events: a 1.32+ back-off message still carries the cause.
   return ev.message;
 }

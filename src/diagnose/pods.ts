@@ -11,7 +11,7 @@ import { format as formatPlatform } from '../platform/index.ts';
 import type { NodeFacts, PodCheck } from '../podcheck/podcheck.ts';
 import { imageUsesOf, type PodSpecSite } from '../workload/images.ts';
 import { type ContainerDiagnosis, diagnoseContainer } from './diagnose.ts';
-import { containerEvidence, podEventOf } from './evidence.ts';
+import { type ContainerEvidence, containerEvidence, podEventOf } from './evidence.ts';
 
 export interface DiagnoseDeps {
   reader: PodReader;
@@ -68,9 +68,9 @@ export async function diagnoseOne(
     spec: (pod.spec ?? {}) as unknown as Obj,
     template: false,
   };
-  const wanted = new Set(evidence.map((e) => `${e.list}\u0000${e.container}`));
+  const wanted = new Set(evidence.map(useKey));
   const uses = imageUsesOf(site).filter((u) => {
-    const list = /\.(initContainers|containers|ephemeralContainers)\[/.exec(u.field)?.[1];
+    const list = /\.(initContainers|containers|ephemeralContainers|volumes)\[/.exec(u.field)?.[1];
     return list !== undefined && wanted.has(`${list}\u0000${u.container}`);
   });
   // A pod on a node is checked for that node: its platform, its images.
@@ -92,10 +92,15 @@ export async function diagnoseOne(
     diagnoseContainer(
       where,
       ev,
-      findings.find((f) => f.container === ev.container && f.field.includes(`.${ev.list}[`)),
+      findings.find((f) => useKey(ev) === `${/\.(\w+)\[/.exec(f.field)?.[1]}\u0000${f.container}`),
       now,
     ),
   );
+}
+
+/** The image use a container's evidence is about: its own image, or the image volume it waits on (workload/images.ts names it "volume <name>"). */
+function useKey(ev: ContainerEvidence): string {
+  return ev.volume ? `volumes\u0000volume ${ev.volume}` : `${ev.list}\u0000${ev.container}`;
 }
 
 export async function diagnose(deps: DiagnoseDeps, target: DiagnoseTarget): Promise<DiagnoseResult> {

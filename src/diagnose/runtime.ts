@@ -4,9 +4,17 @@
 
 import type { Reason } from '../findings.ts';
 
+/**
+ * Causes only the node knows, which a registry check cannot see: the node's signature policy refused
+ * the image, the kubelet's own pull rate limit refused the pull, the runtime could not inspect the
+ * node's images.
+ */
+export type NodeCause = 'signature-refused' | 'pull-throttled' | 'inspect-failed';
+export const NODE_CAUSES: readonly NodeCause[] = ['signature-refused', 'pull-throttled', 'inspect-failed'];
+
 export interface RuntimeCause {
   /** the reason the text shows; `not-found` when the runtime does not say whether tag or repository */
-  reason: Reason | 'not-found' | 'never-pull';
+  reason: Reason | 'not-found' | 'never-pull' | NodeCause;
   /** the phrase that decided it, quoted from the text */
   evidence: string;
   /** a host the text names as unreachable, when it names one */
@@ -21,6 +29,20 @@ interface Rule {
 // Order matters: the most specific texts first ("no match for platform in manifest: not found" is a
 // platform problem although it ends in "not found").
 const RULES: Rule[] = [
+  // kubelet pkg/kubelet/images/image_manager.go evalCRIPullErr: "image pull failed for <image> because
+  // the signature validation failed: <cause>" (cri-api ErrSignatureValidationFailed); CRI-O
+  // internal/storage/image.go WrapSignatureCRIErrorIfNeeded ("SignatureValidationFailed: …"), whose
+  // causes come from containers/image signature/policy_eval.go ("Source image rejected: …")
+  {
+    reason: 'signature-refused',
+    pattern: /because the signature validation failed|SignatureValidationFailed|Source image rejected/i,
+  },
+  // kubelet pkg/kubelet/images/throttled_puller.go throttledImageService.PullImage: the node's own
+  // registryPullQPS/registryBurst, not the registry: "pull QPS exceeded"
+  { reason: 'pull-throttled', pattern: /pull QPS exceeded/i },
+  // kubelet evalCRIPullErr: "image pull failed for <image> because the registry is unavailable: <cause>"
+  // (cri-api ErrRegistryUnavailable); CRI-O server/image_pull.go wraps ECONNREFUSED in it
+  { reason: 'registry-unreachable', pattern: /because the registry is unavailable|^RegistryUnavailable\b/i },
   { reason: 'invalid-reference', pattern: /invalid reference format|couldn't parse image (?:reference|name)/i },
   { reason: 'invalid-reference', pattern: /Failed to apply default image tag/i },
   { reason: 'never-pull', pattern: /is not present with pull policy of Never/i },
@@ -87,6 +109,8 @@ export function agrees(runtime: RuntimeCause['reason'], reason: Reason): boolean
   if (runtime === 'access-denied') return reason === 'repository-not-found';
   if (runtime === 'repository-not-found') return reason === 'access-denied';
   if (runtime === 'never-pull') return reason === 'unverifiable';
+  // The node refused or could not look: the registry's answer says nothing against it.
+  if ((NODE_CAUSES as readonly string[]).includes(runtime)) return true;
   return false;
 }
 
@@ -97,6 +121,12 @@ export function describeRuntimeCause(reason: RuntimeCause['reason']): string {
       return 'the image (repository, tag or digest) was not found';
     case 'never-pull':
       return 'the image is not on the node and imagePullPolicy is Never';
+    case 'signature-refused':
+      return "the node's signature policy refused the image (signature validation failed)";
+    case 'pull-throttled':
+      return "the kubelet's own pull rate limit (registryPullQPS) refused the pull";
+    case 'inspect-failed':
+      return 'the container runtime could not inspect the image on the node';
     case 'invalid-reference':
       return 'the image reference does not parse';
     case 'repository-not-found':

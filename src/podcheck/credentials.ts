@@ -3,7 +3,13 @@
 
 import { then, type Maybe } from '../cache.ts';
 import type { ClusterReader, PullSecretRead, ReadOptions, ServiceAccountRead } from '../cluster/reader.ts';
-import type { CredentialContext, DynamicCredentials } from '../credentials/context.ts';
+import type {
+  CredentialContext,
+  DynamicCredentials,
+  PodIdentity,
+  ServiceAccountSource,
+  ServiceAccountToken,
+} from '../credentials/context.ts';
 import { Keyring } from '../credentials/keyring.ts';
 import { quote } from '../text.ts';
 import type { PodSpecSite } from '../workload/images.ts';
@@ -26,6 +32,19 @@ export interface StandInSecrets {
 
 const NO_SECRETS = new Keyring();
 
+/** Short-lived ServiceAccount tokens (cluster/tokens.ts), when pullguard is to request them. */
+export interface TokenSource {
+  request(namespace: string, name: string, audience: string): Promise<ServiceAccountToken | { error: string }>;
+}
+
+/** The pod's ServiceAccount name as the kubelet will have it: the ServiceAccount admission plugin defaults it to "default". */
+function serviceAccountOf(site: PodSpecSite): string {
+  const s = site.spec;
+  if (typeof s.serviceAccountName === 'string' && s.serviceAccountName) return s.serviceAccountName;
+  if (typeof s.serviceAccount === 'string' && s.serviceAccount) return s.serviceAccount;
+  return 'default';
+}
+
 /** pull secrets read for one pod at most (5,000 names made 3,135 API requests from one review) */
 export const MAX_PULL_SECRETS = 16;
 
@@ -35,17 +54,37 @@ export class PodCredentials {
   readonly #standIn: StandInSecrets | undefined;
   /** asked per image after the keyrings: the nodes' credential provider plugins */
   readonly #dynamic: DynamicCredentials[];
+  /** the ServiceAccounts for credential providers with tokenAttributes; undefined without a cluster */
+  readonly #serviceAccounts: ServiceAccountSource | undefined;
 
   constructor(
     reader: ClusterReader | null,
     nodeKeyring: Keyring | null,
     dynamic: DynamicCredentials[] = [],
     standIn?: StandInSecrets,
+    tokens?: TokenSource,
   ) {
     this.#reader = reader;
     this.#node = nodeKeyring;
     this.#dynamic = dynamic;
     this.#standIn = reader ? undefined : standIn;
+    this.#serviceAccounts = reader
+      ? {
+          read: async (namespace, name) => await reader.serviceAccountPullSecrets(namespace, name),
+          ...(tokens ? { token: (namespace, name, audience) => tokens.request(namespace, name, audience) } : {}),
+        }
+      : undefined;
+  }
+
+  /** The dynamic sources for this pod: a credential provider with tokenAttributes runs for its ServiceAccount. */
+  #dynamicFor(site: PodSpecSite, namespace: string): DynamicCredentials[] {
+    if (!this.#dynamic.some((d) => d.forPod)) return this.#dynamic;
+    const pod: PodIdentity = {
+      namespace,
+      serviceAccountName: serviceAccountOf(site),
+      ...(this.#serviceAccounts ? { serviceAccounts: this.#serviceAccounts } : {}),
+    };
+    return this.#dynamic.map((d) => d.forPod?.(pod) ?? d);
   }
 
   /**
@@ -59,8 +98,8 @@ export class PodCredentials {
     const reader = this.#reader;
     const secrets = (): Maybe<CredentialContext> => {
       secretsToRead(plan);
-      if (!reader || !plan.names.length) return this.#context(plan, []);
-      return then(reader.readPullSecrets(namespace, plan.names, cutoff), (reads) => this.#context(plan, reads));
+      if (!reader || !plan.names.length) return this.#context(plan, [], site);
+      return then(reader.readPullSecrets(namespace, plan.names, cutoff), (reads) => this.#context(plan, reads, site));
     };
     if (!reader || !plan.serviceAccount) return secrets();
     return then(reader.serviceAccountPullSecrets(namespace, plan.serviceAccount, cutoff), (read) => {
@@ -73,7 +112,7 @@ export class PodCredentials {
     const named = pullSecretNames(site.spec);
     return {
       keyrings: [],
-      dynamic: [standIn.stores, ...this.#dynamic],
+      dynamic: [standIn.stores, ...this.#dynamicFor(site, site.namespace ?? 'default')],
       scope: standIn.scope,
       standIn: true,
       unreadSecrets: named.length > 0 && standIn.secretsUnread ? named : [],
@@ -103,7 +142,7 @@ export class PodCredentials {
   }
 
   /** The keyrings from the secrets read (none without a cluster: then the names are unread). */
-  #context(plan: Plan, reads: PullSecretRead[]): CredentialContext {
+  #context(plan: Plan, reads: PullSecretRead[], site: PodSpecSite): CredentialContext {
     const { namespace, problems } = plan;
     const unreadSecrets: string[] = [];
     const brokenSecrets: string[] = [];
@@ -140,7 +179,7 @@ export class PodCredentials {
       unreadSecrets,
       brokenSecrets,
     };
-    if (this.#dynamic.length) context.dynamic = this.#dynamic;
+    if (this.#dynamic.length) context.dynamic = this.#dynamicFor(site, namespace);
     return context;
   }
 }

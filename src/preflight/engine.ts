@@ -37,6 +37,7 @@ import {
   timedOut,
   transientVerdict,
   unverifiable,
+  usableFromNode,
 } from './verdicts.ts';
 
 export type { ImageVerdict } from './verdicts.ts';
@@ -206,6 +207,19 @@ export class Preflight {
   }
 
   #evaluateUnsafe(image: string, pullPolicy: string | undefined, run: Run): Maybe<ImageVerdict> {
+    const v = this.#fromRegistry(image, pullPolicy, run);
+    // KEP-2535: an IfNotPresent image some node has may be used there without the registry.
+    const { imagePullCredentialsVerificationPolicy: policy, preloadedImagesVerificationAllowlist: allowlist } =
+      this.#config.credentials;
+    if (pullPolicy !== 'IfNotPresent' || !run.imageOnAnyNode || policy === 'AlwaysVerify') return v;
+    const about = this.#staticsOf(image).about;
+    if (!about) return v;
+    // A verdict at hand is looked at at once, without a closure (the warm path makes no garbage).
+    if (!(v instanceof Promise)) return usableFromNode(v, about, policy, allowlist, run.imageOnAnyNode);
+    return v.then((verdict) => usableFromNode(verdict, about, policy, allowlist, run.imageOnAnyNode));
+  }
+
+  #fromRegistry(image: string, pullPolicy: string | undefined, run: Run): Maybe<ImageVerdict> {
     const statics = this.#staticsOf(image);
     const { parsed, providerManaged } = statics;
     if (!parsed.ok) return invalidReference(image, parsed.error);
@@ -219,16 +233,22 @@ export class Preflight {
     const keyring = unionLookup(run.credentials.keyrings, ref.name);
     const dynamic = run.credentials.dynamic;
     if (!dynamic?.length) return this.#withCredentials(about, keyring, [], providerManaged, run);
-    return Promise.all(dynamic.map((d) => d.lookup(ref.name, ref.domain))).then((asked) =>
-      this.#withCredentials(
+    return Promise.all(dynamic.map((d) => d.lookup(ref.name, ref.domain))).then((asked) => {
+      // A source the kubelet would not use for this pod (a provider given no ServiceAccount token):
+      // why it gave nothing belongs with the credentials a denial describes.
+      const notes = asked.flatMap((a) => a.notes ?? []);
+      const within = notes.length
+        ? { ...run, credentials: { ...run.credentials, problems: [...(run.credentials.problems ?? []), ...notes] } }
+        : run;
+      return this.#withCredentials(
         about,
         [...keyring, ...asked.flatMap((a) => a.credentials)],
         // A credential source that failed: without it pullguard cannot say what the pull would see.
         asked.flatMap((a) => a.failures),
         providerManaged || asked.some((a) => a.managed),
-        run,
-      ),
-    );
+        within,
+      );
+    });
   }
 
   /**

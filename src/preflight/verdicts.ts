@@ -514,6 +514,53 @@ function withSuggestions(v: ImageVerdict, suggestions: string[]): ImageVerdict {
   return suggestions.length ? { ...v, suggestions } : v;
 }
 
+/** The nodes' kubelet imagePullCredentialsVerificationPolicy (KEP-2535). */
+export type VerificationPolicy =
+  | 'NeverVerify'
+  | 'NeverVerifyPreloadedImages'
+  | 'NeverVerifyAllowlistedImages'
+  | 'AlwaysVerify';
+
+/** A repository in preloadedImagesVerificationAllowlist: the same repository, or under a prefix ending in "/*". */
+function allowlisted(name: string, allowlist: readonly string[]): boolean {
+  return allowlist.some((a) => (a.endsWith('/*') ? name.startsWith(a.slice(0, -1)) : name === a));
+}
+
+/**
+ * An IfNotPresent image the registry refuses, that a node already has: the kubelet may use that copy
+ * without the pod's credentials, as the nodes' imagePullCredentialsVerificationPolicy says (KEP-2535;
+ * kubelet pkg/kubelet/images/pullmanager image_pull_policies.go). Which node the pod lands on, and
+ * whether the copy was preloaded or pulled for another pod, pullguard cannot know: a risk, never a
+ * denial. AlwaysVerify (and a repository not on the allowlist under NeverVerifyAllowlistedImages)
+ * keeps the registry's answer: the kubelet asks it with the pod's credentials.
+ */
+export function usableFromNode(
+  v: ImageVerdict,
+  about: About,
+  policy: VerificationPolicy,
+  allowlist: readonly string[],
+  onNode: ((names: string[]) => boolean | undefined) | undefined,
+): ImageVerdict {
+  if (v.verdict !== 'fail' || v.reason === 'invalid-reference' || policy === 'AlwaysVerify') return v;
+  const { ref } = about;
+  if (policy === 'NeverVerifyAllowlistedImages' && !allowlisted(ref.name, allowlist)) return v;
+  if (onNode?.(nodeImageNames(ref)) !== true) return v;
+  const how =
+    policy === 'NeverVerify'
+      ? 'the kubelet uses the copy there without the credentials (imagePullCredentialsVerificationPolicy NeverVerify)'
+      : policy === 'NeverVerifyAllowlistedImages'
+        ? 'the kubelet uses the copy there without the credentials (preloadedImagesVerificationAllowlist)'
+        : 'if it was preloaded there (not pulled for another pod), the kubelet uses it without the credentials (imagePullCredentialsVerificationPolicy NeverVerifyPreloadedImages)';
+  return {
+    ...v,
+    verdict: 'risk',
+    reason: 'unverifiable',
+    message: `${v.message.replace(/\.$/, '')}; but a node already has the image: ${how}, while on any other node the pull fails`,
+    hint: `${v.hint.replace(/\.$/, '')}; or keep the pod on the nodes that have the image`,
+    evidence: [...v.evidence, `a node reports ${ref.pullRef} in status.images (pullPolicy IfNotPresent, ${policy})`],
+  };
+}
+
 /** The names a node lists in status.images for this reference (runtimes report normalized names). */
 function nodeImageNames(ref: ImageRef): string[] {
   const names = [ref.pullRef];

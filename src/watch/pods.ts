@@ -8,7 +8,7 @@ import { errorLine } from '../cluster/api-errors.ts';
 import type { AllPods, WatchedPod } from '../cluster/all-pods.ts';
 import { cut, oneLine, quote } from '../text.ts';
 import type { ContainerDiagnosis } from '../diagnose/diagnose.ts';
-import { STUCK_REASONS } from '../diagnose/evidence.ts';
+import { isStuckReason } from '../diagnose/evidence.ts';
 import type { EventPoster } from './events.ts';
 
 export const DIAGNOSED_REASON = 'ImagePullDiagnosed';
@@ -41,7 +41,7 @@ function stuckContainers(pod: WatchedPod): { container: string; reason: string }
   ];
   for (const s of all) {
     const reason = s.state?.waiting?.reason;
-    if (reason && (STUCK_REASONS as readonly string[]).includes(reason)) out.push({ container: s.name, reason });
+    if (reason && isStuckReason(reason)) out.push({ container: s.name, reason });
   }
   return out;
 }
@@ -49,7 +49,7 @@ function stuckContainers(pod: WatchedPod): { container: string; reason: string }
 /** The Event's message: cause and fix in one line, then the outlook. */
 function eventMessage(d: ContainerDiagnosis): string {
   const fix = d.hint ? ` Fix: ${oneLine(d.hint)}.` : '';
-  return `container ${quote(d.container, 63)}: ${cut(oneLine(d.message), 500).replace(/\.+$/, '')}.${fix} Now: ${d.outlook}`;
+  return `container ${quote(d.container, 63)}${d.volume ? `, image volume ${quote(d.volume, 63)}` : ''}: ${cut(oneLine(d.message), 500).replace(/\.+$/, '')}.${fix} Now: ${d.outlook}`;
 }
 
 export class PodWatch {

@@ -206,8 +206,17 @@ t.test('empty names are skipped, duplicates read once, order kept', async (t) =>
 
 t.test('service account imagePullSecrets', async (t) => {
   const r = reader();
-  t.same(keep(await r.serviceAccountPullSecrets('shop', 'builder')), { status: 'ok', names: ['regcred', 'legacy'] });
-  t.same(keep(await r.serviceAccountPullSecrets('shop', 'default')), { status: 'ok', names: [] });
+  const builder = keep(await r.serviceAccountPullSecrets('shop', 'builder'));
+  t.match(builder, { status: 'ok', names: ['regcred', 'legacy'], uid: String }, 'its uid too (credential providers)');
+  t.same(builder.names, ['regcred', 'legacy']);
+  t.same(keep(await r.serviceAccountPullSecrets('shop', 'default')).names, []);
+  // Annotations for credential providers with tokenAttributes; never kubectl's copy of the object.
+  const annotated = api.putServiceAccount('shop', 'annotated');
+  annotated.metadata.annotations = {
+    'registry.test/role': 'puller',
+    'kubectl.kubernetes.io/last-applied-configuration': '{"big":"copy"}',
+  };
+  t.same(keep(await r.serviceAccountPullSecrets('shop', 'annotated')).annotations, { 'registry.test/role': 'puller' });
   const missing = keep(await r.serviceAccountPullSecrets('shop', 'ghost'));
   t.equal(missing.status, 'missing');
   t.same(missing.names, []);
@@ -274,18 +283,22 @@ t.test('reads answered from the cache come at once, as the reads before them ans
 
 t.test('cached reads end with the TTL, and an error is never one', async (t) => {
   const ttl = 300;
-  const r = reader({ cacheTtlMs: ttl, requestTimeoutMs: 100 });
+  // The read's own timeout is ample: only the TTL is under test here. The check right after the
+  // read has no I/O in between, so it falls inside the TTL however busy the machine.
+  const r = reader({ cacheTtlMs: ttl, requestTimeoutMs: 60_000 });
   await read(r, 'shop', ['regcred']);
   t.notOk(r.readPullSecrets('shop', ['regcred']) instanceof Promise, 'cached');
   await sleep(ttl + 100);
   const again = r.readPullSecrets('shop', ['regcred']);
   t.ok(again instanceof Promise, 'expired');
   await again;
+  // A reader whose requests time out soon: the API server holds its answer past that.
+  const impatient = reader({ cacheTtlMs: 60_000, requestTimeoutMs: 100 });
   api.holdAnswers(t);
-  const [slow] = await read(r, 'shop', ['legacy']);
+  const [slow] = await read(impatient, 'shop', ['legacy']);
   t.equal(slow?.status, 'error');
   t.ok(
-    r.readPullSecrets('shop', ['legacy']) instanceof Promise,
+    impatient.readPullSecrets('shop', ['legacy']) instanceof Promise,
     'the error is asked again, not answered from the cache',
   );
 });

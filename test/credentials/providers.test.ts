@@ -42,7 +42,6 @@ function entry(over: Partial<ProviderEntry>): ProviderEntry {
     apiVersion: 'credentialprovider.kubelet.k8s.io/v1',
     args: [],
     env: [],
-    needsServiceAccountToken: false,
     ...over,
   };
 }
@@ -232,12 +231,24 @@ t.test('failing, hanging, missing and malformed plugins are reported by name, ne
     t.equal(r.managed, true);
     t.match(r.failures.join('\n'), said, name);
   }
-  const sa = new CredentialProviders([entry({ needsServiceAccountToken: true })], {
-    binDir: bin,
-    timeoutMs: 1500,
-    env: {},
-  });
-  t.match((await sa.lookup('a.example.com/app')).failures[0], /service account token/);
+  const sa = new CredentialProviders(
+    [
+      entry({
+        tokenAttributes: {
+          serviceAccountTokenAudience: 'registry.example.com',
+          requireServiceAccount: true,
+          requiredServiceAccountAnnotationKeys: [],
+          optionalServiceAccountAnnotationKeys: [],
+          cacheType: 'ServiceAccount',
+        },
+      }),
+    ],
+    { binDir: bin, timeoutMs: 1500, env: {} },
+  );
+  const without = await sa.lookup('a.example.com/app');
+  t.equal(without.managed, true, 'without the cluster: its images stay unverifiable');
+  t.match(without.failures[0], /ServiceAccount token \(tokenAttributes, audience "registry.example.com"\)/);
+  t.match(without.failures[0], '--request-service-account-tokens');
 });
 
 t.test('the CredentialProviderConfig is validated as the kubelet validates it', async (t) => {
@@ -265,7 +276,6 @@ t.test('the CredentialProviderConfig is validated as the kubelet validates it', 
     apiVersion: 'credentialprovider.kubelet.k8s.io/v1',
     args: ['get-credentials'],
     env: [{ name: 'AWS_PROFILE', value: 'node' }],
-    needsServiceAccountToken: false,
   });
   const bad: string[] = [];
   parseProviderConfig(
@@ -296,6 +306,74 @@ t.test('the CredentialProviderConfig is validated as the kubelet validates it', 
   t.match(bad.join('\n'), /providers\[0\]\.defaultCacheDuration is required/);
   t.match(bad.join('\n'), /providers\[2\]\.name "a" is duplicated/);
   t.match(bad.join('\n'), /providers\[2\]\.defaultCacheDuration "soon" is not a duration/);
+  // tokenAttributes (KEP-4412), as kubelet pkg/credentialprovider/plugin/config.go validates them
+  const provider = (tokenAttributes: unknown, apiVersion = 'credentialprovider.kubelet.k8s.io/v1') => {
+    const problems: string[] = [];
+    const [p] = parseProviderConfig(
+      {
+        apiVersion: 'kubelet.config.k8s.io/v1',
+        kind: 'CredentialProviderConfig',
+        providers: [{ name: 'p', matchImages: ['a.io'], defaultCacheDuration: '1m', apiVersion, tokenAttributes }],
+      },
+      problems,
+    );
+    return { p, problems: problems.join('\n') };
+  };
+  const ok = provider({
+    serviceAccountTokenAudience: 'a.io',
+    requireServiceAccount: true,
+    requiredServiceAccountAnnotationKeys: ['a.io/role'],
+    optionalServiceAccountAnnotationKeys: ['a.io/region'],
+    cacheType: 'Token',
+  });
+  t.equal(ok.problems, '');
+  t.same(ok.p!.tokenAttributes, {
+    serviceAccountTokenAudience: 'a.io',
+    requireServiceAccount: true,
+    requiredServiceAccountAnnotationKeys: ['a.io/role'],
+    optionalServiceAccountAnnotationKeys: ['a.io/region'],
+    cacheType: 'Token',
+  });
+  const cases: [unknown, RegExp, string?][] = [
+    [{ requireServiceAccount: true, cacheType: 'Token' }, /serviceAccountTokenAudience is required/],
+    [{ serviceAccountTokenAudience: 'a', cacheType: 'Token' }, /requireServiceAccount is required/],
+    [{ serviceAccountTokenAudience: 'a', requireServiceAccount: true }, /cacheType must be Token or ServiceAccount/],
+    [
+      {
+        serviceAccountTokenAudience: 'a',
+        requireServiceAccount: false,
+        cacheType: 'Token',
+        requiredServiceAccountAnnotationKeys: ['k'],
+      },
+      /requireServiceAccount cannot be false/,
+    ],
+    [
+      {
+        serviceAccountTokenAudience: 'a',
+        requireServiceAccount: true,
+        cacheType: 'Token',
+        requiredServiceAccountAnnotationKeys: ['k', 'k', 'bad key!'],
+        optionalServiceAccountAnnotationKeys: ['k'],
+      },
+      /"k" is duplicated[\s\S]*"bad key!" is not a valid annotation key|"bad key!" is not a valid annotation key[\s\S]*duplicated/,
+    ],
+    [
+      {
+        serviceAccountTokenAudience: 'a',
+        requireServiceAccount: true,
+        cacheType: 'Token',
+        requiredServiceAccountAnnotationKeys: ['k'],
+        optionalServiceAccountAnnotationKeys: ['k'],
+      },
+      /cannot be both required and optional \(k\)/,
+    ],
+    [
+      { serviceAccountTokenAudience: 'a', requireServiceAccount: true, cacheType: 'Token' },
+      /tokenAttributes is only supported for apiVersion credentialprovider\.kubelet\.k8s\.io\/v1/,
+      'credentialprovider.kubelet.k8s.io/v1beta1',
+    ],
+  ];
+  for (const [attrs, said, apiVersion] of cases) t.match(provider(attrs, apiVersion).problems, said, String(said));
   writeFileSync(join(bin, 'config.yaml'), 'kind: [');
   t.throws(() => readProviderConfig(join(bin, 'config.yaml')), /not YAML or JSON/);
   t.same(

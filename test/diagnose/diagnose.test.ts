@@ -2,7 +2,7 @@
 import t from 'tap';
 import type { Finding } from '../../src/findings.ts';
 import { diagnoseContainer, diagnosesToJson, diagnosesToText, shorten } from '../../src/diagnose/diagnose.ts';
-import { backoffAfter, containerEvidence, podEventOf } from '../../src/diagnose/evidence.ts';
+import { backoffAfter, backoffCause, containerEvidence, podEventOf } from '../../src/diagnose/evidence.ts';
 
 const NOW = new Date('2026-01-01T12:00:00Z');
 const ago = (s: number) => new Date(NOW.getTime() - s * 1000).toISOString();
@@ -280,4 +280,197 @@ t.test("an Event's text never changes a verdict the registry answered", async (t
   const d = diagnoseContainer({ namespace: 'shop', name: 'web-1' }, other!, finding({ reason: 'access-denied' }), NOW);
   t.notOk(d.disagreement, 'no disagreement from an event the kubelet did not report');
   t.equal(d.reason, 'access-denied');
+});
+
+// Today's kubelets (1.28-1.37) and CRI-O: the waiting reasons and messages they write, each test
+// naming the upstream source of its text.
+const QUAY = 'quay.io/team/app:1.0';
+const today = (reason: string, message: string) => ({
+  metadata: { name: 'api-1', namespace: 'shop' },
+  spec: { nodeName: 'n1', containers: [{ name: 'api', image: QUAY }] },
+  status: { containerStatuses: [{ name: 'api', image: QUAY, state: { waiting: { reason, message } } }] },
+});
+const at = { namespace: 'shop', name: 'api-1', node: 'n1' };
+const available = (over: Partial<Finding> = {}) =>
+  finding({
+    image: QUAY,
+    reference: QUAY,
+    container: 'api',
+    verdict: 'ok',
+    reason: 'available',
+    message: `image "${QUAY}" is available`,
+    hint: '',
+    ...over,
+  });
+
+t.test('RegistryUnavailable (CRI-O): listed, the unreachable registry named', async (t) => {
+  // kubernetes pkg/kubelet/images/image_manager.go evalCRIPullErr: "image pull failed for %s because
+  // the registry is unavailable%s"; CRI-O server/image_pull.go wraps ECONNREFUSED in ErrRegistryUnavailable
+  const text = `image pull failed for ${QUAY} because the registry is unavailable: pinging container registry quay.io: Get "https://quay.io/v2/": dial tcp 10.0.0.7:443: connect: connection refused`;
+  const [ev] = containerEvidence(today('RegistryUnavailable', text), []);
+  t.ok(ev, 'a container waiting with RegistryUnavailable is stuck');
+  const d = diagnoseContainer(at, ev!, undefined, NOW);
+  t.ok(d.stuck);
+  t.equal(d.reason, 'registry-unreachable');
+  t.equal(d.runtime?.host, '10.0.0.7:443');
+  t.ok(d.backoff, 'pulls are retried with the back-off');
+});
+
+t.test('SignatureValidationFailed (CRI-O): the node refused it; the fix points to its signature policy', async (t) => {
+  // evalCRIPullErr: "image pull failed for %s because the signature validation failed%s"; CRI-O
+  // internal/storage/image.go WrapSignatureCRIErrorIfNeeded (containers/image PolicyRequirementError)
+  const text = `image pull failed for ${QUAY} because the signature validation failed: verifying signatures: SignatureValidationFailed: Source image rejected: A signature was required, but no signature exists`;
+  const [ev] = containerEvidence(today('SignatureValidationFailed', text), []);
+  const d = diagnoseContainer(at, ev!, available(), NOW);
+  t.equal(d.reason, 'signature-refused', 'the registry serving the image does not overrule the node');
+  t.equal(d.now, 'still-failing');
+  t.match(d.message, "the node's signature policy refused the image");
+  t.match(d.hint, 'signature policy');
+  t.match(d.hint, 'policy.json');
+  t.match(d.hint, 'pullguard does not verify signatures');
+  t.notOk(d.disagreement, 'the registry and the node do not disagree: they answer different questions');
+  t.match(d.outlook, "refused by the node's signature policy");
+  // Only the reason is left (a runtime that says no more): the reason alone names the cause.
+  const [bare] = containerEvidence(today('SignatureValidationFailed', ''), []);
+  t.equal(diagnoseContainer(at, bare!, undefined, NOW).reason, 'signature-refused');
+  // A tag the registry does not have: the registry's answer stands, the node never got that far.
+  t.equal(diagnoseContainer(at, ev!, finding({ image: QUAY, container: 'api' }), NOW).reason, 'tag-not-found');
+});
+
+t.test('ImageInspectError: the node could not look the image up; no back-off, the runtime to check', async (t) => {
+  // kubernetes pkg/kubelet/images/image_manager.go imagePullPrecheck: "Failed to inspect image %q: %v"
+  // with the imageRef GetImageRef returned (empty on error); types.go ErrImageInspect; event InspectFailed
+  const text =
+    'Failed to inspect image "": rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial unix /run/containerd/containerd.sock: connect: connection refused"';
+  const [ev] = containerEvidence(today('ImageInspectError', text), []);
+  t.ok(ev, 'listed');
+  const d = diagnoseContainer(at, ev!, available(), NOW);
+  t.equal(d.reason, 'inspect-failed', "the runtime's socket refusing is not the registry being down");
+  t.notOk(d.backoff, 'inspection is retried at each sync, not on the image back-off');
+  t.equal(d.now, 'unknown');
+  t.match(d.hint, 'crictl inspecti');
+});
+
+t.test('the 1.32+ back-off message is read as the cause when the events are gone', async (t) => {
+  // kubernetes#127918, pkg/kubelet/images/image_manager.go pullImage: `Back-off pulling image %q`
+  // + ": " + prevPullErrMsg ("<error>: <message>", stored when the pull failed)
+  const cases: [string, string, string][] = [
+    [
+      'ErrImagePull',
+      `rpc error: code = NotFound desc = failed to pull and unpack image "${QUAY}": failed to resolve reference "${QUAY}": ${QUAY}: not found`,
+      'not-found',
+    ],
+    [
+      'RegistryUnavailable',
+      `image pull failed for ${QUAY} because the registry is unavailable: dial tcp 10.0.0.7:443: connect: connection refused`,
+      'registry-unreachable',
+    ],
+    [
+      'SignatureValidationFailed',
+      `image pull failed for ${QUAY} because the signature validation failed: Source image rejected: Signature for identity quay.io/team/app:1.0 is not accepted`,
+      'signature-refused',
+    ],
+    // kubernetes pkg/kubelet/images/throttled_puller.go: the kubelet's own limit, not the registry's
+    ['ErrImagePull', 'pull QPS exceeded', 'pull-throttled'],
+  ];
+  for (const [error, cause, reason] of cases) {
+    const message = `Back-off pulling image "${QUAY}": ${error}: ${cause}`;
+    t.same(backoffCause(message), { error, text: cause });
+    const [ev] = containerEvidence(today('ImagePullBackOff', message), []);
+    t.equal(ev!.events.length, 0, 'no events left');
+    const d = diagnoseContainer(at, ev!, undefined, NOW);
+    t.equal(d.reason, reason, `${error}: ${reason}`);
+    t.equal(d.kubelet.message, message);
+  }
+  t.equal(backoffCause(`Back-off pulling image "${QUAY}"`), undefined, 'before 1.32: no cause to read');
+  // pull QPS exceeded with the registry answering now: the next retry will succeed, and the kubelet's limit is named.
+  const [qps] = containerEvidence(today('ErrImagePull', 'pull QPS exceeded'), []);
+  const d = diagnoseContainer(at, qps!, available(), NOW);
+  t.equal(d.reason, 'pull-throttled');
+  t.equal(d.now, 'would-succeed');
+  t.match(d.hint, 'registryPullQPS');
+});
+
+t.test('image volumes: a failed volume pull is diagnosed for the volume, with the pod-level events', async (t) => {
+  // kubernetes pkg/kubelet/kuberuntime/kuberuntime_manager.go (000f26050b9b) getImageVolumes: each
+  // volumes[].image is pulled by EnsureImageExists with the pod's own reference (ref.GetReference(pod):
+  // no fieldPath), so its Pulling/Failed/BackOff events are the pod's; toKubeContainerImageVolumes then
+  // fails every container mounting it with the pull's error and message (syncResult.Fail), which the
+  // container's waiting state shows, and records "Error: <message>" on the container.
+  const MODELS = 'registry.example/models:v3';
+  const failure = `rpc error: code = NotFound desc = failed to pull and unpack image "${MODELS}": failed to resolve reference "${MODELS}": ${MODELS}: not found`;
+  const volPod = (reason: string, message: string) => ({
+    metadata: { name: 'infer-1', namespace: 'shop' },
+    spec: {
+      nodeName: 'n1',
+      containers: [
+        { name: 'server', image: IMAGE, volumeMounts: [{ name: 'models', mountPath: '/models' }] },
+        { name: 'sidecar', image: IMAGE },
+      ],
+      volumes: [
+        { name: 'scratch', emptyDir: {} },
+        { name: 'models', image: { reference: MODELS, pullPolicy: 'IfNotPresent' } },
+      ],
+    },
+    status: {
+      containerStatuses: [
+        { name: 'server', image: IMAGE, state: { waiting: { reason, message } } },
+        { name: 'sidecar', image: IMAGE, state: { running: {} } },
+      ],
+    },
+  });
+  const podEvents = [
+    { reason: 'Pulling', message: `Pulling image "${MODELS}"`, count: 3 },
+    { reason: 'Failed', message: `Failed to pull image "${MODELS}": ${failure}`, count: 3 },
+    { reason: 'BackOff', message: `Back-off pulling image "${MODELS}"`, count: 5 },
+    { reason: 'Failed', message: `Error: ${failure}`, count: 3, fieldPath: 'spec.containers{server}' },
+  ].map((e) =>
+    podEventOf({
+      ...e,
+      firstTimestamp: ago(100),
+      lastTimestamp: ago(10),
+      involvedObject: { kind: 'Pod', name: 'infer-1', ...(e.fieldPath ? { fieldPath: e.fieldPath } : {}) },
+      source: { component: 'kubelet' },
+    }),
+  );
+  const list = containerEvidence(volPod('ImagePullBackOff', `Back-off pulling image "${MODELS}"`), podEvents);
+  t.equal(list.length, 1, 'only the container that waits');
+  const ev = list[0]!;
+  t.equal(ev.container, 'server');
+  t.equal(ev.volume, 'models');
+  t.equal(ev.image, MODELS, "the volume's reference, not the container's image");
+  t.equal(ev.pullPolicy, 'IfNotPresent');
+  t.equal(ev.failedPulls, 3, "the pod's own Failed event counts");
+  t.equal(ev.events.length, 2, "the pod-level Failed and BackOff about the volume's image");
+  const d = diagnoseContainer(
+    { namespace: 'shop', name: 'infer-1', node: 'n1' },
+    ev,
+    finding({ image: MODELS, reference: MODELS, container: 'volume models', field: 'spec.volumes[1].image.reference' }),
+    NOW,
+  );
+  t.equal(d.volume, 'models');
+  t.equal(d.reason, 'tag-not-found');
+  t.equal(d.now, 'still-failing');
+  t.equal(d.runtime?.reason, 'not-found');
+  t.match(diagnosesToText([d]), 'container "server", image volume "models", image "registry.example/models:v3"');
+  t.match(JSON.parse(diagnosesToJson([d])).diagnoses[0], { container: 'server', volume: 'models', image: MODELS });
+
+  // ErrImagePull with the runtime's text (the reference normalized) and no mounts known (the watch's projection)
+  const bare = volPod('ErrImagePull', failure);
+  for (const c of bare.spec.containers) delete (c as { volumeMounts?: unknown }).volumeMounts;
+  t.equal(containerEvidence(bare, [])[0]!.volume, 'models');
+  // A short name, as containerd writes it: "docker.io/library/…"
+  bare.spec.volumes[1]!.image!.reference = 'models:v3';
+  bare.status.containerStatuses[0]!.state = {
+    waiting: {
+      reason: 'ErrImagePull',
+      message:
+        'rpc error: code = NotFound desc = failed to pull and unpack image "docker.io/library/models:v3": not found',
+    },
+  };
+  t.equal(containerEvidence(bare, [])[0]!.volume, 'models');
+  // The container's own image failing is the container's, even with an image volume mounted.
+  const own = volPod('ErrImagePull', `Failed to pull image "${IMAGE}": ${RUNTIME}`);
+  t.equal(containerEvidence(own, [])[0]!.volume, undefined);
+  t.equal(containerEvidence(own, [])[0]!.image, IMAGE);
 });

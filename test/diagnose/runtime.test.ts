@@ -88,6 +88,23 @@ const rows: Array<[string, string, string | undefined, string?]> = [
     'reading manifest latest in r.example/x: name unknown: repository name not known to registry',
     'repository-not-found',
   ],
+  // Today's kubelet and CRI-O (each names its upstream source)
+  [
+    // kubernetes pkg/kubelet/images/image_manager.go evalCRIPullErr; CRI-O server/image_pull.go (ECONNREFUSED)
+    'kubelet+CRI-O: RegistryUnavailable',
+    'image pull failed for quay.io/team/app:1.0 because the registry is unavailable: pinging container registry quay.io: Get "https://quay.io/v2/": dial tcp 10.0.0.7:443: connect: connection refused',
+    'registry-unreachable',
+    '10.0.0.7:443',
+  ],
+  [
+    // evalCRIPullErr; CRI-O internal/storage/image.go WrapSignatureCRIErrorIfNeeded; containers/image
+    // signature/policy_eval_signedby.go ("A signature was required, but no signature exists")
+    'kubelet+CRI-O: SignatureValidationFailed',
+    'image pull failed for quay.io/team/app:1.0 because the signature validation failed: verifying signatures: SignatureValidationFailed: Source image rejected: A signature was required, but no signature exists',
+    'signature-refused',
+  ],
+  // kubernetes pkg/kubelet/images/throttled_puller.go: the kubelet's registryPullQPS
+  ['kubelet: pull QPS exceeded', 'pull QPS exceeded', 'pull-throttled'],
 ];
 
 for (const [name, text, reason, host] of rows) {

@@ -306,6 +306,126 @@ t.test('a label selector narrows the pods', async (t) => {
   t.match(stdout, 'no container is stuck');
 });
 
+// Today's kubelets (1.32+) and CRI-O write reasons and messages the v1.20 kubelet never wrote; the
+// API server stores them as they come (waiting.reason and message are free text). Each names its
+// upstream source. Image volumes are not among them: v1.20 drops volumes[].image (see test/diagnose/).
+t.test("today's kubelet and CRI-O reasons, through diagnose and the watch", async (t) => {
+  const TNS = 'today';
+  const kubelet = new FakeKubelet(lab.kc());
+  await kubelet.namespace(TNS);
+  await anon.pushImage('demo/signed', '1.0', { platform: 'linux/amd64' });
+  const here = `${anon.host}/demo/signed:1.0`;
+  const downImage = `127.0.0.1:${closedPort}/demo/app:1.0`;
+  // CRI-O server/image_pull.go wraps ECONNREFUSED in cri-api ErrRegistryUnavailable; the kubelet's
+  // images/image_manager.go evalCRIPullErr writes "image pull failed for %s because the registry is unavailable%s"
+  const refused = `pinging container registry 127.0.0.1:${closedPort}: Get "https://127.0.0.1:${closedPort}/v2/": dial tcp 127.0.0.1:${closedPort}: connect: connection refused`;
+  await kubelet.stuckPod(TNS, 'registry-unavailable', 'node-amd64', [
+    {
+      name: 'web',
+      image: downImage,
+      reason: 'RegistryUnavailable',
+      message: `image pull failed for ${downImage} because the registry is unavailable: ${refused}`,
+      runtime: `RegistryUnavailable: ${refused}`,
+    },
+  ]);
+  // CRI-O internal/storage/image.go WrapSignatureCRIErrorIfNeeded; evalCRIPullErr "… because the signature validation failed%s"
+  const rejected = 'Source image rejected: A signature was required, but no signature exists';
+  await kubelet.stuckPod(TNS, 'unsigned', 'node-amd64', [
+    {
+      name: 'web',
+      image: here,
+      reason: 'SignatureValidationFailed',
+      message: `image pull failed for ${here} because the signature validation failed: ${rejected}`,
+      runtime: `SignatureValidationFailed: ${rejected}`,
+    },
+  ]);
+  // kubernetes#127918 (images/image_manager.go pullImage, prevPullErrMsg): the back-off message keeps
+  // the previous pull's error; the events are gone (they expire after an hour), so none are written.
+  const gone = `${anon.host}/demo/app:9.9`;
+  await kubelet.core.createNamespacedPod({
+    namespace: TNS,
+    body: {
+      metadata: { name: 'events-expired' },
+      spec: { nodeName: 'node-amd64', containers: [{ name: 'web', image: gone }] },
+    },
+  });
+  await kubelet.setWaiting(TNS, 'events-expired', [
+    {
+      name: 'web',
+      image: gone,
+      reason: 'ImagePullBackOff',
+      message: `Back-off pulling image "${gone}": ErrImagePull: ${containerd(gone, `${gone}: not found`)}`,
+    },
+  ]);
+  // images/image_manager.go imagePullPrecheck: "Failed to inspect image %q: %v" (types.go ErrImageInspect)
+  await kubelet.core.createNamespacedPod({
+    namespace: TNS,
+    body: {
+      metadata: { name: 'inspect' },
+      spec: { nodeName: 'node-amd64', containers: [{ name: 'web', image: here }] },
+    },
+  });
+  await kubelet.setWaiting(TNS, 'inspect', [
+    {
+      name: 'web',
+      image: here,
+      reason: 'ImageInspectError',
+      message:
+        'Failed to inspect image "": rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial unix /run/crio/crio.sock: connect: connection refused"',
+    },
+  ]);
+
+  const { code, stdout, stderr } = await run(['-n', TNS, '-o', 'json']);
+  t.equal(code, 1);
+  t.equal(stderr, '');
+  const got = byPod((JSON.parse(stdout) as { diagnoses: Diagnosis[] }).diagnoses);
+  t.same([...got.keys()].sort(), ['events-expired', 'inspect', 'registry-unavailable', 'unsigned']);
+  const expect: Record<string, [string, string]> = {
+    'registry-unavailable': ['registry-unreachable', 'still-failing'],
+    unsigned: ['signature-refused', 'still-failing'],
+    'events-expired': ['tag-not-found', 'still-failing'],
+    inspect: ['inspect-failed', 'unknown'],
+  };
+  for (const [pod, [reason, now]] of Object.entries(expect)) {
+    const d = got.get(pod)!;
+    t.ok(d.stuck, `${pod}: listed as stuck`);
+    t.equal(d.reason, reason, `${pod}: cause`);
+    t.equal(d.now, now, `${pod}: outlook`);
+    t.notOk(d.disagreement, `${pod}: nothing said against the kubelet`);
+  }
+  t.match(got.get('unsigned')!.hint, "node's container runtime refused the image under its signature policy");
+  t.match(got.get('events-expired')!.kubelet.message!, 'Back-off pulling image');
+
+  // The watch diagnoses them too and posts its Event.
+  const server = await startServer(
+    validateConfig({
+      server: { host: '127.0.0.1', port: 0, metricsPort: 0 },
+      cluster: { kubeconfig: lab.kubeconfig, watchNodes: false },
+      registry: { insecure: [anon.host, limited.host, `127.0.0.1:${closedPort}`] },
+      deadline: '5s',
+      watch: { enabled: true, interval: '10m', eventInterval: '1m', leaseDuration: '3s', leaseNamespace: TNS },
+      log: { level: 'silent' },
+    }),
+    {},
+    createLogger('silent'),
+  );
+  t.teardown(() => server.close());
+  const core = lab.kc().makeApiClient(CoreV1Api);
+  const posted = (name: string) =>
+    waitFor(
+      async () =>
+        (
+          await core.listNamespacedEvent({
+            namespace: TNS,
+            fieldSelector: `involvedObject.name=${name},reason=ImagePullDiagnosed`,
+          })
+        ).items[0],
+      { what: `an ImagePullDiagnosed Event on ${name}`, timeoutMs: 90_000, everyMs: 250 },
+    );
+  t.match((await posted('unsigned')).message!, 'signature policy');
+  t.match((await posted('registry-unavailable')).message!, 'container "web"');
+});
+
 // Hostile input, last (it adds pods): Events anyone who may create Events in the namespace could
 // write, and an image full of Unicode bidi controls; through diagnose's output and the watch's Event.
 const BIDI = '\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069';

@@ -239,7 +239,14 @@ t.test('RBAC, webhooks and the Deployment equal the kustomize base', async (t) =
     const b = baseHooks[i]!;
     t.same(w.rules, b.rules, `${w.name}: the same rules`);
     t.same(w.namespaceSelector, b.namespaceSelector, `${w.name}: the same namespaceSelector`);
-    for (const key of ['matchPolicy', 'sideEffects', 'admissionReviewVersions', 'failurePolicy', 'timeoutSeconds'])
+    for (const key of [
+      'matchPolicy',
+      'matchConditions',
+      'sideEffects',
+      'admissionReviewVersions',
+      'failurePolicy',
+      'timeoutSeconds',
+    ])
       t.same(w[key], b[key], `${w.name}: the same ${key}`);
     t.same(
       { path: w.clientConfig.service.path, port: w.clientConfig.service.port },
@@ -330,12 +337,43 @@ t.test('values: image by digest, replicas, resources, priority, webhook selector
     t.same(w.namespaceSelector.matchExpressions[0].values, ['kube-system', 'pullguard', 'platform']);
     t.equal(w.namespaceSelector.matchExpressions[1].key, 'pullguard.io/mode', 'the mode expression stays');
     t.same(w.objectSelector.matchExpressions[0].key, 'pullguard.io/skip');
-    t.same(w.matchConditions[0].name, 'no-nodes');
+    t.same(
+      w.matchConditions.map((c: Obj) => c.name),
+      ['images-changed', 'no-nodes'],
+      `${w.name}: the chart's images-changed condition, then the given ones`,
+    );
   }
   const config = validateConfig(parseYaml(only(objects, 'ConfigMap').data['config.yaml']));
   t.equal(config.mode, 'enforce');
   t.equal(config.deadline, 12_000);
   t.same(config.registry.insecure, ['registry.internal:5000'], 'config: merged in');
+});
+
+t.test('serviceAccountTokens.enabled: exactly SERVICE_ACCOUNT_TOKEN_ACCESS, and the setting on', async (t) => {
+  const off = render(t, {});
+  t.notOk(
+    off.some((o) => o.kind === 'ClusterRole' && /service-account-tokens/.test(o.metadata.name)),
+    'off by default: no grant',
+  );
+  const on = render(t, { serviceAccountTokens: { enabled: true } });
+  const role = on.find((o) => o.kind === 'ClusterRole' && /service-account-tokens$/.test(o.metadata.name))!;
+  const component = readYaml(join(manifestsDir, 'components', 'service-account-tokens', 'rbac.yaml'));
+  t.same(role.rules, only(component, 'ClusterRole').rules, 'the same rules as the kustomize component');
+  const env = only(on, 'Deployment').spec.template.spec.containers[0].env as Obj[];
+  t.same(env, [{ name: 'PULLGUARD_CREDENTIALS_SERVICE_ACCOUNT_TOKENS', value: 'true' }]);
+});
+
+t.test('webhook.skipUnchangedImages: false leaves updates that change no image to the webhook', async (t) => {
+  const on = only(render(t, {}), 'ValidatingWebhookConfiguration').webhooks as Obj[];
+  for (const w of on)
+    t.same(
+      w.matchConditions.map((c: Obj) => c.name),
+      ['images-changed'],
+      `${w.name}: on by default`,
+    );
+  const off = only(render(t, { webhook: { skipUnchangedImages: false } }), 'ValidatingWebhookConfiguration')
+    .webhooks as Obj[];
+  for (const w of off) t.equal(w.matchConditions, undefined, `${w.name}: no condition`);
 });
 
 t.test('the values schema refuses bad values, naming the field', async (t) => {

@@ -2,9 +2,16 @@
 // (a missing verb would only show as a 403 at run time).
 import t from 'tap';
 import { join } from 'node:path';
-import { REQUIRED_ACCESS, WATCH_ACCESS, WATCH_LEASE_ACCESS, type ApiAccess } from '../../src/cluster/access.ts';
+import {
+  REQUIRED_ACCESS,
+  SERVICE_ACCOUNT_TOKEN_ACCESS,
+  WATCH_ACCESS,
+  WATCH_LEASE_ACCESS,
+  type ApiAccess,
+} from '../../src/cluster/access.ts';
 import { parse as parseYaml } from 'yaml';
 import { validateConfig } from '../../src/config/schema.ts';
+import { environmentOverrides, mergeLayers } from '../../src/config/layers.ts';
 import {
   all,
   baseConfigText,
@@ -53,13 +60,15 @@ t.test('nothing else grants anything', async (t) => {
     roles.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
     [
       'ClusterRole/pullguard',
+      'ClusterRole/pullguard-service-account-tokens',
       'ClusterRole/pullguard-watch',
       'ClusterRoleBinding/pullguard',
+      'ClusterRoleBinding/pullguard-service-account-tokens',
       'ClusterRoleBinding/pullguard-watch',
       'Role/pullguard-watch-lease',
       'RoleBinding/pullguard-watch-lease',
     ],
-    "the base's ClusterRole and binding, and the watch component's roles and bindings",
+    "the base's ClusterRole and binding, the watch component's and the opt-in service-account-tokens component's",
   );
 });
 
@@ -91,6 +100,26 @@ t.test('the watch component grants exactly WATCH_ACCESS, and the Lease only in i
   for (const r of [...(cluster.rules as Obj[]), ...(role.rules as Obj[])])
     t.notOk([...r.apiGroups, ...r.resources, ...r.verbs].includes('*'), 'no wildcards');
 });
+
+t.test(
+  'the service-account-tokens component grants exactly SERVICE_ACCOUNT_TOKEN_ACCESS and switches it on',
+  async (t) => {
+    const dir = join(manifestsDir, 'components', 'service-account-tokens');
+    const objects = readYaml(join(dir, 'rbac.yaml'));
+    t.same(expand(only(objects, 'ClusterRole').rules as never), accessTriples(SERVICE_ACCOUNT_TOKEN_ACCESS));
+    t.same(only(objects, 'ClusterRoleBinding').subjects, [{ kind: 'ServiceAccount', name: 'pullguard' }]);
+    const env = only(readYaml(join(dir, 'deployment.yaml')), 'Deployment').spec.template.spec.containers[0]
+      .env as Obj[];
+    t.same(env, [{ name: 'PULLGUARD_CREDENTIALS_SERVICE_ACCOUNT_TOKENS', value: 'true' }]);
+    t.equal(
+      validateConfig(mergeLayers(parseYaml(baseConfigText()), environmentOverrides({ [env[0]!.name]: 'true' })))
+        .credentials.serviceAccountTokens,
+      true,
+      'the variable sets credentials.serviceAccountTokens',
+    );
+    t.equal(validateConfig(parseYaml(baseConfigText())).credentials.serviceAccountTokens, false, 'off by default');
+  },
+);
 
 t.test(
   "the Lease Role gets and updates only the configuration's Lease; create is the only namespace-wide verb",

@@ -230,6 +230,49 @@ t.test("pullPolicy Never and localhost images are not the registry's to answer",
   t.equal(reg.proxy!.count(), 0, 'none of them asked the registry');
 });
 
+t.test(
+  "KEP-2535: an IfNotPresent image a node has, as the nodes' imagePullCredentialsVerificationPolicy says",
+  async (t) => {
+    const image = `${reg.host}/demo/app:9.9`;
+    const onNode = (names: string[]) => names.includes(image);
+    const run = async (credentials: Record<string, unknown>, pullPolicy = 'IfNotPresent', has = onNode) => {
+      const e = engineFor({ registry: { insecure: [reg.host] }, credentials });
+      const [f] = await e.check(
+        [{ object: { kind: 'Pod' }, container: 'app', field: 'spec.containers[0].image', image, pullPolicy }],
+        { credentials: { keyrings: [] }, imageOnAnyNode: has },
+      );
+      return f!;
+    };
+    const preloaded = await run({});
+    t.same([preloaded.verdict, preloaded.reason], ['risk', 'unverifiable'], 'the default, NeverVerifyPreloadedImages');
+    t.match(preloaded.message, 'tag "9.9" does not exist');
+    t.match(preloaded.message, 'if it was preloaded there (not pulled for another pod), the kubelet uses it without');
+    t.match(preloaded.hint, 'keep the pod on the nodes that have the image');
+    t.ok(isOneLine(preloaded.message) && isOneLine(preloaded.hint));
+    const never = await run({ imagePullCredentialsVerificationPolicy: 'NeverVerify' });
+    t.same([never.verdict, never.reason], ['risk', 'unverifiable']);
+    t.match(never.message, 'NeverVerify)');
+    const always = await run({ imagePullCredentialsVerificationPolicy: 'AlwaysVerify' });
+    t.same([always.verdict, always.reason], ['fail', 'tag-not-found'], 'AlwaysVerify: the kubelet asks the registry');
+    const listed = await run({
+      imagePullCredentialsVerificationPolicy: 'NeverVerifyAllowlistedImages',
+      preloadedImagesVerificationAllowlist: [`${reg.host}/demo/*`],
+    });
+    t.equal(listed.reason, 'unverifiable', 'allowlisted by prefix');
+    const unlisted = await run({
+      imagePullCredentialsVerificationPolicy: 'NeverVerifyAllowlistedImages',
+      preloadedImagesVerificationAllowlist: [`${reg.host}/other`],
+    });
+    t.equal(unlisted.reason, 'tag-not-found', 'not on the allowlist');
+    t.equal((await run({}, 'Always')).reason, 'tag-not-found', 'pullPolicy Always pulls whatever the node has');
+    t.equal((await run({}, 'IfNotPresent', () => false)).reason, 'tag-not-found', 'on no node');
+    t.throws(
+      () => engineFor({ credentials: { preloadedImagesVerificationAllowlist: ['r.test/app:1.0'] } }),
+      /preloadedImagesVerificationAllowlist/,
+    );
+  },
+);
+
 t.test('the check deadline turns the unfinished into timeout risks', async (t) => {
   const e = engine();
   // The fast image is answered from the cache, so on a busy machine too only the hanging one is late.

@@ -441,6 +441,36 @@ t.test('pods/ephemeralcontainers: a debug container whose image does not exist i
   t.equal(ok.allowed, true, 'an existing debug image is allowed');
 });
 
+t.test('requests shaped as 1.3x API servers send them (test/fixtures/admission/today/)', async (t) => {
+  const s = await fresh(t);
+  const sidecar = await s.review(sample('today/pod-create-sidecar.json', regs));
+  t.equal(sidecar.allowed, false, 'a restartable init container (sidecar) whose image is missing is denied');
+  t.match(sidecar.status.message, `container "log-shipper": image "${regs.plain.host}/demo/log-shipper:2.1"`);
+  t.notMatch(sidecar.status.message, 'container "app"', 'the main container exists');
+  t.match(s.log.reviews().at(-1), { kind: 'Pod', operation: 'CREATE', images: 2, action: 'deny' });
+
+  const volume = await s.review(sample('today/pod-create-image-volume.json', regs));
+  t.equal(volume.allowed, false, 'an image volume whose image is missing is denied');
+  t.match(volume.status.message, `container "volume models": image "${regs.plain.host}/demo/models:v3"`);
+
+  regs.reset();
+  const debug = await s.review(sample('today/pod-debug-ephemeralcontainers.json', regs));
+  t.equal(debug.allowed, false, 'kubectl debug with a missing image is denied');
+  t.match(debug.status.message, `container "debugger-x7k2p": image "${regs.plain.host}/demo/debug-tools:1.0"`);
+  t.match(s.log.reviews().at(-1), {
+    kind: 'Pod',
+    operation: 'UPDATE',
+    subResource: 'ephemeralcontainers',
+    images: 1,
+    unchanged: 1,
+    action: 'deny',
+  });
+  t.notOk(
+    Object.keys(regs.plain.proxy!.counts()).some((k) => k.includes('/demo/app/')),
+    "the pod's unchanged container is not asked for again",
+  );
+});
+
 t.test('namespace override through the path; an unknown mode is a 400', async (t) => {
   const s = await fresh(t, { mode: 'warn' });
   const enforced = await s.review(sample('pod-create.json', regs), '/validate/enforce');
