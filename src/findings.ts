@@ -13,6 +13,10 @@ export const FAIL_REASONS = [
   'digest-not-found',
   'access-denied',
   'platform-not-found',
+  // what the runtime fetches after the tag: the manifest by digest or a platform's own manifest,
+  // a config or layer blob, is not served (a stale or partly synced cache)
+  'manifest-missing',
+  'blob-missing',
   // the nodes' runtime refuses to pull it: registries.conf blocks the registry, or an ambiguous short name
   'blocked',
 ] as const;

@@ -35,7 +35,9 @@ export interface WatchSetup {
 export function buildWatch(config: Config, setup: WatchSetup): Watch {
   const w = config.watch;
   // Engines of their own: answers cached for less than an interval, so every round asks the
-  // registry again; no tag lists for suggestions (manifest HEADs only).
+  // registry again; no tag lists for suggestions (manifest HEADs only), and no config or layer
+  // blobs of index builds, nor layers at all: a check's requests must stay near the one place in
+  // the budget it takes (admission and `check` look at the blobs).
   const fresh = Math.max(1_000, Math.floor(w.interval / 2));
   const engineConfig: Config = {
     ...config,
@@ -44,7 +46,7 @@ export function buildWatch(config: Config, setup: WatchSetup): Watch {
       positiveTtl: Math.min(config.cache.positiveTtl, fresh),
       negativeTtl: Math.min(config.cache.negativeTtl, fresh),
     },
-    registry: { ...config.registry, maxTagsForSuggestions: 0 },
+    registry: { ...config.registry, maxTagsForSuggestions: 0, verifyLayers: false },
   };
   const engines: Preflight[] = [];
   // A rate limit either engine heard of stops both.

@@ -50,6 +50,7 @@ Options:
                                 run plugins with tokenAttributes with a short-lived token of the pod's
                                 ServiceAccount (TokenRequest), as the kubelet does; needs a cluster
       --timeout DURATION        overall deadline, e.g. 8s or 8000 (milliseconds; default from config: 8s)
+      --no-verify-layers        check the manifests only, not each platform's config and layer blobs
       --offline                 no network: reference syntax and pull policies only; the rest is not-checked
       --strict                  treat risks as failures
       --allow-unverified        images that could not be verified do not make the exit status 3
@@ -96,6 +97,7 @@ export async function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): Pr
         ...REGISTRY_FLAGS,
         filename: { type: 'string', short: 'f', multiple: true },
         offline: { type: 'boolean' },
+        'no-verify-layers': { type: 'boolean' },
         strict: { type: 'boolean' },
         'allow-unverified': { type: 'boolean' },
         'allow-empty': { type: 'boolean' },
@@ -123,6 +125,7 @@ export async function parseCheckArgs(argv: string[], env: NodeJS.ProcessEnv): Pr
   if (!parsed.positionals.length && !v.filename?.length) throw new UsageError('name at least one IMAGE or -f FILE');
   const flags = registryOverrides(v);
   if (v.kubeconfig) flags.cluster = { kubeconfig: v.kubeconfig };
+  if (v['no-verify-layers']) (flags.registry as Record<string, unknown>).verifyLayers = false;
   const config = await loadCheckConfig({ ...(v.config ? { file: v.config } : {}), env, flags });
   return {
     images: parsed.positionals,

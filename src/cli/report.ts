@@ -95,6 +95,14 @@ export const REASON_HELP: Record<Reason, { title: string; fix: string }> = {
     title: "The image has no build for the nodes' platform",
     fix: 'Push a multi-platform image, or pin the pod to nodes of a platform the image offers.',
   },
+  'manifest-missing': {
+    title: 'The tag names a manifest (or a platform manifest) the registry no longer serves',
+    fix: 'Re-push the image, or resync the registry cache or mirror it is pulled from.',
+  },
+  'blob-missing': {
+    title: 'A config or layer blob of the image is missing from the repository',
+    fix: 'Re-push the image, or resync the registry cache or mirror it is pulled from.',
+  },
   'rate-limited': {
     title: "The registry's pull quota is (nearly) spent",
     fix: "Pull with an account's credentials that have a higher limit, or mirror the image.",

@@ -87,6 +87,7 @@ export const DEFAULTS = {
     concurrency: 8,
     rateLimitThreshold: 10,
     maxTagsForSuggestions: 1000,
+    verifyLayers: true,
     allowLinkLocal: [] as string[],
     endpoints: {} as Record<string, string>,
   },

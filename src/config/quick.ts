@@ -36,7 +36,7 @@ function deadlineOf(v: unknown): number | undefined {
 
 /**
  * The validated configuration for input made of the defaults plus `deadline`, `platforms`,
- * `registry.insecure`/`caFiles`, `credentials.providerConfig`/`providerBinDir` and
+ * `registry.insecure`/`caFiles`/`verifyLayers`, `credentials.providerConfig`/`providerBinDir` and
  * `cluster.kubeconfig` — what check's flags and PULLGUARD_DEADLINE/PULLGUARD_CLUSTER_KUBECONFIG set —
  * when every one of them is valid; undefined for any other input.
  */
@@ -55,7 +55,11 @@ export function quickConfig(input: unknown): Config | undefined {
   }
   const { registry, credentials, cluster } = input;
   if (registry !== undefined) {
-    if (!isObject(registry) || !only(registry, ['insecure', 'caFiles'])) return undefined;
+    if (!isObject(registry) || !only(registry, ['insecure', 'caFiles', 'verifyLayers'])) return undefined;
+    if (Object.hasOwn(registry, 'verifyLayers')) {
+      if (typeof registry.verifyLayers !== 'boolean') return undefined;
+      config.registry.verifyLayers = registry.verifyLayers;
+    }
     if (Object.hasOwn(registry, 'insecure')) {
       if (!strings(registry.insecure) || !registry.insecure.every((h) => HOST_PORT.test(h))) return undefined;
       config.registry.insecure = [...registry.insecure];

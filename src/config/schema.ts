@@ -95,6 +95,12 @@ export const configSchema = z.strictObject({
         .describe(
           'tags read at most to suggest a missing tag\'s neighbours; also the most repository names read (one `/v2/_catalog` page, with the credential whose answer was "not found") to suggest a missing repository\'s',
         ),
+      verifyLayers: z
+        .boolean()
+        .default(DEFAULTS.registry.verifyLayers)
+        .describe(
+          "check what the runtime fetches after the manifest: each wanted platform's own manifest, its config and every layer blob (HEAD, at most 128 a manifest, in parallel, cached by digest); a missing one is `manifest-missing` or `blob-missing`, one that cannot be checked (5xx, timeout, storage unreachable) only a note. Off: the manifests and a single manifest's config only; `--no-verify-layers`. The watch's re-verification always checks the manifests only, within its request budget",
+        ),
       allowLinkLocal: z
         .array(hostPort)
         .default(DEFAULTS.registry.allowLinkLocal)

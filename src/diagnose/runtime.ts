@@ -98,7 +98,13 @@ export function classifyRuntimeMessage(text: string): RuntimeCause | undefined {
 export function agrees(runtime: RuntimeCause['reason'], reason: Reason): boolean {
   if (runtime === reason) return true;
   if (runtime === 'not-found')
-    return reason === 'tag-not-found' || reason === 'repository-not-found' || reason === 'digest-not-found';
+    return (
+      reason === 'tag-not-found' ||
+      reason === 'repository-not-found' ||
+      reason === 'digest-not-found' ||
+      reason === 'manifest-missing' ||
+      reason === 'blob-missing'
+    );
   // Docker Hub and many registries answer 401 for a repository that does not exist
   if (runtime === 'access-denied') return reason === 'repository-not-found';
   if (runtime === 'repository-not-found') return reason === 'access-denied';
@@ -133,6 +139,10 @@ export function describeRuntimeCause(reason: RuntimeCause['reason']): string {
       return 'the registry refused the credentials (or the repository does not exist)';
     case 'platform-not-found':
       return "the image has no build for the node's platform";
+    case 'manifest-missing':
+      return 'a manifest the tag points to is no longer served';
+    case 'blob-missing':
+      return 'a config or layer blob of the image is missing';
     case 'blocked':
       return "the node's runtime configuration refuses the image (registries.conf)";
     case 'rate-limited':

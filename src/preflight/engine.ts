@@ -13,7 +13,7 @@ import { Deadline } from '../deadline.ts';
 import type { Finding, ImageUse } from '../findings.ts';
 import type { Platform } from '../platform/index.ts';
 import { parseImage, type ImageRef } from '../reference/index.ts';
-import type { Outcome, RegistryClient } from '../registry/client.ts';
+import { isIndexMediaType, type Outcome, type RegistryClient } from '../registry/client.ts';
 import { isDockerHub } from '../registry/hosts.ts';
 import { RegistryLookups } from './lookups.ts';
 import type { Face } from './messages.ts';
@@ -23,6 +23,7 @@ import {
   blockedVerdict,
   deniedVerdict,
   evidenceOf,
+  fetchVerdict,
   findingOf,
   foundVerdict,
   type ImageVerdict,
@@ -96,6 +97,11 @@ export class Preflight {
 
   get cacheStats() {
     return this.#lookups.cacheStats;
+  }
+
+  /** fetch checks (config, layers) that could not say present or missing, by cause */
+  get fetchStats() {
+    return this.#lookups.fetchStats;
   }
 
   /**
@@ -331,11 +337,29 @@ export class Preflight {
 
   #onFound(about: About, found: Resolved, evidence: string[], run: Run): Maybe<ImageVerdict> {
     const threshold = this.#config.registry.rateLimitThreshold;
-    if (!run.platforms.length) return foundVerdict(about, found, evidence, run.platforms, undefined, threshold);
     const outcome = found.outcome as Extract<Outcome, { kind: 'found' }>;
-    return then(this.#lookups.platformsOf(about.ref, outcome, found.cred, run.deadline), (list) =>
-      foundVerdict(about, found, evidence, run.platforms, list, threshold),
-    );
+    const wanted = run.platforms;
+    const { ref } = about;
+    // What the runtime GETs next: the manifest by digest. A digest reference to an index was just
+    // HEADed by that digest, and with no platform wanted nothing more is picked from it.
+    const index = isIndexMediaType(outcome.mediaType);
+    // A nearly spent quota is not spent further: only the platforms are read, as before.
+    const quotaLow = found.rateLimit !== undefined && found.rateLimit.remaining < threshold;
+    if (
+      !outcome.digest ||
+      (!wanted.length && (quotaLow || (ref.digest && (index || !this.#config.registry.verifyLayers))))
+    )
+      return foundVerdict(about, found, evidence, wanted, undefined, threshold);
+    // Only a body to read (platforms, config, layers) is GET; otherwise a HEAD says it is served.
+    const headOnly = !wanted.length && (index || !this.#config.registry.verifyLayers);
+    const list = this.#lookups.platformsOf(ref, outcome, found.cred, run.deadline, headOnly);
+    return then(list, (l) => {
+      const base = foundVerdict(about, found, evidence, wanted, wanted.length ? l : undefined, threshold);
+      if (base.verdict === 'fail' || l.missing || l.failure || quotaLow) return fetchVerdict(about, base, l, undefined);
+      // Blobs get most of what is left: one that is not answered in time is a note, not a timeout.
+      const report = this.#lookups.fetchesOf(ref, l, found.cred, wanted, run.deadline, run.deadline.share(0.9));
+      return report === undefined ? base : then(report, (r) => fetchVerdict(about, base, l, r));
+    });
   }
 
   #onFailure(about: About, tried: Resolved[], evidence: string[], failures: string[], run: Run): Maybe<ImageVerdict> {

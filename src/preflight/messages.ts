@@ -87,6 +87,25 @@ export type ExplainInput =
       single: boolean;
     })
   | (About & {
+      reason: 'manifest-missing';
+      /** the digest not served */
+      digest?: string | undefined;
+      /** the platforms whose own manifest (from the index) is missing; none: the manifest the reference names */
+      platforms?: string[];
+      /** other platforms the pods may land on are fine */
+      partial?: boolean;
+    })
+  | (About & {
+      reason: 'blob-missing';
+      what?: 'config' | 'layer';
+      digest?: string | undefined;
+      /** further missing blobs */
+      more?: number;
+      /** the platforms whose blobs are missing; none: the image's single manifest */
+      platforms?: string[];
+      partial?: boolean;
+    })
+  | (About & {
       reason: 'rate-limited';
       /** the registry's announced limit, when it sent one */
       rateLimit?: RateLimit;
@@ -255,6 +274,40 @@ export function explain(i: ExplainInput): Explained {
           : `${img} has no build for ${missing}, the nodes the pod may land on (it offers ${offered}); ` +
             'the pull fails: "no match for platform in manifest"',
         hint,
+      };
+    }
+    case 'manifest-missing': {
+      const fix = 're-push the image, or resync the registry cache or mirror it is pulled from';
+      const digest = i.digest ?? 'its digest';
+      if (i.platforms?.length) {
+        const on = i.platforms.join(', ');
+        return {
+          message:
+            `${img}: the ${on} manifest ${digest} of its index is not served by ${registryName(ref)} ` +
+            `(a stale or partly synced cache?); ${i.partial ? 'pods placed on' : 'the pull on'} ${on} nodes will fail with "not found"`,
+          hint: fix,
+        };
+      }
+      const points = ref?.digest ? `it names ${digest}` : `the tag ${quote(ref?.tag ?? 'latest')} points to ${digest}`;
+      return {
+        message:
+          `${img}: ${points}, which the registry no longer serves (a stale or partly synced cache?); ` +
+          'the kubelet will fail with "not found"',
+        hint: fix,
+      };
+    }
+    case 'blob-missing': {
+      const what = i.what === 'config' ? 'config blob' : 'layer';
+      const more = i.more ? ` and ${i.more} more blob${i.more === 1 ? '' : 's'}` : '';
+      const on = i.platforms?.length ? ` of its ${i.platforms.join(', ')} build` : '';
+      const who = i.platforms?.length
+        ? `${i.partial ? 'pods placed on' : 'the pull on'} ${i.platforms.join(', ')} nodes`
+        : 'the pull';
+      return {
+        message:
+          `${img}: its ${what} ${i.digest ?? ''}${on}${more} is missing from ${name || 'the repository'} ` +
+          `(a stale or partly synced cache?); ${who} will fail with "not found"`,
+        hint: 're-push the image, or resync the registry cache or mirror it is pulled from',
       };
     }
     case 'rate-limited': {

@@ -19,10 +19,59 @@ export type ImageVerdict = Omit<Finding, 'container' | 'field' | 'object' | 'ima
 /** A registry answer and the credential it was asked with (null: anonymous). */
 export type Resolved = Answer & { cred: Credential | null };
 
-/** The platforms an image offers (an entry without one matches any), or why they are unknown. */
+/**
+ * The platforms an image offers (an entry without one matches any), or why they are unknown; and
+ * what the runtime fetches next, read from the same body: an index's entries, a manifest's config
+ * and layers.
+ */
 export interface PlatformList {
   platforms?: (Platform | undefined)[];
   failure?: Answer;
+  /** the manifest the tag names is a 404 by its digest (a stale or partly synced cache) */
+  missing?: Answer;
+  /** an index: its entries, for picking each platform's own manifest as containerd does */
+  entries?: IndexEntry[];
+  /** a single manifest: its config blob as fetched, and its layers' digests */
+  config?: FetchedBlob;
+  layers?: string[];
+}
+
+export interface IndexEntry {
+  digest: string;
+  platform: Platform | undefined;
+}
+
+/** Why a blob could not be checked: its verdict stays the manifests'. */
+export type UnverifiedCause = 'error' | 'unreachable' | 'timeout' | 'signed-url' | 'denied' | 'rate-limited';
+
+/** One manifest or blob the runtime fetches, as checked. */
+export type FetchedBlob =
+  | { state: 'present'; digest: string }
+  | { state: 'missing'; digest: string; evidence: string[] }
+  /** a platform's manifest that could not be read: a risk, as for the tag */
+  | { state: 'transient'; digest: string; answer: Answer }
+  /** a blob that could not be checked (5xx, timeout, storage unreachable, a signed URL refusing HEAD) */
+  | { state: 'unverified'; digest: string; cause: UnverifiedCause; evidence: string[] };
+
+/** A fetch that did not come back present, and for which platforms' pulls (none: the image's own manifest). */
+export interface FetchProblem {
+  platforms: string[];
+  what: 'manifest' | 'config' | 'layer';
+  fetched: Exclude<FetchedBlob, { state: 'present' }>;
+}
+
+/** evidence lines about single blobs, at most */
+const MAX_FETCH_LINES = 5;
+
+/** What was checked past the manifest the tag names. */
+export interface FetchReport {
+  /** distinct manifests whose fetches were checked (one per picked index entry; 1 for a single manifest) */
+  builds: number;
+  /** builds with a missing manifest or blob */
+  brokenBuilds: number;
+  problems: FetchProblem[];
+  /** one line of evidence: what was checked */
+  summary: string;
 }
 
 /** What every verdict about one reference starts from (kept with the parsed image: made once per image). */
@@ -242,6 +291,85 @@ export function foundVerdict(
     };
   about.available ??= explain({ image, ref, reason: 'available' });
   return { ...verdict(image, ref.pullRef, 'available', about.available, evidence), ...extras };
+}
+
+/**
+ * The verdict once what the runtime fetches after the tag is known: a missing manifest or blob is the
+ * pull's failure (a risk when other builds the pods may land on are whole); a platform manifest that
+ * could not be read is a risk; a blob that could not be checked keeps `base`, noted in the evidence.
+ * A failure already found (no build for the nodes) stands.
+ */
+export function fetchVerdict(
+  about: About,
+  base: ImageVerdict,
+  list: PlatformList | undefined,
+  report: FetchReport | undefined,
+): ImageVerdict {
+  if (base.verdict === 'fail' || !list) return base;
+  const { image, ref } = about;
+  const extras = base.digest ? { digest: base.digest } : {};
+  if (list.missing) {
+    const text = explain({ image, ref, reason: 'manifest-missing', digest: base.digest });
+    return {
+      ...verdict(image, ref.pullRef, 'manifest-missing', text, [...base.evidence, ...list.missing.evidence]),
+      ...extras,
+    };
+  }
+  if (list.failure && base.reason === 'available') {
+    // No platforms were wanted, so foundVerdict did not look: the manifest by digest could not be read.
+    const failure = list.failure;
+    const reason = TRANSIENT_REASON[failure.outcome.kind as TransientKind] ?? 'registry-error';
+    const detail =
+      reason === 'timeout'
+        ? undefined
+        : `the manifest ${base.digest ?? ''} could not be read: ${failure.evidence.at(-1) ?? failure.outcome.kind}`;
+    const text = explain(transientInput(about, reason, failure.outcome, detail));
+    return { ...verdict(image, ref.pullRef, reason, text, [...base.evidence, ...failure.evidence]), ...extras };
+  }
+  if (!report) return base;
+  const evidence = [...base.evidence, report.summary];
+  const missing = report.problems.filter((p) => p.fetched.state === 'missing');
+  // One line per blob, the first few: an image may have 128 layers behind one broken CDN.
+  const lines = report.problems.filter((p) => p.fetched.state === 'unverified' || p.fetched.state === 'missing');
+  for (const p of lines.slice(0, MAX_FETCH_LINES))
+    if (p.fetched.state === 'unverified' || p.fetched.state === 'missing')
+      evidence.push(
+        `${p.what} ${p.fetched.digest}${p.platforms.length ? ` (${p.platforms.join(', ')})` : ''} ` +
+          `${p.fetched.state === 'missing' ? 'is missing' : `not verified (${p.fetched.cause})`}: ${p.fetched.evidence.at(-1) ?? ''}`,
+      );
+  if (lines.length > MAX_FETCH_LINES) evidence.push(`and ${lines.length - MAX_FETCH_LINES} more blobs like these`);
+  if (missing.length) {
+    const partial = report.brokenBuilds < report.builds;
+    const first = missing[0]!;
+    const platforms = [...new Set(missing.flatMap((p) => p.platforms))];
+    const text =
+      first.what === 'manifest'
+        ? explain({ image, ref, reason: 'manifest-missing', digest: first.fetched.digest, platforms, partial })
+        : explain({
+            image,
+            ref,
+            reason: 'blob-missing',
+            what: first.what,
+            digest: first.fetched.digest,
+            more: missing.length - 1,
+            platforms,
+            partial,
+          });
+    const reason = first.what === 'manifest' ? 'manifest-missing' : 'blob-missing';
+    return { ...verdict(image, ref.pullRef, reason, text, evidence, partial ? 'risk' : undefined), ...extras };
+  }
+  const transient = report.problems.find((p) => p.fetched.state === 'transient');
+  if (transient?.fetched.state === 'transient') {
+    const answer = transient.fetched.answer;
+    const reason = TRANSIENT_REASON[answer.outcome.kind as TransientKind] ?? 'registry-error';
+    const detail =
+      reason === 'timeout'
+        ? undefined
+        : `the ${transient.platforms.join(', ')} manifest ${transient.fetched.digest} could not be read: ${answer.evidence.at(-1) ?? answer.outcome.kind}`;
+    const text = explain(transientInput(about, reason, answer.outcome, detail));
+    return { ...verdict(image, ref.pullRef, reason, text, [...evidence, ...answer.evidence]), ...extras };
+  }
+  return { ...base, evidence };
 }
 
 /** "linux/arm64 (2 nodes)" when the nodes were counted (the node watch), else the platform alone. */

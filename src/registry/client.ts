@@ -169,23 +169,38 @@ export class RegistryClient {
     });
   }
 
-  /** GET a small JSON blob (an image config) by digest. */
-  async blobJson(
+  /**
+   * A blob by digest, as the runtime fetches it: HEAD when its presence is enough (layers), GET for a
+   * small JSON blob (an image config, whose body comes back as `json`). Registries redirect blobs to
+   * storage (S3, GCS, a CDN); the transport follows without the registry's Authorization. `found`
+   * is a 200 or 206 wherever it came from; `redirectedTo` names the storage host that answered.
+   */
+  blob(
     target: Target,
     digest: string,
+    method: 'HEAD' | 'GET',
     cred: RegistryCredential | null,
     signal?: AbortSignal,
-  ): Promise<Record<string, unknown> | undefined> {
-    let json: Record<string, unknown> | undefined;
-    await this.#asking(target, 'pull', pullScope, cred, signal, async (ctx, repository) => {
-      const r = await this.#response(ctx, 'GET', `/v2/${repository}/blobs/${digest}`);
-      json = r?.status === 200 ? parseVerified(r.body, digest) : undefined;
-      // not found here: the next host may have it
-      return json
-        ? this.#answer(ctx, { kind: 'found', digest, mediaType: '' })
-        : { outcome: { kind: 'not-found' }, evidence: [] };
+  ): Promise<Answer & { json?: Record<string, unknown>; redirectedTo?: string }> {
+    // Each host of the nodes' configuration in turn, as containerd's fetcher: a 404 on a mirror
+    // sends it to the next.
+    return this.#asking(target, 'pull', pullScope, cred, signal, async (ctx, repository) => {
+      const sent = await this.#sender.send(ctx, method, `/v2/${repository}/blobs/${digest}`);
+      const r = sent.response;
+      const redirectedTo = r.url.host !== ctx.host ? { redirectedTo: r.url.host } : {};
+      if (sent.outcome) return { ...this.#answer(ctx, sent.outcome, r), ...redirectedTo };
+      if (r.status === 200 || r.status === 206) {
+        const json = method === 'GET' ? parseVerified(r.body, digest) : undefined;
+        if (method === 'GET' && !json)
+          return this.#notJson(ctx, `the blob ${digest} is not JSON or does not match its digest`, r);
+        return {
+          ...this.#answer(ctx, { kind: 'found', digest, mediaType: header(r, 'content-type') ?? '' }, r),
+          ...(json ? { json } : {}),
+          ...redirectedTo,
+        };
+      }
+      return { ...this.#answer(ctx, outcomeOfStatus(r, sent.authFailure), r), ...redirectedTo };
     });
-    return json;
   }
 
   /**

@@ -259,6 +259,15 @@ export class Metrics implements ReviewObserver {
         this.set(engine.cacheStats.size);
       },
     });
+    const unverified = new Gauge({
+      name: 'pullguard_fetch_unverified',
+      help: "Config and layer blobs whose presence could not be checked since start (5xx, timeout, storage unreachable, a signed URL refusing HEAD), by cause; the verdict stayed the manifests'",
+      labelNames: ['cause'],
+      registers: [this.registry],
+      collect() {
+        for (const [cause, n] of Object.entries(engine.fetchStats.unverified)) unverified.set({ cause }, n);
+      },
+    });
     const label = (host: string) => this.registryLabel(host);
     const rateLimit = new Gauge({
       name: 'pullguard_registry_ratelimit_remaining',

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { runInProcess, runProcess } from '../helpers/cli.ts';
 import { runCheck } from '../../src/cli/check.ts';
+import { deleteBlob } from '../helpers/registry-states.ts';
 
 const alice = { username: 'alice', password: 'alice-s3cret!' };
 let anon: TestRegistry;
@@ -149,7 +150,7 @@ t.test('must show: a hanging registry is answered by the deadline as timeout', a
   t.equal(JSON.parse(strict.stdout).findings[0].verdict, 'fail');
 });
 
-t.test('50 copies of one new image make one registry request', async (t) => {
+t.test('50 copies of one new image make one request per thing fetched', async (t) => {
   const docs = Array.from(
     { length: 50 },
     (_, i) =>
@@ -159,7 +160,8 @@ t.test('50 copies of one new image make one registry request', async (t) => {
   const r = await cli(['-f', '-', ...reg(), '-o', 'json'], docs);
   t.equal(r.code, 0, r.stderr);
   t.equal(JSON.parse(r.stdout).findings.length, 50);
-  t.equal(anon.proxy!.count({ path: /\/manifests\// }), 1, 'one manifest request for 50 uses');
+  t.equal(anon.proxy!.count({ method: 'HEAD', path: /\/manifests\// }), 1, 'one HEAD of the tag for 50 uses');
+  t.equal(anon.proxy!.count(), 4, 'and one GET of the manifest and config and one HEAD of the layer');
 });
 
 t.test('manifests: every kind, multi-document YAML, JSON, List, folders, stdin', async (t) => {
@@ -307,4 +309,20 @@ t.test('bad usage and unreadable input: exit 2 with the file and the line', asyn
   const help = await inProcess(['--help']);
   t.equal(help.code, 0);
   t.match(help.stdout, 'Usage: pullguard check');
+});
+
+t.test('a layer missing from the repository fails the check; --no-verify-layers does not look at layers', async (t) => {
+  const img = await anon.pushImage('demo/broken', '1.0', { seed: 'cli-broken-layer' });
+  await deleteBlob(anon, 'demo/broken', img.layerDigest);
+  const image = `${anon.host}/demo/broken:1.0`;
+  const r = await inProcess([...reg(), '-o', 'json', image]);
+  t.equal(r.code, 1, r.stderr);
+  const [f] = JSON.parse(r.stdout).findings;
+  t.equal(f.reason, 'blob-missing');
+  t.match(f.message, img.layerDigest);
+  const off = await inProcess([...reg(), '--no-verify-layers', '-o', 'json', image]);
+  t.equal(off.code, 0, off.stderr);
+  t.equal(JSON.parse(off.stdout).findings[0].reason, 'available');
+  const help = await inProcess(['--help']);
+  t.match(help.stdout, '--no-verify-layers');
 });

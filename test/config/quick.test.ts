@@ -52,7 +52,11 @@ const input = fc
       registry: mostly(
         fc
           .tuple(
-            someOf({ insecure: mostly(fc.array(hostish, { maxLength: 3 })), caFiles: mostly(strings) }),
+            someOf({
+              insecure: mostly(fc.array(hostish, { maxLength: 3 })),
+              caFiles: mostly(strings),
+              verifyLayers: mostly(fc.boolean()),
+            }),
             rarely(fc.integer({ min: -1, max: 20 })),
           )
           .map(([r, concurrency]) => (concurrency === null ? r : { ...r, concurrency })),

@@ -266,6 +266,8 @@ t.test('a token server that fails, hangs or answers garbage: a risk', async (t) 
 });
 
 t.test('405 on HEAD falls back to GET; a missing digest header is computed from the body', async (t) => {
+  // only this test's requests (an earlier one redirected manifest GETs here)
+  anon.proxy!.resetLog();
   anon.proxy!.fault({ kind: 'status', status: 405, body: '' }, { method: 'HEAD' });
   const e = engine();
   const v = await checkImage(e, `${anon.host}/demo/app:1.0`);
