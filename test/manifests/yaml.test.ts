@@ -1,6 +1,7 @@
 // Every YAML file under manifests/ parses, is used by a kustomization, and every object in it has
 // the fields the API server requires.
 import t from 'tap';
+import { parseHostsToml } from '../../src/registry/hosts-dir.ts';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { loadConfig } from '../../src/config/schema.ts';
@@ -17,7 +18,7 @@ t.test('every YAML file parses (as YAML 1.1, like the API server)', async (t) =>
 
 // What each kustomization makes of the files it names.
 interface Use {
-  as: 'resource' | 'patch' | 'config' | 'kustomization';
+  as: 'resource' | 'patch' | 'config' | 'hosts' | 'kustomization';
   by: string;
 }
 const uses = new Map<string, Use[]>();
@@ -50,7 +51,11 @@ t.test('kustomizations are well formed and every path they name exists', async (
         .filter((p) => p.path)
         .map((p): [string, Use['as']] => [p.path, 'patch']),
       ...((doc.configMapGenerator as Obj[] | undefined) ?? []).flatMap((g) =>
-        ((g.files as string[] | undefined) ?? []).map((f): [string, Use['as']] => [f.replace(/^[^=]*=/, ''), 'config']),
+        ((g.files as string[] | undefined) ?? []).map((f): [string, Use['as']] => {
+          const path = f.replace(/^[^=]*=/, '');
+          // a node's containerd hosts.toml (components/node-hosts), else pullguard's own configuration
+          return [path, path.endsWith('.toml') ? 'hosts' : 'config'];
+        }),
       ),
     ];
     for (const [path, as] of named) {
@@ -95,6 +100,19 @@ t.test('patches name an object the base defines', async (t) => {
       );
     }
   }
+});
+
+t.test("the nodes' hosts.toml files in ConfigMaps read as pullguard reads them, without warnings", async (t) => {
+  let seen = 0;
+  for (const [file, u] of uses) {
+    if (!u.some((x) => x.as === 'hosts')) continue;
+    seen++;
+    const warnings: string[] = [];
+    const endpoints = parseHostsToml(file, readFileSync(file, 'utf8'), dirname(file), warnings);
+    t.ok(endpoints.length > 0, `${rel(file)} names at least one host`);
+    t.same(warnings, [], `${rel(file)}: no unknown keys`);
+  }
+  t.ok(seen >= 1, 'the node-hosts component has its example');
 });
 
 t.test('the configuration files in ConfigMaps validate with the schema', async (t) => {
