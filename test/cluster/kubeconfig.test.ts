@@ -19,8 +19,11 @@ t.teardown(async () => {
 
 const noSa = join(dir, 'no-such-sa');
 
-const through = (kc: KubeConfig) =>
-  new ClusterReader(kc, { cacheTtlMs: 0 }).serviceAccountPullSecrets('shop', 'default');
+// what a read through the loaded config answers (the ServiceAccount's pull secrets; its uid is the server's)
+const through = async (kc: KubeConfig) => {
+  const { status, names } = await new ClusterReader(kc, { cacheTtlMs: 0 }).serviceAccountPullSecrets('shop', 'default');
+  return { status, names };
+};
 const expected = { status: 'ok', names: ['regcred'] };
 
 t.test('an explicit path wins over KUBECONFIG and in-cluster', async (t) => {
