@@ -34,6 +34,27 @@ export interface ListWatchOptions<T> {
   healthyAfterMs?: number;
   /** keep the list current with a watch (default); false: list once and stop */
   watch?: boolean;
+  /**
+   * The first list waits a random time up to this (ms), so that replicas started together (a
+   * rollout, a node drain) do not all list the whole collection from the API server at once.
+   */
+  startJitterMs?: number;
+  /** the random source of the jittered start and back-offs: [0, 1), as Math.random (tests pass their own) */
+  random?: () => number;
+  /**
+   * The key of an object as parsed JSON, for projections that drop objects (project answers
+   * undefined): an object that changes from kept to dropped (a pod no longer stuck) must not stay
+   * held in its old state. Without it, a dropped object leaves what is held alone.
+   */
+  keyOf?: (object: unknown) => string | undefined;
+}
+
+/** The wait before the first list: [0, maxMs), whatever the random source answers. */
+export function startDelay(maxMs: number, random: () => number): number {
+  if (!(maxMs > 0)) return 0;
+  const r = random();
+  const unit = Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 0;
+  return Math.min(Math.floor(unit * maxMs), Math.ceil(maxMs) - 1);
 }
 
 /** Told of every change; nothing is told twice for one event. */
@@ -42,7 +63,7 @@ export interface ListWatchHandlers<T> {
   listed?: () => void;
   /** an object was added or changed (watch event) */
   changed?: (item: T) => void;
-  /** an object was deleted (watch event); the store no longer holds it */
+  /** an object was deleted, or changed so that the projection drops it (watch event); the store no longer holds it */
   deleted?: (item: T) => void;
 }
 
@@ -59,7 +80,8 @@ const DEAD_STREAM_MARGIN_S = 60;
 
 export class ListWatch<T> {
   readonly #kc: KubeConfig;
-  readonly #o: Required<Omit<ListWatchOptions<T>, 'logger'>>;
+  readonly #o: Required<Omit<ListWatchOptions<T>, 'logger' | 'keyOf'>>;
+  readonly #keyOf: ((object: unknown) => string | undefined) | undefined;
   readonly #log: Logger | undefined;
   readonly #list: ApiCall;
   readonly #watchCall: ApiCall;
@@ -70,6 +92,7 @@ export class ListWatch<T> {
   #ready = false;
   #lists = 0;
   #watches = 0;
+  #startDelayMs = 0;
 
   constructor(kc: KubeConfig, opts: ListWatchOptions<T>) {
     this.#kc = kc;
@@ -86,7 +109,10 @@ export class ListWatch<T> {
       backoffMaxMs: opts.backoffMaxMs ?? 30_000,
       healthyAfterMs: opts.healthyAfterMs ?? 5_000,
       watch: opts.watch ?? true,
+      startJitterMs: opts.startJitterMs ?? 0,
+      random: opts.random ?? Math.random,
     };
+    this.#keyOf = opts.keyOf;
     this.#list = { verb: 'list', what: opts.what, timeoutMs: this.#o.listTimeoutMs };
     this.#watchCall = { verb: 'watch', what: opts.what };
   }
@@ -96,9 +122,9 @@ export class ListWatch<T> {
     return this.#ready;
   }
 
-  /** how many lists and watches were started (for tests) */
-  get stats(): { lists: number; watches: number } {
-    return { lists: this.#lists, watches: this.#watches };
+  /** how many lists and watches were started, and how long the start waited (for tests) */
+  get stats(): { lists: number; watches: number; startDelayMs: number } {
+    return { lists: this.#lists, watches: this.#watches, startDelayMs: this.#startDelayMs };
   }
 
   /** The projections held, by key. */
@@ -130,6 +156,8 @@ export class ListWatch<T> {
   async #run(stop: AbortSignal): Promise<void> {
     let rv: string | undefined;
     let failures = 0;
+    this.#startDelayMs = startDelay(this.#o.startJitterMs, this.#o.random);
+    if (this.#startDelayMs > 0) await sleep(this.#startDelayMs, stop);
     while (!stop.aborted) {
       if (rv === undefined) {
         try {
@@ -169,33 +197,6 @@ export class ListWatch<T> {
     }
   }
 
-  /** GET of the collection with the kubeconfig's authentication; an answer other than 200 throws as client-node's ApiException does. */
-  async #get(query: Record<string, string>, signal: AbortSignal) {
-    const cluster = this.#kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig names no current cluster');
-    const url = new URL(cluster.server + this.#o.path);
-    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-    const { ApiException, RequestContext } = clientNode();
-    const ctx = new RequestContext(url.toString(), 'GET');
-    await this.#kc.applySecurityAuthentication(ctx);
-    // undici's request API on the kubeconfig's dispatcher (its TLS settings, connections.ts's
-    // connector); a server without TLS settings gets a plain Agent.
-    const dispatcher = (ctx.getDispatcher() as Dispatcher | undefined) ?? (plainAgent ??= new Agent());
-    const res = await dispatcher.request({
-      origin: url.origin,
-      path: `${url.pathname}${url.search}`,
-      method: 'GET',
-      headers: ctx.getHeaders(),
-      signal,
-    });
-    if (res.statusCode !== 200) {
-      // The body is a Status; only its message is ever shown (api-errors.ts).
-      const body = await res.body.text();
-      throw new ApiException(res.statusCode, `HTTP-Code: ${res.statusCode}`, body, {});
-    }
-    return res.body;
-  }
-
   async #listAll(stop: AbortSignal): Promise<string> {
     this.#lists++;
     const fresh = new Map<string, T>();
@@ -203,7 +204,12 @@ export class ListWatch<T> {
     let rv = '';
     do {
       const signal = AbortSignal.any([stop, AbortSignal.timeout(this.#o.listTimeoutMs)]);
-      const body = await this.#get({ limit: String(this.#o.pageSize), ...(cont ? { continue: cont } : {}) }, signal);
+      const body = await getCollection(
+        this.#kc,
+        this.#o.path,
+        { limit: String(this.#o.pageSize), ...(cont ? { continue: cont } : {}) },
+        signal,
+      );
       const page = (await body.json()) as {
         metadata?: { resourceVersion?: string; continue?: string };
         items?: unknown[];
@@ -225,11 +231,13 @@ export class ListWatch<T> {
   async #watchOnce(rv: string, stop: AbortSignal): Promise<WatchOutcome> {
     this.#watches++;
     const out: WatchOutcome = { gone: false, events: 0, rv };
-    const timeoutSeconds = Math.floor(this.#o.watchTimeoutSeconds * (1 + Math.random()));
+    const timeoutSeconds = Math.floor(this.#o.watchTimeoutSeconds * (1 + this.#o.random()));
     // The server ends the stream after timeoutSeconds; a stream silent well past that is a dead connection.
     const signal = AbortSignal.any([stop, AbortSignal.timeout((timeoutSeconds + DEAD_STREAM_MARGIN_S) * 1000)]);
     try {
-      const body = await this.#get(
+      const body = await getCollection(
+        this.#kc,
+        this.#o.path,
         {
           watch: 'true',
           allowWatchBookmarks: 'true',
@@ -279,7 +287,16 @@ export class ListWatch<T> {
     if (type === 'BOOKMARK') return true;
     out.events++;
     const item = this.#o.project(object);
-    if (item === undefined) return true;
+    if (item === undefined) {
+      // dropped by the projection: what was held under its key is stale now
+      const key = this.#keyOf?.(object);
+      const held = key === undefined ? undefined : this.#items.get(key);
+      if (key !== undefined && held !== undefined) {
+        this.#items.delete(key);
+        this.#tell(() => this.#handlers.deleted?.(held));
+      }
+      return true;
+    }
     const key = this.#o.key(item);
     if (type === 'DELETED') {
       if (this.#items.delete(key)) this.#tell(() => this.#handlers.deleted?.(item));
@@ -300,11 +317,47 @@ export class ListWatch<T> {
 
   #backoff(failures: number): number {
     const base = Math.min(this.#o.backoffMaxMs, this.#o.backoffInitialMs * 2 ** Math.min(failures - 1, 20));
-    return Math.round(base * (0.8 + Math.random() * 0.4));
+    return Math.round(base * (0.8 + this.#o.random() * 0.4));
   }
 }
 
 let plainAgent: Agent | undefined;
+
+/**
+ * GET of a collection with the kubeconfig's authentication, on its dispatcher; the body is left to
+ * the caller to read (a page's JSON, or a watch stream). An answer other than 200 throws as
+ * client-node's ApiException does.
+ */
+export async function getCollection(
+  kc: KubeConfig,
+  path: string,
+  query: Record<string, string>,
+  signal: AbortSignal,
+): Promise<Dispatcher.ResponseData['body']> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('the kubeconfig names no current cluster');
+  const url = new URL(cluster.server + path);
+  for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+  const { ApiException, RequestContext } = clientNode();
+  const ctx = new RequestContext(url.toString(), 'GET');
+  await kc.applySecurityAuthentication(ctx);
+  // undici's request API on the kubeconfig's dispatcher (its TLS settings, connections.ts's
+  // connector); a server without TLS settings gets a plain Agent.
+  const dispatcher = (ctx.getDispatcher() as Dispatcher | undefined) ?? (plainAgent ??= new Agent());
+  const res = await dispatcher.request({
+    origin: url.origin,
+    path: `${url.pathname}${url.search}`,
+    method: 'GET',
+    headers: ctx.getHeaders(),
+    signal,
+  });
+  if (res.statusCode !== 200) {
+    // The body is a Status; only its message is ever shown (api-errors.ts).
+    const body = await res.body.text();
+    throw new ApiException(res.statusCode, `HTTP-Code: ${res.statusCode}`, body, {});
+  }
+  return res.body;
+}
 
 /** Waits ms, or less when stop aborts (the timer is cleared then). */
 function sleep(ms: number, stop: AbortSignal): Promise<void> {

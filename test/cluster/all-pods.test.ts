@@ -1,5 +1,7 @@
 import t from 'tap';
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { AllPods, type WatchedPod } from '../../src/cluster/all-pods.ts';
+import { heldByWatch } from '../../src/watch/pods.ts';
 import { startKubeLab, type KubeLab, labThroughProxy } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -80,4 +82,74 @@ t.test('pods are listed in pages, held as projections, and kept current by the w
   );
   t.same(pods.stats.lists, 1, 'listed once');
   await pods.stop();
+});
+
+t.test("with the watch's keep, only stuck and bare pods are held; one that recovers is let go", async (t) => {
+  const ns = 'kept';
+  const kubelet = new FakeKubelet(lab.kc());
+  await kubelet.namespace(ns);
+  const owner = [
+    { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-1', uid: 'a0c2d8e4-1111-4aaa-9bbb-0123456789ab' },
+  ];
+  const make = (name: string, owned: boolean) =>
+    kubelet.core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name, ...(owned ? { ownerReferences: owner } : {}) },
+        spec: { nodeName: 'node-a', containers: [{ name: 'web', image: `registry.test/${name}:1` }] },
+      },
+    });
+  for (let i = 0; i < 6; i++) await make(`healthy-${i}`, true);
+  await make('stuck', true);
+  await make('bare', false);
+  await kubelet.setWaiting(ns, 'stuck', [{ name: 'web', image: 'registry.test/stuck:1', reason: 'ErrImagePull' }]);
+
+  const pods = new AllPods(lab.kc(), { pageSize: 3, keep: heldByWatch });
+  const seen: string[] = [];
+  pods.start({
+    listed: () => undefined,
+    changed: (p) => seen.push(`changed ${p.metadata.name}`),
+    deleted: (p) => seen.push(`deleted ${p.metadata.name}`),
+  });
+  t.teardown(() => pods.stop());
+  await waitFor(() => pods.ready, { what: 'the first list' });
+  const held = () =>
+    pods
+      .list()
+      .filter((p) => p.metadata.namespace === ns)
+      .map((p) => p.metadata.name)
+      .sort();
+  t.same(held(), ['bare', 'stuck'], '2 of 8 pods held: the stuck one and the bare one');
+
+  // an owned pod gets stuck: held from its event on
+  await kubelet.setWaiting(ns, 'healthy-2', [
+    { name: 'web', image: 'registry.test/healthy-2:1', reason: 'ImagePullBackOff' },
+  ]);
+  await waitFor(() => held().includes('healthy-2'), { what: 'healthy-2 stuck' });
+  // the stuck pod recovers (its container runs): let go, and told as deleted
+  await kubelet.core.patchNamespacedPodStatus(
+    {
+      namespace: ns,
+      name: 'stuck',
+      body: {
+        status: {
+          phase: 'Running',
+          containerStatuses: [
+            {
+              name: 'web',
+              image: 'registry.test/stuck:1',
+              imageID: 'registry.test/stuck@sha256:' + 'a'.repeat(64),
+              ready: true,
+              restartCount: 0,
+              state: { running: { startedAt: new Date().toISOString() } },
+            },
+          ],
+        },
+      },
+    },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+  await waitFor(() => !held().includes('stuck'), { what: 'the recovered pod let go' });
+  t.same(held(), ['bare', 'healthy-2']);
+  t.ok(seen.includes('deleted stuck'), 'the recovery is told as a deletion from the store');
 });

@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { watchedPod } from '../../src/cluster/all-pods.ts';
-import { ListWatch, type ListWatchOptions } from '../../src/cluster/list-watch.ts';
+import { ListWatch, type ListWatchOptions, startDelay } from '../../src/cluster/list-watch.ts';
 import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -291,4 +291,42 @@ t.test("a pod's projection keeps what the watch reads, in the pod's shape, and n
   const plain = { ...pod, spec: { ...pod.spec, volumes: [{ name: 'kube-api-access', projected: {} }] } };
   t.equal(watchedPod(plain)?.spec.volumes, undefined);
   t.equal(watchedPod({ metadata: { name: 'x' } }), undefined);
+});
+
+t.test('the jittered start waits [0, max) whatever the random source answers', async (t) => {
+  const max = 5_000;
+  const rows: [number, number][] = [
+    [0, 0],
+    [0.25, 1_250],
+    [0.5, 2_500],
+    [0.9999999, 4_999],
+    [1, 4_999], // a source that answers 1 (Math.random never does) stays inside
+    [-0.5, 0],
+    [Number.NaN, 0],
+  ];
+  for (const [r, want] of rows)
+    t.equal(
+      startDelay(max, () => r),
+      want,
+      `random ${r}`,
+    );
+  for (let i = 0; i < 1_000; i++) {
+    const d = startDelay(max, Math.random);
+    if (!(d >= 0 && d < max)) t.fail(`delay ${d} outside [0, ${max})`);
+  }
+  t.equal(
+    startDelay(0, () => 0.7),
+    0,
+    'no jitter asked: no wait',
+  );
+});
+
+t.test('a jittered ListWatch lists once after its delay, drawn from the injected source', async (t) => {
+  const { api, lw, changes } = await setup(t, { startJitterMs: 200, random: () => 0.25 });
+  api.putNode(makeNode({ name: 'n1', architecture: 'amd64' }));
+  start(lw, changes);
+  await waitFor(() => lw.ready, { what: 'the first list' });
+  t.equal(lw.stats.startDelayMs, 50, '0.25 of 200 ms');
+  t.equal(lists(api).length, 1);
+  t.same(changes, ['listed 1']);
 });
