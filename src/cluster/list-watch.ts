@@ -199,6 +199,7 @@ export class ListWatch<T> {
 
   async #listAll(stop: AbortSignal): Promise<string> {
     this.#lists++;
+    this.#log?.debug(`listing ${this.#o.what}`);
     const fresh = new Map<string, T>();
     let cont: string | undefined;
     let rv = '';

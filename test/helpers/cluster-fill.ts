@@ -208,6 +208,10 @@ export interface FillOptions {
   stuckImage: (i: number) => string;
   /** requests in flight at once (default 32) */
   parallel?: number;
+  /** the namespaces exist already (a second fill of the same lab) */
+  namespacesExist?: boolean;
+  /** the pods are bound to this many nodes (default: opts.nodes) */
+  bindTo?: number;
   /** called now and then with the objects created so far */
   progress?: (done: number, total: number) => void;
 }
@@ -267,7 +271,8 @@ export async function fillLab(lab: KubeLab, opts: FillOptions): Promise<FillResu
   };
   try {
     const namespaces = Array.from({ length: opts.namespaces ?? 50 }, (_, i) => `team-${String(i).padStart(3, '0')}`);
-    for (const ns of namespaces) await send('POST', '/api/v1/namespaces', { metadata: { name: ns } });
+    if (!opts.namespacesExist)
+      for (const ns of namespaces) await send('POST', '/api/v1/namespaces', { metadata: { name: ns } });
     await inParallel(opts.nodes, (i) => send('POST', '/api/v1/nodes', shapedNode(i)));
     let stuck = 0;
     await inParallel(opts.pods, async (i) => {
@@ -275,7 +280,7 @@ export async function fillLab(lab: KubeLab, opts: FillOptions): Promise<FillResu
       const name = `svc-${Math.floor(i / 10)}-${i % 10}`;
       const isStuck = i % stuckEvery === stuckEvery - 1;
       const image = isStuck ? opts.stuckImage(i) : `registry.example.test/team-${i % 40}/service-${i % 400}:v1.2.3`;
-      const node = `node-${String(i % Math.max(1, opts.nodes)).padStart(5, '0')}`;
+      const node = `node-${String(i % Math.max(1, opts.bindTo ?? opts.nodes)).padStart(5, '0')}`;
       await send('POST', `/api/v1/namespaces/${namespace}/pods`, shapedPod({ namespace, name, node, image }));
       if (isStuck) {
         stuck++;
