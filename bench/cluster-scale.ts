@@ -149,14 +149,21 @@ async function logged(serve: Serve, msg: string, timeoutMs: number): Promise<Log
 }
 
 /** One scrape: the API request counts by `verb resource`, and the heap in use. */
-async function scrape(serve: Serve): Promise<{ requests: Record<string, number>; heapUsed: number }> {
+async function scrape(
+  serve: Serve,
+): Promise<{ requests: Record<string, number>; heapUsed: number; heapTotal: number; external: number }> {
   const res = await request(serve.metricsUrl, { headersTimeout: 10_000 });
   const text = await res.body.text();
   const requests: Record<string, number> = {};
   for (const m of text.matchAll(/^pullguard_api_requests_total\{verb="([^"]*)",resource="([^"]*)"\} (\d+)/gm))
     requests[`${m[1]} ${m[2]}`] = Number(m[3]);
-  const heapUsed = Number(/^pullguard_nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1] ?? Number.NaN);
-  return { requests, heapUsed };
+  const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return {
+    requests,
+    heapUsed: metric('pullguard_nodejs_heap_size_used_bytes'),
+    heapTotal: metric('pullguard_nodejs_heap_size_total_bytes'),
+    external: metric('pullguard_nodejs_external_memory_bytes'),
+  };
 }
 
 interface Review {
@@ -194,6 +201,8 @@ interface PhaseResult {
   rss: number;
   peak: number;
   heapUsed: number;
+  heapTotal: number;
+  external: number;
   listMs: number | null;
   podsHeld: number | null;
   reviewsInList: number;
@@ -240,6 +249,8 @@ async function servePhase(lab: KubeLab, reg: TestRegistry, body: string, pods: n
       rss: mem.rss,
       peak: memoryOf(serve.child.pid!).peak,
       heapUsed: first.heapUsed,
+      heapTotal: first.heapTotal,
+      external: first.external,
       listMs: podsListed.time - listStart,
       podsHeld: podsListed.count ?? null,
       reviewsInList: inList.length,

@@ -7,6 +7,7 @@ import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node'
 import { type WatchedPod, watchedPod } from './all-pods.ts';
 import { type KubeApiError, kubeApiError } from './api-errors.ts';
 import { getCollection } from './list-watch.ts';
+import { PageSplitter } from './page-split.ts';
 import { type NodeFacts, type NodeLike, nodeFacts } from './nodes.ts';
 import { withSignal } from './signal.ts';
 
@@ -56,24 +57,31 @@ export class PodReader {
     let cont: string | undefined;
     const where = namespace ? `pods in namespace "${namespace}"` : 'pods in all namespaces';
     const path = namespace ? `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods` : '/api/v1/pods';
-    do {
-      const query = {
-        limit: String(PAGE_SIZE),
-        ...(cont ? { continue: cont } : {}),
-        ...(labelSelector ? { labelSelector } : {}),
-      };
-      try {
-        const body = await getCollection(this.#kc, path, query, AbortSignal.timeout(this.#timeoutMs));
-        const page = (await body.json()) as { metadata?: { continue?: string }; items?: unknown[] };
-        for (const object of page.items ?? []) {
-          const pod = watchedPod(object);
-          if (pod && keep(pod)) out.push(pod);
+    // Parsed in a worker, item by item here: a page's whole object tree never lands on this heap.
+    const splitter = new PageSplitter();
+    try {
+      do {
+        const query = {
+          limit: String(PAGE_SIZE),
+          ...(cont ? { continue: cont } : {}),
+          ...(labelSelector ? { labelSelector } : {}),
+        };
+        const signal = AbortSignal.timeout(this.#timeoutMs);
+        try {
+          const body = await getCollection(this.#kc, path, query, signal);
+          const page = await splitter.split(await body.arrayBuffer(), signal);
+          for (const text of page.items) {
+            const pod = watchedPod(JSON.parse(text));
+            if (pod && keep(pod)) out.push(pod);
+          }
+          cont = page.continue || undefined;
+        } catch (err) {
+          throw this.#failure(err, 'list', where);
         }
-        cont = page.metadata?.continue || undefined;
-      } catch (err) {
-        throw this.#failure(err, 'list', where);
-      }
-    } while (cont);
+      } while (cont);
+    } finally {
+      await splitter.close();
+    }
     return out;
   }
 
