@@ -6,7 +6,7 @@
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { type WatchedPod, watchedPod } from './all-pods.ts';
 import { type KubeApiError, kubeApiError } from './api-errors.ts';
-import { getCollection } from './list-watch.ts';
+import { getCollection, nextLimit } from './list-watch.ts';
 import { PageSplitter } from './page-split.ts';
 import { type NodeFacts, type NodeLike, nodeFacts } from './nodes.ts';
 import { withSignal } from './signal.ts';
@@ -45,8 +45,9 @@ export class PodReader {
   }
 
   /**
-   * The pods of a namespace (undefined: all namespaces) that `keep` accepts, page by page (500 a
-   * page), each as its projection; the others are let go with their page.
+   * The pods of a namespace (undefined: all namespaces) that `keep` accepts, page by page (at most
+   * 500 a page, about a MiB of JSON: list-watch.ts nextLimit), each as its projection; the others
+   * are let go with their page.
    */
   async pods(
     namespace: string | undefined,
@@ -59,17 +60,21 @@ export class PodReader {
     const path = namespace ? `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods` : '/api/v1/pods';
     // Parsed in a worker, item by item here: a page's whole object tree never lands on this heap.
     const splitter = new PageSplitter();
+    let limit = Math.min(50, PAGE_SIZE);
     try {
       do {
         const query = {
-          limit: String(PAGE_SIZE),
+          limit: String(limit),
           ...(cont ? { continue: cont } : {}),
           ...(labelSelector ? { labelSelector } : {}),
         };
         const signal = AbortSignal.timeout(this.#timeoutMs);
         try {
           const body = await getCollection(this.#kc, path, query, signal);
-          const page = await splitter.split(await body.arrayBuffer(), signal);
+          const bytes = await body.arrayBuffer();
+          const size = bytes.byteLength;
+          const page = await splitter.split(bytes, signal);
+          limit = nextLimit(limit, page.items.length, size, PAGE_SIZE);
           for (const text of page.items) {
             const pod = watchedPod(JSON.parse(text));
             if (pod && keep(pod)) out.push(pod);

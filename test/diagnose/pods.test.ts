@@ -31,7 +31,7 @@ t.before(async () => {
 });
 t.teardown(() => lab?.stop());
 
-t.test('diagnose -A of 1,040 pods in 3 pages keeps the 52 stuck ones and diagnoses each', async (t) => {
+t.test('diagnose -A of 1,040 pods in pages keeps the 52 stuck ones and diagnoses each', async (t) => {
   // the stuck images are on a closed loopback port: each check ends at once, unreachable
   const closed = await freePort();
   const filled = await fillLab(lab, {
@@ -52,14 +52,15 @@ t.test('diagnose -A of 1,040 pods in 3 pages keeps the 52 stuck ones and diagnos
   const pages = proxy
     .requests({ method: 'GET', path: /^\/api\/v1\/pods\?/ })
     .map((r) => new URL(r.url, 'https://x.test').searchParams);
+  t.ok(pages.length >= 3, `${pages.length} pages`);
   t.same(
-    pages.map((q) => [q.get('limit'), q.has('continue')]),
-    [
-      ['500', false],
-      ['500', true],
-      ['500', true],
-    ],
-    'three pages of 500',
+    pages.map((q) => q.has('continue')),
+    pages.map((_, i) => i > 0),
+    'one list: each page after the first continues it',
+  );
+  t.ok(
+    pages.every((q) => Number(q.get('limit')) > 0 && Number(q.get('limit')) <= 500),
+    `limits ${pages.map((q) => q.get('limit')).join(', ')}: at most 500`,
   );
   t.same(reader.kept, [52], 'only the stuck pods were kept');
   t.same(result.errors, []);
