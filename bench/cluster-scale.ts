@@ -116,7 +116,10 @@ async function startServe(lab: KubeLab, reg: TestRegistry, timeoutMs: number): P
         throw new Error(`serve exited ${child.exitCode}: ${serve.stderr.slice(-5).join(' | ')}`);
       if (Date.now() > deadline) throw new Error('serve did not become ready');
       const ok = await request(`${serve.url}/healthz`, { dispatcher: agent, headersTimeout: 2_000 })
-        .then(async (r) => (await r.body.dump(), r.statusCode === 200))
+        .then(async (r) => {
+          await r.body.dump();
+          return r.statusCode === 200;
+        })
         .catch(() => false);
       if (ok) break;
       await sleep(100);

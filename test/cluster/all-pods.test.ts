@@ -138,7 +138,7 @@ t.test("with the watch's keep, only stuck and bare pods are held; one that recov
             {
               name: 'web',
               image: 'registry.test/stuck:1',
-              imageID: 'registry.test/stuck@sha256:' + 'a'.repeat(64),
+              imageID: `registry.test/stuck@sha256:${'a'.repeat(64)}`,
               ready: true,
               restartCount: 0,
               state: { running: { startedAt: new Date().toISOString() } },
