@@ -218,6 +218,9 @@ interface PhaseResult {
   reviewsInList: number;
   p50InList: number | null;
   p99InList: number | null;
+  /** the same reviews after the lists, while the steady requests are counted */
+  p99Steady: number | null;
+  reviewsSteady: number;
   maxInList: number | null;
   requestsPerMinute: Record<string, number>;
   requestsAtListed: Record<string, number>;
@@ -248,7 +251,12 @@ async function servePhase(lab: KubeLab, reg: TestRegistry, body: string, pods: n
     await sleep(5_000); // settle: what stays, not the list's garbage
     const mem = memoryOf(serve.child.pid!);
     const first = await scrape(serve);
+    // the same reviews once the lists are in: the machine's own noise, the baseline of the p99
+    let steadyDone = false;
+    const steadyReviews = reviewLoop(serve.url, agent, body, () => steadyDone);
     await sleep(STEADY_MS);
+    steadyDone = true;
+    const steadyMs = (await steadyReviews).ok.map((r) => r.ms);
     const second = await scrape(serve);
     const perMinute: Record<string, number> = {};
     for (const [k, n] of Object.entries(second.requests)) {
@@ -266,6 +274,8 @@ async function servePhase(lab: KubeLab, reg: TestRegistry, body: string, pods: n
       reviewsInList: inList.length,
       p50InList: ms.length ? percentile(ms, 50) : null,
       p99InList: ms.length ? percentile(ms, 99) : null,
+      p99Steady: steadyMs.length ? percentile(steadyMs, 99) : null,
+      reviewsSteady: steadyMs.length,
       maxInList: ms.length ? Math.max(...ms) : null,
       requestsPerMinute: perMinute,
       requestsAtListed: first.requests,
@@ -413,11 +423,7 @@ export async function clusterScale(rec: Recorder): Promise<void> {
         `warm review p99 during the initial list of ${PODS} pods`,
         full.p99InList,
         'ms',
-        {
-          name: 'reviews in the window',
-          value: full.reviewsInList,
-          unit: '',
-        },
+        { name: 'warm p99 after the lists (same run)', value: full.p99Steady, unit: 'ms' },
         { text: 'p99 < 5 ms', met: (f) => f.value !== null && f.value < 5 },
       ),
       figure('initial pod list (serve)', full.listMs, 'ms', none),
