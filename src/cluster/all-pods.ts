@@ -74,6 +74,13 @@ export interface AllPodsOptions {
   backoffMaxMs?: number;
 }
 
+/**
+ * Pods that may still pull: a pod that Succeeded or Failed never starts a container again, so it is
+ * neither stuck nor worth re-verifying, and the API server leaves it out (completed Jobs' pods are
+ * often most of a cluster's). A pod that ends leaves the watch as a deletion.
+ */
+export const LIVE_PODS = 'status.phase!=Succeeded,status.phase!=Failed';
+
 export class AllPods {
   readonly #pods: ListWatch<WatchedPod>;
 
@@ -83,6 +90,7 @@ export class AllPods {
       ...rest,
       path: '/api/v1/pods',
       what: 'pods in all namespaces',
+      fieldSelector: LIVE_PODS,
       project: keep
         ? (object) => {
             const pod = watchedPod(object);

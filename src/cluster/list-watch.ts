@@ -23,6 +23,8 @@ export interface ListWatchOptions<T> {
   /** the key a projection is stored under (a name, a uid) */
   key: (item: T) => string;
   logger?: Logger;
+  /** only the objects it selects (list and watch alike); one that stops matching is told as deleted */
+  fieldSelector?: string;
   /** the most objects a list page asks for (limit/continue); fewer when they are large (PAGE_BYTES) */
   pageSize?: number;
   /** base watch duration asked of the server; randomized up to twice this, as client-go does */
@@ -101,7 +103,8 @@ const DEAD_STREAM_MARGIN_S = 60;
 
 export class ListWatch<T> {
   readonly #kc: KubeConfig;
-  readonly #o: Required<Omit<ListWatchOptions<T>, 'logger' | 'keyOf'>>;
+  readonly #o: Required<Omit<ListWatchOptions<T>, 'logger' | 'keyOf' | 'fieldSelector'>>;
+  readonly #select: Record<string, string>;
   readonly #keyOf: ((object: unknown) => string | undefined) | undefined;
   readonly #log: Logger | undefined;
   readonly #list: ApiCall;
@@ -134,6 +137,7 @@ export class ListWatch<T> {
       random: opts.random ?? Math.random,
     };
     this.#keyOf = opts.keyOf;
+    this.#select = opts.fieldSelector ? { fieldSelector: opts.fieldSelector } : {};
     this.#list = { verb: 'list', what: opts.what, timeoutMs: this.#o.listTimeoutMs };
     this.#watchCall = { verb: 'watch', what: opts.what };
   }
@@ -232,7 +236,7 @@ export class ListWatch<T> {
         const body = await getCollection(
           this.#kc,
           this.#o.path,
-          { limit: String(limit), ...(cont ? { continue: cont } : {}) },
+          { ...this.#select, limit: String(limit), ...(cont ? { continue: cont } : {}) },
           signal,
         );
         const bytes = await body.arrayBuffer();
@@ -274,6 +278,7 @@ export class ListWatch<T> {
         this.#kc,
         this.#o.path,
         {
+          ...this.#select,
           watch: 'true',
           allowWatchBookmarks: 'true',
           timeoutSeconds: String(timeoutSeconds),

@@ -4,7 +4,7 @@
 // A list keeps, page by page, only the pods the caller asks for, and only their projection
 // (all-pods.ts): `diagnose -A` of a large cluster holds its stuck pods, not the cluster.
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { type WatchedPod, watchedPod } from './all-pods.ts';
+import { LIVE_PODS, type WatchedPod, watchedPod } from './all-pods.ts';
 import { type KubeApiError, kubeApiError } from './api-errors.ts';
 import { getCollection, nextLimit } from './list-watch.ts';
 import { PageSplitter } from './page-split.ts';
@@ -64,6 +64,8 @@ export class PodReader {
     try {
       do {
         const query = {
+          // a pod that has ended pulls nothing again: none of them is stuck
+          fieldSelector: LIVE_PODS,
           limit: String(limit),
           ...(cont ? { continue: cont } : {}),
           ...(labelSelector ? { labelSelector } : {}),

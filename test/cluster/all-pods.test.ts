@@ -1,6 +1,6 @@
 import t from 'tap';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { AllPods, type WatchedPod } from '../../src/cluster/all-pods.ts';
+import { AllPods, LIVE_PODS, type WatchedPod } from '../../src/cluster/all-pods.ts';
 import { heldByWatch } from '../../src/watch/pods.ts';
 import { startKubeLab, type KubeLab, labThroughProxy } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
@@ -152,4 +152,50 @@ t.test("with the watch's keep, only stuck and bare pods are held; one that recov
   await waitFor(() => !held().includes('stuck'), { what: 'the recovered pod let go' });
   t.same(held(), ['bare', 'healthy-2']);
   t.ok(seen.includes('deleted stuck'), 'the recovery is told as a deletion from the store');
+});
+
+t.test('pods that have ended are left out by the API server, in the list and in the watch', async (t) => {
+  const ns = 'ended';
+  const kubelet = new FakeKubelet(lab.kc());
+  await kubelet.namespace(ns);
+  const phase = (name: string, value: string) =>
+    kubelet.core.patchNamespacedPodStatus(
+      { namespace: ns, name, body: { status: { phase: value } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  for (const name of ['running', 'succeeded', 'failed', 'ends-later'])
+    await kubelet.core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name },
+        spec: { nodeName: 'node-a', containers: [{ name: 'c', image: `registry.test/${name}:1` }] },
+      },
+    });
+  await phase('running', 'Running');
+  await phase('succeeded', 'Succeeded');
+  await phase('failed', 'Failed');
+  const { proxy, kc } = await labThroughProxy(lab);
+  t.teardown(() => proxy.stop());
+  const pods = new AllPods(kc, { keep: heldByWatch });
+  const seen: string[] = [];
+  pods.start({ listed: () => undefined, changed: () => undefined, deleted: (p) => seen.push(p.metadata.name) });
+  t.teardown(() => pods.stop());
+  await waitFor(() => pods.ready, { what: 'the first list' });
+  const held = () =>
+    pods
+      .list()
+      .filter((p) => p.metadata.namespace === ns)
+      .map((p) => p.metadata.name)
+      .sort();
+  t.same(held(), ['ends-later', 'running'], 'the bare pods that may still pull');
+  const asked = proxy
+    .requests({ method: 'GET', path: /^\/api\/v1\/pods\?/ })
+    .map((r) => new URL(r.url, 'https://x.test').searchParams.get('fieldSelector'));
+  t.ok(asked.length >= 1 && asked.every((f) => f === LIVE_PODS), 'every list asks for live pods only');
+  await waitFor(() => proxy.count({ method: 'GET', path: /[?&]watch=true/ }) === 1, { what: 'the watch' });
+  await phase('ends-later', 'Succeeded');
+  await waitFor(() => seen.includes('ends-later'), { what: 'the pod that ended leaving the store' });
+  t.same(held(), ['running']);
+  const watch = proxy.requests({ method: 'GET', path: /[?&]watch=true/ })[0];
+  t.equal(new URL(watch?.url ?? '/', 'https://x.test').searchParams.get('fieldSelector'), LIVE_PODS, 'the watch too');
 });
