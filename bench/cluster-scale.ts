@@ -28,6 +28,11 @@ import { admissionBody, figure, MiB, percentile, QUICK, type Recorder, repoRoot,
 import { imageNodeFlags, postReview } from './webhook.ts';
 
 const MEMORY_LIMIT = 384 * MiB;
+
+/** glibc's malloc settings (MALLOC_ARENA_MAX, MALLOC_TRIM_THRESHOLD_ …) go from the bench's environment to the commands it runs. */
+function mallocEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_')));
+}
 const FULL = process.env.BENCH_CLUSTER_FULL === '1';
 const NODES = Number(process.env.BENCH_CLUSTER_NODES ?? (FULL ? 5_000 : QUICK ? 20 : 200));
 const PODS = Number(process.env.BENCH_CLUSTER_PODS ?? (FULL ? 150_000 : QUICK ? 400 : 5_000));
@@ -82,6 +87,7 @@ async function startServe(lab: KubeLab, reg: TestRegistry, timeoutMs: number): P
     ],
     {
       env: {
+        ...mallocEnv(),
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '/tmp',
         PULLGUARD_WATCH_ENABLED: 'true',
@@ -276,7 +282,7 @@ async function servePhase(lab: KubeLab, reg: TestRegistry, body: string, pods: n
       p99InList: ms.length ? percentile(ms, 99) : null,
       p99Steady: steadyMs.length ? percentile(steadyMs, 99) : null,
       reviewsSteady: steadyMs.length,
-      maxInList: ms.length ? Math.max(...ms) : null,
+      maxInList: ms.length ? ms.reduce((a, b) => Math.max(a, b)) : null,
       requestsPerMinute: perMinute,
       requestsAtListed: first.requests,
     };
@@ -314,7 +320,7 @@ function diagnoseAll(
         lab.kubeconfig,
       ],
       {
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
+        env: { ...mallocEnv(), PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
         timeout: 600_000,
         maxBuffer: 256 * MiB,
       },
@@ -357,6 +363,7 @@ export async function clusterScale(rec: Recorder): Promise<void> {
     reviews: 'pod-create.json, warm, 2 clients one after another on kept-alive connections',
     steadyWindowMs: STEADY_MS,
     memoryLimit: '384Mi (charts/pullguard/values.yaml)',
+    malloc: mallocEnv(),
   };
   const t0 = performance.now();
   const lab = await startKubeLab();
@@ -374,13 +381,18 @@ export async function clusterScale(rec: Recorder): Promise<void> {
     }).then((r) => r.body.dump());
     await admin.close();
 
-    const empty = await servePhase(lab, reg, body, 0);
+    // each phase's numbers go to stderr as it ends: a long run that fails later keeps them
+    const said = <T>(what: string, r: T): T => {
+      process.stderr.write(`cluster-scale: ${what}: ${JSON.stringify(r)}\n`);
+      return r;
+    };
+    const empty = said('serve, empty', await servePhase(lab, reg, body, 0));
     const progress = (what: string) => (done: number, total: number) =>
       process.stderr.write(`cluster-scale: ${what} ${done}/${total} (${Math.round(since(t0) / 1000)} s)\n`);
     const tNodes = performance.now();
     await fillLab(lab, { nodes: NODES, pods: 0, namespaces: 0, stuckImage: () => '', progress: progress('nodes') });
     const nodesMs = since(tNodes);
-    const withNodes = await servePhase(lab, reg, body, 0);
+    const withNodes = said('serve, nodes', await servePhase(lab, reg, body, 0));
     const tPods = performance.now();
     const filled = await fillLab(lab, {
       nodes: 0,
@@ -390,8 +402,8 @@ export async function clusterScale(rec: Recorder): Promise<void> {
       progress: progress('pods'),
     });
     const podsMs = since(tPods);
-    const full = await servePhase(lab, reg, body, PODS);
-    const diag = await diagnoseAll(lab, reg);
+    const full = said('serve, nodes and pods', await servePhase(lab, reg, body, PODS));
+    const diag = said('diagnose -A', await diagnoseAll(lab, reg));
 
     const perNode = (withNodes.rss - empty.rss) / Math.max(1, NODES);
     const perPod = (full.rss - withNodes.rss) / Math.max(1, PODS);
