@@ -29,9 +29,16 @@ import { imageNodeFlags, postReview } from './webhook.ts';
 
 const MEMORY_LIMIT = 384 * MiB;
 
-/** glibc's malloc settings (MALLOC_ARENA_MAX, MALLOC_TRIM_THRESHOLD_ …) go from the bench's environment to the commands it runs. */
-function mallocEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_')));
+/**
+ * glibc's malloc settings as the image sets them (the Dockerfile's `ENV MALLOC_…`), then those of
+ * the bench's own environment (to compare: `MALLOC_ARENA_MAX=8 npm run bench -- cluster-scale`).
+ */
+function mallocEnv(withImage = true): NodeJS.ProcessEnv {
+  if (!withImage) return Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_')));
+  const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+  const image = [...dockerfile.matchAll(/\b(MALLOC_[A-Z_]+)=(\S+)/g)].map((m) => [m[1]!, m[2]!]);
+  const own = Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_'));
+  return Object.fromEntries([...image, ...own]);
 }
 const FULL = process.env.BENCH_CLUSTER_FULL === '1';
 const NODES = Number(process.env.BENCH_CLUSTER_NODES ?? (FULL ? 5_000 : QUICK ? 20 : 200));
@@ -320,7 +327,8 @@ function diagnoseAll(
         lab.kubeconfig,
       ],
       {
-        env: { ...mallocEnv(), PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
+        // as npm installs it on a workstation: not the image's settings
+        env: { ...mallocEnv(false), PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
         timeout: 600_000,
         maxBuffer: 256 * MiB,
       },
@@ -363,7 +371,7 @@ export async function clusterScale(rec: Recorder): Promise<void> {
     reviews: 'pod-create.json, warm, 2 clients one after another on kept-alive connections',
     steadyWindowMs: STEADY_MS,
     memoryLimit: '384Mi (charts/pullguard/values.yaml)',
-    malloc: mallocEnv(),
+    malloc: { serve: mallocEnv(), diagnose: mallocEnv(false) },
   };
   const t0 = performance.now();
   const lab = await startKubeLab();
