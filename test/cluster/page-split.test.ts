@@ -1,6 +1,6 @@
 // A list page is parsed in a worker thread and handed back item by item (cluster/page-split.ts).
 import t from 'tap';
-import { PageSplitter } from '../../src/cluster/page-split.ts';
+import { INLINE_BYTES, PageSplitter } from '../../src/cluster/page-split.ts';
 
 const bytes = (text: string) => {
   const b = Buffer.from(text);
@@ -44,4 +44,29 @@ t.test('a page that is not JSON fails in one line; an aborted split rejects with
   await t.rejects(splitter.split(bytes('{"items":[]}'), stop.signal), /closed/);
   // a new worker after that
   t.same(await splitter.split(bytes('{"items":[1]}'), new AbortController().signal), { items: ['1'] });
+});
+
+t.test('a small page is split on this thread, the same way; a large one in the worker', async (t) => {
+  const splitter = new PageSplitter();
+  t.teardown(() => splitter.close());
+  const page = (n: number, pad: number) => ({
+    metadata: { resourceVersion: '7', continue: 'c' },
+    items: Array.from({ length: n }, (_, i) => ({
+      metadata: { name: `p${i}`, annotations: { pad: 'x'.repeat(pad) } },
+    })),
+  });
+  const small = JSON.stringify(page(10, 100));
+  const large = JSON.stringify(page(100, 2 * 1024));
+  t.ok(small.length <= INLINE_BYTES && large.length > INLINE_BYTES);
+  const signal = new AbortController().signal;
+  for (const text of [small, large]) {
+    const split = await splitter.split(bytes(text), signal);
+    const want = JSON.parse(text) as { items: unknown[] };
+    t.same(
+      { ...split, items: split.items.map((s) => JSON.parse(s)) },
+      { resourceVersion: '7', continue: 'c', items: want.items },
+      `${text.length} bytes`,
+    );
+  }
+  await t.rejects(splitter.split(bytes('{"items":['), signal), /^the list page is not JSON: /, 'small and broken');
 });
