@@ -5,6 +5,7 @@
 import { runBenchmark, type Recorder } from './lib.ts';
 import { bursts } from './bursts.ts';
 import { check50 } from './check-50.ts';
+import { clusterScale } from './cluster-scale.ts';
 import { coldChecks } from './cold-checks.ts';
 import { deadRegistry } from './dead-registry.ts';
 import { hostile } from './hostile.ts';
@@ -19,6 +20,7 @@ const BENCHMARKS: Record<string, (rec: Recorder) => Promise<void>> = {
   'check-50': check50,
   hostile,
   startup,
+  'cluster-scale': clusterScale,
 };
 
 const asked = process.argv.slice(2).filter((a) => a !== '--');

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AdmissionHandler } from '../admission/handler.ts';
 import { SERVICE_ACCOUNT_DIR } from '../cluster/kubeconfig.ts';
+import { requestCounts } from '../cluster/requests.ts';
 import { clusterConfigured } from '../cluster/source.ts';
 import type { Config } from '../config/schema.ts';
 import { SetupError } from '../errors.ts';
@@ -109,6 +110,10 @@ export async function startServer(
     );
   const engine = podCheck.engine;
   metrics.observeEngine(engine);
+  if (cluster) {
+    const kc = cluster.kc;
+    metrics.observeApiRequests(() => requestCounts(kc));
+  }
   metrics.certificateExpiry.set(certificateExpiry(tls) / 1000);
 
   let watch: Watch | null = null;

@@ -16,7 +16,11 @@ import { PodCheck } from '../podcheck/podcheck.ts';
 import { Preflight } from '../preflight/engine.ts';
 import type { ClientOptions, RegistryClient } from '../registry/client.ts';
 import { RequestBudget } from '../watch/budget.ts';
+import { heldByWatch } from '../watch/pods.ts';
 import { Watch } from '../watch/watch.ts';
+
+/** The pod list of replicas started together is spread over this much time (list-watch.ts startJitterMs). */
+const POD_LIST_JITTER_MS = 5_000;
 
 export interface WatchSetup {
   kc: KubeConfig;
@@ -78,7 +82,7 @@ export function buildWatch(config: Config, setup: WatchSetup): Watch {
     cluster: {
       events: new EventApi(setup.kc),
       lease: new LeaseLock(setup.kc, { namespace: setup.leaseNamespace, name: w.leaseName }),
-      pods: new AllPods(setup.kc, logger),
+      pods: new AllPods(setup.kc, { ...logger, keep: heldByWatch, startJitterMs: POD_LIST_JITTER_MS }),
       reader: new PodReader(setup.kc, Math.max(5_000, config.deadline)),
       workloads: new WorkloadLists(setup.kc),
     },

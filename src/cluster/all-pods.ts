@@ -60,21 +60,45 @@ export interface PodChanges {
 
 export interface AllPodsOptions {
   logger?: Logger;
+  /**
+   * Which pods are held (the watch: stuck ones and bare ones); the others are parsed, looked at and
+   * let go, so that memory follows the pods that need attention, not the cluster's size. A held pod
+   * that stops being kept is let go (told as deleted). Default: every pod.
+   */
+  keep?: (pod: WatchedPod) => boolean;
   pageSize?: number;
+  /** the first list waits a random time up to this (ms): replicas do not all list at once */
+  startJitterMs?: number;
+  random?: () => number;
   backoffInitialMs?: number;
   backoffMaxMs?: number;
 }
+
+/**
+ * Pods that may still pull: a pod that Succeeded or Failed never starts a container again, so it is
+ * neither stuck nor worth re-verifying, and the API server leaves it out (completed Jobs' pods are
+ * often most of a cluster's). A pod that ends leaves the watch as a deletion.
+ */
+export const LIVE_PODS = 'status.phase!=Succeeded,status.phase!=Failed';
 
 export class AllPods {
   readonly #pods: ListWatch<WatchedPod>;
 
   constructor(kc: KubeConfig, opts: AllPodsOptions = {}) {
+    const { keep, ...rest } = opts;
     this.#pods = new ListWatch(kc, {
-      ...opts,
+      ...rest,
       path: '/api/v1/pods',
       what: 'pods in all namespaces',
-      project: watchedPod,
+      fieldSelector: LIVE_PODS,
+      project: keep
+        ? (object) => {
+            const pod = watchedPod(object);
+            return pod && keep(pod) ? pod : undefined;
+          }
+        : watchedPod,
       key: (pod) => pod.metadata.uid,
+      keyOf: podUid,
     });
   }
 
@@ -83,7 +107,7 @@ export class AllPods {
     return this.#pods.ready;
   }
 
-  get stats(): { lists: number; watches: number } {
+  get stats(): { lists: number; watches: number; startDelayMs: number } {
     return this.#pods.stats;
   }
 
@@ -157,6 +181,11 @@ function volume(v: Obj): WatchedVolume {
 
 function imageVolumes(volumes: WatchedVolume[] | undefined): WatchedVolume[] | undefined {
   return volumes?.some((v) => v.image) ? volumes : undefined;
+}
+
+/** A pod's uid (parsed JSON). */
+export function podUid(object: unknown): string | undefined {
+  return str(obj(obj(object)?.metadata)?.uid);
 }
 
 /** What is kept of a pod (parsed JSON); undefined without a uid. */

@@ -86,9 +86,16 @@ function why(err: unknown, call: ApiCall): string {
       ? `the API server did not answer within ${call.timeoutMs}ms`
       : 'the API server did not answer in time';
   if (e?.name === 'AbortError') return 'the request was aborted';
-  // undici's fetch fails with "fetch failed" and the socket's or TLS's error as the cause.
-  if (cause && typeof cause.code === 'string')
-    return `cannot reach the API server: ${tlsErrorText(cause)?.words ?? systemErrorText(cause, 'connect')}`;
+  // undici's fetch fails with "fetch failed" and the socket's or TLS's error as the cause; its
+  // request API (list-watch.ts) throws the socket's or TLS's error itself.
+  const socket =
+    cause && typeof cause.code === 'string'
+      ? cause
+      : typeof (e as { code?: unknown } | undefined)?.code === 'string' && !(err instanceof KubeApiError)
+        ? (e as { code: string })
+        : undefined;
+  if (socket)
+    return `cannot reach the API server: ${tlsErrorText(socket)?.words ?? systemErrorText(socket, 'connect')}`;
   // Anything else by its name only: a parse error's message may quote the body (a secret's values).
   return `the request failed (${typeof e?.name === 'string' ? e.name : 'unknown error'})`;
 }

@@ -8,6 +8,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { systemErrorText } from '../system-errors.ts';
 import { clientNode } from './k8s.ts';
 import { trackConnections } from './connections.ts';
+import { countRequests } from './requests.ts';
 import { KubeConfigError } from './source.ts';
 
 export { KubeConfigError };
@@ -32,7 +33,10 @@ export interface LoadedKubeConfig {
 
 export function loadKubeConfig(opts: LoadKubeConfigOptions): LoadedKubeConfig | null {
   const loaded = loadAny(opts);
-  if (loaded) trackConnections(loaded.kc);
+  if (loaded) {
+    trackConnections(loaded.kc);
+    countRequests(loaded.kc);
+  }
   if (!opts.context) return loaded;
   if (!loaded || loaded.source === 'in-cluster service account')
     throw new KubeConfigError(

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { Agent, type Dispatcher } from 'undici';
 import { type ApiCall, apiErrorText, apiStatus, watchErrorEvent } from './api-errors.ts';
 import { clientNode } from './k8s.ts';
+import { PageSplitter } from './page-split.ts';
 
 export interface ListWatchOptions<T> {
   /** the collection's path, e.g. /api/v1/nodes or /api/v1/pods */
@@ -22,7 +23,9 @@ export interface ListWatchOptions<T> {
   /** the key a projection is stored under (a name, a uid) */
   key: (item: T) => string;
   logger?: Logger;
-  /** list page size (limit/continue) */
+  /** only the objects it selects (list and watch alike); one that stops matching is told as deleted */
+  fieldSelector?: string;
+  /** the most objects a list page asks for (limit/continue); fewer when they are large (PAGE_BYTES) */
   pageSize?: number;
   /** base watch duration asked of the server; randomized up to twice this, as client-go does */
   watchTimeoutSeconds?: number;
@@ -34,6 +37,27 @@ export interface ListWatchOptions<T> {
   healthyAfterMs?: number;
   /** keep the list current with a watch (default); false: list once and stop */
   watch?: boolean;
+  /**
+   * The first list waits a random time up to this (ms), so that replicas started together (a
+   * rollout, a node drain) do not all list the whole collection from the API server at once.
+   */
+  startJitterMs?: number;
+  /** the random source of the jittered start and back-offs: [0, 1), as Math.random (tests pass their own) */
+  random?: () => number;
+  /**
+   * The key of an object as parsed JSON, for projections that drop objects (project answers
+   * undefined): an object that changes from kept to dropped (a pod no longer stuck) must not stay
+   * held in its old state. Without it, a dropped object leaves what is held alone.
+   */
+  keyOf?: (object: unknown) => string | undefined;
+}
+
+/** The wait before the first list: [0, maxMs), whatever the random source answers. */
+export function startDelay(maxMs: number, random: () => number): number {
+  if (!(maxMs > 0)) return 0;
+  const r = random();
+  const unit = Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 0;
+  return Math.min(Math.floor(unit * maxMs), Math.ceil(maxMs) - 1);
 }
 
 /** Told of every change; nothing is told twice for one event. */
@@ -42,7 +66,7 @@ export interface ListWatchHandlers<T> {
   listed?: () => void;
   /** an object was added or changed (watch event); `previous` is what the store held before */
   changed?: (item: T, previous: T | undefined) => void;
-  /** an object was deleted (watch event): what the store held; it no longer holds it */
+  /** an object was deleted, or changed so that the projection drops it (watch event): what the store held; it no longer holds it */
   deleted?: (item: T) => void;
 }
 
@@ -54,12 +78,34 @@ interface WatchOutcome {
   rv: string;
 }
 
+/**
+ * Pages are asked for about this many bytes of JSON: the limit follows the objects' size (about 140
+ * pods or 80 large nodes a page, never more than pageSize), so that neither the parse nor its garbage
+ * grows with how big the objects are. Each page is a small, bounded range read for the API server.
+ */
+export const PAGE_BYTES = 1024 * 1024;
+/** the first page's limit, before any object's size is known */
+const FIRST_LIMIT = 50;
+const MIN_LIMIT = 10;
+
+/** The next page's limit: this page's scaled to PAGE_BYTES, within [MIN_LIMIT, max]. */
+export function nextLimit(limit: number, items: number, bytes: number, max: number): number {
+  if (items === 0 || bytes <= 0) return Math.min(max, limit);
+  const fits = Math.floor((items * PAGE_BYTES) / bytes);
+  return Math.max(Math.min(MIN_LIMIT, max), Math.min(max, fits));
+}
+
+/** A list's items are projected in slices of about this long (ms), the event loop free between them. */
+const SLICE_MS = 1;
+
 /** How far past the server's timeoutSeconds a silent stream is given up as a dead connection. */
 const DEAD_STREAM_MARGIN_S = 60;
 
 export class ListWatch<T> {
   readonly #kc: KubeConfig;
-  readonly #o: Required<Omit<ListWatchOptions<T>, 'logger'>>;
+  readonly #o: Required<Omit<ListWatchOptions<T>, 'logger' | 'keyOf' | 'fieldSelector'>>;
+  readonly #select: Record<string, string>;
+  readonly #keyOf: ((object: unknown) => string | undefined) | undefined;
   readonly #log: Logger | undefined;
   readonly #list: ApiCall;
   readonly #watchCall: ApiCall;
@@ -70,6 +116,7 @@ export class ListWatch<T> {
   #ready = false;
   #lists = 0;
   #watches = 0;
+  #startDelayMs = 0;
 
   constructor(kc: KubeConfig, opts: ListWatchOptions<T>) {
     this.#kc = kc;
@@ -86,7 +133,11 @@ export class ListWatch<T> {
       backoffMaxMs: opts.backoffMaxMs ?? 30_000,
       healthyAfterMs: opts.healthyAfterMs ?? 5_000,
       watch: opts.watch ?? true,
+      startJitterMs: opts.startJitterMs ?? 0,
+      random: opts.random ?? Math.random,
     };
+    this.#keyOf = opts.keyOf;
+    this.#select = opts.fieldSelector ? { fieldSelector: opts.fieldSelector } : {};
     this.#list = { verb: 'list', what: opts.what, timeoutMs: this.#o.listTimeoutMs };
     this.#watchCall = { verb: 'watch', what: opts.what };
   }
@@ -96,9 +147,9 @@ export class ListWatch<T> {
     return this.#ready;
   }
 
-  /** how many lists and watches were started (for tests) */
-  get stats(): { lists: number; watches: number } {
-    return { lists: this.#lists, watches: this.#watches };
+  /** how many lists and watches were started, and how long the start waited (for tests) */
+  get stats(): { lists: number; watches: number; startDelayMs: number } {
+    return { lists: this.#lists, watches: this.#watches, startDelayMs: this.#startDelayMs };
   }
 
   /** The projections held, by key. */
@@ -130,6 +181,8 @@ export class ListWatch<T> {
   async #run(stop: AbortSignal): Promise<void> {
     let rv: string | undefined;
     let failures = 0;
+    this.#startDelayMs = startDelay(this.#o.startJitterMs, this.#o.random);
+    if (this.#startDelayMs > 0) await sleep(this.#startDelayMs, stop);
     while (!stop.aborted) {
       if (rv === undefined) {
         try {
@@ -169,52 +222,44 @@ export class ListWatch<T> {
     }
   }
 
-  /** GET of the collection with the kubeconfig's authentication; an answer other than 200 throws as client-node's ApiException does. */
-  async #get(query: Record<string, string>, signal: AbortSignal) {
-    const cluster = this.#kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig names no current cluster');
-    const url = new URL(cluster.server + this.#o.path);
-    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-    const { ApiException, RequestContext } = clientNode();
-    const ctx = new RequestContext(url.toString(), 'GET');
-    await this.#kc.applySecurityAuthentication(ctx);
-    // undici's request API on the kubeconfig's dispatcher (its TLS settings, connections.ts's
-    // connector); a server without TLS settings gets a plain Agent.
-    const dispatcher = (ctx.getDispatcher() as Dispatcher | undefined) ?? (plainAgent ??= new Agent());
-    const res = await dispatcher.request({
-      origin: url.origin,
-      path: `${url.pathname}${url.search}`,
-      method: 'GET',
-      headers: ctx.getHeaders(),
-      signal,
-    });
-    if (res.statusCode !== 200) {
-      // The body is a Status; only its message is ever shown (api-errors.ts).
-      const body = await res.body.text();
-      throw new ApiException(res.statusCode, `HTTP-Code: ${res.statusCode}`, body, {});
-    }
-    return res.body;
-  }
-
   async #listAll(stop: AbortSignal): Promise<string> {
     this.#lists++;
+    this.#log?.debug(`listing ${this.#o.what}`);
     const fresh = new Map<string, T>();
+    const splitter = new PageSplitter();
     let cont: string | undefined;
     let rv = '';
-    do {
-      const signal = AbortSignal.any([stop, AbortSignal.timeout(this.#o.listTimeoutMs)]);
-      const body = await this.#get({ limit: String(this.#o.pageSize), ...(cont ? { continue: cont } : {}) }, signal);
-      const page = (await body.json()) as {
-        metadata?: { resourceVersion?: string; continue?: string };
-        items?: unknown[];
-      };
-      for (const object of page.items ?? []) {
-        const item = this.#o.project(object);
-        if (item !== undefined) fresh.set(this.#o.key(item), item);
-      }
-      rv = page.metadata?.resourceVersion ?? rv;
-      cont = page.metadata?.continue || undefined;
-    } while (cont);
+    let limit = Math.min(FIRST_LIMIT, this.#o.pageSize);
+    try {
+      do {
+        const signal = AbortSignal.any([stop, AbortSignal.timeout(this.#o.listTimeoutMs)]);
+        const body = await getCollection(
+          this.#kc,
+          this.#o.path,
+          { ...this.#select, limit: String(limit), ...(cont ? { continue: cont } : {}) },
+          signal,
+        );
+        const bytes = await body.arrayBuffer();
+        const size = bytes.byteLength;
+        const page = await splitter.split(bytes, signal);
+        limit = nextLimit(limit, page.items.length, size, this.#o.pageSize);
+        // Item by item, yielding to the event loop every slice: reviews wait for a slice, not a page.
+        let slice = performance.now();
+        for (const text of page.items) {
+          const item = this.#o.project(JSON.parse(text));
+          if (item !== undefined) fresh.set(this.#o.key(item), item);
+          if (performance.now() - slice > SLICE_MS) {
+            await yieldNow();
+            if (stop.aborted) throw stop.reason;
+            slice = performance.now();
+          }
+        }
+        rv = page.resourceVersion ?? rv;
+        cont = page.continue || undefined;
+      } while (cont);
+    } finally {
+      await splitter.close();
+    }
     this.#items = fresh;
     this.#log?.debug({ count: fresh.size, resourceVersion: rv }, `${this.#o.what} listed`);
     this.#ready = true;
@@ -225,12 +270,15 @@ export class ListWatch<T> {
   async #watchOnce(rv: string, stop: AbortSignal): Promise<WatchOutcome> {
     this.#watches++;
     const out: WatchOutcome = { gone: false, events: 0, rv };
-    const timeoutSeconds = Math.floor(this.#o.watchTimeoutSeconds * (1 + Math.random()));
+    const timeoutSeconds = Math.floor(this.#o.watchTimeoutSeconds * (1 + this.#o.random()));
     // The server ends the stream after timeoutSeconds; a stream silent well past that is a dead connection.
     const signal = AbortSignal.any([stop, AbortSignal.timeout((timeoutSeconds + DEAD_STREAM_MARGIN_S) * 1000)]);
     try {
-      const body = await this.#get(
+      const body = await getCollection(
+        this.#kc,
+        this.#o.path,
         {
+          ...this.#select,
           watch: 'true',
           allowWatchBookmarks: 'true',
           timeoutSeconds: String(timeoutSeconds),
@@ -279,7 +327,16 @@ export class ListWatch<T> {
     if (type === 'BOOKMARK') return true;
     out.events++;
     const item = this.#o.project(object);
-    if (item === undefined) return true;
+    if (item === undefined) {
+      // dropped by the projection: what was held under its key is stale now
+      const key = this.#keyOf?.(object);
+      const held = key === undefined ? undefined : this.#items.get(key);
+      if (key !== undefined && held !== undefined) {
+        this.#items.delete(key);
+        this.#tell(() => this.#handlers.deleted?.(held));
+      }
+      return true;
+    }
     const key = this.#o.key(item);
     const previous = this.#items.get(key);
     if (type === 'DELETED') {
@@ -301,11 +358,52 @@ export class ListWatch<T> {
 
   #backoff(failures: number): number {
     const base = Math.min(this.#o.backoffMaxMs, this.#o.backoffInitialMs * 2 ** Math.min(failures - 1, 20));
-    return Math.round(base * (0.8 + Math.random() * 0.4));
+    return Math.round(base * (0.8 + this.#o.random() * 0.4));
   }
 }
 
 let plainAgent: Agent | undefined;
+
+/**
+ * GET of a collection with the kubeconfig's authentication, on its dispatcher; the body is left to
+ * the caller to read (a page's JSON, or a watch stream). An answer other than 200 throws as
+ * client-node's ApiException does.
+ */
+export async function getCollection(
+  kc: KubeConfig,
+  path: string,
+  query: Record<string, string>,
+  signal: AbortSignal,
+): Promise<Dispatcher.ResponseData['body']> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('the kubeconfig names no current cluster');
+  const url = new URL(cluster.server + path);
+  for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+  const { ApiException, RequestContext } = clientNode();
+  const ctx = new RequestContext(url.toString(), 'GET');
+  await kc.applySecurityAuthentication(ctx);
+  // undici's request API on the kubeconfig's dispatcher (its TLS settings, connections.ts's
+  // connector); a server without TLS settings gets a plain Agent.
+  const dispatcher = (ctx.getDispatcher() as Dispatcher | undefined) ?? (plainAgent ??= new Agent());
+  const res = await dispatcher.request({
+    origin: url.origin,
+    path: `${url.pathname}${url.search}`,
+    method: 'GET',
+    headers: ctx.getHeaders(),
+    signal,
+  });
+  if (res.statusCode !== 200) {
+    // The body is a Status; only its message is ever shown (api-errors.ts).
+    const body = await res.body.text();
+    throw new ApiException(res.statusCode, `HTTP-Code: ${res.statusCode}`, body, {});
+  }
+  return res.body;
+}
+
+/** Lets the event loop run what waits (I/O included) before going on. */
+function yieldNow(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 /** Waits ms, or less when stop aborts (the timer is cleared then). */
 function sleep(ms: number, stop: AbortSignal): Promise<void> {

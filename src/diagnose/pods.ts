@@ -1,7 +1,6 @@
 // Diagnoses pods: reads what the kubelet recorded, checks the stuck containers' images now with the
 // pod's own credentials (its pull secrets, then the node's) and its node's platform, and joins both.
 
-import type { V1Pod } from '@kubernetes/client-node';
 import { nodePlatform } from '../cluster/nodes.ts';
 import type { PodReader } from '../cluster/pods.ts';
 import { errorLine } from '../cluster/api-errors.ts';
@@ -105,7 +104,7 @@ function useKey(ev: ContainerEvidence): string {
 
 export async function diagnose(deps: DiagnoseDeps, target: DiagnoseTarget): Promise<DiagnoseResult> {
   const errors: string[] = [];
-  let pods: V1Pod[];
+  let pods: DiagnosedPod[];
   const named = target.pods.length > 0;
   if (named) {
     const ns = target.namespace ?? 'default';
@@ -116,7 +115,12 @@ export async function diagnose(deps: DiagnoseDeps, target: DiagnoseTarget): Prom
       else errors.push((r.reason as Error).message);
     }
   } else {
-    pods = await deps.reader.pods(target.namespace, target.labelSelector);
+    // Only the stuck pods of each page are kept, by the same test diagnoseOne starts with.
+    pods = await deps.reader.pods(
+      target.namespace,
+      target.labelSelector,
+      (pod) => containerEvidence(pod, []).length > 0,
+    );
   }
   pods.sort((a, b) =>
     `${a.metadata?.namespace}/${a.metadata?.name}`.localeCompare(`${b.metadata?.namespace}/${b.metadata?.name}`),
@@ -124,7 +128,7 @@ export async function diagnose(deps: DiagnoseDeps, target: DiagnoseTarget): Prom
   const diagnoses: ContainerDiagnosis[] = [];
   // A few pods at a time: the engine shares registry answers between them anyway.
   const queue = [...pods];
-  const results = new Map<V1Pod, ContainerDiagnosis[]>();
+  const results = new Map<DiagnosedPod, ContainerDiagnosis[]>();
   await Promise.all(
     Array.from({ length: Math.min(4, queue.length) }, async () => {
       for (let pod = queue.shift(); pod; pod = queue.shift()) {

@@ -3,6 +3,7 @@
 
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Histogram } from 'prom-client';
 import type { ReviewObserver, ReviewRecord } from '../admission/handler.ts';
+import type { ApiRequestCounts } from '../cluster/requests.ts';
 import type { Preflight } from '../preflight/engine.ts';
 import type { TransportErrorKind } from '../registry/transport.ts';
 import { POD_SPEC_KINDS } from '../workload/kinds.ts';
@@ -225,6 +226,23 @@ export class Metrics implements ReviewObserver {
   }
 
   /** Gauges read from the engine when scraped. */
+  /** Requests to the API server by verb and resource (cluster/requests.ts counts them where they are made). */
+  observeApiRequests(counts: () => ApiRequestCounts): void {
+    new Counter({
+      name: 'pullguard_api_requests_total',
+      help: 'Requests made to the Kubernetes API server, by verb (get, list, watch, create, ...) and resource',
+      labelNames: ['verb', 'resource'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [key, n] of counts()) {
+          const [verb = '', resource = ''] = key.split('\u0000');
+          this.inc({ verb, resource }, n);
+        }
+      },
+    });
+  }
+
   observeEngine(engine: Preflight): void {
     const cache = () => engine.cacheStats.answers;
     new Gauge({

@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { watchedPod } from '../../src/cluster/all-pods.ts';
-import { ListWatch, type ListWatchOptions } from '../../src/cluster/list-watch.ts';
+import { ListWatch, type ListWatchOptions, nextLimit, PAGE_BYTES, startDelay } from '../../src/cluster/list-watch.ts';
 import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -65,7 +65,7 @@ function start(lw: ListWatch<Slim>, changes: string[]): void {
 const lists = (api: KubeApiServer) => api.requests.filter((r) => r.verb === 'list');
 const watches = (api: KubeApiServer) => api.requests.filter((r) => r.verb === 'watch');
 
-t.test('1,200 objects are listed in pages of 500 and kept as their projection only', async (t) => {
+t.test('1,200 small objects are listed in pages of up to 500 and kept as their projection only', async (t) => {
   const { api, lw, changes } = await setup(t);
   for (let i = 0; i < 1_200; i++)
     api.putNode(makeNode({ name: `n${String(i).padStart(4, '0')}`, architecture: i % 3 ? 'amd64' : 'arm64' }));
@@ -74,11 +74,12 @@ t.test('1,200 objects are listed in pages of 500 and kept as their projection on
   t.same(
     lists(api).map((r) => [r.query.limit, r.query.continue !== undefined]),
     [
-      ['500', false],
+      ['50', false],
+      ['500', true],
       ['500', true],
       ['500', true],
     ],
-    'three pages of at most 500',
+    'a first page of 50; small objects: then pages of 500',
   );
   t.equal(lw.items.size, 1_200);
   t.same(changes, ['listed 1200'], 'one listed, no event per object');
@@ -291,4 +292,58 @@ t.test("a pod's projection keeps what the watch reads, in the pod's shape, and n
   const plain = { ...pod, spec: { ...pod.spec, volumes: [{ name: 'kube-api-access', projected: {} }] } };
   t.equal(watchedPod(plain)?.spec.volumes, undefined);
   t.equal(watchedPod({ metadata: { name: 'x' } }), undefined);
+});
+
+t.test('the jittered start waits [0, max) whatever the random source answers', async (t) => {
+  const max = 5_000;
+  const rows: [number, number][] = [
+    [0, 0],
+    [0.25, 1_250],
+    [0.5, 2_500],
+    [0.9999999, 4_999],
+    [1, 4_999], // a source that answers 1 (Math.random never does) stays inside
+    [-0.5, 0],
+    [Number.NaN, 0],
+  ];
+  for (const [r, want] of rows)
+    t.equal(
+      startDelay(max, () => r),
+      want,
+      `random ${r}`,
+    );
+  for (let i = 0; i < 1_000; i++) {
+    const d = startDelay(max, Math.random);
+    if (!(d >= 0 && d < max)) t.fail(`delay ${d} outside [0, ${max})`);
+  }
+  t.equal(
+    startDelay(0, () => 0.7),
+    0,
+    'no jitter asked: no wait',
+  );
+});
+
+t.test('a jittered ListWatch lists once after its delay, drawn from the injected source', async (t) => {
+  const { api, lw, changes } = await setup(t, { startJitterMs: 200, random: () => 0.25 });
+  api.putNode(makeNode({ name: 'n1', architecture: 'amd64' }));
+  start(lw, changes);
+  await waitFor(() => lw.ready, { what: 'the first list' });
+  t.equal(lw.stats.startDelayMs, 50, '0.25 of 200 ms');
+  t.equal(lists(api).length, 1);
+  t.same(changes, ['listed 1']);
+});
+
+t.test("a page's limit follows its objects' size: about a MiB of JSON, within [10, pageSize]", async (t) => {
+  const kib = 1024;
+  const rows: [number, number, number, number, number][] = [
+    // limit, items, bytes, max -> next
+    [50, 50, 50 * 7 * kib, 500, 146], // pods of 7 KiB: 146 a page
+    [146, 146, 146 * 7 * kib, 500, 146], // steady
+    [50, 50, 50 * 12 * kib, 500, 85], // nodes of 12 KiB
+    [50, 50, 50 * kib, 500, 500], // small objects: up to the most asked for
+    [500, 3, 3 * PAGE_BYTES, 500, 10], // huge objects: never under 10
+    [50, 0, 0, 500, 50], // an empty page says nothing of the size
+    [50, 50, 50 * 7 * kib, 2, 2], // pageSize 2 stays 2
+  ];
+  for (const [limit, items, bytes, max, want] of rows)
+    t.equal(nextLimit(limit, items, bytes, max), want, `${items} items in ${bytes} bytes, max ${max}`);
 });

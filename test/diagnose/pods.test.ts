@@ -1,0 +1,79 @@
+// `diagnose -A` over a cluster larger than a page: the pods are read 500 a page and only the stuck
+// ones of each page are kept (src/diagnose/pods.ts, src/cluster/pods.ts), against the lab's real
+// kube-apiserver filled with pods shaped like a real cluster's, 1 in 20 stuck.
+import t from 'tap';
+import { buildPodCheck } from '../../src/app/build.ts';
+import type { WatchedPod } from '../../src/cluster/all-pods.ts';
+import { PodReader } from '../../src/cluster/pods.ts';
+import { validateConfig } from '../../src/config/schema.ts';
+import { diagnose } from '../../src/diagnose/pods.ts';
+import { fillLab } from '../helpers/cluster-fill.ts';
+import { labThroughProxy, startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
+import { freePort } from '../helpers/registry.ts';
+
+/** A PodReader that remembers how many pods each list kept (what diagnose holds until its end). */
+class CountingReader extends PodReader {
+  kept: number[] = [];
+  override async pods(
+    namespace: string | undefined,
+    labelSelector?: string,
+    keep?: (pod: WatchedPod) => boolean,
+  ): Promise<WatchedPod[]> {
+    const pods = await super.pods(namespace, labelSelector, keep);
+    this.kept.push(pods.length);
+    return pods;
+  }
+}
+
+let lab: KubeLab;
+t.before(async () => {
+  lab = await startKubeLab();
+});
+t.teardown(() => lab?.stop());
+
+t.test('diagnose -A of 1,040 pods in pages keeps the 52 stuck ones and diagnoses each', async (t) => {
+  // the stuck images are on a closed loopback port: each check ends at once, unreachable
+  const closed = await freePort();
+  const filled = await fillLab(lab, {
+    nodes: 4,
+    pods: 1_040,
+    namespaces: 3,
+    stuckImage: (i) => `127.0.0.1:${closed}/team/app:${i % 3}`,
+  });
+  t.equal(filled.stuck, 52);
+  const { proxy, kc } = await labThroughProxy(lab);
+  t.teardown(() => proxy.stop());
+  const config = validateConfig({ cluster: { watchNodes: false }, deadline: '5s' });
+  const built = await buildPodCheck(config, { env: { KUBECONFIG: lab.kubeconfig }, dockerConfigs: [], face: 'cli' });
+  t.teardown(() => built.podCheck.close());
+  const reader = new CountingReader(kc, 10_000);
+
+  const result = await diagnose({ reader, podCheck: built.podCheck, deadlineMs: 5_000 }, { pods: [] });
+  const pages = proxy
+    .requests({ method: 'GET', path: /^\/api\/v1\/pods\?/ })
+    .map((r) => new URL(r.url, 'https://x.test').searchParams);
+  t.ok(pages.length >= 3, `${pages.length} pages`);
+  t.same(
+    pages.map((q) => q.has('continue')),
+    pages.map((_, i) => i > 0),
+    'one list: each page after the first continues it',
+  );
+  t.ok(
+    pages.every((q) => Number(q.get('limit')) > 0 && Number(q.get('limit')) <= 500),
+    `limits ${pages.map((q) => q.get('limit')).join(', ')}: at most 500`,
+  );
+  t.same(reader.kept, [52], 'only the stuck pods were kept');
+  t.same(result.errors, []);
+  t.equal(result.diagnoses.length, 52, 'one diagnosis per stuck container');
+  t.ok(
+    result.diagnoses.every((d) => d.stuck && d.container === 'app' && d.kubelet.reason === 'ImagePullBackOff'),
+    'each the stuck app container, the kubelet quoted',
+  );
+  const names = result.diagnoses.map((d) => `${d.pod.namespace}/${d.pod.name}`);
+  t.same(
+    names,
+    [...names].sort((a, b) => a.localeCompare(b)),
+    'in namespace/name order',
+  );
+  t.equal(new Set(names).size, 52);
+});
