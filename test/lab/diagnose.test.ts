@@ -1,6 +1,6 @@
 // `pullguard diagnose -A` against a real kube-apiserver: pods stuck for each cause, their status and
 // events written as the kubelet writes them, the images on real registries on loopback.
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, type CoreV1Event } from '@kubernetes/client-node';
 import t from 'tap';
 import { startServer } from '../../src/app/server.ts';
 import { runDiagnose } from '../../src/cli/diagnose.ts';
@@ -397,31 +397,7 @@ t.test("today's kubelet and CRI-O reasons, through diagnose and the watch", asyn
   t.match(got.get('events-expired')!.kubelet.message!, 'Back-off pulling image');
 
   // The watch diagnoses them too and posts its Event.
-  const server = await startServer(
-    validateConfig({
-      server: { host: '127.0.0.1', port: 0, metricsPort: 0 },
-      cluster: { kubeconfig: lab.kubeconfig, watchNodes: false },
-      registry: { insecure: [anon.host, limited.host, `127.0.0.1:${closedPort}`] },
-      deadline: '5s',
-      watch: { enabled: true, interval: '10m', eventInterval: '1m', leaseDuration: '3s', leaseNamespace: TNS },
-      log: { level: 'silent' },
-    }),
-    {},
-    createLogger('silent'),
-  );
-  t.teardown(() => server.close());
-  const core = lab.kc().makeApiClient(CoreV1Api);
-  const posted = (name: string) =>
-    waitFor(
-      async () =>
-        (
-          await core.listNamespacedEvent({
-            namespace: TNS,
-            fieldSelector: `involvedObject.name=${name},reason=ImagePullDiagnosed`,
-          })
-        ).items[0],
-      { what: `an ImagePullDiagnosed Event on ${name}`, timeoutMs: 90_000, everyMs: 250 },
-    );
+  const posted = await watchPosting(t, TNS);
   t.match((await posted('unsigned')).message!, 'signature policy');
   t.match((await posted('registry-unavailable')).message!, 'container "web"');
 });
@@ -514,31 +490,7 @@ t.test('events not from the kubelet are marked and change nothing; bidi controls
   );
 
   // The watch posts its Event about both pods: the same verdict, and no raw bidi control.
-  const server = await startServer(
-    validateConfig({
-      server: { host: '127.0.0.1', port: 0, metricsPort: 0 },
-      cluster: { kubeconfig: lab.kubeconfig, watchNodes: false },
-      registry: { insecure: [anon.host, limited.host, `127.0.0.1:${closedPort}`] },
-      deadline: '5s',
-      watch: { enabled: true, interval: '10m', eventInterval: '1m', leaseDuration: '3s', leaseNamespace: HNS },
-      log: { level: 'silent' },
-    }),
-    {},
-    createLogger('silent'),
-  );
-  t.teardown(() => server.close());
-  const core = lab.kc().makeApiClient(CoreV1Api);
-  const posted = (name: string) =>
-    waitFor(
-      async () =>
-        (
-          await core.listNamespacedEvent({
-            namespace: HNS,
-            fieldSelector: `involvedObject.name=${name},reason=ImagePullDiagnosed`,
-          })
-        ).items[0],
-      { what: `an ImagePullDiagnosed Event on ${name}`, timeoutMs: 90_000, everyMs: 250 },
-    );
+  const posted = await watchPosting(t, HNS);
   const bidiEvent = await posted('bidi');
   t.notMatch(bidiEvent.message!, RAW_BIDI, 'the posted Event: no raw bidi control');
   t.match(bidiEvent.message!, '\\u202e', 'shown escaped');
@@ -546,3 +498,38 @@ t.test('events not from the kubelet are marked and change nothing; bidi controls
   t.match(forgedEvent.message!, 'would now succeed', "the posted Event keeps the registry's verdict");
   t.notMatch(forgedEvent.message!, /toomanyrequests|rate limit/);
 });
+
+/**
+ * `serve` with the watch on, leading in `namespace` (its Lease there): resolves to a function that
+ * waits for the watch's ImagePullDiagnosed Event on a pod of that namespace.
+ */
+async function watchPosting(
+  t: { teardown(fn: () => unknown): void },
+  namespace: string,
+): Promise<(pod: string) => Promise<CoreV1Event>> {
+  const server = await startServer(
+    validateConfig({
+      server: { host: '127.0.0.1', port: 0, metricsPort: 0 },
+      cluster: { kubeconfig: lab.kubeconfig, watchNodes: false },
+      registry: { insecure: [anon.host, limited.host, `127.0.0.1:${closedPort}`] },
+      deadline: '5s',
+      watch: { enabled: true, interval: '10m', eventInterval: '1m', leaseDuration: '3s', leaseNamespace: namespace },
+      log: { level: 'silent' },
+    }),
+    {},
+    createLogger('silent'),
+  );
+  t.teardown(() => server.close());
+  const core = lab.kc().makeApiClient(CoreV1Api);
+  return (pod) =>
+    waitFor(
+      async () =>
+        (
+          await core.listNamespacedEvent({
+            namespace,
+            fieldSelector: `involvedObject.name=${pod},reason=ImagePullDiagnosed`,
+          })
+        ).items[0],
+      { what: `an ImagePullDiagnosed Event on ${pod}`, timeoutMs: 90_000, everyMs: 250 },
+    );
+}
