@@ -12,15 +12,12 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import {
   all,
   isNamespaced,
-  kubectl,
   manifestsDir,
   only,
-  openssl,
   renderKustomize,
   renderPlainOverlay,
   repoRoot,
   scratch,
-  toolOptions,
   type Obj,
 } from './lib.ts';
 import { objectProblems } from './schema.ts';
@@ -106,14 +103,7 @@ async function commonChecks(t: Tap, objects: Obj[]) {
   return { ns, vwc, dep, svc };
 }
 
-t.test('kubectl is available to render the overlays', toolOptions('kubectl', kubectl), async (t) => {
-  t.ok(
-    kubectl,
-    kubectl ? `kubectl at ${kubectl}` : 'kubectl is required in CI (CI is set): install it in the pipeline',
-  );
-});
-
-t.test('manifests/ (the default install) renders with cert-manager', toolOptions('kubectl', kubectl), async (t) => {
+t.test('manifests/ (the default install) renders with cert-manager', async (t) => {
   const top = renderKustomize(manifestsDir);
   const overlay = renderKustomize(join(manifestsDir, 'overlays', 'cert-manager'));
   t.same(top, overlay, '`kubectl apply -k manifests/` installs the cert-manager overlay');
@@ -147,142 +137,125 @@ t.test('manifests/ (the default install) renders with cert-manager', toolOptions
     );
 });
 
-t.test(
-  'manifests/overlays/plain renders after certs/gen.sh',
-  { ...toolOptions('kubectl', kubectl), ...(kubectl ? toolOptions('openssl', openssl) : {}) },
-  async (t) => {
-    const objects = renderPlainOverlay(t);
-    const { ns, vwc, dep, svc } = await commonChecks(t, objects);
-    t.equal(all(objects, 'Certificate').length + all(objects, 'Issuer').length, 0, 'no cert-manager objects');
-    const secretName = dep.spec.template.spec.volumes
-      .flatMap((v: Obj) => v.projected?.sources ?? [])
-      .find((s: Obj) => s.secret)?.secret.name;
-    const secret = only(objects, 'Secret', secretName);
-    t.equal(secret.type, 'kubernetes.io/tls');
-    const cert = new X509Certificate(Buffer.from(secret.data['tls.crt'], 'base64'));
-    t.ok(
-      cert.checkHost(`${svc.metadata.name}.${ns}.svc`),
-      "the Secret's certificate is for the name the API server dials",
-    );
-    for (const w of vwc.webhooks as Obj[]) {
-      t.ok(w.clientConfig.caBundle, `${w.name} has a caBundle`);
-      const ca = new X509Certificate(Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString());
-      t.ok(cert.verify(ca.publicKey), `${w.name}: the caBundle's CA signed the served certificate`);
-    }
-  },
-);
+t.test('manifests/overlays/plain renders after certs/gen.sh', async (t) => {
+  const objects = renderPlainOverlay(t);
+  const { ns, vwc, dep, svc } = await commonChecks(t, objects);
+  t.equal(all(objects, 'Certificate').length + all(objects, 'Issuer').length, 0, 'no cert-manager objects');
+  const secretName = dep.spec.template.spec.volumes
+    .flatMap((v: Obj) => v.projected?.sources ?? [])
+    .find((s: Obj) => s.secret)?.secret.name;
+  const secret = only(objects, 'Secret', secretName);
+  t.equal(secret.type, 'kubernetes.io/tls');
+  const cert = new X509Certificate(Buffer.from(secret.data['tls.crt'], 'base64'));
+  t.ok(
+    cert.checkHost(`${svc.metadata.name}.${ns}.svc`),
+    "the Secret's certificate is for the name the API server dials",
+  );
+  for (const w of vwc.webhooks as Obj[]) {
+    t.ok(w.clientConfig.caBundle, `${w.name} has a caBundle`);
+    const ca = new X509Certificate(Buffer.from(w.clientConfig.caBundle ?? '', 'base64').toString());
+    t.ok(cert.verify(ca.publicKey), `${w.name}: the caBundle's CA signed the served certificate`);
+  }
+});
 
-t.test(
-  'the failurePolicy: Fail patch in docs/operating.md switches every webhook',
-  toolOptions('kubectl', kubectl),
-  async (t) => {
-    const doc = readFileSync(join(repoRoot, 'docs', 'operating.md'), 'utf8');
-    const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)]
-      .map((m) => m[1]!)
-      .filter((b) => b.includes('failurePolicy'));
-    t.equal(blocks.length, 1, 'the docs show one failurePolicy patch');
-    const patches = (parseYaml(blocks[0] ?? '') as Obj | null)?.patches as Obj[] | undefined;
-    t.ok(Array.isArray(patches) && patches.length > 0, 'it is a kustomization `patches:` list');
-    // an overlay of the default install with the documented patch, in a copy of manifests/
-    const dir = scratch(t);
-    cpSync(manifestsDir, join(dir, 'manifests'), { recursive: true });
-    const overlay = join(dir, 'manifests', 'overlays', 'fail-closed');
-    mkdirSync(overlay);
-    writeFileSync(
-      join(overlay, 'kustomization.yaml'),
-      stringifyYaml({
-        apiVersion: 'kustomize.config.k8s.io/v1beta1',
-        kind: 'Kustomization',
-        resources: ['../cert-manager'],
-        patches,
-      }),
-    );
-    const before = only(
-      renderKustomize(join(dir, 'manifests', 'overlays', 'cert-manager')),
-      'ValidatingWebhookConfiguration',
-    );
-    const after = only(renderKustomize(overlay), 'ValidatingWebhookConfiguration');
-    t.equal(after.webhooks.length, before.webhooks.length, 'no webhook added or lost');
-    for (const w of after.webhooks as Obj[]) t.equal(w.failurePolicy, 'Fail', `${w.name}: failurePolicy Fail`);
-    const withoutPolicy = (v: Obj) => (v.webhooks as Obj[]).map((w) => ({ ...w, failurePolicy: undefined }));
-    t.same(withoutPolicy(after), withoutPolicy(before), 'and nothing else changed');
-  },
-);
+t.test('the failurePolicy: Fail patch in docs/operating.md switches every webhook', async (t) => {
+  const doc = readFileSync(join(repoRoot, 'docs', 'operating.md'), 'utf8');
+  const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)]
+    .map((m) => m[1]!)
+    .filter((b) => b.includes('failurePolicy'));
+  t.equal(blocks.length, 1, 'the docs show one failurePolicy patch');
+  const patches = (parseYaml(blocks[0] ?? '') as Obj | null)?.patches as Obj[] | undefined;
+  t.ok(Array.isArray(patches) && patches.length > 0, 'it is a kustomization `patches:` list');
+  // an overlay of the default install with the documented patch, in a copy of manifests/
+  const dir = scratch(t);
+  cpSync(manifestsDir, join(dir, 'manifests'), { recursive: true });
+  const overlay = join(dir, 'manifests', 'overlays', 'fail-closed');
+  mkdirSync(overlay);
+  writeFileSync(
+    join(overlay, 'kustomization.yaml'),
+    stringifyYaml({
+      apiVersion: 'kustomize.config.k8s.io/v1beta1',
+      kind: 'Kustomization',
+      resources: ['../cert-manager'],
+      patches,
+    }),
+  );
+  const before = only(
+    renderKustomize(join(dir, 'manifests', 'overlays', 'cert-manager')),
+    'ValidatingWebhookConfiguration',
+  );
+  const after = only(renderKustomize(overlay), 'ValidatingWebhookConfiguration');
+  t.equal(after.webhooks.length, before.webhooks.length, 'no webhook added or lost');
+  for (const w of after.webhooks as Obj[]) t.equal(w.failurePolicy, 'Fail', `${w.name}: failurePolicy Fail`);
+  const withoutPolicy = (v: Obj) => (v.webhooks as Obj[]).map((w) => ({ ...w, failurePolicy: undefined }));
+  t.same(withoutPolicy(after), withoutPolicy(before), 'and nothing else changed');
+});
 
-t.test(
-  'overlays/watch: the cert-manager install plus the watch RBAC, switched on',
-  toolOptions('kubectl', kubectl),
-  async (t) => {
-    const objects = renderKustomize(join(manifestsDir, 'overlays', 'watch'));
-    const plain = renderKustomize(join(manifestsDir, 'overlays', 'cert-manager'));
-    const key = (o: Obj) => `${o.kind}/${o.metadata.name}`;
-    const added = objects.filter((o) => !plain.some((p) => key(p) === key(o))).map(key);
-    t.same(added.sort(), [
-      'ClusterRole/pullguard-watch',
-      'ClusterRoleBinding/pullguard-watch',
-      'Role/pullguard-watch-lease',
-      'RoleBinding/pullguard-watch-lease',
-    ]);
-    const ns = only(plain, 'Namespace').metadata.name as string;
-    for (const o of objects.filter((o) => added.includes(key(o)))) {
-      t.equal(o.metadata.labels?.['app.kubernetes.io/part-of'], 'pullguard', `${key(o)} is labelled`);
-      if (o.kind.endsWith('Binding'))
-        t.equal(o.subjects[0].namespace, ns, `${key(o)} binds pullguard's ServiceAccount`);
-    }
-    t.equal(only(objects, 'Role', 'pullguard-watch-lease').metadata.namespace, ns, 'the Lease role in its namespace');
-    const dep = only(objects, 'Deployment');
-    const env = dep.spec.template.spec.containers[0].env as Obj[];
-    t.same(
-      env.find((e) => e.name === 'PULLGUARD_WATCH_ENABLED'),
-      { name: 'PULLGUARD_WATCH_ENABLED', value: 'true' },
-      'the watch is switched on',
-    );
-    t.same(env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
-    const { env: _env, ...container } = dep.spec.template.spec.containers[0];
-    t.same(container, only(plain, 'Deployment').spec.template.spec.containers[0], 'otherwise the same container');
-    t.notOk(
-      plain.some((o) => o.metadata?.name === 'pullguard-watch'),
-      'the default install has no watch RBAC',
-    );
-  },
-);
+t.test('overlays/watch: the cert-manager install plus the watch RBAC, switched on', async (t) => {
+  const objects = renderKustomize(join(manifestsDir, 'overlays', 'watch'));
+  const plain = renderKustomize(join(manifestsDir, 'overlays', 'cert-manager'));
+  const key = (o: Obj) => `${o.kind}/${o.metadata.name}`;
+  const added = objects.filter((o) => !plain.some((p) => key(p) === key(o))).map(key);
+  t.same(added.sort(), [
+    'ClusterRole/pullguard-watch',
+    'ClusterRoleBinding/pullguard-watch',
+    'Role/pullguard-watch-lease',
+    'RoleBinding/pullguard-watch-lease',
+  ]);
+  const ns = only(plain, 'Namespace').metadata.name as string;
+  for (const o of objects.filter((o) => added.includes(key(o)))) {
+    t.equal(o.metadata.labels?.['app.kubernetes.io/part-of'], 'pullguard', `${key(o)} is labelled`);
+    if (o.kind.endsWith('Binding')) t.equal(o.subjects[0].namespace, ns, `${key(o)} binds pullguard's ServiceAccount`);
+  }
+  t.equal(only(objects, 'Role', 'pullguard-watch-lease').metadata.namespace, ns, 'the Lease role in its namespace');
+  const dep = only(objects, 'Deployment');
+  const env = dep.spec.template.spec.containers[0].env as Obj[];
+  t.same(
+    env.find((e) => e.name === 'PULLGUARD_WATCH_ENABLED'),
+    { name: 'PULLGUARD_WATCH_ENABLED', value: 'true' },
+    'the watch is switched on',
+  );
+  t.same(env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
+  const { env: _env, ...container } = dep.spec.template.spec.containers[0];
+  t.same(container, only(plain, 'Deployment').spec.template.spec.containers[0], 'otherwise the same container');
+  t.notOk(
+    plain.some((o) => o.metadata?.name === 'pullguard-watch'),
+    'the default install has no watch RBAC',
+  );
+});
 
-t.test(
-  "components/node-hosts: the nodes' hosts.toml files mounted as containerd lays them out",
-  toolOptions('kubectl', kubectl),
-  async (t) => {
-    const dir = scratch(t);
-    cpSync(manifestsDir, join(dir, 'manifests'), { recursive: true });
-    const overlay = join(dir, 'manifests', 'overlays', 'node-hosts');
-    mkdirSync(overlay);
-    writeFileSync(
-      join(overlay, 'kustomization.yaml'),
-      'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../cert-manager\ncomponents:\n  - ../../components/node-hosts\n',
-    );
-    const objects = renderKustomize(overlay);
-    const cm = only(objects, 'ConfigMap', 'pullguard-node-hosts');
-    const spec = only(objects, 'Deployment').spec.template.spec;
-    const env = spec.containers[0].env as Obj[];
-    const hostsDir = env.find((e) => e.name === 'PULLGUARD_REGISTRY_HOSTS_DIR')?.value as string;
-    t.equal(hostsDir, '/etc/pullguard-nodes/certs.d');
-    const volume = spec.volumes.find((v: Obj) => v.name === 'node-hosts');
-    t.equal(volume.configMap.name, cm.metadata.name, 'the volume names the generated ConfigMap');
-    // lay the ConfigMap out as the kubelet mounts it, and read it as pullguard does
-    const mounted = join(dir, 'mounted');
-    for (const item of volume.configMap.items as Obj[]) {
-      const file = join(mounted, item.path as string);
-      mkdirSync(join(file, '..'), { recursive: true });
-      writeFileSync(file, cm.data[item.key as string] as string);
-    }
-    t.ok(hostsDir.endsWith('/certs.d'));
-    const read = new HostsDir(join(mounted, 'certs.d'));
-    t.same(read.warnings, []);
-    t.same(
-      read.endpointsFor('docker.io').map((e) => [e.host, e.upstream]),
-      [
-        ['mirror.internal:5000', false],
-        ['registry-1.docker.io', true],
-      ],
-    );
-  },
-);
+t.test("components/node-hosts: the nodes' hosts.toml files mounted as containerd lays them out", async (t) => {
+  const dir = scratch(t);
+  cpSync(manifestsDir, join(dir, 'manifests'), { recursive: true });
+  const overlay = join(dir, 'manifests', 'overlays', 'node-hosts');
+  mkdirSync(overlay);
+  writeFileSync(
+    join(overlay, 'kustomization.yaml'),
+    'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../cert-manager\ncomponents:\n  - ../../components/node-hosts\n',
+  );
+  const objects = renderKustomize(overlay);
+  const cm = only(objects, 'ConfigMap', 'pullguard-node-hosts');
+  const spec = only(objects, 'Deployment').spec.template.spec;
+  const env = spec.containers[0].env as Obj[];
+  const hostsDir = env.find((e) => e.name === 'PULLGUARD_REGISTRY_HOSTS_DIR')?.value as string;
+  t.equal(hostsDir, '/etc/pullguard-nodes/certs.d');
+  const volume = spec.volumes.find((v: Obj) => v.name === 'node-hosts');
+  t.equal(volume.configMap.name, cm.metadata.name, 'the volume names the generated ConfigMap');
+  // lay the ConfigMap out as the kubelet mounts it, and read it as pullguard does
+  const mounted = join(dir, 'mounted');
+  for (const item of volume.configMap.items as Obj[]) {
+    const file = join(mounted, item.path as string);
+    mkdirSync(join(file, '..'), { recursive: true });
+    writeFileSync(file, cm.data[item.key as string] as string);
+  }
+  t.ok(hostsDir.endsWith('/certs.d'));
+  const read = new HostsDir(join(mounted, 'certs.d'));
+  t.same(read.warnings, []);
+  t.same(
+    read.endpointsFor('docker.io').map((e) => [e.host, e.upstream]),
+    [
+      ['mirror.internal:5000', false],
+      ['registry-1.docker.io', true],
+    ],
+  );
+});

@@ -114,7 +114,7 @@ t.test('short names: an alias, one search registry, several by mode, none', asyn
     error: /short-name resolution enforced but cannot prompt without a TTY/,
   });
   const one = parse('unqualified-search-registries = ["docker.io"]\n');
-  t.match(one.resolveShortName('nginx@sha256:' + 'a'.repeat(64)), {
+  t.match(one.resolveShortName(`nginx@sha256:${'a'.repeat(64)}`), {
     candidates: [`docker.io/library/nginx@sha256:${'a'.repeat(64)}`],
   });
   t.match(parse('').resolveShortName('nginx'), { error: /no unqualified-search registries are defined/ });
