@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
 import type { KubeLab } from './kube-lab.ts';
+import { waitingStatus } from './kubelet.ts';
 
 /** Images a node reports; a real cluster's nodes share most of theirs, as here (50 of these 400). */
 const IMAGE_POOL = Array.from({ length: 400 }, (_, i) => {
@@ -160,41 +161,10 @@ export function shapedPod(p: PodShape): Record<string, unknown> {
 
 /** The status the kubelet writes for a pod whose first container's image will not pull. */
 export function stuckStatus(image: string): Record<string, unknown> {
-  const now = new Date().toISOString();
-  const waiting = (reason: string, message: string) => ({ waiting: { reason, message } });
-  return {
-    status: {
-      phase: 'Pending',
-      hostIP: '10.0.0.10',
-      podIP: '10.1.0.10',
-      startTime: now,
-      conditions: [
-        { type: 'Initialized', status: 'True', lastTransitionTime: now },
-        { type: 'Ready', status: 'False', reason: 'ContainersNotReady', lastTransitionTime: now },
-        { type: 'PodScheduled', status: 'True', lastTransitionTime: now },
-      ],
-      containerStatuses: [
-        {
-          name: 'app',
-          image,
-          imageID: '',
-          ready: false,
-          started: false,
-          restartCount: 0,
-          state: waiting('ImagePullBackOff', `Back-off pulling image "${image}"`),
-        },
-        {
-          name: 'sidecar',
-          image: 'registry.example.test/mesh/proxy:1.20.1',
-          imageID: '',
-          ready: false,
-          started: false,
-          restartCount: 0,
-          state: waiting('ContainerCreating', ''),
-        },
-      ],
-    },
-  };
+  return waitingStatus([
+    { name: 'app', image, reason: 'ImagePullBackOff', message: `Back-off pulling image "${image}"` },
+    { name: 'sidecar', image: 'registry.example.test/mesh/proxy:1.20.1', reason: 'ContainerCreating', message: '' },
+  ]);
 }
 
 export interface FillOptions {

@@ -100,39 +100,18 @@ export class FakeKubelet {
   }
 
   async setWaiting(namespace: string, name: string, containers: StuckContainer[]): Promise<void> {
-    const now = new Date().toISOString();
     await this.core.patchNamespacedPodStatus(
       {
         name,
         namespace,
-        body: {
-          status: {
-            phase: 'Pending',
-            hostIP: '10.0.0.10',
-            podIP: '10.1.0.10',
-            startTime: now,
-            conditions: [
-              { type: 'Initialized', status: 'True', lastTransitionTime: now },
-              {
-                type: 'Ready',
-                status: 'False',
-                reason: 'ContainersNotReady',
-                message: `containers with unready status: [${containers.map((c) => c.name).join(' ')}]`,
-                lastTransitionTime: now,
-              },
-              { type: 'PodScheduled', status: 'True', lastTransitionTime: now },
-            ],
-            containerStatuses: containers.map((c) => ({
-              name: c.name,
-              image: c.image,
-              imageID: '',
-              ready: false,
-              started: false,
-              restartCount: 0,
-              state: { waiting: { reason: c.reason, message: c.message ?? defaultMessage(c) } },
-            })),
-          },
-        },
+        body: waitingStatus(
+          containers.map((c) => ({
+            name: c.name,
+            image: c.image,
+            reason: c.reason,
+            message: c.message ?? defaultMessage(c),
+          })),
+        ),
       },
       MERGE,
     );
@@ -224,4 +203,40 @@ function defaultMessage(c: StuckContainer): string {
     default:
       return c.runtime ?? '';
   }
+}
+
+/**
+ * The status a kubelet writes for a pod whose containers all wait (Pending, not ready), each with
+ * its waiting reason and message: FakeKubelet's stuck pods and the cluster-scale fill's.
+ */
+export function waitingStatus(containers: { name: string; image: string; reason: string; message: string }[]) {
+  const now = new Date().toISOString();
+  return {
+    status: {
+      phase: 'Pending',
+      hostIP: '10.0.0.10',
+      podIP: '10.1.0.10',
+      startTime: now,
+      conditions: [
+        { type: 'Initialized', status: 'True', lastTransitionTime: now },
+        {
+          type: 'Ready',
+          status: 'False',
+          reason: 'ContainersNotReady',
+          message: `containers with unready status: [${containers.map((c) => c.name).join(' ')}]`,
+          lastTransitionTime: now,
+        },
+        { type: 'PodScheduled', status: 'True', lastTransitionTime: now },
+      ],
+      containerStatuses: containers.map((c) => ({
+        name: c.name,
+        image: c.image,
+        imageID: '',
+        ready: false,
+        started: false,
+        restartCount: 0,
+        state: { waiting: { reason: c.reason, message: c.message } },
+      })),
+    },
+  };
 }
