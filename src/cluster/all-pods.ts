@@ -41,6 +41,12 @@ export interface WatchedPod {
     containers?: WatchedContainer[];
     ephemeralContainers?: WatchedContainer[];
     volumes?: WatchedVolume[];
+    /** where a pod not yet on a node may land (placement/): kept only while it has no nodeName */
+    nodeSelector?: unknown;
+    affinity?: unknown;
+    tolerations?: unknown;
+    os?: unknown;
+    hostNetwork?: unknown;
   };
   status: {
     phase?: string;
@@ -219,11 +225,21 @@ export function watchedPod(object: unknown): WatchedPod | undefined {
     },
     spec: {
       ...pick(spec, ['nodeName', 'serviceAccountName'] as const),
+      // A pod on its node is judged for that node; one not yet placed, by where it may land.
+      ...(str(spec.nodeName) ? {} : unplaced(spec)),
       ...(secrets?.length ? { imagePullSecrets: secrets } : {}),
       ...defined(lists),
     },
     status: { ...pick(status, ['phase'] as const), ...defined(statuses) },
   };
+}
+
+/** The placement fields of a pod spec that are set (placement/placement.ts reads them). */
+function unplaced(spec: Record<string, unknown>): Partial<WatchedPod['spec']> {
+  const out: Partial<WatchedPod['spec']> = {};
+  for (const k of ['nodeSelector', 'affinity', 'tolerations', 'os', 'hostNetwork'] as const)
+    if (spec[k] !== undefined && spec[k] !== null) out[k] = spec[k];
+  return out;
 }
 
 /** The entries whose value is a non-empty list. */

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { AllPods, LIVE_PODS, type WatchedPod } from '../../src/cluster/all-pods.ts';
+import { placementOf } from '../../src/placement/placement.ts';
 import { heldByWatch } from '../../src/watch/pods.ts';
 import { startKubeLab, type KubeLab, labThroughProxy } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
@@ -198,4 +199,53 @@ t.test('pods that have ended are left out by the API server, in the list and in 
   t.same(held(), ['running']);
   const watch = proxy.requests({ method: 'GET', path: /[?&]watch=true/ })[0];
   t.equal(new URL(watch?.url ?? '/', 'https://x.test').searchParams.get('fieldSelector'), LIVE_PODS, 'the watch too');
+});
+
+t.test('a pod not yet on a node keeps where it may land; one on its node keeps only the node', async (t) => {
+  const ns = 'unplaced';
+  const kubelet = new FakeKubelet(lab.kc());
+  await kubelet.namespace(ns);
+  const placement = {
+    nodeSelector: { 'kubernetes.io/arch': 'arm64' },
+    tolerations: [{ key: 'dedicated', operator: 'Exists', effect: 'NoSchedule' }],
+    affinity: {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchExpressions: [{ key: 'pool', operator: 'In', values: ['edge'] }] }],
+        },
+      },
+    },
+  };
+  for (const [name, nodeName] of [
+    ['pending', undefined],
+    ['placed', 'node-a'],
+  ] as const)
+    await kubelet.core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name },
+        spec: {
+          ...placement,
+          ...(nodeName ? { nodeName } : {}),
+          containers: [{ name: 'web', image: 'registry.test/web:1' }],
+        },
+      },
+    });
+  const pods = new AllPods(lab.kc(), {});
+  pods.start({ listed: () => {}, changed: () => {}, deleted: () => {} });
+  t.teardown(() => pods.stop());
+  await waitFor(() => pods.ready, { what: 'the first list' });
+  const of = (name: string) => pods.list().find((p) => p.metadata.namespace === ns && p.metadata.name === name);
+  const pending = of('pending')!;
+  t.match(pending.spec, placement, "the scheduler's inputs, for the watch's check of a bare pod");
+  // as the API server stored it (its admission adds tolerations of its own)
+  const full = await kubelet.core.readNamespacedPod({ namespace: ns, name: 'pending' });
+  t.same(
+    placementOf(pending.spec as Record<string, unknown>),
+    placementOf(full.spec as unknown as Record<string, unknown>),
+    'placed as the full spec is',
+  );
+  const placed = of('placed')!;
+  t.equal(placed.spec.nodeName, 'node-a');
+  t.notOk('nodeSelector' in placed.spec || 'tolerations' in placed.spec || 'affinity' in placed.spec, 'only the node');
 });
