@@ -20,6 +20,8 @@ import type { Face } from './messages.ts';
 import {
   type About,
   beforeRegistry,
+  type FetchReport,
+  type PlatformList,
   blockedVerdict,
   deniedVerdict,
   evidenceOf,
@@ -356,10 +358,30 @@ export class Preflight {
     return then(list, (l) => {
       const base = foundVerdict(about, found, evidence, wanted, wanted.length ? l : undefined, threshold);
       if (base.verdict === 'fail' || l.missing || l.failure || quotaLow) return fetchVerdict(about, base, l, undefined);
+      const whole = this.#wholeFetches.get(l)?.get(wanted);
+      if (whole) return fetchVerdict(about, base, l, whole);
       // Blobs get most of what is left: one that is not answered in time is a note, not a timeout.
       const report = this.#lookups.fetchesOf(ref, l, found.cred, wanted, run.deadline, run.deadline.share(0.9));
-      return report === undefined ? base : then(report, (r) => fetchVerdict(about, base, l, r));
+      if (report === undefined) return base;
+      return then(report, (r) => {
+        if (!r.problems.length) this.#rememberWhole(l, wanted, r);
+        return fetchVerdict(about, base, l, r);
+      });
     });
+  }
+
+  /**
+   * Fetch reports with nothing wrong, per platform list and wanted platforms: both are cached
+   * objects (the manifest's answer; the nodes' platforms per placement), so a warm review reuses
+   * the report instead of asking every blob's cache again. Held no longer than the list itself;
+   * a report with a problem is never held (a missing blob is asked again after negativeTtl).
+   */
+  readonly #wholeFetches = new WeakMap<PlatformList, WeakMap<readonly Platform[], FetchReport>>();
+
+  #rememberWhole(list: PlatformList, wanted: readonly Platform[], report: FetchReport): void {
+    let byWanted = this.#wholeFetches.get(list);
+    if (!byWanted) this.#wholeFetches.set(list, (byWanted = new WeakMap()));
+    byWanted.set(wanted, report);
   }
 
   #onFailure(about: About, tried: Resolved[], evidence: string[], failures: string[], run: Run): Maybe<ImageVerdict> {

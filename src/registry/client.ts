@@ -10,7 +10,7 @@ import { endpointOfUrl, type RegistryEndpoint } from './endpoint.ts';
 import { bareMediaType, parseVerified, sha256Digest } from './media.ts';
 import { errorBody, header, outcomeOfStatus, transportOutcome, type Answer, type Outcome } from './outcomes.ts';
 import { parseRateLimit, type RateLimit } from './ratelimit.ts';
-import { remember } from './remember.ts';
+import { MAX_REMEMBERED_HOSTS, remember } from './remember.ts';
 import { CATALOG_SCOPE, pullScope, RequestContext } from './request-context.ts';
 import { acrossHosts, DefaultRoutes, type Endpoint, type Need, type Routes } from './routes.ts';
 import { Sender } from './send.ts';
@@ -76,8 +76,17 @@ export class RegistryClient {
 
   /** The first host requests for a domain go to (a mirror, the configured server, else containerd's default). */
   hostFor(domain: string): string {
-    return this.routes.route(domain, '', false).endpoints[0]?.host ?? domain;
+    // Routes are fixed at start-up; cache keys ask this on every review.
+    let host = this.#firstHosts.get(domain);
+    if (host === undefined) {
+      if (this.#firstHosts.size >= MAX_REMEMBERED_HOSTS) this.#firstHosts.clear();
+      host = this.routes.route(domain, '', false).endpoints[0]?.host ?? domain;
+      this.#firstHosts.set(domain, host);
+    }
+    return host;
   }
+
+  readonly #firstHosts = new Map<string, string>();
 
   /**
    * One question about `target`, asked of each host the nodes' configuration gives, in order, until
