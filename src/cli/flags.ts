@@ -58,7 +58,6 @@ export function registryOverrides(values: {
   if (values['registries-conf']) registry.registriesConf = values['registries-conf'];
   if (values['registries-conf-dir']) registry.registriesConfDir = values['registries-conf-dir'];
   const out: Record<string, unknown> = { registry };
-  if (values['registries-conf'] || values['registries-conf-dir']) out.nodes = { runtime: 'cri-o' };
   // The kubelet's own flag names, so the nodes' values can be copied as they are.
   const credentials: Record<string, unknown> = {};
   if (values['image-credential-provider-config'])

@@ -238,7 +238,7 @@ export const configSchema = z.strictObject({
         .enum(['containerd', 'cri-o'])
         .default(DEFAULTS.nodes.runtime)
         .describe(
-          "the nodes' container runtime, where it changes the answer: on `cri-o` an image without a registry (`app:1.0`) is resolved by `registries.conf`'s short-name rules, not as docker.io's; `--registries-conf` implies `cri-o`",
+          "the nodes' container runtime, where it changes the answer: on `cri-o` an image without a registry (`app:1.0`) is resolved by `registries.conf`'s short-name rules, not as docker.io's; `registry.registriesConf` (`--registries-conf`) implies `cri-o`",
         ),
     })
     .prefault({}),
@@ -388,9 +388,17 @@ export class ConfigError extends PullguardError {
 /** Validates raw input; the error lists the path of every wrong field. */
 export function validateConfig(input: unknown, source = 'configuration'): Config {
   const result = configSchema.safeParse(input ?? {});
-  if (result.success) return result.data;
+  if (result.success) return withNodesRuntime(result.data);
   const issues = result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(top level)'}: ${i.message}`);
   throw new ConfigError(source, issues);
+}
+
+/** registries.conf is what CRI-O (and podman) nodes read: given it, the nodes are CRI-O's, from a flag or a file alike. */
+function withNodesRuntime(config: Config): Config {
+  const crio = config.registry.registriesConf !== undefined || config.registry.registriesConfDir !== undefined;
+  return crio && config.nodes.runtime !== 'cri-o'
+    ? { ...config, nodes: { ...config.nodes, runtime: 'cri-o' } }
+    : config;
 }
 
 export function readConfigFile(file: string): unknown {

@@ -149,3 +149,13 @@ t.test("README.md's configuration table is the schema's (npm run docs:config wri
   );
   for (const key of keys) t.match(table, `| \`${key}\` |`, key);
 });
+
+t.test("registry.registriesConf makes the nodes CRI-O's, from a configuration file as from the flag", async (t) => {
+  t.equal(validateConfig({}).nodes.runtime, 'containerd');
+  t.equal(validateConfig({ registry: { registriesConf: '/etc/containers/registries.conf' } }).nodes.runtime, 'cri-o');
+  t.equal(
+    validateConfig({ registry: { registriesConfDir: '/etc/containers/registries.conf.d' } }).nodes.runtime,
+    'cri-o',
+  );
+  t.equal(validateConfig({ nodes: { runtime: 'cri-o' } }).nodes.runtime, 'cri-o');
+});
