@@ -83,7 +83,13 @@ export class Preflight {
   /** Parsing and provider-pattern matching depend on the image string alone: done once per string. */
   readonly #statics = new LRUCache<
     string,
-    { parsed: ReturnType<typeof parseImage>; providerManaged: boolean; about?: About }
+    {
+      parsed: ReturnType<typeof parseImage>;
+      providerManaged: boolean;
+      about?: About;
+      /** on CRI-O nodes, a short name's candidates (null: not a short name there) */
+      short?: ShortName | null;
+    }
   >({ max: 10_000 });
 
   /**
@@ -202,13 +208,22 @@ export class Preflight {
       const parsed = parseImage(image);
       const providerManaged =
         parsed.ok && this.#config.credentials.providerImages.some((p) => safeMatch(p, parsed.ref.name));
-      s = { parsed, providerManaged, ...(parsed.ok ? { about: { image, ref: parsed.ref, face: this.#face } } : {}) };
+      s = {
+        parsed,
+        providerManaged,
+        ...(parsed.ok
+          ? { about: { image, ref: parsed.ref, face: this.#face }, short: this.#shortName(image, parsed.ref.pullRef) }
+          : {}),
+      };
       this.#statics.set(image, s);
     }
     return s;
   }
 
   #evaluateUnsafe(image: string, pullPolicy: string | undefined, run: Run): Maybe<ImageVerdict> {
+    // A short name on CRI-O is its candidates' verdict: each is judged whole (the node's copy included) by its own name.
+    const short = this.#staticsOf(image).short;
+    if (short) return this.#candidates(image, pullPolicy, short, run);
     const v = this.#fromRegistry(image, pullPolicy, run);
     // KEP-2535: an IfNotPresent image some node has may be used there without the registry.
     const { imagePullCredentialsVerificationPolicy: policy, preloadedImagesVerificationAllowlist: allowlist } =
@@ -225,8 +240,6 @@ export class Preflight {
     const statics = this.#staticsOf(image);
     const { parsed, providerManaged } = statics;
     if (!parsed.ok) return invalidReference(image, parsed.error);
-    const short = this.#shortName(image, parsed.ref.pullRef);
-    if (short) return this.#candidates(image, pullPolicy, short, run);
     const ref = parsed.ref;
     // made with every image that parses
     const about = statics.about!;
@@ -257,21 +270,16 @@ export class Preflight {
    * On CRI-O nodes an image without a registry is not docker.io's: registries.conf's aliases and
    * unqualified-search registries decide (containers/image shortnames); undefined elsewhere.
    */
-  #shortName(image: string, reference: string) {
-    if (this.#config.nodes.runtime !== 'cri-o' || !this.client.routes.shortName) return undefined;
+  #shortName(image: string, reference: string): ShortName | null {
+    if (this.#config.nodes.runtime !== 'cri-o' || !this.client.routes.shortName) return null;
     const first = image.split('/')[0]!;
     const qualified = image.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
-    if (qualified) return undefined;
+    if (qualified) return null;
     return { reference, ...this.client.routes.shortName(image) };
   }
 
   /** A short name's candidates in order: the first that can be pulled is the answer, else the first's failure. */
-  #candidates(
-    image: string,
-    pullPolicy: string | undefined,
-    short: { reference: string } & ({ candidates: string[]; why: string } | { error: string }),
-    run: Run,
-  ): Maybe<ImageVerdict> {
+  #candidates(image: string, pullPolicy: string | undefined, short: ShortName, run: Run): Maybe<ImageVerdict> {
     if ('error' in short) return blockedVerdict(image, short.reference, `CRI-O: ${short.error}`, [short.error]);
     const { candidates, why } = short;
     const named = (v: ImageVerdict, c: string): ImageVerdict => ({
@@ -410,6 +418,9 @@ export class Preflight {
     await this.client.close();
   }
 }
+
+/** A short name as CRI-O resolves it: its candidates in order, or why it cannot be pulled. */
+type ShortName = { reference: string } & ({ candidates: string[]; why: string } | { error: string });
 
 /** Uses of one image with one pull policy share a verdict. */
 function useKey(u: ImageUse): string {
