@@ -70,11 +70,6 @@ export class ServiceAccountTokens {
     return pending;
   }
 
-  /** Forget every token (the process keeps none past this). */
-  clear(): void {
-    this.#held.clear();
-  }
-
   async #mint(namespace: string, name: string, audience: string): Promise<ServiceAccountToken | { error: string }> {
     const what = `a token of ServiceAccount "${name}" in namespace "${namespace}" for audience "${audience}"`;
     try {

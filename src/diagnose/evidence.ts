@@ -38,10 +38,7 @@ export const STUCK_REASON_SOURCES = {
     'k8s.io/cri-api pkg/errors ErrSignatureValidationFailed (kubelet images/image_manager.go evalCRIPullErr)',
 } as const;
 
-/** Waiting reasons that mean the image could not be pulled. */
-export const STUCK_REASONS = Object.keys(STUCK_REASON_SOURCES) as (keyof typeof STUCK_REASON_SOURCES)[];
-
-/** Whether a waiting reason is one of STUCK_REASONS. */
+/** Whether a waiting reason means the image could not be pulled (a key of STUCK_REASON_SOURCES). */
 export function isStuckReason(reason: string | undefined): boolean {
   return reason !== undefined && Object.hasOwn(STUCK_REASON_SOURCES, reason);
 }
@@ -214,7 +211,7 @@ function failedVolume(c: Obj, volumes: ImageVolume[], text: string | undefined):
 
 /**
  * Evidence per container. With `all`, every container is returned (a pod named on the command
- * line); otherwise only those whose waiting reason is one of STUCK_REASONS.
+ * line); otherwise only those whose waiting reason is in STUCK_REASON_SOURCES.
  */
 export function containerEvidence(pod: unknown, events: PodEvent[], all = false): ContainerEvidence[] {
   const p = isObj(pod) ? pod : {};

@@ -128,12 +128,7 @@ export class PodCredentials {
       problems: [],
     };
     if (site.template && !plan.names.length) {
-      const sa =
-        typeof site.spec.serviceAccountName === 'string' && site.spec.serviceAccountName
-          ? site.spec.serviceAccountName
-          : typeof site.spec.serviceAccount === 'string' && site.spec.serviceAccount
-            ? site.spec.serviceAccount
-            : 'default';
+      const sa = serviceAccountOf(site);
       plan.scope = `namespace "${namespace}", ServiceAccount "${sa}"`;
       if (!isDnsSubdomain(sa)) plan.problems.push(`ServiceAccount ${quote(sa, 63)} is not a valid ServiceAccount name`);
       else plan.serviceAccount = sa;
