@@ -1,11 +1,12 @@
 // `pullguard diagnose` put together: the pod check built from the configuration as the webhook's is
 // (its credentials, proxies and CAs; no node list: a pod's platform is its node's), the cluster's
-// pod reads, and the diagnosis of every pod asked for. The pod check is closed afterwards.
+// pod reads, and the diagnosis of every pod asked for, each handed to the sink as it is made. The
+// pod check is closed afterwards.
 
 import { PodReader } from '../cluster/pods.ts';
 import { KubeConfigError } from '../cluster/source.ts';
 import type { Config } from '../config/schema.ts';
-import { type DiagnoseResult, diagnose } from '../diagnose/pods.ts';
+import { type DiagnoseSink, diagnoseEach } from '../diagnose/pods.ts';
 import { buildPodCheck } from './build.ts';
 
 export interface DiagnoseRequest {
@@ -22,7 +23,8 @@ export async function diagnosePods(
   config: Config,
   setup: { env: NodeJS.ProcessEnv /** the kubeconfig context to use */; context?: string },
   request: DiagnoseRequest,
-): Promise<DiagnoseResult> {
+  sink: DiagnoseSink,
+): Promise<void> {
   const built = await buildPodCheck(config, {
     env: setup.env,
     dockerConfigs: config.credentials.nodeDockerConfigs,
@@ -37,13 +39,14 @@ export async function diagnosePods(
       : (request.namespace ?? kube.kc.getContextObject(kube.kc.getCurrentContext())?.namespace ?? 'default');
     const deadlineMs = config.deadline;
     const reader = new PodReader(kube.kc, Math.max(5_000, deadlineMs));
-    return await diagnose(
+    await diagnoseEach(
       { reader, podCheck: built.podCheck, deadlineMs },
       {
         ...(namespace !== undefined ? { namespace } : {}),
         pods: request.pods,
         ...(request.labelSelector ? { labelSelector: request.labelSelector } : {}),
       },
+      sink,
     );
   } finally {
     await built.podCheck.close();

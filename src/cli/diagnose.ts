@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { diagnosePods } from '../app/diagnose.ts';
 import { loadConfig } from '../config/schema.ts';
-import { diagnosesToJson, diagnosesToText } from '../diagnose/diagnose.ts';
+import { DiagnosisReport } from '../diagnose/diagnose.ts';
 import { UsageError } from '../errors.ts';
 import { oneLine } from '../text.ts';
 import { exitStatusFor } from './errors.ts';
@@ -84,7 +84,10 @@ async function diagnoseCommand(argv: string[], io: CliIO): Promise<number> {
   if (v['docker-config']?.length)
     flags.credentials = { ...(flags.credentials as object | undefined), nodeDockerConfigs: v['docker-config'] };
   const config = loadConfig({ ...(v.config ? { file: v.config } : {}), env: io.env, flags });
-  const result = await diagnosePods(
+  // Each pod's diagnoses are written as they are made, in the order the pods were listed.
+  const report = new DiagnosisReport(output, (text) => io.stdout(text));
+  let errors = 0;
+  const listed = diagnosePods(
     config,
     { env: io.env, ...(v.context ? { context: v.context } : {}) },
     {
@@ -93,9 +96,22 @@ async function diagnoseCommand(argv: string[], io: CliIO): Promise<number> {
       pods: parsed.positionals,
       ...(v.selector ? { labelSelector: v.selector } : {}),
     },
+    {
+      diagnoses: (list) => report.add(list),
+      error: (line) => {
+        errors++;
+        io.stderr(`pullguard diagnose: ${oneLine(line)}\n`);
+      },
+    },
   );
-  io.stdout(output === 'json' ? diagnosesToJson(result.diagnoses) : diagnosesToText(result.diagnoses));
-  for (const e of result.errors) io.stderr(`pullguard diagnose: ${oneLine(e)}\n`);
-  if (result.diagnoses.some((d) => d.stuck)) return 1;
-  return result.errors.length ? 2 : 0;
+  try {
+    await listed;
+  } catch (err) {
+    // a list that failed part way: what was written is ended as a whole report (JSON stays one document)
+    if (report.counts.diagnoses) report.end();
+    throw err;
+  }
+  report.end();
+  if (report.counts.stuck) return 1;
+  return errors ? 2 : 0;
 }

@@ -102,8 +102,10 @@ function why(err: unknown, call: ApiCall): string {
 
 /** An answer of the API server: its HTTP status, its Status message, what to change. */
 function answered(code: number, status: Status | undefined, call: ApiCall): string {
-  const said = status?.message ? `: ${cut(oneLine(status.message), 300)}` : '';
-  return `${code} ${STATUS_CODES[code] ?? 'error'}${said}${fixFor(code, status, call)}`;
+  const phrase = STATUS_CODES[code] ?? 'error';
+  // a message that only repeats the status ("Unauthorized") says nothing more
+  const said = status?.message && status.message !== phrase ? `: ${cut(oneLine(status.message), 300)}` : '';
+  return `${code} ${phrase}${said}${fixFor(code, status, call)}`;
 }
 
 /**

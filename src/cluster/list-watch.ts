@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { Agent, type Dispatcher } from 'undici';
 import { type ApiCall, apiErrorText, apiStatus, watchErrorEvent } from './api-errors.ts';
 import { clientNode } from './k8s.ts';
-import { PageSplitter } from './page-split.ts';
+import { PageSplitter, type SplitPage } from './page-split.ts';
 
 export interface ListWatchOptions<T> {
   /** the collection's path, e.g. /api/v1/nodes or /api/v1/pods */
@@ -226,39 +226,26 @@ export class ListWatch<T> {
     this.#lists++;
     this.#log?.debug(`listing ${this.#o.what}`);
     const fresh = new Map<string, T>();
-    const splitter = new PageSplitter();
-    let cont: string | undefined;
     let rv = '';
-    let limit = Math.min(FIRST_LIMIT, this.#o.pageSize);
-    try {
-      do {
-        const signal = AbortSignal.any([stop, AbortSignal.timeout(this.#o.listTimeoutMs)]);
-        const body = await getCollection(
-          this.#kc,
-          this.#o.path,
-          { ...this.#select, limit: String(limit), ...(cont ? { continue: cont } : {}) },
-          signal,
-        );
-        const bytes = await body.arrayBuffer();
-        const size = bytes.byteLength;
-        const page = await splitter.split(bytes, signal);
-        limit = nextLimit(limit, page.items.length, size, this.#o.pageSize);
-        // Item by item, yielding to the event loop every slice: reviews wait for a slice, not a page.
-        let slice = performance.now();
-        for (const text of page.items) {
-          const item = this.#o.project(JSON.parse(text));
-          if (item !== undefined) fresh.set(this.#o.key(item), item);
-          if (performance.now() - slice > SLICE_MS) {
-            await yieldNow();
-            if (stop.aborted) throw stop.reason;
-            slice = performance.now();
-          }
+    const pages = listPages(this.#kc, this.#o.path, {
+      query: this.#select,
+      pageSize: this.#o.pageSize,
+      timeoutMs: this.#o.listTimeoutMs,
+      stop,
+    });
+    for await (const page of pages) {
+      // Item by item, yielding to the event loop every slice: reviews wait for a slice, not a page.
+      let slice = performance.now();
+      for (const text of page.items) {
+        const item = this.#o.project(JSON.parse(text));
+        if (item !== undefined) fresh.set(this.#o.key(item), item);
+        if (performance.now() - slice > SLICE_MS) {
+          await yieldNow();
+          if (stop.aborted) throw stop.reason;
+          slice = performance.now();
         }
-        rv = page.resourceVersion ?? rv;
-        cont = page.continue || undefined;
-      } while (cont);
-    } finally {
-      await splitter.close();
+      }
+      rv = page.resourceVersion ?? rv;
     }
     this.#items = fresh;
     this.#log?.debug({ count: fresh.size, resourceVersion: rv }, `${this.#o.what} listed`);
@@ -360,6 +347,65 @@ export class ListWatch<T> {
     const base = Math.min(this.#o.backoffMaxMs, this.#o.backoffInitialMs * 2 ** Math.min(failures - 1, 20));
     return Math.round(base * (0.8 + this.#o.random() * 0.4));
   }
+}
+
+export interface ListPagesOptions {
+  /** the list's own parameters (fieldSelector, labelSelector); limit and continue are added */
+  query?: Record<string, string>;
+  /** the most objects a page asks for; fewer when they are large (PAGE_BYTES) */
+  pageSize: number;
+  /** for each page: its request, its body and its split */
+  timeoutMs: number;
+  /** ends the list (the page being read is aborted) */
+  stop?: AbortSignal;
+}
+
+/**
+ * One list, page by page (limit + continue), each page split into its items' JSON texts off this
+ * thread (page-split.ts). The one way pullguard lists a collection: the list-watch and `diagnose`
+ * alike. The next page is asked for as soon as this one's continue token is known, so the API
+ * server serves it while the caller works on this one: at most two pages are held at once.
+ */
+export async function* listPages(kc: KubeConfig, path: string, o: ListPagesOptions): AsyncGenerator<SplitPage> {
+  const splitter = new PageSplitter();
+  const ended = new AbortController();
+  const stop = o.stop ? AbortSignal.any([o.stop, ended.signal]) : ended.signal;
+  let limit = Math.min(FIRST_LIMIT, o.pageSize);
+  const fetchPage = async (cont: string | undefined): Promise<SplitPage> => {
+    const signal = AbortSignal.any([stop, AbortSignal.timeout(o.timeoutMs)]);
+    const query = { ...o.query, limit: String(limit), ...(cont ? { continue: cont } : {}) };
+    const bytes = await (await getCollection(kc, path, query, signal)).arrayBuffer();
+    const size = bytes.byteLength;
+    const page = await splitter.split(bytes, signal);
+    limit = nextLimit(limit, page.items.length, size, o.pageSize);
+    return page;
+  };
+  try {
+    let next = fetchPage(undefined);
+    for (;;) {
+      const page = await next;
+      const cont = page.continue || undefined;
+      if (cont) {
+        next = fetchPage(cont);
+        next.catch(() => {}); // awaited on the next turn; a caller that stops early never awaits it
+      }
+      yield page;
+      if (!cont) return;
+    }
+  } finally {
+    ended.abort(new Error('the list was left before its end'));
+    await splitter.close();
+  }
+}
+
+/** GET of one object (or a small, unpaged list) as parsed JSON, with the kubeconfig's authentication. */
+export async function getObject(
+  kc: KubeConfig,
+  path: string,
+  query: Record<string, string>,
+  signal: AbortSignal,
+): Promise<unknown> {
+  return (await getCollection(kc, path, query, signal)).json();
 }
 
 let plainAgent: Agent | undefined;

@@ -3,32 +3,42 @@
 // node a pod is bound to. Everything is one bounded request at a time; failures say what was read.
 // A list keeps, page by page, only the pods the caller asks for, and only their projection
 // (all-pods.ts): `diagnose -A` of a large cluster holds its stuck pods, not the cluster.
-import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { LIVE_PODS, type WatchedPod, watchedPod } from './all-pods.ts';
 import { type KubeApiError, kubeApiError } from './api-errors.ts';
-import { getCollection, nextLimit } from './list-watch.ts';
-import { PageSplitter } from './page-split.ts';
+import { getObject, listPages } from './list-watch.ts';
 import { type NodeFacts, type NodeLike, nodeFacts } from './nodes.ts';
-import { withSignal } from './signal.ts';
+import type { SplitPage } from './page-split.ts';
+
+/** A pod as the API server sends it (parsed JSON), with the fields a diagnosis starts from. */
+export interface PodObject {
+  metadata?: { namespace?: string; name?: string; uid?: string };
+  spec?: object & { nodeName?: string };
+  status?: object;
+}
 
 const NODE_TTL_MS = 30_000;
 const MAX_NODES = 5_000;
 const PAGE_SIZE = 500;
 
 export class PodReader {
-  readonly #api: CoreV1Api;
   readonly #kc: KubeConfig;
   readonly #timeoutMs: number;
   readonly #nodes = new Map<string, { at: number; node: Promise<NodeFacts | undefined> }>();
+  /** the nodes' repeated strings (image names, labels) held once; emptied with the nodes */
+  readonly #strings = new Map<string, string>();
+  readonly #pool = {
+    intern: (s: string): string => {
+      const held = this.#strings.get(s);
+      if (held !== undefined) return held;
+      this.#strings.set(s, s);
+      return s;
+    },
+  };
 
   constructor(kc: KubeConfig, timeoutMs = 10_000) {
-    this.#api = kc.makeApiClient(CoreV1Api);
     this.#kc = kc;
     this.#timeoutMs = timeoutMs;
-  }
-
-  #opts() {
-    return withSignal(AbortSignal.timeout(this.#timeoutMs));
   }
 
   /** A failed read as the KubeApiError it is, in one line (api-errors.ts). */
@@ -36,60 +46,48 @@ export class PodReader {
     return kubeApiError(err, { verb, what, timeoutMs: this.#timeoutMs });
   }
 
-  async pod(namespace: string, name: string): Promise<V1Pod> {
+  async pod(namespace: string, name: string): Promise<PodObject> {
     try {
-      return await this.#api.readNamespacedPod({ name, namespace }, this.#opts());
+      const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`;
+      return (await getObject(this.#kc, path, {}, AbortSignal.timeout(this.#timeoutMs))) as PodObject;
     } catch (err) {
       throw this.#failure(err, 'get', `pod "${name}" in namespace "${namespace}"`);
     }
   }
 
   /**
-   * The pods of a namespace (undefined: all namespaces) that `keep` accepts, page by page (at most
-   * 500 a page, about a MiB of JSON: list-watch.ts nextLimit), each as its projection; the others
-   * are let go with their page.
+   * The pods of a namespace (undefined: all namespaces) that `keep` accepts, a page at a time (at
+   * most 500 a page, about a MiB of JSON: list-watch.ts), each as its projection; the others are
+   * let go with their page. Pages come in the API server's order: by namespace, then name.
    */
-  async pods(
+  async *pages(
     namespace: string | undefined,
     labelSelector?: string,
     keep: (pod: WatchedPod) => boolean = () => true,
-  ): Promise<WatchedPod[]> {
-    const out: WatchedPod[] = [];
-    let cont: string | undefined;
+  ): AsyncGenerator<WatchedPod[]> {
     const where = namespace ? `pods in namespace "${namespace}"` : 'pods in all namespaces';
     const path = namespace ? `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods` : '/api/v1/pods';
-    // Parsed in a worker, item by item here: a page's whole object tree never lands on this heap.
-    const splitter = new PageSplitter();
-    let limit = Math.min(50, PAGE_SIZE);
-    try {
-      do {
-        const query = {
-          // a pod that has ended pulls nothing again: none of them is stuck
-          fieldSelector: LIVE_PODS,
-          limit: String(limit),
-          ...(cont ? { continue: cont } : {}),
-          ...(labelSelector ? { labelSelector } : {}),
-        };
-        const signal = AbortSignal.timeout(this.#timeoutMs);
-        try {
-          const body = await getCollection(this.#kc, path, query, signal);
-          const bytes = await body.arrayBuffer();
-          const size = bytes.byteLength;
-          const page = await splitter.split(bytes, signal);
-          limit = nextLimit(limit, page.items.length, size, PAGE_SIZE);
-          for (const text of page.items) {
-            const pod = watchedPod(JSON.parse(text));
-            if (pod && keep(pod)) out.push(pod);
-          }
-          cont = page.continue || undefined;
-        } catch (err) {
-          throw this.#failure(err, 'list', where);
-        }
-      } while (cont);
-    } finally {
-      await splitter.close();
+    const pages = listPages(this.#kc, path, {
+      // a pod that has ended pulls nothing again: none of them is stuck
+      query: { fieldSelector: LIVE_PODS, ...(labelSelector ? { labelSelector } : {}) },
+      pageSize: PAGE_SIZE,
+      timeoutMs: this.#timeoutMs,
+    });
+    for (;;) {
+      let page: IteratorResult<SplitPage>;
+      try {
+        page = await pages.next();
+      } catch (err) {
+        throw this.#failure(err, 'list', where);
+      }
+      if (page.done) return;
+      const kept: WatchedPod[] = [];
+      for (const text of page.value.items) {
+        const pod = watchedPod(JSON.parse(text));
+        if (pod && keep(pod)) kept.push(pod);
+      }
+      yield kept;
     }
-    return out;
   }
 
   /** The events about one pod (any source: the kubelet's, the scheduler's, pullguard's). */
@@ -101,8 +99,14 @@ export class PodReader {
       ...(uid ? [`involvedObject.uid=${uid}`] : []),
     ].join(',');
     try {
-      const list = await this.#api.listNamespacedEvent({ namespace, fieldSelector }, this.#opts());
-      return list.items;
+      const list = await getObject(
+        this.#kc,
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`,
+        { fieldSelector },
+        AbortSignal.timeout(this.#timeoutMs),
+      );
+      const items = (list as { items?: unknown } | null)?.items;
+      return Array.isArray(items) ? items : [];
     } catch (err) {
       throw this.#failure(err, 'list', `events of pod "${pod}" in namespace "${namespace}"`);
     }
@@ -117,9 +121,19 @@ export class PodReader {
     const now = performance.now();
     const kept = this.#nodes.get(name);
     if (kept && now - kept.at < NODE_TTL_MS) return kept.node;
-    if (this.#nodes.size >= MAX_NODES) this.#nodes.clear();
-    const node = this.#api.readNode({ name }, this.#opts()).then(
-      (n) => nodeFacts(n as NodeLike),
+    if (this.#nodes.size >= MAX_NODES) {
+      this.#nodes.clear();
+      this.#strings.clear();
+    }
+    // as parsed JSON, not client-node's typed model: a node is ~12 KB, and only its facts are kept,
+    // their strings held once for all nodes (images repeat from node to node)
+    const node = getObject(
+      this.#kc,
+      `/api/v1/nodes/${encodeURIComponent(name)}`,
+      {},
+      AbortSignal.timeout(this.#timeoutMs),
+    ).then(
+      (n) => nodeFacts(n as NodeLike, this.#pool),
       () => undefined,
     );
     this.#nodes.set(name, { at: now, node });

@@ -281,9 +281,8 @@ export function diagnoseContainer(
   return out;
 }
 
-/** The report a person reads: one block per container. */
-export function diagnosesToText(list: readonly ContainerDiagnosis[]): string {
-  if (!list.length) return 'no container is stuck pulling its image\n';
+/** One block per container, each ending in an empty line. */
+function textBlocks(list: readonly ContainerDiagnosis[]): string {
   const lines: string[] = [];
   for (const d of list) {
     lines.push(
@@ -312,8 +311,9 @@ export function diagnosesToText(list: readonly ContainerDiagnosis[]): string {
   return lines.map(escapeUnsafe).join('\n');
 }
 
-export function diagnosesToJson(list: readonly ContainerDiagnosis[]): string {
-  const out = list.map((d) => ({
+/** The JSON object of one diagnosis, as the report lists it. */
+function diagnosisJson(d: ContainerDiagnosis): object {
+  return {
     pod: d.pod,
     container: d.container,
     ...(d.volume ? { volume: d.volume } : {}),
@@ -329,6 +329,65 @@ export function diagnosesToJson(list: readonly ContainerDiagnosis[]): string {
     ...(d.backoff ? { backoff: d.backoff } : {}),
     ...(d.disagreement ? { disagreement: d.disagreement } : {}),
     ...(d.untrusted ? { untrusted: d.untrusted } : {}),
-  }));
-  return `${escapeJson(JSON.stringify({ diagnoses: out, stuck: list.filter((d) => d.stuck).length }, null, 2))}\n`;
+  };
+}
+
+/**
+ * A report written a part at a time as diagnoses come (`diagnose -A` of a large cluster never holds
+ * them all): text, one block per container; or JSON, `{"diagnoses": [...], "stuck": N}` indented
+ * as JSON.stringify(…, null, 2) writes it, each diagnosis written when it is added.
+ */
+export class DiagnosisReport {
+  readonly #write: (text: string) => void;
+  readonly #json: boolean;
+  #count = 0;
+  #stuck = 0;
+
+  constructor(format: 'text' | 'json', write: (text: string) => void) {
+    this.#json = format === 'json';
+    this.#write = write;
+  }
+
+  /** how many diagnoses were written, and how many of them are stuck */
+  get counts(): { diagnoses: number; stuck: number } {
+    return { diagnoses: this.#count, stuck: this.#stuck };
+  }
+
+  add(list: readonly ContainerDiagnosis[]): void {
+    if (!list.length) return;
+    if (this.#json) {
+      const items = list.map((d) => `    ${JSON.stringify(diagnosisJson(d), null, 2).replace(/\n/g, '\n    ')}`);
+      this.#write(escapeJson(`${this.#count ? ',\n' : '{\n  "diagnoses": [\n'}${items.join(',\n')}`));
+    } else {
+      this.#write(`${this.#count ? '\n' : ''}${textBlocks(list)}`); // a blank line between blocks
+    }
+    this.#count += list.length;
+    this.#stuck += list.filter((d) => d.stuck).length;
+  }
+
+  end(): void {
+    if (this.#json)
+      this.#write(`${this.#count ? '\n  ],\n' : '{\n  "diagnoses": [],\n'}  "stuck": ${this.#stuck}\n}\n`);
+    else if (!this.#count) this.#write('no container is stuck pulling its image\n');
+  }
+}
+
+/** The whole report at once. */
+function reportOf(format: 'text' | 'json', list: readonly ContainerDiagnosis[]): string {
+  let out = '';
+  const report = new DiagnosisReport(format, (text) => {
+    out += text;
+  });
+  report.add(list);
+  report.end();
+  return out;
+}
+
+/** The report a person reads: one block per container. */
+export function diagnosesToText(list: readonly ContainerDiagnosis[]): string {
+  return reportOf('text', list);
+}
+
+export function diagnosesToJson(list: readonly ContainerDiagnosis[]): string {
+  return reportOf('json', list);
 }

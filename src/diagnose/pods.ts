@@ -2,7 +2,7 @@
 // pod's own credentials (its pull secrets, then the node's) and its node's platform, and joins both.
 
 import { nodePlatform } from '../cluster/nodes.ts';
-import type { PodReader } from '../cluster/pods.ts';
+import type { PodObject, PodReader } from '../cluster/pods.ts';
 import { errorLine } from '../cluster/api-errors.ts';
 import { Deadline } from '../deadline.ts';
 import type { Finding } from '../findings.ts';
@@ -37,12 +37,8 @@ export interface DiagnoseResult {
 
 type Obj = Record<string, unknown>;
 
-/** What a diagnosis reads of a pod: a V1Pod as read, or the watch's projection of one (cluster/all-pods.ts). */
-export interface DiagnosedPod {
-  metadata?: { namespace?: string; name?: string; uid?: string };
-  spec?: object & { nodeName?: string };
-  status?: object;
-}
+/** What a diagnosis reads of a pod: a pod as read, or the watch's projection of one (cluster/all-pods.ts). */
+export type DiagnosedPod = PodObject;
 
 export async function diagnoseOne(
   deps: DiagnoseDeps,
@@ -102,44 +98,72 @@ function useKey(ev: ContainerEvidence): string {
   return ev.volume ? `volumes\u0000volume ${ev.volume}` : `${ev.list}\u0000${ev.container}`;
 }
 
-export async function diagnose(deps: DiagnoseDeps, target: DiagnoseTarget): Promise<DiagnoseResult> {
-  const errors: string[] = [];
-  let pods: DiagnosedPod[];
+/** Where diagnoses go as they are made: a pod's at once, in the order the pods were listed. */
+export interface DiagnoseSink {
+  diagnoses(list: ContainerDiagnosis[]): void;
+  /** a pod that could not be read or checked, in one line */
+  error(line: string): void;
+}
+
+/** pods diagnosed at once: the engine shares registry answers between them anyway */
+const IN_FLIGHT = 8;
+
+/**
+ * Diagnoses the pods asked for and hands each pod's diagnoses to the sink as soon as the pods
+ * listed before it are done. A list is read a page at a time and only its stuck pods are kept
+ * until they are diagnosed: `diagnose -A` of a large cluster holds a few pages, never the
+ * cluster's stuck pods or their diagnoses. Named pods come in namespace/name order.
+ */
+export async function diagnoseEach(deps: DiagnoseDeps, target: DiagnoseTarget, sink: DiagnoseSink): Promise<void> {
   const named = target.pods.length > 0;
-  if (named) {
+  const running: { pod: DiagnosedPod; done: Promise<ContainerDiagnosis[] | string> }[] = [];
+  const start = (pod: DiagnosedPod) =>
+    running.push({
+      pod,
+      done: diagnoseOne(deps, pod, named).catch(
+        (err: unknown) => `pod ${pod.metadata?.namespace}/${pod.metadata?.name}: ${errorLine(err)}`,
+      ),
+    });
+  const finishOne = async () => {
+    const out = await running.shift()!.done;
+    if (typeof out === 'string') sink.error(out);
+    else if (out.length) sink.diagnoses(out);
+  };
+  for await (const page of podsOf(deps, target, sink)) {
+    for (const pod of page) {
+      if (running.length >= IN_FLIGHT) await finishOne();
+      start(pod);
+    }
+  }
+  while (running.length) await finishOne();
+}
+
+/** The pods to diagnose, a batch at a time: the named ones (read), or each page's stuck ones. */
+async function* podsOf(deps: DiagnoseDeps, target: DiagnoseTarget, sink: DiagnoseSink): AsyncGenerator<DiagnosedPod[]> {
+  if (target.pods.length) {
     const ns = target.namespace ?? 'default';
     const read = await Promise.allSettled(target.pods.map((p) => deps.reader.pod(ns, p)));
-    pods = [];
+    const pods: DiagnosedPod[] = [];
     for (const r of read) {
       if (r.status === 'fulfilled') pods.push(r.value);
-      else errors.push((r.reason as Error).message);
+      else sink.error((r.reason as Error).message);
     }
-  } else {
-    // Only the stuck pods of each page are kept, by the same test diagnoseOne starts with.
-    pods = await deps.reader.pods(
-      target.namespace,
-      target.labelSelector,
-      (pod) => containerEvidence(pod, []).length > 0,
+    pods.sort((a, b) =>
+      `${a.metadata?.namespace}/${a.metadata?.name}`.localeCompare(`${b.metadata?.namespace}/${b.metadata?.name}`),
     );
+    yield pods;
+    return;
   }
-  pods.sort((a, b) =>
-    `${a.metadata?.namespace}/${a.metadata?.name}`.localeCompare(`${b.metadata?.namespace}/${b.metadata?.name}`),
-  );
-  const diagnoses: ContainerDiagnosis[] = [];
-  // A few pods at a time: the engine shares registry answers between them anyway.
-  const queue = [...pods];
-  const results = new Map<DiagnosedPod, ContainerDiagnosis[]>();
-  await Promise.all(
-    Array.from({ length: Math.min(4, queue.length) }, async () => {
-      for (let pod = queue.shift(); pod; pod = queue.shift()) {
-        try {
-          results.set(pod, await diagnoseOne(deps, pod, named));
-        } catch (err) {
-          errors.push(`pod ${pod.metadata?.namespace}/${pod.metadata?.name}: ${errorLine(err)}`);
-        }
-      }
-    }),
-  );
-  for (const pod of pods) diagnoses.push(...(results.get(pod) ?? []));
-  return { diagnoses, errors };
+  // Only the stuck pods of each page are kept, by the same test diagnoseOne starts with.
+  yield* deps.reader.pages(target.namespace, target.labelSelector, (pod) => containerEvidence(pod, []).length > 0);
+}
+
+/** Every diagnosis at once (a few pods, or tests): diagnoseEach collected. */
+export async function diagnose(deps: DiagnoseDeps, target: DiagnoseTarget): Promise<DiagnoseResult> {
+  const result: DiagnoseResult = { diagnoses: [], errors: [] };
+  await diagnoseEach(deps, target, {
+    diagnoses: (list) => result.diagnoses.push(...list),
+    error: (line) => result.errors.push(line),
+  });
+  return result;
 }

@@ -136,7 +136,7 @@ t.test('422: an invalid name names the setting that chose it', async (t) => {
 t.test('403: who may not do what, as the API server says it', async (t) => {
   const kc = new KubeConfig();
   kc.loadFromFile(lab.kubeconfigFor('nobody'));
-  const err = await failure(new PodReader(kc, 30_000).pods(undefined));
+  const err = await failure(new PodReader(kc, 30_000).pages(undefined).next());
   t.ok(err instanceof KubeApiError && err instanceof PullguardError, 'a PullguardError');
   t.equal((err as KubeApiError).code, 'kube-api');
   t.equal((err as KubeApiError).status, 403);
@@ -179,7 +179,7 @@ t.test('no answer: a refused connection and a timeout in words', async (t) => {
     contexts: [{ name: 'c', cluster: 'c', user: 'u' }],
     currentContext: 'c',
   });
-  const refused = await failure(new PodReader(kc, 30_000).pods('default'));
+  const refused = await failure(new PodReader(kc, 30_000).pages('default').next());
   t.equal(
     (refused as Error).message,
     'cannot list pods in namespace "default": cannot reach the API server: the connection was refused (nothing listens there)',
@@ -194,7 +194,7 @@ t.test('no answer: a refused connection and a timeout in words', async (t) => {
   const release = api.holdAnswers(t);
   const held = new KubeConfig();
   held.loadFromFile(await api.writeKubeconfig(lab.dir, { file: 'kubeconfig-fixture' }));
-  const timedOut = await failure(new PodReader(held, 500).pods('default'));
+  const timedOut = await failure(new PodReader(held, 500).pages('default').next());
   release();
   t.equal(
     (timedOut as Error).message,

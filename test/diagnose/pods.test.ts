@@ -6,22 +6,28 @@ import { buildPodCheck } from '../../src/app/build.ts';
 import type { WatchedPod } from '../../src/cluster/all-pods.ts';
 import { PodReader } from '../../src/cluster/pods.ts';
 import { validateConfig } from '../../src/config/schema.ts';
-import { diagnose } from '../../src/diagnose/pods.ts';
+import type { ContainerDiagnosis } from '../../src/diagnose/diagnose.ts';
+import { diagnoseEach } from '../../src/diagnose/pods.ts';
 import { fillLab } from '../helpers/cluster-fill.ts';
 import { labThroughProxy, startKubeLab, type KubeLab } from '../helpers/kube-lab.ts';
 import { freePort } from '../helpers/registry.ts';
 
-/** A PodReader that remembers how many pods each list kept (what diagnose holds until its end). */
+/** A PodReader that remembers how many pods each page kept (what diagnose holds at most, with a page in flight). */
 class CountingReader extends PodReader {
   kept: number[] = [];
-  override async pods(
+  /** diagnoses the sink had been given when each page was handed on */
+  givenAtPage: number[] = [];
+  given = 0;
+  override async *pages(
     namespace: string | undefined,
     labelSelector?: string,
     keep?: (pod: WatchedPod) => boolean,
-  ): Promise<WatchedPod[]> {
-    const pods = await super.pods(namespace, labelSelector, keep);
-    this.kept.push(pods.length);
-    return pods;
+  ): AsyncGenerator<WatchedPod[]> {
+    for await (const page of super.pages(namespace, labelSelector, keep)) {
+      this.kept.push(page.length);
+      this.givenAtPage.push(this.given);
+      yield page;
+    }
   }
 }
 
@@ -48,7 +54,18 @@ t.test('diagnose -A of 1,040 pods in pages keeps the 52 stuck ones and diagnoses
   t.teardown(() => built.podCheck.close());
   const reader = new CountingReader(kc, 10_000);
 
-  const result = await diagnose({ reader, podCheck: built.podCheck, deadlineMs: 5_000 }, { pods: [] });
+  const result: { diagnoses: ContainerDiagnosis[]; errors: string[] } = { diagnoses: [], errors: [] };
+  await diagnoseEach(
+    { reader, podCheck: built.podCheck, deadlineMs: 5_000 },
+    { pods: [] },
+    {
+      diagnoses: (list) => {
+        reader.given += list.length;
+        result.diagnoses.push(...list);
+      },
+      error: (line) => result.errors.push(line),
+    },
+  );
   const pages = proxy
     .requests({ method: 'GET', path: /^\/api\/v1\/pods\?/ })
     .map((r) => new URL(r.url, 'https://x.test').searchParams);
@@ -62,7 +79,16 @@ t.test('diagnose -A of 1,040 pods in pages keeps the 52 stuck ones and diagnoses
     pages.every((q) => Number(q.get('limit')) > 0 && Number(q.get('limit')) <= 500),
     `limits ${pages.map((q) => q.get('limit')).join(', ')}: at most 500`,
   );
-  t.same(reader.kept, [52], 'only the stuck pods were kept');
+  t.equal(reader.kept.length, pages.length, 'one batch a page');
+  t.equal(
+    reader.kept.reduce((a, b) => a + b, 0),
+    52,
+    `only the stuck pods of each page were kept (${reader.kept.join(', ')})`,
+  );
+  t.ok(
+    reader.givenAtPage.at(-1)! > 0,
+    `diagnoses were written before the last page was read (${reader.givenAtPage.join(', ')}): none waits for the list's end`,
+  );
   t.same(result.errors, []);
   t.equal(result.diagnoses.length, 52, 'one diagnosis per stuck container');
   t.ok(
@@ -70,10 +96,6 @@ t.test('diagnose -A of 1,040 pods in pages keeps the 52 stuck ones and diagnoses
     'each the stuck app container, the kubelet quoted',
   );
   const names = result.diagnoses.map((d) => `${d.pod.namespace}/${d.pod.name}`);
-  t.same(
-    names,
-    [...names].sort((a, b) => a.localeCompare(b)),
-    'in namespace/name order',
-  );
+  t.same(names, [...names].sort(), "in the API server's order: namespace, then name");
   t.equal(new Set(names).size, 52);
 });
