@@ -237,6 +237,24 @@ interface PhaseResult {
   maxInList: number | null;
   requestsPerMinute: Record<string, number>;
   requestsAtListed: Record<string, number>;
+  /** the highest RSS sampled (every 250 ms) before the pod list, during it, and after it */
+  rssBy: { beforePodList: number; podList: number; afterLists: number };
+}
+
+/** Samples a process's RSS every 250 ms until stopped: when its peak came, not only how high. */
+function sampleRss(pid: number): () => { at: number; rss: number }[] {
+  const samples: { at: number; rss: number }[] = [];
+  const timer = setInterval(() => {
+    try {
+      samples.push({ at: Date.now(), rss: memoryOf(pid).rss });
+    } catch {
+      // the process has ended
+    }
+  }, 250);
+  return () => {
+    clearInterval(timer);
+    return samples;
+  };
 }
 
 /** One serve run: the lists, reviews meanwhile, then memory and the steady requests. */
@@ -245,6 +263,7 @@ async function servePhase(lab: KubeLab, reg: TestRegistry, body: string, pods: n
   const listTimeout = 120_000 + pods * 3;
   const serve = await startServe(lab, reg, 120_000);
   const agent = new Agent({ connect: { ca: pki.caPem }, connections: 2 });
+  const sampled = sampleRss(serve.child.pid!);
   try {
     let done = false;
     const reviews = reviewLoop(serve.url, agent, body, () => done);
@@ -271,6 +290,14 @@ async function servePhase(lab: KubeLab, reg: TestRegistry, body: string, pods: n
     steadyDone = true;
     const steadyMs = (await steadyReviews).ok.map((r) => r.ms);
     const second = await scrape(serve);
+    const samples = sampled();
+    const highest = (from: number, to: number) =>
+      samples.filter((x) => x.at >= from && x.at < to).reduce((m, x) => Math.max(m, x.rss), 0);
+    const rssBy = {
+      beforePodList: highest(0, listStart),
+      podList: highest(listStart, podsListed.time),
+      afterLists: highest(podsListed.time, Number.POSITIVE_INFINITY),
+    };
     const perMinute: Record<string, number> = {};
     for (const [k, n] of Object.entries(second.requests)) {
       const d = n - (first.requests[k] ?? 0);
@@ -292,8 +319,10 @@ async function servePhase(lab: KubeLab, reg: TestRegistry, body: string, pods: n
       maxInList: ms.length ? ms.reduce((a, b) => Math.max(a, b)) : null,
       requestsPerMinute: perMinute,
       requestsAtListed: first.requests,
+      rssBy,
     };
   } finally {
+    sampled();
     await agent.close();
     await stopServe(serve);
   }

@@ -105,6 +105,8 @@ export interface FaultProxy {
   counts(): Record<string, number>;
   /** Requests still open: neither answered nor given up by the client. */
   open(filter?: FaultMatch): number;
+  /** TCP connections accepted so far (a client that reuses its connections opens few). */
+  connections(): number;
   resetLog(): void;
   stop(): Promise<void>;
 }
@@ -450,7 +452,9 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
   server.headersTimeout = 0;
   server.keepAliveTimeout = 5_000;
   // Track raw TCP sockets (for TLS too) so stop() can end every connection, hung or not.
+  let accepted = 0;
   server.on('connection', (s: Socket) => {
+    accepted++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
@@ -483,6 +487,7 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     clearRules: () => void rules.splice(0, rules.length),
     count: (filter) => requests(filter).length,
     open: (filter) => requests(filter).filter((e) => e.closedAt === undefined).length,
+    connections: () => accepted,
     requests,
     counts() {
       const out: Record<string, number> = {};
