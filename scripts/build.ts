@@ -43,7 +43,8 @@ export async function buildCli(opts: { outdir?: string; metafile?: boolean } = {
   rmSync(outdir, { recursive: true, force: true });
   const result = await build({
     absWorkingDir: root,
-    entryPoints: ['src/cli/main.ts'],
+    // the page worker (cluster/page-split.ts starts it from dist/cluster/page-worker.js)
+    entryPoints: ['src/cli/main.ts', 'src/cluster/page-worker.ts'],
     outbase: 'src',
     outdir,
     bundle: true,

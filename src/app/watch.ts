@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { EventApi } from '../cluster/events.ts';
 import { LeaseLock } from '../cluster/lease.ts';
-import { AllPods } from '../cluster/all-pods.ts';
+import { AllPods, WATCHED_PODS } from '../cluster/all-pods.ts';
 import { PodReader } from '../cluster/pods.ts';
 import { WorkloadLists } from '../cluster/workloads.ts';
 import type { Config } from '../config/schema.ts';
@@ -16,7 +16,6 @@ import { PodCheck } from '../podcheck/podcheck.ts';
 import { Preflight } from '../preflight/engine.ts';
 import type { ClientOptions, RegistryClient } from '../registry/client.ts';
 import { RequestBudget } from '../watch/budget.ts';
-import { heldByWatch } from '../watch/pods.ts';
 import { Watch } from '../watch/watch.ts';
 
 /** The pod list of replicas started together is spread over this much time (list-watch.ts startJitterMs). */
@@ -82,7 +81,7 @@ export function buildWatch(config: Config, setup: WatchSetup): Watch {
     cluster: {
       events: new EventApi(setup.kc),
       lease: new LeaseLock(setup.kc, { namespace: setup.leaseNamespace, name: w.leaseName }),
-      pods: new AllPods(setup.kc, { ...logger, keep: heldByWatch, startJitterMs: POD_LIST_JITTER_MS }),
+      pods: new AllPods(setup.kc, { ...logger, which: WATCHED_PODS, startJitterMs: POD_LIST_JITTER_MS }),
       reader: new PodReader(setup.kc, Math.max(5_000, config.deadline)),
       workloads: new WorkloadLists(setup.kc),
     },

@@ -6,6 +6,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { ListWatch } from './list-watch.ts';
+import type { Projection } from './page-split.ts';
 
 export interface WatchedContainer {
   name: string;
@@ -67,11 +68,11 @@ export interface PodChanges {
 export interface AllPodsOptions {
   logger?: Logger;
   /**
-   * Which pods are held (the watch: stuck ones and bare ones); the others are parsed, looked at and
-   * let go, so that memory follows the pods that need attention, not the cluster's size. A held pod
-   * that stops being kept is let go (told as deleted). Default: every pod.
+   * Which pods are held (the watch: WATCHED_PODS, stuck ones and bare ones); the others are parsed,
+   * looked at and let go, so that memory follows the pods that need attention, not the cluster's
+   * size. A held pod that stops being kept is let go (told as deleted). Default: every pod.
    */
-  keep?: (pod: WatchedPod) => boolean;
+  which?: Projection<WatchedPod>;
   pageSize?: number;
   /** the first list waits a random time up to this (ms): replicas do not all list at once */
   startJitterMs?: number;
@@ -91,18 +92,13 @@ export class AllPods {
   readonly #pods: ListWatch<WatchedPod>;
 
   constructor(kc: KubeConfig, opts: AllPodsOptions = {}) {
-    const { keep, ...rest } = opts;
+    const { which = PODS, ...rest } = opts;
     this.#pods = new ListWatch(kc, {
       ...rest,
       path: '/api/v1/pods',
       what: 'pods in all namespaces',
       fieldSelector: LIVE_PODS,
-      project: keep
-        ? (object) => {
-            const pod = watchedPod(object);
-            return pod && keep(pod) ? pod : undefined;
-          }
-        : watchedPod,
+      projection: which,
       key: (pod) => pod.metadata.uid,
       keyOf: podUid,
     });
@@ -135,6 +131,80 @@ export class AllPods {
     return this.#pods.items.has(uid);
   }
 }
+
+/**
+ * Waiting reasons that mean the image could not be pulled (or, for ImageInspectError, not even looked
+ * up on the node), each with where the kubelet or the runtime writes it. The kubelet copies the
+ * error's text into state.waiting.reason (kuberuntime_manager.go SyncPod: startContainerResult.Fail).
+ * One table: diagnose, the watch and its metric all read it.
+ */
+export const STUCK_REASON_SOURCES = {
+  // kubernetes pkg/kubelet/images/types.go ErrImagePull; image_manager.go evalCRIPullErr's fallback
+  ErrImagePull: 'kubernetes pkg/kubelet/images/types.go ErrImagePull',
+  // types.go ErrImagePullBackOff; image_manager.go pullImage (IsInBackOffSinceUpdate)
+  ImagePullBackOff: 'kubernetes pkg/kubelet/images/types.go ErrImagePullBackOff',
+  // types.go ErrInvalidImageName; image_manager.go EnsureImageExists ("Failed to apply default image tag")
+  InvalidImageName: 'kubernetes pkg/kubelet/images/types.go ErrInvalidImageName',
+  // types.go ErrImageNeverPull; image_manager.go imageNotPresentOnNeverPolicyError
+  ErrImageNeverPull: 'kubernetes pkg/kubelet/images/types.go ErrImageNeverPull',
+  // types.go ErrImageInspect; image_manager.go imagePullPrecheck ("Failed to inspect image %q: %v",
+  // event InspectFailed): the runtime could not say whether the image is on the node
+  ImageInspectError: 'kubernetes pkg/kubelet/images/types.go ErrImageInspect',
+  // cri-api pkg/errors ErrRegistryUnavailable, mapped by image_manager.go evalCRIPullErr ("image pull
+  // failed for %s because the registry is unavailable%s"); CRI-O server/image_pull.go wraps ECONNREFUSED
+  // in it (kubernetes#117717)
+  RegistryUnavailable:
+    'k8s.io/cri-api pkg/errors ErrRegistryUnavailable (kubelet images/image_manager.go evalCRIPullErr)',
+  // cri-api pkg/errors ErrSignatureValidationFailed, mapped by evalCRIPullErr ("… because the signature
+  // validation failed%s"); CRI-O internal/storage/image.go WrapSignatureCRIErrorIfNeeded wraps
+  // containers/image's PolicyRequirementError and InvalidSignatureError in it (kubernetes#117935)
+  SignatureValidationFailed:
+    'k8s.io/cri-api pkg/errors ErrSignatureValidationFailed (kubelet images/image_manager.go evalCRIPullErr)',
+} as const;
+
+/** Whether a waiting reason means the image could not be pulled (a key of STUCK_REASON_SOURCES). */
+export function isStuckReason(reason: string | undefined): boolean {
+  return reason !== undefined && Object.hasOwn(STUCK_REASON_SOURCES, reason);
+}
+
+/**
+ * Whether a pod waits on an image pull: a container (init, app or ephemeral) waiting with one of
+ * STUCK_REASON_SOURCES' reasons.
+ */
+export function waitsOnPull(pod: WatchedPod): boolean {
+  const { initContainerStatuses = [], containerStatuses = [], ephemeralContainerStatuses = [] } = pod.status;
+  for (const list of [initContainerStatuses, containerStatuses, ephemeralContainerStatuses])
+    for (const s of list) if (isStuckReason(s.state?.waiting?.reason)) return true;
+  return false;
+}
+
+/**
+ * The pods the watch holds: those stuck on an image now (diagnosed, counted in the metric) and bare
+ * ones (no owner: re-verified themselves). Any other pod is checked through its owner, so the watch
+ * lets it go once parsed.
+ */
+export function heldByWatch(pod: WatchedPod): boolean {
+  return !pod.metadata.ownerReferences?.length || waitsOnPull(pod);
+}
+
+/** Every pod, as its WatchedPod. */
+export const PODS: Projection<WatchedPod> = { name: 'pods', project: (object) => watchedPod(object) };
+/** The pods waiting on an image pull (`diagnose`). */
+export const STUCK_PODS: Projection<WatchedPod> = {
+  name: 'stuck-pods',
+  project: (object) => {
+    const pod = watchedPod(object);
+    return pod && waitsOnPull(pod) ? pod : undefined;
+  },
+};
+/** The pods the watch holds (heldByWatch). */
+export const WATCHED_PODS: Projection<WatchedPod> = {
+  name: 'watched-pods',
+  project: (object) => {
+    const pod = watchedPod(object);
+    return pod && heldByWatch(pod) ? pod : undefined;
+  },
+};
 
 type Obj = Record<string, unknown>;
 

@@ -11,15 +11,17 @@ import type { Logger } from 'pino';
 import { Agent, type Dispatcher } from 'undici';
 import { type ApiCall, apiErrorText, apiStatus, watchErrorEvent } from './api-errors.ts';
 import { clientNode } from './k8s.ts';
-import { PageSplitter, type SplitPage } from './page-split.ts';
+import { PageSplitter, type ProjectedPage, type Projection } from './page-split.ts';
 
-export interface ListWatchOptions<T> {
+export interface ListWatchOptions<T, P = T> {
   /** the collection's path, e.g. /api/v1/nodes or /api/v1/pods */
   path: string;
   /** for messages: `nodes`, `pods in all namespaces` */
   what: string;
-  /** what is kept of an object (as parsed JSON); undefined: nothing */
-  project: (object: unknown) => T | undefined;
+  /** what is kept of an object (as parsed JSON), by list pages in the page worker and by watch events here */
+  projection: Projection<P>;
+  /** what is held of a projection (its strings shared with what is held already); default: the projection */
+  adopt?: (projected: P) => T;
   /** the key a projection is stored under (a name, a uid) */
   key: (item: T) => string;
   logger?: Logger;
@@ -101,9 +103,10 @@ const SLICE_MS = 1;
 /** How far past the server's timeoutSeconds a silent stream is given up as a dead connection. */
 const DEAD_STREAM_MARGIN_S = 60;
 
-export class ListWatch<T> {
+export class ListWatch<T, P = T> {
   readonly #kc: KubeConfig;
-  readonly #o: Required<Omit<ListWatchOptions<T>, 'logger' | 'keyOf' | 'fieldSelector'>>;
+  readonly #o: Required<Omit<ListWatchOptions<T, P>, 'logger' | 'keyOf' | 'fieldSelector' | 'adopt'>>;
+  readonly #adopt: (projected: P) => T;
   readonly #select: Record<string, string>;
   readonly #keyOf: ((object: unknown) => string | undefined) | undefined;
   readonly #log: Logger | undefined;
@@ -118,13 +121,13 @@ export class ListWatch<T> {
   #watches = 0;
   #startDelayMs = 0;
 
-  constructor(kc: KubeConfig, opts: ListWatchOptions<T>) {
+  constructor(kc: KubeConfig, opts: ListWatchOptions<T, P>) {
     this.#kc = kc;
     this.#log = opts.logger;
     this.#o = {
       path: opts.path,
       what: opts.what,
-      project: opts.project,
+      projection: opts.projection,
       key: opts.key,
       pageSize: opts.pageSize ?? 500,
       watchTimeoutSeconds: opts.watchTimeoutSeconds ?? 300,
@@ -137,6 +140,7 @@ export class ListWatch<T> {
       random: opts.random ?? Math.random,
     };
     this.#keyOf = opts.keyOf;
+    this.#adopt = opts.adopt ?? ((projected) => projected as unknown as T);
     this.#select = opts.fieldSelector ? { fieldSelector: opts.fieldSelector } : {};
     this.#list = { verb: 'list', what: opts.what, timeoutMs: this.#o.listTimeoutMs };
     this.#watchCall = { verb: 'watch', what: opts.what };
@@ -227,18 +231,19 @@ export class ListWatch<T> {
     this.#log?.debug(`listing ${this.#o.what}`);
     const fresh = new Map<string, T>();
     let rv = '';
-    const pages = listPages(this.#kc, this.#o.path, {
+    const pages = listPages(this.#kc, this.#o.path, this.#o.projection, {
       query: this.#select,
       pageSize: this.#o.pageSize,
       timeoutMs: this.#o.listTimeoutMs,
       stop,
     });
     for await (const page of pages) {
-      // Item by item, yielding to the event loop every slice: reviews wait for a slice, not a page.
+      // Projected already (in the page worker); what is kept of them, yielding to the event loop
+      // every slice: reviews wait for a slice, not a page.
       let slice = performance.now();
-      for (const text of page.items) {
-        const item = this.#o.project(JSON.parse(text));
-        if (item !== undefined) fresh.set(this.#o.key(item), item);
+      for (const projected of page.items) {
+        const item = this.#adopt(projected);
+        fresh.set(this.#o.key(item), item);
         if (performance.now() - slice > SLICE_MS) {
           await yieldNow();
           if (stop.aborted) throw stop.reason;
@@ -313,8 +318,8 @@ export class ListWatch<T> {
     if (objRv) out.rv = objRv;
     if (type === 'BOOKMARK') return true;
     out.events++;
-    const item = this.#o.project(object);
-    if (item === undefined) {
+    const projected = this.#o.projection.project(object);
+    if (projected === undefined) {
       // dropped by the projection: what was held under its key is stale now
       const key = this.#keyOf?.(object);
       const held = key === undefined ? undefined : this.#items.get(key);
@@ -324,6 +329,7 @@ export class ListWatch<T> {
       }
       return true;
     }
+    const item = this.#adopt(projected);
     const key = this.#o.key(item);
     const previous = this.#items.get(key);
     if (type === 'DELETED') {
@@ -361,23 +367,28 @@ export interface ListPagesOptions {
 }
 
 /**
- * One list, page by page (limit + continue), each page split into its items' JSON texts off this
- * thread (page-split.ts). The one way pullguard lists a collection: the list-watch and `diagnose`
+ * One list, page by page (limit + continue), each page parsed and projected off this thread
+ * (page-split.ts): what the caller gets of a page is what the projection keeps of it. The one way pullguard lists a collection: the list-watch and `diagnose`
  * alike. The next page is asked for as soon as this one's continue token is known, so the API
  * server serves it while the caller works on this one: at most two pages are held at once.
  */
-export async function* listPages(kc: KubeConfig, path: string, o: ListPagesOptions): AsyncGenerator<SplitPage> {
+export async function* listPages<T>(
+  kc: KubeConfig,
+  path: string,
+  projection: Projection<T>,
+  o: ListPagesOptions,
+): AsyncGenerator<ProjectedPage<T>> {
   const splitter = new PageSplitter();
   const ended = new AbortController();
   const stop = o.stop ? AbortSignal.any([o.stop, ended.signal]) : ended.signal;
   let limit = Math.min(FIRST_LIMIT, o.pageSize);
-  const fetchPage = async (cont: string | undefined): Promise<SplitPage> => {
+  const fetchPage = async (cont: string | undefined): Promise<ProjectedPage<T>> => {
     const signal = AbortSignal.any([stop, AbortSignal.timeout(o.timeoutMs)]);
     const query = { ...o.query, limit: String(limit), ...(cont ? { continue: cont } : {}) };
     const bytes = await (await getCollection(kc, path, query, signal)).arrayBuffer();
     const size = bytes.byteLength;
-    const page = await splitter.split(bytes, signal);
-    limit = nextLimit(limit, page.items.length, size, o.pageSize);
+    const page = await splitter.split(bytes, projection, signal);
+    limit = nextLimit(limit, page.count, size, o.pageSize);
     return page;
   };
   try {

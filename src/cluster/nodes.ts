@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { normalize, type Platform } from '../platform/index.ts';
 import { fits, type Placement, type PlacementNode, type Taint } from '../placement/placement.ts';
 import { ListWatch, type ListWatchOptions } from './list-watch.ts';
+import type { Projection } from './page-split.ts';
 
 export interface NodeFacts extends PlacementNode {
   name: string;
@@ -24,7 +25,7 @@ export interface PlatformCount {
 }
 
 /** list page size, watch duration, back-off; `watch: false` lists once and stops (a one-shot command) */
-export type NodeWatcherOptions = Omit<ListWatchOptions<NodeFacts>, 'path' | 'what' | 'project' | 'key'>;
+export type NodeWatcherOptions = Omit<ListWatchOptions<NodeFacts>, 'path' | 'what' | 'projection' | 'adopt' | 'key'>;
 
 // Loosely typed: a node as parsed JSON, the fields nodeFacts reads.
 export interface NodeLike {
@@ -55,7 +56,9 @@ export class NodeWatcher {
       ...opts,
       path: '/api/v1/nodes',
       what: 'nodes',
-      project: (object) => nodeFacts(object as NodeLike, this.#pool),
+      projection: NODE_FACTS,
+      // every repeated string held once for all nodes
+      adopt: (node) => pooled(node, this.#pool),
       key: (node) => node.name,
     });
   }
@@ -273,22 +276,21 @@ class Interner {
 export function nodeFacts(node: NodeLike | undefined, pool?: { intern(s: string): string }): NodeFacts | undefined {
   const name = node?.metadata?.name;
   if (typeof name !== 'string' || name === '') return undefined;
-  const own = (s: string) => (pool ? pool.intern(s) : s);
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(node?.metadata?.labels ?? {})) {
-    if (typeof v === 'string') labels[own(k)] = own(v);
+    if (typeof v === 'string') labels[k] = v;
   }
   const taints: Taint[] = [];
   for (const t of node?.spec?.taints ?? []) {
     if (typeof t?.key !== 'string' || (t.effect !== 'NoSchedule' && t.effect !== 'NoExecute')) continue;
-    taints.push({ key: own(t.key), effect: t.effect, ...(typeof t.value === 'string' ? { value: own(t.value) } : {}) });
+    taints.push({ key: t.key, effect: t.effect, ...(typeof t.value === 'string' ? { value: t.value } : {}) });
   }
   const info = node?.status?.nodeInfo;
   const images = new Set<string>();
   for (const img of node?.status?.images ?? []) {
-    for (const n of img?.names ?? []) if (typeof n === 'string') images.add(own(n));
+    for (const n of img?.names ?? []) if (typeof n === 'string') images.add(n);
   }
-  return {
+  const facts: NodeFacts = {
     name,
     os: info?.operatingSystem || labels['kubernetes.io/os'] || '',
     architecture: info?.architecture || labels['kubernetes.io/arch'] || '',
@@ -296,7 +298,31 @@ export function nodeFacts(node: NodeLike | undefined, pool?: { intern(s: string)
     taints,
     images: [...images],
   };
+  return pool ? pooled(facts, pool) : facts;
 }
+
+/** A node's facts with each repeated string (image names, label keys and values, taints) the pool's one copy. */
+export function pooled(node: NodeFacts, pool: { intern(s: string): string }): NodeFacts {
+  const own = (s: string) => pool.intern(s);
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries(node.labels)) labels[own(k)] = own(v);
+  return {
+    ...node,
+    labels,
+    taints: node.taints.map((t) => ({
+      ...t,
+      key: own(t.key),
+      ...(t.value !== undefined ? { value: own(t.value) } : {}),
+    })),
+    images: node.images.map(own),
+  };
+}
+
+/** What a node list keeps of each node (page-worker.ts applies it by name): its facts, strings not yet pooled. */
+export const NODE_FACTS: Projection<NodeFacts> = {
+  name: 'node-facts',
+  project: (object) => nodeFacts(object as NodeLike),
+};
 
 /** The node's platform in canonical form (arm64 nodes run v8); undefined when it reports no os or architecture. */
 export function nodePlatform(node: Pick<NodeFacts, 'os' | 'architecture'>): Platform | undefined {

@@ -4,11 +4,11 @@
 // A list keeps, page by page, only the pods the caller asks for, and only their projection
 // (all-pods.ts): `diagnose -A` of a large cluster holds its stuck pods, not the cluster.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { LIVE_PODS, type WatchedPod, watchedPod } from './all-pods.ts';
+import { LIVE_PODS, PODS, type WatchedPod } from './all-pods.ts';
 import { type KubeApiError, kubeApiError } from './api-errors.ts';
 import { getObject, listPages } from './list-watch.ts';
 import { type NodeFacts, type NodeLike, nodeFacts } from './nodes.ts';
-import type { SplitPage } from './page-split.ts';
+import type { ProjectedPage, Projection } from './page-split.ts';
 
 /** A pod as the API server sends it (parsed JSON), with the fields a diagnosis starts from. */
 export interface PodObject {
@@ -56,37 +56,33 @@ export class PodReader {
   }
 
   /**
-   * The pods of a namespace (undefined: all namespaces) that `keep` accepts, a page at a time (at
-   * most 500 a page, about a MiB of JSON: list-watch.ts), each as its projection; the others are
-   * let go with their page. Pages come in the API server's order: by namespace, then name.
+   * The pods of a namespace (undefined: all namespaces) that the projection keeps (all-pods.ts:
+   * PODS, STUCK_PODS), a page at a time (at most 500 a page, about a MiB of JSON: list-watch.ts);
+   * the others are let go in the page worker. Pages come in the API server's order: by namespace,
+   * then name.
    */
   async *pages(
     namespace: string | undefined,
     labelSelector?: string,
-    keep: (pod: WatchedPod) => boolean = () => true,
+    which: Projection<WatchedPod> = PODS,
   ): AsyncGenerator<WatchedPod[]> {
     const where = namespace ? `pods in namespace "${namespace}"` : 'pods in all namespaces';
     const path = namespace ? `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods` : '/api/v1/pods';
-    const pages = listPages(this.#kc, path, {
+    const pages = listPages(this.#kc, path, which, {
       // a pod that has ended pulls nothing again: none of them is stuck
       query: { fieldSelector: LIVE_PODS, ...(labelSelector ? { labelSelector } : {}) },
       pageSize: PAGE_SIZE,
       timeoutMs: this.#timeoutMs,
     });
     for (;;) {
-      let page: IteratorResult<SplitPage>;
+      let page: IteratorResult<ProjectedPage<WatchedPod>>;
       try {
         page = await pages.next();
       } catch (err) {
         throw this.#failure(err, 'list', where);
       }
       if (page.done) return;
-      const kept: WatchedPod[] = [];
-      for (const text of page.value.items) {
-        const pod = watchedPod(JSON.parse(text));
-        if (pod && keep(pod)) kept.push(pod);
-      }
-      yield kept;
+      yield page.value.items;
     }
   }
 

@@ -7,41 +7,10 @@
 // evidence; the others are kept apart, to be shown as such and used for nothing.
 
 import { parseImageName } from '../reference/index.ts';
+import { isStuckReason } from '../cluster/all-pods.ts';
 
-/**
- * Waiting reasons that mean the image could not be pulled (or, for ImageInspectError, not even looked
- * up on the node), each with where the kubelet or the runtime writes it. The kubelet copies the
- * error's text into state.waiting.reason (kuberuntime_manager.go SyncPod: startContainerResult.Fail).
- * One table: diagnose, the watch and its metric all read it.
- */
-export const STUCK_REASON_SOURCES = {
-  // kubernetes pkg/kubelet/images/types.go ErrImagePull; image_manager.go evalCRIPullErr's fallback
-  ErrImagePull: 'kubernetes pkg/kubelet/images/types.go ErrImagePull',
-  // types.go ErrImagePullBackOff; image_manager.go pullImage (IsInBackOffSinceUpdate)
-  ImagePullBackOff: 'kubernetes pkg/kubelet/images/types.go ErrImagePullBackOff',
-  // types.go ErrInvalidImageName; image_manager.go EnsureImageExists ("Failed to apply default image tag")
-  InvalidImageName: 'kubernetes pkg/kubelet/images/types.go ErrInvalidImageName',
-  // types.go ErrImageNeverPull; image_manager.go imageNotPresentOnNeverPolicyError
-  ErrImageNeverPull: 'kubernetes pkg/kubelet/images/types.go ErrImageNeverPull',
-  // types.go ErrImageInspect; image_manager.go imagePullPrecheck ("Failed to inspect image %q: %v",
-  // event InspectFailed): the runtime could not say whether the image is on the node
-  ImageInspectError: 'kubernetes pkg/kubelet/images/types.go ErrImageInspect',
-  // cri-api pkg/errors ErrRegistryUnavailable, mapped by image_manager.go evalCRIPullErr ("image pull
-  // failed for %s because the registry is unavailable%s"); CRI-O server/image_pull.go wraps ECONNREFUSED
-  // in it (kubernetes#117717)
-  RegistryUnavailable:
-    'k8s.io/cri-api pkg/errors ErrRegistryUnavailable (kubelet images/image_manager.go evalCRIPullErr)',
-  // cri-api pkg/errors ErrSignatureValidationFailed, mapped by evalCRIPullErr ("… because the signature
-  // validation failed%s"); CRI-O internal/storage/image.go WrapSignatureCRIErrorIfNeeded wraps
-  // containers/image's PolicyRequirementError and InvalidSignatureError in it (kubernetes#117935)
-  SignatureValidationFailed:
-    'k8s.io/cri-api pkg/errors ErrSignatureValidationFailed (kubelet images/image_manager.go evalCRIPullErr)',
-} as const;
-
-/** Whether a waiting reason means the image could not be pulled (a key of STUCK_REASON_SOURCES). */
-export function isStuckReason(reason: string | undefined): boolean {
-  return reason !== undefined && Object.hasOwn(STUCK_REASON_SOURCES, reason);
-}
+// The waiting reasons of a stuck pull are the pod lists' too (cluster/all-pods.ts keeps stuck pods by them).
+export { isStuckReason, STUCK_REASON_SOURCES } from '../cluster/all-pods.ts';
 
 export const BACKOFF_INITIAL_S = 10;
 export const BACKOFF_MAX_S = 300;

@@ -1,6 +1,7 @@
 // Diagnoses pods: reads what the kubelet recorded, checks the stuck containers' images now with the
 // pod's own credentials (its pull secrets, then the node's) and its node's platform, and joins both.
 
+import { STUCK_PODS } from '../cluster/all-pods.ts';
 import { nodePlatform } from '../cluster/nodes.ts';
 import type { PodObject, PodReader } from '../cluster/pods.ts';
 import { errorLine } from '../cluster/api-errors.ts';
@@ -154,8 +155,8 @@ async function* podsOf(deps: DiagnoseDeps, target: DiagnoseTarget, sink: Diagnos
     yield pods;
     return;
   }
-  // Only the stuck pods of each page are kept, by the same test diagnoseOne starts with.
-  yield* deps.reader.pages(target.namespace, target.labelSelector, (pod) => containerEvidence(pod, []).length > 0);
+  // Only the stuck pods of each page are kept (in the page worker).
+  yield* deps.reader.pages(target.namespace, target.labelSelector, STUCK_PODS);
 }
 
 /** Every diagnosis at once (a few pods, or tests): diagnoseEach collected. */

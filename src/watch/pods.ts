@@ -46,15 +46,6 @@ function stuckContainers(pod: WatchedPod): { container: string; reason: string }
   return out;
 }
 
-/**
- * The pods the watch holds: those stuck on an image now (diagnosed, counted in the metric) and bare
- * ones (no owner: re-verified themselves). Any other pod is checked through its owner, so the watch
- * lets it go once parsed (cluster/all-pods.ts keep).
- */
-export function heldByWatch(pod: WatchedPod): boolean {
-  return !pod.metadata.ownerReferences?.length || stuckContainers(pod).length > 0;
-}
-
 /** The Event's message: cause and fix in one line, then the outlook. */
 function eventMessage(d: ContainerDiagnosis): string {
   const fix = d.hint ? ` Fix: ${oneLine(d.hint)}.` : '';

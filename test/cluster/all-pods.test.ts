@@ -2,7 +2,7 @@ import t from 'tap';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { AllPods, LIVE_PODS, type WatchedPod } from '../../src/cluster/all-pods.ts';
 import { placementOf } from '../../src/placement/placement.ts';
-import { heldByWatch } from '../../src/watch/pods.ts';
+import { WATCHED_PODS } from '../../src/cluster/all-pods.ts';
 import { startKubeLab, type KubeLab, labThroughProxy } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -105,7 +105,7 @@ t.test("with the watch's keep, only stuck and bare pods are held; one that recov
   await make('bare', false);
   await kubelet.setWaiting(ns, 'stuck', [{ name: 'web', image: 'registry.test/stuck:1', reason: 'ErrImagePull' }]);
 
-  const pods = new AllPods(lab.kc(), { pageSize: 3, keep: heldByWatch });
+  const pods = new AllPods(lab.kc(), { pageSize: 3, which: WATCHED_PODS });
   const seen: string[] = [];
   pods.start({
     listed: () => undefined,
@@ -177,7 +177,7 @@ t.test('pods that have ended are left out by the API server, in the list and in 
   await phase('failed', 'Failed');
   const { proxy, kc } = await labThroughProxy(lab);
   t.teardown(() => proxy.stop());
-  const pods = new AllPods(kc, { keep: heldByWatch });
+  const pods = new AllPods(kc, { which: WATCHED_PODS });
   const seen: string[] = [];
   pods.start({ listed: () => undefined, changed: () => undefined, deleted: (p) => seen.push(p.metadata.name) });
   t.teardown(() => pods.stop());

@@ -11,6 +11,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { watchedPod } from '../../src/cluster/all-pods.ts';
 import { ListWatch, type ListWatchOptions, nextLimit, PAGE_BYTES, startDelay } from '../../src/cluster/list-watch.ts';
+import { NODE_FACTS, type NodeFacts } from '../../src/cluster/nodes.ts';
 import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -22,25 +23,25 @@ interface Slim {
   arch: string;
 }
 
-/** A node as its name and architecture label: the projection under test. */
-function slim(object: unknown): Slim | undefined {
-  const meta = (object as { metadata?: { name?: string; labels?: Record<string, string> } }).metadata;
-  return meta?.name ? { name: meta.name, arch: meta.labels?.['kubernetes.io/arch'] ?? '' } : undefined;
+/** What is held of a node's facts (the node watch's projection, made in the page worker for large pages). */
+function slim(node: NodeFacts): Slim {
+  return { name: node.name, arch: node.architecture };
 }
 
 type Tap = { teardown(fn: () => unknown): void };
 
 async function setup(
   t: Tap,
-  opts: Partial<ListWatchOptions<Slim>> = {},
-): Promise<{ api: KubeApiServer; lw: ListWatch<Slim>; changes: string[] }> {
+  opts: Partial<ListWatchOptions<Slim, NodeFacts>> = {},
+): Promise<{ api: KubeApiServer; lw: ListWatch<Slim, NodeFacts>; changes: string[] }> {
   const api = await KubeApiServer.start();
   const kc = new KubeConfig();
   kc.loadFromFile(await api.writeKubeconfig(join(dir, String(Math.random()))));
-  const lw = new ListWatch<Slim>(kc, {
+  const lw = new ListWatch<Slim, NodeFacts>(kc, {
     path: '/api/v1/nodes',
     what: 'nodes',
-    project: slim,
+    projection: NODE_FACTS,
+    adopt: slim,
     key: (n) => n.name,
     backoffInitialMs: 20,
     backoffMaxMs: 200,
@@ -54,7 +55,7 @@ async function setup(
   return { api, lw, changes };
 }
 
-function start(lw: ListWatch<Slim>, changes: string[]): void {
+function start(lw: ListWatch<Slim, NodeFacts>, changes: string[]): void {
   lw.start({
     listed: () => changes.push(`listed ${lw.items.size}`),
     changed: (n) => changes.push(`changed ${n.name}`),

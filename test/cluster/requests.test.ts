@@ -57,10 +57,10 @@ t.test('every request is counted once by verb and resource, and the metric says 
       body: { metadata: { name: `p${i}` }, spec: { containers: [{ name: 'c', image: 'registry.test/app:1' }] } },
     });
   await core.readNamespacedPod({ namespace: 'counted', name: 'nope' }).catch(() => undefined);
-  const pods = new ListWatch(kc, {
+  const pods = new ListWatch<string>(kc, {
     path: '/api/v1/pods',
     what: 'pods',
-    project: (o) => (o as { metadata?: { name?: string } }).metadata?.name,
+    projection: { name: 'names', project: (o: unknown) => (o as { metadata?: { name?: string } }).metadata?.name },
     key: (n) => n,
     pageSize: 2,
   });

@@ -4,6 +4,7 @@
 import t from 'tap';
 import { buildPodCheck } from '../../src/app/build.ts';
 import type { WatchedPod } from '../../src/cluster/all-pods.ts';
+import type { Projection } from '../../src/cluster/page-split.ts';
 import { PodReader } from '../../src/cluster/pods.ts';
 import { validateConfig } from '../../src/config/schema.ts';
 import type { ContainerDiagnosis } from '../../src/diagnose/diagnose.ts';
@@ -21,9 +22,9 @@ class CountingReader extends PodReader {
   override async *pages(
     namespace: string | undefined,
     labelSelector?: string,
-    keep?: (pod: WatchedPod) => boolean,
+    which?: Projection<WatchedPod>,
   ): AsyncGenerator<WatchedPod[]> {
-    for await (const page of super.pages(namespace, labelSelector, keep)) {
+    for await (const page of super.pages(namespace, labelSelector, which)) {
       this.kept.push(page.length);
       this.givenAtPage.push(this.given);
       yield page;
