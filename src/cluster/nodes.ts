@@ -4,19 +4,9 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { normalize, type Platform } from '../platform/index.ts';
-import { fits, type Placement, type PlacementNode, type Taint } from '../placement/placement.ts';
+import { fits, type Placement } from '../placement/placement.ts';
 import { ListWatch, type ListWatchOptions } from './list-watch.ts';
-import type { Projection } from './page-split.ts';
-
-export interface NodeFacts extends PlacementNode {
-  name: string;
-  /** status.nodeInfo.operatingSystem, else the kubernetes.io/os label, else '' */
-  os: string;
-  /** status.nodeInfo.architecture, else the kubernetes.io/arch label, else '' */
-  architecture: string;
-  /** every name in status.images (capped by the kubelet, so only a hint); interned when watched */
-  images: readonly string[];
-}
+import { NODE_FACTS, type NodeFacts, pooled } from './projections.ts';
 
 export interface PlatformCount {
   os: string;
@@ -26,16 +16,6 @@ export interface PlatformCount {
 
 /** list page size, watch duration, back-off; `watch: false` lists once and stops (a one-shot command) */
 export type NodeWatcherOptions = Omit<ListWatchOptions<NodeFacts>, 'path' | 'what' | 'projection' | 'adopt' | 'key'>;
-
-// Loosely typed: a node as parsed JSON, the fields nodeFacts reads.
-export interface NodeLike {
-  metadata?: { name?: string; resourceVersion?: string; labels?: Record<string, string> };
-  spec?: { taints?: { key?: string; value?: string; effect?: string }[] };
-  status?: {
-    nodeInfo?: { operatingSystem?: string; architecture?: string };
-    images?: { names?: string[] }[];
-  };
-}
 
 /** Distinct placements remembered per version of the nodes' placement facts (a review asks for its pod's). */
 const MAX_PLACEMENTS = 512;
@@ -266,63 +246,6 @@ class Interner {
     if (image) entry.images = Math.max(0, entry.images + by);
   }
 }
-
-/**
- * What pullguard reads of a node, the one place its platform is worked out: status.nodeInfo as the
- * kubelet reports it, else the kubernetes.io/os and kubernetes.io/arch labels; its labels and the
- * taints that keep pods away (placement); its images. The node watch (with a pool that holds each
- * repeated string once) and the reads for a diagnosis both come here.
- */
-export function nodeFacts(node: NodeLike | undefined, pool?: { intern(s: string): string }): NodeFacts | undefined {
-  const name = node?.metadata?.name;
-  if (typeof name !== 'string' || name === '') return undefined;
-  const labels: Record<string, string> = {};
-  for (const [k, v] of Object.entries(node?.metadata?.labels ?? {})) {
-    if (typeof v === 'string') labels[k] = v;
-  }
-  const taints: Taint[] = [];
-  for (const t of node?.spec?.taints ?? []) {
-    if (typeof t?.key !== 'string' || (t.effect !== 'NoSchedule' && t.effect !== 'NoExecute')) continue;
-    taints.push({ key: t.key, effect: t.effect, ...(typeof t.value === 'string' ? { value: t.value } : {}) });
-  }
-  const info = node?.status?.nodeInfo;
-  const images = new Set<string>();
-  for (const img of node?.status?.images ?? []) {
-    for (const n of img?.names ?? []) if (typeof n === 'string') images.add(n);
-  }
-  const facts: NodeFacts = {
-    name,
-    os: info?.operatingSystem || labels['kubernetes.io/os'] || '',
-    architecture: info?.architecture || labels['kubernetes.io/arch'] || '',
-    labels,
-    taints,
-    images: [...images],
-  };
-  return pool ? pooled(facts, pool) : facts;
-}
-
-/** A node's facts with each repeated string (image names, label keys and values, taints) the pool's one copy. */
-export function pooled(node: NodeFacts, pool: { intern(s: string): string }): NodeFacts {
-  const own = (s: string) => pool.intern(s);
-  const labels: Record<string, string> = {};
-  for (const [k, v] of Object.entries(node.labels)) labels[own(k)] = own(v);
-  return {
-    ...node,
-    labels,
-    taints: node.taints.map((t) => ({
-      ...t,
-      key: own(t.key),
-      ...(t.value !== undefined ? { value: own(t.value) } : {}),
-    })),
-    images: node.images.map(own),
-  };
-}
-
-/** What a node list keeps of each node (page-worker.ts applies it by name): its facts, strings not yet pooled. */
-export const NODE_FACTS: Projection<NodeFacts> = {
-  name: 'node-facts',
-  project: (object) => nodeFacts(object as NodeLike),
-};
 
 /** The node's platform in canonical form (arm64 nodes run v8); undefined when it reports no os or architecture. */
 export function nodePlatform(node: Pick<NodeFacts, 'os' | 'architecture'>): Platform | undefined {

@@ -4,10 +4,10 @@
 // A list keeps, page by page, only the pods the caller asks for, and only their projection
 // (all-pods.ts): `diagnose -A` of a large cluster holds its stuck pods, not the cluster.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { LIVE_PODS, PODS, type WatchedPod } from './all-pods.ts';
+import { LIVE_PODS } from './all-pods.ts';
+import { PODS, type WatchedPod, type NodeFacts, type NodeLike, nodeFacts } from './projections.ts';
 import { type KubeApiError, kubeApiError } from './api-errors.ts';
 import { getObject, listPages } from './list-watch.ts';
-import { type NodeFacts, type NodeLike, nodeFacts } from './nodes.ts';
 import type { ProjectedPage, Projection } from './page-split.ts';
 
 /** A pod as the API server sends it (parsed JSON), with the fields a diagnosis starts from. */

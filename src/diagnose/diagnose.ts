@@ -2,6 +2,7 @@
 // cause and fix, whether the next retry can succeed, and where the two disagree (said, never hidden).
 
 import type { Finding, Reason } from '../findings.ts';
+import { isStuckReason } from '../cluster/projections.ts';
 import { escapeJson, escapeUnsafe, oneLine, quote } from '../text.ts';
 import { explain } from '../preflight/messages.ts';
 import {
@@ -9,7 +10,6 @@ import {
   backoffAfter,
   backoffCause,
   type ContainerEvidence,
-  isStuckReason,
   type PodEvent,
   runtimeText,
 } from './evidence.ts';

@@ -7,10 +7,7 @@
 // evidence; the others are kept apart, to be shown as such and used for nothing.
 
 import { parseImageName } from '../reference/index.ts';
-import { isStuckReason } from '../cluster/all-pods.ts';
-
-// The waiting reasons of a stuck pull are the pod lists' too (cluster/all-pods.ts keeps stuck pods by them).
-export { isStuckReason, STUCK_REASON_SOURCES } from '../cluster/all-pods.ts';
+import { isStuckReason } from '../cluster/projections.ts';
 
 export const BACKOFF_INITIAL_S = 10;
 export const BACKOFF_MAX_S = 300;

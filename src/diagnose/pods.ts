@@ -1,7 +1,7 @@
 // Diagnoses pods: reads what the kubelet recorded, checks the stuck containers' images now with the
 // pod's own credentials (its pull secrets, then the node's) and its node's platform, and joins both.
 
-import { STUCK_PODS } from '../cluster/all-pods.ts';
+import { STUCK_PODS } from '../cluster/projections.ts';
 import { nodePlatform } from '../cluster/nodes.ts';
 import type { PodObject, PodReader } from '../cluster/pods.ts';
 import { errorLine } from '../cluster/api-errors.ts';

@@ -5,10 +5,10 @@
 // the others wait their turn, once each, with their latest state.
 import type { Logger } from 'pino';
 import { errorLine } from '../cluster/api-errors.ts';
-import type { AllPods, WatchedPod } from '../cluster/all-pods.ts';
+import type { AllPods } from '../cluster/all-pods.ts';
+import { isStuckReason, type WatchedPod } from '../cluster/projections.ts';
 import { cut, oneLine, quote } from '../text.ts';
 import type { ContainerDiagnosis } from '../diagnose/diagnose.ts';
-import { isStuckReason } from '../diagnose/evidence.ts';
 import type { EventPoster } from './events.ts';
 
 export const DIAGNOSED_REASON = 'ImagePullDiagnosed';

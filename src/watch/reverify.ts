@@ -3,7 +3,7 @@
 // manifest HEAD requests, within a request budget per registry and for all registries in a round,
 // and no further once a registry says its rate limit is near. An image that stops being pullable gets an Event on the
 // workload ("a rescheduled pod will fail") and pullguard_workload_image_pullable drops to 0.
-import type { WatchedPod } from '../cluster/all-pods.ts';
+import type { WatchedPod } from '../cluster/projections.ts';
 import type { Logger } from 'pino';
 import { errorLine } from '../cluster/api-errors.ts';
 import type { WorkloadLists } from '../cluster/workloads.ts';

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { AllPods, LIVE_PODS, type WatchedPod } from '../../src/cluster/all-pods.ts';
+import { AllPods, LIVE_PODS } from '../../src/cluster/all-pods.ts';
+import { type WatchedPod, WATCHED_PODS } from '../../src/cluster/projections.ts';
 import { placementOf } from '../../src/placement/placement.ts';
-import { WATCHED_PODS } from '../../src/cluster/all-pods.ts';
 import { startKubeLab, type KubeLab, labThroughProxy } from '../helpers/kube-lab.ts';
 import { FakeKubelet } from '../helpers/kubelet.ts';
 import { waitFor } from '../helpers/wait.ts';

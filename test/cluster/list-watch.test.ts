@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
-import { watchedPod } from '../../src/cluster/all-pods.ts';
+import { watchedPod, NODE_FACTS, type NodeFacts } from '../../src/cluster/projections.ts';
 import { ListWatch, type ListWatchOptions, nextLimit, PAGE_BYTES, startDelay } from '../../src/cluster/list-watch.ts';
-import { NODE_FACTS, type NodeFacts } from '../../src/cluster/nodes.ts';
 import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
 import { waitFor } from '../helpers/wait.ts';
 

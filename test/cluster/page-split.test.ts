@@ -1,8 +1,9 @@
 // A list page is parsed and projected in a worker thread, and only what the projection keeps comes
 // back (cluster/page-split.ts, page-worker.ts); a small page is projected on this thread, alike.
 import t from 'tap';
-import { PODS, STUCK_PODS, watchedPod } from '../../src/cluster/all-pods.ts';
-import { NODE_FACTS, nodeFacts, type NodeLike } from '../../src/cluster/nodes.ts';
+import { readdirSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
+import { PODS, STUCK_PODS, watchedPod, NODE_FACTS, nodeFacts, type NodeLike } from '../../src/cluster/projections.ts';
 import { INLINE_BYTES, PageSplitter, projectPage } from '../../src/cluster/page-split.ts';
 import { shapedNode, shapedPod, stuckStatus } from '../helpers/cluster-fill.ts';
 
@@ -100,4 +101,20 @@ t.test('a small page is projected on this thread, as the worker projects a large
       `${text.length} bytes`,
     );
   }
+});
+
+t.test('the worker thread runs at the lowest CPU priority: reviews on the main thread come first', async (t) => {
+  const splitter = new PageSplitter();
+  t.teardown(() => splitter.close());
+  const niceOfThreads = () =>
+    readdirSync('/proc/self/task').map((tid) => {
+      // fields after the command's closing parenthesis: state is the 3rd field, nice the 19th
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19 - 3]);
+    });
+  const before = niceOfThreads().filter((n) => n === 19).length;
+  const big = JSON.stringify({ items: Array.from({ length: 6_000 }, (_, i) => ({ metadata: { uid: `u${i}` } })) });
+  await splitter.split(bytes(big), PODS, signal());
+  t.equal(niceOfThreads().filter((n) => n === 19).length, before + 1, 'the page worker at nice 19');
+  t.equal(niceOfThreads()[0], getPriority(), 'the main thread keeps its priority');
 });

@@ -3,7 +3,7 @@
 // kube-apiserver filled with pods shaped like a real cluster's, 1 in 20 stuck.
 import t from 'tap';
 import { buildPodCheck } from '../../src/app/build.ts';
-import type { WatchedPod } from '../../src/cluster/all-pods.ts';
+import type { WatchedPod } from '../../src/cluster/projections.ts';
 import type { Projection } from '../../src/cluster/page-split.ts';
 import { PodReader } from '../../src/cluster/pods.ts';
 import { validateConfig } from '../../src/config/schema.ts';
