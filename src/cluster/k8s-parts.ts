@@ -2,8 +2,6 @@
 // carries these and what they need, not every API group the package's index re-exports.
 export {
   ApiException,
-  AppsV1Api,
-  BatchV1Api,
   CoordinationV1Api,
   CoreV1Api,
   KubeConfig,

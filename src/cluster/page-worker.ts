@@ -4,11 +4,11 @@
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
-import { PODS, STUCK_PODS, WATCHED_PODS, NODE_FACTS } from './projections.ts';
+import { PODS, STUCK_PODS, WATCHED_PODS, NODE_FACTS, WORKLOADS } from './projections.ts';
 import { type Projection, projectPage } from './page-split.ts';
 
 const PROJECTIONS = new Map<string, Projection<unknown>>(
-  [PODS, STUCK_PODS, WATCHED_PODS, NODE_FACTS].map((p) => [p.name, p as Projection<unknown>]),
+  [PODS, STUCK_PODS, WATCHED_PODS, NODE_FACTS, WORKLOADS].map((p) => [p.name, p as Projection<unknown>]),
 );
 
 // The lowest CPU priority for this thread alone (Linux: a thread's nice value is its own, set by its

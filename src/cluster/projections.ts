@@ -194,17 +194,8 @@ export function watchedPod(object: unknown): WatchedPod | undefined {
   const meta = obj(o?.metadata);
   const uid = str(meta?.uid);
   if (!o || !meta || !uid) return undefined;
-  const spec = obj(o.spec) ?? {};
   const status = obj(o.status) ?? {};
   const owners = list(meta.ownerReferences, (r) => ({ kind: str(r.kind) ?? '', name: str(r.name) ?? '' }));
-  const secrets = list(spec.imagePullSecrets, (s) => (str(s.name) ? { name: str(s.name) as string } : undefined));
-  const lists = {
-    initContainers: list(spec.initContainers, container),
-    containers: list(spec.containers, container),
-    ephemeralContainers: list(spec.ephemeralContainers, container),
-    // only when one is an image volume: the others matter only for its index in the list
-    volumes: imageVolumes(list(spec.volumes, volume)),
-  };
   const statuses = {
     initContainerStatuses: list(status.initContainerStatuses, containerStatus),
     containerStatuses: list(status.containerStatuses, containerStatus),
@@ -217,16 +208,58 @@ export function watchedPod(object: unknown): WatchedPod | undefined {
       name: str(meta.name) ?? '',
       ...(owners?.length ? { ownerReferences: owners } : {}),
     },
-    spec: {
-      ...pick(spec, ['nodeName', 'serviceAccountName'] as const),
-      // A pod on its node is judged for that node; one not yet placed, by where it may land.
-      ...(str(spec.nodeName) ? {} : unplaced(spec)),
-      ...(secrets?.length ? { imagePullSecrets: secrets } : {}),
-      ...defined(lists),
-    },
+    spec: podSpecOf(obj(o.spec) ?? {}),
     status: { ...pick(status, ['phase'] as const), ...defined(statuses) },
   };
 }
+
+/**
+ * What is kept of a pod spec (a pod's, or a workload's template): what the pod check reads of it,
+ * its images and pull policies, its credentials and where it may land.
+ */
+function podSpecOf(spec: Obj): WatchedPod['spec'] {
+  const secrets = list(spec.imagePullSecrets, (s) => (str(s.name) ? { name: str(s.name) as string } : undefined));
+  const lists = {
+    initContainers: list(spec.initContainers, container),
+    containers: list(spec.containers, container),
+    ephemeralContainers: list(spec.ephemeralContainers, container),
+    // only when one is an image volume: the others matter only for its index in the list
+    volumes: imageVolumes(list(spec.volumes, volume)),
+  };
+  return {
+    ...pick(spec, ['nodeName', 'serviceAccountName'] as const),
+    // A pod on its node is judged for that node; one not yet placed, by where it may land.
+    ...(str(spec.nodeName) ? {} : unplaced(spec)),
+    ...(secrets?.length ? { imagePullSecrets: secrets } : {}),
+    ...defined(lists),
+  };
+}
+
+/** A workload as its list keeps it: who it is, and its pod template's spec as podSpecOf keeps it. */
+export interface KeptWorkload {
+  metadata: { name: string; namespace: string; uid?: string };
+  /** spec.template (Deployment, StatefulSet, DaemonSet) or spec.jobTemplate.spec.template (CronJob) */
+  spec: { template?: { spec: WatchedPod['spec'] }; jobTemplate?: { spec: { template: { spec: WatchedPod['spec'] } } } };
+}
+
+/** What is kept of a workload (parsed JSON) for re-verification; undefined without a name or a pod template. */
+export function keptWorkload(object: unknown): KeptWorkload | undefined {
+  const o = obj(object);
+  const meta = obj(o?.metadata);
+  const name = str(meta?.name);
+  const spec = obj(o?.spec);
+  if (!meta || !name || !spec) return undefined;
+  const uid = str(meta.uid);
+  const metadata = { name, namespace: str(meta.namespace) ?? '', ...(uid ? { uid } : {}) };
+  const template = obj(obj(spec.template)?.spec);
+  if (template) return { metadata, spec: { template: { spec: podSpecOf(template) } } };
+  const job = obj(obj(obj(obj(spec.jobTemplate)?.spec)?.template)?.spec);
+  if (job) return { metadata, spec: { jobTemplate: { spec: { template: { spec: podSpecOf(job) } } } } };
+  return undefined;
+}
+
+/** Deployments, StatefulSets, DaemonSets and CronJobs as re-verification reads them. */
+export const WORKLOADS: Projection<KeptWorkload> = { name: 'workloads', project: keptWorkload };
 
 /** The placement fields of a pod spec that are set (placement/placement.ts reads them). */
 function unplaced(spec: Record<string, unknown>): Partial<WatchedPod['spec']> {

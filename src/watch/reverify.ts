@@ -53,7 +53,8 @@ export interface ReverifyOptions {
 interface Workload {
   apiVersion: string;
   kind: string;
-  object: Record<string, unknown>;
+  /** as its list keeps it (a workload's projection, or a bare pod's), with its kind */
+  object: { kind: string; metadata?: { uid?: string } };
 }
 
 export class Reverifier {
@@ -95,7 +96,7 @@ export class Reverifier {
       out.push({
         apiVersion: 'v1',
         kind: 'Pod',
-        object: { ...(pod as object), kind: 'Pod' } as Record<string, unknown>,
+        object: { ...pod, kind: 'Pod' },
       });
     }
     return out;
@@ -113,7 +114,7 @@ export class Reverifier {
       const site = podSpecSite(w.object);
       if (!site) continue;
       const namespace = site.namespace ?? 'default';
-      const meta = (w.object.metadata ?? {}) as { uid?: string };
+      const meta = w.object.metadata ?? {};
       // One image at a time: the budget is checked before every request, not per workload.
       for (const use of imageUsesOf(site)) {
         const key = `${namespace}\u0000${w.kind}\u0000${site.name}\u0000${use.container}`;
