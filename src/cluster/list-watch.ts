@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { Agent, type Dispatcher } from 'undici';
 import { type ApiCall, apiErrorText, apiStatus, watchErrorEvent } from './api-errors.ts';
 import { clientNode } from './k8s.ts';
-import { PageSplitter, type ProjectedPage, type Projection } from './page-split.ts';
+import { PageSplitter, type ProjectedPage, type Projection, projectPage } from './page-split.ts';
 
 export interface ListWatchOptions<T, P = T> {
   /** the collection's path, e.g. /api/v1/nodes or /api/v1/pods */
@@ -88,7 +88,7 @@ interface WatchOutcome {
 export const PAGE_BYTES = 1024 * 1024;
 /** the first page's limit, before any object's size is known */
 const FIRST_LIMIT = 50;
-const MIN_LIMIT = 10;
+const MIN_LIMIT = 1;
 
 /** The next page's limit: this page's scaled to PAGE_BYTES, within [MIN_LIMIT, max]. */
 export function nextLimit(limit: number, items: number, bytes: number, max: number): number {
@@ -383,13 +383,28 @@ export async function* listPages<T>(
   const stop = o.stop ? AbortSignal.any([o.stop, ended.signal]) : ended.signal;
   let limit = Math.min(FIRST_LIMIT, o.pageSize);
   const fetchPage = async (cont: string | undefined): Promise<ProjectedPage<T>> => {
-    const signal = AbortSignal.any([stop, AbortSignal.timeout(o.timeoutMs)]);
-    const query = { ...o.query, limit: String(limit), ...(cont ? { continue: cont } : {}) };
-    const bytes = await (await getCollection(kc, path, query, signal)).arrayBuffer();
-    const size = bytes.byteLength;
-    const page = await splitter.split(bytes, projection, signal);
-    limit = nextLimit(limit, page.count, size, o.pageSize);
-    return page;
+    let tooLarge = false;
+    for (;;) {
+      const signal = AbortSignal.any([stop, AbortSignal.timeout(o.timeoutMs)]);
+      const query = { ...o.query, limit: String(limit), ...(cont ? { continue: cont } : {}) };
+      const bytes = await (await getCollection(kc, path, query, signal)).arrayBuffer();
+      const size = bytes.byteLength;
+      let page: ProjectedPage<T>;
+      try {
+        // one object alone too large for the page worker's heap: parsed here
+        page = tooLarge ? projectPage(bytes, projection.project) : await splitter.split(bytes, projection, signal);
+      } catch (err) {
+        // A page larger than the page worker's heap (the first page, before any object's size is
+        // known, of objects of MiBs): the same page again, half as long, down to one object.
+        if (!outOfMemory(err) || tooLarge) throw err;
+        if (limit === 1) tooLarge = true;
+        limit = Math.max(1, Math.floor(limit / 2));
+        continue;
+      }
+      tooLarge = false;
+      limit = nextLimit(limit, page.count, size, o.pageSize);
+      return page;
+    }
   };
   try {
     let next = fetchPage(undefined);
@@ -407,6 +422,10 @@ export async function* listPages<T>(
     ended.abort(new Error('the list was left before its end'));
     await splitter.close();
   }
+}
+
+function outOfMemory(err: unknown): boolean {
+  return (err as { code?: unknown } | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
 }
 
 /** GET of one object (or a small, unpaged list) as parsed JSON, with the kubeconfig's authentication. */

@@ -64,9 +64,25 @@ function workerFile(): URL {
   return here.endsWith('.ts') ? new URL('./page-worker.ts', here) : new URL('../cluster/page-worker.js', here);
 }
 
+/**
+ * The page worker's heap. A page of about a MiB needs a few MiB to parse; left to itself, V8 let the
+ * worker's heap grow to ~100 MiB of garbage over a long list before collecting (a 20,000-pod
+ * `diagnose -A` peaked at 316 MiB, 221 MiB with these limits). A page too large for them ends the
+ * worker with ERR_WORKER_OUT_OF_MEMORY, and the list asks for it again, half as long
+ * (list-watch.ts listPages).
+ */
+const WORKER_HEAP = { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 };
+
+interface Pending {
+  resolve: (page: ProjectedPage<unknown>) => void;
+  reject: (err: Error) => void;
+}
+
 /** One worker for the pages of one list, started by its first large page; close() ends it. */
 export class PageSplitter {
   #worker: Worker | undefined;
+  /** the split the worker is working on (one at a time) */
+  #pending: Pending | undefined;
 
   split<T>(bytes: ArrayBuffer, projection: Projection<T>, signal: AbortSignal): Promise<ProjectedPage<T>> {
     if (signal.aborted) return Promise.reject(signal.reason);
@@ -77,39 +93,49 @@ export class PageSplitter {
         return Promise.reject(err);
       }
     }
-    this.#worker ??= new Worker(workerFile());
-    const worker = this.#worker;
-    worker.unref(); // a list in progress never holds the process open by itself
-    return new Promise((resolve, reject) => {
-      const done = () => {
-        worker.off('message', onMessage);
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-        signal.removeEventListener('abort', onAbort);
-      };
-      const onMessage = (m: ProjectedPage<T> & { error?: string }) => {
-        done();
-        if (m.error) reject(new Error(m.error));
-        else resolve(m);
-      };
-      const onError = (err: Error) => {
-        done();
-        this.#worker = undefined;
-        reject(err);
-      };
-      const onExit = (code: number) => onError(new Error(`the page parser stopped (${code})`));
+    const worker = this.#started();
+    return new Promise<ProjectedPage<T>>((resolve, reject) => {
       const onAbort = () => {
-        done();
+        this.#pending = undefined;
         void this.close();
         reject(signal.reason);
       };
-      if (signal.aborted) return onAbort();
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-      worker.on('exit', onExit);
       signal.addEventListener('abort', onAbort, { once: true });
+      this.#pending = {
+        resolve: (page) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(page as ProjectedPage<T>);
+        },
+        reject: (err) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
       worker.postMessage({ bytes, projection: projection.name }, [bytes]);
     });
+  }
+
+  /** The worker, started with its handlers for the whole of its life: a worker that dies between pages (out of memory) ends quietly. */
+  #started(): Worker {
+    if (this.#worker) return this.#worker;
+    const worker = new Worker(workerFile(), { resourceLimits: WORKER_HEAP });
+    worker.unref(); // a list in progress never holds the process open by itself
+    const settle = (fn: (p: Pending) => void) => {
+      const pending = this.#pending;
+      this.#pending = undefined;
+      if (pending) fn(pending);
+    };
+    worker.on('message', (m: ProjectedPage<unknown> & { error?: string }) =>
+      settle((p) => (m.error ? p.reject(new Error(m.error)) : p.resolve(m))),
+    );
+    const dead = (err: Error) => {
+      if (this.#worker === worker) this.#worker = undefined;
+      settle((p) => p.reject(err));
+    };
+    worker.on('error', dead);
+    worker.on('exit', (code) => dead(new Error(`the page parser stopped (${code})`)));
+    this.#worker = worker;
+    return worker;
   }
 
   async close(): Promise<void> {

@@ -10,7 +10,14 @@ import { Writable } from 'node:stream';
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { watchedPod, NODE_FACTS, type NodeFacts } from '../../src/cluster/projections.ts';
-import { ListWatch, type ListWatchOptions, nextLimit, PAGE_BYTES, startDelay } from '../../src/cluster/list-watch.ts';
+import {
+  ListWatch,
+  type ListWatchOptions,
+  listPages,
+  nextLimit,
+  PAGE_BYTES,
+  startDelay,
+} from '../../src/cluster/list-watch.ts';
 import { KubeApiServer, makeNode } from '../helpers/kube-api.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -332,7 +339,7 @@ t.test('a jittered ListWatch lists once after its delay, drawn from the injected
   t.same(changes, ['listed 1']);
 });
 
-t.test("a page's limit follows its objects' size: about a MiB of JSON, within [10, pageSize]", async (t) => {
+t.test("a page's limit follows its objects' size: about a MiB of JSON, within [1, pageSize]", async (t) => {
   const kib = 1024;
   const rows: [number, number, number, number, number][] = [
     // limit, items, bytes, max -> next
@@ -340,10 +347,37 @@ t.test("a page's limit follows its objects' size: about a MiB of JSON, within [1
     [146, 146, 146 * 7 * kib, 500, 146], // steady
     [50, 50, 50 * 12 * kib, 500, 85], // nodes of 12 KiB
     [50, 50, 50 * kib, 500, 500], // small objects: up to the most asked for
-    [500, 3, 3 * PAGE_BYTES, 500, 10], // huge objects: never under 10
+    [500, 3, 3 * PAGE_BYTES, 500, 1], // objects over a MiB: one a page
+    [10, 10, 5 * PAGE_BYTES, 500, 2], // half a MiB each: two
     [50, 0, 0, 500, 50], // an empty page says nothing of the size
     [50, 50, 50 * 7 * kib, 2, 2], // pageSize 2 stays 2
   ];
   for (const [limit, items, bytes, max, want] of rows)
     t.equal(nextLimit(limit, items, bytes, max), want, `${items} items in ${bytes} bytes, max ${max}`);
+});
+
+t.test("a page too large for the page worker's heap is asked for again, half as long", async (t) => {
+  const api = await KubeApiServer.start();
+  t.teardown(() => api.close());
+  const kc = new KubeConfig();
+  kc.loadFromFile(await api.writeKubeconfig(join(dir, String(Math.random()))));
+  // 24 nodes of 3 MiB each (an annotation): the first page, 50 asked for, is 72 MiB of JSON
+  const big = 'x'.repeat(3 * 1024 * 1024);
+  for (let i = 0; i < 24; i++) {
+    const node = makeNode({ name: `big-${String(i).padStart(2, '0')}`, architecture: 'amd64' });
+    (node.metadata as Record<string, unknown>).annotations = { note: big };
+    api.putNode(node);
+  }
+  const names: string[] = [];
+  for await (const page of listPages(kc, '/api/v1/nodes', NODE_FACTS, { pageSize: 500, timeoutMs: 60_000 }))
+    names.push(...page.items.map((n) => n.name));
+  t.equal(names.length, 24, 'every node listed');
+  t.same(names, [...names].sort(), 'once each, in order');
+  const limits = lists(api).map((r) => Number(r.query.limit));
+  t.same(limits.slice(0, 2), [50, 25], 'the first page again at half its length');
+  t.ok(
+    limits.every((l, i) => i === 0 || l <= limits[i - 1]! || l === 1),
+    `limits ${limits.join(', ')}`,
+  );
+  t.equal(limits.at(-1), 1, 'objects of 3 MiB: one a page at the end');
 });
