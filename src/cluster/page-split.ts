@@ -97,6 +97,7 @@ export class PageSplitter {
     return new Promise<ProjectedPage<T>>((resolve, reject) => {
       const onAbort = () => {
         this.#pending = undefined;
+        worker.unref();
         void this.close();
         reject(signal.reason);
       };
@@ -111,6 +112,7 @@ export class PageSplitter {
           reject(err);
         },
       };
+      worker.ref();
       worker.postMessage({ bytes, projection: projection.name }, [bytes]);
     });
   }
@@ -118,11 +120,16 @@ export class PageSplitter {
   /** The worker, started with its handlers for the whole of its life: a worker that dies between pages (out of memory) ends quietly. */
   #started(): Worker {
     if (this.#worker) return this.#worker;
-    const worker = new Worker(workerFile(), { resourceLimits: WORKER_HEAP });
-    worker.unref(); // a list in progress never holds the process open by itself
+    // None of this process's node flags or --import hooks (a test runner's, a profiler's): the
+    // worker runs the same wherever it is started, within its own heap limits.
+    const worker = new Worker(workerFile(), { resourceLimits: WORKER_HEAP, execArgv: [] });
+    // Held open only while it parses a page: a page being parsed is work the process waits for,
+    // an idle worker (a list left, or between pages) never holds it open.
+    worker.unref();
     const settle = (fn: (p: Pending) => void) => {
       const pending = this.#pending;
       this.#pending = undefined;
+      worker.unref();
       if (pending) fn(pending);
     };
     worker.on('message', (m: ProjectedPage<unknown> & { error?: string }) =>

@@ -140,7 +140,11 @@ t.test('multi-stage: build with the toolchain, ship on a Node.js 26 base', async
   t.ok(build && build !== runtime, 'a build stage runs `npm run build`');
   t.equal(pkg.scripts.build, 'node scripts/build.ts', 'which bundles with scripts/build.ts');
   const buildScript = readFileSync(join(repoRoot, 'scripts', 'build.ts'), 'utf8');
-  t.match(buildScript, /entryPoints: \['src\/cli\/main\.ts'\]/, 'from src/cli/main.ts');
+  t.match(
+    buildScript,
+    /entryPoints: \['src\/cli\/main\.ts', 'src\/cluster\/page-worker\.ts'\]/,
+    'from src/cli/main.ts (and the page worker)',
+  );
   t.match(buildScript, /opts\.outdir \?\? 'dist'/, 'into dist/');
   t.match(buildScript, /bundle: true/, 'with its dependencies');
   t.same(pkg.dependencies ?? {}, {}, 'so the package has no runtime dependencies to install');
