@@ -9,10 +9,11 @@
 //
 // Needs root and the `containerd` package (in .ci/apt-packages.txt). Where it cannot run,
 // startContainerd() throws with the reason: a test must fail then, never pass without the runtime.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { killOnExit } from './children.ts';
 
 const run = promisify(execFile);
 
@@ -143,16 +144,6 @@ export function classifyPullError(e: string | null): PullClass {
   return 'other';
 }
 
-const live = new Set<ChildProcess>();
-let exitHook = false;
-function installExitHook(): void {
-  if (exitHook) return;
-  exitHook = true;
-  process.once('exit', () => {
-    for (const p of live) p.kill('SIGKILL');
-  });
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function tail(file: string, lines = 30): string {
@@ -178,7 +169,6 @@ const START_TIMEOUT_MS = 60_000;
 export async function startContainerd(): Promise<Containerd> {
   const missing = containerdMissing();
   if (missing) throw new Error(`cannot start a private containerd: ${missing}`);
-  installExitHook();
   // A short folder: a unix socket path must fit in 108 bytes, and ttrpc appends ".ttrpc".
   const dir = mkdtempSync('/tmp/pg-ctrd-');
   const socket = join(dir, 'c.sock');
@@ -212,7 +202,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     : [CONTAINERD_BIN, ['--config', config]];
   const proc = spawn(cmd, args, { stdio: ['ignore', out, out] });
   closeSync(out);
-  live.add(proc);
+  killOnExit(proc);
   let exited = false;
   proc.on('exit', () => (exited = true));
   proc.on('error', () => (exited = true));
@@ -231,7 +221,6 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
       await gone;
       clearTimeout(killer);
     }
-    live.delete(proc);
     // Snapshots may still be mounted (overlayfs): unmount before removing the folder.
     try {
       const mounts = readFileSync('/proc/self/mounts', 'utf8')

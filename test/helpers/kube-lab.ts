@@ -14,6 +14,7 @@ import { startFaultProxy, type FaultProxy } from './fault-proxy.ts';
 import { sharedPki } from './pki.ts';
 import { freePort } from './registry.ts';
 import { waitFor } from './wait.ts';
+import { killOnExit } from './children.ts';
 
 /** Where test/kube-lab/build.sh put the build (its LAB_STATE). */
 export const LAB_STATE = process.env.PULLGUARD_KUBE_LAB_STATE ?? '/var/cache/pullguard-kube-lab';
@@ -54,16 +55,6 @@ export interface StartLabOptions {
   startTimeoutMs?: number;
 }
 
-const live = new Set<ChildProcess>();
-let exitHook = false;
-function installExitHook(): void {
-  if (exitHook) return;
-  exitHook = true;
-  process.once('exit', () => {
-    for (const p of live) p.kill('SIGKILL');
-  });
-}
-
 function tail(file: string, lines = 30): string {
   try {
     return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
@@ -77,12 +68,9 @@ function launch(cmd: string, args: string[], logFile: string): { proc: ChildProc
   const [c, a] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', cmd, ...args]] : [cmd, args];
   const proc = spawn(c, a, { stdio: ['ignore', out, out] });
   closeSync(out);
-  live.add(proc);
+  killOnExit(proc);
   let gone = false;
-  proc.on('exit', () => {
-    gone = true;
-    live.delete(proc);
-  });
+  proc.on('exit', () => (gone = true));
   proc.on('error', () => (gone = true));
   return { proc, exited: () => gone };
 }
@@ -113,7 +101,6 @@ export async function startKubeLab(opts: StartLabOptions = {}): Promise<KubeLab>
     throw new Error(
       `${KUBE_APISERVER_BIN} is missing: run "bash .ci/install-packages" (it builds kube-apiserver with test/kube-lab/build.sh, about 4 minutes once per machine)`,
     );
-  installExitHook();
   const dir = mkdtempSync(join(tmpdir(), 'pullguard-kube-lab-'));
   const deadline = Date.now() + (opts.startTimeoutMs ?? 180_000);
   const etcdLog = join(dir, 'etcd.log');
