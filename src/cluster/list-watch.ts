@@ -445,7 +445,7 @@ let plainAgent: Agent | undefined;
  * the caller to read (a page's JSON, or a watch stream). An answer other than 200 throws as
  * client-node's ApiException does.
  */
-export async function getCollection(
+async function getCollection(
   kc: KubeConfig,
   path: string,
   query: Record<string, string>,

@@ -2,7 +2,7 @@
 // the events about one pod (the involvedObject field selector, as `kubectl describe` asks) and the
 // node a pod is bound to. Everything is one bounded request at a time; failures say what was read.
 // A list keeps, page by page, only the pods the caller asks for, and only their projection
-// (all-pods.ts): `diagnose -A` of a large cluster holds its stuck pods, not the cluster.
+// (projections.ts): `diagnose -A` of a large cluster holds a few pages' stuck pods, not the cluster.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { LIVE_PODS } from './all-pods.ts';
 import { PODS, type WatchedPod, type NodeFacts, type NodeLike, nodeFacts } from './projections.ts';
@@ -56,7 +56,7 @@ export class PodReader {
   }
 
   /**
-   * The pods of a namespace (undefined: all namespaces) that the projection keeps (all-pods.ts:
+   * The pods of a namespace (undefined: all namespaces) that the projection keeps (projections.ts:
    * PODS, STUCK_PODS), a page at a time (at most 500 a page, about a MiB of JSON: list-watch.ts);
    * the others are let go in the page worker. Pages come in the API server's order: by namespace,
    * then name.

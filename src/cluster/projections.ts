@@ -95,7 +95,7 @@ export function isStuckReason(reason: string | undefined): boolean {
  * Whether a pod waits on an image pull: a container (init, app or ephemeral) waiting with one of
  * STUCK_REASON_SOURCES' reasons.
  */
-export function waitsOnPull(pod: WatchedPod): boolean {
+function waitsOnPull(pod: WatchedPod): boolean {
   const { initContainerStatuses = [], containerStatuses = [], ephemeralContainerStatuses = [] } = pod.status;
   for (const list of [initContainerStatuses, containerStatuses, ephemeralContainerStatuses])
     for (const s of list) if (isStuckReason(s.state?.waiting?.reason)) return true;
@@ -107,7 +107,7 @@ export function waitsOnPull(pod: WatchedPod): boolean {
  * ones (no owner: re-verified themselves). Any other pod is checked through its owner, so the watch
  * lets it go once parsed.
  */
-export function heldByWatch(pod: WatchedPod): boolean {
+function heldByWatch(pod: WatchedPod): boolean {
   return !pod.metadata.ownerReferences?.length || waitsOnPull(pod);
 }
 

@@ -30,15 +30,9 @@ export interface DiagnoseTarget {
   labelSelector?: string;
 }
 
-export interface DiagnoseResult {
-  diagnoses: ContainerDiagnosis[];
-  /** pods that could not be read or checked, one line each */
-  errors: string[];
-}
-
 type Obj = Record<string, unknown>;
 
-/** What a diagnosis reads of a pod: a pod as read, or the watch's projection of one (cluster/all-pods.ts). */
+/** What a diagnosis reads of a pod: a pod as read, or the watch's projection of one (cluster/projections.ts). */
 export type DiagnosedPod = PodObject;
 
 export async function diagnoseOne(
@@ -157,14 +151,4 @@ async function* podsOf(deps: DiagnoseDeps, target: DiagnoseTarget, sink: Diagnos
   }
   // Only the stuck pods of each page are kept (in the page worker).
   yield* deps.reader.pages(target.namespace, target.labelSelector, STUCK_PODS);
-}
-
-/** Every diagnosis at once (a few pods, or tests): diagnoseEach collected. */
-export async function diagnose(deps: DiagnoseDeps, target: DiagnoseTarget): Promise<DiagnoseResult> {
-  const result: DiagnoseResult = { diagnoses: [], errors: [] };
-  await diagnoseEach(deps, target, {
-    diagnoses: (list) => result.diagnoses.push(...list),
-    error: (line) => result.errors.push(line),
-  });
-  return result;
 }
